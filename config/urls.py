@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from core.health import health
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("payments.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("health", health, name="health"),
+]
+
+handler404 = "core.errors.handler404"
+handler500 = "core.errors.handler500"

@@ -1,0 +1,119 @@
+"""Shared fixtures: the real PSP sandbox process and a real Celery worker process.
+
+Nothing is mocked. The worker runs as a subprocess against the test database that
+pytest-django created, on a queue of its own so no other worker steals its tasks.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.1, message: str = "condition"):
+    """Poll ``predicate`` until it returns a truthy value, or fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def psp_sandbox(tmp_path_factory):
+    """The PSP sandbox as its own process with its own SQLite storage. Yields its base URL."""
+    from django.conf import settings
+
+    from payments.psp import get_psp
+
+    port = free_port()
+    db = tmp_path_factory.mktemp("psp-sandbox") / "sandbox.sqlite3"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "psp_sandbox", "--host", "127.0.0.1", "--port", str(port), "--db", str(db)],
+        cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: proc.poll() is not None or _answers(f"{url}/_sandbox/config"), message="PSP sandbox")
+        assert proc.poll() is None, "PSP sandbox exited at start"
+        settings.PSP_API_BASE = url
+        get_psp.cache_clear()
+        yield url
+    finally:
+        _stop(proc)
+        get_psp.cache_clear()
+
+
+@pytest.fixture
+def sandbox(psp_sandbox):
+    """A sandbox reset to its defaults for this test."""
+    httpx.post(f"{psp_sandbox}/_sandbox/reset", timeout=5).raise_for_status()
+    return psp_sandbox
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, psp_sandbox):
+    """A real ``celery worker`` process consuming a queue unique to this test run."""
+    from django.conf import settings
+
+    from config.celery_app import app
+
+    queue = f"test-{uuid.uuid4().hex[:10]}"
+    app.conf.task_default_queue = queue
+    db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+        "PSP_API_BASE": psp_sandbox,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "-c", "4",
+         "-n", f"{queue}@%h", "--without-gossip", "--without-mingle", "-l", "warning"],
+        cwd=ROOT, env=env,
+    )
+    try:
+        wait_for(lambda: proc.poll() is not None or app.control.ping(destination=[f"{queue}@{socket.gethostname()}"],
+                                                                     timeout=0.5),
+                 timeout=60, message="Celery worker")
+        assert proc.poll() is None, "Celery worker exited at start"
+        yield queue
+    finally:
+        _stop(proc)
+        with app.connection_for_write() as conn:
+            conn.default_channel.queue_delete(queue)

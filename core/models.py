@@ -1,0 +1,53 @@
+from django.db import models
+
+from core.ids import IdFactory
+
+
+class ApiClient(models.Model):
+    """A storefront that calls our API. Only a SHA-256 of its key is stored."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=IdFactory("cli"), editable=False)
+    name = models.CharField(max_length=200)
+    key_prefix = models.CharField(max_length=16, help_text="First characters of the key, to recognise it.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_prefix}…)"
+
+    # DRF's IsAuthenticated asks the authenticated principal this.
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to an ``Idempotency-Key``, per API client (Stripe's semantics)."""
+
+    class Status(models.TextChoices):
+        IN_PROGRESS = "in_progress"
+        COMPLETED = "completed"
+
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_method = models.CharField(max_length=8)
+    request_path = models.CharField(max_length=255)
+    request_fingerprint = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.IN_PROGRESS)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    locked_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["client", "key"], name="idempotency_key_unique_per_client")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status})"

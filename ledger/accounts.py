@@ -1,0 +1,18 @@
+"""The chart of accounts a marketplace needs."""
+
+PSP_RECEIVABLE = "assets:psp_receivable"  # money the PSP has captured for us and not paid out yet
+BANK = "assets:bank"  # our bank account, where the PSP's payouts land
+PSP_FEES = "expenses:psp_fees"
+PLATFORM_COMMISSION = "revenue:platform_commission"
+SELLER_PAYABLE_PREFIX = "liabilities:seller_payable:"  # what we owe each seller
+
+FIXED_ACCOUNTS = {
+    PSP_RECEIVABLE: ("Money held at the PSP", "asset"),
+    BANK: ("Bank account", "asset"),
+    PSP_FEES: ("PSP fees", "expense"),
+    PLATFORM_COMMISSION: ("Platform commission", "revenue"),
+}
+
+
+def seller_payable(seller_id: str) -> str:
+    return f"{SELLER_PAYABLE_PREFIX}{seller_id}"

@@ -1,0 +1,49 @@
+"""Reads of the ledger. Balances always derive from entries."""
+from __future__ import annotations
+
+from django.db.models import Count, Sum
+
+from ledger.models import Entry, LedgerTransaction
+
+
+def account_balance(*, code: str, currency: str) -> int:
+    """Debit-positive balance of one account in one currency."""
+    total = Entry.objects.filter(account__code=code, currency=currency).aggregate(total=Sum("amount"))["total"]
+    return total or 0
+
+
+def balances_by_account(*, code_prefix: str = "") -> dict[tuple[str, str], int]:
+    rows = (
+        Entry.objects.filter(account__code__startswith=code_prefix)
+        .values_list("account__code", "currency")
+        .annotate(total=Sum("amount"))
+    )
+    return {(code, currency): total for code, currency, total in rows}
+
+
+def trial_balance() -> dict[str, int]:
+    """Sum of all entries per currency. Zero everywhere in a sound ledger."""
+    rows = Entry.objects.values_list("currency").annotate(total=Sum("amount"))
+    return {currency: total for currency, total in rows}
+
+
+def unbalanced_transactions() -> list[tuple[int, str, int]]:
+    rows = (
+        Entry.objects.values_list("transaction_id", "currency")
+        .annotate(total=Sum("amount"))
+        .exclude(total=0)
+    )
+    return list(rows)
+
+
+def postings_count_by_key(*, keys: list[str]) -> dict[str, int]:
+    rows = LedgerTransaction.objects.filter(idempotency_key__in=keys).values_list("idempotency_key") \
+        .annotate(n=Count("id"))
+    return dict(rows)
+
+
+def posting_keys_with_prefix(*, prefix: str, suffix: str = "") -> list[str]:
+    qs = LedgerTransaction.objects.filter(idempotency_key__startswith=prefix)
+    if suffix:
+        qs = qs.filter(idempotency_key__endswith=suffix)
+    return list(qs.values_list("idempotency_key", flat=True))

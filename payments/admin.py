@@ -1,0 +1,82 @@
+"""Operator console for payments: look and search; money and states are read-only."""
+from django.contrib import admin
+
+from core.admin_base import ReadOnlyAdmin
+from core.money import format_amount
+from payments.models import PaymentEvent, PaymentOrder, PaymentOrderTransition, Seller
+
+
+@admin.register(Seller)
+class SellerAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "external_reference", "client", "status", "created_at")
+    search_fields = ("id", "name", "external_reference")
+    list_filter = ("status", "client")
+    readonly_fields = ("id", "client", "created_at")
+    fields = ("id", "client", "name", "external_reference", "status", "created_at")
+
+    def has_add_permission(self, request):
+        return False  # sellers are onboarded through the API
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class PaymentOrderInline(admin.TabularInline):
+    model = PaymentOrder
+    fields = ("id", "seller", "amount_display", "state", "psp_reference", "failure_code")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Amount")
+    def amount_display(self, obj):
+        return format_amount(obj.amount, obj.currency)
+
+
+@admin.register(PaymentEvent)
+class PaymentEventAdmin(ReadOnlyAdmin):
+    list_display = ("id", "buyer_reference", "client", "order_count", "created_at")
+    search_fields = ("id", "buyer_reference", "buyer_email", "idempotency_key", "orders__id",
+                     "orders__psp_reference")
+    list_filter = ("client", "created_at")
+    inlines = [PaymentOrderInline]
+
+    @admin.display(description="Orders")
+    def order_count(self, obj):
+        return obj.orders.count()
+
+
+class PaymentOrderTransitionInline(admin.TabularInline):
+    model = PaymentOrderTransition
+    fields = ("created_at", "from_state", "to_state", "actor", "reason")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PaymentOrder)
+class PaymentOrderAdmin(ReadOnlyAdmin):
+    list_display = ("id", "payment_event", "seller", "amount_display", "state", "psp_reference",
+                    "attempts", "failure_code", "updated_at")
+    search_fields = ("id", "payment_event__id", "seller__id", "psp_reference")
+    list_filter = ("state", "currency", "failure_code", "created_at")
+    list_select_related = ("payment_event", "seller")
+    inlines = [PaymentOrderTransitionInline]
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, obj):
+        return format_amount(obj.amount, obj.currency)
+
+
+@admin.register(PaymentOrderTransition)
+class PaymentOrderTransitionAdmin(ReadOnlyAdmin):
+    list_display = ("payment_order", "from_state", "to_state", "actor", "reason", "created_at")
+    search_fields = ("payment_order__id", "actor", "reason")
+    list_filter = ("to_state", "from_state", "created_at")

@@ -1,0 +1,100 @@
+"""HTTP API: one view per operation, thin callers of services and selectors."""
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.errors import ApiError
+from core.pagination import CreatedCursorPagination
+from core.schema import idempotency_key_header
+from core.views import idempotent_response
+from payments import selectors, services
+from payments.exceptions import PaymentOrderNotFound
+from payments.serializers import (
+    CheckoutInput,
+    PaymentEventOutput,
+    PaymentOrderOutput,
+    SellerInput,
+    SellerOutput,
+)
+
+
+def _validated(serializer_class, request):
+    request._request.body  # noqa: B018  (read the raw body first: the idempotency fingerprint needs it)
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _paginated(request, view, queryset, output_class):
+    paginator = CreatedCursorPagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(output_class(page, many=True).data)
+
+
+class SellerListCreateApi(APIView):
+    @extend_schema(request=SellerInput, responses={201: SellerOutput},
+                   parameters=[idempotency_key_header(required=False)], operation_id="sellers_create")
+    def post(self, request):
+        data = _validated(SellerInput, request)
+
+        def onboard():
+            seller = services.seller_onboard(client=request.user, **data)
+            return status.HTTP_201_CREATED, SellerOutput(seller).data
+
+        return idempotent_response(request, onboard, key_required=False)
+
+    @extend_schema(responses={200: SellerOutput(many=True)}, operation_id="sellers_list")
+    def get(self, request):
+        return _paginated(request, self, selectors.seller_list(client=request.user), SellerOutput)
+
+
+class SellerDetailApi(APIView):
+    @extend_schema(responses={200: SellerOutput}, operation_id="sellers_retrieve")
+    def get(self, request, seller_id: str):
+        seller = selectors.seller_get(client=request.user, seller_id=seller_id)
+        if seller is None:
+            raise ApiError("No such seller.", code="resource_missing", status_code=404, param="id")
+        return Response(SellerOutput(seller).data)
+
+
+class CheckoutListCreateApi(APIView):
+    @extend_schema(request=CheckoutInput, responses={201: PaymentEventOutput},
+                   parameters=[idempotency_key_header(required=True)], operation_id="checkouts_create")
+    def post(self, request):
+        data = _validated(CheckoutInput, request)
+
+        def checkout():
+            event = services.payment_event_create(
+                client=request.user,
+                buyer_reference=data["buyer"]["reference"],
+                buyer_email=data["buyer"]["email"],
+                payment_method=data["payment_method"],
+                orders=[services.OrderSpec(o["seller"], o["amount"], o["currency"]) for o in data["orders"]],
+                idempotency_key=request.headers.get("Idempotency-Key", ""),
+            )
+            return status.HTTP_201_CREATED, PaymentEventOutput(event).data
+
+        return idempotent_response(request, checkout)
+
+    @extend_schema(responses={200: PaymentEventOutput(many=True)}, operation_id="checkouts_list")
+    def get(self, request):
+        return _paginated(request, self, selectors.payment_event_list(client=request.user), PaymentEventOutput)
+
+
+class CheckoutDetailApi(APIView):
+    @extend_schema(responses={200: PaymentEventOutput}, operation_id="checkouts_retrieve")
+    def get(self, request, payment_event_id: str):
+        event = selectors.payment_event_get(client=request.user, payment_event_id=payment_event_id)
+        if event is None:
+            raise ApiError("No such checkout.", code="resource_missing", status_code=404, param="id")
+        return Response(PaymentEventOutput(event).data)
+
+
+class PaymentOrderDetailApi(APIView):
+    @extend_schema(responses={200: PaymentOrderOutput}, operation_id="payment_orders_retrieve")
+    def get(self, request, payment_order_id: str):
+        order = selectors.payment_order_get(client=request.user, payment_order_id=payment_order_id)
+        if order is None:
+            raise PaymentOrderNotFound(param="id")
+        return Response(PaymentOrderOutput(order).data)

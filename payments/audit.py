@@ -1,0 +1,46 @@
+"""The money invariants of MISSION.md, checked against the database."""
+from __future__ import annotations
+
+from ledger import accounts
+from ledger import selectors as ledger_selectors
+from payments import selectors as payment_selectors
+from payments.services import capture_posting_key
+from wallet import selectors as wallet_selectors
+
+
+def money_audit() -> list[str]:
+    """Return one line per violated invariant; an empty list means the books are sound."""
+    violations: list[str] = []
+
+    for currency, total in sorted(ledger_selectors.trial_balance().items()):
+        if total != 0:
+            violations.append(f"trial balance is {total} {currency}, not zero")
+    for transaction_id, currency, total in ledger_selectors.unbalanced_transactions():
+        violations.append(f"ledger transaction {transaction_id} does not balance in {currency}: {total}")
+
+    payables = {
+        (code.removeprefix(accounts.SELLER_PAYABLE_PREFIX), currency): -total
+        for (code, currency), total in ledger_selectors.balances_by_account(
+            code_prefix=accounts.SELLER_PAYABLE_PREFIX).items()
+    }
+    wallets = wallet_selectors.wallet_balances()
+    recomputed = wallet_selectors.wallet_movement_sums()
+    for owner, currency in sorted(set(payables) | set(wallets)):
+        wallet = wallets.get((owner, currency), 0)
+        payable = payables.get((owner, currency), 0)
+        if wallet != payable:
+            violations.append(f"wallet {owner} {currency} is {wallet} but its ledger payable is {payable}")
+        if wallet != recomputed.get((owner, currency), 0):
+            violations.append(f"wallet {owner} {currency} is {wallet} but its movements sum to "
+                              f"{recomputed.get((owner, currency), 0)}")
+
+    succeeded = payment_selectors.succeeded_order_ids()
+    keys = [capture_posting_key(order_id) for order_id in succeeded]
+    counts = ledger_selectors.postings_count_by_key(keys=keys)
+    for order_id, key in zip(succeeded, keys, strict=True):
+        if counts.get(key, 0) != 1:
+            violations.append(f"succeeded order {order_id} has {counts.get(key, 0)} capture postings, not 1")
+    posted = set(ledger_selectors.posting_keys_with_prefix(prefix="payment_order:", suffix=":capture"))
+    for key in sorted(posted - set(keys)):
+        violations.append(f"capture posting {key} belongs to no succeeded order")
+    return violations

@@ -1,0 +1,107 @@
+"""Input and output serializers of the payments API."""
+import re
+
+from django.conf import settings
+from rest_framework import serializers
+
+from core.serializers import CurrencyField, StrictIntegerField, StrictSerializer
+
+_PM_TOKEN = re.compile(r"^pm_[A-Za-z0-9_]{1,96}$")
+_DIGIT_RUN = re.compile(r"\d[\d \-]{10,}\d")
+
+
+class PaymentMethodTokenField(serializers.CharField):
+    """A PSP payment-method token. Anything that looks like a card number is refused unread."""
+
+    default_error_messages = {
+        "card_number": "Card numbers are never accepted; send the PSP's payment-method token (pm_...).",
+        "not_token": "Must be a PSP payment-method token (pm_...).",
+    }
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if sum(ch.isdigit() for ch in value) >= 12 and _DIGIT_RUN.search(value):
+            self.fail("card_number")
+        if not _PM_TOKEN.match(value):
+            self.fail("not_token")
+        return value
+
+
+class BuyerInput(StrictSerializer):
+    reference = serializers.CharField(max_length=100)
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+
+
+class OrderInput(StrictSerializer):
+    seller = serializers.CharField(max_length=40)
+    amount = StrictIntegerField(min_value=1, max_value=settings.PAYMENT_ORDER_MAX_AMOUNT)
+    currency = CurrencyField()
+
+
+class CheckoutInput(StrictSerializer):
+    buyer = BuyerInput()
+    payment_method = PaymentMethodTokenField(max_length=100)
+    orders = OrderInput(many=True, allow_empty=False, max_length=settings.CHECKOUT_MAX_ORDERS)
+
+    def validate_orders(self, orders):
+        seen = set()
+        for index, order in enumerate(orders):
+            if order["seller"] in seen:
+                raise serializers.ValidationError(
+                    {index: {"seller": serializers.ErrorDetail("At most one order per seller.",
+                                                               code="duplicate_seller")}}
+                )
+            seen.add(order["seller"])
+        return orders
+
+
+class SellerInput(StrictSerializer):
+    name = serializers.CharField(max_length=200)
+    external_reference = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+
+
+class SellerOutput(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.SerializerMethodField()
+    name = serializers.CharField()
+    external_reference = serializers.CharField()
+    status = serializers.CharField()
+    created = serializers.DateTimeField(source="created_at")
+
+    def get_object(self, obj) -> str:
+        return "seller"
+
+
+class PaymentOrderOutput(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.SerializerMethodField()
+    payment_event = serializers.CharField(source="payment_event_id")
+    seller = serializers.CharField(source="seller_id")
+    amount = serializers.IntegerField()
+    currency = serializers.CharField()
+    state = serializers.CharField()
+    psp_reference = serializers.CharField()
+    failure_code = serializers.CharField()
+    failure_message = serializers.CharField()
+    created = serializers.DateTimeField(source="created_at")
+    updated = serializers.DateTimeField(source="updated_at")
+
+    def get_object(self, obj) -> str:
+        return "payment_order"
+
+
+class BuyerOutput(serializers.Serializer):
+    reference = serializers.CharField(source="buyer_reference")
+    email = serializers.CharField(source="buyer_email")
+
+
+class PaymentEventOutput(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.SerializerMethodField()
+    buyer = BuyerOutput(source="*")
+    payment_method = serializers.CharField()
+    orders = PaymentOrderOutput(many=True)
+    created = serializers.DateTimeField(source="created_at")
+
+    def get_object(self, obj) -> str:
+        return "payment_event"

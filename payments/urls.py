@@ -1,0 +1,12 @@
+from django.urls import path
+
+from payments import apis
+
+urlpatterns = [
+    path("sellers", apis.SellerListCreateApi.as_view(), name="sellers"),
+    path("sellers/<str:seller_id>", apis.SellerDetailApi.as_view(), name="seller-detail"),
+    path("checkouts", apis.CheckoutListCreateApi.as_view(), name="checkouts"),
+    path("checkouts/<str:payment_event_id>", apis.CheckoutDetailApi.as_view(), name="checkout-detail"),
+    path("payment-orders/<str:payment_order_id>", apis.PaymentOrderDetailApi.as_view(),
+         name="payment-order-detail"),
+]

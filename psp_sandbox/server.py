@@ -1,0 +1,369 @@
+"""HTTP layer: routing, auth, idempotency, injected faults and delays.
+
+``Sandbox`` wires the store, config, API, webhook dispatcher and processing
+worker together and owns the ``ThreadingHTTPServer``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from . import __version__, behaviour
+from .api import Api, ApiError, ProcessingWorker, invalid
+from .behaviour import Config, ConfigError, Plan
+from .store import Store, new_id
+from .webhooks import WebhookDispatcher
+
+_KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
+_PI = re.compile(r"^/v1/payment_intents/([A-Za-z0-9_]+)$")
+_REFUND = re.compile(r"^/v1/refunds/([A-Za-z0-9_]+)$")
+_CHARGE = re.compile(r"^/v1/charges/([A-Za-z0-9_]+)$")
+_RESEND = re.compile(r"^/_sandbox/events/([A-Za-z0-9_]+)/resend$")
+
+
+def decode_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Decode Stripe-style form pairs (``metadata[k]=v``, ``expand[]=x``) into nested dicts."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        m = _KEY.match(key)
+        if not m:
+            out[key] = value
+            continue
+        path = [m.group(1), *re.findall(r"\[([^\[\]]*)\]", m.group(2))]
+        node: Any = out
+        for i, part in enumerate(path[:-1]):
+            nxt = path[i + 1]
+            default: Any = [] if nxt == "" else {}
+            if isinstance(node, dict):
+                if not isinstance(node.get(part), (dict, list)):
+                    node[part] = default
+                node = node[part]
+            else:  # list: "[]" followed by more keys -> append a new dict
+                node.append(default)
+                node = node[-1]
+        last = path[-1]
+        if isinstance(node, list):
+            node.append(value)
+        else:
+            node[last] = value
+    return out
+
+
+def fingerprint(method: str, path: str, pairs: list[tuple[str, str]]) -> str:
+    """Hash identifying a request's parameters (for idempotency-key reuse checks)."""
+    return hashlib.sha256(json.dumps([method, path, sorted(pairs)]).encode()).hexdigest()
+
+
+class SandboxHTTPServer(ThreadingHTTPServer):
+    """Threaded HTTP server carrying a reference to the ``Sandbox``."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256  # bursts of concurrent clients must not be reset
+
+    def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        super().__init__(address, Handler)
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One HTTP request."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "psp-sandbox/" + __version__
+    server: SandboxHTTPServer
+
+    # -- plumbing -----------------------------------------------------------
+    @property
+    def sb(self) -> Sandbox:
+        return self.server.sandbox
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Log only when verbose."""
+        if self.sb.verbose:
+            super().log_message(format, *args)
+
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        raw = (body if isinstance(body, str) else json.dumps(body)).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.send_header("Request-Id", new_id("req"))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(raw)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            self.close_connection = True
+
+    def _drop(self) -> None:
+        """Close the socket without answering."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def do_GET(self) -> None:
+        """Handle GET."""
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        """Handle POST."""
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        """Handle DELETE."""
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        body = self._body()
+        try:
+            if url.path.startswith("/_sandbox/"):
+                self._sandbox_route(method, url.path, url.query, body)
+            elif url.path.startswith("/v1/"):
+                self._api_route(method, url.path, url.query, body)
+            else:
+                self._send(
+                    404,
+                    invalid(f"Unrecognized request URL ({method}: {url.path}).", status=404).payload(),
+                )
+        except ApiError as exc:
+            self._send(exc.status, exc.payload())
+        except Exception as exc:  # noqa: BLE001 - answer 500, never crash
+            self._send(
+                500,
+                {
+                    "error": {
+                        "type": "api_error",
+                        "message": f"sandbox internal error: {exc!r}",
+                    }
+                },
+            )
+
+    # -- /_sandbox ----------------------------------------------------------
+    def _sandbox_route(self, method: str, path: str, query: str, body: bytes) -> None:
+        sb = self.sb
+        if path == "/_sandbox/health" and method == "GET":
+            return self._send(200, {"ok": True, "version": __version__})
+        if path == "/_sandbox/config" and method == "GET":
+            return self._send(200, sb.config.snapshot())
+        if path == "/_sandbox/config" and method == "POST":
+            try:
+                update = json.loads(body or b"{}")
+                return self._send(200, sb.config.update(update))
+            except (ValueError, ConfigError) as exc:
+                return self._send(400, {"error": str(exc)})
+        if path == "/_sandbox/reset" and method == "POST":
+            sb.reset()
+            return self._send(200, {"ok": True})
+        if path == "/_sandbox/charges" and method == "GET":
+            return self._send(200, sb.api.charges_report())
+        if path == "/_sandbox/events" and method == "GET":
+            event_type = dict(parse_qsl(query)).get("type")
+            events = []
+            for e in sb.store.list_events(event_type):
+                payload = json.loads(e.pop("payload"))
+                e.pop("seq", None)
+                events.append({**e, "event": payload})
+            return self._send(200, {"events": events})
+        m = _RESEND.match(path)
+        if m and method == "POST":
+            if not sb.config.get("webhook_url"):
+                return self._send(400, {"error": "no webhook_url configured"})
+            if not sb.dispatcher.resend(m.group(1)):
+                return self._send(404, {"error": f"no such event: {m.group(1)}"})
+            return self._send(200, {"id": m.group(1), "status": "pending"})
+        return self._send(404, {"error": f"unknown sandbox endpoint: {method} {path}"})
+
+    # -- /v1 ----------------------------------------------------------------
+    def _api_key(self) -> str:
+        auth = self.headers.get("Authorization", "")
+        key = ""
+        if auth.startswith("Bearer "):
+            key = auth[7:].strip()
+        elif auth.startswith("Basic "):
+            try:
+                key = base64.b64decode(auth[6:]).decode().split(":", 1)[0]
+            except ValueError:
+                key = ""
+        if not key.startswith("sk_test_"):
+            shown = (key[:8] + "*" * 4) if key else "none"
+            raise ApiError(401, "invalid_request_error", f"Invalid API Key provided: {shown}")
+        return key
+
+    def _latency(self) -> None:
+        lo, hi = self.sb.config.get("latency_ms")
+        if hi > 0:
+            time.sleep(self.sb.config.uniform(lo, hi) / 1000.0)
+
+    def _api_route(self, method: str, path: str, query: str, body: bytes) -> None:
+        api_key = self._api_key()
+        api = self.sb.api
+        if method == "GET":
+            self._latency()
+            params = decode_form(parse_qsl(query, keep_blank_values=True))
+            if path == "/v1/payment_intents/search":
+                return self._send(200, api.search_payment_intents(api_key, params.get("query")))
+            for pattern, fetch in (
+                (_PI, api.retrieve_payment_intent),
+                (_REFUND, api.retrieve_refund),
+                (_CHARGE, api.retrieve_charge),
+            ):
+                m = pattern.match(path)
+                if m:
+                    return self._send(200, fetch(m.group(1)))
+        elif method == "POST" and path in ("/v1/payment_intents", "/v1/refunds"):
+            pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+            return self._idempotent_post(api_key, path, pairs)
+        raise invalid(f"Unrecognized request URL ({method}: {path}).", status=404)
+
+    def _idempotent_post(self, api_key: str, path: str, pairs: list[tuple[str, str]]) -> None:
+        """Stripe idempotency: claim the key, execute once, store the response for replay."""
+        sb, store = self.sb, self.sb.store
+        params = decode_form(pairs)
+        idem_key = self.headers.get("Idempotency-Key") or None
+        fp = fingerprint("POST", path, pairs)
+        validate = sb.api.validate_create if path == "/v1/payment_intents" else sb.api.validate_refund
+        with store.lock:  # check + claim are atomic
+            rec = store.get_idempotency(api_key, idem_key) if idem_key else None
+            if rec is not None:
+                if rec["fingerprint"] != fp:
+                    err = ApiError(
+                        400,
+                        "idempotency_error",
+                        "Keys for idempotent requests can only be used with the same parameters they "
+                        f"were first used with. Try using a key other than '{idem_key}' if you meant "
+                        "to execute a different request.",
+                    )
+                elif rec["state"] == "in_progress":
+                    err = ApiError(
+                        409,
+                        "idempotency_error",
+                        "There is currently another in-progress request using this Idempotent Key "
+                        "(that probably means you submitted twice, and the other request is still "
+                        "going through): " + idem_key + ". Please try again later.",
+                        code="idempotency_key_in_use",
+                    )
+                else:
+                    err = None
+            else:
+                req = validate(params)  # raises ApiError -> not stored
+                if idem_key:
+                    store.claim_idempotency(api_key, idem_key, fp)
+        if rec is not None:  # answered from the idempotency record, outside the lock
+            self._latency()
+            if err is not None:
+                return self._send(err.status, err.payload())
+            return self._send(
+                rec["status_code"], rec["body"], {"Idempotent-Replayed": "true", "Idempotency-Key": idem_key or ""}
+            )
+        try:
+            self._latency()
+            plan = Plan()
+            if path == "/v1/payment_intents" and req["confirm"]:
+                plan = behaviour.decide(
+                    req["payment_method"],
+                    sb.config,
+                    lambda: store.bump_flaky(api_key, idem_key or ""),
+                )
+            if plan.pre_fault:
+                if idem_key:
+                    store.release_idempotency(api_key, idem_key)
+                if plan.pre_fault == "drop":
+                    return self._drop()
+                return self._send(
+                    500,
+                    {
+                        "error": {
+                            "type": "api_error",
+                            "message": "An unknown error occurred (sandbox fault injection).",
+                        }
+                    },
+                )
+            with store.transaction():  # execution + storing the response are atomic
+                if path == "/v1/payment_intents":
+                    status, payload = sb.api.create_payment_intent(req, plan, api_key, idem_key)
+                else:
+                    status, payload = sb.api.create_refund(req, idem_key)
+                raw = json.dumps(payload)
+                if idem_key:
+                    store.complete_idempotency(api_key, idem_key, status, raw)
+        except BaseException:
+            if idem_key:
+                store.release_idempotency(api_key, idem_key)
+            raise
+        if plan.drop_after:
+            return self._drop()
+        if plan.response_delay_s > 0:
+            sb.stop_event.wait(plan.response_delay_s)
+        self._send(status, raw, {"Idempotency-Key": idem_key} if idem_key else None)
+
+
+class Sandbox:
+    """The whole sandbox process: store, config, API, background threads, HTTP server."""
+
+    def __init__(
+        self,
+        db_path: str,
+        host: str = "127.0.0.1",
+        port: int = 12111,
+        verbose: bool = False,
+    ) -> None:
+        self.verbose = verbose
+        self.stop_event = threading.Event()
+        self.store = Store(db_path)
+        self.config = Config(self.store)
+        self.dispatcher = WebhookDispatcher(self.store, self.config, self.stop_event)
+        self.api = Api(self.store, self.config, self.dispatcher.notify)
+        self.worker = ProcessingWorker(self.api, self.stop_event)
+        self.httpd = SandboxHTTPServer((host, port), self)
+        self._serve_thread = threading.Thread(
+            target=self.httpd.serve_forever,
+            name="psp-sandbox-http",
+            kwargs={"poll_interval": 0.2},
+            daemon=True,
+        )
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:12111``."""
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> None:
+        """Start serving and the background threads."""
+        self.dispatcher.start()
+        self.worker.start()
+        self._serve_thread.start()
+
+    def reset(self) -> None:
+        """Clear all data and config."""
+        with self.store.lock:
+            self.store.reset()
+            self.config.reset()
+
+    def stop(self) -> None:
+        """Stop serving and the background threads; close the database."""
+        self.stop_event.set()
+        self.dispatcher.notify()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        for t in (self.dispatcher, self.worker, self._serve_thread):
+            t.join(timeout=5)
+        self.store.close()

@@ -1,0 +1,435 @@
+"""SQLite persistence for the sandbox.
+
+One connection shared by all threads, guarded by a single re-entrant lock
+(``Store.lock``).  Callers that need several statements to be atomic (the
+idempotency check + execution) hold ``store.lock`` around them; every public
+method takes the lock itself as well, so single calls are always safe.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import string
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+_ALPHABET = string.ascii_letters + string.digits
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS config (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS payment_intents (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT UNIQUE NOT NULL,
+    api_key TEXT NOT NULL,
+    idempotency_key TEXT,
+    payment_order_id TEXT,
+    status TEXT NOT NULL,
+    complete_at REAL,
+    planned_outcome TEXT,
+    created INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pi_poid ON payment_intents(payment_order_id);
+CREATE INDEX IF NOT EXISTS pi_processing ON payment_intents(status, complete_at);
+CREATE TABLE IF NOT EXISTS charges (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT UNIQUE NOT NULL,
+    payment_intent TEXT NOT NULL,
+    idempotency_key TEXT,
+    payment_order_id TEXT,
+    amount INTEGER NOT NULL,
+    amount_refunded INTEGER NOT NULL DEFAULT 0,
+    currency TEXT NOT NULL,
+    status TEXT NOT NULL,
+    failure_code TEXT,
+    payment_method TEXT,
+    created INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ch_pi ON charges(payment_intent);
+CREATE TABLE IF NOT EXISTS refunds (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT UNIQUE NOT NULL,
+    payment_intent TEXT NOT NULL,
+    charge TEXT NOT NULL,
+    idempotency_key TEXT,
+    payment_order_id TEXT,
+    amount INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+    api_key TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    state TEXT NOT NULL,
+    status_code INTEGER,
+    body TEXT,
+    created REAL NOT NULL,
+    PRIMARY KEY (api_key, key)
+);
+CREATE TABLE IF NOT EXISTS flaky_attempts (
+    api_key TEXT NOT NULL,
+    key TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (api_key, key)
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT UNIQUE NOT NULL,
+    type TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL,
+    tries INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS webhook_attempts (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    status_code INTEGER,
+    error TEXT,
+    duplicate INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS wa_event ON webhook_attempts(event_id);
+"""
+
+DATA_TABLES = (
+    "payment_intents",
+    "charges",
+    "refunds",
+    "idempotency",
+    "flaky_attempts",
+    "events",
+    "webhook_attempts",
+)
+
+
+def new_id(prefix: str) -> str:
+    """Return a Stripe-looking id such as ``pi_3xY...`` (24 random chars)."""
+    return prefix + "_" + "".join(secrets.choice(_ALPHABET) for _ in range(24))
+
+
+class Store:
+    """Thread-safe access to the sandbox's SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = str(path)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.RLock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        with self.lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+            # Claims left by a crashed process can never complete.
+            self._db.execute("DELETE FROM idempotency WHERE state = 'in_progress'")
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self.lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Hold the lock and run the body in one SQLite transaction."""
+        with self.lock:
+            if self._db.in_transaction:  # nested: join the outer transaction
+                yield self._db
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        with self.lock:
+            return [dict(r) for r in self._db.execute(sql, args).fetchall()]
+
+    def _one(self, sql: str, args: tuple[Any, ...] = ()) -> dict[str, Any] | None:
+        with self.lock:
+            row = self._db.execute(sql, args).fetchone()
+            return dict(row) if row else None
+
+    # -- config -------------------------------------------------------------
+    def load_config(self) -> dict[str, Any]:
+        """Return the persisted config overrides."""
+        return {r["key"]: json.loads(r["value"]) for r in self._all("SELECT * FROM config")}
+
+    def save_config(self, values: dict[str, Any]) -> None:
+        """Upsert config overrides."""
+        with self.transaction() as db:
+            for key, value in values.items():
+                db.execute(
+                    "INSERT INTO config(key, value) VALUES (?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (key, json.dumps(value)),
+                )
+
+    def reset(self) -> None:
+        """Delete all data and config."""
+        with self.transaction() as db:
+            for table in (*DATA_TABLES, "config"):
+                db.execute(f"DELETE FROM {table}")
+
+    # -- idempotency --------------------------------------------------------
+    def get_idempotency(self, api_key: str, key: str) -> dict[str, Any] | None:
+        """Return the idempotency record for (api_key, key)."""
+        return self._one("SELECT * FROM idempotency WHERE api_key = ? AND key = ?", (api_key, key))
+
+    def claim_idempotency(self, api_key: str, key: str, fingerprint: str) -> None:
+        """Mark (api_key, key) as executing."""
+        with self.lock:
+            self._db.execute(
+                "INSERT INTO idempotency(api_key, key, fingerprint, state, created) VALUES (?, ?, ?, 'in_progress', ?)",
+                (api_key, key, fingerprint, time.time()),
+            )
+
+    def release_idempotency(self, api_key: str, key: str) -> None:
+        """Forget a claim (nothing was executed, so nothing is replayed)."""
+        with self.lock:
+            self._db.execute(
+                "DELETE FROM idempotency WHERE api_key = ? AND key = ? AND state = 'in_progress'",
+                (api_key, key),
+            )
+
+    def complete_idempotency(self, api_key: str, key: str, status: int, body: str) -> None:
+        """Store the response to replay for (api_key, key)."""
+        with self.lock:
+            self._db.execute(
+                "UPDATE idempotency SET state = 'done', status_code = ?, body = ? WHERE api_key = ? AND key = ?",
+                (status, body, api_key, key),
+            )
+
+    def bump_flaky(self, api_key: str, key: str) -> int:
+        """Count one more attempt for (api_key, key); return the new count."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO flaky_attempts(api_key, key, count) VALUES (?, ?, 1) "
+                "ON CONFLICT(api_key, key) DO UPDATE SET count = count + 1",
+                (api_key, key),
+            )
+            row = db.execute(
+                "SELECT count FROM flaky_attempts WHERE api_key = ? AND key = ?",
+                (api_key, key),
+            ).fetchone()
+            return int(row["count"])
+
+    # -- payment intents ----------------------------------------------------
+    def insert_payment_intent(
+        self,
+        pi: dict[str, Any],
+        api_key: str,
+        idempotency_key: str | None,
+        complete_at: float | None = None,
+        planned_outcome: str | None = None,
+    ) -> None:
+        """Insert a payment_intent object."""
+        with self.lock:
+            self._db.execute(
+                "INSERT INTO payment_intents(id, api_key, idempotency_key, payment_order_id, status,"
+                " complete_at, planned_outcome, created, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    pi["id"],
+                    api_key,
+                    idempotency_key,
+                    pi["metadata"].get("payment_order_id"),
+                    pi["status"],
+                    complete_at,
+                    planned_outcome,
+                    pi["created"],
+                    json.dumps(pi),
+                ),
+            )
+
+    def update_payment_intent(self, pi: dict[str, Any]) -> None:
+        """Persist a changed payment_intent object (clears any pending completion)."""
+        with self.lock:
+            self._db.execute(
+                "UPDATE payment_intents SET status = ?, data = ?,"
+                " complete_at = CASE WHEN ? = 'processing' THEN complete_at END WHERE id = ?",
+                (pi["status"], json.dumps(pi), pi["status"], pi["id"]),
+            )
+
+    def get_payment_intent(self, pi_id: str) -> dict[str, Any] | None:
+        """Return the payment_intent object or None."""
+        row = self._one("SELECT data FROM payment_intents WHERE id = ?", (pi_id,))
+        return json.loads(row["data"]) if row else None
+
+    def get_payment_intent_row(self, pi_id: str) -> dict[str, Any] | None:
+        """Return the raw row (with api_key, idempotency_key, planned_outcome)."""
+        return self._one("SELECT * FROM payment_intents WHERE id = ?", (pi_id,))
+
+    def search_payment_intents(self, api_key: str, meta_key: str, value: str) -> list[dict[str, Any]]:
+        """Payment intents whose metadata[meta_key] == value, newest first."""
+        rows = self._all(
+            "SELECT data FROM payment_intents WHERE api_key = ? "
+            "AND json_extract(data, '$.metadata.' || json_quote(?)) = ? ORDER BY seq DESC",
+            (api_key, meta_key, value),
+        )
+        return [json.loads(r["data"]) for r in rows]
+
+    def due_processing(self, now: float) -> list[dict[str, Any]]:
+        """Rows of processing payment intents whose completion time has come."""
+        return self._all(
+            "SELECT * FROM payment_intents WHERE status = 'processing' AND complete_at <= ? ORDER BY seq",
+            (now,),
+        )
+
+    # -- charges and refunds ------------------------------------------------
+    def insert_charge(self, charge: dict[str, Any]) -> None:
+        """Record a charge (columns as in the charges table)."""
+        cols = (
+            "id",
+            "payment_intent",
+            "idempotency_key",
+            "payment_order_id",
+            "amount",
+            "amount_refunded",
+            "currency",
+            "status",
+            "failure_code",
+            "payment_method",
+            "created",
+            "created_at",
+        )
+        with self.lock:
+            self._db.execute(
+                f"INSERT INTO charges({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                tuple(charge.get(c) for c in cols),
+            )
+
+    def update_charge(self, charge_id: str, **fields: Any) -> None:
+        """Update some columns of a charge."""
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self.lock:
+            self._db.execute(f"UPDATE charges SET {sets} WHERE id = ?", (*fields.values(), charge_id))
+
+    def get_charge(self, charge_id: str) -> dict[str, Any] | None:
+        """Return a charge row or None."""
+        return self._one("SELECT * FROM charges WHERE id = ?", (charge_id,))
+
+    def list_charges(self) -> list[dict[str, Any]]:
+        """All charge rows, oldest first."""
+        return self._all("SELECT * FROM charges ORDER BY seq")
+
+    def insert_refund(
+        self,
+        refund: dict[str, Any],
+        charge_id: str,
+        idempotency_key: str | None,
+        payment_order_id: str | None,
+    ) -> None:
+        """Record a refund object."""
+        with self.lock:
+            self._db.execute(
+                "INSERT INTO refunds(id, payment_intent, charge, idempotency_key, payment_order_id,"
+                " amount, currency, status, created, created_at, data)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    refund["id"],
+                    refund["payment_intent"],
+                    charge_id,
+                    idempotency_key,
+                    payment_order_id,
+                    refund["amount"],
+                    refund["currency"],
+                    refund["status"],
+                    refund["created"],
+                    time.time(),
+                    json.dumps(refund),
+                ),
+            )
+
+    def get_refund(self, refund_id: str) -> dict[str, Any] | None:
+        """Return a refund object or None."""
+        row = self._one("SELECT data FROM refunds WHERE id = ?", (refund_id,))
+        return json.loads(row["data"]) if row else None
+
+    def list_refunds(self) -> list[dict[str, Any]]:
+        """All refund rows (without the JSON blob), oldest first."""
+        rows = self._all("SELECT * FROM refunds ORDER BY seq")
+        for r in rows:
+            r.pop("data", None)
+        return rows
+
+    # -- events -------------------------------------------------------------
+    def insert_event(self, event: dict[str, Any], status: str, next_attempt_at: float) -> None:
+        """Store an event for delivery."""
+        with self.lock:
+            self._db.execute(
+                "INSERT INTO events(id, type, created, payload, status, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    event["id"],
+                    event["type"],
+                    event["created"],
+                    json.dumps(event),
+                    status,
+                    next_attempt_at,
+                ),
+            )
+
+    def due_events(self, now: float) -> list[dict[str, Any]]:
+        """Pending events whose next attempt time has come, in creation order."""
+        return self._all(
+            "SELECT * FROM events WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY seq",
+            (now,),
+        )
+
+    def update_event(self, event_id: str, **fields: Any) -> None:
+        """Update delivery columns of an event."""
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self.lock:
+            self._db.execute(f"UPDATE events SET {sets} WHERE id = ?", (*fields.values(), event_id))
+
+    def record_attempt(self, event_id: str, status_code: int | None, error: str | None, duplicate: bool) -> None:
+        """Log one delivery attempt."""
+        with self.lock:
+            self._db.execute(
+                "INSERT INTO webhook_attempts(event_id, at, status_code, error, duplicate) VALUES (?, ?, ?, ?, ?)",
+                (event_id, time.time(), status_code, error, int(duplicate)),
+            )
+
+    def get_event(self, event_id: str) -> dict[str, Any] | None:
+        """Return an event row or None."""
+        return self._one("SELECT * FROM events WHERE id = ?", (event_id,))
+
+    def list_events(self, event_type: str | None = None) -> list[dict[str, Any]]:
+        """Event rows with their attempts, oldest first."""
+        with self.lock:
+            if event_type:
+                events = self._all("SELECT * FROM events WHERE type = ? ORDER BY seq", (event_type,))
+            else:
+                events = self._all("SELECT * FROM events ORDER BY seq")
+            attempts = self._all("SELECT * FROM webhook_attempts ORDER BY seq")
+        by_event: dict[str, list[dict[str, Any]]] = {}
+        for a in attempts:
+            by_event.setdefault(a["event_id"], []).append(
+                {
+                    "at": a["at"],
+                    "status_code": a["status_code"],
+                    "error": a["error"],
+                    "duplicate": bool(a["duplicate"]),
+                }
+            )
+        for e in events:
+            e["attempts"] = by_event.get(e["id"], [])
+        return events

@@ -1,0 +1,308 @@
+"""Helpers shared by the parsers: CSV streaming, amounts, dates, references."""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from core.money import InexactAmount, UnknownCurrency, normalize_currency, to_minor_units
+
+from .errors import ImportFormatError
+
+SOURCE_LINE_LIMIT = 300
+
+
+class RowError(ValueError):
+    """A single line/entry is malformed; becomes a ``MalformedRecord``."""
+
+
+def excerpt(text: str, limit: int = SOURCE_LINE_LIMIT) -> str:
+    """A one-line, at most ``limit`` characters long excerpt for an operator."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[: limit - 3] + "..."
+
+
+def clean(value: str | None) -> str | None:
+    """Strip a field; empty strings become ``None``."""
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def first(*values: str | None) -> str | None:
+    for value in values:
+        value = clean(value)
+        if value:
+            return value
+    return None
+
+
+# --- money -------------------------------------------------------------------------
+
+
+def currency_of(value: str | None, column: str) -> str:
+    """Normalized currency or ``RowError`` naming the column."""
+    if not clean(value):
+        raise RowError(f"column {column!r} is empty")
+    try:
+        return normalize_currency(value or "")
+    except UnknownCurrency:
+        raise RowError(f"column {column!r} is not a known ISO 4217 currency: {value!r}") from None
+
+
+def minor_units(value: str | Decimal, currency: str, column: str) -> int:
+    """Exact minor units of a major-unit decimal, or ``RowError`` naming the column."""
+    if isinstance(value, str):
+        text = value.strip()
+        # to_minor_units drops thousands separators; a CSV amount never has them, so
+        # "1,5" (a decimal comma) must not silently become 15.
+        if "," in text or not text:
+            raise RowError(f"column {column!r} is not an amount: {value!r}")
+        value = text
+    try:
+        return to_minor_units(value, currency)
+    except InexactAmount as exc:
+        if "decimals" in str(exc):
+            raise RowError(f"column {column!r} has more decimals than {currency.upper()} allows: {value!r}") from None
+        raise RowError(f"column {column!r} is not an amount: {value!r}") from None
+    except UnknownCurrency:
+        raise RowError(f"unknown currency {currency!r} for column {column!r}") from None
+
+
+def optional_minor_units(value: str | None, currency: str, column: str) -> int | None:
+    if not clean(value):
+        return None
+    return minor_units(value or "", currency, column)
+
+
+# --- dates -------------------------------------------------------------------------
+
+# Abbreviations PSP reports write in a "TimeZone" column, as fixed offsets (hours).
+_TZ_ABBREVIATIONS = {
+    "UTC": 0,
+    "GMT": 0,
+    "Z": 0,
+    "WET": 0,
+    "WEST": 1,
+    "BST": 1,
+    "IST": 5.5,
+    "CET": 1,
+    "CEST": 2,
+    "MET": 1,
+    "MEST": 2,
+    "EET": 2,
+    "EEST": 3,
+    "MSK": 3,
+    "PST": -8,
+    "PDT": -7,
+    "MST": -7,
+    "MDT": -6,
+    "CST": -6,
+    "CDT": -5,
+    "EST": -5,
+    "EDT": -4,
+    "AST": -4,
+    "ADT": -3,
+    "NST": -3.5,
+    "NDT": -2.5,
+    "AKST": -9,
+    "AKDT": -8,
+    "HST": -10,
+    "BRT": -3,
+    "ART": -3,
+    "SGT": 8,
+    "HKT": 8,
+    "AWST": 8,
+    "JST": 9,
+    "KST": 9,
+    "ACST": 9.5,
+    "ACDT": 10.5,
+    "AEST": 10,
+    "AEDT": 11,
+    "NZST": 12,
+    "NZDT": 13,
+}
+_OFFSET_RE = re.compile(r"^(?:UTC|GMT)?([+-])(\d{1,2}):?(\d{2})?$")
+
+
+def zone(name: str | None) -> timezone | ZoneInfo:
+    """A tzinfo for an abbreviation (``PST``), an offset (``+01:00``) or an IANA name."""
+    name = (name or "").strip()
+    if not name:
+        return UTC
+    hours = _TZ_ABBREVIATIONS.get(name.upper())
+    if hours is not None:
+        return timezone(timedelta(hours=hours), name.upper())
+    match = _OFFSET_RE.match(name.upper())
+    if match:
+        sign, hh, mm = match.groups()
+        delta = timedelta(hours=int(hh), minutes=int(mm or 0))
+        return timezone(-delta if sign == "-" else delta)
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise RowError(f"unknown time zone {name!r}") from None
+
+
+def parse_datetime(value: str | None, column: str, tz: timezone | ZoneInfo = UTC) -> datetime | None:
+    """An aware UTC datetime; naive values are read in ``tz``. Empty gives ``None``."""
+    text = clean(value)
+    if text is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise RowError(f"column {column!r} is not a date/time: {value!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=tz)
+    return parsed.astimezone(UTC)
+
+
+def midnight_utc(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+# --- references --------------------------------------------------------------------
+
+# A Stripe payout id ("po_1Nxyz...") or an Adyen payout description
+# ("TX3488899933XT batch 3, MerchantAccount" -> the batch number "3").
+_STRIPE_PAYOUT_RE = re.compile(r"(?<![A-Za-z0-9_])(po_[A-Za-z0-9]{3,})")
+_ADYEN_PAYOUT_RE = re.compile(r"\bTX\w+XT batch (\d+)\b")
+
+
+def find_payout_reference(texts: Iterable[str | None]) -> str | None:
+    """A PSP payout id mentioned in free text (bank remittance info, references)."""
+    texts = [t for t in texts if t]
+    for text in texts:
+        match = _STRIPE_PAYOUT_RE.search(text)
+        if match:
+            return match.group(1)
+    for text in texts:
+        match = _ADYEN_PAYOUT_RE.search(text)
+        if match:
+            return match.group(1)
+    return None
+
+
+# --- CSV ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class CsvRow:
+    line_number: int  # physical line the row starts on, 1-based
+    fields: list[str]
+    raw: str
+    error: str | None = None  # the csv module could not split the line
+
+    @property
+    def source_line(self) -> str:
+        return excerpt(self.raw)
+
+
+class _LineTap:
+    """Feeds a file to ``csv.reader`` and remembers the raw lines of the current row."""
+
+    __slots__ = ("_lines", "lines")
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self.lines: list[str] = []
+
+    def __iter__(self) -> _LineTap:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.lines.append(line)
+        return line
+
+
+def iter_csv_rows(path: Path) -> Iterator[CsvRow]:
+    """Non-blank CSV rows (the header included), read line by line.
+
+    Tolerates a UTF-8 BOM, CRLF or CR line ends and quoted fields spanning lines.
+    """
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        tap = _LineTap(iter(handle))
+        reader = csv.reader(tap, strict=False)
+        consumed = 0
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError as exc:
+                raise ImportFormatError(f"{path.name}: not UTF-8 text near line {consumed + 1}: {exc.reason}") from None
+            except csv.Error as exc:
+                raw = "".join(tap.lines)
+                tap.lines.clear()
+                start, consumed = consumed + 1, reader.line_num
+                yield CsvRow(start, [], raw, error=f"not a valid CSV line: {exc}")
+                continue
+            raw = "".join(tap.lines)
+            tap.lines.clear()
+            start, consumed = consumed + 1, reader.line_num
+            if not any(field.strip() for field in fields):
+                continue  # blank line (or only separators)
+            yield CsvRow(start, fields, raw)
+
+
+def _key(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+class Columns:
+    """Header-name lookup for a CSV row: columns are never read by position."""
+
+    def __init__(self, header: Sequence[str], required: Iterable[str], fmt: str) -> None:
+        self.names = [" ".join(name.split()) for name in header]
+        self._index: dict[str, int] = {}
+        self._positions: dict[str, int | None] = {}  # lookups by the caller's spelling
+        for position, name in enumerate(self.names):
+            self._index.setdefault(_key(name), position)
+        missing = [name for name in required if _key(name) not in self._index]
+        if missing:
+            raise ImportFormatError(f"{fmt} file is missing required column(s): {', '.join(missing)}")
+        # Width of the header without trailing empty column names.
+        width = len(self.names)
+        while width and not self.names[width - 1]:
+            width -= 1
+        self.width = width
+
+    def __contains__(self, name: str) -> bool:
+        return _key(name) in self._index
+
+    def position(self, name: str) -> int | None:
+        return self._index.get(_key(name))
+
+    def get(self, row: CsvRow, name: str) -> str | None:
+        """The stripped value of column ``name``; ``None`` if absent or empty."""
+        try:
+            position = self._positions[name]
+        except KeyError:
+            position = self._positions[name] = self._index.get(_key(name))
+        if position is None or position >= len(row.fields):
+            return None
+        return row.fields[position].strip() or None
+
+    def check_width(self, row: CsvRow) -> None:
+        """``RowError`` unless the row has a field for every named column.
+
+        Extra trailing fields are tolerated only when empty (Adyen writes them).
+        """
+        if row.error:
+            raise RowError(row.error)
+        got = len(row.fields)
+        if got < self.width:
+            raise RowError(f"expected {self.width} columns, got {got}: fields are missing")
+        if got > len(self.names) and any(f.strip() for f in row.fields[len(self.names) :]):
+            raise RowError(f"expected {len(self.names)} columns, got {got}")

@@ -1,0 +1,119 @@
+"""Adyen "Settlement details report" CSV (classic 30 columns and the 2025 layout).
+
+Columns are read by header name: merchants can reorder and add columns, and newer
+reports append columns after ``Reserved10``. A record's ``currency`` is the net
+(settlement) currency. ``net`` is ``Net Credit (NC) - Net Debit (NC)``; ``fee`` is
+``Commission + Markup + Scheme Fees + Interchange`` (all NC; ``None`` when all four are
+empty). ``gross`` is ``Gross Credit (GC) - Gross Debit (GC)`` when the gross currency
+is the net currency; when the payment was converted (``Gross Currency`` differs),
+``gross`` is the gross in the net currency, ``net + fee``, which is how Adyen derives
+net from gross (``gross * exchange rate - fees``). The 2025 fee columns
+(``Payment Fees (NC)``, ``DCC Markup (NC)``, ``Gross Fees (NC)``) are not added in:
+their overlap with the four classic ones is not documented.
+``Creation Date`` is read in the zone of the ``TimeZone`` column (an abbreviation
+such as ``PST``/``PDT``, or an IANA name) and converted to UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from ._base import Columns, CsvRow, RowError, currency_of, iter_csv_rows, optional_minor_units, parse_datetime, zone
+from .errors import ImportFormatError
+from .records import MalformedRecord, SettlementRecord
+
+REQUIRED_COLUMNS = ("Type", "Net Currency", "Net Debit (NC)", "Net Credit (NC)")
+FEE_COLUMNS = ("Commission (NC)", "Markup (NC)", "Scheme Fees (NC)", "Interchange (NC)")
+
+#: Adyen journal ``Type`` (lowercased) -> ``SettlementRecord.record_type``. Other types
+#: (PaidOut, CashOut*, ...) are kept as ``"unknown"`` for an operator to look at.
+TYPE_MAP = {
+    **dict.fromkeys(
+        ("settled", "settledbulk", "settledexternally", "settledexternallywithinfo", "settledininstallments"),
+        "charge",
+    ),
+    **dict.fromkeys(
+        ("refunded", "refundedbulk", "refundedexternally", "refundedexternallywithinfo", "refundedininstallments"),
+        "refund",
+    ),
+    **dict.fromkeys(
+        ("chargeback", "chargebackexternally", "chargebackexternallywithinfo", "secondchargeback"),
+        "chargeback",
+    ),
+    **dict.fromkeys(
+        ("chargebackreversed", "chargebackreversedexternally", "chargebackreversedexternallywithinfo"),
+        "chargeback_reversal",
+    ),
+    **dict.fromkeys(
+        ("fee", "misccosts", "paymentcost", "authorisationschemefee", "invoicededuction"),
+        "fee",
+    ),
+    **dict.fromkeys(("merchantpayout", "bankinstructionreturned"), "payout"),
+    "depositcorrection": "deposit_correction",
+    **dict.fromkeys(
+        ("balancetransfer", "reserveadjustment", "manualcorrected", "settledreversed", "refundedreversed"),
+        "adjustment",
+    ),
+}
+
+
+def iter_adyen(path: Path) -> Iterator[SettlementRecord | MalformedRecord]:
+    rows = iter_csv_rows(path)
+    header = next(rows, None)
+    if header is None:
+        raise ImportFormatError(f"{path.name}: empty Adyen report (no header)")
+    columns = Columns(header.fields, REQUIRED_COLUMNS, "Adyen settlement details")
+    for row in rows:
+        try:
+            yield _record(row, columns)
+        except RowError as exc:
+            yield MalformedRecord(row.line_number, str(exc), row.source_line)
+
+
+def _signed(row: CsvRow, columns: Columns, currency: str, debit: str, credit: str) -> int | None:
+    debit_amount = optional_minor_units(columns.get(row, debit), currency, debit)
+    credit_amount = optional_minor_units(columns.get(row, credit), currency, credit)
+    if debit_amount is None and credit_amount is None:
+        return None
+    return (credit_amount or 0) - (debit_amount or 0)
+
+
+def _record(row: CsvRow, columns: Columns) -> SettlementRecord:
+    columns.check_width(row)
+    get = columns.get
+    raw_type = get(row, "Type")
+    if raw_type is None:
+        raise RowError("column 'Type' is empty")
+    currency = currency_of(get(row, "Net Currency"), "Net Currency")
+    net = _signed(row, columns, currency, "Net Debit (NC)", "Net Credit (NC)")
+    if net is None:
+        raise RowError("neither 'Net Debit (NC)' nor 'Net Credit (NC)' has an amount")
+
+    fees = [optional_minor_units(get(row, name), currency, name) for name in FEE_COLUMNS]
+    present = [fee for fee in fees if fee is not None]
+    fee = sum(present) if present else None
+
+    gross = None
+    if get(row, "Gross Debit (GC)") is not None or get(row, "Gross Credit (GC)") is not None:
+        gross_currency = currency_of(get(row, "Gross Currency"), "Gross Currency")
+        gross = _signed(row, columns, gross_currency, "Gross Debit (GC)", "Gross Credit (GC)")
+        if gross_currency != currency:
+            gross = net + (fee or 0)
+
+    created = get(row, "Creation Date")
+    occurred_at = parse_datetime(created, "Creation Date", zone(get(row, "TimeZone")))
+    return SettlementRecord(
+        line_number=row.line_number,
+        record_type=TYPE_MAP.get(raw_type.lower(), "unknown"),
+        raw_type=raw_type,
+        currency=currency,
+        gross=gross,
+        fee=fee,
+        net=net,
+        psp_reference=get(row, "Psp Reference"),
+        merchant_reference=get(row, "Merchant Reference"),
+        payout_reference=get(row, "Batch Number"),
+        occurred_at=occurred_at,
+        source_line=row.source_line,
+    )

@@ -1,0 +1,15 @@
+"""Errors that stop a whole file (a bad line only gives a ``MalformedRecord``)."""
+
+from __future__ import annotations
+
+
+class UnsupportedFormat(ValueError):
+    """The file is none of the formats in ``FORMATS``."""
+
+
+class ImportFormatError(ValueError):
+    """The file claims a supported format but cannot be read as one.
+
+    For example: required CSV columns are missing from the header, the file is not
+    UTF-8, or an XML document is not a camt.053 statement.
+    """

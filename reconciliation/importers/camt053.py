@@ -34,21 +34,26 @@ from ._base import RowError, currency_of, excerpt, find_payout_reference, midnig
 from .errors import ImportFormatError
 from .records import FileHeader, MalformedRecord, SettlementRecord
 
-try:  # pragma: no branch
-    from defusedxml.ElementTree import iterparse as _iterparse
+try:
+    from defusedxml import DefusedXmlException
+    from defusedxml.ElementTree import iterparse as _defused_iterparse
 except ImportError:  # pragma: no cover - defusedxml is a dependency
-    from xml.etree.ElementTree import XMLParser
-    from xml.etree.ElementTree import iterparse as _stdlib_iterparse
+    _defused_iterparse = None
 
-    def _iterparse(source, events=None):  # type: ignore[no-redef]
-        # expat does not fetch external entities; refuse DTD entity declarations.
-        parser = XMLParser()
+    class DefusedXmlException(ValueError):  # type: ignore[no-redef]
+        pass
 
-        def _no_entities(*_args):
-            raise ImportFormatError("XML entity declarations are not allowed")
 
-        parser.parser.EntityDeclHandler = _no_entities
-        return _stdlib_iterparse(source, events=events, parser=parser)
+def _iterparse(path: Path):
+    """``(event, element)`` pairs; DTDs and entities are refused."""
+    events = ("start", "end")
+    if _defused_iterparse is not None:
+        return _defused_iterparse(str(path), events=events, forbid_dtd=True)
+    # pragma: no cover - without defusedxml: expat never fetches external entities
+    # and (expat >= 2.4.1) limits entity expansion.
+    from xml.etree.ElementTree import iterparse
+
+    return iterparse(str(path), events=events)
 
 
 FORMAT = "camt053"
@@ -133,7 +138,7 @@ def iter_camt053(path: Path) -> Iterator[FileHeader | SettlementRecord | Malform
     statement: _Statement | None = None
     ordinal = 0
     try:
-        for event, elem in _iterparse(str(path), events=("start", "end")):
+        for event, elem in _iterparse(path):
             name = _local(elem.tag)
             if event == "start":
                 if not stack:
@@ -169,8 +174,10 @@ def iter_camt053(path: Path) -> Iterator[FileHeader | SettlementRecord | Malform
                         else:
                             statement.read_balance(elem)
                     except RowError as exc:
-                        # Statement-level problem: numbered after the entries read so far.
-                        yield MalformedRecord(ordinal, f"statement {statement.id}: {exc}", _xml_excerpt(elem))
+                        # Statement-level problem: numbered as the next entry.
+                        yield MalformedRecord(ordinal + 1, f"statement {statement.id}: {exc}", _xml_excerpt(elem))
+    except DefusedXmlException as exc:
+        raise ImportFormatError(f"{path.name}: refused XML construct: {exc!r}") from None
     except ParseError as exc:
         # Cannot go on after broken XML; what was read so far has been yielded.
         yield MalformedRecord(ordinal + 1, f"XML is not well-formed: {exc}", "")

@@ -136,7 +136,13 @@ def test_stripe_sample_values():
     assert sorted(lines) == [2, 3, 4, 5, 6, 7, 8]  # the header is line 1
 
     charge = lines[2]
-    assert (charge.record_type, charge.currency, charge.gross, charge.fee, charge.net) == ("charge", "usd", 2500, 95, 2405)
+    assert (charge.record_type, charge.currency, charge.gross, charge.fee, charge.net) == (
+        "charge",
+        "usd",
+        2500,
+        95,
+        2405,
+    )
     assert charge.psp_reference == "pi_123"  # payment_intent_id before charge_id
     assert charge.merchant_reference == "24315.1"  # payment_metadata[external_identifier]
     assert charge.payout_reference == "po_test123"
@@ -376,7 +382,10 @@ def test_unsupported_files(tmp_path):
 
 
 def test_adyen_reordered_and_extra_columns_give_same_records(tmp_path):
-    for name in ("adyen/settlement_detail_report_chargeback.csv", "adyen/settlement_detail_report_deposit_correction.csv"):
+    for name in (
+        "adyen/settlement_detail_report_chargeback.csv",
+        "adyen/settlement_detail_report_deposit_correction.csv",
+    ):
         original = sample(name)
         with open(original, newline="") as handle:
             rows = list(csv.reader(handle))
@@ -428,7 +437,10 @@ def test_quoted_field_with_newline_keeps_physical_line_numbers(tmp_path):
 
 def _prefix_camt(xml: str) -> str:
     """Bind the camt namespace to the prefix ``camt:`` instead of the default namespace."""
-    xml = xml.replace('xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"', 'xmlns:camt="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"')
+    xml = xml.replace(
+        'xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"',
+        'xmlns:camt="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"',
+    )
     return re.sub(r"<(/?)([A-Za-z][\w.]*)(?=[\s>/])", r"<\1camt:\2", xml)
 
 
@@ -481,6 +493,18 @@ def test_camt053_truncated_file(tmp_path):
     assert len(malformed) == 1 and malformed[0].reason.startswith("XML is not well-formed")
 
 
+def test_camt053_refuses_dtd_entities(tmp_path):
+    text = sample("camt053/valid_example.xml").read_text()
+    evil = text.replace(
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE Document [<!ENTITY x "boom">]>',
+    ).replace("<Ustrd>R CKBUCHUNG</Ustrd>", "<Ustrd>&x;</Ustrd>")
+    path = tmp_path / "evil.xml"
+    path.write_text(evil)
+    with pytest.raises(ImportFormatError, match="refused XML construct"):
+        list(iter_records(path))
+
+
 # --- MT940 specifics ------------------------------------------------------------------
 
 MT940_WITH_PAYOUT = """:20:STMT1
@@ -497,7 +521,9 @@ MT940_WITH_PAYOUT = """:20:STMT1
 
 def test_mt940_payout_reference_and_broken_block(tmp_path):
     path = tmp_path / "bank.sta"
-    broken_block = ":20:STMT2\n:25:NL91ABNA0417164300\n:28C:2/1\n:60F:C240103EUR1334,00\n:61:XX\n:62F:C240104EUR1334,00\n"
+    broken_block = (
+        ":20:STMT2\n:25:NL91ABNA0417164300\n:28C:2/1\n:60F:C240103EUR1334,00\n:61:XX\n:62F:C240104EUR1334,00\n"
+    )
     path.write_text(MT940_WITH_PAYOUT + "-\n" + broken_block + "-\n" + MT940_WITH_PAYOUT)
     assert detect_format(path) == "mt940"
     headers, records, malformed = parse(path)

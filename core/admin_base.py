@@ -1,4 +1,8 @@
-from django.contrib import admin
+from collections.abc import Callable
+
+from django import forms
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -12,3 +16,24 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+                             help_text="Why — kept in the audit trail.")
+
+
+def action_with_reason(modeladmin, request, queryset, *, action_name: str, title: str,
+                       apply: Callable[[object, str], str]) -> TemplateResponse | None:
+    """An admin action that first asks for a reason, then calls ``apply(obj, reason)`` per object."""
+    if request.POST.get("reason_confirmed"):
+        form = ReasonForm(request.POST)
+        if form.is_valid():
+            outcomes = [f"{obj}: {apply(obj, form.cleaned_data['reason'])}" for obj in queryset]
+            modeladmin.message_user(request, "; ".join(outcomes), messages.SUCCESS)
+            return None
+    else:
+        form = ReasonForm()
+    context = {**modeladmin.admin_site.each_context(request), "title": title, "queryset": queryset,
+               "opts": modeladmin.model._meta, "form": form, "action_name": action_name}
+    return TemplateResponse(request, "admin/action_with_reason.html", context)

@@ -1,9 +1,19 @@
 """Operator console for payments: look and search; money and states are read-only."""
 from django.contrib import admin
 
-from core.admin_base import ReadOnlyAdmin
+from core.admin_base import ReadOnlyAdmin, action_with_reason
 from core.money import format_amount
-from payments.models import PaymentEvent, PaymentOrder, PaymentOrderTransition, Seller
+from payments import services
+from payments.models import (
+    PaymentEvent,
+    PaymentOrder,
+    PaymentOrderState,
+    PaymentOrderTransition,
+    Refund,
+    RefundTransition,
+    Seller,
+    WebhookEvent,
+)
 
 
 @admin.register(Seller)
@@ -69,6 +79,21 @@ class PaymentOrderAdmin(ReadOnlyAdmin):
     list_filter = ("state", "currency", "failure_code", "created_at")
     list_select_related = ("payment_event", "seller")
     inlines = [PaymentOrderTransitionInline]
+    actions = ["replay_dead_letter"]
+
+    @admin.action(description="Send dead-lettered orders back to the PSP (asks for a reason)",
+                  permissions=["replay"])
+    def replay_dead_letter(self, request, queryset):
+        def replay(order, reason):
+            return services.payment_order_replay_dead_letter(
+                payment_order_id=order.pk, operator=request.user.get_username(), reason=reason)
+
+        return action_with_reason(self, request, queryset.filter(state=PaymentOrderState.DEAD_LETTER),
+                                  action_name="replay_dead_letter", title="Replay dead-lettered payment orders",
+                                  apply=replay)
+
+    def has_replay_permission(self, request):
+        return request.user.has_perm("payments.replay_paymentorder")
 
     @admin.display(description="Amount", ordering="amount")
     def amount_display(self, obj):
@@ -80,3 +105,34 @@ class PaymentOrderTransitionAdmin(ReadOnlyAdmin):
     list_display = ("payment_order", "from_state", "to_state", "actor", "reason", "created_at")
     search_fields = ("payment_order__id", "actor", "reason")
     list_filter = ("to_state", "from_state", "created_at")
+
+
+class RefundTransitionInline(PaymentOrderTransitionInline):
+    model = RefundTransition
+
+
+@admin.register(Refund)
+class RefundAdmin(ReadOnlyAdmin):
+    list_display = ("id", "payment_order", "amount_display", "state", "psp_reference", "attempts", "created_at")
+    search_fields = ("id", "payment_order__id", "psp_reference")
+    list_filter = ("state", "currency", "created_at")
+    inlines = [RefundTransitionInline]
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, obj):
+        return format_amount(obj.amount, obj.currency)
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdmin):
+    list_display = ("id", "type", "object_id", "status", "deliveries", "attempts", "received_at", "processed_at")
+    search_fields = ("id", "object_id", "type")
+    list_filter = ("status", "type", "received_at")
+    actions = ["reprocess"]
+
+    @admin.action(description="Re-run processing of the selected events")
+    def reprocess(self, request, queryset):
+        actor = f"operator:{request.user.get_username()}"
+        outcomes = [f"{event.id}: {services.webhook_event_process(event_id=event.id, actor=actor)}"
+                    for event in queryset]
+        self.message_user(request, "; ".join(outcomes))

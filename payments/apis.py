@@ -14,6 +14,8 @@ from payments.serializers import (
     CheckoutInput,
     PaymentEventOutput,
     PaymentOrderOutput,
+    RefundInput,
+    RefundOutput,
     SellerInput,
     SellerOutput,
 )
@@ -98,3 +100,18 @@ class PaymentOrderDetailApi(APIView):
         if order is None:
             raise PaymentOrderNotFound(param="id")
         return Response(PaymentOrderOutput(order).data)
+
+
+class RefundCreateApi(APIView):
+    @extend_schema(request=RefundInput, responses={201: RefundOutput},
+                   parameters=[idempotency_key_header(required=True)], operation_id="refunds_create")
+    def post(self, request, payment_order_id: str):
+        data = _validated(RefundInput, request)
+
+        def refund():
+            created = services.refund_create(client=request.user, payment_order_id=payment_order_id,
+                                             amount=data.get("amount"), reason=data["reason"],
+                                             actor=f"api_client:{request.user.id}")
+            return status.HTTP_201_CREATED, RefundOutput(created).data
+
+        return idempotent_response(request, refund)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from payments import selectors as payment_selectors
-from payments.services import capture_posting_key
+from payments.services import capture_posting_key, refund_posting_key
 from wallet import selectors as wallet_selectors
 
 
@@ -43,4 +43,12 @@ def money_audit() -> list[str]:
     posted = set(ledger_selectors.posting_keys_with_prefix(prefix="payment_order:", suffix=":capture"))
     for key in sorted(posted - set(keys)):
         violations.append(f"capture posting {key} belongs to no succeeded order")
+    refunded = payment_selectors.succeeded_refund_ids()
+    refund_keys = [refund_posting_key(refund_id) for refund_id in refunded]
+    refund_counts = ledger_selectors.postings_count_by_key(keys=refund_keys)
+    for refund_id, key in zip(refunded, refund_keys, strict=True):
+        if refund_counts.get(key, 0) != 1:
+            violations.append(f"succeeded refund {refund_id} has {refund_counts.get(key, 0)} postings, not 1")
+    for order_id, amount, refunded_amount in payment_selectors.orders_with_refunds_above_capture():
+        violations.append(f"order {order_id} has {refunded_amount} refunded of {amount} captured")
     return violations

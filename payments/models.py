@@ -1,5 +1,6 @@
 """Sellers, payment events (one checkout) and payment orders (one per seller)."""
 from django.db import models
+from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from core.ids import IdFactory
@@ -53,12 +54,17 @@ class PaymentEvent(models.Model):
 class PaymentOrderState(models.TextChoices):
     NOT_STARTED = "not_started"
     EXECUTING = "executing"
-    PENDING = "pending", "pending (PSP outcome not final)"
+    PENDING = "pending", "pending (the PSP is still processing)"
+    UNKNOWN = "unknown", "unknown (no answer from the PSP; the janitor will ask)"
+    DEAD_LETTER = "dead_letter", "dead letter (retries exhausted; an operator decides)"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
 
 
 TERMINAL_STATES = (PaymentOrderState.SUCCEEDED, PaymentOrderState.FAILED)
+# States from which the PSP's final word is still accepted (a webhook, the janitor, a retry).
+OPEN_STATES = [PaymentOrderState.EXECUTING, PaymentOrderState.PENDING, PaymentOrderState.UNKNOWN,
+               PaymentOrderState.DEAD_LETTER]
 
 
 class PaymentOrder(ConcurrentTransitionMixin, models.Model):
@@ -78,14 +84,26 @@ class PaymentOrder(ConcurrentTransitionMixin, models.Model):
     psp_reference = models.CharField(max_length=100, blank=True, db_index=True)
     failure_code = models.CharField(max_length=100, blank=True)
     failure_message = models.CharField(max_length=500, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0, help_text="Calls made to the PSP for this order.")
+    amount_refunded = models.BigIntegerField(default=0, help_text="Minor units reserved or paid by refunds.")
+    next_action_at = models.DateTimeField(
+        null=True, blank=True, db_index=True,
+        help_text="When the sweeper or janitor may act on this order if nothing else has.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True, db_index=True,
+                                        help_text="When the order became succeeded or failed.")
 
     class Meta:
         ordering = ["created_at", "id"]
+        permissions = [("replay_paymentorder", "Can send a dead-lettered payment order back to the PSP")]
         constraints = [
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="payment_order_amount_positive"),
+            # Refunds can never exceed what was captured, whatever the application does.
+            models.CheckConstraint(
+                condition=models.Q(amount_refunded__gte=0) & models.Q(amount_refunded__lte=models.F("amount")),
+                name="payment_order_refunds_within_amount",
+            ),
             models.UniqueConstraint(fields=["payment_event", "seller"], name="payment_order_one_per_seller"),
         ]
 
@@ -102,26 +120,39 @@ class PaymentOrder(ConcurrentTransitionMixin, models.Model):
 
     @transition(field=state, source=PaymentOrderState.NOT_STARTED, target=PaymentOrderState.EXECUTING)
     def start(self) -> None:
-        self.attempts += 1
+        pass
 
-    @transition(field=state, source=[PaymentOrderState.EXECUTING, PaymentOrderState.PENDING],
-                target=PaymentOrderState.PENDING)
+    @transition(field=state, source=[PaymentOrderState.UNKNOWN, PaymentOrderState.DEAD_LETTER],
+                target=PaymentOrderState.EXECUTING)
+    def redrive(self) -> None:
+        """Send the order to the PSP again, with the same idempotency key."""
+
+    @transition(field=state, source=OPEN_STATES, target=PaymentOrderState.PENDING)
     def await_psp(self, psp_reference: str) -> None:
         self.psp_reference = psp_reference or self.psp_reference
 
-    @transition(field=state, source=[PaymentOrderState.EXECUTING, PaymentOrderState.PENDING],
-                target=PaymentOrderState.SUCCEEDED)
+    @transition(field=state, source=[PaymentOrderState.EXECUTING], target=PaymentOrderState.UNKNOWN)
+    def lose_track(self) -> None:
+        """The PSP call timed out or the connection dropped: the charge may or may not exist."""
+
+    @transition(field=state, source=[PaymentOrderState.EXECUTING], target=PaymentOrderState.DEAD_LETTER)
+    def dead_letter(self, message: str) -> None:
+        self.failure_code = "retries_exhausted"
+        self.failure_message = message[:500]
+
+    @transition(field=state, source=OPEN_STATES, target=PaymentOrderState.SUCCEEDED)
     def succeed(self, psp_reference: str) -> None:
         self.psp_reference = psp_reference or self.psp_reference
         self.failure_code = ""
         self.failure_message = ""
+        self.completed_at = timezone.now()
 
-    @transition(field=state, source=[PaymentOrderState.EXECUTING, PaymentOrderState.PENDING],
-                target=PaymentOrderState.FAILED)
+    @transition(field=state, source=OPEN_STATES, target=PaymentOrderState.FAILED)
     def fail(self, code: str, message: str, psp_reference: str = "") -> None:
         self.psp_reference = psp_reference or self.psp_reference
         self.failure_code = code[:100]
         self.failure_message = message[:500]
+        self.completed_at = timezone.now()
 
 
 class PaymentOrderTransition(models.Model):
@@ -139,3 +170,86 @@ class PaymentOrderTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.payment_order_id}: {self.from_state} → {self.to_state}"
+
+
+class RefundState(models.TextChoices):
+    PENDING = "pending", "pending (sent or about to be sent to the PSP)"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Refund(ConcurrentTransitionMixin, models.Model):
+    """Money returned to the buyer for (part of) a succeeded payment order."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=IdFactory("rf"), editable=False)
+    payment_order = models.ForeignKey(PaymentOrder, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.BigIntegerField(help_text="Minor units.")
+    currency = models.CharField(max_length=3)
+    reason = models.CharField(max_length=200, blank=True)
+    state = FSMField(default=RefundState.PENDING, choices=RefundState.choices, protected=True, db_index=True)
+    psp_reference = models.CharField(max_length=100, blank=True, db_index=True)
+    failure_code = models.CharField(max_length=100, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_action_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.CheckConstraint(condition=models.Q(amount__gt=0), name="refund_amount_positive")]
+
+    def __str__(self) -> str:
+        return self.id
+
+    @transition(field=state, source=RefundState.PENDING, target=RefundState.SUCCEEDED)
+    def succeed(self, psp_reference: str) -> None:
+        self.psp_reference = psp_reference or self.psp_reference
+        self.completed_at = timezone.now()
+
+    @transition(field=state, source=RefundState.PENDING, target=RefundState.FAILED)
+    def fail(self, code: str) -> None:
+        self.failure_code = code[:100]
+        self.completed_at = timezone.now()
+
+
+class RefundTransition(models.Model):
+    refund = models.ForeignKey(Refund, on_delete=models.PROTECT, related_name="transitions")
+    from_state = models.CharField(max_length=32)
+    to_state = models.CharField(max_length=32)
+    actor = models.CharField(max_length=100)
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.refund_id}: {self.from_state} → {self.to_state}"
+
+
+class WebhookEvent(models.Model):
+    """Inbox of PSP webhooks: stored (deduplicated by event id) before they are processed."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received"
+        PROCESSED = "processed"
+        IGNORED = "ignored"
+        FAILED = "failed"
+
+    id = models.CharField(primary_key=True, max_length=100, help_text="The PSP's event id.")
+    type = models.CharField(max_length=100, db_index=True)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED, db_index=True)
+    object_id = models.CharField(max_length=100, blank=True, db_index=True, help_text="The PSP object it is about.")
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    deliveries = models.PositiveIntegerField(default=1, help_text="How many times the PSP sent it.")
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.type}"

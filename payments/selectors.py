@@ -1,8 +1,12 @@
 """Reads of payments. A client sees only its own objects."""
-from django.db.models import Count, QuerySet, Sum
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Count, F, QuerySet, Sum
 
 from core.models import ApiClient
-from payments.models import PaymentEvent, PaymentOrder, PaymentOrderState, Seller
+from payments.models import PaymentEvent, PaymentOrder, PaymentOrderState, Refund, RefundState, Seller
 
 
 def seller_list(*, client: ApiClient) -> QuerySet[Seller]:
@@ -35,3 +39,66 @@ def order_totals_by_state() -> list[dict]:
         .annotate(count=Count("id"), amount=Sum("amount"))
         .order_by("state", "currency")
     )
+
+
+@dataclass(frozen=True)
+class SettledObject:
+    """What reconciliation needs to know of one of our payments or refunds."""
+
+    kind: str  # "payment_order" or "refund"
+    id: str
+    payment_order_id: str
+    seller_id: str
+    psp_reference: str
+    amount: int  # minor units, positive
+    currency: str
+    state: str
+    completed_at: datetime | None
+
+
+def _order_view(order: PaymentOrder) -> SettledObject:
+    return SettledObject(kind="payment_order", id=order.id, payment_order_id=order.id, seller_id=order.seller_id,
+                         psp_reference=order.psp_reference, amount=order.amount, currency=order.currency,
+                         state=order.state, completed_at=order.completed_at)
+
+
+def payment_orders_by_psp_reference(*, psp_references: list[str]) -> dict[str, SettledObject]:
+    orders = PaymentOrder.objects.filter(psp_reference__in=[r for r in psp_references if r])
+    return {o.psp_reference: _order_view(o) for o in orders}
+
+
+def payment_orders_by_id(*, ids: list[str]) -> dict[str, SettledObject]:
+    return {o.id: _order_view(o) for o in PaymentOrder.objects.filter(pk__in=ids)}
+
+
+def succeeded_orders_completed_before(*, before: datetime, since: datetime | None = None) -> Iterator[SettledObject]:
+    """Succeeded orders completed before ``before`` (and at or after ``since``), streamed."""
+    qs = PaymentOrder.objects.filter(state=PaymentOrderState.SUCCEEDED, completed_at__lt=before)
+    if since is not None:
+        qs = qs.filter(completed_at__gte=since)
+    for order in qs.order_by("completed_at", "id").iterator(chunk_size=2000):
+        yield _order_view(order)
+
+
+def refunds_by_psp_reference(*, psp_references: list[str]) -> dict[str, SettledObject]:
+    refunds = Refund.objects.filter(psp_reference__in=[r for r in psp_references if r]).select_related(
+        "payment_order")
+    return {
+        r.psp_reference: SettledObject(kind="refund", id=r.id, payment_order_id=r.payment_order_id,
+                                       seller_id=r.payment_order.seller_id, psp_reference=r.psp_reference,
+                                       amount=r.amount, currency=r.currency, state=r.state,
+                                       completed_at=r.completed_at)
+        for r in refunds
+    }
+
+
+def succeeded_refund_ids() -> list[str]:
+    return list(Refund.objects.filter(state=RefundState.SUCCEEDED).values_list("id", flat=True))
+
+
+def orders_with_refunds_above_capture() -> list[tuple[str, int, int]]:
+    """Orders whose succeeded refunds add up to more than they captured (never, if the DB holds)."""
+    rows = (PaymentOrder.objects.filter(refunds__state=RefundState.SUCCEEDED)
+            .annotate(refunded=Sum("refunds__amount")).filter(refunded__gt=F("amount"))
+            .values_list("id", "amount", "refunded"))
+    return list(rows)

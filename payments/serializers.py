@@ -83,6 +83,7 @@ class PaymentOrderOutput(serializers.Serializer):
     psp_reference = serializers.CharField()
     failure_code = serializers.CharField()
     failure_message = serializers.CharField()
+    amount_refunded = serializers.IntegerField()
     created = serializers.DateTimeField(source="created_at")
     updated = serializers.DateTimeField(source="updated_at")
 
@@ -105,3 +106,24 @@ class PaymentEventOutput(serializers.Serializer):
 
     def get_object(self, obj) -> str:
         return "payment_event"
+
+
+class RefundInput(StrictSerializer):
+    amount = StrictIntegerField(min_value=1, max_value=settings.PAYMENT_ORDER_MAX_AMOUNT, required=False)
+    reason = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class RefundOutput(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.SerializerMethodField()
+    payment_order = serializers.CharField(source="payment_order_id")
+    amount = serializers.IntegerField()
+    currency = serializers.CharField()
+    reason = serializers.CharField()
+    state = serializers.CharField()
+    psp_reference = serializers.CharField()
+    failure_code = serializers.CharField()
+    created = serializers.DateTimeField(source="created_at")
+
+    def get_object(self, obj) -> str:
+        return "refund"

@@ -1,22 +1,16 @@
-"""Celery tasks: ids in, a service call, retries with backoff and jitter."""
+"""Celery tasks: ids in, a service call. Retries with backoff and jitter; the dead-letter
+hand-off is decided by the service from the attempts recorded on the order."""
 from __future__ import annotations
 
 import logging
-import random
 
 from celery import shared_task
-from django.conf import settings
 
 from payments import services
 from payments.psp.base import PSPRetryableError
+from payments.services.refunds import refund_schedule_retry
 
 logger = logging.getLogger(__name__)
-
-
-def retry_delay(retries: int) -> float:
-    """Exponential backoff with jitter ("equal jitter"): half fixed, half random."""
-    ceiling = min(settings.PAYMENT_RETRY_MAX_SECONDS, settings.PAYMENT_RETRY_BASE_SECONDS * 2**retries)
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 @shared_task(bind=True, name="payments.payment_order_execute", acks_late=True, max_retries=None)
@@ -24,10 +18,38 @@ def payment_order_execute_task(self, *, payment_order_id: str) -> str:
     try:
         return services.payment_order_execute(payment_order_id=payment_order_id)
     except PSPRetryableError as exc:
-        if self.request.retries >= settings.PAYMENT_EXECUTE_MAX_RETRIES:
-            logger.error("event=payment_order_retries_exhausted order=%s error=%s", payment_order_id, exc)
-            raise
-        delay = retry_delay(self.request.retries)
-        logger.warning("event=payment_order_retry order=%s attempt=%s delay=%.2f error=%s",
-                       payment_order_id, self.request.retries + 1, delay, exc)
+        delay = services.payment_order_schedule_retry(payment_order_id=payment_order_id, error=str(exc),
+                                                      actor="task:payment_order_execute")
+        if delay is None:
+            return "dead_letter"
+        logger.warning("event=payment_order_retry order=%s delay=%.2f error=%s", payment_order_id, delay, exc)
         raise self.retry(countdown=delay, exc=exc) from exc
+
+
+@shared_task(bind=True, name="payments.refund_execute", acks_late=True, max_retries=None)
+def refund_execute_task(self, *, refund_id: str) -> str:
+    try:
+        return services.refund_execute(refund_id=refund_id)
+    except PSPRetryableError as exc:
+        delay = refund_schedule_retry(refund_id=refund_id)
+        if delay is None:
+            return "done"
+        logger.warning("event=refund_retry refund=%s delay=%.2f error=%s", refund_id, delay, exc)
+        raise self.retry(countdown=delay, exc=exc) from exc
+
+
+@shared_task(name="payments.sweeper")
+def sweeper_task() -> int:
+    """Re-drive orders and refunds whose task was lost."""
+    return services.payment_orders_redrive_stalled()
+
+
+@shared_task(name="payments.janitor")
+def janitor_task() -> int:
+    """Ask the PSP about orders in an unknown or pending state."""
+    return services.payment_orders_resolve_unknown()
+
+
+@shared_task(name="payments.webhook_event_process")
+def webhook_event_process_task(*, event_id: str) -> str:
+    return services.webhook_event_process(event_id=event_id)

@@ -9,4 +9,5 @@ urlpatterns = [
     path("checkouts/<str:payment_event_id>", apis.CheckoutDetailApi.as_view(), name="checkout-detail"),
     path("payment-orders/<str:payment_order_id>", apis.PaymentOrderDetailApi.as_view(),
          name="payment-order-detail"),
+    path("payment-orders/<str:payment_order_id>/refunds", apis.RefundCreateApi.as_view(), name="refunds"),
 ]

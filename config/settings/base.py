@@ -120,7 +120,15 @@ CHECKOUT_MAX_ORDERS = env.int("CHECKOUT_MAX_ORDERS", default=50)
 PAYMENT_ORDER_MAX_AMOUNT = env.int("PAYMENT_ORDER_MAX_AMOUNT", default=99_999_999)
 # Platform commission in basis points of each order, kept from the seller's credit.
 PLATFORM_COMMISSION_BPS = env.int("PLATFORM_COMMISSION_BPS", default=0)
-PAYMENT_EXECUTE_MAX_RETRIES = env.int("PAYMENT_EXECUTE_MAX_RETRIES", default=5)
+# PSP calls per order before it goes to the dead-letter state (retryable errors only).
+PAYMENT_EXECUTE_MAX_ATTEMPTS = env.int("PAYMENT_EXECUTE_MAX_ATTEMPTS", default=6)
+# An order or refund nobody has touched for this long past its due time is re-driven by the sweeper.
+PAYMENT_STALL_SECONDS = env.float("PAYMENT_STALL_SECONDS", default=30.0)
+# After a timeout, how long the janitor waits before asking the PSP; and between checks of pending orders.
+PAYMENT_UNKNOWN_CHECK_SECONDS = env.float("PAYMENT_UNKNOWN_CHECK_SECONDS", default=15.0)
+PAYMENT_PENDING_CHECK_SECONDS = env.float("PAYMENT_PENDING_CHECK_SECONDS", default=60.0)
+SWEEPER_INTERVAL_SECONDS = env.float("SWEEPER_INTERVAL_SECONDS", default=15.0)
+JANITOR_INTERVAL_SECONDS = env.float("JANITOR_INTERVAL_SECONDS", default=15.0)
 PAYMENT_RETRY_BASE_SECONDS = env.float("PAYMENT_RETRY_BASE_SECONDS", default=2.0)
 PAYMENT_RETRY_MAX_SECONDS = env.float("PAYMENT_RETRY_MAX_SECONDS", default=300.0)
 
@@ -128,6 +136,8 @@ PAYMENT_RETRY_MAX_SECONDS = env.float("PAYMENT_RETRY_MAX_SECONDS", default=300.0
 PSP_API_BASE = env("PSP_API_BASE", default="http://127.0.0.1:12111")
 PSP_API_KEY = env("PSP_API_KEY", default="sk_test_sandbox")
 PSP_TIMEOUT_SECONDS = env.float("PSP_TIMEOUT_SECONDS", default=10.0)
+PSP_WEBHOOK_SECRET = env("PSP_WEBHOOK_SECRET", default="whsec_sandbox_secret")
+PSP_WEBHOOK_TOLERANCE_SECONDS = env.int("PSP_WEBHOOK_TOLERANCE_SECONDS", default=300)
 
 # --- Celery ----------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
@@ -144,10 +154,9 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
-    "idempotency-keys-expire": {
-        "task": "core.tasks.idempotency_keys_expire",
-        "schedule": 3600.0,
-    },
+    "idempotency-keys-expire": {"task": "core.tasks.idempotency_keys_expire", "schedule": 3600.0},
+    "payments-sweeper": {"task": "payments.sweeper", "schedule": SWEEPER_INTERVAL_SECONDS},
+    "payments-janitor": {"task": "payments.janitor", "schedule": JANITOR_INTERVAL_SECONDS},
 }
 
 # --- Logging: one line per event, key=value, never a card number. ------------------

@@ -31,6 +31,41 @@ class PaymentResult:
     failure_message: str = ""
 
 
+@dataclass(frozen=True)
+class RefundRequest:
+    idempotency_key: str  # our refund id
+    psp_payment_reference: str
+    amount: int
+    currency: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    status: PaymentStatus
+    psp_reference: str
+    amount: int
+    currency: str
+    failure_code: str = ""
+
+
+@dataclass(frozen=True)
+class WebhookNotice:
+    """A PSP webhook, verified and translated. ``payment`` or ``refund`` is set when it is about one."""
+
+    event_id: str
+    type: str
+    object_id: str
+    payment_order_id: str = ""  # from the object's metadata, when the PSP echoes it back
+    refund_id: str = ""
+    payment: PaymentResult | None = None
+    refund: RefundResult | None = None
+
+
+class WebhookSignatureError(Exception):
+    """Forged, stale or malformed: the webhook is refused."""
+
+
 class PSPError(Exception):
     """The PSP could not give an answer. Nothing about the charge is known from it."""
 
@@ -57,3 +92,19 @@ class PaymentServiceProvider(abc.ABC):
     @abc.abstractmethod
     def retrieve_payment(self, psp_reference: str) -> PaymentResult:
         """The PSP's current view of a payment."""
+
+    @abc.abstractmethod
+    def find_payment(self, idempotency_key: str) -> PaymentResult | None:
+        """The payment made for our idempotency key, or ``None`` if the PSP has none (read-only)."""
+
+    @abc.abstractmethod
+    def verify_webhook(self, payload: bytes, signature: str) -> dict:
+        """Check the signature and its timestamp; return the event. Raises ``WebhookSignatureError``."""
+
+    @abc.abstractmethod
+    def webhook_notice(self, event: dict) -> WebhookNotice:
+        """Translate a verified event into our terms."""
+
+    @abc.abstractmethod
+    def create_refund(self, request: RefundRequest) -> RefundResult:
+        """Refund (part of) a captured payment, at most once per idempotency key."""

@@ -12,6 +12,10 @@ from payments.psp.base import (
     PSPPermanentError,
     PSPRetryableError,
     PSPUnknownOutcome,
+    RefundRequest,
+    RefundResult,
+    WebhookNotice,
+    WebhookSignatureError,
 )
 
 _STATUSES = {
@@ -49,11 +53,19 @@ def _result(intent) -> PaymentResult:
     )
 
 
+def _refund_result(refund: dict) -> RefundResult:
+    status = {"succeeded": PaymentStatus.SUCCEEDED, "failed": PaymentStatus.FAILED,
+              "canceled": PaymentStatus.FAILED}.get(refund["status"], PaymentStatus.PROCESSING)
+    return RefundResult(status=status, psp_reference=refund["id"], amount=int(refund["amount"]),
+                        currency=refund["currency"], failure_code=refund.get("failure_reason") or "")
+
+
 class StripeAdapter(PaymentServiceProvider):
     name = "stripe"
 
     def __init__(self, *, api_key: str | None = None, api_base: str | None = None,
-                 timeout: float | None = None) -> None:
+                 timeout: float | None = None, webhook_secret: str | None = None) -> None:
+        self.webhook_secret = webhook_secret or settings.PSP_WEBHOOK_SECRET
         self.client = stripe.StripeClient(
             api_key or settings.PSP_API_KEY,
             base_addresses={"api": api_base or settings.PSP_API_BASE},
@@ -92,6 +104,56 @@ class StripeAdapter(PaymentServiceProvider):
             return _result(self.client.v1.payment_intents.retrieve(psp_reference))
         except stripe.StripeError as exc:
             raise self._translate(exc) from exc
+
+    def find_payment(self, idempotency_key: str) -> PaymentResult | None:
+        query = f"metadata['payment_order_id']:'{idempotency_key}'"
+        try:
+            found = self.client.v1.payment_intents.search(params={"query": query})
+        except stripe.StripeError as exc:
+            raise self._translate(exc) from exc
+        intents = _plain(found).get("data") or []
+        return _result(intents[0]) if intents else None
+
+    def create_refund(self, request: RefundRequest) -> RefundResult:
+        params = {"payment_intent": request.psp_payment_reference, "amount": request.amount,
+                  "metadata": {"refund_id": request.idempotency_key, **request.metadata}}
+        try:
+            refund = _plain(self.client.v1.refunds.create(
+                params=params, options={"idempotency_key": request.idempotency_key}))
+        except stripe.InvalidRequestError as exc:
+            # The PSP refused the refund itself (e.g. more than what is left): nothing was refunded.
+            return RefundResult(status=PaymentStatus.FAILED, psp_reference="", amount=request.amount,
+                                currency=request.currency, failure_code=exc.code or "refund_refused")
+        except stripe.StripeError as exc:
+            raise self._translate(exc) from exc
+        return _refund_result(refund)
+
+    def verify_webhook(self, payload: bytes, signature: str) -> dict:
+        try:
+            event = stripe.Webhook.construct_event(
+                payload, signature, self.webhook_secret, tolerance=settings.PSP_WEBHOOK_TOLERANCE_SECONDS)
+        except (stripe.SignatureVerificationError, ValueError) as exc:
+            raise WebhookSignatureError(str(exc)) from exc
+        return _plain(event)
+
+    def webhook_notice(self, event: dict) -> WebhookNotice:
+        obj = (event.get("data") or {}).get("object") or {}
+        metadata = obj.get("metadata") or {}
+        payment = refund = None
+        if obj.get("object") == "payment_intent":
+            payment = _result(obj)
+        elif obj.get("object") == "refund":
+            refund = _refund_result(obj)
+        elif obj.get("object") == "charge" and event.get("type") == "charge.refunded":
+            refunds = (obj.get("refunds") or {}).get("data") or []
+            if refunds:
+                refund = _refund_result(refunds[-1])
+                metadata = refunds[-1].get("metadata") or metadata
+        return WebhookNotice(
+            event_id=event["id"], type=event.get("type", ""), object_id=obj.get("id", ""),
+            payment_order_id=metadata.get("payment_order_id", ""), refund_id=metadata.get("refund_id", ""),
+            payment=payment, refund=refund,
+        )
 
     @staticmethod
     def _translate(exc: stripe.StripeError) -> Exception:

@@ -2,7 +2,7 @@ import factory
 
 from core.models import ApiClient
 from core.selectors import api_key_hash
-from payments.models import Seller
+from payments.models import PaymentEvent, PaymentOrder, Seller
 
 
 class ApiClientFactory(factory.django.DjangoModelFactory):
@@ -20,3 +20,25 @@ class SellerFactory(factory.django.DjangoModelFactory):
 
     client = factory.SubFactory(ApiClientFactory)
     name = factory.Sequence(lambda n: f"Seller {n}")
+
+
+class PaymentEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PaymentEvent
+
+    client = factory.SubFactory(ApiClientFactory)
+    buyer_reference = "buyer-1"
+    payment_method = "pm_card_visa"
+    idempotency_key = factory.Sequence(lambda n: f"key-{n}")
+
+
+class PaymentOrderFactory(factory.django.DjangoModelFactory):
+    """Orders in any state, as if a task had (or had not) run: the state is set at creation only."""
+
+    class Meta:
+        model = PaymentOrder
+
+    payment_event = factory.SubFactory(PaymentEventFactory)
+    seller = factory.SubFactory(SellerFactory, client=factory.SelfAttribute("..payment_event.client"))
+    amount = 1000
+    currency = "usd"

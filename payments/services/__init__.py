@@ -1,0 +1,26 @@
+"""Write-side business logic of payments, one module per concern."""
+from payments.services.checkout import OrderSpec, payment_event_create, seller_onboard
+from payments.services.execution import (
+    capture_posting_key,
+    commission_for,
+    payment_order_apply_result,
+    payment_order_execute,
+    payment_order_mark_unknown,
+    payment_order_schedule_retry,
+)
+from payments.services.recovery import (
+    payment_order_replay_dead_letter,
+    payment_order_resolve,
+    payment_orders_redrive_stalled,
+    payment_orders_resolve_unknown,
+)
+from payments.services.refunds import refund_apply_result, refund_create, refund_execute, refund_posting_key
+from payments.services.webhooks import webhook_event_process, webhook_event_receive
+
+__all__ = [
+    "OrderSpec", "capture_posting_key", "commission_for", "payment_event_create", "payment_order_apply_result",
+    "payment_order_execute", "payment_order_mark_unknown", "payment_order_replay_dead_letter",
+    "payment_order_resolve", "payment_order_schedule_retry", "payment_orders_redrive_stalled",
+    "payment_orders_resolve_unknown", "refund_apply_result", "refund_create", "refund_execute",
+    "refund_posting_key", "seller_onboard", "webhook_event_process", "webhook_event_receive",
+]

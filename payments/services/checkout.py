@@ -1,0 +1,67 @@
+"""Onboarding sellers and creating checkouts (a payment event with its orders)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from core.models import ApiClient
+from payments.exceptions import SellerNotOnboarded
+from payments.models import PaymentEvent, PaymentOrder, PaymentOrderState, PaymentOrderTransition, Seller
+from payments.services.enqueue import enqueue_payment_order
+
+
+def seller_onboard(*, client: ApiClient, name: str, external_reference: str = "") -> Seller:
+    return Seller.objects.create(client=client, name=name, external_reference=external_reference)
+
+
+@dataclass(frozen=True)
+class OrderSpec:
+    seller_id: str
+    amount: int
+    currency: str
+
+
+@transaction.atomic
+def payment_event_create(
+    *,
+    client: ApiClient,
+    buyer_reference: str,
+    buyer_email: str,
+    payment_method: str,
+    orders: list[OrderSpec],
+    idempotency_key: str,
+) -> PaymentEvent:
+    """Create the event and all its orders at once; their execution is enqueued on commit.
+
+    Should the enqueue be lost (a crash right after commit, a broker outage), the
+    sweeper finds the orders still ``not_started`` after ``next_action_at``.
+    """
+    onboarded = set(
+        Seller.objects.filter(client=client, id__in=[o.seller_id for o in orders], status=Seller.Status.ACTIVE)
+        .values_list("id", flat=True)
+    )
+    for index, order in enumerate(orders):
+        if order.seller_id not in onboarded:
+            raise SellerNotOnboarded(f"Seller {order.seller_id!r} is not onboarded.", param=f"orders[{index}].seller")
+    event = PaymentEvent.objects.create(
+        client=client, buyer_reference=buyer_reference, buyer_email=buyer_email,
+        payment_method=payment_method, idempotency_key=idempotency_key,
+    )
+    sweep_after = timezone.now() + timedelta(seconds=settings.PAYMENT_STALL_SECONDS)
+    created = PaymentOrder.objects.bulk_create(
+        PaymentOrder(payment_event=event, seller_id=o.seller_id, amount=o.amount, currency=o.currency,
+                     next_action_at=sweep_after)
+        for o in orders
+    )
+    PaymentOrderTransition.objects.bulk_create(
+        PaymentOrderTransition(payment_order=o, from_state="", to_state=PaymentOrderState.NOT_STARTED,
+                               actor=f"api_client:{client.id}", reason="checkout created")
+        for o in created
+    )
+    for order in created:
+        enqueue_payment_order(order.id)
+    return event

@@ -1,0 +1,169 @@
+"""Executing payment orders against the PSP and recording what the PSP says."""
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from ledger import accounts
+from ledger.services import EntrySpec, ledger_transaction_post
+from payments.models import PaymentOrder, PaymentOrderState, PaymentOrderTransition
+from payments.psp import get_psp
+from payments.psp.base import PaymentRequest, PaymentResult, PaymentStatus, PSPPermanentError, PSPUnknownOutcome
+from wallet.services import wallet_credit
+
+logger = logging.getLogger(__name__)
+
+
+def lock_order(payment_order_id: str) -> PaymentOrder:
+    return PaymentOrder.objects.select_for_update().select_related("payment_event").get(pk=payment_order_id)
+
+
+def transition_order(order: PaymentOrder, method, *, actor: str, reason: str, **kwargs) -> None:
+    """Apply one FSM transition to a locked order, save it, and write its audit row."""
+    from_state = order.state
+    method(**kwargs)
+    order.save()
+    PaymentOrderTransition.objects.create(
+        payment_order=order, from_state=from_state, to_state=order.state, actor=actor[:100], reason=reason[:500]
+    )
+
+
+def _after(seconds: float):
+    return timezone.now() + timedelta(seconds=seconds)
+
+
+def retry_delay(attempt: int) -> float:
+    """Exponential backoff with "equal jitter": half of the window fixed, half random."""
+    ceiling = min(settings.PAYMENT_RETRY_MAX_SECONDS, settings.PAYMENT_RETRY_BASE_SECONDS * 2 ** max(attempt - 1, 0))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def payment_order_execute(*, payment_order_id: str, actor: str = "task:payment_order_execute") -> str:
+    """Execute one order against the PSP. Safe to call any number of times, concurrently too.
+
+    (a) commit the order as executing and count the attempt; (b) call the PSP with the
+    order id as idempotency key, outside any transaction; (c) record the outcome in a
+    new transaction. A timeout or dropped connection leaves the order ``unknown`` for
+    the janitor. ``PSPRetryableError`` is raised for the task to retry. Returns the state.
+    """
+    with transaction.atomic():
+        order = lock_order(payment_order_id)
+        if order.state == PaymentOrderState.NOT_STARTED:
+            transition_order(order, order.start, actor=actor, reason="sent to the PSP")
+        elif order.state != PaymentOrderState.EXECUTING:
+            return order.state  # decided, pending at the PSP, or waiting for the janitor or an operator
+        order.attempts += 1
+        order.next_action_at = _after(settings.PSP_TIMEOUT_SECONDS + settings.PAYMENT_STALL_SECONDS)
+        order.save(update_fields=["attempts", "next_action_at", "updated_at"])
+        request = PaymentRequest(
+            idempotency_key=order.psp_idempotency_key,
+            amount=order.amount,
+            currency=order.currency,
+            payment_method=order.payment_event.payment_method,
+            metadata={"payment_event_id": order.payment_event_id, "seller_id": order.seller_id},
+        )
+    try:
+        result = get_psp().create_payment(request)
+    except PSPUnknownOutcome as exc:
+        return payment_order_mark_unknown(payment_order_id=payment_order_id, reason=str(exc), actor=actor)
+    except PSPPermanentError as exc:
+        # The PSP refused the request itself; no charge can exist for it.
+        result = PaymentResult(status=PaymentStatus.FAILED, psp_reference="", amount=request.amount,
+                               currency=request.currency, failure_code="psp_refused_request",
+                               failure_message=str(exc))
+    return payment_order_apply_result(payment_order_id=payment_order_id, result=result, actor=actor)
+
+
+@transaction.atomic
+def payment_order_mark_unknown(*, payment_order_id: str, reason: str, actor: str) -> str:
+    """No answer from the PSP: not a failure. The janitor asks the PSP after a short delay."""
+    order = lock_order(payment_order_id)
+    if order.state == PaymentOrderState.EXECUTING:
+        order.next_action_at = _after(settings.PAYMENT_UNKNOWN_CHECK_SECONDS)
+        transition_order(order, order.lose_track, actor=actor, reason=f"no answer from the PSP: {reason}")
+    return order.state
+
+
+@transaction.atomic
+def payment_order_schedule_retry(*, payment_order_id: str, error: str, actor: str) -> float | None:
+    """After a retryable PSP error: the delay before the next attempt, or ``None`` once
+    the attempts are used up and the order has gone to the dead-letter state."""
+    order = lock_order(payment_order_id)
+    if order.state != PaymentOrderState.EXECUTING:
+        return None
+    if order.attempts >= settings.PAYMENT_EXECUTE_MAX_ATTEMPTS:
+        transition_order(order, order.dead_letter, actor=actor, message=error,
+                         reason=f"{order.attempts} attempts failed; last error: {error}")
+        logger.error("event=payment_order_dead_letter order=%s attempts=%s error=%s", order.id, order.attempts, error)
+        return None
+    delay = retry_delay(order.attempts)
+    order.next_action_at = _after(delay + settings.PAYMENT_STALL_SECONDS)
+    order.save(update_fields=["next_action_at", "updated_at"])
+    return delay
+
+
+@transaction.atomic
+def payment_order_apply_result(*, payment_order_id: str, result: PaymentResult, actor: str) -> str:
+    """Record what the PSP said about an order. Idempotent and monotonic: a decided order
+    never changes. Used by the task, the webhook inbox and the janitor alike.
+
+    Success does three things in this one transaction: the order becomes succeeded, the
+    seller's wallet is credited and a balanced ledger transaction is posted.
+    """
+    order = lock_order(payment_order_id)
+    if order.is_terminal or order.state == PaymentOrderState.NOT_STARTED:
+        if order.is_terminal and order.state != result.status and result.status != PaymentStatus.PROCESSING:
+            logger.error("event=payment_order_outcome_conflict order=%s state=%s psp_status=%s",
+                         order.id, order.state, result.status)
+        return order.state
+    if result.status is PaymentStatus.SUCCEEDED:
+        if (result.amount, result.currency) != (order.amount, order.currency):
+            raise ValueError(f"PSP captured {result.amount} {result.currency} for {order.id}, "
+                             f"expected {order.amount} {order.currency}")
+        transition_order(order, order.succeed, actor=actor, reason="PSP captured the payment",
+                         psp_reference=result.psp_reference)
+        _post_capture(order)
+    elif result.status is PaymentStatus.FAILED:
+        transition_order(order, order.fail, actor=actor, reason=f"PSP: {result.failure_code}",
+                         code=result.failure_code, message=result.failure_message,
+                         psp_reference=result.psp_reference)
+    elif order.state != PaymentOrderState.PENDING:
+        order.next_action_at = _after(settings.PAYMENT_PENDING_CHECK_SECONDS)
+        transition_order(order, order.await_psp, actor=actor, reason="PSP is still processing",
+                         psp_reference=result.psp_reference)
+    return order.state
+
+
+def commission_for(amount: int) -> int:
+    """The platform's cut, in whole minor units, rounded down in the seller's favour."""
+    return amount * settings.PLATFORM_COMMISSION_BPS // 10_000
+
+
+def _post_capture(order: PaymentOrder) -> None:
+    commission = commission_for(order.amount)
+    seller_share = order.amount - commission
+    entries = [
+        EntrySpec(accounts.PSP_RECEIVABLE, order.currency, order.amount),
+        EntrySpec(accounts.seller_payable(order.seller_id), order.currency, -seller_share),
+    ]
+    if commission:
+        entries.append(EntrySpec(accounts.PLATFORM_COMMISSION, order.currency, -commission))
+    ledger_transaction_post(
+        idempotency_key=capture_posting_key(order.id),
+        description=f"Capture of payment order {order.id}",
+        reference=order.id,
+        entries=entries,
+    )
+    wallet_credit(
+        owner_id=order.seller_id, currency=order.currency, amount=seller_share,
+        idempotency_key=capture_posting_key(order.id), reason=f"payment order {order.id} succeeded",
+    )
+
+
+def capture_posting_key(payment_order_id: str) -> str:
+    return f"payment_order:{payment_order_id}:capture"

@@ -1,0 +1,139 @@
+"""Refunds: reserve the amount on the order (PostgreSQL refuses to exceed the capture), ask
+the PSP, then debit the seller's wallet and post the reversing ledger transaction."""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from core.errors import ApiError
+from core.models import ApiClient
+from ledger import accounts
+from ledger.services import EntrySpec, ledger_transaction_post
+from payments.exceptions import PaymentOrderNotFound
+from payments.models import PaymentOrder, PaymentOrderState, Refund, RefundState, RefundTransition
+from payments.psp import get_psp
+from payments.psp.base import PaymentStatus, RefundRequest, RefundResult
+from payments.services.enqueue import enqueue_refund
+from payments.services.execution import commission_for, retry_delay
+from wallet.services import wallet_debit
+
+logger = logging.getLogger(__name__)
+
+
+class RefundNotAllowed(ApiError):
+    default_code = "payment_order_not_refundable"
+    default_detail = "Only a succeeded payment order can be refunded."
+
+
+class RefundTooLarge(ApiError):
+    default_code = "amount_too_large"
+    default_detail = "The refund would exceed what was captured."
+
+
+def _transition(refund: Refund, method, *, actor: str, reason: str, **kwargs) -> None:
+    from_state = refund.state
+    method(**kwargs)
+    refund.save()
+    RefundTransition.objects.create(refund=refund, from_state=from_state, to_state=refund.state,
+                                    actor=actor[:100], reason=reason[:500])
+
+
+@transaction.atomic
+def refund_create(*, client: ApiClient, payment_order_id: str, amount: int | None, reason: str,
+                  actor: str) -> Refund:
+    """Create a refund for (part of) a succeeded order; the PSP call is enqueued on commit."""
+    order = (PaymentOrder.objects.select_for_update()
+             .filter(payment_event__client=client, pk=payment_order_id).first())
+    if order is None:
+        raise PaymentOrderNotFound(param="payment_order")
+    if order.state != PaymentOrderState.SUCCEEDED:
+        raise RefundNotAllowed(f"Payment order {order.id} is {order.state}; only succeeded orders are refunded.")
+    remaining = order.amount - order.amount_refunded
+    if remaining <= 0:
+        raise RefundTooLarge("This payment order has already been fully refunded.", code="charge_already_refunded")
+    amount = remaining if amount is None else amount
+    try:
+        with transaction.atomic():
+            # The CHECK constraint payment_order_refunds_within_amount is the real guard.
+            PaymentOrder.objects.filter(pk=order.pk).update(amount_refunded=F("amount_refunded") + amount)
+    except IntegrityError as exc:
+        raise RefundTooLarge(f"Refund of {amount} exceeds the {remaining} left to refund.", param="amount") from exc
+    refund = Refund.objects.create(
+        payment_order=order, amount=amount, currency=order.currency, reason=reason,
+        next_action_at=timezone.now() + timedelta(seconds=settings.PAYMENT_STALL_SECONDS),
+    )
+    RefundTransition.objects.create(refund=refund, from_state="", to_state=refund.state, actor=actor[:100],
+                                    reason=reason or "refund requested")
+    enqueue_refund(refund.id)
+    return refund
+
+
+def refund_execute(*, refund_id: str, actor: str = "task:refund_execute") -> str:
+    """Send a pending refund to the PSP (refund id as idempotency key) and record the answer.
+    Raises ``PSPRetryableError`` (timeouts included: the same key is safe to send again)."""
+    with transaction.atomic():
+        refund = Refund.objects.select_for_update().select_related("payment_order").get(pk=refund_id)
+        if refund.state != RefundState.PENDING:
+            return refund.state
+        refund.attempts += 1
+        refund.next_action_at = timezone.now() + timedelta(
+            seconds=settings.PSP_TIMEOUT_SECONDS + settings.PAYMENT_STALL_SECONDS)
+        refund.save(update_fields=["attempts", "next_action_at", "updated_at"])
+        request = RefundRequest(idempotency_key=refund.id, psp_payment_reference=refund.payment_order.psp_reference,
+                                amount=refund.amount, currency=refund.currency,
+                                metadata={"payment_order_id": refund.payment_order_id})
+    result = get_psp().create_refund(request)
+    return refund_apply_result(refund_id=refund_id, result=result, actor=actor)
+
+
+@transaction.atomic
+def refund_schedule_retry(*, refund_id: str) -> float | None:
+    refund = Refund.objects.select_for_update().get(pk=refund_id)
+    if refund.state != RefundState.PENDING:
+        return None
+    delay = retry_delay(refund.attempts)
+    refund.next_action_at = timezone.now() + timedelta(seconds=delay + settings.PAYMENT_STALL_SECONDS)
+    refund.save(update_fields=["next_action_at", "updated_at"])
+    return delay
+
+
+@transaction.atomic
+def refund_apply_result(*, refund_id: str, result: RefundResult, actor: str) -> str:
+    """Record the PSP's answer for a refund; idempotent. Locks the order, then the refund
+    (the order first, as refund_create does, so the two never deadlock)."""
+    order_id = Refund.objects.values_list("payment_order_id", flat=True).get(pk=refund_id)
+    order = PaymentOrder.objects.select_for_update().get(pk=order_id)
+    refund = Refund.objects.select_for_update().get(pk=refund_id)
+    if refund.state != RefundState.PENDING:
+        return refund.state
+    if result.status is PaymentStatus.SUCCEEDED:
+        _transition(refund, refund.succeed, actor=actor, reason="PSP refunded", psp_reference=result.psp_reference)
+        _post_refund(order, refund)
+    elif result.status is PaymentStatus.FAILED:
+        _transition(refund, refund.fail, actor=actor, reason=f"PSP: {result.failure_code}", code=result.failure_code)
+        PaymentOrder.objects.filter(pk=order.pk).update(amount_refunded=F("amount_refunded") - refund.amount)
+    return refund.state
+
+
+def _post_refund(order: PaymentOrder, refund: Refund) -> None:
+    """Reverse the capture in proportion: the seller gives back its share, the platform its cut."""
+    commission = commission_for(refund.amount)
+    seller_share = refund.amount - commission
+    entries = [EntrySpec(accounts.seller_payable(order.seller_id), refund.currency, seller_share),
+               EntrySpec(accounts.PSP_RECEIVABLE, refund.currency, -refund.amount)]
+    if commission:
+        entries.append(EntrySpec(accounts.PLATFORM_COMMISSION, refund.currency, commission))
+    ledger_transaction_post(idempotency_key=refund_posting_key(refund.id),
+                            description=f"Refund {refund.id} of payment order {order.id}",
+                            reference=refund.id, entries=entries)
+    wallet_debit(owner_id=order.seller_id, currency=refund.currency, amount=seller_share,
+                 idempotency_key=refund_posting_key(refund.id), reason=f"refund {refund.id} of {order.id}")
+
+
+def refund_posting_key(refund_id: str) -> str:
+    return f"refund:{refund_id}"

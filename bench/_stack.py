@@ -38,13 +38,14 @@ def wait_http(url: str, timeout: float = 30) -> None:
 class Stack:
     """PSP sandbox + gunicorn (DEBUG off) + Celery worker on a fresh database ``marketplace_bench_*``."""
 
-    def __init__(self, *, web_workers: int = 4, worker_concurrency: int = 4, sandbox_config: dict | None = None):
+    def __init__(self, *, web_workers: int = 4, worker_concurrency: int = 4, beat: bool = False,
+                 extra_env: dict[str, str] | None = None):
         self.name = f"bench_{uuid.uuid4().hex[:8]}"
         self.db_name = f"marketplace_{self.name}"
         self.web_port, self.psp_port = free_port(), free_port()
         self.web_url = f"http://127.0.0.1:{self.web_port}"
         self.psp_url = f"http://127.0.0.1:{self.psp_port}"
-        self.web_workers, self.worker_concurrency = web_workers, worker_concurrency
+        self.web_workers, self.worker_concurrency, self.beat = web_workers, worker_concurrency, beat
         self.procs: dict[str, subprocess.Popen] = {}
         self.logdir = ROOT / "var" / "bench" / self.name
         self.env = {
@@ -57,6 +58,7 @@ class Stack:
             "CELERY_TASK_DEFAULT_QUEUE": self.name,
             "PSP_API_BASE": self.psp_url,
             "LOG_LEVEL": "WARNING",
+            **(extra_env or {}),
         }
 
     def db(self, dbname: str | None = None):
@@ -67,7 +69,7 @@ class Stack:
                               capture_output=True, text=True).stdout.strip()
 
     def start_process(self, name: str, argv: list[str]) -> None:
-        log = open(self.logdir / f"{name}.log", "w")  # noqa: SIM115  (kept open for the process's life)
+        log = open(self.logdir / f"{name}.log", "a")  # noqa: SIM115  (kept open for the process's life)
         self.procs[name] = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True)
 
@@ -81,12 +83,18 @@ class Stack:
         self.start_process("web", [str(VENV_BIN / "gunicorn"), "config.wsgi", "--bind",
                                    f"127.0.0.1:{self.web_port}", "--workers", str(self.web_workers),
                                    "--backlog", "2048"])
-        self.start_process("worker", [str(VENV_BIN / "celery"), "-A", "config", "worker", "-Q", self.name,
-                                      "-c", str(self.worker_concurrency), "-n", f"{self.name}@%h",
-                                      "--without-gossip", "--without-mingle", "-l", "warning"])
+        self.start_worker()
+        if self.beat:
+            self.start_process("beat", [str(VENV_BIN / "celery"), "-A", "config", "beat", "-l", "warning",
+                                        "--schedule", str(self.logdir / "beat-schedule")])
         wait_http(f"{self.psp_url}/_sandbox/health")
         wait_http(f"{self.web_url}/health")
         return self
+
+    def start_worker(self) -> None:
+        self.start_process("worker", [str(VENV_BIN / "celery"), "-A", "config", "worker", "-Q", self.name,
+                                      "-c", str(self.worker_concurrency), "-n", f"{self.name}@%h",
+                                      "--without-gossip", "--without-mingle", "-l", "warning"])
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs[name]

@@ -7,6 +7,7 @@ worker together and owns the ``ThreadingHTTPServer``.
 from __future__ import annotations
 
 import base64
+import collections
 import hashlib
 import json
 import re
@@ -173,7 +174,7 @@ class Handler(BaseHTTPRequestHandler):
             sb.reset()
             return self._send(200, {"ok": True})
         if path == "/_sandbox/charges" and method == "GET":
-            return self._send(200, sb.api.charges_report())
+            return self._send(200, {**sb.api.charges_report(), "faults": sb.fault_counts()})
         if path == "/_sandbox/events" and method == "GET":
             event_type = dict(parse_qsl(query)).get("type")
             events = []
@@ -282,6 +283,7 @@ class Handler(BaseHTTPRequestHandler):
                     sb.config,
                     lambda: store.bump_flaky(api_key, idem_key or ""),
                 )
+            sb.count_plan(plan)
             if plan.pre_fault:
                 if idem_key:
                     store.release_idempotency(api_key, idem_key)
@@ -329,6 +331,8 @@ class Sandbox:
         self.stop_event = threading.Event()
         self.store = Store(db_path)
         self.config = Config(self.store)
+        self._faults: collections.Counter[str] = collections.Counter()
+        self._faults_lock = threading.Lock()
         self.dispatcher = WebhookDispatcher(self.store, self.config, self.stop_event)
         self.api = Api(self.store, self.config, self.dispatcher.notify)
         self.worker = ProcessingWorker(self.api, self.stop_event)
@@ -357,6 +361,20 @@ class Sandbox:
         with self.store.lock:
             self.store.reset()
             self.config.reset()
+            self._faults.clear()
+
+    def count_plan(self, plan: Plan) -> None:
+        """Count the faults a confirm attempt will suffer (since start or the last reset)."""
+        kinds = [plan.pre_fault] if plan.pre_fault else []
+        kinds += ["timeout"] * (plan.response_delay_s > 0) + ["drop_after_charge"] * plan.drop_after
+        kinds += [plan.outcome] if plan.outcome != "succeeded" else []
+        with self._faults_lock:
+            self._faults.update(kinds)
+
+    def fault_counts(self) -> dict[str, int]:
+        """Faults by kind: error, drop, timeout, drop_after_charge, processing(_fail), declined."""
+        with self._faults_lock:
+            return dict(self._faults)
 
     def stop(self) -> None:
         """Stop serving and the background threads; close the database."""

@@ -12,10 +12,11 @@ export WEB_PORT ?= 8000
 export PSP_SANDBOX_HOST ?= 127.0.0.1
 export PSP_SANDBOX_PORT ?= 12111
 export PSP_API_BASE ?= http://$(PSP_SANDBOX_HOST):$(PSP_SANDBOX_PORT)
+export PSP_SANDBOX_WEBHOOK_URL ?= http://$(WEB_HOST):$(WEB_PORT)/webhooks/psp
 export DJANGO_SETTINGS_MODULE ?= config.settings.local
 export DJANGO_DEBUG ?= false
 
-.PHONY: install migrate demo run stop test lint bench-checkout clean
+.PHONY: install migrate demo run stop test lint bench-checkout bench-chaos clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +47,11 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 
-bench-checkout: migrate
+bench-checkout: install
 	$(PY) bench/checkout.py
+
+bench-chaos: install
+	$(PY) bench/chaos.py
 
 clean: stop
 	rm -rf var

@@ -77,6 +77,13 @@ class Stack:
         self.logdir.mkdir(parents=True, exist_ok=True)
         with self.db("postgres") as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.db_name)))
+        try:
+            return self._start()
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def _start(self) -> Stack:
         self.manage("migrate", "--no-input")
         self.start_process("psp", [sys.executable, "-m", "psp_sandbox", "--port", str(self.psp_port),
                                    "--db", str(self.logdir / "psp.sqlite3")])

@@ -84,15 +84,18 @@ def main() -> None:
 
         with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
             statuses = list(pool.map(checkout, range(args.orders)))
-        # Keep killing until at least a couple of kills happened, even on a short run.
-        while kills < 2:
-            time.sleep(0.2)
+        # Faults and kills go on until every order has been sent to the PSP at least once
+        # (and at least two kills happened, even on a short run).
+        with stack.db() as conn:
+            while kills < 2 or conn.execute("SELECT count(*) FROM payments_paymentorder "
+                                            "WHERE state = 'not_started'").fetchone()[0]:
+                time.sleep(0.2)
         stop.set()
         chaos.join()
         psp.post("/_sandbox/config", json=NO_FAULTS).raise_for_status()
         faults_stopped = time.perf_counter()
-        log(f"sent {args.orders} checkouts in {faults_stopped - started:.1f} s; worker kills: {kills}; "
-            f"faults stopped, converging...")
+        log(f"{args.orders} checkouts sent and every order tried at least once in {faults_stopped - started:.1f} s; "
+            f"worker kills: {kills}; faults stopped, converging...")
 
         with stack.db() as conn:
             while True:

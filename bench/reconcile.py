@@ -1,0 +1,243 @@
+"""Settlement import + reconciliation throughput and memory, against PostgreSQL's own COPY.
+
+    .venv/bin/python bench/reconcile.py --lines 1000000
+
+On a fresh database ``marketplace_bench_*`` (created, migrated, dropped; ``BENCH_KEEP_DB=1``
+keeps it): inserts ``--lines`` succeeded payment orders with set-based SQL, writes a Stripe
+itemized payout reconciliation report with one charge row per order plus the payout row,
+and the bank's camt.053 credit of that payout (setup, timed apart). Then, in a fresh
+process, measures ``settlement_file_import`` of both files and ``reconciliation_run``, with
+that process's peak RSS (VmHWM, and a 20 ms sampling thread on VmRSS); and, in the same run,
+``COPY ... FROM STDIN`` of the same report into a bare all-text table. Goal: import +
+reconcile within 5x of COPY, under 300 MB peak RSS, and zero breaks.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+DAY = date(2026, 1, 15)
+
+
+def _env(db_name: str) -> dict[str, str]:
+    return {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.local", "DJANGO_DEBUG": "false",
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db_name}", "LOG_LEVEL": "WARNING"}
+
+
+def _child(phase: str, db_name: str, workdir: Path, lines: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--phase", phase, "--db", db_name, "--workdir", str(workdir),
+                          "--lines", str(lines)], cwd=ROOT, env=_env(db_name), check=True, capture_output=True,
+                         text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _django() -> None:
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+# --- setup (timed apart) -------------------------------------------------------------------
+
+
+def _clone_sql(model, template_pk: str, overrides: dict[str, str], count: int) -> str:
+    """INSERT ... SELECT that copies a template row ``count`` times with SQL ``overrides`` (``i`` = 1..count)."""
+    columns = [f.column for f in model._meta.concrete_fields]
+    select = [overrides.get(c, f"t.{c}") for c in columns]
+    table = model._meta.db_table
+    return (f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(select)} "
+            f"FROM {table} t CROSS JOIN generate_series(1, {count}) AS i WHERE t.id = '{template_pk}'")
+
+
+def phase_setup(workdir: Path, lines: int) -> dict:
+    _django()
+    from django.db import connection
+
+    from core.models import ApiClient
+    from payments.models import PaymentEvent, PaymentOrder, Seller
+    from psp_sandbox.settlement import COLUMNS, camt053, major
+
+    started = time.perf_counter()
+    client = ApiClient.objects.create(name="bench", key_prefix="bench", key_hash=uuid.uuid4().hex)
+    seller = Seller.objects.create(client=client, name="bench seller")
+    event = PaymentEvent.objects.create(client=client, buyer_reference="b", payment_method="pm_card_visa",
+                                        idempotency_key="template")
+    template = PaymentOrder.objects.create(payment_event=event, seller=seller, amount=1000, currency="usd",
+                                           state="succeeded", psp_reference="pi_template",
+                                           completed_at=datetime(2026, 1, 15, tzinfo=UTC))
+    completed = "timestamptz '2026-01-15 00:00:00+00' + (i % 86000) * interval '1 second'"
+    with connection.cursor() as cursor:
+        cursor.execute(_clone_sql(PaymentEvent, event.pk, {"id": "'pe_b' || i", "idempotency_key": "'b' || i"},
+                                  lines))
+        cursor.execute(_clone_sql(PaymentOrder, template.pk, {
+            "id": "'ord_b' || i", "payment_event_id": "'pe_b' || i", "amount": "100 + (i % 100000)",
+            "psp_reference": "'pi_b' || lpad(i::text, 9, '0')", "completed_at": completed,
+            "created_at": completed, "updated_at": completed}, lines))
+        cursor.execute(f"DELETE FROM {PaymentOrder._meta.db_table} WHERE id = %s", [template.pk])
+        cursor.execute(f"DELETE FROM {PaymentEvent._meta.db_table} WHERE id = %s", [event.pk])
+        cursor.execute("ANALYZE")
+    orders_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    report = workdir / "stripe_itemized.csv"
+    close = datetime(2026, 1, 16, tzinfo=UTC)
+    total = 0
+    with open(report, "w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        index = {name: n for n, name in enumerate(COLUMNS)}
+        base = [""] * len(COLUMNS)
+        for i in range(1, lines + 1):
+            amount = 100 + (i % 100000)
+            fee = (amount * 290 + 5000) // 10000 + 30
+            total += amount - fee
+            created = (datetime(2026, 1, 15, tzinfo=UTC) + timedelta(seconds=i % 86000)).strftime("%Y-%m-%d %H:%M:%S")
+            row = base.copy()
+            for name, value in (("balance_transaction_id", f"txn_b{i}"), ("payment_metadata[payment_order_id]",
+                                f"ord_b{i}"), ("source_id", f"ch_b{i}"), ("payment_intent_id", f"pi_b{i:09d}"),
+                                ("charge_id", f"ch_b{i}"), ("created", created), ("currency", "usd"),
+                                ("gross", major(amount, "usd")), ("fee", major(fee, "usd")),
+                                ("net", major(amount - fee, "usd")), ("reporting_category", "charge"),
+                                ("payment_method_type", "card"), ("automatic_payout_id", "po_bench1")):
+                row[index[name]] = value
+            writer.writerow(row)
+        payout = base.copy()
+        for name, value in (("source_id", "po_bench1"), ("created", close.strftime("%Y-%m-%d %H:%M:%S")),
+                            ("currency", "usd"), ("gross", major(-total, "usd")), ("fee", "0.00"),
+                            ("net", major(-total, "usd")), ("reporting_category", "payout"),
+                            ("automatic_payout_id", "po_bench1")):
+            payout[index[name]] = value
+        writer.writerow(payout)
+    statement = workdir / "bank.xml"
+    statement.write_text(camt053(DAY, close, [{"id": "po_bench1", "currency": "usd", "amount": total}]))
+    return {"orders_seconds": orders_seconds, "file_seconds": time.perf_counter() - started,
+            "report": str(report), "statement": str(statement), "size_mb": report.stat().st_size / 1e6}
+
+
+# --- measure ---------------------------------------------------------------------------------
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def phase_measure(workdir: Path) -> dict:
+    _django()
+    from django.db import connection
+
+    from reconciliation.models import Break, SettlementLine
+    from reconciliation.services import reconciliation_run, settlement_file_import
+
+    connection.ensure_connection()
+    peak = {"rss": 0}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.02):
+            peak["rss"] = max(peak["rss"], _status_kb("VmRSS"))
+
+    baseline_kb = _status_kb("VmRSS")
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    started = time.perf_counter()
+    report = settlement_file_import(path=workdir / "stripe_itemized.csv", actor="bench")
+    settlement_file_import(path=workdir / "bank.xml", actor="bench")
+    imported = time.perf_counter()
+    run = reconciliation_run(day=DAY, actor="bench")
+    finished = time.perf_counter()
+    stop.set()
+    sampler.join()
+    return {
+        "import_seconds": imported - started, "reconcile_seconds": finished - imported,
+        "lines": report.lines, "malformed": report.malformed, "breaks": Break.objects.count(),
+        "matched": SettlementLine.objects.filter(match_state="matched").count(), "stats": run.stats,
+        "baseline_rss_mb": baseline_kb / 1024, "sampled_peak_rss_mb": peak["rss"] / 1024,
+        "vmhwm_mb": _status_kb("VmHWM") / 1024,
+    }
+
+
+def copy_baseline(db_name: str, report: Path) -> float:
+    with open(report) as handle:
+        header = next(csv.reader(handle))
+    with psycopg.connect(host="127.0.0.1", user="postgres", dbname=db_name, autocommit=True) as conn:
+        columns = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(f"c{n}")) for n in range(len(header)))
+        conn.execute(sql.SQL("CREATE TABLE copy_baseline ({})").format(columns))
+        started = time.perf_counter()
+        with conn.cursor() as cursor, cursor.copy("COPY copy_baseline FROM STDIN (FORMAT csv, HEADER true)") as copy:
+            with open(report, "rb") as handle:
+                while block := handle.read(1 << 20):
+                    copy.write(block)
+        elapsed = time.perf_counter() - started
+        conn.execute("DROP TABLE copy_baseline")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lines", type=int, default=1_000_000, help="charge rows (= payment orders)")
+    parser.add_argument("--phase", choices=("setup", "measure"), help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase == "setup":
+        print(json.dumps(phase_setup(args.workdir, args.lines)))
+        return
+    if args.phase == "measure":
+        print(json.dumps(phase_measure(args.workdir)))
+        return
+
+    db_name = f"marketplace_bench_{uuid.uuid4().hex[:8]}"
+    workdir = ROOT / "var" / "bench" / db_name
+    workdir.mkdir(parents=True, exist_ok=True)
+    with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
+    try:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "manage.py", "migrate", "--no-input"], cwd=ROOT, env=_env(db_name),
+                       check=True, capture_output=True)
+        migrate_seconds = time.perf_counter() - started
+        setup = _child("setup", db_name, workdir, args.lines)
+        copy_seconds = copy_baseline(db_name, Path(setup["report"]))
+        result = _child("measure", db_name, workdir, args.lines)
+    finally:
+        if not os.environ.get("BENCH_KEEP_DB"):
+            with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db_name)))
+            for path in workdir.iterdir():
+                path.unlink()
+            workdir.rmdir()
+
+    work = result["import_seconds"] + result["reconcile_seconds"]
+    print(f"setup: migrate {migrate_seconds:.1f}s, {args.lines:,} orders {setup['orders_seconds']:.1f}s, "
+          f"report ({setup['size_mb']:.0f} MB) + statement {setup['file_seconds']:.1f}s")
+    print(f"COPY into a bare table      {copy_seconds:8.2f} s")
+    print(f"import (report + statement) {result['import_seconds']:8.2f} s  "
+          f"({result['lines']:,} lines, {result['malformed']} malformed)")
+    print(f"reconcile                   {result['reconcile_seconds']:8.2f} s  "
+          f"(matched {result['matched']:,}, breaks {result['breaks']})")
+    print(f"import + reconcile          {work:8.2f} s  = {work / copy_seconds:.1f}x COPY (goal <= 5x)")
+    print(f"peak RSS                    {result['vmhwm_mb']:8.0f} MB VmHWM, {result['sampled_peak_rss_mb']:.0f} MB "
+          f"sampled (baseline {result['baseline_rss_mb']:.0f} MB; goal < 300 MB)")
+    print(f"run stats: {json.dumps(result['stats'])}")
+
+
+if __name__ == "__main__":
+    main()

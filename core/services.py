@@ -70,19 +70,26 @@ def _validate_key(key: str | None) -> str:
 
 def _claim(*, client: ApiClient, key: str, method: str, path: str, fingerprint: str
            ) -> tuple[IdempotencyRecord, bool]:
-    """Insert the key as in progress (committed at once), or return the existing record."""
-    now = timezone.now()
-    expired_before = now - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
-    IdempotencyRecord.objects.filter(client=client, key=key, created_at__lt=expired_before).delete()
-    try:
-        with transaction.atomic():
-            record = IdempotencyRecord.objects.create(
-                client=client, key=key, request_method=method, request_path=path,
-                request_fingerprint=fingerprint, locked_at=now,
-            )
-        return record, True
-    except IntegrityError:
-        return IdempotencyRecord.objects.get(client=client, key=key), False
+    """Insert the key as in progress (committed at once), or return the existing record.
+
+    A record older than the retention period is expired: it is replaced, as if pruned.
+    """
+    for _ in range(2):
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(
+                    client=client, key=key, request_method=method, request_path=path,
+                    request_fingerprint=fingerprint, locked_at=now,
+                )
+            return record, True
+        except IntegrityError:
+            existing = IdempotencyRecord.objects.filter(client=client, key=key).first()
+            expired_before = now - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+            if existing is not None and existing.created_at >= expired_before:
+                return existing, False
+            IdempotencyRecord.objects.filter(client=client, key=key, created_at__lt=expired_before).delete()
+    raise IdempotencyKeyInUse()
 
 
 def _replay(record: IdempotencyRecord) -> IdempotentResponse:

@@ -10,3 +10,7 @@ class PaymentOrderNotFound(ApiError):
     status_code = 404
     default_code = "resource_missing"
     default_detail = "No such payment order."
+
+
+class PSPAmountMismatch(Exception):
+    """The PSP reports another amount or currency than the order's: a human must look."""

@@ -135,9 +135,10 @@ class PaymentOrder(ConcurrentTransitionMixin, models.Model):
     def lose_track(self) -> None:
         """The PSP call timed out or the connection dropped: the charge may or may not exist."""
 
-    @transition(field=state, source=[PaymentOrderState.EXECUTING], target=PaymentOrderState.DEAD_LETTER)
-    def dead_letter(self, message: str) -> None:
-        self.failure_code = "retries_exhausted"
+    @transition(field=state, source=[PaymentOrderState.EXECUTING, PaymentOrderState.PENDING,
+                                     PaymentOrderState.UNKNOWN], target=PaymentOrderState.DEAD_LETTER)
+    def dead_letter(self, code: str, message: str) -> None:
+        self.failure_code = code[:100]
         self.failure_message = message[:500]
 
     @transition(field=state, source=OPEN_STATES, target=PaymentOrderState.SUCCEEDED)

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from ledger import accounts
 from ledger.services import EntrySpec, ledger_transaction_post
+from payments.exceptions import PSPAmountMismatch
 from payments.models import PaymentOrder, PaymentOrderState, PaymentOrderTransition
 from payments.psp import get_psp
 from payments.psp.base import PaymentRequest, PaymentResult, PaymentStatus, PSPPermanentError, PSPUnknownOutcome
@@ -76,7 +77,25 @@ def payment_order_execute(*, payment_order_id: str, actor: str = "task:payment_o
         result = PaymentResult(status=PaymentStatus.FAILED, psp_reference="", amount=request.amount,
                                currency=request.currency, failure_code="psp_refused_request",
                                failure_message=str(exc))
-    return payment_order_apply_result(payment_order_id=payment_order_id, result=result, actor=actor)
+    return payment_order_apply_result_or_dead_letter(payment_order_id=payment_order_id, result=result, actor=actor)
+
+
+def payment_order_apply_result_or_dead_letter(*, payment_order_id: str, result: PaymentResult, actor: str) -> str:
+    """Apply the PSP's answer; an answer that contradicts the order goes to an operator."""
+    try:
+        return payment_order_apply_result(payment_order_id=payment_order_id, result=result, actor=actor)
+    except PSPAmountMismatch as exc:
+        return payment_order_dead_letter(payment_order_id=payment_order_id, code="psp_amount_mismatch",
+                                         message=str(exc), actor=actor)
+
+
+@transaction.atomic
+def payment_order_dead_letter(*, payment_order_id: str, code: str, message: str, actor: str) -> str:
+    order = lock_order(payment_order_id)
+    if order.state in (PaymentOrderState.EXECUTING, PaymentOrderState.PENDING, PaymentOrderState.UNKNOWN):
+        transition_order(order, order.dead_letter, actor=actor, code=code, message=message, reason=message)
+        logger.error("event=payment_order_dead_letter order=%s code=%s message=%s", order.id, code, message)
+    return order.state
 
 
 @transaction.atomic
@@ -97,9 +116,8 @@ def payment_order_schedule_retry(*, payment_order_id: str, error: str, actor: st
     if order.state != PaymentOrderState.EXECUTING:
         return None
     if order.attempts >= settings.PAYMENT_EXECUTE_MAX_ATTEMPTS:
-        transition_order(order, order.dead_letter, actor=actor, message=error,
-                         reason=f"{order.attempts} attempts failed; last error: {error}")
-        logger.error("event=payment_order_dead_letter order=%s attempts=%s error=%s", order.id, order.attempts, error)
+        payment_order_dead_letter(payment_order_id=order.id, code="retries_exhausted", actor=actor,
+                                  message=f"{order.attempts} attempts failed; last error: {error}")
         return None
     delay = retry_delay(order.attempts)
     order.next_action_at = _after(delay + settings.PAYMENT_STALL_SECONDS)
@@ -123,8 +141,8 @@ def payment_order_apply_result(*, payment_order_id: str, result: PaymentResult, 
         return order.state
     if result.status is PaymentStatus.SUCCEEDED:
         if (result.amount, result.currency) != (order.amount, order.currency):
-            raise ValueError(f"PSP captured {result.amount} {result.currency} for {order.id}, "
-                             f"expected {order.amount} {order.currency}")
+            raise PSPAmountMismatch(f"PSP captured {result.amount} {result.currency} for {order.id}, "
+                                    f"expected {order.amount} {order.currency}")
         transition_order(order, order.succeed, actor=actor, reason="PSP captured the payment",
                          psp_reference=result.psp_reference)
         _post_capture(order)

@@ -13,7 +13,7 @@ from payments.models import PaymentOrder, PaymentOrderState, Refund, RefundState
 from payments.psp import get_psp
 from payments.psp.base import PSPError
 from payments.services.enqueue import enqueue_payment_order, enqueue_refund
-from payments.services.execution import lock_order, payment_order_apply_result, transition_order
+from payments.services.execution import lock_order, payment_order_apply_result_or_dead_letter, transition_order
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def payment_order_resolve(*, payment_order_id: str, actor: str = "janitor") -> s
         logger.warning("event=janitor_psp_error order=%s error=%s", order.id, exc)
         return order.state  # the next round asks again
     if result is not None:
-        return payment_order_apply_result(payment_order_id=order.id, result=result, actor=actor)
+        return payment_order_apply_result_or_dead_letter(payment_order_id=order.id, result=result, actor=actor)
     with transaction.atomic():
         order = lock_order(payment_order_id)
         if order.state == PaymentOrderState.UNKNOWN:

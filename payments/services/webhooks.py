@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from payments.models import PaymentOrder, Refund, WebhookEvent
 from payments.psp import get_psp
+from payments.psp.base import WebhookSignatureError
 from payments.services.execution import payment_order_apply_result
 from payments.services.refunds import refund_apply_result
 
@@ -21,14 +22,17 @@ def webhook_event_receive(*, payload: bytes, signature: str) -> tuple[WebhookEve
     """Verify and store one delivery. Returns ``(event, created)``; a duplicate delivery is
     counted and not stored again. Raises ``WebhookSignatureError`` for a forged or stale one."""
     event = get_psp().verify_webhook(payload, signature)
-    notice = get_psp().webhook_notice(event)
+    event_id = str(event.get("id") or "")
+    if not event_id:
+        raise WebhookSignatureError("the event has no id")
+    obj = (event.get("data") or {}).get("object") or {}
     try:
         with transaction.atomic():
-            return WebhookEvent.objects.create(id=notice.event_id, type=notice.type, payload=event,
-                                               object_id=notice.object_id), True
+            return WebhookEvent.objects.create(id=event_id, type=str(event.get("type", ""))[:100], payload=event,
+                                               object_id=str(obj.get("id", ""))[:100]), True
     except IntegrityError:
-        WebhookEvent.objects.filter(pk=notice.event_id).update(deliveries=F("deliveries") + 1)
-        return WebhookEvent.objects.get(pk=notice.event_id), False
+        WebhookEvent.objects.filter(pk=event_id).update(deliveries=F("deliveries") + 1)
+        return WebhookEvent.objects.get(pk=event_id), False
 
 
 def webhook_event_process(*, event_id: str, actor: str | None = None) -> str:

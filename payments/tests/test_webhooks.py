@@ -124,3 +124,12 @@ def test_operator_reruns_a_failed_event_from_the_admin(order, admin_client):
     assert WebhookEvent.objects.get().status == WebhookEvent.Status.PROCESSED
     order.refresh_from_db()
     assert order.state == PaymentOrderState.SUCCEEDED
+
+
+def test_an_event_we_cannot_read_is_kept_as_failed(order):
+    event = payment_intent_event("evt_odd", order, "succeeded")
+    del event["data"]["object"]["amount"]
+    response = deliver(*signed(event))
+    assert response.status_code == 200
+    stored = WebhookEvent.objects.get()
+    assert stored.status == WebhookEvent.Status.FAILED and "amount" in stored.last_error

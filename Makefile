@@ -29,6 +29,7 @@ install: $(VENV)/.installed
 migrate: install
 	$(PY) scripts/ensure_database.py
 	$(PY) manage.py migrate --no-input
+	$(PY) manage.py create_operator_groups
 	$(PY) manage.py collectstatic --no-input -v 0
 
 demo: migrate

@@ -136,3 +136,10 @@ class WebhookEventAdmin(ReadOnlyAdmin):
         outcomes = [f"{event.id}: {services.webhook_event_process(event_id=event.id, actor=actor)}"
                     for event in queryset]
         self.message_user(request, "; ".join(outcomes))
+
+
+@admin.register(RefundTransition)
+class RefundTransitionAdmin(ReadOnlyAdmin):
+    list_display = ("refund", "from_state", "to_state", "actor", "reason", "created_at")
+    search_fields = ("refund__id", "refund__payment_order__id", "actor", "reason")
+    list_filter = ("to_state", "created_at")

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from . import __version__, behaviour
+from . import __version__, behaviour, settlement
 from .api import Api, ApiError, ProcessingWorker, invalid
 from .behaviour import Config, ConfigError, Plan
 from .store import Store, new_id
@@ -173,6 +173,8 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/_sandbox/reset" and method == "POST":
             sb.reset()
             return self._send(200, {"ok": True})
+        if path == "/_sandbox/settlements" and method == "POST":
+            return self._send(*settlement.handle(sb.store, sb.config.snapshot(), body))
         if path == "/_sandbox/charges" and method == "GET":
             return self._send(200, {**sb.api.charges_report(), "faults": sb.fault_counts()})
         if path == "/_sandbox/events" and method == "GET":

@@ -170,3 +170,21 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Reconciliation -----------------------------------------------------------------
+from celery.schedules import crontab  # noqa: E402 - kept inside this block
+
+# Where the nightly job looks for new PSP reports and bank statements (a file is imported once per content).
+RECONCILIATION_INBOX_DIR = env.path("RECONCILIATION_INBOX_DIR", default=BASE_DIR / "var" / "settlement-inbox")
+# A succeeded order still unsettled this long after the end of the reconciled day is a missing_in_settlement break
+# (orders older than the lookback are left alone).
+RECONCILIATION_MISSING_CUTOFF_HOURS = env.int("RECONCILIATION_MISSING_CUTOFF_HOURS", default=48)
+RECONCILIATION_MISSING_LOOKBACK_DAYS = env.int("RECONCILIATION_MISSING_LOOKBACK_DAYS", default=30)
+# An order completed more than this before its settlement batch closed belonged to an earlier batch: timing.
+RECONCILIATION_TIMING_WINDOW_HOURS = env.int("RECONCILIATION_TIMING_WINDOW_HOURS", default=24)
+# How long after a payout its bank credit may be booked, for matching by amount when the payout id is absent.
+RECONCILIATION_PAYOUT_WINDOW_DAYS = env.int("RECONCILIATION_PAYOUT_WINDOW_DAYS", default=5)
+CELERY_BEAT_SCHEDULE["reconciliation-nightly"] = {
+    "task": "reconciliation.nightly",
+    "schedule": crontab(hour=env.int("RECONCILIATION_NIGHTLY_HOUR", default=3), minute=0),
+}

@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from core.money import InexactAmount, UnknownCurrency, normalize_currency, to_minor_units
+from core.money import CURRENCY_EXPONENTS, InexactAmount, UnknownCurrency, normalize_currency, to_minor_units
 
 from .errors import ImportFormatError
 
@@ -49,19 +49,37 @@ def first(*values: str | None) -> str | None:
 # --- money -------------------------------------------------------------------------
 
 
+_PLAIN_AMOUNT = re.compile(r"(-?)(\d+)(?:\.(\d+))?")
+_CURRENCY_CACHE: dict[str, str] = {}
+
+
 def currency_of(value: str | None, column: str) -> str:
     """Normalized currency or ``RowError`` naming the column."""
+    cached = _CURRENCY_CACHE.get(value) if value else None
+    if cached is not None:
+        return cached
     if not clean(value):
         raise RowError(f"column {column!r} is empty")
     try:
-        return normalize_currency(value or "")
+        normalized = normalize_currency(value or "")
     except UnknownCurrency:
         raise RowError(f"column {column!r} is not a known ISO 4217 currency: {value!r}") from None
+    if len(_CURRENCY_CACHE) < 1000:
+        _CURRENCY_CACHE[value or ""] = normalized
+    return normalized
 
 
 def minor_units(value: str | Decimal, currency: str, column: str) -> int:
     """Exact minor units of a major-unit decimal, or ``RowError`` naming the column."""
     if isinstance(value, str):
+        # Fast path, exact: "-12.34" -> -1234 without Decimal; anything else takes the strict path.
+        match = _PLAIN_AMOUNT.fullmatch(value)
+        exponent = CURRENCY_EXPONENTS.get(currency)
+        if match is not None and exponent is not None:
+            sign, whole, fraction = match.groups()
+            if fraction is None or len(fraction) <= exponent:
+                minor = int(whole) * 10**exponent + (int(fraction.ljust(exponent, "0")) if fraction else 0)
+                return -minor if sign else minor
         text = value.strip()
         # to_minor_units drops thousands separators; a CSV amount never has them, so
         # "1,5" (a decimal comma) must not silently become 15.

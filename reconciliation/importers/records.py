@@ -49,6 +49,9 @@ class SettlementRecord:
     payout_reference: str | None
     occurred_at: datetime | None
     source_line: str
+    #: The row's own object id when the format has one (Stripe ``source_id``: ``re_...``
+    #: for a refund, while ``psp_reference`` is its payment intent).
+    source_reference: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,17 +12,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ._base import (
-    Columns,
-    CsvRow,
-    RowError,
-    currency_of,
-    first,
-    iter_csv_rows,
-    minor_units,
-    optional_minor_units,
-    parse_datetime,
-)
+from ._base import Columns, CsvRow, RowError, currency_of, iter_csv_rows, minor_units, parse_datetime
 from .errors import ImportFormatError
 from .records import MalformedRecord, SettlementRecord
 
@@ -63,44 +53,67 @@ def iter_stripe(path: Path) -> Iterator[SettlementRecord | MalformedRecord]:
     metadata = [name for name in columns.names if _METADATA_RE.match(name)]
     order_columns = [n for n in metadata if _METADATA_RE.match(n).group(1) == _ORDER_ID_KEY]
     other_metadata = [n for n in metadata if n not in order_columns]
+    layout = _Layout(columns, [*order_columns, *other_metadata])
     for row in rows:
         try:
-            yield _record(row, columns, order_columns, other_metadata)
+            yield _record(row, columns, layout)
         except RowError as exc:
             yield MalformedRecord(row.line_number, str(exc), row.source_line)
 
 
-def _record(row: CsvRow, columns: Columns, order_columns: list[str], other_metadata: list[str]) -> SettlementRecord:
+class _Layout:
+    """Column positions, looked up once per file (a report can have millions of rows)."""
+
+    def __init__(self, columns: Columns, merchant_columns: list[str]) -> None:
+        at = columns.position
+        self.category, self.currency, self.net = at("reporting_category"), at("currency"), at("net")
+        self.gross, self.fee = at("gross"), at("fee")
+        self.created = [p for p in (at("created_utc"), at("created")) if p is not None]
+        self.source_id = at("source_id")
+        self.psp = [p for p in (at("payment_intent_id"), at("charge_id"), self.source_id) if p is not None]
+        self.payout = [p for p in (at("automatic_payout_id"), at("payout_id")) if p is not None]
+        self.merchant = [p for p in (*(at(n) for n in merchant_columns), at("description")) if p is not None]
+
+
+def _first(fields: list[str], positions: list[int]) -> str | None:
+    size = len(fields)
+    for position in positions:
+        if position < size:
+            value = fields[position].strip()
+            if value:
+                return value
+    return None
+
+
+def _record(row: CsvRow, columns: Columns, layout: _Layout) -> SettlementRecord:
     columns.check_width(row)
-    get = columns.get
-    category = get(row, "reporting_category")
+    fields = row.fields
+    category = _first(fields, [layout.category])
     if category is None:
         raise RowError("column 'reporting_category' is empty")
-    currency = currency_of(get(row, "currency"), "currency")
-    net = get(row, "net")
+    currency = currency_of(_first(fields, [layout.currency]), "currency")
+    net = _first(fields, [layout.net])
     if net is None:
         raise RowError("column 'net' is empty")
-    created = first(get(row, "created_utc"), get(row, "created"))
-    source_id = get(row, "source_id")
+    source_id = _first(fields, [layout.source_id]) if layout.source_id is not None else None
     record_type = CATEGORY_TYPES.get(category.lower(), "unknown")
-    payout = first(get(row, "automatic_payout_id"), get(row, "payout_id"))
+    payout = _first(fields, layout.payout)
     if payout is None and record_type == "payout" and source_id and source_id.startswith("po_"):
         payout = source_id
+    gross = _first(fields, [layout.gross])
+    fee = _first(fields, [layout.fee])
     return SettlementRecord(
         line_number=row.line_number,
         record_type=record_type,
         raw_type=category,
         currency=currency,
-        gross=optional_minor_units(get(row, "gross"), currency, "gross"),
-        fee=optional_minor_units(get(row, "fee"), currency, "fee"),
+        gross=None if gross is None else minor_units(gross, currency, "gross"),
+        fee=None if fee is None else minor_units(fee, currency, "fee"),
         net=minor_units(net, currency, "net"),
-        psp_reference=first(get(row, "payment_intent_id"), get(row, "charge_id"), source_id),
-        merchant_reference=first(
-            *(get(row, name) for name in order_columns),
-            *(get(row, name) for name in other_metadata),
-            get(row, "description"),
-        ),
+        psp_reference=_first(fields, layout.psp),
+        merchant_reference=_first(fields, layout.merchant),
         payout_reference=payout,
-        occurred_at=parse_datetime(created, "created"),
+        occurred_at=parse_datetime(_first(fields, layout.created), "created"),
         source_line=row.source_line,
+        source_reference=source_id,
     )

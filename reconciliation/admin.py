@@ -1,0 +1,203 @@
+"""Operator console for reconciliation: runs, the breaks queue, files. Money is read-only.
+
+Actions call services: ``break_resolve`` (asks for a resolution and a reason first),
+``settlement_file_import`` (the upload page), CSV exports through selectors.
+"""
+from __future__ import annotations
+
+import csv
+import tempfile
+from pathlib import Path
+
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from core.admin_base import ReadOnlyAdmin
+from core.money import format_amount
+from reconciliation import selectors
+from reconciliation.exceptions import BreakResolutionError, SettlementImportError
+from reconciliation.forms import BreakResolveForm, SettlementUploadForm
+from reconciliation.models import Break, BreakResolution, ReconciliationRun, SettlementFile, SettlementLine
+from reconciliation.services import break_resolve, reconciliation_run, settlement_file_import
+
+
+def _actor(request: HttpRequest) -> str:
+    return f"operator:{request.user.get_username()}"
+
+
+def _money(amount: int | None, currency: str) -> str:
+    if amount is None or not currency:
+        return "-" if amount is None else str(amount)
+    return format_amount(amount, currency)
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_response(rows, filename: str) -> StreamingHttpResponse:
+    writer = csv.writer(_Echo())
+    response = StreamingHttpResponse((writer.writerow(row) for row in rows), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@admin.register(SettlementFile)
+class SettlementFileAdmin(ReadOnlyAdmin):
+    list_display = ("id", "name", "format", "size", "line_count", "malformed_count", "settled_at", "imported_at",
+                    "imported_by")
+    list_filter = ("format", "imported_at")
+    search_fields = ("name", "sha256")
+    readonly_fields = ("sha256", "name", "format", "size", "line_count", "malformed_count", "counts_by_type",
+                       "statements", "settled_at", "imported_at", "imported_by")
+
+    def has_add_permission(self, request, obj=None):
+        return request.user.has_perm("reconciliation.add_settlementfile")
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """The upload page: imports through ``settlement_file_import``, optionally reconciles."""
+        if not self.has_add_permission(request):
+            return HttpResponse(status=403)
+        form = SettlementUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            with tempfile.TemporaryDirectory() as directory:
+                path = Path(directory) / "upload"
+                with open(path, "wb") as handle:
+                    for chunk in upload.chunks():
+                        handle.write(chunk)
+                try:
+                    result = settlement_file_import(path=path, fmt=form.cleaned_data["format"],
+                                                    name=Path(upload.name).name, actor=_actor(request))
+                except SettlementImportError as exc:
+                    form.add_error("file", str(exc))
+                    result = None
+            if result is not None:
+                if result.created:
+                    self.message_user(request, f"Imported {result.file.name}: {result.lines} lines, "
+                                               f"{result.malformed} malformed.", messages.SUCCESS)
+                else:
+                    self.message_user(request, f"{result.file.name} was imported before; nothing changed.",
+                                      messages.WARNING)
+                if form.cleaned_data["reconcile"] and form.cleaned_data["date"]:
+                    run = reconciliation_run(day=form.cleaned_data["date"], actor=_actor(request))
+                    return HttpResponseRedirect(reverse("admin:reconciliation_reconciliationrun_change",
+                                                        args=[run.pk]))
+                return HttpResponseRedirect(reverse("admin:reconciliation_settlementfile_change",
+                                                    args=[result.file.pk]))
+        context = {**self.admin_site.each_context(request), "title": "Import a settlement file", "form": form,
+                   "opts": self.model._meta}
+        return TemplateResponse(request, "admin/reconciliation/settlementfile/upload.html", context)
+
+
+@admin.register(SettlementLine)
+class SettlementLineAdmin(ReadOnlyAdmin):
+    list_display = ("id", "file", "line_number", "record_type", "psp_reference", "merchant_reference", "net_display",
+                    "match_state", "matched_object_id")
+    list_filter = ("record_type", "match_state", "file__format")
+    search_fields = ("psp_reference", "merchant_reference", "payout_reference", "matched_object_id")
+    list_select_related = ("file",)
+    show_full_result_count = False
+
+    @admin.display(description="Net")
+    def net_display(self, obj: SettlementLine) -> str:
+        return _money(obj.net, obj.currency)
+
+
+@admin.register(ReconciliationRun)
+class ReconciliationRunAdmin(ReadOnlyAdmin):
+    list_display = ("id", "date", "started_at", "finished_at", "lines_evaluated", "breaks_summary", "actor")
+    list_filter = ("date",)
+    readonly_fields = ("date", "started_at", "finished_at", "actor", "lines_evaluated", "summary", "stats")
+    actions = ["export_breaks"]
+
+    @admin.display(description="Breaks")
+    def breaks_summary(self, obj: ReconciliationRun) -> str:
+        breaks = obj.stats.get("breaks", {})
+        return ", ".join(f"{klass} {entry['count']}" for klass, entry in breaks.items()) or "none"
+
+    @admin.display(description="Per class")
+    def summary(self, obj: ReconciliationRun) -> str:
+        breaks = obj.stats.get("breaks", {})
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((klass, e["count"], e["new"], e["open"],
+              ", ".join(_money(a, c) for c, a in e["amounts"].items()) or "-") for klass, e in breaks.items()),
+        )
+        link = reverse("admin:reconciliation_break_changelist") + f"?last_seen_run__id__exact={obj.pk}"
+        return format_html('<table><tr><th>class</th><th>breaks</th><th>new</th><th>open</th><th>amounts</th></tr>'
+                           '{}</table><p><a href="{}">Open this run\'s breaks</a></p>', rows, link)
+
+    @admin.action(description="Export the breaks of the selected runs (CSV)")
+    def export_breaks(self, request, queryset):
+        return _csv_response(selectors.break_export_rows(breaks=selectors.breaks_of_runs(runs=queryset)), "breaks.csv")
+
+
+class BreakResolutionInline(admin.TabularInline):
+    model = BreakResolution
+    fields = ("created_at", "from_state", "to_state", "resolution", "actor", "reason")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Break)
+class BreakAdmin(ReadOnlyAdmin):
+    list_display = ("id", "break_class", "state", "psp_reference", "object_id", "expected_display", "actual_display",
+                    "file_format", "occurred_on", "created_at")
+    list_filter = ("break_class", "state", "file_format", "occurred_on", "created_at", "last_seen_run")
+    search_fields = ("psp_reference", "object_id", "description", "key")
+    date_hierarchy = "created_at"
+    readonly_fields = ("key", "break_class", "state", "run", "last_seen_run", "line", "file_format", "occurred_on",
+                       "expected_display", "actual_display", "object_kind", "object_id", "psp_reference",
+                       "description", "source_line", "resolution", "reason", "resolved_by", "resolved_at",
+                       "created_at")
+    inlines = [BreakResolutionInline]
+    actions = ["resolve_breaks", "export_csv"]
+    list_select_related = ("line",)
+
+    @admin.display(description="Our books")
+    def expected_display(self, obj: Break) -> str:
+        return _money(obj.expected_amount, obj.expected_currency)
+
+    @admin.display(description="PSP / bank")
+    def actual_display(self, obj: Break) -> str:
+        return _money(obj.actual_amount, obj.actual_currency)
+
+    @admin.display(description="Source line")
+    def source_line(self, obj: Break) -> str:
+        return obj.line.source_line if obj.line else "-"
+
+    def has_resolve_permission(self, request) -> bool:
+        return request.user.has_perm("reconciliation.resolve_break")
+
+    @admin.action(description="Resolve the selected breaks (asks for a reason)", permissions=["resolve"])
+    def resolve_breaks(self, request, queryset):
+        form = BreakResolveForm(request.POST if request.POST.get("confirmed") else None)
+        if form.is_bound and form.is_valid():
+            done, refused = 0, []
+            for brk in queryset.order_by("pk"):
+                try:
+                    break_resolve(break_id=brk.pk, resolution=form.cleaned_data["resolution"],
+                                  reason=form.cleaned_data["reason"], actor=_actor(request))
+                    done += 1
+                except BreakResolutionError as exc:
+                    refused.append(f"#{brk.pk}: {exc}")
+            self.message_user(request, f"{done} break(s) resolved.", messages.SUCCESS)
+            if refused:
+                self.message_user(request, "Not resolved: " + "; ".join(refused), messages.WARNING)
+            return None
+        context = {**self.admin_site.each_context(request), "title": "Resolve breaks", "breaks": list(queryset),
+                   "form": form, "opts": self.model._meta}
+        return TemplateResponse(request, "admin/reconciliation/break/resolve.html", context)
+
+    @admin.action(description="Export the selected breaks (CSV)")
+    def export_csv(self, request, queryset):
+        return _csv_response(selectors.break_export_rows(breaks=queryset), "breaks.csv")

@@ -1,0 +1,22 @@
+"""Operator forms of the reconciliation admin."""
+from __future__ import annotations
+
+from django import forms
+from django.utils import timezone
+
+from reconciliation.importers import FORMATS
+from reconciliation.services import OPERATOR_RESOLUTIONS
+
+
+class BreakResolveForm(forms.Form):
+    resolution = forms.ChoiceField(choices=[(r.value, r.label) for r in OPERATOR_RESOLUTIONS])
+    reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+                             help_text="Why: kept in the audit trail with your name.")
+
+
+class SettlementUploadForm(forms.Form):
+    file = forms.FileField(help_text="Stripe or Adyen settlement CSV, camt.053 XML or MT940 statement.")
+    format = forms.ChoiceField(choices=[("auto", "detect"), *((f, f) for f in FORMATS)], initial="auto")
+    reconcile = forms.BooleanField(required=False, initial=True, help_text="Run reconciliation after the import.")
+    date = forms.DateField(required=False, initial=timezone.now().date,
+                           help_text="Business day for the reconciliation (YYYY-MM-DD).")

@@ -1,0 +1,180 @@
+"""Settlement files and their lines, reconciliation runs and the breaks they find.
+
+Money is an ``int`` in the currency's minor unit beside a lowercase ISO 4217 code.
+Text read from files is stored as ``TextField`` (no length limit a bank could exceed).
+"""
+from __future__ import annotations
+
+from django.db import models
+
+
+class SettlementFile(models.Model):
+    """One imported PSP report or bank statement; its SHA-256 makes importing idempotent."""
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=255)
+    format = models.CharField(max_length=16, db_index=True)
+    size = models.BigIntegerField(help_text="Bytes.")
+    imported_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    imported_by = models.CharField(max_length=100, help_text="e.g. operator:alice, task:reconciliation_nightly")
+    line_count = models.PositiveIntegerField(default=0, help_text="Records and malformed lines stored.")
+    malformed_count = models.PositiveIntegerField(default=0)
+    counts_by_type = models.JSONField(default=dict, blank=True)
+    statements = models.JSONField(default=list, blank=True, help_text="Statement headers (ids, balances).")
+    settled_at = models.DateTimeField(null=True, blank=True,
+                                      help_text="When the batch closed: its payout's time, else its latest line.")
+
+    class Meta:
+        ordering = ["-imported_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.format}, {self.sha256[:12]})"
+
+
+class MatchState(models.TextChoices):
+    PENDING = "pending", "pending (not reconciled yet)"
+    MATCHED = "matched"
+    BREAK = "break", "break (see its break)"
+    UNRELATED = "unrelated", "unrelated (bank line that is no payout)"
+    MALFORMED = "malformed"
+
+
+class SettlementLine(models.Model):
+    """One record (or malformed line) of a settlement file, as read; never edited but for matching."""
+
+    file = models.ForeignKey(SettlementFile, on_delete=models.PROTECT, related_name="lines")
+    ordinal = models.PositiveIntegerField(help_text="Position among the file's records, 1-based.")
+    line_number = models.PositiveIntegerField(help_text="Physical line (CSV), entry (camt.053) or transaction (MT940).")
+    record_type = models.CharField(max_length=32, help_text="Normalized type, or 'malformed'.")
+    raw_type = models.TextField(blank=True)
+    psp_reference = models.TextField(blank=True)
+    source_reference = models.TextField(blank=True, help_text="The row's own object id (Stripe source_id).")
+    merchant_reference = models.TextField(blank=True)
+    payout_reference = models.TextField(blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    gross = models.BigIntegerField(null=True, blank=True)
+    fee = models.BigIntegerField(null=True, blank=True)
+    net = models.BigIntegerField(null=True, blank=True)
+    occurred_at = models.DateTimeField(null=True, blank=True)
+    source_line = models.TextField(blank=True)
+    error = models.TextField(blank=True, help_text="Why the line is malformed.")
+    match_state = models.CharField(max_length=16, choices=MatchState.choices, default=MatchState.PENDING)
+    matched_kind = models.CharField(max_length=20, blank=True)
+    matched_object_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["file", "ordinal"]
+        constraints = [models.UniqueConstraint(fields=["file", "ordinal"], name="settlement_line_unique_ordinal")]
+        indexes = [
+            models.Index(fields=["psp_reference"], name="settlement_line_psp_ref"),
+            models.Index(fields=["matched_object_id"], name="settlement_line_matched_obj",
+                         condition=~models.Q(matched_object_id="")),
+            models.Index(fields=["match_state"], name="settlement_line_open",
+                         condition=models.Q(match_state__in=["pending", "break", "malformed"])),
+            models.Index(fields=["payout_reference"], name="settlement_line_payout_ref",
+                         condition=models.Q(record_type__in=["payout", "bank_credit", "bank_debit"])),
+            models.Index(fields=["currency", "net"], name="settlement_line_bank_amount",
+                         condition=models.Q(record_type__in=["bank_credit", "bank_debit"])),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.file.name}:{self.line_number} {self.record_type}"
+
+
+class ReconciliationRun(models.Model):
+    """One execution of matching; ``stats`` holds counts and amounts per break class."""
+
+    date = models.DateField(db_index=True, help_text="The business day reconciled.")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    actor = models.CharField(max_length=100)
+    lines_evaluated = models.PositiveIntegerField(default=0)
+    stats = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Run #{self.pk} for {self.date}"
+
+
+class BreakClass(models.TextChoices):
+    AMOUNT_MISMATCH = "amount_mismatch"
+    CURRENCY_MISMATCH = "currency_mismatch"
+    MISSING_IN_BOOKS = "missing_in_books", "missing in books (settled by the PSP, unknown to us)"
+    MISSING_IN_SETTLEMENT = "missing_in_settlement", "missing in settlement (succeeded, not settled)"
+    DUPLICATE = "duplicate"
+    TIMING = "timing", "timing (settled in a later batch)"
+    UNKNOWN_RECORD_TYPE = "unknown_record_type"
+    PAYOUT_NOT_RECEIVED = "payout_not_received"
+    MALFORMED_LINE = "malformed_line"
+
+
+class BreakState(models.TextChoices):
+    OPEN = "open"
+    RESOLVED = "resolved"
+    AUTO_RESOLVED = "auto_resolved"
+
+
+class Resolution(models.TextChoices):
+    BOOKED_MANUALLY = "booked_manually", "booked manually"
+    PSP_CORRECTED = "psp_corrected", "corrected by the PSP"
+    WRITTEN_OFF = "written_off", "written off"
+    NO_ACTION = "no_action", "no action needed"
+    SETTLED_LATER = "settled_later", "settled later (automatic)"
+    CLEARED = "cleared", "no longer observed (automatic)"
+
+
+class Break(models.Model):
+    """A difference between the PSP/bank and our books, of exactly one class.
+
+    ``key`` makes a re-run idempotent: ``<class>:line:<line id>`` or ``<class>:object:<id>``.
+    """
+
+    key = models.CharField(max_length=200, unique=True)
+    break_class = models.CharField(max_length=32, choices=BreakClass.choices, db_index=True)
+    state = models.CharField(max_length=16, choices=BreakState.choices, default=BreakState.OPEN, db_index=True)
+    run = models.ForeignKey(ReconciliationRun, on_delete=models.PROTECT, related_name="breaks",
+                            help_text="The run that found it.")
+    last_seen_run = models.ForeignKey(ReconciliationRun, on_delete=models.PROTECT, related_name="+")
+    line = models.ForeignKey(SettlementLine, on_delete=models.PROTECT, null=True, blank=True, related_name="breaks")
+    file_format = models.CharField(max_length=16, blank=True, db_index=True)
+    occurred_on = models.DateField(null=True, blank=True, db_index=True)
+    expected_amount = models.BigIntegerField(null=True, blank=True, help_text="Our books, minor units.")
+    expected_currency = models.CharField(max_length=3, blank=True)
+    actual_amount = models.BigIntegerField(null=True, blank=True, help_text="The PSP or bank, minor units.")
+    actual_currency = models.CharField(max_length=3, blank=True)
+    object_kind = models.CharField(max_length=20, blank=True)
+    object_id = models.CharField(max_length=64, blank=True, db_index=True)
+    psp_reference = models.TextField(blank=True)
+    description = models.TextField()
+    resolution = models.CharField(max_length=32, choices=Resolution.choices, blank=True)
+    reason = models.TextField(blank=True)
+    resolved_by = models.CharField(max_length=100, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("resolve_break", "Can resolve reconciliation breaks")]
+
+    def __str__(self) -> str:
+        return f"{self.break_class} #{self.pk}"
+
+
+class BreakResolution(models.Model):
+    """Audit row: every state change of a break, who made it and why."""
+
+    brk = models.ForeignKey(Break, on_delete=models.PROTECT, related_name="resolutions")
+    from_state = models.CharField(max_length=16)
+    to_state = models.CharField(max_length=16)
+    resolution = models.CharField(max_length=32, choices=Resolution.choices)
+    reason = models.TextField()
+    actor = models.CharField(max_length=100, help_text="operator:<username> or system:reconcile")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.brk_id}: {self.from_state} → {self.to_state} by {self.actor}"

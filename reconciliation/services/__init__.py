@@ -1,0 +1,18 @@
+"""Writes of reconciliation: import, match and book, resolve. Views, admin, tasks and commands call these."""
+from .breaks import OPERATOR_RESOLUTIONS, break_resolve
+from .importing import ImportResult, file_sha256, settlement_file_import
+from .inbox import InboxResult, settlement_inbox_process
+from .matching import fee_posting_key, payout_posting_key, reconciliation_run
+
+__all__ = [
+    "OPERATOR_RESOLUTIONS",
+    "ImportResult",
+    "InboxResult",
+    "break_resolve",
+    "fee_posting_key",
+    "file_sha256",
+    "payout_posting_key",
+    "reconciliation_run",
+    "settlement_file_import",
+    "settlement_inbox_process",
+]

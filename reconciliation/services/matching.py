@@ -1,0 +1,422 @@
+"""Matching settlement lines to our books, booking fees and payouts, classifying breaks.
+
+Set-based: one SQL statement classifies every open charge-like line (hash joins on
+``psp_reference``, then on the merchant reference = payment order id), so a million
+lines cost a few statements, not a million queries. Per run:
+
+1. ``recon_eval`` (a temporary table) gets one row per open line: its new match state,
+   the object matched and, for a difference, exactly one break class.
+2. Refund lines are matched through ``payments.selectors.refunds_by_psp_reference``.
+3. Payout rows are matched to bank lines (payout id, else amount + currency + date
+   window); a clean match posts ``Dr assets:bank / Cr assets:psp_receivable`` once per payout.
+4. Lines are updated, breaks upserted by ``key`` (a re-run adds nothing), breaks no longer
+   observed are auto-resolved with an audit row.
+5. Succeeded orders past the cut-off with no settlement line: ``missing_in_settlement``.
+6. Fees: ``Dr expenses:psp_fees / Cr assets:psp_receivable``, one posting per file,
+   payout and currency (see ``_post_fees``).
+"""
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, time, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from ledger import accounts
+from ledger.services import EntrySpec, ledger_transaction_post
+from payments import selectors as payment_selectors
+from reconciliation import selectors
+from reconciliation.models import Break, BreakClass, BreakResolution, ReconciliationRun, SettlementFile, SettlementLine
+
+logger = logging.getLogger(__name__)
+
+SYSTEM_ACTOR = "system:reconcile"
+BANK_TYPES = ("bank_credit", "bank_debit")
+# Types that move money at the PSP and that our books would have to know about.
+BOOKED_TYPES = ("charge", "chargeback", "chargeback_reversal", "adjustment", "deposit_correction")
+_BATCH = 5000
+
+L = SettlementLine._meta.db_table
+F = SettlementFile._meta.db_table
+B = Break._meta.db_table
+BR = BreakResolution._meta.db_table
+
+
+def _setting(name: str, default: int) -> int:
+    return int(getattr(settings, name, default))
+
+
+def payout_posting_key(payout_reference: str, currency: str) -> str:
+    return f"settlement:payout:{payout_reference}:{currency}"
+
+
+def fee_posting_key(sha256: str, payout_reference: str, currency: str) -> str:
+    return f"settlement:{sha256}:fees:{payout_reference or '-'}:{currency}"
+
+
+def reconciliation_run(*, day: date, actor: str = SYSTEM_ACTOR) -> ReconciliationRun:
+    """Match every open settlement line, book fees and payouts, classify breaks. Re-runnable.
+
+    ``day`` is the business day: succeeded orders completed more than
+    ``RECONCILIATION_MISSING_CUTOFF_HOURS`` before its end and still unsettled are breaks.
+    """
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('reconciliation_run'))")
+            cursor.execute("SET LOCAL work_mem = '256MB'")
+        run = ReconciliationRun.objects.create(date=day, actor=actor[:100])
+        end_of_day = datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
+        params = {
+            "run": run.pk,
+            "now": timezone.now(),
+            "actor": SYSTEM_ACTOR,
+            "timing_window": timedelta(hours=_setting("RECONCILIATION_TIMING_WINDOW_HOURS", 24)),
+            "missing_before": end_of_day - timedelta(hours=_setting("RECONCILIATION_MISSING_CUTOFF_HOURS", 48)),
+            "missing_since": end_of_day - timedelta(days=_setting("RECONCILIATION_MISSING_LOOKBACK_DAYS", 30)),
+        }
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS recon_eval")
+            cursor.execute(_CREATE_EVAL)
+            cursor.execute(_CLASSIFY_LINES.format(L=L, F=F, PO=selectors.payment_order_table()), params)
+            _classify_refunds(cursor)
+            payouts = _match_payouts(cursor, params)
+            cursor.execute(_MALFORMED.format(L=L))
+            cursor.execute("ANALYZE recon_eval")
+            cursor.execute("SELECT count(*) FROM recon_eval")
+            run.lines_evaluated = cursor.fetchone()[0]
+            cursor.execute(_UPDATE_LINES.format(L=L))
+            cursor.execute(_UPSERT_LINE_BREAKS.format(L=L, F=F, B=B), params)
+            cursor.execute(_AUDIT_NEW_AUTO_RESOLVED.format(B=B, BR=BR), params)
+            cursor.execute(_CLEAR_STALE_LINE_BREAKS.format(B=B, BR=BR), params)
+            cursor.execute(_MISSING_IN_SETTLEMENT.format(L=L, B=B, PO=selectors.payment_order_table()), params)
+            cursor.execute(_SETTLED_LATER.format(L=L, B=B, BR=BR), params)
+            fees = _post_fees(cursor)
+            cursor.execute("SELECT match_state, count(*) FROM recon_eval GROUP BY 1 ORDER BY 1")
+            lines = dict(cursor.fetchall())
+        run.finished_at = timezone.now()
+        run.stats = {"breaks": selectors.run_break_stats(run_id=run.pk), "lines": lines,
+                     "fees_booked": fees, "payouts": payouts}
+        run.save(update_fields=["lines_evaluated", "finished_at", "stats"])
+    logger.info("event=reconciliation_run run_id=%s date=%s lines=%s actor=%s", run.pk, day,
+                run.lines_evaluated, actor)
+    return run
+
+
+_CREATE_EVAL = """
+CREATE TEMP TABLE recon_eval (
+    line_id bigint NOT NULL,
+    match_state text NOT NULL,
+    break_class text,
+    object_kind text NOT NULL DEFAULT '',
+    object_id text NOT NULL DEFAULT '',
+    expected_amount bigint,
+    expected_currency text NOT NULL DEFAULT '',
+    actual_amount bigint,
+    actual_currency text NOT NULL DEFAULT '',
+    description text NOT NULL DEFAULT ''
+) ON COMMIT DROP
+"""
+
+# Every open line of a PSP report except refunds, payouts and bank lines, classified at once.
+_CLASSIFY_LINES = """
+WITH cand AS MATERIALIZED (
+    SELECT l.id, l.record_type, l.raw_type, l.currency, l.psp_reference,
+           COALESCE(l.gross, l.net + COALESCE(l.fee, 0)) AS actual,
+           COALESCE(p1.id, p2.id) AS order_id, COALESCE(p1.amount, p2.amount) AS expected,
+           COALESCE(p1.currency, p2.currency) AS expected_currency, COALESCE(p1.state, p2.state) AS order_state,
+           COALESCE(p1.completed_at, p2.completed_at) AS completed_at, f.settled_at,
+           COALESCE(p1.id, p2.id, NULLIF(l.psp_reference, '')) AS dup_key
+    FROM {L} l
+    JOIN {F} f ON f.id = l.file_id
+    LEFT JOIN {PO} p1 ON l.psp_reference <> '' AND p1.psp_reference = l.psp_reference
+    LEFT JOIN {PO} p2 ON p1.id IS NULL AND l.merchant_reference <> '' AND p2.id = l.merchant_reference
+    WHERE l.match_state IN ('pending', 'break')
+      AND l.record_type NOT IN ('refund', 'payout', 'bank_credit', 'bank_debit', 'malformed')
+),
+twins AS (  -- one reference settled more than once among the open lines: the first one counts
+    SELECT dup_key, min(id) AS first_id FROM cand
+    WHERE record_type = 'charge' AND dup_key IS NOT NULL GROUP BY dup_key HAVING count(*) > 1
+),
+settled_before AS (  -- ... or already settled by a line matched by an earlier run (matched lines come first)
+    SELECT c.id FROM cand c WHERE c.record_type = 'charge' AND c.order_id IS NOT NULL AND EXISTS (
+        SELECT 1 FROM {L} e WHERE e.matched_object_id = c.order_id AND e.record_type = 'charge'
+          AND e.match_state = 'matched')
+),
+classified AS (
+    SELECT c.*, CASE
+        WHEN c.record_type = 'unknown' THEN 'unknown_record_type'
+        WHEN c.record_type = 'fee' THEN NULL
+        WHEN c.record_type <> 'charge' THEN 'missing_in_books'
+        WHEN t.first_id IS NOT NULL AND t.first_id <> c.id THEN 'duplicate'
+        WHEN s.id IS NOT NULL THEN 'duplicate'
+        WHEN c.order_id IS NULL OR c.order_state <> 'succeeded' THEN 'missing_in_books'
+        WHEN c.currency <> c.expected_currency THEN 'currency_mismatch'
+        WHEN c.actual <> c.expected THEN 'amount_mismatch'
+        WHEN c.completed_at < c.settled_at - %(timing_window)s THEN 'timing'
+    END AS break_class
+    FROM cand c
+    LEFT JOIN twins t ON t.dup_key = c.dup_key
+    LEFT JOIN settled_before s ON s.id = c.id
+)
+INSERT INTO recon_eval (line_id, match_state, break_class, object_kind, object_id, expected_amount,
+                        expected_currency, actual_amount, actual_currency, description)
+SELECT id,
+       CASE WHEN break_class IS NULL OR break_class = 'timing' THEN 'matched' ELSE 'break' END,
+       break_class,
+       CASE WHEN order_id IS NULL THEN '' ELSE 'payment_order' END,
+       COALESCE(order_id, ''),
+       expected, COALESCE(expected_currency, ''), actual, currency,
+       CASE break_class
+           WHEN 'unknown_record_type' THEN 'record type ' || quote_literal(raw_type) || ' is not understood'
+           WHEN 'missing_in_books' THEN CASE
+               WHEN record_type <> 'charge' THEN 'the PSP settled a ' || record_type || ' (' || raw_type
+                    || ') our books do not have'
+               WHEN order_id IS NULL THEN 'the PSP settled a charge no payment order of ours knows'
+               ELSE 'the PSP settled order ' || order_id || ', which is ' || order_state || ' in our books' END
+           WHEN 'duplicate' THEN 'reference ' || dup_key || ' is settled more than once'
+           WHEN 'currency_mismatch' THEN 'settled in ' || upper(currency) || ', order ' || order_id
+                || ' is in ' || upper(expected_currency)
+           WHEN 'amount_mismatch' THEN 'settled gross ' || actual || ', order ' || order_id || ' is '
+                || expected || ' (minor units)'
+           WHEN 'timing' THEN 'order ' || order_id || ' completed ' || completed_at
+                || ', settled in the batch closed ' || settled_at
+           ELSE '' END
+FROM classified
+"""
+
+_EVAL_INSERT = (
+    "INSERT INTO recon_eval (line_id, match_state, break_class, object_kind, object_id, expected_amount,"
+    " expected_currency, actual_amount, actual_currency, description) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+_MALFORMED = """
+INSERT INTO recon_eval (line_id, match_state, break_class, description)
+SELECT l.id, 'malformed', 'malformed_line', 'line ' || l.line_number || ': ' || l.error
+FROM {L} l WHERE l.match_state = 'malformed'
+  AND NOT EXISTS (SELECT 1 FROM recon_eval e WHERE e.line_id = l.id)
+"""
+
+_UPDATE_LINES = """
+UPDATE {L} l SET match_state = e.match_state, matched_kind = e.object_kind, matched_object_id = e.object_id
+FROM recon_eval e
+WHERE l.id = e.line_id
+  AND (l.match_state, l.matched_kind, l.matched_object_id) IS DISTINCT FROM (e.match_state, e.object_kind, e.object_id)
+"""
+
+# New breaks are inserted; a break seen again only gets its last_seen_run (resolved ones stay resolved).
+_UPSERT_LINE_BREAKS = """
+INSERT INTO {B} (key, break_class, state, run_id, last_seen_run_id, line_id, file_format, occurred_on,
+                 expected_amount, expected_currency, actual_amount, actual_currency, object_kind, object_id,
+                 psp_reference, description, resolution, reason, resolved_by, resolved_at, created_at)
+SELECT e.break_class || ':line:' || e.line_id, e.break_class,
+       CASE WHEN e.break_class = 'timing' THEN 'auto_resolved' ELSE 'open' END,
+       %(run)s, %(run)s, e.line_id, f.format, (l.occurred_at AT TIME ZONE 'UTC')::date,
+       e.expected_amount, e.expected_currency, e.actual_amount, e.actual_currency, e.object_kind, e.object_id,
+       l.psp_reference, e.description,
+       CASE WHEN e.break_class = 'timing' THEN 'settled_later' ELSE '' END,
+       CASE WHEN e.break_class = 'timing' THEN 'settled in a later batch than expected; the money arrived'
+            ELSE '' END,
+       CASE WHEN e.break_class = 'timing' THEN %(actor)s ELSE '' END,
+       CASE WHEN e.break_class = 'timing' THEN %(now)s END,
+       %(now)s
+FROM recon_eval e
+JOIN {L} l ON l.id = e.line_id
+JOIN {F} f ON f.id = l.file_id
+WHERE e.break_class IS NOT NULL
+ON CONFLICT (key) DO UPDATE SET last_seen_run_id = EXCLUDED.last_seen_run_id
+"""
+
+_AUDIT_NEW_AUTO_RESOLVED = """
+INSERT INTO {BR} (brk_id, from_state, to_state, resolution, reason, actor, created_at)
+SELECT b.id, 'open', 'auto_resolved', b.resolution, b.reason, %(actor)s, %(now)s
+FROM {B} b WHERE b.run_id = %(run)s AND b.state = 'auto_resolved'
+  AND NOT EXISTS (SELECT 1 FROM {BR} r WHERE r.brk_id = b.id)
+"""
+
+# An open break on a re-evaluated line whose class is no longer observed clears itself.
+_CLEAR_STALE_LINE_BREAKS = """
+WITH cleared AS (
+    UPDATE {B} b SET state = 'auto_resolved', resolution = 'cleared', resolved_by = %(actor)s,
+           resolved_at = %(now)s, reason = 'no longer observed by reconciliation run ' || %(run)s
+    FROM recon_eval e
+    WHERE b.line_id = e.line_id AND b.state = 'open'
+      AND b.key <> COALESCE(e.break_class || ':line:' || e.line_id, '')
+    RETURNING b.id, b.reason
+)
+INSERT INTO {BR} (brk_id, from_state, to_state, resolution, reason, actor, created_at)
+SELECT id, 'open', 'auto_resolved', 'cleared', reason, %(actor)s, %(now)s FROM cleared
+"""
+
+_MISSING_IN_SETTLEMENT = """
+INSERT INTO {B} (key, break_class, state, run_id, last_seen_run_id, line_id, file_format, occurred_on,
+                 expected_amount, expected_currency, actual_amount, actual_currency, object_kind, object_id,
+                 psp_reference, description, resolution, reason, resolved_by, resolved_at, created_at)
+SELECT 'missing_in_settlement:object:' || o.id, 'missing_in_settlement', 'open', %(run)s, %(run)s, NULL, '',
+       (o.completed_at AT TIME ZONE 'UTC')::date, o.amount, o.currency, NULL, '', 'payment_order', o.id,
+       o.psp_reference, 'order ' || o.id || ' succeeded ' || o.completed_at || ' and no PSP settlement has it',
+       '', '', '', NULL, %(now)s
+FROM {PO} o
+WHERE o.state = 'succeeded' AND o.completed_at < %(missing_before)s AND o.completed_at >= %(missing_since)s
+  AND NOT EXISTS (SELECT 1 FROM {L} l WHERE l.matched_object_id = o.id AND l.record_type = 'charge')
+ON CONFLICT (key) DO UPDATE SET last_seen_run_id = EXCLUDED.last_seen_run_id
+"""
+
+_SETTLED_LATER = """
+WITH cleared AS (
+    UPDATE {B} b SET state = 'auto_resolved', resolution = 'settled_later', resolved_by = %(actor)s,
+           resolved_at = %(now)s, reason = 'settled by line ' || l.id || ', seen by reconciliation run ' || %(run)s,
+           last_seen_run_id = %(run)s
+    FROM {L} l
+    WHERE b.break_class = 'missing_in_settlement' AND b.state = 'open'
+      AND l.matched_object_id = b.object_id AND l.record_type = 'charge'
+    RETURNING b.id, b.reason
+)
+INSERT INTO {BR} (brk_id, from_state, to_state, resolution, reason, actor, created_at)
+SELECT DISTINCT id, 'open', 'auto_resolved', 'settled_later', reason, %(actor)s, %(now)s FROM cleared
+"""
+
+
+def _classify_refunds(cursor) -> None:
+    """Refund lines, matched through the payments selector (batched: refunds are few)."""
+    cursor.execute(
+        f"SELECT id, psp_reference, source_reference, currency, COALESCE(gross, net) FROM {L}"
+        " WHERE match_state IN ('pending', 'break') AND record_type = 'refund' ORDER BY id"
+    )
+    while rows := cursor.fetchmany(_BATCH):
+        references = sorted({r for row in rows for r in (row[1], row[2]) if r})
+        refunds = payment_selectors.refunds_by_psp_reference(psp_references=references)
+        values = []
+        for line_id, psp_reference, source_reference, currency, amount in rows:
+            refund = refunds.get(source_reference) or refunds.get(psp_reference)
+            actual = -amount  # a refund row is negative, our refund amount positive
+            if refund is None:
+                values.append((line_id, "break", BreakClass.MISSING_IN_BOOKS.value, "", "", None, "", actual, currency,
+                               "the PSP settled a refund our books do not have"))
+                continue
+            if refund.currency != currency:
+                klass, text = BreakClass.CURRENCY_MISMATCH.value, f"refund {refund.id} is in {refund.currency}"
+            elif refund.amount != actual:
+                klass, text = BreakClass.AMOUNT_MISMATCH.value, f"refund {refund.id} is {refund.amount}"
+            else:
+                klass, text = None, ""
+            values.append((line_id, "matched" if klass is None else "break", klass, "refund", refund.id,
+                           refund.amount, refund.currency, actual, currency, text))
+        with connection.cursor() as writer:
+            writer.executemany(_EVAL_INSERT, values)
+
+
+def _match_payouts(cursor, params: dict) -> dict:
+    """Each open payout row against the bank: by payout id, else amount, currency and date window."""
+    window = timedelta(days=_setting("RECONCILIATION_PAYOUT_WINDOW_DAYS", 5))
+    cursor.execute(
+        f"SELECT id, payout_reference, currency, -net, occurred_at FROM {L}"
+        " WHERE match_state IN ('pending', 'break') AND record_type = 'payout' ORDER BY id"
+    )
+    payouts = cursor.fetchall()
+    posted: dict[str, int] = {}
+    claimed: set[int] = set()
+    for line_id, reference, currency, amount, occurred_at in payouts:
+        payout_key = reference or f"line:{line_id}"
+        bank = _bank_line_for(cursor, payout_key, reference, currency, amount, occurred_at, window, claimed)
+        if bank is None:
+            _eval(cursor, line_id, "break", BreakClass.PAYOUT_NOT_RECEIVED, "payout", reference, amount, currency,
+                  None, "", f"payout {reference or '(no id)'} has no matching bank credit yet")
+            continue
+        bank_id, bank_currency, bank_amount = bank
+        claimed.add(bank_id)
+        _eval(cursor, bank_id, "matched", None, "payout", payout_key, None, "", None, "", "")
+        if bank_currency != currency:
+            _eval(cursor, line_id, "break", BreakClass.CURRENCY_MISMATCH, "payout", reference, amount, currency,
+                  bank_amount, bank_currency, f"payout {reference} is in {currency}, the bank's in {bank_currency}")
+        elif bank_amount != amount:
+            _eval(cursor, line_id, "break", BreakClass.AMOUNT_MISMATCH, "payout", reference, amount, currency,
+                  bank_amount, bank_currency, f"payout {reference} is {amount}, the bank received {bank_amount}")
+        else:
+            _eval(cursor, line_id, "matched", None, "bank_line", str(bank_id), amount, currency, bank_amount,
+                  bank_currency, "")
+            if amount:
+                _post_payout(payout_key, currency, amount)
+                posted[currency] = posted.get(currency, 0) + amount
+    # Bank lines no payout claimed are not ours to explain: kept 'unrelated', looked at again next run.
+    cursor.execute(
+        f"INSERT INTO recon_eval (line_id, match_state) SELECT l.id, 'unrelated' FROM {L} l"
+        " WHERE l.match_state = 'pending' AND l.record_type IN ('bank_credit', 'bank_debit')"
+        " AND NOT EXISTS (SELECT 1 FROM recon_eval e WHERE e.line_id = l.id)"
+    )
+    return {"matched_amounts": posted, "count": len(payouts)}
+
+
+def _bank_line_for(cursor, payout_key: str, reference: str, currency: str, amount: int,
+                   occurred_at: datetime | None, window: timedelta, claimed: set[int]) -> tuple[int, str, int] | None:
+    """A bank line free to match (or already matched to this payout by an earlier run)."""
+    base = (f"SELECT id, currency, net FROM {L} WHERE record_type IN ('bank_credit', 'bank_debit')"
+            " AND (match_state IN ('pending', 'unrelated') OR (matched_kind = 'payout' AND matched_object_id = %s))"
+            " AND NOT (id = ANY(%s))")
+    if reference:
+        cursor.execute(base + " AND payout_reference = %s ORDER BY id LIMIT 1", [payout_key, list(claimed), reference])
+        row = cursor.fetchone()
+        if row is not None:
+            return row
+    if occurred_at is None:
+        return None
+    cursor.execute(
+        base + " AND currency = %s AND net = %s AND occurred_at >= %s AND occurred_at <= %s"
+        " AND (payout_reference = '' OR payout_reference = %s) ORDER BY occurred_at, id LIMIT 1",
+        [payout_key, list(claimed), currency, amount, occurred_at - timedelta(days=1), occurred_at + window,
+         reference],
+    )
+    return cursor.fetchone()
+
+
+def _eval(cursor, line_id: int, state: str, klass: BreakClass | None, kind: str, object_id: str,
+          expected: int | None, expected_currency: str, actual: int | None, actual_currency: str,
+          description: str) -> None:
+    cursor.execute(
+        _EVAL_INSERT,
+        [line_id, state, klass.value if klass else None, kind, object_id or "", expected, expected_currency, actual,
+         actual_currency, description],
+    )
+
+
+def _post_payout(reference: str, currency: str, amount: int) -> None:
+    """The PSP paid ``amount`` into our bank: Dr assets:bank / Cr assets:psp_receivable, once per payout."""
+    ledger_transaction_post(
+        idempotency_key=payout_posting_key(reference, currency),
+        description=f"PSP payout {reference} received by the bank",
+        reference=reference[:100],
+        entries=[EntrySpec(accounts.BANK, currency, amount), EntrySpec(accounts.PSP_RECEIVABLE, currency, -amount)],
+    )
+
+
+def _post_fees(cursor) -> dict[str, int]:
+    """Book the PSP's fees of every file this run looked at, once per (file, payout, currency).
+
+    A line's fee is its ``fee`` column, and a fee row's own (negative) net. One posting per
+    payout batch instead of one per line keeps the ledger at the grain of the money that
+    moves (a million-line report is one posting, not a million); each line keeps its fee.
+    """
+    cursor.execute(
+        f"SELECT f.sha256, l.payout_reference, l.currency,"
+        f" SUM(COALESCE(l.fee, 0) + CASE WHEN l.record_type = 'fee' THEN -l.net ELSE 0 END), count(*)"
+        f" FROM {L} l JOIN {F} f ON f.id = l.file_id"
+        f" WHERE l.file_id IN (SELECT DISTINCT x.file_id FROM {L} x JOIN recon_eval e ON e.line_id = x.id)"
+        f" AND l.record_type NOT IN ('payout', 'bank_credit', 'bank_debit', 'malformed')"
+        f" GROUP BY f.sha256, l.payout_reference, l.currency ORDER BY 1, 2, 3"
+    )
+    booked: dict[str, int] = {}
+    for sha, payout_reference, currency, total, count in cursor.fetchall():
+        total = int(total or 0)
+        if total == 0:
+            continue
+        _, created = ledger_transaction_post(
+            idempotency_key=fee_posting_key(sha, payout_reference, currency),
+            description=f"PSP fees of {count} settlement lines, payout {payout_reference or '-'}",
+            reference=(payout_reference or sha[:16])[:100],
+            entries=[EntrySpec(accounts.PSP_FEES, currency, total),
+                     EntrySpec(accounts.PSP_RECEIVABLE, currency, -total)],
+        )
+        if created:
+            booked[currency] = booked.get(currency, 0) + total
+    return booked

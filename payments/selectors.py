@@ -102,3 +102,12 @@ def orders_with_refunds_above_capture() -> list[tuple[str, int, int]]:
             .annotate(refunded=Sum("refunds__amount")).filter(refunded__gt=F("amount"))
             .values_list("id", "amount", "refunded"))
     return list(rows)
+
+
+SETTLEABLE_ORDER_VIEW = "payments_settleable_order"
+
+
+def settleable_order_view() -> str:
+    """Name of the read-only SQL view (id, seller_id, psp_reference, amount, currency, state,
+    completed_at) for set-based joins by reconciliation; the selectors above answer per object."""
+    return SETTLEABLE_ORDER_VIEW

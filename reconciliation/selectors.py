@@ -8,17 +8,6 @@ from django.db.models import Count, Q, QuerySet
 from reconciliation.models import Break, BreakClass, BreakState, ReconciliationRun, SettlementFile
 
 
-def payment_order_table() -> str:
-    """The payment orders table, read (never written) by set-based matching.
-
-    ``payments.selectors`` answers per reference; matching a million lines needs a SQL join
-    instead, so this is the one place reconciliation names a payments table.
-    """
-    from payments.models import PaymentOrder
-
-    return PaymentOrder._meta.db_table
-
-
 def settlement_file_get_by_sha(*, sha256: str) -> SettlementFile | None:
     return SettlementFile.objects.filter(sha256=sha256).first()
 

@@ -42,6 +42,7 @@ L = SettlementLine._meta.db_table
 F = SettlementFile._meta.db_table
 B = Break._meta.db_table
 BR = BreakResolution._meta.db_table
+PO = payment_selectors.settleable_order_view()  # payments' read-only view of its orders
 
 
 def _setting(name: str, default: int) -> int:
@@ -79,7 +80,7 @@ def reconciliation_run(*, day: date, actor: str = SYSTEM_ACTOR) -> Reconciliatio
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE IF EXISTS recon_eval")
             cursor.execute(_CREATE_EVAL)
-            cursor.execute(_CLASSIFY_LINES.format(L=L, F=F, PO=selectors.payment_order_table()), params)
+            cursor.execute(_CLASSIFY_LINES.format(L=L, F=F, PO=PO), params)
             _classify_refunds(cursor)
             payouts = _match_payouts(cursor, params)
             cursor.execute(_MALFORMED.format(L=L))
@@ -90,7 +91,7 @@ def reconciliation_run(*, day: date, actor: str = SYSTEM_ACTOR) -> Reconciliatio
             cursor.execute(_UPSERT_LINE_BREAKS.format(L=L, F=F, B=B), params)
             cursor.execute(_AUDIT_NEW_AUTO_RESOLVED.format(B=B, BR=BR), params)
             cursor.execute(_CLEAR_STALE_LINE_BREAKS.format(B=B, BR=BR), params)
-            cursor.execute(_MISSING_IN_SETTLEMENT.format(L=L, B=B, PO=selectors.payment_order_table()), params)
+            cursor.execute(_MISSING_IN_SETTLEMENT.format(L=L, B=B, PO=PO), params)
             cursor.execute(_SETTLED_LATER.format(L=L, B=B, BR=BR), params)
             fees = _post_fees(cursor)
             cursor.execute("SELECT match_state, count(*) FROM recon_eval GROUP BY 1 ORDER BY 1")

@@ -49,6 +49,9 @@ def default_config() -> dict[str, Any]:
         "webhook_reorder_window_s": 1.0,
         "webhook_delay_s": 0.0,
         "webhook_timeout_s": 5.0,
+        # Settlement fee rule: fee_percent_bps of the gross (half up) plus fee_fixed minor units.
+        "fee_percent_bps": 290,
+        "fee_fixed": 30,
     }
 
 
@@ -88,7 +91,7 @@ def validate_update(update: Any) -> dict[str, Any]:
         elif key == "webhook_reorder":
             if not isinstance(value, bool):
                 raise ConfigError("webhook_reorder must be a boolean")
-        elif key in ("flaky_failures", "webhook_max_attempts"):
+        elif key in ("flaky_failures", "webhook_max_attempts", "fee_percent_bps", "fee_fixed"):
             if not (isinstance(value, int) and not isinstance(value, bool)) or value < 0:
                 raise ConfigError(f"{key} must be a non-negative integer")
         else:

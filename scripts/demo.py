@@ -9,6 +9,8 @@ import httpx
 BASE = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8000"
 api = httpx.Client(base_url=BASE, headers={"Authorization": f"Bearer {os.environ['DEMO_API_KEY']}"}, timeout=30)
 run = uuid.uuid4().hex[:6]
+# A fresh PSP sandbox, so that tonight's settlement holds this demo's charges only.
+httpx.post(f"{os.environ['PSP_API_BASE']}/_sandbox/reset", timeout=10).raise_for_status()
 
 
 def post(path, body, key=None):

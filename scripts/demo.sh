@@ -8,13 +8,30 @@ password=$(.venv/bin/python manage.py create_operator admin --superuser)
 api_key=$(.venv/bin/python manage.py create_api_key "demo storefront" 2>/dev/null)
 echo
 DEMO_API_KEY=$api_key .venv/bin/python scripts/demo.py "http://$WEB_HOST:$WEB_PORT"
+
+day=$(date -u +%F)
+inbox=$(pwd)/var/settlement-inbox
+mkdir -p "$inbox"
+echo
+echo "The PSP settles the day ($day): a Stripe payout reconciliation report and the bank's camt.053, into $inbox"
+mapfile -t files < <(.venv/bin/python - "$PSP_API_BASE" "$day" "$inbox" <<'PY'
+import sys, httpx
+base, day, inbox = sys.argv[1:]
+answer = httpx.post(f"{base}/_sandbox/settlements", json={"date": day, "directory": inbox}, timeout=30)
+answer.raise_for_status()
+print(answer.json()["settlement_report"]); print(answer.json()["bank_statement"])
+PY
+)
+for file in "${files[@]}"; do .venv/bin/python manage.py import_settlement "$file"; done
+.venv/bin/python manage.py reconcile --date "$day"
 echo
 .venv/bin/python manage.py audit_money
 cat <<MSG
 
 Where to look:
   admin        http://$WEB_HOST:$WEB_PORT/admin/   user: admin   password: $password
-               (Payments > Payment orders: filter by state; Ledger > Ledger transactions; Wallets)
+               (Payments > Payment orders: filter by state; Ledger > Ledger transactions; Wallets;
+                Reconciliation > Reconciliation runs and Breaks)
   API docs     http://$WEB_HOST:$WEB_PORT/api/docs/
   PSP sandbox  $PSP_API_BASE/_sandbox/charges
   logs         var/log/{web,worker,beat,psp}.log

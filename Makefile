@@ -16,7 +16,7 @@ export PSP_SANDBOX_WEBHOOK_URL ?= http://$(WEB_HOST):$(WEB_PORT)/webhooks/psp
 export DJANGO_SETTINGS_MODULE ?= config.settings.local
 export DJANGO_DEBUG ?= false
 
-.PHONY: install migrate demo run stop test lint bench-checkout bench-chaos clean
+.PHONY: install migrate demo run stop test lint bench-checkout bench-chaos bench-reconcile clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,9 @@ bench-checkout: install
 
 bench-chaos: install
 	$(PY) bench/chaos.py
+
+bench-reconcile: install
+	$(PY) bench/reconcile.py
 
 clean: stop
 	rm -rf var

@@ -9,7 +9,8 @@ DEFAULT_ACTIONS = ("add_", "change_", "delete_", "view_")
 #           apps whose custom permissions it holds)
 GROUPS = {
     "Payment operators": (("core", "payments", "wallet", "ledger"), ("payments.replay_paymentorder",), ()),
-    "Finance operators": (("payments", "wallet", "ledger", "reconciliation"), (), ("reconciliation",)),
+    "Finance operators": (("payments", "wallet", "ledger", "reconciliation"), ("reconciliation.add_settlementfile",),
+                          ("reconciliation",)),
 }
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from django.db.models import Count, F, QuerySet, Sum
 
 from core.models import ApiClient
-from payments.models import PaymentEvent, PaymentOrder, PaymentOrderState, Refund, RefundState, Seller
+from payments.models import PaymentEvent, PaymentOrder, PaymentOrderState, Refund, RefundState, Seller, WebhookEvent
 
 
 def seller_list(*, client: ApiClient) -> QuerySet[Seller]:
@@ -111,3 +111,26 @@ def settleable_order_view() -> str:
     """Name of the read-only SQL view (id, seller_id, psp_reference, amount, currency, state,
     completed_at) for set-based joins by reconciliation; the selectors above answer per object."""
     return SETTLEABLE_ORDER_VIEW
+
+
+def order_volumes_since(*, since: datetime) -> list[dict]:
+    """Orders created since ``since``: count and amount per state and currency (the dashboard)."""
+    return list(
+        PaymentOrder.objects.filter(created_at__gte=since).values("state", "currency")
+        .annotate(count=Count("id"), amount=Sum("amount")).order_by("currency", "state")
+    )
+
+
+def attention_counts() -> dict[str, int]:
+    """What operators should look at: dead letters, orders waiting on the PSP, failed webhooks."""
+    states = dict(
+        PaymentOrder.objects.filter(state__in=[PaymentOrderState.DEAD_LETTER, PaymentOrderState.UNKNOWN,
+                                               PaymentOrderState.PENDING])
+        .values_list("state").annotate(n=Count("id"))
+    )
+    return {
+        "dead_letter": states.get(PaymentOrderState.DEAD_LETTER, 0),
+        "unknown": states.get(PaymentOrderState.UNKNOWN, 0),
+        "pending": states.get(PaymentOrderState.PENDING, 0),
+        "failed_webhooks": WebhookEvent.objects.filter(status=WebhookEvent.Status.FAILED).count(),
+    }

@@ -69,3 +69,12 @@ def test_audit_money_reports_a_capture_posting_without_a_succeeded_order(succeed
     with pytest.raises(CommandError):
         call_command("audit_money")
     assert f"capture posting payment_order:{other.id}:capture belongs to no succeeded order" in capsys.readouterr().out
+
+
+def test_dashboard_shows_volumes_and_what_needs_attention(admin_client, succeeded_order):
+    PaymentOrderFactory(state=PaymentOrderState.DEAD_LETTER)
+    page = admin_client.get("/admin/")
+    assert page.status_code == 200
+    assert page.context["attention"]["dead_letter"] == 1
+    assert {(row["state"], row["count"]) for row in page.context["volumes"]} == {("succeeded", 1), ("dead_letter", 1)}
+    assert b"25.00 USD" in page.content

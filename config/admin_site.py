@@ -1,0 +1,30 @@
+"""The operators' admin site: Django's, with a dashboard of volumes and open work on its index."""
+from datetime import timedelta
+
+from django.contrib import admin
+from django.utils import timezone
+
+from core.money import format_amount
+from payments import selectors as payment_selectors
+from reconciliation import selectors as reconciliation_selectors
+
+
+class OperatorsAdminSite(admin.AdminSite):
+    site_header = "Marketplace payments — operators"
+    site_title = "Marketplace payments"
+    index_title = "Dashboard"
+    index_template = "admin/dashboard_index.html"
+
+    def index(self, request, extra_context=None):
+        since = timezone.now() - timedelta(hours=24)
+        volumes = [
+            {**row, "amount_display": format_amount(row["amount"] or 0, row["currency"])}
+            for row in payment_selectors.order_volumes_since(since=since)
+        ]
+        context = {
+            "volumes": volumes,
+            "attention": payment_selectors.attention_counts(),
+            "open_breaks": sorted(reconciliation_selectors.open_break_counts().items()),
+            **(extra_context or {}),
+        }
+        return super().index(request, extra_context=context)

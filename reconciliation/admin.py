@@ -20,7 +20,14 @@ from core.money import format_amount
 from reconciliation import selectors
 from reconciliation.exceptions import BreakResolutionError, SettlementImportError
 from reconciliation.forms import BreakResolveForm, SettlementUploadForm
-from reconciliation.models import Break, BreakResolution, ReconciliationRun, SettlementFile, SettlementLine
+from reconciliation.models import (
+    Break,
+    BreakResolution,
+    MatchState,
+    ReconciliationRun,
+    SettlementFile,
+    SettlementLine,
+)
 from reconciliation.services import break_resolve, reconciliation_run, settlement_file_import
 
 
@@ -94,14 +101,35 @@ class SettlementFileAdmin(ReadOnlyAdmin):
         return TemplateResponse(request, "admin/reconciliation/settlementfile/upload.html", context)
 
 
+class MatchStateFilter(admin.SimpleListFilter):
+    """``match_state`` is annotated from the line's ``SettlementMatch`` (see ``SettlementLineQuerySet``)."""
+
+    title = "match state"
+    parameter_name = "match_state"
+
+    def lookups(self, request, model_admin):
+        return MatchState.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(match_state=self.value()) if self.value() else queryset
+
+
 @admin.register(SettlementLine)
 class SettlementLineAdmin(ReadOnlyAdmin):
     list_display = ("id", "file", "line_number", "record_type", "psp_reference", "merchant_reference", "net_display",
-                    "match_state", "matched_object_id")
-    list_filter = ("record_type", "match_state", "file__format")
-    search_fields = ("psp_reference", "merchant_reference", "payout_reference", "matched_object_id")
+                    "match_state_display", "matched_object_display")
+    list_filter = ("record_type", MatchStateFilter, "file__format")
+    search_fields = ("psp_reference", "merchant_reference", "payout_reference", "match__object_id")
     list_select_related = ("file",)
     show_full_result_count = False
+
+    @admin.display(description="Match state", ordering="match_state")
+    def match_state_display(self, obj: SettlementLine) -> str:
+        return obj.match_state
+
+    @admin.display(description="Matched object", ordering="matched_object_id")
+    def matched_object_display(self, obj: SettlementLine) -> str:
+        return obj.matched_object_id
 
     @admin.display(description="Net")
     def net_display(self, obj: SettlementLine) -> str:

@@ -6,6 +6,8 @@ Text read from files is stored as ``TextField`` (no length limit a bank could ex
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Case, F, Value, When
+from django.db.models.functions import Coalesce
 
 
 class SettlementFile(models.Model):
@@ -23,6 +25,11 @@ class SettlementFile(models.Model):
     statements = models.JSONField(default=list, blank=True, help_text="Statement headers (ids, balances).")
     settled_at = models.DateTimeField(null=True, blank=True,
                                       help_text="When the batch closed: its payout's time, else its latest line.")
+    fees = models.JSONField(null=True, blank=True,
+                            help_text="Fee totals per payout and currency, minor units: [[payout, currency, total,"
+                                      " lines], ...]; computed on import.")
+    reconciled_at = models.DateTimeField(null=True, blank=True,
+                                         help_text="When a reconciliation run first evaluated every line.")
 
     class Meta:
         ordering = ["-imported_at", "-id"]
@@ -39,10 +46,39 @@ class MatchState(models.TextChoices):
     MALFORMED = "malformed"
 
 
-class SettlementLine(models.Model):
-    """One record (or malformed line) of a settlement file, as read; never edited but for matching."""
+class SettlementLineQuerySet(models.QuerySet):
+    def with_match(self) -> SettlementLineQuerySet:
+        """Each line's ``match_state``, ``matched_kind`` and ``matched_object_id`` from its ``SettlementMatch``.
 
-    file = models.ForeignKey(SettlementFile, on_delete=models.PROTECT, related_name="lines")
+        A line no run has looked at yet is ``pending`` (``malformed`` if it could not be read).
+        """
+        return self.annotate(
+            match_state=Coalesce(
+                F("match__state"),
+                Case(When(record_type="malformed", then=Value(MatchState.MALFORMED.value)),
+                     default=Value(MatchState.PENDING.value)),
+                output_field=models.CharField(),
+            ),
+            matched_kind=Coalesce(F("match__kind"), Value(""), output_field=models.CharField()),
+            matched_object_id=Coalesce(F("match__object_id"), Value(""), output_field=models.CharField()),
+        )
+
+
+class SettlementLineManager(models.Manager.from_queryset(SettlementLineQuerySet)):
+    def get_queryset(self) -> SettlementLineQuerySet:
+        return super().get_queryset().with_match()
+
+
+class SettlementLine(models.Model):
+    """One record (or malformed line) of a settlement file, as read; never edited.
+
+    What matching made of it lives in ``SettlementMatch`` (one narrow row per line), so a
+    run over a million lines inserts narrow rows instead of rewriting wide ones. The
+    default manager annotates ``match_state``, ``matched_kind`` and ``matched_object_id``.
+    """
+
+    # The (file, ordinal) unique index serves lookups by file: no index of its own.
+    file = models.ForeignKey(SettlementFile, on_delete=models.PROTECT, related_name="lines", db_index=False)
     ordinal = models.PositiveIntegerField(help_text="Position among the file's records, 1-based.")
     line_number = models.PositiveIntegerField(help_text="Physical line (CSV), entry (camt.053) or transaction (MT940).")
     record_type = models.CharField(max_length=32, help_text="Normalized type, or 'malformed'.")
@@ -58,19 +94,14 @@ class SettlementLine(models.Model):
     occurred_at = models.DateTimeField(null=True, blank=True)
     source_line = models.TextField(blank=True)
     error = models.TextField(blank=True, help_text="Why the line is malformed.")
-    match_state = models.CharField(max_length=16, choices=MatchState.choices, default=MatchState.PENDING)
-    matched_kind = models.CharField(max_length=20, blank=True)
-    matched_object_id = models.CharField(max_length=64, blank=True)
+
+    objects = SettlementLineManager()
 
     class Meta:
         ordering = ["file", "ordinal"]
         constraints = [models.UniqueConstraint(fields=["file", "ordinal"], name="settlement_line_unique_ordinal")]
         indexes = [
             models.Index(fields=["psp_reference"], name="settlement_line_psp_ref"),
-            models.Index(fields=["matched_object_id"], name="settlement_line_matched_obj",
-                         condition=~models.Q(matched_object_id="")),
-            models.Index(fields=["match_state"], name="settlement_line_open",
-                         condition=models.Q(match_state__in=["pending", "break", "malformed"])),
             models.Index(fields=["payout_reference"], name="settlement_line_payout_ref",
                          condition=models.Q(record_type__in=["payout", "bank_credit", "bank_debit"])),
             models.Index(fields=["currency", "net"], name="settlement_line_bank_amount",
@@ -79,6 +110,38 @@ class SettlementLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.file.name}:{self.line_number} {self.record_type}"
+
+
+class SettlementMatch(models.Model):
+    """What reconciliation made of one line: inserted by the run that first evaluates it,
+    changed only when a later run decides otherwise (a break that clears, say).
+
+    A line without one is pending, and every line of a file without ``reconciled_at`` is one:
+    the run that first evaluates a file's lines marks the file. ``run`` is the run that last
+    changed the match.
+    """
+
+    # No foreign-key constraints: checking them costs more than writing the rows (a million per
+    # file), and only ``reconciliation_run`` writes here, from lines and the run it just read in
+    # the same transaction; lines and runs are never deleted.
+    line = models.OneToOneField(SettlementLine, on_delete=models.PROTECT, primary_key=True, related_name="match",
+                                db_constraint=False)
+    state = models.CharField(max_length=16, choices=MatchState.choices)
+    kind = models.CharField(max_length=20, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    run = models.ForeignKey("ReconciliationRun", on_delete=models.PROTECT, related_name="+", db_index=False,
+                            db_constraint=False)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["object_id"], name="settlement_match_order",
+                         condition=models.Q(kind="payment_order")),
+            models.Index(fields=["state"], name="settlement_match_open",
+                         condition=models.Q(state__in=["break", "unrelated", "malformed"])),
+        ]
+
+    def __str__(self) -> str:
+        return f"line {self.line_id}: {self.state} {self.kind} {self.object_id}".rstrip()
 
 
 class ReconciliationRun(models.Model):

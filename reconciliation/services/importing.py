@@ -20,7 +20,7 @@ from reconciliation.importers import (
     detect_format,
     iter_records,
 )
-from reconciliation.models import MatchState, SettlementFile, SettlementLine
+from reconciliation.models import SettlementFile, SettlementLine
 
 logger = logging.getLogger(__name__)
 
@@ -28,10 +28,8 @@ MAX_STATEMENT_HEADERS = 1000  # kept on the file; a statement file has a handful
 _LINE_COLUMNS = (
     "file_id", "ordinal", "line_number", "record_type", "raw_type", "psp_reference", "source_reference",
     "merchant_reference", "payout_reference", "currency", "gross", "fee", "net", "occurred_at",
-    "source_line", "error", "match_state", "matched_kind", "matched_object_id",
+    "source_line", "error",
 )
-# Plain strings: psycopg would dump an Enum member by its name.
-PENDING, MALFORMED = str(MatchState.PENDING.value), str(MatchState.MALFORMED.value)
 
 
 @dataclass(frozen=True)
@@ -124,7 +122,7 @@ def _copy_lines(settlement_file: SettlementFile, path: Path, fmt: str,
                 if isinstance(item, MalformedRecord):
                     counts["malformed"] += 1
                     write((file_id, ordinal, item.line_number, "malformed", "", "", "", "", "", "", None, None, None,
-                           None, _text(item.source_line), _text(item.reason), MALFORMED, "", ""))
+                           None, _text(item.source_line), _text(item.reason)))
                 else:
                     record_type = item.record_type
                     counts[record_type] += 1
@@ -137,9 +135,10 @@ def _copy_lines(settlement_file: SettlementFile, path: Path, fmt: str,
                     write((file_id, ordinal, item.line_number, record_type, _text(item.raw_type),
                            _text(item.psp_reference), _text(item.source_reference), _text(item.merchant_reference),
                            _text(item.payout_reference), item.currency, item.gross, item.fee, item.net, occurred_at,
-                           _text(item.source_line), "", PENDING, "", ""))
+                           _text(item.source_line), ""))
                 if progress is not None and ordinal % progress_every == 0:
                     progress(ordinal)
+        fees = file_fee_totals(cursor, file_id)
         # Fresh statistics, so that matching plans its joins for the lines just added.
         cursor.execute(f"ANALYZE {table}")
     settlement_file.line_count = ordinal
@@ -147,4 +146,22 @@ def _copy_lines(settlement_file: SettlementFile, path: Path, fmt: str,
     settlement_file.counts_by_type = dict(sorted(counts.items()))
     settlement_file.statements = statements
     settlement_file.settled_at = latest_payout or latest
-    settlement_file.save(update_fields=["line_count", "malformed_count", "counts_by_type", "statements", "settled_at"])
+    settlement_file.fees = fees
+    settlement_file.save(update_fields=[
+        "line_count", "malformed_count", "counts_by_type", "statements", "settled_at", "fees"])
+
+
+# A line's fee is its ``fee`` column, and a fee row's own (negative) net (see matching's ``_post_fees``).
+_FEE_TOTALS = """
+SELECT l.payout_reference, l.currency,
+       SUM(COALESCE(l.fee, 0) + CASE WHEN l.record_type = 'fee' THEN -l.net ELSE 0 END), count(*)
+FROM {table} l
+WHERE l.file_id = %s AND l.record_type NOT IN ('payout', 'bank_credit', 'bank_debit', 'malformed')
+GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
+
+def file_fee_totals(cursor, file_id: int) -> list[list]:
+    """``[[payout_reference, currency, fee total (minor units), lines], ...]`` of one file's lines."""
+    cursor.execute(_FEE_TOTALS.format(table=SettlementLine._meta.db_table), [file_id])
+    return [[payout, currency, int(total or 0), count] for payout, currency, total, count in cursor.fetchall()]

@@ -2,18 +2,21 @@
 
 Set-based: one SQL statement classifies every open charge-like line (hash joins on
 ``psp_reference``, then on the merchant reference = payment order id), so a million
-lines cost a few statements, not a million queries. Per run:
+lines cost a few statements, not a million queries. A line is open when its file has not
+been reconciled yet and no run has matched it (it has no ``SettlementMatch``), or when it
+is a break, an unrelated bank line or a malformed line. Per run:
 
 1. ``recon_eval`` (a temporary table) gets one row per open line: its new match state,
    the object matched and, for a difference, exactly one break class.
 2. Refund lines are matched through ``payments.selectors.refunds_by_psp_reference``.
 3. Payout rows are matched to bank lines (payout id, else amount + currency + date
    window); a clean match posts ``Dr assets:bank / Cr assets:psp_receivable`` once per payout.
-4. Lines are updated, breaks upserted by ``key`` (a re-run adds nothing), breaks no longer
-   observed are auto-resolved with an audit row.
+4. ``SettlementMatch`` rows are inserted (first run of a line) or changed, breaks upserted
+   by ``key`` (a re-run adds nothing), breaks no longer observed are auto-resolved with an
+   audit row. Settlement lines themselves are never rewritten.
 5. Succeeded orders past the cut-off with no settlement line: ``missing_in_settlement``.
 6. Fees: ``Dr expenses:psp_fees / Cr assets:psp_receivable``, one posting per file,
-   payout and currency (see ``_post_fees``).
+   payout and currency (see ``_post_fees``); the files are then marked reconciled.
 """
 from __future__ import annotations
 
@@ -28,7 +31,16 @@ from ledger import accounts
 from ledger.services import EntrySpec, ledger_transaction_post
 from payments import selectors as payment_selectors
 from reconciliation import selectors
-from reconciliation.models import Break, BreakClass, BreakResolution, ReconciliationRun, SettlementFile, SettlementLine
+from reconciliation.models import (
+    Break,
+    BreakClass,
+    BreakResolution,
+    ReconciliationRun,
+    SettlementFile,
+    SettlementLine,
+    SettlementMatch,
+)
+from reconciliation.services.importing import file_fee_totals
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +52,7 @@ _BATCH = 5000
 
 L = SettlementLine._meta.db_table
 F = SettlementFile._meta.db_table
+M = SettlementMatch._meta.db_table
 B = Break._meta.db_table
 BR = BreakResolution._meta.db_table
 PO = payment_selectors.settleable_order_view()  # payments' read-only view of its orders
@@ -78,22 +91,27 @@ def reconciliation_run(*, day: date, actor: str = SYSTEM_ACTOR) -> Reconciliatio
             "missing_since": end_of_day - timedelta(days=_setting("RECONCILIATION_MISSING_LOOKBACK_DAYS", 30)),
         }
         with connection.cursor() as cursor:
+            # The files this run reconciles: fixed now, so that a file committed meanwhile waits for the next run.
+            cursor.execute(f"SELECT id FROM {F} WHERE reconciled_at IS NULL ORDER BY id")
+            files = params["files"] = [row[0] for row in cursor.fetchall()]
             cursor.execute("DROP TABLE IF EXISTS recon_eval")
             cursor.execute(_CREATE_EVAL)
-            cursor.execute(_CLASSIFY_LINES.format(L=L, F=F, PO=PO), params)
-            _classify_refunds(cursor)
+            cursor.execute(_CLASSIFY_LINES.format(L=L, F=F, PO=PO, M=M, OPEN=_OPEN_BREAKS), params)
+            _classify_refunds(cursor, params)
             payouts = _match_payouts(cursor, params)
-            cursor.execute(_MALFORMED.format(L=L))
+            cursor.execute(_MALFORMED.format(OPEN=_open("'malformed'")), params)
             cursor.execute("ANALYZE recon_eval")
             cursor.execute("SELECT count(*) FROM recon_eval")
             run.lines_evaluated = cursor.fetchone()[0]
-            cursor.execute(_UPDATE_LINES.format(L=L))
+            cursor.execute(_INSERT_MATCHES.format(M=M), params)
+            cursor.execute(_UPSERT_MATCHES.format(M=M), params)
             cursor.execute(_UPSERT_LINE_BREAKS.format(L=L, F=F, B=B), params)
             cursor.execute(_AUDIT_NEW_AUTO_RESOLVED.format(B=B, BR=BR), params)
             cursor.execute(_CLEAR_STALE_LINE_BREAKS.format(B=B, BR=BR), params)
-            cursor.execute(_MISSING_IN_SETTLEMENT.format(L=L, B=B, PO=PO), params)
-            cursor.execute(_SETTLED_LATER.format(L=L, B=B, BR=BR), params)
-            fees = _post_fees(cursor)
+            cursor.execute(_MISSING_IN_SETTLEMENT.format(L=L, M=M, B=B, PO=PO), params)
+            cursor.execute(_SETTLED_LATER.format(L=L, M=M, B=B, BR=BR), params)
+            fees = _post_fees(cursor, files)
+            cursor.execute(f"UPDATE {F} SET reconciled_at = %(now)s WHERE id = ANY(%(files)s)", params)
             cursor.execute("SELECT match_state, count(*) FROM recon_eval GROUP BY 1 ORDER BY 1")
             lines = dict(cursor.fetchall())
         run.finished_at = timezone.now()
@@ -116,9 +134,23 @@ CREATE TEMP TABLE recon_eval (
     expected_currency text NOT NULL DEFAULT '',
     actual_amount bigint,
     actual_currency text NOT NULL DEFAULT '',
-    description text NOT NULL DEFAULT ''
+    description text NOT NULL DEFAULT '',
+    is_new boolean  -- true: the line has no match yet; NULL: not known
 ) ON COMMIT DROP
 """
+
+def _open(states: str) -> str:
+    """The open lines: those of the run's files (``is_new``: the lines of a file no run has reconciled
+    have no match yet), and lines matched before whose match state is one of ``states``."""
+    return f"""(
+    SELECT l.*, true AS is_new FROM {L} l WHERE l.file_id = ANY(%(files)s)
+    UNION ALL
+    SELECT l.*, false FROM {M} m JOIN {L} l ON l.id = m.line_id WHERE m.state IN ({states})
+)"""
+
+
+_OPEN_BREAKS = _open("'break'")
+
 
 # Every open line of a PSP report except refunds, payouts and bank lines, classified at once.
 _CLASSIFY_LINES = """
@@ -128,13 +160,15 @@ WITH cand AS MATERIALIZED (
            COALESCE(p1.id, p2.id) AS order_id, COALESCE(p1.amount, p2.amount) AS expected,
            COALESCE(p1.currency, p2.currency) AS expected_currency, COALESCE(p1.state, p2.state) AS order_state,
            COALESCE(p1.completed_at, p2.completed_at) AS completed_at, f.settled_at,
-           COALESCE(p1.id, p2.id, NULLIF(l.psp_reference, '')) AS dup_key
-    FROM {L} l
+           COALESCE(p1.id, p2.id, NULLIF(l.psp_reference, '')) AS dup_key, l.is_new
+    FROM {OPEN} l
     JOIN {F} f ON f.id = l.file_id
     LEFT JOIN {PO} p1 ON l.psp_reference <> '' AND p1.psp_reference = l.psp_reference
-    LEFT JOIN {PO} p2 ON p1.id IS NULL AND l.merchant_reference <> '' AND p2.id = l.merchant_reference
-    WHERE l.match_state IN ('pending', 'break')
-      AND l.record_type NOT IN ('refund', 'payout', 'bank_credit', 'bank_debit', 'malformed')
+    LEFT JOIN LATERAL (  -- only for the few lines the PSP reference did not find
+        SELECT * FROM {PO} p WHERE p1.id IS NULL AND l.merchant_reference <> '' AND p.id = l.merchant_reference
+        LIMIT 1  -- (ids are unique) keeps it a per-line lookup instead of hashing every order again
+    ) p2 ON true
+    WHERE l.record_type NOT IN ('refund', 'payout', 'bank_credit', 'bank_debit', 'malformed')
 ),
 twins AS (  -- one reference settled more than once among the open lines: the first one counts
     SELECT dup_key, min(id) AS first_id FROM cand
@@ -142,8 +176,9 @@ twins AS (  -- one reference settled more than once among the open lines: the fi
 ),
 settled_before AS (  -- ... or already settled by a line matched by an earlier run (matched lines come first)
     SELECT c.id FROM cand c WHERE c.record_type = 'charge' AND c.order_id IS NOT NULL AND EXISTS (
-        SELECT 1 FROM {L} e WHERE e.matched_object_id = c.order_id AND e.record_type = 'charge'
-          AND e.match_state = 'matched')
+        SELECT 1 FROM {M} m JOIN {L} e ON e.id = m.line_id
+        WHERE m.kind = 'payment_order' AND m.object_id = c.order_id AND m.state = 'matched'
+          AND e.record_type = 'charge')
 ),
 classified AS (
     SELECT c.*, CASE
@@ -162,7 +197,7 @@ classified AS (
     LEFT JOIN settled_before s ON s.id = c.id
 )
 INSERT INTO recon_eval (line_id, match_state, break_class, object_kind, object_id, expected_amount,
-                        expected_currency, actual_amount, actual_currency, description)
+                        expected_currency, actual_amount, actual_currency, description, is_new)
 SELECT id,
        CASE WHEN break_class IS NULL OR break_class = 'timing' THEN 'matched' ELSE 'break' END,
        break_class,
@@ -183,7 +218,8 @@ SELECT id,
                 || expected || ' (minor units)'
            WHEN 'timing' THEN 'order ' || order_id || ' completed ' || completed_at
                 || ', settled in the batch closed ' || settled_at
-           ELSE '' END
+           ELSE '' END,
+       is_new
 FROM classified
 """
 
@@ -193,17 +229,23 @@ _EVAL_INSERT = (
 )
 
 _MALFORMED = """
-INSERT INTO recon_eval (line_id, match_state, break_class, description)
-SELECT l.id, 'malformed', 'malformed_line', 'line ' || l.line_number || ': ' || l.error
-FROM {L} l WHERE l.match_state = 'malformed'
+INSERT INTO recon_eval (line_id, match_state, break_class, description, is_new)
+SELECT l.id, 'malformed', 'malformed_line', 'line ' || l.line_number || ': ' || l.error, l.is_new
+FROM {OPEN} l WHERE l.record_type = 'malformed'
   AND NOT EXISTS (SELECT 1 FROM recon_eval e WHERE e.line_id = l.id)
 """
 
-_UPDATE_LINES = """
-UPDATE {L} l SET match_state = e.match_state, matched_kind = e.object_kind, matched_object_id = e.object_id
-FROM recon_eval e
-WHERE l.id = e.line_id
-  AND (l.match_state, l.matched_kind, l.matched_object_id) IS DISTINCT FROM (e.match_state, e.object_kind, e.object_id)
+# A line's first evaluation inserts its narrow match row; a later one changes it only if it differs.
+_INSERT_MATCHES = """
+INSERT INTO {M} (line_id, state, kind, object_id, run_id)
+SELECT e.line_id, e.match_state, e.object_kind, e.object_id, %(run)s FROM recon_eval e WHERE e.is_new
+"""
+_UPSERT_MATCHES = """
+INSERT INTO {M} AS m (line_id, state, kind, object_id, run_id)
+SELECT e.line_id, e.match_state, e.object_kind, e.object_id, %(run)s FROM recon_eval e WHERE e.is_new IS NOT TRUE
+ON CONFLICT (line_id) DO UPDATE
+SET state = EXCLUDED.state, kind = EXCLUDED.kind, object_id = EXCLUDED.object_id, run_id = EXCLUDED.run_id
+WHERE (m.state, m.kind, m.object_id) IS DISTINCT FROM (EXCLUDED.state, EXCLUDED.kind, EXCLUDED.object_id)
 """
 
 # New breaks are inserted; a break seen again only gets its last_seen_run (resolved ones stay resolved).
@@ -260,7 +302,8 @@ SELECT 'missing_in_settlement:object:' || o.id, 'missing_in_settlement', 'open',
        '', '', '', NULL, %(now)s
 FROM {PO} o
 WHERE o.state = 'succeeded' AND o.completed_at < %(missing_before)s AND o.completed_at >= %(missing_since)s
-  AND NOT EXISTS (SELECT 1 FROM {L} l WHERE l.matched_object_id = o.id AND l.record_type = 'charge')
+  AND NOT EXISTS (SELECT 1 FROM {M} m JOIN {L} l ON l.id = m.line_id
+                  WHERE m.kind = 'payment_order' AND m.object_id = o.id AND l.record_type = 'charge')
 ON CONFLICT (key) DO UPDATE SET last_seen_run_id = EXCLUDED.last_seen_run_id
 """
 
@@ -269,9 +312,9 @@ WITH cleared AS (
     UPDATE {B} b SET state = 'auto_resolved', resolution = 'settled_later', resolved_by = %(actor)s,
            resolved_at = %(now)s, reason = 'settled by line ' || l.id || ', seen by reconciliation run ' || %(run)s,
            last_seen_run_id = %(run)s
-    FROM {L} l
+    FROM {M} m JOIN {L} l ON l.id = m.line_id
     WHERE b.break_class = 'missing_in_settlement' AND b.state = 'open'
-      AND l.matched_object_id = b.object_id AND l.record_type = 'charge'
+      AND m.kind = 'payment_order' AND m.object_id = b.object_id AND l.record_type = 'charge'
     RETURNING b.id, b.reason
 )
 INSERT INTO {BR} (brk_id, from_state, to_state, resolution, reason, actor, created_at)
@@ -279,11 +322,11 @@ SELECT DISTINCT id, 'open', 'auto_resolved', 'settled_later', reason, %(actor)s,
 """
 
 
-def _classify_refunds(cursor) -> None:
+def _classify_refunds(cursor, params: dict) -> None:
     """Refund lines, matched through the payments selector (batched: refunds are few)."""
     cursor.execute(
-        f"SELECT id, psp_reference, source_reference, currency, COALESCE(gross, net) FROM {L}"
-        " WHERE match_state IN ('pending', 'break') AND record_type = 'refund' ORDER BY id"
+        f"SELECT id, psp_reference, source_reference, currency, COALESCE(gross, net) FROM {_OPEN_BREAKS} l"
+        " WHERE record_type = 'refund' ORDER BY id", params
     )
     while rows := cursor.fetchmany(_BATCH):
         references = sorted({r for row in rows for r in (row[1], row[2]) if r})
@@ -312,15 +355,16 @@ def _match_payouts(cursor, params: dict) -> dict:
     """Each open payout row against the bank: by payout id, else amount, currency and date window."""
     window = timedelta(days=_setting("RECONCILIATION_PAYOUT_WINDOW_DAYS", 5))
     cursor.execute(
-        f"SELECT id, payout_reference, currency, -net, occurred_at FROM {L}"
-        " WHERE match_state IN ('pending', 'break') AND record_type = 'payout' ORDER BY id"
+        f"SELECT id, payout_reference, currency, -net, occurred_at FROM {_OPEN_BREAKS} l"
+        " WHERE record_type = 'payout' ORDER BY id", params
     )
     payouts = cursor.fetchall()
     posted: dict[str, int] = {}
     claimed: set[int] = set()
     for line_id, reference, currency, amount, occurred_at in payouts:
         payout_key = reference or f"line:{line_id}"
-        bank = _bank_line_for(cursor, payout_key, reference, currency, amount, occurred_at, window, claimed)
+        bank = _bank_line_for(cursor, params["files"], payout_key, reference, currency, amount, occurred_at, window,
+                              claimed)
         if bank is None:
             _eval(cursor, line_id, "break", BreakClass.PAYOUT_NOT_RECEIVED, "payout", reference, amount, currency,
                   None, "", f"payout {reference or '(no id)'} has no matching bank credit yet")
@@ -342,30 +386,33 @@ def _match_payouts(cursor, params: dict) -> dict:
                 posted[currency] = posted.get(currency, 0) + amount
     # Bank lines no payout claimed are not ours to explain: kept 'unrelated', looked at again next run.
     cursor.execute(
-        f"INSERT INTO recon_eval (line_id, match_state) SELECT l.id, 'unrelated' FROM {L} l"
-        " WHERE l.match_state = 'pending' AND l.record_type IN ('bank_credit', 'bank_debit')"
-        " AND NOT EXISTS (SELECT 1 FROM recon_eval e WHERE e.line_id = l.id)"
+        f"INSERT INTO recon_eval (line_id, match_state, is_new) SELECT l.id, 'unrelated', true FROM {L} l"
+        " WHERE l.file_id = ANY(%(files)s) AND l.record_type IN ('bank_credit', 'bank_debit')"
+        " AND NOT EXISTS (SELECT 1 FROM recon_eval e WHERE e.line_id = l.id)", params
     )
     return {"matched_amounts": posted, "count": len(payouts)}
 
 
-def _bank_line_for(cursor, payout_key: str, reference: str, currency: str, amount: int,
+def _bank_line_for(cursor, files: list[int], payout_key: str, reference: str, currency: str, amount: int,
                    occurred_at: datetime | None, window: timedelta, claimed: set[int]) -> tuple[int, str, int] | None:
     """A bank line free to match (or already matched to this payout by an earlier run)."""
-    base = (f"SELECT id, currency, net FROM {L} WHERE record_type IN ('bank_credit', 'bank_debit')"
-            " AND (match_state IN ('pending', 'unrelated') OR (matched_kind = 'payout' AND matched_object_id = %s))"
-            " AND NOT (id = ANY(%s))")
+    base = (f"SELECT l.id, l.currency, l.net FROM {L} l LEFT JOIN {M} m ON m.line_id = l.id"
+            " WHERE l.record_type IN ('bank_credit', 'bank_debit')"
+            " AND ((m.line_id IS NULL AND l.file_id = ANY(%s)) OR m.state = 'unrelated'"
+            " OR (m.kind = 'payout' AND m.object_id = %s))"
+            " AND NOT (l.id = ANY(%s))")
     if reference:
-        cursor.execute(base + " AND payout_reference = %s ORDER BY id LIMIT 1", [payout_key, list(claimed), reference])
+        cursor.execute(base + " AND l.payout_reference = %s ORDER BY l.id LIMIT 1",
+                       [files, payout_key, list(claimed), reference])
         row = cursor.fetchone()
         if row is not None:
             return row
     if occurred_at is None:
         return None
     cursor.execute(
-        base + " AND currency = %s AND net = %s AND occurred_at >= %s AND occurred_at <= %s"
-        " AND (payout_reference = '' OR payout_reference = %s) ORDER BY occurred_at, id LIMIT 1",
-        [payout_key, list(claimed), currency, amount, occurred_at - timedelta(days=1), occurred_at + window,
+        base + " AND l.currency = %s AND l.net = %s AND l.occurred_at >= %s AND l.occurred_at <= %s"
+        " AND (l.payout_reference = '' OR l.payout_reference = %s) ORDER BY l.occurred_at, l.id LIMIT 1",
+        [files, payout_key, list(claimed), currency, amount, occurred_at - timedelta(days=1), occurred_at + window,
          reference],
     )
     return cursor.fetchone()
@@ -391,23 +438,23 @@ def _post_payout(reference: str, currency: str, amount: int) -> None:
     )
 
 
-def _post_fees(cursor) -> dict[str, int]:
-    """Book the PSP's fees of every file this run looked at, once per (file, payout, currency).
+def _post_fees(cursor, files: list[int]) -> dict[str, int]:
+    """Book the PSP's fees of the files this run reconciles, once per (file, payout, currency).
 
     A line's fee is its ``fee`` column, and a fee row's own (negative) net. One posting per
     payout batch instead of one per line keeps the ledger at the grain of the money that
     moves (a million-line report is one posting, not a million); each line keeps its fee.
+    The totals are computed on import (``SettlementFile.fees``); files imported before that
+    have them summed from their lines here.
     """
-    cursor.execute(
-        f"SELECT f.sha256, l.payout_reference, l.currency,"
-        f" SUM(COALESCE(l.fee, 0) + CASE WHEN l.record_type = 'fee' THEN -l.net ELSE 0 END), count(*)"
-        f" FROM {L} l JOIN {F} f ON f.id = l.file_id"
-        f" WHERE l.file_id IN (SELECT DISTINCT x.file_id FROM {L} x JOIN recon_eval e ON e.line_id = x.id)"
-        f" AND l.record_type NOT IN ('payout', 'bank_credit', 'bank_debit', 'malformed')"
-        f" GROUP BY f.sha256, l.payout_reference, l.currency ORDER BY 1, 2, 3"
-    )
+    rows = []
+    for settlement_file in SettlementFile.objects.filter(pk__in=files).order_by("sha256"):
+        if settlement_file.fees is not None:
+            rows += [(settlement_file.sha256, *fee) for fee in settlement_file.fees]
+            continue
+        rows += [(settlement_file.sha256, *fee) for fee in file_fee_totals(cursor, settlement_file.pk)]
     booked: dict[str, int] = {}
-    for sha, payout_reference, currency, total, count in cursor.fetchall():
+    for sha, payout_reference, currency, total, count in sorted(rows, key=lambda row: row[:3]):
         total = int(total or 0)
         if total == 0:
             continue

@@ -41,6 +41,7 @@ run: migrate
 stop:
 	bash scripts/stack.sh stop
 
+test: export DJANGO_SETTINGS_MODULE = config.settings.test
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest

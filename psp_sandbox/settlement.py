@@ -91,12 +91,20 @@ def write_settlement(store: Store, config: dict[str, Any], params: dict[str, Any
 
     rows: list[dict[str, str]] = []
     nets: dict[str, int] = {}
-    payout_ids = {}
+    charges = [c for c in store.list_charges() if c["status"] == "succeeded" and lo <= c["created"] < hi]
+    refunds = [r for r in store.list_refunds() if r["status"] == "succeeded" and lo <= r["created"] < hi]
+    # A payout's id names its batch: the same day settled again gives the same files (and
+    # imports as a no-op), while a batch with other contents is another payout.
+    batches: dict[str, list[str]] = {}
+    for obj in charges + refunds:
+        batches.setdefault(obj["currency"], []).append(obj["id"])
+    payout_ids = {
+        currency: "po_" + hashlib.sha256(f"{day.isoformat()}:{currency}:{','.join(sorted(ids))}".encode()
+                                         ).hexdigest()[:24]
+        for currency, ids in batches.items()
+    }
 
     def payout_id(currency: str) -> str:
-        if currency not in payout_ids:
-            digest = hashlib.sha256(f"{day.isoformat()}:{currency}".encode()).hexdigest()[:24]
-            payout_ids[currency] = f"po_{digest}"
         return payout_ids[currency]
 
     def row(kind: str, obj: dict[str, Any], gross: int, fee: int, charge_id: str, category: str) -> dict[str, str]:
@@ -115,13 +123,11 @@ def write_settlement(store: Store, config: dict[str, Any], params: dict[str, Any
             "customer_facing_amount": major(gross, currency), "customer_facing_currency": currency,
         }
 
-    for charge in store.list_charges():
-        if charge["status"] == "succeeded" and lo <= charge["created"] < hi:
-            amount = charge["amount"]
-            rows.append(row("charge", charge, amount, fee_for(amount, bps, fixed), charge["id"], "charge"))
-    for refund in store.list_refunds():
-        if refund["status"] == "succeeded" and lo <= refund["created"] < hi:
-            rows.append(row("refund", refund, -refund["amount"], 0, refund["charge"], "refund"))
+    for charge in charges:
+        rows.append(row("charge", charge, charge["amount"], fee_for(charge["amount"], bps, fixed), charge["id"],
+                        "charge"))
+    for refund in refunds:
+        rows.append(row("refund", refund, -refund["amount"], 0, refund["charge"], "refund"))
     payouts = []
     for currency, net in sorted(nets.items()):
         po = payout_id(currency)

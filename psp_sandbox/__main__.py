@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import threading
+import time
 from types import FrameType
 
 from .server import Sandbox
@@ -30,17 +30,20 @@ def main(argv: list[str] | None = None) -> None:
     """Run until SIGTERM/SIGINT."""
     args = parse_args(argv)
     sandbox = Sandbox(args.db, args.host, args.port, verbose=args.verbose)
-    done = threading.Event()
+    # A plain flag: setting a threading.Event from a signal handler can deadlock when the
+    # signal lands while the main thread holds the Event's lock inside wait().
+    stopping = False
 
     def _stop(signum: int, frame: FrameType | None) -> None:
-        done.set()
+        nonlocal stopping
+        stopping = True
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     sandbox.start()
     print(f"psp_sandbox listening on {sandbox.url} (db={args.db})", flush=True)
-    while not done.wait(0.5):
-        pass
+    while not stopping:
+        time.sleep(0.2)
     sandbox.stop()
     print("psp_sandbox stopped", flush=True)
 

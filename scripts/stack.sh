@@ -42,6 +42,10 @@ case "${1:-}" in
       pid=$(cat "$pidfile")
       if kill -0 "$pid" 2>/dev/null; then
         kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        if kill -0 "$pid" 2>/dev/null; then  # still there after 20 s: no port may stay taken
+          kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+        fi
         echo "  stopped $(basename "$pidfile" .pid) (pid $pid)"
       fi
       rm -f "$pidfile"

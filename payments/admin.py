@@ -1,5 +1,6 @@
 """Operator console for payments: look and search; money and states are read-only."""
 from django.contrib import admin
+from django.db.models import Count
 
 from core.admin_base import ReadOnlyAdmin, action_with_reason
 from core.money import format_amount
@@ -55,9 +56,12 @@ class PaymentEventAdmin(ReadOnlyAdmin):
     list_filter = ("client", "created_at")
     inlines = [PaymentOrderInline]
 
-    @admin.display(description="Orders")
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(order_total=Count("orders"))
+
+    @admin.display(description="Orders", ordering="order_total")
     def order_count(self, obj):
-        return obj.orders.count()
+        return obj.order_total
 
 
 class PaymentOrderTransitionInline(admin.TabularInline):

@@ -24,16 +24,18 @@ class ReasonForm(forms.Form):
 
 
 def action_with_reason(modeladmin, request, queryset, *, action_name: str, title: str,
-                       apply: Callable[[object, str], str]) -> TemplateResponse | None:
-    """An admin action that first asks for a reason, then calls ``apply(obj, reason)`` per object."""
-    if request.POST.get("reason_confirmed"):
-        form = ReasonForm(request.POST)
+                       apply: Callable[[object, dict], str],
+                       form_class: type[forms.Form] = ReasonForm) -> TemplateResponse | None:
+    """An admin action that first asks for a reason (and whatever else ``form_class`` asks),
+    then calls ``apply(obj, cleaned_data)`` per object and reports what each call said."""
+    if request.POST.get("confirmed"):
+        form = form_class(request.POST)
         if form.is_valid():
-            outcomes = [f"{obj}: {apply(obj, form.cleaned_data['reason'])}" for obj in queryset]
+            outcomes = [f"{obj}: {apply(obj, form.cleaned_data)}" for obj in queryset]
             modeladmin.message_user(request, "; ".join(outcomes), messages.SUCCESS)
             return None
     else:
-        form = ReasonForm()
+        form = form_class()
     context = {**modeladmin.admin_site.each_context(request), "title": title, "queryset": queryset,
                "opts": modeladmin.model._meta, "form": form, "action_name": action_name}
     return TemplateResponse(request, "admin/action_with_reason.html", context)

@@ -1,4 +1,6 @@
 """Serializer building blocks shared by the API apps."""
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.money import is_known_currency, normalize_currency
@@ -41,3 +43,16 @@ class CurrencyField(serializers.CharField):
         if not is_known_currency(value):
             self.fail("unknown")
         return normalize_currency(value)
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class ObjectTypeField(serializers.Field):
+    """The ``object`` member of an API object (``"payment_order"``), as Stripe has it."""
+
+    def __init__(self, value: str, **kwargs):
+        self.value = value
+        kwargs.update(source="*", read_only=True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, instance) -> str:
+        return self.value

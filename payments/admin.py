@@ -88,9 +88,9 @@ class PaymentOrderAdmin(ReadOnlyAdmin):
     @admin.action(description="Send dead-lettered orders back to the PSP (asks for a reason)",
                   permissions=["replay"])
     def replay_dead_letter(self, request, queryset):
-        def replay(order, reason):
+        def replay(order, data):
             return services.payment_order_replay_dead_letter(
-                payment_order_id=order.pk, operator=request.user.get_username(), reason=reason)
+                payment_order_id=order.pk, operator=request.user.get_username(), reason=data["reason"])
 
         return action_with_reason(self, request, queryset.filter(state=PaymentOrderState.DEAD_LETTER),
                                   action_name="replay_dead_letter", title="Replay dead-lettered payment orders",

@@ -1,5 +1,4 @@
 """Reads of payments. A client sees only its own objects."""
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -43,9 +42,9 @@ def order_totals_by_state() -> list[dict]:
 
 @dataclass(frozen=True)
 class SettledObject:
-    """What reconciliation needs to know of one of our payments or refunds."""
+    """What reconciliation needs to know of one of our refunds."""
 
-    kind: str  # "payment_order" or "refund"
+    kind: str  # "refund"
     id: str
     payment_order_id: str
     seller_id: str
@@ -54,30 +53,6 @@ class SettledObject:
     currency: str
     state: str
     completed_at: datetime | None
-
-
-def _order_view(order: PaymentOrder) -> SettledObject:
-    return SettledObject(kind="payment_order", id=order.id, payment_order_id=order.id, seller_id=order.seller_id,
-                         psp_reference=order.psp_reference, amount=order.amount, currency=order.currency,
-                         state=order.state, completed_at=order.completed_at)
-
-
-def payment_orders_by_psp_reference(*, psp_references: list[str]) -> dict[str, SettledObject]:
-    orders = PaymentOrder.objects.filter(psp_reference__in=[r for r in psp_references if r])
-    return {o.psp_reference: _order_view(o) for o in orders}
-
-
-def payment_orders_by_id(*, ids: list[str]) -> dict[str, SettledObject]:
-    return {o.id: _order_view(o) for o in PaymentOrder.objects.filter(pk__in=ids)}
-
-
-def succeeded_orders_completed_before(*, before: datetime, since: datetime | None = None) -> Iterator[SettledObject]:
-    """Succeeded orders completed before ``before`` (and at or after ``since``), streamed."""
-    qs = PaymentOrder.objects.filter(state=PaymentOrderState.SUCCEEDED, completed_at__lt=before)
-    if since is not None:
-        qs = qs.filter(completed_at__gte=since)
-    for order in qs.order_by("completed_at", "id").iterator(chunk_size=2000):
-        yield _order_view(order)
 
 
 def refunds_by_psp_reference(*, psp_references: list[str]) -> dict[str, SettledObject]:

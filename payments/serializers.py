@@ -4,7 +4,7 @@ import re
 from django.conf import settings
 from rest_framework import serializers
 
-from core.serializers import CurrencyField, StrictIntegerField, StrictSerializer
+from core.serializers import CurrencyField, ObjectTypeField, StrictIntegerField, StrictSerializer
 
 _PM_TOKEN = re.compile(r"^pm_[A-Za-z0-9_]{1,96}$")
 _DIGIT_RUN = re.compile(r"\d[\d \-]{10,}\d")
@@ -62,19 +62,16 @@ class SellerInput(StrictSerializer):
 
 class SellerOutput(serializers.Serializer):
     id = serializers.CharField()
-    object = serializers.SerializerMethodField()
+    object = ObjectTypeField("seller")
     name = serializers.CharField()
     external_reference = serializers.CharField()
     status = serializers.CharField()
     created = serializers.DateTimeField(source="created_at")
 
-    def get_object(self, obj) -> str:
-        return "seller"
-
 
 class PaymentOrderOutput(serializers.Serializer):
     id = serializers.CharField()
-    object = serializers.SerializerMethodField()
+    object = ObjectTypeField("payment_order")
     payment_event = serializers.CharField(source="payment_event_id")
     seller = serializers.CharField(source="seller_id")
     amount = serializers.IntegerField()
@@ -87,9 +84,6 @@ class PaymentOrderOutput(serializers.Serializer):
     created = serializers.DateTimeField(source="created_at")
     updated = serializers.DateTimeField(source="updated_at")
 
-    def get_object(self, obj) -> str:
-        return "payment_order"
-
 
 class BuyerOutput(serializers.Serializer):
     reference = serializers.CharField(source="buyer_reference")
@@ -98,14 +92,11 @@ class BuyerOutput(serializers.Serializer):
 
 class PaymentEventOutput(serializers.Serializer):
     id = serializers.CharField()
-    object = serializers.SerializerMethodField()
+    object = ObjectTypeField("payment_event")
     buyer = BuyerOutput(source="*")
     payment_method = serializers.CharField()
     orders = PaymentOrderOutput(many=True)
     created = serializers.DateTimeField(source="created_at")
-
-    def get_object(self, obj) -> str:
-        return "payment_event"
 
 
 class RefundInput(StrictSerializer):
@@ -115,7 +106,7 @@ class RefundInput(StrictSerializer):
 
 class RefundOutput(serializers.Serializer):
     id = serializers.CharField()
-    object = serializers.SerializerMethodField()
+    object = ObjectTypeField("refund")
     payment_order = serializers.CharField(source="payment_order_id")
     amount = serializers.IntegerField()
     currency = serializers.CharField()
@@ -124,6 +115,3 @@ class RefundOutput(serializers.Serializer):
     psp_reference = serializers.CharField()
     failure_code = serializers.CharField()
     created = serializers.DateTimeField(source="created_at")
-
-    def get_object(self, obj) -> str:
-        return "refund"

@@ -48,8 +48,3 @@ def sweeper_task() -> int:
 def janitor_task() -> int:
     """Ask the PSP about orders in an unknown or pending state."""
     return services.payment_orders_resolve_unknown()
-
-
-@shared_task(name="payments.webhook_event_process")
-def webhook_event_process_task(*, event_id: str) -> str:
-    return services.webhook_event_process(event_id=event_id)

@@ -15,7 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from core.admin_base import ReadOnlyAdmin
+from core.admin_base import ReadOnlyAdmin, action_with_reason
 from core.money import format_amount
 from reconciliation import selectors
 from reconciliation.exceptions import BreakResolutionError, SettlementImportError
@@ -208,23 +208,16 @@ class BreakAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Resolve the selected breaks (asks for a reason)", permissions=["resolve"])
     def resolve_breaks(self, request, queryset):
-        form = BreakResolveForm(request.POST if request.POST.get("confirmed") else None)
-        if form.is_bound and form.is_valid():
-            done, refused = 0, []
-            for brk in queryset.order_by("pk"):
-                try:
-                    break_resolve(break_id=brk.pk, resolution=form.cleaned_data["resolution"],
-                                  reason=form.cleaned_data["reason"], actor=_actor(request))
-                    done += 1
-                except BreakResolutionError as exc:
-                    refused.append(f"#{brk.pk}: {exc}")
-            self.message_user(request, f"{done} break(s) resolved.", messages.SUCCESS)
-            if refused:
-                self.message_user(request, "Not resolved: " + "; ".join(refused), messages.WARNING)
-            return None
-        context = {**self.admin_site.each_context(request), "title": "Resolve breaks", "breaks": list(queryset),
-                   "form": form, "opts": self.model._meta}
-        return TemplateResponse(request, "admin/reconciliation/break/resolve.html", context)
+        def resolve(brk, data):
+            try:
+                break_resolve(break_id=brk.pk, resolution=data["resolution"], reason=data["reason"],
+                              actor=_actor(request))
+            except BreakResolutionError as exc:
+                return f"not resolved ({exc})"
+            return "resolved"
+
+        return action_with_reason(self, request, queryset.order_by("pk"), action_name="resolve_breaks",
+                                  title="Resolve breaks", apply=resolve, form_class=BreakResolveForm)
 
     @admin.action(description="Export the selected breaks (CSV)")
     def export_csv(self, request, queryset):

@@ -5,11 +5,7 @@ from collections.abc import Iterator
 
 from django.db.models import Count, Q, QuerySet
 
-from reconciliation.models import Break, BreakClass, BreakState, ReconciliationRun, SettlementFile
-
-
-def settlement_file_get_by_sha(*, sha256: str) -> SettlementFile | None:
-    return SettlementFile.objects.filter(sha256=sha256).first()
+from reconciliation.models import Break, BreakClass, BreakState, ReconciliationRun
 
 
 def breaks_of_runs(*, runs: QuerySet[ReconciliationRun]) -> QuerySet[Break]:

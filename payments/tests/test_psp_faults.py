@@ -74,7 +74,7 @@ def test_exhausted_retries_dead_letter_then_operator_replay(api, sandbox, admin_
     asked = admin_client.post(url, {"action": "replay_dead_letter", "_selected_action": [order.id]})
     assert asked.status_code == 200 and b"reason" in asked.content  # the action first asks why
     done = admin_client.post(url, {"action": "replay_dead_letter", "_selected_action": [order.id],
-                                   "reason_confirmed": "1", "reason": "PSP outage over (INC-42)"})
+                                   "confirmed": "1", "reason": "PSP outage over (INC-42)"})
     assert done.status_code == 302
     wait_state(order, "succeeded")
     replay = order.transitions.get(from_state="dead_letter")

@@ -67,7 +67,12 @@ def payout_posting_key(payout_reference: str, currency: str) -> str:
 
 
 def fee_posting_key(sha256: str, payout_reference: str, currency: str) -> str:
-    return f"settlement:{sha256}:fees:{payout_reference or '-'}:{currency}"
+    """One fee posting per payout batch, keyed like the payout's own posting, so a batch sent
+    again in another file (another hash) is not charged twice; lines without a payout fall
+    back to the file."""
+    if payout_reference:
+        return f"settlement:fees:{payout_reference}:{currency}"
+    return f"settlement:{sha256}:fees:-:{currency}"
 
 
 def reconciliation_run(*, day: date, actor: str = SYSTEM_ACTOR) -> ReconciliationRun:

@@ -185,6 +185,8 @@ def test_duplicate_across_files(tmp_path, now):
     reconciliation_run(day=now.date(), actor="test")
     assert classes() == [("duplicate", "open")]
     assert Break.objects.get().line.file.name == "b.csv"
+    # The same payout batch in a second file is not charged fees a second time.
+    assert ledger_selectors.account_balance(code=accounts.PSP_FEES, currency="usd") == fee(100)
 
 
 def test_break_resolve_service_requires_reason_and_writes_audit(day_report, now):

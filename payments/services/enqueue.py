@@ -1,24 +1,23 @@
-"""Hand work to Celery only once the transaction that made it has committed."""
-from functools import partial
+"""Hand work to Celery only once the transaction that made it has committed.
 
+``robust=True``: if the broker is down, the failure is logged and the request that
+committed the work still answers; the sweeper enqueues the work once its lease expires."""
 from django.db import transaction
 
 
-def _send_payment_order(payment_order_id: str) -> None:
-    from payments.tasks import payment_order_execute_task
-
-    payment_order_execute_task.delay(payment_order_id=payment_order_id)
-
-
-def _send_refund(refund_id: str) -> None:
-    from payments.tasks import refund_execute_task
-
-    refund_execute_task.delay(refund_id=refund_id)
-
-
 def enqueue_payment_order(payment_order_id: str) -> None:
-    transaction.on_commit(partial(_send_payment_order, payment_order_id))
+    def send_payment_order() -> None:
+        from payments.tasks import payment_order_execute_task
+
+        payment_order_execute_task.delay(payment_order_id=payment_order_id)
+
+    transaction.on_commit(send_payment_order, robust=True)
 
 
 def enqueue_refund(refund_id: str) -> None:
-    transaction.on_commit(partial(_send_refund, refund_id))
+    def send_refund() -> None:
+        from payments.tasks import refund_execute_task
+
+        refund_execute_task.delay(refund_id=refund_id)
+
+    transaction.on_commit(send_refund, robust=True)

@@ -5,9 +5,13 @@ Text read from files is stored as ``TextField`` (no length limit a bank could ex
 """
 from __future__ import annotations
 
+from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import Case, F, Value, When
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
+
+from payments.selectors import settleable_order_view
 
 
 class SettlementFile(models.Model):
@@ -30,6 +34,8 @@ class SettlementFile(models.Model):
                                       " lines], ...]; computed on import.")
     reconciled_at = models.DateTimeField(null=True, blank=True,
                                          help_text="When a reconciliation run first evaluated every line.")
+    reconciled_run = models.ForeignKey("ReconciliationRun", null=True, blank=True, on_delete=models.PROTECT,
+                                       related_name="files", help_text="The run that first evaluated every line.")
 
     class Meta:
         ordering = ["-imported_at", "-id"]
@@ -48,19 +54,40 @@ class MatchState(models.TextChoices):
 
 class SettlementLineQuerySet(models.QuerySet):
     def with_match(self) -> SettlementLineQuerySet:
-        """Each line's ``match_state``, ``matched_kind`` and ``matched_object_id`` from its ``SettlementMatch``.
+        """Each line's ``match_state``, ``matched_kind`` and ``matched_object_id``.
 
-        A line no run has looked at yet is ``pending`` (``malformed`` if it could not be read).
+        From the line's ``SettlementMatch`` when it has one. A line without one is ``pending``
+        until a run reconciles its file (``malformed`` if it could not be read); after that it
+        is matched by PSP reference: a charge to the payment order with the same PSP reference
+        (see ``SettlementMatch``).
         """
+        line = self.model._meta.db_table
+        implicit = models.Q(match__isnull=True, file__reconciled_at__isnull=False)
+        order_by_reference = RawSQL(
+            f"SELECT o.id FROM {settleable_order_view()} o"
+            f" WHERE {line}.psp_reference <> '' AND o.psp_reference = {line}.psp_reference LIMIT 1", [],
+            output_field=models.CharField())
         return self.annotate(
             match_state=Coalesce(
                 F("match__state"),
                 Case(When(record_type="malformed", then=Value(MatchState.MALFORMED.value)),
+                     When(implicit, then=Value(MatchState.MATCHED.value)),
                      default=Value(MatchState.PENDING.value)),
                 output_field=models.CharField(),
             ),
-            matched_kind=Coalesce(F("match__kind"), Value(""), output_field=models.CharField()),
-            matched_object_id=Coalesce(F("match__object_id"), Value(""), output_field=models.CharField()),
+            matched_kind=Coalesce(
+                F("match__kind"),
+                Case(When(implicit & models.Q(record_type="charge"), then=Value("payment_order")), default=Value(""),
+                     output_field=models.CharField()),
+                output_field=models.CharField(),
+            ),
+            matched_object_id=Coalesce(
+                F("match__object_id"),
+                Case(When(implicit & models.Q(record_type="charge"), then=order_by_reference), default=Value(""),
+                     output_field=models.CharField()),
+                Value(""),
+                output_field=models.CharField(),
+            ),
         )
 
 
@@ -72,13 +99,15 @@ class SettlementLineManager(models.Manager.from_queryset(SettlementLineQuerySet)
 class SettlementLine(models.Model):
     """One record (or malformed line) of a settlement file, as read; never edited.
 
-    What matching made of it lives in ``SettlementMatch`` (one narrow row per line), so a
-    run over a million lines inserts narrow rows instead of rewriting wide ones. The
-    default manager annotates ``match_state``, ``matched_kind`` and ``matched_object_id``.
+    What matching made of it lives in ``SettlementMatch``. The default manager annotates
+    ``match_state``, ``matched_kind`` and ``matched_object_id``.
     """
 
-    # The (file, ordinal) unique index serves lookups by file: no index of its own.
-    file = models.ForeignKey(SettlementFile, on_delete=models.PROTECT, related_name="lines", db_index=False)
+    # Written only by the import, with COPY, in the transaction that creates the file: a
+    # foreign-key check per line would cost more than writing it (checked at commit, a
+    # million a file). Lines of a file are written together, so a BRIN index finds them.
+    file = models.ForeignKey(SettlementFile, on_delete=models.PROTECT, related_name="lines", db_index=False,
+                             db_constraint=False)
     ordinal = models.PositiveIntegerField(help_text="Position among the file's records, 1-based.")
     line_number = models.PositiveIntegerField(help_text="Physical line (CSV), entry (camt.053) or transaction (MT940).")
     record_type = models.CharField(max_length=32, help_text="Normalized type, or 'malformed'.")
@@ -99,8 +128,8 @@ class SettlementLine(models.Model):
 
     class Meta:
         ordering = ["file", "ordinal"]
-        constraints = [models.UniqueConstraint(fields=["file", "ordinal"], name="settlement_line_unique_ordinal")]
         indexes = [
+            BrinIndex(fields=["file"], name="settlement_line_file_brin"),
             models.Index(fields=["psp_reference"], name="settlement_line_psp_ref"),
             models.Index(fields=["payout_reference"], name="settlement_line_payout_ref",
                          condition=models.Q(record_type__in=["payout", "bank_credit", "bank_debit"])),
@@ -113,12 +142,15 @@ class SettlementLine(models.Model):
 
 
 class SettlementMatch(models.Model):
-    """What reconciliation made of one line: inserted by the run that first evaluates it,
-    changed only when a later run decides otherwise (a break that clears, say).
+    """What reconciliation made of one line, when it is not the common case.
 
-    A line without one is pending, and every line of a file without ``reconciled_at`` is one:
-    the run that first evaluates a file's lines marks the file. ``run`` is the run that last
-    changed the match.
+    The common case is a line matched by PSP reference in its file's first run: a charge to
+    the payment order with the same PSP reference, or a fee line. Such a line has no row: its
+    file's ``reconciled_run`` says which run matched it, and writing a million rows a night
+    to say "matched by reference" would cost more than the rest of the run. Every other outcome
+    has a row: breaks, malformed and unrelated bank lines, refunds, payouts and bank credits,
+    orders found by merchant reference, and any line a later run decided again (a break that
+    clears). ``run`` is the run that last changed the row.
     """
 
     # No foreign-key constraints: checking them costs more than writing the rows (a million per

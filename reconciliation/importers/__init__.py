@@ -24,18 +24,29 @@ from .adyen_csv import iter_adyen
 from .camt053 import iter_camt053
 from .errors import ImportFormatError, UnsupportedFormat
 from .mt940_sta import iter_mt940
-from .records import RECORD_TYPES, FileHeader, MalformedRecord, SettlementRecord
-from .stripe_csv import iter_stripe
+from .records import (
+    LINE_ROW_FIELDS,
+    RECORD_TYPES,
+    FileHeader,
+    MalformedRecord,
+    RenderedLine,
+    SettlementRecord,
+    line_row,
+    render_line_row,
+)
+from .stripe_csv import iter_stripe, iter_stripe_lines
 
 __all__ = [
     "FORMATS",
     "RECORD_TYPES",
+    "LINE_ROW_FIELDS",
     "FileHeader",
     "ImportFormatError",
     "MalformedRecord",
     "SettlementRecord",
     "UnsupportedFormat",
     "detect_format",
+    "iter_rendered_lines",
     "iter_records",
 ]
 
@@ -98,3 +109,18 @@ def iter_records(path: Path, fmt: str = "auto") -> Iterator[Item]:
     except KeyError:
         raise UnsupportedFormat(f"unknown format {fmt!r}; expected one of {FORMATS}") from None
     return parser(path)
+
+
+def iter_rendered_lines(path: Path, fmt: str = "auto") -> Iterator[FileHeader | RenderedLine]:
+    """``iter_records``, with each record and malformed line rendered for COPY (``records.RenderedLine``).
+
+    The importing service writes these; a Stripe report's plain rows are rendered without
+    building a record per line.
+    """
+    path = Path(path)
+    if fmt == "auto":
+        fmt = detect_format(path)
+    if fmt == "stripe":
+        return iter_stripe_lines(path)
+    return (item if isinstance(item, FileHeader) else render_line_row(line_row(item))
+            for item in iter_records(path, fmt))

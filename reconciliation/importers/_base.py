@@ -227,33 +227,55 @@ class CsvRow:
 
 
 class _LineTap:
-    """Feeds a file to ``csv.reader`` and remembers the raw lines of the current row."""
+    """Feeds lines to ``csv.reader``, starting with ``pending``, and keeps the raw lines of the current row."""
 
-    __slots__ = ("_lines", "lines")
+    __slots__ = ("_lines", "lines", "pending")
 
     def __init__(self, lines: Iterator[str]) -> None:
         self._lines = lines
         self.lines: list[str] = []
+        self.pending: str | None = None
 
     def __iter__(self) -> _LineTap:
         return self
 
     def __next__(self) -> str:
+        if self.pending is not None:
+            line, self.pending = self.pending, None
+            return line
         line = next(self._lines)
         self.lines.append(line)
         return line
 
 
-def iter_csv_rows(path: Path) -> Iterator[CsvRow]:
-    """Non-blank CSV rows (the header included), read line by line.
+def iter_csv_lines(path: Path) -> Iterator[tuple[int, list[str], str, str | None]]:
+    """Non-blank CSV rows (the header included) as ``(line_number, fields, raw, error)``.
 
-    Tolerates a UTF-8 BOM, CRLF or CR line ends and quoted fields spanning lines.
+    Tolerates a UTF-8 BOM, CRLF or CR line ends and quoted fields spanning lines. A line
+    without quotes (nearly every line of a report) is split on commas directly, which is
+    what ``csv.reader`` makes of it; any other line goes through ``csv.reader``.
     """
     with open(path, encoding="utf-8-sig", newline="") as handle:
-        tap = _LineTap(iter(handle))
+        lines = iter(handle)
+        tap = _LineTap(lines)
         reader = csv.reader(tap, strict=False)
         consumed = 0
         while True:
+            try:
+                line = next(lines)
+            except StopIteration:
+                return
+            except UnicodeDecodeError as exc:
+                raise ImportFormatError(f"{path.name}: not UTF-8 text near line {consumed + 1}: {exc.reason}") from None
+            consumed += 1
+            if '"' not in line and "\x00" not in line:
+                if line.replace(",", "").strip():  # not blank (or only separators)
+                    yield consumed, line.rstrip("\r\n").split(","), line, None
+                continue
+            # The csv module reads this row from this line on, and from more lines while a quote is open.
+            start = consumed
+            tap.lines = [line]
+            tap.pending = line
             try:
                 fields = next(reader)
             except StopIteration:
@@ -261,17 +283,18 @@ def iter_csv_rows(path: Path) -> Iterator[CsvRow]:
             except UnicodeDecodeError as exc:
                 raise ImportFormatError(f"{path.name}: not UTF-8 text near line {consumed + 1}: {exc.reason}") from None
             except csv.Error as exc:
-                raw = "".join(tap.lines)
-                tap.lines.clear()
-                start, consumed = consumed + 1, reader.line_num
-                yield CsvRow(start, [], raw, error=f"not a valid CSV line: {exc}")
+                consumed = start + len(tap.lines) - 1
+                yield start, [], "".join(tap.lines), f"not a valid CSV line: {exc}"
                 continue
-            raw = "".join(tap.lines)
-            tap.lines.clear()
-            start, consumed = consumed + 1, reader.line_num
-            if not any(field.strip() for field in fields):
-                continue  # blank line (or only separators)
-            yield CsvRow(start, fields, raw)
+            consumed = start + len(tap.lines) - 1
+            if any(field.strip() for field in fields):
+                yield start, fields, "".join(tap.lines), None
+
+
+def iter_csv_rows(path: Path) -> Iterator[CsvRow]:
+    """``iter_csv_lines`` as ``CsvRow`` objects."""
+    for line_number, fields, raw, error in iter_csv_lines(path):
+        yield CsvRow(line_number, fields, raw, error)
 
 
 def _key(name: str) -> str:

@@ -73,3 +73,49 @@ class FileHeader:
     currency: str | None
     opening_balance: int | None
     closing_balance: int | None
+
+
+#: The order of a line row: a record or malformed line as a flat tuple.
+LINE_ROW_FIELDS = (
+    "line_number", "record_type", "raw_type", "psp_reference", "source_reference", "merchant_reference",
+    "payout_reference", "currency", "gross", "fee", "net", "occurred_at", "source_line", "error",
+)
+LineRow = tuple
+
+
+def line_row(item: SettlementRecord | MalformedRecord) -> LineRow:
+    """``item`` as a line row (``LINE_ROW_FIELDS``); a malformed line's ``record_type`` is ``"malformed"``."""
+    if isinstance(item, MalformedRecord):
+        return (item.line_number, "malformed", "", "", "", "", "", "", None, None, None, None, item.source_line,
+                item.reason)
+    return (item.line_number, item.record_type, item.raw_type or "", item.psp_reference or "",
+            item.source_reference or "", item.merchant_reference or "", item.payout_reference or "", item.currency,
+            item.gross, item.fee, item.net, item.occurred_at, item.source_line, "")
+
+
+#: ``(record_type, occurred_at, payout_reference, currency, fee, net, text)``: a line row as the
+#: importing service writes it (``text``: its ``LINE_ROW_FIELDS`` in PostgreSQL's COPY text
+#: format, tab-separated, newline-ended), with what the service sums up on the way.
+RenderedLine = tuple
+
+
+def render_line_row(row: LineRow) -> RenderedLine:
+    """``row`` in COPY text format: ``\\N`` for ``None``, backslash escapes, NUL dropped (text cannot hold it)."""
+    values = []
+    for value in row:
+        if value is None:
+            values.append("\\N")
+        elif isinstance(value, str):
+            values.append(_copy_text(value))
+        elif isinstance(value, datetime):
+            values.append(value.isoformat())
+        else:
+            values.append(str(value))
+    return row[1], row[11], row[6], row[7], row[9], row[10], "\t".join(values) + "\n"
+
+
+def _copy_text(value: str) -> str:
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value or "\x00" in value:
+        value = (value.replace("\x00", "").replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+                 .replace("\r", "\\r"))
+    return value

@@ -13,23 +13,19 @@ from django.db import IntegrityError, connection, transaction
 
 from reconciliation.exceptions import SettlementImportError
 from reconciliation.importers import (
+    LINE_ROW_FIELDS,
     FileHeader,
     ImportFormatError,
-    MalformedRecord,
     UnsupportedFormat,
     detect_format,
-    iter_records,
+    iter_rendered_lines,
 )
 from reconciliation.models import SettlementFile, SettlementLine
 
 logger = logging.getLogger(__name__)
 
 MAX_STATEMENT_HEADERS = 1000  # kept on the file; a statement file has a handful
-_LINE_COLUMNS = (
-    "file_id", "ordinal", "line_number", "record_type", "raw_type", "psp_reference", "source_reference",
-    "merchant_reference", "payout_reference", "currency", "gross", "fee", "net", "occurred_at",
-    "source_line", "error",
-)
+_LINE_COLUMNS = ("file_id", "ordinal", *LINE_ROW_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -46,13 +42,6 @@ def file_sha256(path: Path) -> str:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _text(value: str | None) -> str:
-    """A string PostgreSQL accepts (no NUL), ``""`` for ``None``."""
-    if not value:
-        return ""
-    return value.replace("\x00", "") if "\x00" in value else value
 
 
 def settlement_file_import(
@@ -99,6 +88,7 @@ def settlement_file_import(
 
 def _copy_lines(settlement_file: SettlementFile, path: Path, fmt: str,
                 progress: Callable[[int], None] | None, progress_every: int) -> None:
+    """Stream the file's line rows into ``COPY ... FROM STDIN`` (text format), a few thousand at a time."""
     counts: Counter[str] = Counter()
     statements: list[dict] = []
     latest: datetime | None = None
@@ -106,11 +96,12 @@ def _copy_lines(settlement_file: SettlementFile, path: Path, fmt: str,
     ordinal = 0
     file_id = settlement_file.pk
     table = SettlementLine._meta.db_table
+    batch: list[str] = []
+    fee_totals: dict[tuple[str, str], list[int]] = {}
     sql = f"COPY {table} ({', '.join(_LINE_COLUMNS)}) FROM STDIN"
     with connection.cursor() as cursor:
         with cursor.cursor.copy(sql) as copy:
-            write = copy.write_row
-            for item in iter_records(path, fmt):
+            for item in iter_rendered_lines(path, fmt):
                 if isinstance(item, FileHeader):
                     if len(statements) < MAX_STATEMENT_HEADERS:
                         statements.append({
@@ -119,26 +110,26 @@ def _copy_lines(settlement_file: SettlementFile, path: Path, fmt: str,
                         })
                     continue
                 ordinal += 1
-                if isinstance(item, MalformedRecord):
-                    counts["malformed"] += 1
-                    write((file_id, ordinal, item.line_number, "malformed", "", "", "", "", "", "", None, None, None,
-                           None, _text(item.source_line), _text(item.reason)))
-                else:
-                    record_type = item.record_type
-                    counts[record_type] += 1
-                    occurred_at = item.occurred_at
-                    if occurred_at is not None:
-                        if latest is None or occurred_at > latest:
-                            latest = occurred_at
-                        if record_type == "payout" and (latest_payout is None or occurred_at > latest_payout):
-                            latest_payout = occurred_at
-                    write((file_id, ordinal, item.line_number, record_type, _text(item.raw_type),
-                           _text(item.psp_reference), _text(item.source_reference), _text(item.merchant_reference),
-                           _text(item.payout_reference), item.currency, item.gross, item.fee, item.net, occurred_at,
-                           _text(item.source_line), ""))
+                record_type, occurred_at, payout_reference, currency, fee, net, text = item
+                counts[record_type] += 1
+                if record_type not in _NOT_FEE_BEARING:
+                    total = fee_totals.get((payout_reference, currency))
+                    amount = (fee or 0) - (net or 0 if record_type == "fee" else 0)
+                    fee_totals[(payout_reference, currency)] = (
+                        [amount, 1] if total is None else [total[0] + amount, total[1] + 1])
+                if occurred_at is not None:
+                    if latest is None or occurred_at > latest:
+                        latest = occurred_at
+                    if record_type == "payout" and (latest_payout is None or occurred_at > latest_payout):
+                        latest_payout = occurred_at
+                batch.append(f"{file_id}\t{ordinal}\t{text}")
+                if len(batch) >= _COPY_BATCH:
+                    copy.write("".join(batch))
+                    batch.clear()
                 if progress is not None and ordinal % progress_every == 0:
                     progress(ordinal)
-        fees = file_fee_totals(cursor, file_id)
+            if batch:
+                copy.write("".join(batch))
         # Fresh statistics, so that matching plans its joins for the lines just added.
         cursor.execute(f"ANALYZE {table}")
     settlement_file.line_count = ordinal
@@ -146,12 +137,18 @@ def _copy_lines(settlement_file: SettlementFile, path: Path, fmt: str,
     settlement_file.counts_by_type = dict(sorted(counts.items()))
     settlement_file.statements = statements
     settlement_file.settled_at = latest_payout or latest
-    settlement_file.fees = fees
+    settlement_file.fees = [[payout, currency, total, lines]
+                            for (payout, currency), (total, lines) in sorted(fee_totals.items())]
     settlement_file.save(update_fields=[
         "line_count", "malformed_count", "counts_by_type", "statements", "settled_at", "fees"])
 
 
+_COPY_BATCH = 2000
 # A line's fee is its ``fee`` column, and a fee row's own (negative) net (see matching's ``_post_fees``).
+_NOT_FEE_BEARING = frozenset({"payout", "bank_credit", "bank_debit", "malformed"})
+
+
+# The same, summed from the lines of a file imported before the import summed them up.
 _FEE_TOTALS = """
 SELECT l.payout_reference, l.currency,
        SUM(COALESCE(l.fee, 0) + CASE WHEN l.record_type = 'fee' THEN -l.net ELSE 0 END), count(*)

@@ -84,7 +84,12 @@ def reconciliation_run(*, day: date, actor: str = SYSTEM_ACTOR) -> Reconciliatio
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext('reconciliation_run'))")
+            # Bulk statements over a million lines: hash joins need memory; compiling them (JIT) costs more
+            # than it saves. Fresh statistics of the few files, so that the history joins are planned right.
             cursor.execute("SET LOCAL work_mem = '256MB'")
+            cursor.execute("SET LOCAL jit = off")
+            cursor.execute("SET LOCAL parallel_tuple_cost = 0.01")  # let the big join run on every core
+            cursor.execute(f"ANALYZE {F}")
         run = ReconciliationRun.objects.create(date=day, actor=actor[:100])
         end_of_day = datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
         params = {
@@ -99,26 +104,41 @@ def reconciliation_run(*, day: date, actor: str = SYSTEM_ACTOR) -> Reconciliatio
             # The files this run reconciles: fixed now, so that a file committed meanwhile waits for the next run.
             cursor.execute(f"SELECT id FROM {F} WHERE reconciled_at IS NULL ORDER BY id")
             files = params["files"] = [row[0] for row in cursor.fetchall()]
-            cursor.execute("DROP TABLE IF EXISTS recon_eval")
+            cursor.execute(f"SELECT id FROM {F} WHERE reconciled_at IS NOT NULL ORDER BY id")
+            params["reconciled_files"] = [row[0] for row in cursor.fetchall()]
+            cursor.execute("DROP TABLE IF EXISTS recon_eval, recon_cand")
             cursor.execute(_CREATE_EVAL)
-            cursor.execute(_CLASSIFY_LINES.format(L=L, F=F, PO=PO, M=M, OPEN=_OPEN_BREAKS), params)
+            cursor.execute(_CANDIDATES.format(PO=PO, OPEN=_OPEN_BREAKS), params)
+            cursor.execute(_CANDIDATES_BY_MERCHANT_REFERENCE.format(PO=PO))
+            cursor.execute("ANALYZE recon_cand")
+            cursor.execute(_CLASSIFY_LINES.format(F=F, SETTLED_BEFORE=_SETTLED_BEFORE), params)
+            by_reference = cursor.fetchone()[0]
+            cursor.execute("SELECT count(*) FROM recon_eval WHERE by_reference")
+            matched_by_reference = by_reference - cursor.fetchone()[0]  # without a break of any class
             _classify_refunds(cursor, params)
             payouts = _match_payouts(cursor, params)
             cursor.execute(_MALFORMED.format(OPEN=_open("'malformed'")), params)
             cursor.execute("ANALYZE recon_eval")
-            cursor.execute("SELECT count(*) FROM recon_eval")
-            run.lines_evaluated = cursor.fetchone()[0]
+            cursor.execute("SELECT count(*) FILTER (WHERE NOT implicit) FROM recon_eval")
+            run.lines_evaluated = cursor.fetchone()[0] + matched_by_reference
             cursor.execute(_INSERT_MATCHES.format(M=M), params)
             cursor.execute(_UPSERT_MATCHES.format(M=M), params)
+            # From here on, the run's lines matched by reference count as settled (they have no match row).
+            cursor.execute(f"UPDATE {F} SET reconciled_at = %(now)s, reconciled_run_id = %(run)s"
+                           " WHERE id = ANY(%(files)s)", params)
             cursor.execute(_UPSERT_LINE_BREAKS.format(L=L, F=F, B=B), params)
             cursor.execute(_AUDIT_NEW_AUTO_RESOLVED.format(B=B, BR=BR), params)
             cursor.execute(_CLEAR_STALE_LINE_BREAKS.format(B=B, BR=BR), params)
-            cursor.execute(_MISSING_IN_SETTLEMENT.format(L=L, M=M, B=B, PO=PO), params)
-            cursor.execute(_SETTLED_LATER.format(L=L, M=M, B=B, BR=BR), params)
+            cursor.execute(_MISSING_IN_SETTLEMENT.format(
+                B=B, PO=PO, SETTLED=_order_settled("o.id", "o.psp_reference")), params)
+            cursor.execute(_SETTLED_LATER.format(B=B, BR=BR, PO=PO, LINE=_settling_line("o.id", "o.psp_reference")),
+                           params)
             fees = _post_fees(cursor, files)
-            cursor.execute(f"UPDATE {F} SET reconciled_at = %(now)s WHERE id = ANY(%(files)s)", params)
-            cursor.execute("SELECT match_state, count(*) FROM recon_eval GROUP BY 1 ORDER BY 1")
+            cursor.execute("SELECT match_state, count(*) FROM recon_eval WHERE NOT implicit GROUP BY 1 ORDER BY 1")
             lines = dict(cursor.fetchall())
+            if matched_by_reference:
+                lines["matched"] = lines.get("matched", 0) + matched_by_reference
+            lines = dict(sorted(lines.items()))
         run.finished_at = timezone.now()
         run.stats = {"breaks": selectors.run_break_stats(run_id=run.pk), "lines": lines,
                      "fees_booked": fees, "payouts": payouts}
@@ -140,7 +160,9 @@ CREATE TEMP TABLE recon_eval (
     actual_amount bigint,
     actual_currency text NOT NULL DEFAULT '',
     description text NOT NULL DEFAULT '',
-    is_new boolean  -- true: the line has no match yet; NULL: not known
+    is_new boolean,  -- true: the line has no match yet; NULL: not known
+    by_reference boolean NOT NULL DEFAULT false,  -- a new line whose order its PSP reference found
+    implicit boolean NOT NULL DEFAULT false  -- ... and matched on first sight: no match row (a timing break)
 ) ON COMMIT DROP
 """
 
@@ -157,36 +179,82 @@ def _open(states: str) -> str:
 _OPEN_BREAKS = _open("'break'")
 
 
-# Every open line of a PSP report except refunds, payouts and bank lines, classified at once.
+def _order_settled(order_id: str, order_psp_reference: str) -> str:
+    """SQL: the order has a matched charge line: one with a ``SettlementMatch`` naming it, or
+    one matched by PSP reference in a reconciled file (no match row)."""
+    return f"""(EXISTS (SELECT 1 FROM {M} m JOIN {L} e ON e.id = m.line_id
+             WHERE m.kind = 'payment_order' AND m.object_id = {order_id} AND m.state = 'matched'
+               AND e.record_type = 'charge')
+     OR EXISTS (SELECT 1 FROM {L} e JOIN {F} fe ON fe.id = e.file_id
+             WHERE {order_psp_reference} <> '' AND e.psp_reference = {order_psp_reference}
+               AND e.record_type = 'charge' AND fe.reconciled_at IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM {M} x WHERE x.line_id = e.id)))"""
+
+
+# Candidate charge lines whose order a line matched by an earlier run settled already. The
+# reconciled files are passed as a list, so that the planner sees how much history there is:
+# none on the first night, and one index probe per candidate once there is.
+_SETTLED_BEFORE = f"""
+    SELECT c.id FROM recon_cand c JOIN {M} m ON m.kind = 'payment_order' AND m.object_id = c.order_id AND m.state = 'matched'
+    JOIN {L} e ON e.id = m.line_id AND e.record_type = 'charge' AND e.id <> c.id
+    WHERE c.record_type = 'charge'
+    UNION
+    SELECT c.id FROM recon_cand c
+    JOIN {L} e ON e.psp_reference = c.order_psp_reference AND e.record_type = 'charge' AND e.id <> c.id
+    WHERE c.record_type = 'charge' AND c.order_psp_reference <> '' AND e.file_id = ANY(%(reconciled_files)s)
+      AND NOT EXISTS (SELECT 1 FROM {M} x WHERE x.line_id = e.id)
+"""
+
+
+def _settling_line(order_id: str, order_psp_reference: str) -> str:
+    """SQL: the id of a matched charge line of the order (see ``_order_settled``), else NULL."""
+    return f"""(SELECT id FROM (
+        SELECT e.id FROM {M} m JOIN {L} e ON e.id = m.line_id
+        WHERE m.kind = 'payment_order' AND m.object_id = {order_id} AND m.state = 'matched' AND e.record_type = 'charge'
+        UNION ALL
+        SELECT e.id FROM {L} e JOIN {F} fe ON fe.id = e.file_id
+        WHERE {order_psp_reference} <> '' AND e.psp_reference = {order_psp_reference} AND e.record_type = 'charge'
+          AND fe.reconciled_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {M} x WHERE x.line_id = e.id)
+    ) settling ORDER BY id LIMIT 1)"""
+
+
+# Every open line of a PSP report except refunds, payouts and bank lines, with the payment
+# order its PSP reference finds: a temporary table, written by a parallel hash join (the
+# biggest step of a run); then the few lines the PSP reference did not find try their
+# merchant reference (our order id).
+_CANDIDATES = """
+CREATE TEMP TABLE recon_cand ON COMMIT DROP AS
+SELECT l.id, l.record_type, l.raw_type, l.currency, l.psp_reference, l.merchant_reference,
+       COALESCE(l.gross, l.net + COALESCE(l.fee, 0)) AS actual, l.file_id, l.is_new,
+       p1.id AS order_id, p1.amount AS expected, p1.currency AS expected_currency, p1.state AS order_state,
+       p1.completed_at, p1.psp_reference AS order_psp_reference,
+       l.is_new AND (p1.id IS NOT NULL OR l.record_type = 'fee') AS by_reference,
+       COALESCE(p1.id, NULLIF(l.psp_reference, '')) AS dup_key  -- what a duplicate settles twice
+FROM {OPEN} l
+LEFT JOIN {PO} p1 ON l.psp_reference <> '' AND p1.psp_reference = l.psp_reference
+WHERE l.record_type NOT IN ('refund', 'payout', 'bank_credit', 'bank_debit', 'malformed')
+"""
+_CANDIDATES_BY_MERCHANT_REFERENCE = """
+UPDATE recon_cand c SET order_id = p.id, expected = p.amount, expected_currency = p.currency,
+       order_state = p.state, completed_at = p.completed_at, order_psp_reference = p.psp_reference, dup_key = p.id
+FROM {PO} p
+WHERE c.order_id IS NULL AND c.merchant_reference <> '' AND p.id = c.merchant_reference
+"""
+
+# The candidates classified at once. A new line matched by PSP reference without a difference
+# (a charge, or a fee line) is only counted: it gets no match row (see ``SettlementMatch``);
+# with a timing break it is evaluated as ``implicit``, for its break. The statement returns how
+# many new lines their PSP reference found.
 _CLASSIFY_LINES = """
-WITH cand AS MATERIALIZED (
-    SELECT l.id, l.record_type, l.raw_type, l.currency, l.psp_reference,
-           COALESCE(l.gross, l.net + COALESCE(l.fee, 0)) AS actual,
-           COALESCE(p1.id, p2.id) AS order_id, COALESCE(p1.amount, p2.amount) AS expected,
-           COALESCE(p1.currency, p2.currency) AS expected_currency, COALESCE(p1.state, p2.state) AS order_state,
-           COALESCE(p1.completed_at, p2.completed_at) AS completed_at, f.settled_at,
-           COALESCE(p1.id, p2.id, NULLIF(l.psp_reference, '')) AS dup_key, l.is_new
-    FROM {OPEN} l
-    JOIN {F} f ON f.id = l.file_id
-    LEFT JOIN {PO} p1 ON l.psp_reference <> '' AND p1.psp_reference = l.psp_reference
-    LEFT JOIN LATERAL (  -- only for the few lines the PSP reference did not find
-        SELECT * FROM {PO} p WHERE p1.id IS NULL AND l.merchant_reference <> '' AND p.id = l.merchant_reference
-        LIMIT 1  -- (ids are unique) keeps it a per-line lookup instead of hashing every order again
-    ) p2 ON true
-    WHERE l.record_type NOT IN ('refund', 'payout', 'bank_credit', 'bank_debit', 'malformed')
-),
-twins AS (  -- one reference settled more than once among the open lines: the first one counts
-    SELECT dup_key, min(id) AS first_id FROM cand
+WITH twins AS (  -- one reference settled more than once among the open lines: the first one counts
+    SELECT dup_key, min(id) AS first_id FROM recon_cand
     WHERE record_type = 'charge' AND dup_key IS NOT NULL GROUP BY dup_key HAVING count(*) > 1
 ),
-settled_before AS (  -- ... or already settled by a line matched by an earlier run (matched lines come first)
-    SELECT c.id FROM cand c WHERE c.record_type = 'charge' AND c.order_id IS NOT NULL AND EXISTS (
-        SELECT 1 FROM {M} m JOIN {L} e ON e.id = m.line_id
-        WHERE m.kind = 'payment_order' AND m.object_id = c.order_id AND m.state = 'matched'
-          AND e.record_type = 'charge')
+settled_before AS (  -- ... or already settled by a line an earlier run matched
+    {SETTLED_BEFORE}
 ),
 classified AS (
-    SELECT c.*, CASE
+    SELECT c.*, f.settled_at, CASE
         WHEN c.record_type = 'unknown' THEN 'unknown_record_type'
         WHEN c.record_type = 'fee' THEN NULL
         WHEN c.record_type <> 'charge' THEN 'missing_in_books'
@@ -195,37 +263,45 @@ classified AS (
         WHEN c.order_id IS NULL OR c.order_state <> 'succeeded' THEN 'missing_in_books'
         WHEN c.currency <> c.expected_currency THEN 'currency_mismatch'
         WHEN c.actual <> c.expected THEN 'amount_mismatch'
-        WHEN c.completed_at < c.settled_at - %(timing_window)s THEN 'timing'
+        WHEN c.completed_at < f.settled_at - %(timing_window)s THEN 'timing'
     END AS break_class
-    FROM cand c
+    FROM recon_cand c
+    JOIN {F} f ON f.id = c.file_id
     LEFT JOIN twins t ON t.dup_key = c.dup_key
     LEFT JOIN settled_before s ON s.id = c.id
+),
+evaluated AS (
+    INSERT INTO recon_eval (line_id, match_state, break_class, object_kind, object_id, expected_amount,
+                            expected_currency, actual_amount, actual_currency, description, is_new, by_reference,
+                            implicit)
+    SELECT id,
+           CASE WHEN break_class IS NULL OR break_class = 'timing' THEN 'matched' ELSE 'break' END,
+           break_class,
+           CASE WHEN order_id IS NULL THEN '' ELSE 'payment_order' END,
+           COALESCE(order_id, ''),
+           expected, COALESCE(expected_currency, ''), actual, currency,
+           CASE break_class
+               WHEN 'unknown_record_type' THEN 'record type ' || quote_literal(raw_type) || ' is not understood'
+               WHEN 'missing_in_books' THEN CASE
+                   WHEN record_type <> 'charge' THEN 'the PSP settled a ' || record_type || ' (' || raw_type
+                        || ') our books do not have'
+                   WHEN order_id IS NULL THEN 'the PSP settled a charge no payment order of ours knows'
+                   ELSE 'the PSP settled order ' || order_id || ', which is ' || order_state || ' in our books' END
+               WHEN 'duplicate' THEN 'reference ' || dup_key || ' is settled more than once'
+               WHEN 'currency_mismatch' THEN 'settled in ' || upper(currency) || ', order ' || order_id
+                    || ' is in ' || upper(expected_currency)
+               WHEN 'amount_mismatch' THEN 'settled gross ' || actual || ', order ' || order_id || ' is '
+                    || expected || ' (minor units)'
+               WHEN 'timing' THEN 'order ' || order_id || ' completed ' || completed_at
+                    || ', settled in the batch closed ' || settled_at
+               ELSE '' END,
+           is_new,
+           by_reference,
+           by_reference AND break_class IS NOT DISTINCT FROM 'timing'
+    FROM classified
+    WHERE NOT by_reference OR break_class IS NOT NULL
 )
-INSERT INTO recon_eval (line_id, match_state, break_class, object_kind, object_id, expected_amount,
-                        expected_currency, actual_amount, actual_currency, description, is_new)
-SELECT id,
-       CASE WHEN break_class IS NULL OR break_class = 'timing' THEN 'matched' ELSE 'break' END,
-       break_class,
-       CASE WHEN order_id IS NULL THEN '' ELSE 'payment_order' END,
-       COALESCE(order_id, ''),
-       expected, COALESCE(expected_currency, ''), actual, currency,
-       CASE break_class
-           WHEN 'unknown_record_type' THEN 'record type ' || quote_literal(raw_type) || ' is not understood'
-           WHEN 'missing_in_books' THEN CASE
-               WHEN record_type <> 'charge' THEN 'the PSP settled a ' || record_type || ' (' || raw_type
-                    || ') our books do not have'
-               WHEN order_id IS NULL THEN 'the PSP settled a charge no payment order of ours knows'
-               ELSE 'the PSP settled order ' || order_id || ', which is ' || order_state || ' in our books' END
-           WHEN 'duplicate' THEN 'reference ' || dup_key || ' is settled more than once'
-           WHEN 'currency_mismatch' THEN 'settled in ' || upper(currency) || ', order ' || order_id
-                || ' is in ' || upper(expected_currency)
-           WHEN 'amount_mismatch' THEN 'settled gross ' || actual || ', order ' || order_id || ' is '
-                || expected || ' (minor units)'
-           WHEN 'timing' THEN 'order ' || order_id || ' completed ' || completed_at
-                || ', settled in the batch closed ' || settled_at
-           ELSE '' END,
-       is_new
-FROM classified
+SELECT count(*) FROM recon_cand WHERE by_reference
 """
 
 _EVAL_INSERT = (
@@ -243,7 +319,7 @@ FROM {OPEN} l WHERE l.record_type = 'malformed'
 # A line's first evaluation inserts its narrow match row; a later one changes it only if it differs.
 _INSERT_MATCHES = """
 INSERT INTO {M} (line_id, state, kind, object_id, run_id)
-SELECT e.line_id, e.match_state, e.object_kind, e.object_id, %(run)s FROM recon_eval e WHERE e.is_new
+SELECT e.line_id, e.match_state, e.object_kind, e.object_id, %(run)s FROM recon_eval e WHERE e.is_new AND NOT e.implicit
 """
 _UPSERT_MATCHES = """
 INSERT INTO {M} AS m (line_id, state, kind, object_id, run_id)
@@ -307,23 +383,22 @@ SELECT 'missing_in_settlement:object:' || o.id, 'missing_in_settlement', 'open',
        '', '', '', NULL, %(now)s
 FROM {PO} o
 WHERE o.state = 'succeeded' AND o.completed_at < %(missing_before)s AND o.completed_at >= %(missing_since)s
-  AND NOT EXISTS (SELECT 1 FROM {M} m JOIN {L} l ON l.id = m.line_id
-                  WHERE m.kind = 'payment_order' AND m.object_id = o.id AND l.record_type = 'charge')
+  AND NOT {SETTLED}
 ON CONFLICT (key) DO UPDATE SET last_seen_run_id = EXCLUDED.last_seen_run_id
 """
 
 _SETTLED_LATER = """
 WITH cleared AS (
     UPDATE {B} b SET state = 'auto_resolved', resolution = 'settled_later', resolved_by = %(actor)s,
-           resolved_at = %(now)s, reason = 'settled by line ' || l.id || ', seen by reconciliation run ' || %(run)s,
-           last_seen_run_id = %(run)s
-    FROM {M} m JOIN {L} l ON l.id = m.line_id
-    WHERE b.break_class = 'missing_in_settlement' AND b.state = 'open'
-      AND m.kind = 'payment_order' AND m.object_id = b.object_id AND l.record_type = 'charge'
+           resolved_at = %(now)s, reason = 'settled by line ' || s.line_id || ', seen by reconciliation run '
+           || %(run)s, last_seen_run_id = %(run)s
+    FROM {PO} o CROSS JOIN LATERAL (SELECT {LINE} AS line_id) s
+    WHERE b.break_class = 'missing_in_settlement' AND b.state = 'open' AND o.id = b.object_id
+      AND s.line_id IS NOT NULL
     RETURNING b.id, b.reason
 )
 INSERT INTO {BR} (brk_id, from_state, to_state, resolution, reason, actor, created_at)
-SELECT DISTINCT id, 'open', 'auto_resolved', 'settled_later', reason, %(actor)s, %(now)s FROM cleared
+SELECT id, 'open', 'auto_resolved', 'settled_later', reason, %(actor)s, %(now)s FROM cleared
 """
 
 

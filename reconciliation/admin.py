@@ -189,7 +189,7 @@ class BreakAdmin(ReadOnlyAdmin):
                        "created_at")
     inlines = [BreakResolutionInline]
     actions = ["resolve_breaks", "export_csv"]
-    list_select_related = ("line",)
+    list_select_related = ("line", "line__file")
 
     @admin.display(description="Our books")
     def expected_display(self, obj: Break) -> str:
@@ -199,9 +199,19 @@ class BreakAdmin(ReadOnlyAdmin):
     def actual_display(self, obj: Break) -> str:
         return _money(obj.actual_amount, obj.actual_currency)
 
-    @admin.display(description="Source line")
+    @admin.display(description="Settlement line")
     def source_line(self, obj: Break) -> str:
-        return obj.line.source_line if obj.line else "-"
+        """The raw text of a malformed line; the fields read from any other."""
+        line = obj.line
+        if line is None:
+            return "-"
+        if line.source_line:
+            return line.source_line
+        return (f"{line.file.name} line {line.line_number}: {line.record_type} ({line.raw_type}),"
+                f" PSP ref {line.psp_reference or '-'}, merchant ref {line.merchant_reference or '-'},"
+                f" payout {line.payout_reference or '-'}, gross {_money(line.gross, line.currency)},"
+                f" fee {_money(line.fee, line.currency)}, net {_money(line.net, line.currency)},"
+                f" at {line.occurred_at or '-'}")
 
     def has_resolve_permission(self, request) -> bool:
         return request.user.has_perm("reconciliation.resolve_break")

@@ -34,6 +34,10 @@ class SettlementFile(models.Model):
                                       " lines], ...]; computed on import.")
     reconciled_at = models.DateTimeField(null=True, blank=True,
                                          help_text="When a reconciliation run first evaluated every line.")
+    unique_references = models.BooleanField(
+        null=True, blank=True,
+        help_text="No two lines share a PSP reference (checked on import of a plain Stripe report; empty: not"
+                  " checked). Matching looks for duplicates within a file only when this is not true.")
     reconciled_run = models.ForeignKey("ReconciliationRun", null=True, blank=True, on_delete=models.PROTECT,
                                        related_name="files", help_text="The run that first evaluated every line.")
 
@@ -130,6 +134,10 @@ class SettlementLine(models.Model):
         ordering = ["file", "ordinal"]
         indexes = [
             BrinIndex(fields=["file"], name="settlement_line_file_brin"),
+            # The few lines matching looks at one by one (refunds, payouts, bank and malformed lines).
+            models.Index(fields=["file"], name="settlement_line_file_other",
+                         condition=models.Q(record_type__in=["refund", "payout", "bank_credit", "bank_debit",
+                                                             "malformed"])),
             models.Index(fields=["psp_reference"], name="settlement_line_psp_ref"),
             models.Index(fields=["payout_reference"], name="settlement_line_payout_ref",
                          condition=models.Q(record_type__in=["payout", "bank_credit", "bank_debit"])),

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .adyen_csv import iter_adyen
 from .camt053 import iter_camt053
+from .chunks import ChunkBuilder, CopyChunk, ReferencesChecked
 from .errors import ImportFormatError, UnsupportedFormat
 from .mt940_sta import iter_mt940
 from .records import (
@@ -34,18 +35,23 @@ from .records import (
     line_row,
     render_line_row,
 )
+from .stripe_arrow import FastPathUnavailable, is_plain, iter_stripe_chunks
 from .stripe_csv import iter_stripe, iter_stripe_lines
 
 __all__ = [
     "FORMATS",
-    "RECORD_TYPES",
     "LINE_ROW_FIELDS",
+    "RECORD_TYPES",
+    "CopyChunk",
+    "FastPathUnavailable",
     "FileHeader",
     "ImportFormatError",
     "MalformedRecord",
+    "ReferencesChecked",
     "SettlementRecord",
     "UnsupportedFormat",
     "detect_format",
+    "iter_copy_chunks",
     "iter_rendered_lines",
     "iter_records",
 ]
@@ -124,3 +130,27 @@ def iter_rendered_lines(path: Path, fmt: str = "auto") -> Iterator[FileHeader | 
         return iter_stripe_lines(path)
     return (item if isinstance(item, FileHeader) else render_line_row(line_row(item))
             for item in iter_records(path, fmt))
+
+
+def iter_copy_chunks(path: Path, fmt: str, file_id: int, *,
+                     fast: bool = True) -> Iterator[FileHeader | CopyChunk | ReferencesChecked]:
+    """The file's lines as rows of ``settlement_line`` for ``file_id`` (``chunks.CopyChunk``), its
+    headers and, when the parser checked them, whether its PSP references are unique.
+
+    With ``fast``, a plain Stripe report goes through Arrow (``stripe_arrow``), which may raise
+    ``FastPathUnavailable`` part-way: the caller then starts again with ``fast=False``.
+    """
+    path = Path(path)
+    if fmt == "auto":
+        fmt = detect_format(path)
+    if fast and fmt == "stripe" and is_plain(path):
+        yield from iter_stripe_chunks(path, file_id)
+        return
+    builder = ChunkBuilder(file_id)
+    for item in iter_rendered_lines(path, fmt):
+        if isinstance(item, FileHeader):
+            yield item
+        elif (chunk := builder.add(item)) is not None:
+            yield chunk
+    if (chunk := builder.flush()) is not None:
+        yield chunk

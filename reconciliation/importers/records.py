@@ -84,13 +84,17 @@ LineRow = tuple
 
 
 def line_row(item: SettlementRecord | MalformedRecord) -> LineRow:
-    """``item`` as a line row (``LINE_ROW_FIELDS``); a malformed line's ``record_type`` is ``"malformed"``."""
+    """``item`` as a line row (``LINE_ROW_FIELDS``); a malformed line's ``record_type`` is ``"malformed"``.
+
+    Only a malformed line keeps its text (``source_line``): a record is its fields, its file and
+    its line number, and a million copies of the file's text would double what an import writes.
+    """
     if isinstance(item, MalformedRecord):
         return (item.line_number, "malformed", "", "", "", "", "", "", None, None, None, None, item.source_line,
                 item.reason)
     return (item.line_number, item.record_type, item.raw_type or "", item.psp_reference or "",
             item.source_reference or "", item.merchant_reference or "", item.payout_reference or "", item.currency,
-            item.gross, item.fee, item.net, item.occurred_at, item.source_line, "")
+            item.gross, item.fee, item.net, item.occurred_at, "", "")
 
 
 #: ``(record_type, occurred_at, payout_reference, currency, fee, net, text)``: a line row as the

@@ -9,7 +9,7 @@ as written. Timestamps (``created_utc`` or ``created``) are UTC.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from core.money import CURRENCY_EXPONENTS
@@ -19,7 +19,6 @@ from ._base import (
     CsvRow,
     RowError,
     currency_of,
-    excerpt,
     iter_csv_lines,
     iter_csv_rows,
     minor_units,
@@ -74,6 +73,12 @@ def iter_stripe_lines(path: Path) -> Iterator[RenderedLine]:
     """
     lines = iter_csv_lines(path)
     columns, layout = _header(path, lines)
+    return render_rows(lines, columns, layout)
+
+
+def render_rows(lines: Iterable[tuple[int, list[str], str, str | None]], columns: Columns,
+                layout: _Layout) -> Iterator[RenderedLine]:
+    """``(line_number, fields, raw, error)`` rows of a report rendered for COPY (see ``iter_stripe_lines``)."""
     width = len(columns.names)
     category_at, currency_at, net_at, gross_at, fee_at = (
         layout.category, layout.currency, layout.net, layout.gross, layout.fee)
@@ -112,7 +117,7 @@ def iter_stripe_lines(path: Path) -> Iterator[RenderedLine]:
                     rendered = record_type, occurred_at, payout, currency, fee, net, (
                         f"{line_number}\t{record_type}\t{category}\t{first_psp(fields)}\t{source_id}\t"
                         f"{first_merchant(fields)}\t{payout}\t{currency}\t{_NULL if gross is None else gross}\t"
-                        f"{_NULL if fee is None else fee}\t{net}\t{stamp}\t{excerpt(raw)}\t\n")
+                        f"{_NULL if fee is None else fee}\t{net}\t{stamp}\t\t\n")
         if rendered is None:
             row = CsvRow(line_number, fields, raw, error)
             try:

@@ -3,22 +3,26 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from queue import Full, Queue
 
 from django.db import IntegrityError, connection, transaction
 
 from reconciliation.exceptions import SettlementImportError
 from reconciliation.importers import (
     LINE_ROW_FIELDS,
+    FastPathUnavailable,
     FileHeader,
     ImportFormatError,
+    ReferencesChecked,
     UnsupportedFormat,
     detect_format,
-    iter_rendered_lines,
+    iter_copy_chunks,
 )
 from reconciliation.models import SettlementFile, SettlementLine
 
@@ -88,20 +92,38 @@ def settlement_file_import(
 
 def _copy_lines(settlement_file: SettlementFile, path: Path, fmt: str,
                 progress: Callable[[int], None] | None, progress_every: int) -> None:
-    """Stream the file's line rows into ``COPY ... FROM STDIN`` (text format), a few thousand at a time."""
+    """The file's lines into ``settlement_line`` with ``COPY ... FROM STDIN``, a chunk at a time.
+
+    A plain Stripe report is read by Arrow; should Arrow give up part-way, what it wrote is
+    rolled back (a savepoint) and the file is read again row by row.
+    """
+    try:
+        with transaction.atomic():
+            _copy_chunks(settlement_file, path, fmt, progress, progress_every, fast=True)
+    except FastPathUnavailable as exc:
+        logger.info("event=settlement_import_row_by_row file_id=%s reason=%s", settlement_file.pk, exc)
+        _copy_chunks(settlement_file, path, fmt, progress, progress_every, fast=False)
+
+
+def _copy_chunks(settlement_file: SettlementFile, path: Path, fmt: str, progress: Callable[[int], None] | None,
+                 progress_every: int, *, fast: bool) -> None:
     counts: Counter[str] = Counter()
     statements: list[dict] = []
     latest: datetime | None = None
     latest_payout: datetime | None = None
-    ordinal = 0
-    file_id = settlement_file.pk
+    fees: dict[tuple[str, str], list[int]] = {}
+    lines = 0
+    reported = 0
+    unique_references = None
     table = SettlementLine._meta.db_table
-    batch: list[str] = []
-    fee_totals: dict[tuple[str, str], list[int]] = {}
     sql = f"COPY {table} ({', '.join(_LINE_COLUMNS)}) FROM STDIN"
     with connection.cursor() as cursor:
         with cursor.cursor.copy(sql) as copy:
-            for item in iter_rendered_lines(path, fmt):
+            # The next chunks are parsed in a thread while PostgreSQL takes this one.
+            for item in _read_ahead(iter_copy_chunks(path, fmt, settlement_file.pk, fast=fast)):
+                if isinstance(item, ReferencesChecked):
+                    unique_references = item.unique
+                    continue
                 if isinstance(item, FileHeader):
                     if len(statements) < MAX_STATEMENT_HEADERS:
                         statements.append({
@@ -109,46 +131,79 @@ def _copy_lines(settlement_file: SettlementFile, path: Path, fmt: str,
                             "opening_balance": item.opening_balance, "closing_balance": item.closing_balance,
                         })
                     continue
-                ordinal += 1
-                record_type, occurred_at, payout_reference, currency, fee, net, text = item
-                counts[record_type] += 1
-                if record_type not in _NOT_FEE_BEARING:
-                    total = fee_totals.get((payout_reference, currency))
-                    amount = (fee or 0) - (net or 0 if record_type == "fee" else 0)
-                    fee_totals[(payout_reference, currency)] = (
-                        [amount, 1] if total is None else [total[0] + amount, total[1] + 1])
-                if occurred_at is not None:
-                    if latest is None or occurred_at > latest:
-                        latest = occurred_at
-                    if record_type == "payout" and (latest_payout is None or occurred_at > latest_payout):
-                        latest_payout = occurred_at
-                batch.append(f"{file_id}\t{ordinal}\t{text}")
-                if len(batch) >= _COPY_BATCH:
-                    copy.write("".join(batch))
-                    batch.clear()
-                if progress is not None and ordinal % progress_every == 0:
-                    progress(ordinal)
-            if batch:
-                copy.write("".join(batch))
-        # Fresh statistics, so that matching plans its joins for the lines just added.
+                copy.write(item.text)
+                lines += item.rows
+                counts.update(item.counts)
+                for key, (total, count) in item.fees.items():
+                    entry = fees.setdefault(key, [0, 0])
+                    entry[0] += total
+                    entry[1] += count
+                if item.latest is not None and (latest is None or item.latest > latest):
+                    latest = item.latest
+                if item.latest_payout is not None and (latest_payout is None or item.latest_payout > latest_payout):
+                    latest_payout = item.latest_payout
+                if progress is not None and lines // progress_every > reported:
+                    reported = lines // progress_every
+                    progress(lines)
+        # Fresh statistics (a small sample), so that matching plans its joins for the lines just added.
+        cursor.execute("SET LOCAL default_statistics_target = 10")
         cursor.execute(f"ANALYZE {table}")
-    settlement_file.line_count = ordinal
+        cursor.execute("RESET default_statistics_target")
+    settlement_file.line_count = lines
     settlement_file.malformed_count = counts.get("malformed", 0)
     settlement_file.counts_by_type = dict(sorted(counts.items()))
     settlement_file.statements = statements
     settlement_file.settled_at = latest_payout or latest
-    settlement_file.fees = [[payout, currency, total, lines]
-                            for (payout, currency), (total, lines) in sorted(fee_totals.items())]
+    settlement_file.fees = [[payout, currency, total, count]
+                            for (payout, currency), (total, count) in sorted(fees.items())]
+    settlement_file.unique_references = unique_references
     settlement_file.save(update_fields=[
-        "line_count", "malformed_count", "counts_by_type", "statements", "settled_at", "fees"])
+        "line_count", "malformed_count", "counts_by_type", "statements", "settled_at", "fees", "unique_references"])
 
 
-_COPY_BATCH = 2000
-# A line's fee is its ``fee`` column, and a fee row's own (negative) net (see matching's ``_post_fees``).
-_NOT_FEE_BEARING = frozenset({"payout", "bank_credit", "bank_debit", "malformed"})
+_END = object()
 
 
-# The same, summed from the lines of a file imported before the import summed them up.
+def _read_ahead(items: Iterator, depth: int = 2) -> Iterator:
+    """``items``, produced by a thread at most ``depth`` items ahead (exceptions re-raised here)."""
+    queue: Queue = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(entry, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False  # the consumer is gone
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((_END, None))
+        except Exception as exc:  # noqa: BLE001 - re-raised by the consumer
+            put((_END, exc))
+
+    producer = threading.Thread(target=produce, name="settlement-import-parser", daemon=True)
+    producer.start()
+    try:
+        while True:
+            item, error = queue.get()
+            if error is not None:
+                raise error
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        producer.join()
+
+
+# A line's fee is its ``fee`` column, and a fee row's own (negative) net (see matching's ``_post_fees``),
+# summed from the lines of a file imported before the import summed them up.
 _FEE_TOTALS = """
 SELECT l.payout_reference, l.currency,
        SUM(COALESCE(l.fee, 0) + CASE WHEN l.record_type = 'fee' THEN -l.net ELSE 0 END), count(*)

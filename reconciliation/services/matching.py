@@ -35,6 +35,7 @@ from reconciliation.models import (
     Break,
     BreakClass,
     BreakResolution,
+    MatchState,
     ReconciliationRun,
     SettlementFile,
     SettlementLine,
@@ -89,6 +90,7 @@ def reconciliation_run(*, day: date, actor: str = SYSTEM_ACTOR) -> Reconciliatio
             cursor.execute("SET LOCAL work_mem = '256MB'")
             cursor.execute("SET LOCAL jit = off")
             cursor.execute("SET LOCAL parallel_tuple_cost = 0.01")  # let the big join run on every core
+            cursor.execute("SET LOCAL default_statistics_target = 10")  # a run's ANALYZEs only need row counts
             cursor.execute(f"ANALYZE {F}")
         run = ReconciliationRun.objects.create(date=day, actor=actor[:100])
         end_of_day = datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
@@ -102,16 +104,19 @@ def reconciliation_run(*, day: date, actor: str = SYSTEM_ACTOR) -> Reconciliatio
         }
         with connection.cursor() as cursor:
             # The files this run reconciles: fixed now, so that a file committed meanwhile waits for the next run.
-            cursor.execute(f"SELECT id FROM {F} WHERE reconciled_at IS NULL ORDER BY id")
-            files = params["files"] = [row[0] for row in cursor.fetchall()]
+            cursor.execute(f"SELECT id, settled_at FROM {F} WHERE reconciled_at IS NULL ORDER BY id")
+            rows = cursor.fetchall()
+            files = params["files"] = [row[0] for row in rows]
+            params["settled_at"] = [row[1] for row in rows]  # when each file's batch closed
             cursor.execute(f"SELECT id FROM {F} WHERE reconciled_at IS NOT NULL ORDER BY id")
             params["reconciled_files"] = [row[0] for row in cursor.fetchall()]
             cursor.execute("DROP TABLE IF EXISTS recon_eval, recon_cand")
             cursor.execute(_CREATE_EVAL)
             cursor.execute(_CANDIDATES.format(PO=PO, OPEN=_OPEN_BREAKS), params)
-            cursor.execute(_CANDIDATES_BY_MERCHANT_REFERENCE.format(PO=PO))
             cursor.execute("ANALYZE recon_cand")
-            cursor.execute(_CLASSIFY_LINES.format(F=F, SETTLED_BEFORE=_SETTLED_BEFORE), params)
+            cursor.execute(_CANDIDATES_BY_MERCHANT_REFERENCE.format(L=L, PO=PO))
+            params["check_twins"] = _twins_possible(files, by_merchant_reference=cursor.rowcount)
+            cursor.execute(_CLASSIFY_LINES.format(F=F, L=L, SETTLED_BEFORE=_SETTLED_BEFORE), params)
             by_reference = cursor.fetchone()[0]
             cursor.execute("SELECT count(*) FROM recon_eval WHERE by_reference")
             matched_by_reference = by_reference - cursor.fetchone()[0]  # without a break of any class
@@ -179,6 +184,21 @@ def _open(states: str) -> str:
 _OPEN_BREAKS = _open("'break'")
 
 
+def _twins_possible(files: list[int], *, by_merchant_reference: int) -> bool:
+    """Whether two open lines can settle the same reference. Not when they all come from one file
+    whose PSP references the import found unique (``unique_references``), none was matched by
+    merchant reference (its order's reference may be another line's) and no break is evaluated again."""
+    candidate_files = [
+        settlement_file for settlement_file in SettlementFile.objects.filter(pk__in=files)
+        if set(settlement_file.counts_by_type) - _NOT_CANDIDATES
+    ]
+    return (len(candidate_files) > 1 or any(f.unique_references is not True for f in candidate_files)
+            or by_merchant_reference > 0 or SettlementMatch.objects.filter(state=MatchState.BREAK).exists())
+
+
+_NOT_CANDIDATES = {"refund", "payout", "bank_credit", "bank_debit", "malformed"}
+
+
 def _order_settled(order_id: str, order_psp_reference: str) -> str:
     """SQL: the order has a matched charge line: one with a ``SettlementMatch`` naming it, or
     one matched by PSP reference in a reconciled file (no match row)."""
@@ -195,7 +215,8 @@ def _order_settled(order_id: str, order_psp_reference: str) -> str:
 # reconciled files are passed as a list, so that the planner sees how much history there is:
 # none on the first night, and one index probe per candidate once there is.
 _SETTLED_BEFORE = f"""
-    SELECT c.id FROM recon_cand c JOIN {M} m ON m.kind = 'payment_order' AND m.object_id = c.order_id AND m.state = 'matched'
+    SELECT c.id FROM recon_cand c
+    JOIN {M} m ON m.kind = 'payment_order' AND m.object_id = c.order_id AND m.state = 'matched'
     JOIN {L} e ON e.id = m.line_id AND e.record_type = 'charge' AND e.id <> c.id
     WHERE c.record_type = 'charge'
     UNION
@@ -224,12 +245,17 @@ def _settling_line(order_id: str, order_psp_reference: str) -> str:
 # merchant reference (our order id).
 _CANDIDATES = """
 CREATE TEMP TABLE recon_cand ON COMMIT DROP AS
-SELECT l.id, l.record_type, l.raw_type, l.currency, l.psp_reference, l.merchant_reference,
-       COALESCE(l.gross, l.net + COALESCE(l.fee, 0)) AS actual, l.file_id, l.is_new,
-       p1.id AS order_id, p1.amount AS expected, p1.currency AS expected_currency, p1.state AS order_state,
-       p1.completed_at, p1.psp_reference AS order_psp_reference,
+SELECT l.id, l.record_type, l.currency, COALESCE(l.gross, l.net + COALESCE(l.fee, 0)) AS actual, l.file_id,
+       l.is_new, p1.id AS order_id, p1.amount AS expected, p1.currency AS expected_currency,
+       p1.state AS order_state, p1.completed_at, p1.psp_reference AS order_psp_reference,
        l.is_new AND (p1.id IS NOT NULL OR l.record_type = 'fee') AS by_reference,
-       COALESCE(p1.id, NULLIF(l.psp_reference, '')) AS dup_key  -- what a duplicate settles twice
+       COALESCE(p1.id, NULLIF(l.psp_reference, '')) AS dup_key,  -- what a duplicate settles twice
+       -- No difference, unless it turns out to be a duplicate (see the classification):
+       l.is_new AND (l.record_type = 'fee' OR (
+           l.record_type = 'charge' AND p1.state = 'succeeded' AND l.currency = p1.currency
+           AND COALESCE(l.gross, l.net + COALESCE(l.fee, 0)) = p1.amount
+           AND (p1.completed_at < (%(settled_at)s::timestamptz[])[array_position(%(files)s::bigint[], l.file_id)]
+                - %(timing_window)s) IS NOT TRUE)) IS TRUE AS clean
 FROM {OPEN} l
 LEFT JOIN {PO} p1 ON l.psp_reference <> '' AND p1.psp_reference = l.psp_reference
 WHERE l.record_type NOT IN ('refund', 'payout', 'bank_credit', 'bank_debit', 'malformed')
@@ -237,8 +263,8 @@ WHERE l.record_type NOT IN ('refund', 'payout', 'bank_credit', 'bank_debit', 'ma
 _CANDIDATES_BY_MERCHANT_REFERENCE = """
 UPDATE recon_cand c SET order_id = p.id, expected = p.amount, expected_currency = p.currency,
        order_state = p.state, completed_at = p.completed_at, order_psp_reference = p.psp_reference, dup_key = p.id
-FROM {PO} p
-WHERE c.order_id IS NULL AND c.merchant_reference <> '' AND p.id = c.merchant_reference
+FROM {L} l JOIN {PO} p ON p.id = l.merchant_reference
+WHERE c.order_id IS NULL AND l.id = c.id AND l.merchant_reference <> ''
 """
 
 # The candidates classified at once. A new line matched by PSP reference without a difference
@@ -248,12 +274,12 @@ WHERE c.order_id IS NULL AND c.merchant_reference <> '' AND p.id = c.merchant_re
 _CLASSIFY_LINES = """
 WITH twins AS (  -- one reference settled more than once among the open lines: the first one counts
     SELECT dup_key, min(id) AS first_id FROM recon_cand
-    WHERE record_type = 'charge' AND dup_key IS NOT NULL GROUP BY dup_key HAVING count(*) > 1
+    WHERE %(check_twins)s AND record_type = 'charge' AND dup_key IS NOT NULL GROUP BY dup_key HAVING count(*) > 1
 ),
 settled_before AS (  -- ... or already settled by a line an earlier run matched
     {SETTLED_BEFORE}
 ),
-classified AS (
+classified AS (  -- the lines that are not clean, and duplicates
     SELECT c.*, f.settled_at, CASE
         WHEN c.record_type = 'unknown' THEN 'unknown_record_type'
         WHEN c.record_type = 'fee' THEN NULL
@@ -266,9 +292,10 @@ classified AS (
         WHEN c.completed_at < f.settled_at - %(timing_window)s THEN 'timing'
     END AS break_class
     FROM recon_cand c
-    JOIN {F} f ON f.id = c.file_id
     LEFT JOIN twins t ON t.dup_key = c.dup_key
     LEFT JOIN settled_before s ON s.id = c.id
+    JOIN {F} f ON f.id = c.file_id
+    WHERE NOT c.clean OR t.first_id IS NOT NULL OR s.id IS NOT NULL
 ),
 evaluated AS (
     INSERT INTO recon_eval (line_id, match_state, break_class, object_kind, object_id, expected_amount,
@@ -281,10 +308,11 @@ evaluated AS (
            COALESCE(order_id, ''),
            expected, COALESCE(expected_currency, ''), actual, currency,
            CASE break_class
-               WHEN 'unknown_record_type' THEN 'record type ' || quote_literal(raw_type) || ' is not understood'
+               WHEN 'unknown_record_type' THEN 'record type '
+                    || quote_literal((SELECT l.raw_type FROM {L} l WHERE l.id = classified.id)) || ' is not understood'
                WHEN 'missing_in_books' THEN CASE
-                   WHEN record_type <> 'charge' THEN 'the PSP settled a ' || record_type || ' (' || raw_type
-                        || ') our books do not have'
+                   WHEN record_type <> 'charge' THEN 'the PSP settled a ' || record_type || ' ('
+                        || (SELECT l.raw_type FROM {L} l WHERE l.id = classified.id) || ') our books do not have'
                    WHEN order_id IS NULL THEN 'the PSP settled a charge no payment order of ours knows'
                    ELSE 'the PSP settled order ' || order_id || ', which is ' || order_state || ' in our books' END
                WHEN 'duplicate' THEN 'reference ' || dup_key || ' is settled more than once'

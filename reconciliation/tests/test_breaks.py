@@ -9,7 +9,7 @@ from django.utils import timezone
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from reconciliation.exceptions import BreakResolutionError
-from reconciliation.models import Break, BreakResolution, SettlementLine
+from reconciliation.models import Break, BreakResolution, SettlementFile, SettlementLine, SettlementMatch
 from reconciliation.services import break_resolve, reconciliation_run, settlement_file_import
 
 from .helpers import bank_statement, order, row, stripe_report
@@ -210,3 +210,37 @@ def test_break_resolve_service_requires_reason_and_writes_audit(day_report, now)
 
     reconciliation_run(day=now.date(), actor="test")  # a resolved break stays resolved
     assert Break.objects.get(pk=brk.pk).state == "resolved"
+
+
+def test_clean_charge_is_matched_by_reference_without_a_match_row(tmp_path, now):
+    before = now - timedelta(hours=1)
+    paid = order(amount=1000, psp_reference="pi_clean", completed_at=before)
+    short = order(amount=2000, psp_reference="pi_short", completed_at=before)
+    result = settlement_file_import(path=stripe_report(tmp_path / "a.csv", [
+        row("charge", gross=1000, fee=fee(1000), pi="pi_clean", created=before),
+        row("charge", gross=1500, fee=fee(1500), pi="pi_short", created=before),
+    ]), actor="test")
+    assert result.file.unique_references is True
+    run = reconciliation_run(day=now.date(), actor="test")
+    clean = SettlementLine.objects.get(psp_reference="pi_clean")
+    assert not SettlementMatch.objects.filter(line=clean).exists()
+    assert (clean.match_state, clean.matched_kind, clean.matched_object_id) == ("matched", "payment_order", paid.id)
+    assert SettlementFile.objects.get(pk=result.file.pk).reconciled_run == run
+    broken = SettlementLine.objects.get(psp_reference="pi_short")
+    assert (broken.match_state, broken.matched_object_id) == ("break", short.id)
+    assert run.stats["lines"] == {"break": 1, "matched": 1} and run.lines_evaluated == 2
+
+
+def test_duplicate_of_an_order_found_by_merchant_reference(tmp_path, now):
+    """Unique PSP references in a file do not rule out a duplicate: a line found by our order id
+    can settle the order another line settled by its PSP reference."""
+    before = now - timedelta(hours=1)
+    twice = order(amount=600, psp_reference="pi_twice", completed_at=before)
+    result = settlement_file_import(path=stripe_report(tmp_path / "a.csv", [
+        row("charge", gross=600, fee=fee(600), pi="pi_twice", created=before),
+        row("charge", gross=600, fee=fee(600), pi="pi_other", order_id=twice.id, created=before),
+    ]), actor="test")
+    assert result.file.unique_references is True
+    reconciliation_run(day=now.date(), actor="test")
+    assert classes() == [("duplicate", "open")]
+    assert Break.objects.get().line.psp_reference == "pi_other"

@@ -1,0 +1,88 @@
+"""Settlement lines rendered for ``COPY``, a chunk at a time, with what an import sums up.
+
+A chunk's ``text`` is rows of ``settlement_line`` in PostgreSQL's COPY text format:
+``file_id``, ``ordinal`` and then ``records.LINE_ROW_FIELDS``, tab-separated, one per line.
+Parsers build chunks in file order, ordinals counting from 1.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .records import RenderedLine
+
+#: Line types without a PSP fee of their own (see ``CopyChunk.fees``).
+NOT_FEE_BEARING = frozenset({"payout", "bank_credit", "bank_debit", "malformed"})
+
+
+@dataclass
+class CopyChunk:
+    text: str
+    rows: int
+    counts: Counter[str] = field(default_factory=Counter)  # per record type
+    latest: datetime | None = None  # the latest occurred_at
+    latest_payout: datetime | None = None  # the latest occurred_at of a payout row
+    #: ``(payout_reference, currency) -> [fee total, lines]``: a line's fee is its ``fee`` and,
+    #: for a fee row, its own (negative) net (see matching's ``_post_fees``).
+    fees: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+
+    def add_fee(self, payout_reference: str, currency: str, amount: int, lines: int = 1) -> None:
+        total = self.fees.get((payout_reference, currency))
+        if total is None:
+            self.fees[(payout_reference, currency)] = [amount, lines]
+        else:
+            total[0] += amount
+            total[1] += lines
+
+    def seen_at(self, record_type: str, occurred_at: datetime | None) -> None:
+        if occurred_at is None:
+            return
+        if self.latest is None or occurred_at > self.latest:
+            self.latest = occurred_at
+        if record_type == "payout" and (self.latest_payout is None or occurred_at > self.latest_payout):
+            self.latest_payout = occurred_at
+
+
+class ChunkBuilder:
+    """Collects rendered lines (``records.RenderedLine``) of one file into chunks of ``size`` rows."""
+
+    def __init__(self, file_id: int, size: int = 2000) -> None:
+        self.file_id = file_id
+        self.size = size
+        self.ordinal = 0
+        self._new()
+
+    def _new(self) -> None:
+        self._rows: list[str] = []
+        self._chunk = CopyChunk(text="", rows=0)
+
+    def add(self, rendered: RenderedLine) -> CopyChunk | None:
+        """Adds a line; returns a chunk when one is full."""
+        record_type, occurred_at, payout_reference, currency, fee, net, text = rendered
+        self.ordinal += 1
+        chunk = self._chunk
+        chunk.counts[record_type] += 1
+        if record_type not in NOT_FEE_BEARING:
+            chunk.add_fee(payout_reference, currency, (fee or 0) - (net or 0 if record_type == "fee" else 0))
+        chunk.seen_at(record_type, occurred_at)
+        self._rows.append(f"{self.file_id}\t{self.ordinal}\t{text}")
+        return self.flush() if len(self._rows) >= self.size else None
+
+    def flush(self) -> CopyChunk | None:
+        """The chunk being built, if it has rows."""
+        if not self._rows:
+            return None
+        chunk = self._chunk
+        chunk.text, chunk.rows = "".join(self._rows), len(self._rows)
+        self._new()
+        return chunk
+
+
+@dataclass(frozen=True)
+class ReferencesChecked:
+    """Yielded after a file's chunks when the parser checked its PSP references: ``unique`` is
+    true when no two lines share one (matching then need not look for duplicates within it)."""
+
+    unique: bool

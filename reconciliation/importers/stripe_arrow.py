@@ -1,0 +1,251 @@
+"""Stripe itemized reports through Apache Arrow's CSV reader: the nightly million rows at C speed.
+
+For plain files only (``is_plain``: no quote, backslash, tab, carriage return or NUL byte
+anywhere), so that Arrow's rows are exactly the file's lines. Arrow splits each block of
+lines into columns and the conversions run on whole columns; they accept only what
+``stripe_csv._record`` would turn into the same values (ASCII text, amounts with exactly the
+currency's two decimals or none, ``YYYY-MM-DD HH:MM:SS`` times). A block with any other row
+(another width, an empty required field, a time zone, a yen amount, a blank line, ...) is
+rendered row by row by ``stripe_csv.render_rows`` instead, so a file is read the same either
+way; ``tests/test_importers.py`` compares the two.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from core.money import CURRENCY_EXPONENTS
+
+from .chunks import NOT_FEE_BEARING, ChunkBuilder, CopyChunk, ReferencesChecked
+from .stripe_csv import CATEGORY_TYPES, _layout, render_rows
+
+BLOCK_BYTES = 1 << 20  # about 7,500 rows of a Stripe report per block
+#: References kept to check they are unique (about 30 MB for 2,000,000): past that, no check.
+UNIQUE_CHECK_LIMIT = 2_000_000
+_NOT_PLAIN = (b'"', b"\\", b"\t", b"\r", b"\x00")
+_AMOUNT = r"^-?[0-9]{1,15}(\.[0-9]{2})?$"  # two decimals or none: the currencies with exponent 2
+_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
+_CENTS = pa.array(sorted(code for code, exponent in CURRENCY_EXPONENTS.items() if exponent == 2))
+_CATEGORIES = pa.array(list(CATEGORY_TYPES))
+_TYPES = pa.array(list(CATEGORY_TYPES.values()))
+_NULL = "\\N"
+
+
+class FastPathUnavailable(Exception):
+    """Arrow could not read the file (not UTF-8, say): read it with the row-by-row parser instead."""
+
+
+def is_plain(path: Path) -> bool:
+    """No byte that would make Arrow's rows differ from the file's lines or need escaping for COPY."""
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 22):
+            if any(byte in block for byte in _NOT_PLAIN):
+                return False
+    return True
+
+
+def iter_stripe_chunks(path: Path, file_id: int) -> Iterator[CopyChunk | ReferencesChecked]:
+    """The report's lines as ``CopyChunk``s of rows of ``settlement_line`` for ``file_id``; then,
+    if every block was converted by column, whether its PSP references are unique.
+
+    Raises ``FastPathUnavailable`` (possibly after some chunks) when Arrow cannot read the file.
+    """
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        try:
+            header = handle.readline().rstrip("\n").split(",")
+        except UnicodeDecodeError as exc:
+            raise FastPathUnavailable(str(exc)) from exc
+    if not any(name.strip() for name in header):  # the row-by-row parser looks further, or says it is empty
+        raise FastPathUnavailable("no header on the first line")
+    columns, layout = _layout(header)
+    names = [f"c{position}" for position in range(len(header))]
+    invalid: dict[int, str] = {}  # physical line number -> text of a row of another width
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        if row.number is None:
+            raise FastPathUnavailable("Arrow did not say which line is invalid")
+        invalid[row.number] = row.text
+        return "skip"
+
+    try:
+        reader = pacsv.open_csv(
+            pa.input_stream(str(path)),  # read, not memory-mapped: RSS stays flat
+            read_options=pacsv.ReadOptions(use_threads=False, block_size=BLOCK_BYTES, skip_rows=1,
+                                           column_names=names),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False,
+                                             newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
+                                                 strings_can_be_null=False),
+        )
+    except pa.ArrowInvalid as exc:
+        raise FastPathUnavailable(str(exc)) from exc
+    rows = ChunkBuilder(file_id, size=sys.maxsize)  # flushed once per block
+    references: list[pa.Array] | None = []  # None once a block went row by row, or past the limit
+    kept = 0
+    next_line = 2  # the header is line 1
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            break
+        except pa.ArrowInvalid as exc:
+            raise FastPathUnavailable(str(exc)) from exc
+        numbers = _line_numbers(next_line, batch.num_rows, invalid)
+        skipped = [number for number in range(next_line, numbers[-1] + 1) if number in invalid] if numbers else []
+        if numbers:
+            next_line = numbers[-1] + 1
+        chunk = None if skipped else _fast_chunk(batch, numbers, layout, rows)
+        if chunk is None:
+            references = None
+            chunk = _row_by_row(batch, numbers, skipped, invalid, columns, layout, rows)
+        elif references is not None:
+            psp = _first_nonempty(batch, layout.psp)
+            references.append(pc.filter(psp, pc.not_equal(psp, "")))
+            kept += len(references[-1])
+            if kept > UNIQUE_CHECK_LIMIT:
+                references = None
+        if chunk is not None:
+            yield chunk
+    # Rows of another width after the last valid row.
+    tail = sorted(number for number in invalid if number >= next_line)
+    if tail:
+        references = None
+        chunk = _row_by_row(None, [], tail, invalid, columns, layout, rows)
+        if chunk is not None:
+            yield chunk
+    if references is not None:
+        every = pa.chunked_array(references, pa.string())
+        yield ReferencesChecked(unique=pc.count_distinct(every).as_py() == len(every))
+
+
+def _line_numbers(start: int, count: int, invalid: dict[int, str]) -> list[int]:
+    """Physical line numbers of ``count`` valid rows from ``start`` on, past the invalid ones."""
+    if not invalid or max(invalid) < start:
+        return list(range(start, start + count))
+    numbers, number = [], start
+    while len(numbers) < count:
+        if number not in invalid:
+            numbers.append(number)
+        number += 1
+    return numbers
+
+
+def _row_by_row(batch: pa.RecordBatch | None, numbers: list[int], skipped: list[int], invalid: dict[int, str],
+                columns, layout, rows: ChunkBuilder) -> CopyChunk | None:
+    """A block ``stripe_csv.render_rows`` renders: its rows and the invalid rows among them, in line order."""
+    items = []
+    if batch is not None:
+        values = [column.to_pylist() for column in batch.columns]
+        for index, number in enumerate(numbers):
+            fields = [value[index] for value in values]
+            items.append((number, fields, ",".join(fields) + "\n", None))
+    for number in skipped:
+        text = invalid.pop(number)
+        items.append((number, text.split(","), text + "\n", None))
+    items.sort(key=lambda item: item[0])
+    # A blank line is no row (as for iter_csv_lines).
+    items = [item for item in items if item[2].replace(",", "").strip()]
+    for rendered in render_rows(items, columns, layout):
+        rows.add(rendered)
+    return rows.flush()
+
+
+def _trim(array: pa.Array) -> pa.Array:
+    return pc.utf8_trim_whitespace(array)
+
+
+def _first_nonempty(batch: pa.RecordBatch, positions: list[int]) -> pa.Array:
+    """Per row, the first of the columns that is not empty after trimming; ``""`` for none."""
+    if not positions:
+        return pa.array([""] * batch.num_rows, pa.string())
+    values = [_trim(batch.column(position)) for position in positions]
+    if len(values) == 1:
+        return values[0]
+    nullable = [pc.if_else(pc.equal(value, ""), pa.scalar(None, pa.string()), value) for value in values]
+    return pc.fill_null(pc.coalesce(*nullable), "")
+
+
+def _minor_units(text: pa.Array) -> pa.Array:
+    """Plain amounts (``_AMOUNT``) to minor units of a two-decimal currency; ``""`` gives null."""
+    digits = pc.if_else(pc.match_substring(text, "."), pc.replace_substring(text, ".", ""),
+                        pc.binary_join_element_wise(text, "00", ""))
+    empty = pc.equal(text, "")
+    units = pc.cast(pc.if_else(empty, "0", digits), pa.int64())
+    return pc.if_else(empty, pa.scalar(None, pa.int64()), units)
+
+
+def _text(array: pa.Array) -> pa.Array:
+    return pc.fill_null(pc.cast(array, pa.string()), _NULL)
+
+
+def _fast_chunk(batch: pa.RecordBatch, numbers: list[int], layout, rows: ChunkBuilder) -> CopyChunk | None:
+    """The block converted column by column, or ``None`` when a row needs ``render_rows``."""
+    count = batch.num_rows
+    if count == 0:
+        return None
+    raw = pc.binary_join_element_wise(*batch.columns, ",")
+    category = _trim(batch.column(layout.category))
+    currency = pc.utf8_lower(_trim(batch.column(layout.currency)))
+    net, gross, fee = (_trim(batch.column(position)) for position in (layout.net, layout.gross, layout.fee))
+    created = _first_nonempty(batch, layout.created)
+    spaced = pc.replace_substring(created, "T", " ")
+    created_at = pc.strptime(spaced, format="%Y-%m-%d %H:%M:%S", unit="s", error_is_null=True)
+    # strptime rolls "02-30" over into March: a real date is one that reads back the same.
+    real_date = pc.equal(pc.strftime(created_at, format="%Y-%m-%d %H:%M:%S"), spaced)
+    checks = [
+        pc.string_is_ascii(raw),
+        pc.invert(pc.match_substring_regex(raw, "[\\x00-\\x1f]")),
+        pc.not_equal(pc.replace_substring(pc.replace_substring(raw, ",", ""), " ", ""), ""),  # not blank
+        pc.not_equal(category, ""),
+        pc.is_in(currency, value_set=_CENTS),
+        pc.match_substring_regex(net, _AMOUNT),
+        pc.or_(pc.equal(gross, ""), pc.match_substring_regex(gross, _AMOUNT)),
+        pc.or_(pc.equal(fee, ""), pc.match_substring_regex(fee, _AMOUNT)),
+        pc.or_(pc.equal(created, ""), pc.and_(pc.match_substring_regex(created, _TIME), real_date)),
+    ]
+    for check in checks:  # a null (an unparsable time, say) counts as a failed check
+        if not pc.all(pc.fill_null(check, False)).as_py():
+            return None
+
+    record_type = pc.fill_null(pc.take(_TYPES, pc.index_in(pc.utf8_lower(category), value_set=_CATEGORIES)),
+                               "unknown")
+    net_units, gross_units, fee_units = _minor_units(net), _minor_units(gross), _minor_units(fee)
+    source_id = _trim(batch.column(layout.source_id)) if layout.source_id is not None else pa.array([""] * count)
+    payout = _first_nonempty(batch, layout.payout)
+    payout = pc.if_else(
+        pc.and_(pc.and_(pc.equal(payout, ""), pc.equal(record_type, "payout")), pc.starts_with(source_id, "po_")),
+        source_id, payout)
+    stamp = pc.if_else(pc.equal(created, ""), _NULL,
+                       pc.binary_join_element_wise(spaced, "+00:00", ""))
+    first_ordinal = rows.ordinal + 1
+    rows.ordinal += count
+    table = pa.table([
+        pa.array([str(rows.file_id)] * count), _text(pa.array(range(first_ordinal, first_ordinal + count))),
+        _text(pa.array(numbers)), record_type, category, _first_nonempty(batch, layout.psp), source_id,
+        _first_nonempty(batch, layout.merchant), payout, currency, _text(gross_units), _text(fee_units),
+        _text(net_units), stamp, pa.array([""] * count), pa.array([""] * count),
+    ], names=[f"c{n}" for n in range(16)])
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(table, sink, write_options=pacsv.WriteOptions(include_header=False, delimiter="\t",
+                                                                 quoting_style="none"))
+    chunk = CopyChunk(text=sink.getvalue().to_pybytes(), rows=count)
+    chunk.counts = Counter({item["values"]: item["counts"] for item in pc.value_counts(record_type).to_pylist()})
+    latest = pc.max(created_at).as_py()
+    chunk.latest = latest.replace(tzinfo=UTC) if latest else None
+    payouts = pc.equal(record_type, "payout")
+    latest_payout = pc.max(pc.filter(created_at, payouts)).as_py() if pc.any(payouts).as_py() else None
+    chunk.latest_payout = latest_payout.replace(tzinfo=UTC) if latest_payout else None
+    fee_bearing = pc.invert(pc.is_in(record_type, value_set=pa.array(sorted(NOT_FEE_BEARING))))
+    amount = pc.subtract(pc.fill_null(fee_units, 0), pc.if_else(pc.equal(record_type, "fee"), net_units, 0))
+    fees = pa.table({"payout": payout, "currency": currency, "amount": amount}).filter(fee_bearing)
+    for group in fees.group_by(["payout", "currency"]).aggregate([("amount", "sum"), ("amount", "count")]).to_pylist():
+        chunk.add_fee(group["payout"], group["currency"], group["amount_sum"], group["amount_count"])
+    return chunk

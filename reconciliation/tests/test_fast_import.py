@@ -1,0 +1,162 @@
+"""A plain Stripe report read by Arrow gives exactly the lines the row-by-row parser gives."""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from psp_sandbox.settlement import COLUMNS
+from reconciliation.exceptions import SettlementImportError
+from reconciliation.importers import CopyChunk, ReferencesChecked, iter_copy_chunks, stripe_arrow
+from reconciliation.models import SettlementFile, SettlementLine
+from reconciliation.services import settlement_file_import
+
+pytestmark = pytest.mark.django_db
+
+
+def line(**values: str) -> str:
+    base = {"reporting_category": "charge", "currency": "usd", "gross": "12.34", "fee": "0.66", "net": "11.68",
+            "created": "2026-01-15 10:00:00", "automatic_payout_id": "po_1"}
+    merged = {**base, **values}
+    return ",".join(merged.get(column, "") for column in COLUMNS)
+
+
+# Every kind of row the fast path must either convert exactly or leave to the row-by-row parser.
+ODD_ROWS = [
+    line(payment_intent_id="pi_t", created="2026-01-15T10:00:00"),  # ISO "T"
+    line(payment_intent_id=" pi_pad ", currency=" USD ", gross=" 12.34 ", reporting_category=" charge "),
+    line(payment_intent_id="pi_yen", currency="jpy", gross="1234", fee="66", net="1168"),  # exponent 0
+    line(payment_intent_id="pi_3dp", currency="bhd", gross="1.234", fee="0.066", net="1.168"),  # exponent 3
+    line(payment_intent_id="pi_1dp", gross="12.3", fee="0.6", net="11.7"),  # padded by the row parser
+    line(payment_intent_id="pi_whole", gross="12", fee="1", net="11"),
+    line(payment_intent_id="pi_bad", gross="1O.00"),  # malformed
+    line(payment_intent_id="pi_nocat", reporting_category=""),  # malformed
+    line(payment_intent_id="pi_nonet", net=""),  # malformed
+    line(payment_intent_id="pi_xxx", currency="xxx"),  # malformed
+    line(source_id="tr_1", reporting_category="transfer", gross="-5.00", fee="", net="-5.00"),  # unknown type
+    line(reporting_category="network_cost", gross="-0.10", fee="", net="-0.10"),  # a fee line
+    line(source_id="po_src", automatic_payout_id="", reporting_category="payout", gross="-99.00", fee="0.00",
+         net="-99.00"),
+    line(payment_intent_id="pi_nogross", gross="", fee=""),
+    line(payment_intent_id="pi_tz", created="2026-01-15 10:00:00+01:00"),  # converted to UTC
+    line(payment_intent_id="pi_feb30", created="2026-02-30 10:00:00"),  # malformed
+    line(payment_intent_id="pi_leap", created="2026-01-15 23:59:60"),  # malformed
+    line(payment_intent_id="pi_notime", created=""),
+    "",  # a blank line: no row
+    "," * (len(COLUMNS) - 1),  # only separators: no row
+    ",".join(["x"] * 3),  # too short: malformed
+    line(payment_intent_id="pi_long") + ",extra",  # a value past the header: malformed
+    line(payment_intent_id="pi_trailing") + ",,",  # empty values past the header: fine
+    line(payment_intent_id="pi_cafe", description="Café  du  coin"),  # not ASCII
+    line(payment_intent_id="pi_big", gross="1234567890123456.00", fee="0.00", net="1234567890123456.00"),
+    line(charge_id="ch_only", description="order ord_42"),
+    line(payment_intent_id="pi_neg", gross="-0.05", fee="0.00", net="-0.05"),
+    line(payment_intent_id="pi_plus", gross="+1.00"),
+    line(payment_intent_id="pi_dot", gross="1.", fee=".50"),
+    line(payment_intent_id="pi_exp", gross="1e3"),
+    line(payment_intent_id="pi_date", created="2026-01-15"),
+    line(payment_intent_id="pi_blankcat", reporting_category="   "),
+    line(payment_intent_id="pi_arabic", gross="١٢.٣٤"),
+]
+
+
+def report(path: Path, rows: list[str]) -> Path:
+    path.write_text(",".join(COLUMNS) + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def plain_rows(count: int) -> list[str]:
+    return [line(payment_intent_id=f"pi_{n:06d}", source_id=f"ch_{n}", charge_id=f"ch_{n}",
+                 **{"payment_metadata[payment_order_id]": f"ord_{n}"},
+                 gross=f"{n // 100}.{n % 100:02d}", fee="0.30", net=f"{n // 100 - 1}.{n % 100:02d}",
+                 created=f"2026-01-15 {n // 3600 % 24:02d}:{n // 60 % 60:02d}:{n % 60:02d}")
+            for n in range(100, 100 + count)]
+
+
+def read(path: Path, *, fast: bool) -> tuple[list[tuple], dict, list, int]:
+    """The rows the chunks hold, parsed back (times compared as instants), what the chunks sum up,
+    the reference checks and how many chunks Arrow converted (bytes; the row parser gives str)."""
+    rows, totals, checks = [], {"counts": {}, "fees": {}, "latest": None, "latest_payout": None}, []
+    by_arrow = 0
+    for item in iter_copy_chunks(path, "stripe", 7, fast=fast):
+        if isinstance(item, ReferencesChecked):
+            checks.append(item.unique)
+            continue
+        assert isinstance(item, CopyChunk)
+        by_arrow += isinstance(item.text, bytes)
+        text = item.text.decode() if isinstance(item.text, bytes) else item.text
+        for raw in text.splitlines():
+            fields = raw.split("\t")
+            assert len(fields) == 16, raw
+            if fields[13] != "\\N":
+                fields[13] = datetime.fromisoformat(fields[13])
+            rows.append(tuple(fields))
+        for key, count in item.counts.items():
+            totals["counts"][key] = totals["counts"].get(key, 0) + count
+        for key, (total, count) in item.fees.items():
+            entry = totals["fees"].setdefault(key, [0, 0])
+            entry[0] += total
+            entry[1] += count
+        for key in ("latest", "latest_payout"):
+            value = getattr(item, key)
+            if value is not None and (totals[key] is None or value > totals[key]):
+                totals[key] = value
+    return rows, totals, checks, by_arrow
+
+
+def test_odd_rows_read_the_same_by_both_parsers(tmp_path, monkeypatch):
+    # Small blocks: plain blocks go through Arrow, blocks with an odd row row by row, in one file.
+    monkeypatch.setattr(stripe_arrow, "BLOCK_BYTES", 4096)
+    rows = plain_rows(2000)
+    for position, odd in enumerate(ODD_ROWS):
+        rows.insert(10 + position * 70, odd)
+    path = report(tmp_path / "odd.csv", rows)
+    assert stripe_arrow.is_plain(path)
+    fast, fast_totals, fast_checks, by_arrow = read(path, fast=True)
+    slow, slow_totals, slow_checks, none = read(path, fast=False)
+    assert by_arrow >= 10 and none == 0
+    assert fast == slow
+    assert fast_totals == slow_totals
+    assert [row[1] for row in fast] == [str(n) for n in range(1, len(fast) + 1)]  # ordinals in file order
+    assert fast_checks == [] and slow_checks == []  # some blocks went row by row: uniqueness not checked
+    by_reference = {row[5]: row for row in fast}
+    assert by_reference["pi_yen"][10:13] == ("1234", "66", "1168")
+    assert by_reference["pi_1dp"][10] == "1230"
+    assert by_reference["pi_tz"][13] == datetime.fromisoformat("2026-01-15 09:00:00+00:00")
+    assert by_reference["po_src"][8] == "po_src"
+    assert sum(1 for row in fast if row[3] == "malformed") == 9
+
+
+def test_plain_report_goes_through_arrow_and_checks_references(tmp_path, monkeypatch):
+    monkeypatch.setattr(stripe_arrow, "BLOCK_BYTES", 4096)
+    path = report(tmp_path / "plain.csv", plain_rows(500))
+    fast, fast_totals, checks, by_arrow = read(path, fast=True)
+    assert (fast, fast_totals) == read(path, fast=False)[:2]
+    assert checks == [True] and len(fast) == 500 and by_arrow > 5
+    twice = report(tmp_path / "twice.csv", [*plain_rows(500), plain_rows(1)[0]])
+    assert read(twice, fast=True)[2] == [False]
+
+
+def test_service_stores_what_the_parsers_read(tmp_path):
+    path = report(tmp_path / "day.csv", [*plain_rows(50), *ODD_ROWS])
+    result = settlement_file_import(path=path, actor="test")
+    assert result.lines == 50 + len(ODD_ROWS) - 2 and result.malformed == 9
+    stored = SettlementLine.objects.filter(file=result.file)
+    charge = stored.get(psp_reference="pi_000100")
+    assert (charge.line_number, charge.ordinal, charge.gross, charge.fee, charge.net, charge.merchant_reference,
+            charge.source_line) == (2, 1, 100, 30, 0, "ord_100", "")
+    assert stored.get(psp_reference="pi_tz").occurred_at == datetime.fromisoformat("2026-01-15 09:00:00+00:00")
+    bad = stored.get(line_number=52 + ODD_ROWS.index(line(payment_intent_id="pi_bad", gross="1O.00")))
+    assert bad.record_type == "malformed" and "1O.00" in bad.source_line and "gross" in bad.error
+    assert result.file.unique_references is None  # odd rows: not checked
+
+
+def test_file_arrow_cannot_read_is_read_row_by_row(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes((",".join(COLUMNS) + "\n" + line(payment_intent_id="pi_1", description="caf\xe9") + "\n")
+                     .encode("latin-1"))
+    assert stripe_arrow.is_plain(path)
+    with pytest.raises(SettlementImportError, match="not UTF-8"):
+        settlement_file_import(path=path, actor="test")
+    assert not SettlementFile.objects.exists() and not SettlementLine.objects.exists()

@@ -112,19 +112,16 @@ def reconciliation_run(*, day: date, actor: str = SYSTEM_ACTOR) -> Reconciliatio
             params["reconciled_files"] = [row[0] for row in cursor.fetchall()]
             cursor.execute("DROP TABLE IF EXISTS recon_eval, recon_cand")
             cursor.execute(_CREATE_EVAL)
-            cursor.execute(_CANDIDATES.format(PO=PO, OPEN=_OPEN_BREAKS), params)
-            cursor.execute("ANALYZE recon_cand")
-            cursor.execute(_CANDIDATES_BY_MERCHANT_REFERENCE.format(L=L, PO=PO))
-            params["check_twins"] = _twins_possible(files, by_merchant_reference=cursor.rowcount)
+            new_candidates = _build_candidates(cursor, params, files)
             cursor.execute(_CLASSIFY_LINES.format(F=F, L=L, SETTLED_BEFORE=_SETTLED_BEFORE), params)
-            by_reference = cursor.fetchone()[0]
-            cursor.execute("SELECT count(*) FROM recon_eval WHERE by_reference")
-            matched_by_reference = by_reference - cursor.fetchone()[0]  # without a break of any class
+            cursor.execute("SELECT count(*) FROM recon_eval WHERE candidate AND is_new")
+            # The new lines not evaluated: matched by PSP reference, no break of any class.
+            matched_by_reference = new_candidates - cursor.fetchone()[0]
             _classify_refunds(cursor, params)
             payouts = _match_payouts(cursor, params)
             cursor.execute(_MALFORMED.format(OPEN=_open("'malformed'")), params)
             cursor.execute("ANALYZE recon_eval")
-            cursor.execute("SELECT count(*) FILTER (WHERE NOT implicit) FROM recon_eval")
+            cursor.execute("SELECT count(*) FROM recon_eval")
             run.lines_evaluated = cursor.fetchone()[0] + matched_by_reference
             cursor.execute(_INSERT_MATCHES.format(M=M), params)
             cursor.execute(_UPSERT_MATCHES.format(M=M), params)
@@ -139,7 +136,7 @@ def reconciliation_run(*, day: date, actor: str = SYSTEM_ACTOR) -> Reconciliatio
             cursor.execute(_SETTLED_LATER.format(B=B, BR=BR, PO=PO, LINE=_settling_line("o.id", "o.psp_reference")),
                            params)
             fees = _post_fees(cursor, files)
-            cursor.execute("SELECT match_state, count(*) FROM recon_eval WHERE NOT implicit GROUP BY 1 ORDER BY 1")
+            cursor.execute("SELECT match_state, count(*) FROM recon_eval GROUP BY 1 ORDER BY 1")
             lines = dict(cursor.fetchall())
             if matched_by_reference:
                 lines["matched"] = lines.get("matched", 0) + matched_by_reference
@@ -166,8 +163,8 @@ CREATE TEMP TABLE recon_eval (
     actual_currency text NOT NULL DEFAULT '',
     description text NOT NULL DEFAULT '',
     is_new boolean,  -- true: the line has no match yet; NULL: not known
-    by_reference boolean NOT NULL DEFAULT false,  -- a new line whose order its PSP reference found
-    implicit boolean NOT NULL DEFAULT false  -- ... and matched on first sight: no match row (a timing break)
+    candidate boolean NOT NULL DEFAULT false,  -- from recon_cand
+    implicit boolean NOT NULL DEFAULT false  -- matched by PSP reference on first sight: no match row (a timing break)
 ) ON COMMIT DROP
 """
 
@@ -184,16 +181,32 @@ def _open(states: str) -> str:
 _OPEN_BREAKS = _open("'break'")
 
 
-def _twins_possible(files: list[int], *, by_merchant_reference: int) -> bool:
-    """Whether two open lines can settle the same reference. Not when they all come from one file
-    whose PSP references the import found unique (``unique_references``), none was matched by
-    merchant reference (its order's reference may be another line's) and no break is evaluated again."""
-    candidate_files = [
-        settlement_file for settlement_file in SettlementFile.objects.filter(pk__in=files)
-        if set(settlement_file.counts_by_type) - _NOT_CANDIDATES
-    ]
-    return (len(candidate_files) > 1 or any(f.unique_references is not True for f in candidate_files)
-            or by_merchant_reference > 0 or SettlementMatch.objects.filter(state=MatchState.BREAK).exists())
+def _build_candidates(cursor, params: dict, files: list[int]) -> int:
+    """Fill ``recon_cand``; set ``params["check_twins"]``; return how many new candidate lines the files hold.
+
+    Two open lines can settle the same reference, unless they all come from one file whose PSP
+    references the import found unique (``unique_references``), none is found by merchant
+    reference (its order's reference may be another line's) and no break is evaluated again.
+    Then no duplicates are looked for among them, and only the lines that are not clean (and
+    clean charges settled by an earlier run) are kept: the clean ones are matched by reference.
+    """
+    run_files = SettlementFile.objects.filter(pk__in=files).only("id", "counts_by_type", "unique_references")
+    with_candidates = [f for f in run_files if set(f.counts_by_type) - _NOT_CANDIDATES]
+    new_candidates = sum(count for f in with_candidates for kind, count in f.counts_by_type.items()
+                         if kind not in _NOT_CANDIDATES)
+    lean = (len(with_candidates) <= 1 and all(f.unique_references is True for f in with_candidates)
+            and not SettlementMatch.objects.filter(state=MatchState.BREAK).exists())
+    keep = " OR ".join([_NOT_CLEAN, _SETTLED_EXPLICITLY, *([_SETTLED_BY_REFERENCE] if params["reconciled_files"]
+                                                           else [])])
+    for lean_attempt in ((True, False) if lean else (False,)):
+        cursor.execute("DROP TABLE IF EXISTS recon_cand")
+        cursor.execute(_CANDIDATES.format(PO=PO, OPEN=_OPEN_BREAKS, KEEP=keep if lean_attempt else "true"), params)
+        cursor.execute("ANALYZE recon_cand")
+        cursor.execute(_CANDIDATES_BY_MERCHANT_REFERENCE.format(L=L, PO=PO))
+        if not lean_attempt or cursor.rowcount == 0:
+            params["check_twins"] = not lean_attempt
+            return new_candidates
+    raise AssertionError("unreachable")
 
 
 _NOT_CANDIDATES = {"refund", "payout", "bank_credit", "bank_debit", "malformed"}
@@ -245,6 +258,7 @@ def _settling_line(order_id: str, order_psp_reference: str) -> str:
 # merchant reference (our order id).
 _CANDIDATES = """
 CREATE TEMP TABLE recon_cand ON COMMIT DROP AS
+SELECT * FROM (
 SELECT l.id, l.record_type, l.currency, COALESCE(l.gross, l.net + COALESCE(l.fee, 0)) AS actual, l.file_id,
        l.is_new, p1.id AS order_id, p1.amount AS expected, p1.currency AS expected_currency,
        p1.state AS order_state, p1.completed_at, p1.psp_reference AS order_psp_reference,
@@ -259,7 +273,17 @@ SELECT l.id, l.record_type, l.currency, COALESCE(l.gross, l.net + COALESCE(l.fee
 FROM {OPEN} l
 LEFT JOIN {PO} p1 ON l.psp_reference <> '' AND p1.psp_reference = l.psp_reference
 WHERE l.record_type NOT IN ('refund', 'payout', 'bank_credit', 'bank_debit', 'malformed')
+) c WHERE {KEEP}
 """
+# Which candidates to keep when duplicates need not be looked for among them: the lines that are
+# not clean, and clean charges whose order a line of an earlier run settled already.
+_NOT_CLEAN = "NOT c.clean"
+_SETTLED_EXPLICITLY = f"""(c.record_type = 'charge' AND c.order_id IN (
+    SELECT m.object_id FROM {M} m JOIN {L} e ON e.id = m.line_id
+    WHERE m.kind = 'payment_order' AND m.state = 'matched' AND e.record_type = 'charge'))"""
+_SETTLED_BY_REFERENCE = f"""(c.record_type = 'charge' AND c.order_psp_reference <> '' AND EXISTS (
+    SELECT 1 FROM {L} e WHERE e.psp_reference = c.order_psp_reference AND e.record_type = 'charge'
+      AND e.file_id = ANY(%(reconciled_files)s) AND NOT EXISTS (SELECT 1 FROM {M} x WHERE x.line_id = e.id)))"""
 _CANDIDATES_BY_MERCHANT_REFERENCE = """
 UPDATE recon_cand c SET order_id = p.id, expected = p.amount, expected_currency = p.currency,
        order_state = p.state, completed_at = p.completed_at, order_psp_reference = p.psp_reference, dup_key = p.id
@@ -299,7 +323,7 @@ classified AS (  -- the lines that are not clean, and duplicates
 ),
 evaluated AS (
     INSERT INTO recon_eval (line_id, match_state, break_class, object_kind, object_id, expected_amount,
-                            expected_currency, actual_amount, actual_currency, description, is_new, by_reference,
+                            expected_currency, actual_amount, actual_currency, description, is_new, candidate,
                             implicit)
     SELECT id,
            CASE WHEN break_class IS NULL OR break_class = 'timing' THEN 'matched' ELSE 'break' END,
@@ -324,12 +348,12 @@ evaluated AS (
                     || ', settled in the batch closed ' || settled_at
                ELSE '' END,
            is_new,
-           by_reference,
+           true,
            by_reference AND break_class IS NOT DISTINCT FROM 'timing'
     FROM classified
     WHERE NOT by_reference OR break_class IS NOT NULL
 )
-SELECT count(*) FROM recon_cand WHERE by_reference
+SELECT 1
 """
 
 _EVAL_INSERT = (

@@ -1,6 +1,6 @@
 """Settlement import + reconciliation throughput and memory, against PostgreSQL's own COPY.
 
-    .venv/bin/python bench/reconcile.py --lines 1000000
+    .venv/bin/python bench/reconcile.py --lines 1000000 [--nights 2]
 
 On a fresh database ``marketplace_bench_*`` (created, migrated, dropped; ``BENCH_KEEP_DB=1``
 keeps it): inserts ``--lines`` succeeded payment orders with set-based SQL, writes a Stripe
@@ -39,10 +39,10 @@ def _env(db_name: str) -> dict[str, str]:
             "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db_name}", "LOG_LEVEL": "WARNING"}
 
 
-def _child(phase: str, db_name: str, workdir: Path, lines: int) -> dict:
+def _child(phase: str, db_name: str, workdir: Path, lines: int, nights: int) -> dict:
     out = subprocess.run([sys.executable, __file__, "--phase", phase, "--db", db_name, "--workdir", str(workdir),
-                          "--lines", str(lines)], cwd=ROOT, env=_env(db_name), check=True, capture_output=True,
-                         text=True)
+                          "--lines", str(lines), "--nights", str(nights)],
+                         cwd=ROOT, env=_env(db_name), check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -65,7 +65,7 @@ def _clone_sql(model, template_pk: str, overrides: dict[str, str], count: int) -
             f"FROM {table} t CROSS JOIN generate_series(1, {count}) AS i WHERE t.id = '{template_pk}'")
 
 
-def phase_setup(workdir: Path, lines: int) -> dict:
+def phase_setup(workdir: Path, lines: int, nights: int) -> dict:
     _django()
     from django.db import connection
 
@@ -81,53 +81,68 @@ def phase_setup(workdir: Path, lines: int) -> dict:
     template = PaymentOrder.objects.create(payment_event=event, seller=seller, amount=1000, currency="usd",
                                            state="succeeded", psp_reference="pi_template",
                                            completed_at=datetime(2026, 1, 15, tzinfo=UTC))
-    completed = "timestamptz '2026-01-15 00:00:00+00' + (i % 86000) * interval '1 second'"
+    # Night n (0-based) settles orders lines*n+1 .. lines*(n+1), completed on DAY + n.
+    completed = (f"timestamptz '{DAY.isoformat()} 00:00:00+00' + ((i - 1) / {lines}) * interval '1 day'"
+                 " + (i % 86000) * interval '1 second'")
+    count = lines * nights
     with connection.cursor() as cursor:
         cursor.execute(_clone_sql(PaymentEvent, event.pk, {"id": "'pe_b' || i", "idempotency_key": "'b' || i"},
-                                  lines))
+                                  count))
         cursor.execute(_clone_sql(PaymentOrder, template.pk, {
             "id": "'ord_b' || i", "payment_event_id": "'pe_b' || i", "amount": "100 + (i % 100000)",
             "psp_reference": "'pi_b' || lpad(i::text, 9, '0')", "completed_at": completed,
-            "created_at": completed, "updated_at": completed}, lines))
+            "created_at": completed, "updated_at": completed}, count))
         cursor.execute(f"DELETE FROM {PaymentOrder._meta.db_table} WHERE id = %s", [template.pk])
         cursor.execute(f"DELETE FROM {PaymentEvent._meta.db_table} WHERE id = %s", [event.pk])
         cursor.execute("ANALYZE")
     orders_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    report = workdir / "stripe_itemized.csv"
-    close = datetime(2026, 1, 16, tzinfo=UTC)
+    for night in range(nights):
+        _write_night(workdir, night, lines, COLUMNS, camt053, major)
+    report = _night_files(workdir, nights - 1)[0]
+    return {"orders_seconds": orders_seconds, "file_seconds": time.perf_counter() - started,
+            "report": str(report), "size_mb": report.stat().st_size / 1e6}
+
+
+def _night_files(workdir: Path, night: int) -> tuple[Path, Path]:
+    return workdir / f"stripe_itemized_{night}.csv", workdir / f"bank_{night}.xml"
+
+
+def _write_night(workdir: Path, night: int, lines: int, columns, camt053, major) -> None:
+    """Night ``night``'s Stripe report (one charge per order, then the payout) and bank statement."""
+    report, statement = _night_files(workdir, night)
+    day = DAY + timedelta(days=night)
+    close = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+    payout_id = f"po_bench{night + 1}"
     total = 0
     with open(report, "w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        index = {name: n for n, name in enumerate(COLUMNS)}
-        base = [""] * len(COLUMNS)
-        for i in range(1, lines + 1):
+        writer.writerow(columns)
+        index = {name: n for n, name in enumerate(columns)}
+        base = [""] * len(columns)
+        for i in range(lines * night + 1, lines * (night + 1) + 1):
             amount = 100 + (i % 100000)
             fee = (amount * 290 + 5000) // 10000 + 30
             total += amount - fee
-            created = (datetime(2026, 1, 15, tzinfo=UTC) + timedelta(seconds=i % 86000)).strftime("%Y-%m-%d %H:%M:%S")
+            created = (close - timedelta(days=1) + timedelta(seconds=i % 86000)).strftime("%Y-%m-%d %H:%M:%S")
             row = base.copy()
             for name, value in (("balance_transaction_id", f"txn_b{i}"), ("payment_metadata[payment_order_id]",
                                 f"ord_b{i}"), ("source_id", f"ch_b{i}"), ("payment_intent_id", f"pi_b{i:09d}"),
                                 ("charge_id", f"ch_b{i}"), ("created", created), ("currency", "usd"),
                                 ("gross", major(amount, "usd")), ("fee", major(fee, "usd")),
                                 ("net", major(amount - fee, "usd")), ("reporting_category", "charge"),
-                                ("payment_method_type", "card"), ("automatic_payout_id", "po_bench1")):
+                                ("payment_method_type", "card"), ("automatic_payout_id", payout_id)):
                 row[index[name]] = value
             writer.writerow(row)
         payout = base.copy()
-        for name, value in (("source_id", "po_bench1"), ("created", close.strftime("%Y-%m-%d %H:%M:%S")),
+        for name, value in (("source_id", payout_id), ("created", close.strftime("%Y-%m-%d %H:%M:%S")),
                             ("currency", "usd"), ("gross", major(-total, "usd")), ("fee", "0.00"),
                             ("net", major(-total, "usd")), ("reporting_category", "payout"),
-                            ("automatic_payout_id", "po_bench1")):
+                            ("automatic_payout_id", payout_id)):
             payout[index[name]] = value
         writer.writerow(payout)
-    statement = workdir / "bank.xml"
-    statement.write_text(camt053(DAY, close, [{"id": "po_bench1", "currency": "usd", "amount": total}]))
-    return {"orders_seconds": orders_seconds, "file_seconds": time.perf_counter() - started,
-            "report": str(report), "statement": str(statement), "size_mb": report.stat().st_size / 1e6}
+    statement.write_text(camt053(day, close, [{"id": payout_id, "currency": "usd", "amount": total}]))
 
 
 # --- measure ---------------------------------------------------------------------------------
@@ -141,14 +156,23 @@ def _status_kb(field: str) -> int:
     return 0
 
 
-def phase_measure(workdir: Path) -> dict:
+def phase_measure(workdir: Path, nights: int) -> dict:
     _django()
     from django.db import connection
 
     from reconciliation.models import Break, SettlementLine
     from reconciliation.services import reconciliation_run, settlement_file_import
 
-    connection.ensure_connection()
+    history_seconds = 0.0
+    for night in range(nights - 1):  # history: earlier nights imported and reconciled, not measured
+        started = time.perf_counter()
+        for path in _night_files(workdir, night):
+            settlement_file_import(path=path, actor="bench")
+        reconciliation_run(day=DAY + timedelta(days=night), actor="bench")
+        history_seconds += time.perf_counter() - started
+    with connection.cursor() as cursor:
+        cursor.execute("CHECKPOINT")  # as before the COPY baseline
+    report_path, statement_path = _night_files(workdir, nights - 1)
     peak = {"rss": 0}
     stop = threading.Event()
 
@@ -160,17 +184,18 @@ def phase_measure(workdir: Path) -> dict:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     started = time.perf_counter()
-    report = settlement_file_import(path=workdir / "stripe_itemized.csv", actor="bench")
-    settlement_file_import(path=workdir / "bank.xml", actor="bench")
+    report = settlement_file_import(path=report_path, actor="bench")
+    settlement_file_import(path=statement_path, actor="bench")
     imported = time.perf_counter()
-    run = reconciliation_run(day=DAY, actor="bench")
+    run = reconciliation_run(day=DAY + timedelta(days=nights - 1), actor="bench")
     finished = time.perf_counter()
     stop.set()
     sampler.join()
     return {
         "import_seconds": imported - started, "reconcile_seconds": finished - imported,
         "lines": report.lines, "malformed": report.malformed, "breaks": Break.objects.count(),
-        "matched": SettlementLine.objects.filter(match_state="matched").count(), "stats": run.stats,
+        "matched": SettlementLine.objects.filter(file=report.file, match_state="matched").count(),
+        "stats": run.stats, "history_seconds": history_seconds,
         "baseline_rss_mb": baseline_kb / 1024, "sampled_peak_rss_mb": peak["rss"] / 1024,
         "vmhwm_mb": _status_kb("VmHWM") / 1024,
     }
@@ -202,15 +227,18 @@ def copy_baseline(db_name: str, report: Path, runs: int = 3) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, default=1_000_000, help="charge rows (= payment orders)")
+    parser.add_argument("--nights", type=int, default=1,
+                        help="nights of --lines each; all but the last are imported and reconciled first, unmeasured"
+                             " (the measured night then has that history)")
     parser.add_argument("--phase", choices=("setup", "measure"), help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase == "setup":
-        print(json.dumps(phase_setup(args.workdir, args.lines)))
+        print(json.dumps(phase_setup(args.workdir, args.lines, args.nights)))
         return
     if args.phase == "measure":
-        print(json.dumps(phase_measure(args.workdir)))
+        print(json.dumps(phase_measure(args.workdir, args.nights)))
         return
 
     db_name = f"marketplace_bench_{uuid.uuid4().hex[:8]}"
@@ -223,10 +251,10 @@ def main() -> None:
         subprocess.run([sys.executable, "manage.py", "migrate", "--no-input"], cwd=ROOT, env=_env(db_name),
                        check=True, capture_output=True)
         migrate_seconds = time.perf_counter() - started
-        setup = _child("setup", db_name, workdir, args.lines)
+        setup = _child("setup", db_name, workdir, args.lines, args.nights)
         copy_runs = copy_baseline(db_name, Path(setup["report"]))
         copy_seconds = statistics.median(copy_runs)
-        result = _child("measure", db_name, workdir, args.lines)
+        result = _child("measure", db_name, workdir, args.lines, args.nights)
     finally:
         if not os.environ.get("BENCH_KEEP_DB"):
             with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True) as conn:
@@ -236,8 +264,11 @@ def main() -> None:
             workdir.rmdir()
 
     work = result["import_seconds"] + result["reconcile_seconds"]
-    print(f"setup: migrate {migrate_seconds:.1f}s, {args.lines:,} orders {setup['orders_seconds']:.1f}s, "
-          f"report ({setup['size_mb']:.0f} MB) + statement {setup['file_seconds']:.1f}s")
+    print(f"setup: migrate {migrate_seconds:.1f}s, {args.lines * args.nights:,} orders {setup['orders_seconds']:.1f}s, "
+          f"{args.nights} report(s) ({setup['size_mb']:.0f} MB each) + statement(s) {setup['file_seconds']:.1f}s")
+    if args.nights > 1:
+        print(f"history: {args.nights - 1} night(s) of {args.lines:,} lines imported and reconciled first in "
+              f"{result['history_seconds']:.1f}s (not measured)")
     print(f"COPY into a bare table      {copy_seconds:8.2f} s  (median of {', '.join(f'{t:.2f}' for t in copy_runs)})")
     print(f"import (report + statement) {result['import_seconds']:8.2f} s  "
           f"({result['lines']:,} lines, {result['malformed']} malformed)")

@@ -23,7 +23,7 @@ from pathlib import Path
 from .adyen_csv import iter_adyen
 from .camt053 import iter_camt053
 from .chunks import ChunkBuilder, CopyChunk, ReferencesChecked
-from .errors import ImportFormatError, UnsupportedFormat
+from .errors import FastPathUnavailable, ImportFormatError, UnsupportedFormat
 from .mt940_sta import iter_mt940
 from .records import (
     LINE_ROW_FIELDS,
@@ -35,7 +35,6 @@ from .records import (
     line_row,
     render_line_row,
 )
-from .stripe_arrow import FastPathUnavailable, is_plain, iter_stripe_chunks
 from .stripe_csv import iter_stripe, iter_stripe_lines
 
 __all__ = [
@@ -143,9 +142,12 @@ def iter_copy_chunks(path: Path, fmt: str, file_id: int, *,
     path = Path(path)
     if fmt == "auto":
         fmt = detect_format(path)
-    if fast and fmt == "stripe" and is_plain(path):
-        yield from iter_stripe_chunks(path, file_id)
-        return
+    if fast and fmt == "stripe":
+        from . import stripe_arrow  # pyarrow is loaded by the processes that import files, not by every one
+
+        if stripe_arrow.is_plain(path):
+            yield from stripe_arrow.iter_stripe_chunks(path, file_id)
+            return
     builder = ChunkBuilder(file_id)
     for item in iter_rendered_lines(path, fmt):
         if isinstance(item, FileHeader):

@@ -13,3 +13,7 @@ class ImportFormatError(ValueError):
     For example: required CSV columns are missing from the header, the file is not
     UTF-8, or an XML document is not a camt.053 statement.
     """
+
+
+class FastPathUnavailable(Exception):
+    """Arrow could not read a file (not UTF-8, say): it is read with the row-by-row parser instead."""

@@ -25,6 +25,7 @@ import pyarrow.csv as pacsv
 from core.money import CURRENCY_EXPONENTS
 
 from .chunks import NOT_FEE_BEARING, ChunkBuilder, CopyChunk, ReferencesChecked
+from .errors import FastPathUnavailable
 from .stripe_csv import CATEGORY_TYPES, _layout, render_rows
 
 BLOCK_BYTES = 1 << 20  # about 7,500 rows of a Stripe report per block
@@ -37,10 +38,6 @@ _CENTS = pa.array(sorted(code for code, exponent in CURRENCY_EXPONENTS.items() i
 _CATEGORIES = pa.array(list(CATEGORY_TYPES))
 _TYPES = pa.array(list(CATEGORY_TYPES.values()))
 _NULL = "\\N"
-
-
-class FastPathUnavailable(Exception):
-    """Arrow could not read the file (not UTF-8, say): read it with the row-by-row parser instead."""
 
 
 def is_plain(path: Path) -> bool:
@@ -123,7 +120,10 @@ def iter_stripe_chunks(path: Path, file_id: int) -> Iterator[CopyChunk | Referen
             yield chunk
     if references is not None:
         every = pa.chunked_array(references, pa.string())
-        yield ReferencesChecked(unique=pc.count_distinct(every).as_py() == len(every))
+        unique = pc.count_distinct(every).as_py() == len(every)
+        del every, references
+        yield ReferencesChecked(unique=unique)
+    pa.default_memory_pool().release_unused()  # a worker process lives on after the import
 
 
 def _line_numbers(start: int, count: int, invalid: dict[int, str]) -> list[int]:

@@ -1,22 +1,27 @@
 """Matching settlement lines to our books, booking fees and payouts, classifying breaks.
 
-Set-based: one SQL statement classifies every open charge-like line (hash joins on
-``psp_reference``, then on the merchant reference = payment order id), so a million
-lines cost a few statements, not a million queries. A line is open when its file has not
-been reconciled yet and no run has matched it (it has no ``SettlementMatch``), or when it
-is a break, an unrelated bank line or a malformed line. Per run:
+Set-based: a few SQL statements over every open line (a parallel hash join on
+``psp_reference``, then the merchant reference = payment order id for the few lines the
+reference did not find), so a million lines cost a few statements, not a million queries.
+A line is open when its file has not been reconciled yet, or when it is a break, an
+unrelated bank line or a malformed line. Per run:
 
-1. ``recon_eval`` (a temporary table) gets one row per open line: its new match state,
-   the object matched and, for a difference, exactly one break class.
-2. Refund lines are matched through ``payments.selectors.refunds_by_psp_reference``.
-3. Payout rows are matched to bank lines (payout id, else amount + currency + date
+1. ``recon_cand`` (a temporary table) gets the open charge-like lines with the order each
+   one finds, and whether it is *clean*: new, found by its PSP reference, no difference.
+   When no duplicate can hide among them (see ``_build_candidates``) only the lines that are
+   not clean are kept, and clean charges an earlier run settled already.
+2. ``recon_eval`` (a temporary table) gets one row per line that needs a decision: its new
+   match state, the object matched and, for a difference, exactly one break class. A clean
+   line gets none: it is matched by reference and has no ``SettlementMatch`` row.
+3. Refund lines are matched through ``payments.selectors.refunds_by_psp_reference``.
+4. Payout rows are matched to bank lines (payout id, else amount + currency + date
    window); a clean match posts ``Dr assets:bank / Cr assets:psp_receivable`` once per payout.
-4. ``SettlementMatch`` rows are inserted (first run of a line) or changed, breaks upserted
-   by ``key`` (a re-run adds nothing), breaks no longer observed are auto-resolved with an
-   audit row. Settlement lines themselves are never rewritten.
-5. Succeeded orders past the cut-off with no settlement line: ``missing_in_settlement``.
-6. Fees: ``Dr expenses:psp_fees / Cr assets:psp_receivable``, one posting per file,
-   payout and currency (see ``_post_fees``); the files are then marked reconciled.
+5. ``SettlementMatch`` rows are inserted or changed, the files marked reconciled by this run,
+   breaks upserted by ``key`` (a re-run adds nothing), breaks no longer observed auto-resolved
+   with an audit row. Settlement lines themselves are never rewritten.
+6. Succeeded orders past the cut-off with no settlement line: ``missing_in_settlement``.
+7. Fees: ``Dr expenses:psp_fees / Cr assets:psp_receivable``, one posting per payout batch
+   and currency (see ``_post_fees``).
 """
 from __future__ import annotations
 

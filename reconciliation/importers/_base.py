@@ -256,17 +256,11 @@ def iter_csv_lines(path: Path) -> Iterator[tuple[int, list[str], str, str | None
     what ``csv.reader`` makes of it; any other line goes through ``csv.reader``.
     """
     with open(path, encoding="utf-8-sig", newline="") as handle:
-        lines = iter(handle)
+        lines = _utf8_lines(handle, path)
         tap = _LineTap(lines)
         reader = csv.reader(tap, strict=False)
         consumed = 0
-        while True:
-            try:
-                line = next(lines)
-            except StopIteration:
-                return
-            except UnicodeDecodeError as exc:
-                raise ImportFormatError(f"{path.name}: not UTF-8 text near line {consumed + 1}: {exc.reason}") from None
+        for line in lines:
             consumed += 1
             if '"' not in line and "\x00" not in line:
                 if line.replace(",", "").strip():  # not blank (or only separators)
@@ -280,8 +274,6 @@ def iter_csv_lines(path: Path) -> Iterator[tuple[int, list[str], str, str | None
                 fields = next(reader)
             except StopIteration:
                 return
-            except UnicodeDecodeError as exc:
-                raise ImportFormatError(f"{path.name}: not UTF-8 text near line {consumed + 1}: {exc.reason}") from None
             except csv.Error as exc:
                 consumed = start + len(tap.lines) - 1
                 yield start, [], "".join(tap.lines), f"not a valid CSV line: {exc}"
@@ -289,6 +281,20 @@ def iter_csv_lines(path: Path) -> Iterator[tuple[int, list[str], str, str | None
             consumed = start + len(tap.lines) - 1
             if any(field.strip() for field in fields):
                 yield start, fields, "".join(tap.lines), None
+
+
+def _utf8_lines(handle, path: Path) -> Iterator[str]:
+    """The file's lines; ``ImportFormatError`` where it stops being UTF-8."""
+    number = 0
+    while True:
+        try:
+            line = next(handle)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as exc:
+            raise ImportFormatError(f"{path.name}: not UTF-8 text near line {number + 1}: {exc.reason}") from None
+        number += 1
+        yield line
 
 
 def iter_csv_rows(path: Path) -> Iterator[CsvRow]:

@@ -201,11 +201,16 @@ def _build_candidates(cursor, params: dict, files: list[int]) -> int:
                          if kind not in _NOT_CANDIDATES)
     lean = (len(with_candidates) <= 1 and all(f.unique_references is True for f in with_candidates)
             and not SettlementMatch.objects.filter(state=MatchState.BREAK).exists())
-    keep = " OR ".join([_NOT_CLEAN, _SETTLED_EXPLICITLY, *([_SETTLED_BY_REFERENCE] if params["reconciled_files"]
-                                                           else [])])
+    select = _CANDIDATE_SELECT.format(PO=PO, OPEN=_OPEN_BREAKS, KEEP="{KEEP}")
     for lean_attempt in ((True, False) if lean else (False,)):
         cursor.execute("DROP TABLE IF EXISTS recon_cand")
-        cursor.execute(_CANDIDATES.format(PO=PO, OPEN=_OPEN_BREAKS, KEEP=keep if lean_attempt else "true"), params)
+        keep = f"{_NOT_CLEAN} OR {_SETTLED_EXPLICITLY}" if lean_attempt else "true"
+        cursor.execute(_CANDIDATES.format(SELECT=select.format(KEEP=keep)), params)
+        if lean_attempt and params["reconciled_files"]:
+            cursor.execute("DROP TABLE IF EXISTS recon_settled")
+            cursor.execute(_SETTLED_BY_REFERENCE, params)
+            if cursor.rowcount:  # the clean ones among them are kept too (the others are in already)
+                cursor.execute(_MORE_CANDIDATES.format(SELECT=select.format(KEEP=_SETTLED_CLEAN)), params)
         cursor.execute("ANALYZE recon_cand")
         cursor.execute(_CANDIDATES_BY_MERCHANT_REFERENCE.format(L=L, PO=PO))
         if not lean_attempt or cursor.rowcount == 0:
@@ -262,7 +267,10 @@ def _settling_line(order_id: str, order_psp_reference: str) -> str:
 # biggest step of a run); then the few lines the PSP reference did not find try their
 # merchant reference (our order id).
 _CANDIDATES = """
-CREATE TEMP TABLE recon_cand ON COMMIT DROP AS
+CREATE TEMP TABLE recon_cand ON COMMIT DROP AS {SELECT}
+"""
+_MORE_CANDIDATES = "INSERT INTO recon_cand {SELECT}"
+_CANDIDATE_SELECT = """
 SELECT * FROM (
 SELECT l.id, l.record_type, l.currency, COALESCE(l.gross, l.net + COALESCE(l.fee, 0)) AS actual, l.file_id,
        l.is_new, p1.id AS order_id, p1.amount AS expected, p1.currency AS expected_currency,
@@ -286,9 +294,17 @@ _NOT_CLEAN = "NOT c.clean"
 _SETTLED_EXPLICITLY = f"""(c.record_type = 'charge' AND c.order_id IN (
     SELECT m.object_id FROM {M} m JOIN {L} e ON e.id = m.line_id
     WHERE m.kind = 'payment_order' AND m.state = 'matched' AND e.record_type = 'charge'))"""
-_SETTLED_BY_REFERENCE = f"""(c.record_type = 'charge' AND c.order_psp_reference <> '' AND EXISTS (
-    SELECT 1 FROM {L} e WHERE e.psp_reference = c.order_psp_reference AND e.record_type = 'charge'
-      AND e.file_id = ANY(%(reconciled_files)s) AND NOT EXISTS (SELECT 1 FROM {M} x WHERE x.line_id = e.id)))"""
+# Charges of the run's files whose reference a charge line of a reconciled file has (a line
+# without a match row there was matched by that reference): a join of the run's lines with the
+# history's on their own, so that the candidate join above stays parallel. Usually none.
+_SETTLED_BY_REFERENCE = f"""
+CREATE TEMP TABLE recon_settled ON COMMIT DROP AS
+SELECT DISTINCT l.id FROM {L} l JOIN {L} e ON e.psp_reference = l.psp_reference AND e.id <> l.id
+WHERE l.file_id = ANY(%(files)s) AND l.record_type = 'charge' AND l.psp_reference <> ''
+  AND e.file_id = ANY(%(reconciled_files)s) AND e.record_type = 'charge'
+  AND NOT EXISTS (SELECT 1 FROM {M} x WHERE x.line_id = e.id)
+"""
+_SETTLED_CLEAN = f"c.clean AND c.id IN (SELECT id FROM recon_settled) AND NOT {_SETTLED_EXPLICITLY}"
 _CANDIDATES_BY_MERCHANT_REFERENCE = """
 UPDATE recon_cand c SET order_id = p.id, expected = p.amount, expected_currency = p.currency,
        order_state = p.state, completed_at = p.completed_at, order_psp_reference = p.psp_reference, dup_key = p.id

@@ -29,8 +29,9 @@ from .errors import FastPathUnavailable
 from .stripe_csv import CATEGORY_TYPES, _layout, render_rows
 
 BLOCK_BYTES = 1 << 20  # about 7,500 rows of a Stripe report per block
-#: References kept to check they are unique (about 30 MB for 2,000,000): past that, no check.
-UNIQUE_CHECK_LIMIT = 2_000_000
+#: References kept to check they are unique (with the check itself, ~40 MB for a million): past
+#: that many no check, so that memory stays bounded; matching then looks for duplicates in SQL.
+UNIQUE_CHECK_LIMIT = 1_200_000
 _NOT_PLAIN = (b'"', b"\\", b"\t", b"\r", b"\x00")
 _AMOUNT = r"^-?[0-9]{1,15}(\.[0-9]{2})?$"  # two decimals or none: the currencies with exponent 2
 _TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"

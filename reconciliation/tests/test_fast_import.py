@@ -160,3 +160,11 @@ def test_file_arrow_cannot_read_is_read_row_by_row(tmp_path):
     with pytest.raises(SettlementImportError, match="not UTF-8"):
         settlement_file_import(path=path, actor="test")
     assert not SettlementFile.objects.exists() and not SettlementLine.objects.exists()
+
+
+def test_references_past_the_limit_are_not_checked(tmp_path, monkeypatch):
+    monkeypatch.setattr(stripe_arrow, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(stripe_arrow, "UNIQUE_CHECK_LIMIT", 100)
+    path = report(tmp_path / "many.csv", plain_rows(300))
+    rows, _, checks, by_arrow = read(path, fast=True)
+    assert len(rows) == 300 and by_arrow > 5 and checks == []

@@ -36,6 +36,18 @@ class CopyChunk:
             total[0] += amount
             total[1] += lines
 
+    def absorb(self, other: CopyChunk) -> None:
+        """Adds ``other``'s rows and sums to this one's (its text is not kept)."""
+        self.rows += other.rows
+        self.counts.update(other.counts)
+        for (payout_reference, currency), (total, lines) in other.fees.items():
+            self.add_fee(payout_reference, currency, total, lines)
+        if other.latest is not None and (self.latest is None or other.latest > self.latest):
+            self.latest = other.latest
+        if other.latest_payout is not None and (self.latest_payout is None
+                                                or other.latest_payout > self.latest_payout):
+            self.latest_payout = other.latest_payout
+
     def seen_at(self, record_type: str, occurred_at: datetime | None) -> None:
         if occurred_at is None:
             return

@@ -100,12 +100,11 @@ def iter_stripe_chunks(path: Path, file_id: int) -> Iterator[CopyChunk | Referen
         skipped = [number for number in range(next_line, numbers[-1] + 1) if number in invalid] if numbers else []
         if numbers:
             next_line = numbers[-1] + 1
-        chunk = None if skipped else _fast_chunk(batch, numbers, layout, rows)
+        chunk, psp = (None, None) if skipped else _fast_chunk(batch, numbers, layout, rows)
         if chunk is None:
             references = None
             chunk = _row_by_row(batch, numbers, skipped, invalid, columns, layout, rows)
         elif references is not None:
-            psp = _first_nonempty(batch, layout.psp)
             references.append(pc.filter(psp, pc.not_equal(psp, "")))
             kept += len(references[-1])
             if kept > UNIQUE_CHECK_LIMIT:
@@ -187,11 +186,13 @@ def _text(array: pa.Array) -> pa.Array:
     return pc.fill_null(pc.cast(array, pa.string()), _NULL)
 
 
-def _fast_chunk(batch: pa.RecordBatch, numbers: list[int], layout, rows: ChunkBuilder) -> CopyChunk | None:
-    """The block converted column by column, or ``None`` when a row needs ``render_rows``."""
+def _fast_chunk(batch: pa.RecordBatch, numbers: list[int], layout,
+                rows: ChunkBuilder) -> tuple[CopyChunk | None, pa.Array | None]:
+    """The block converted column by column, with its PSP references; ``(None, None)`` when a row
+    needs ``render_rows``."""
     count = batch.num_rows
     if count == 0:
-        return None
+        return None, None
     raw = pc.binary_join_element_wise(*batch.columns, ",")
     category = _trim(batch.column(layout.category))
     currency = pc.utf8_lower(_trim(batch.column(layout.currency)))
@@ -214,7 +215,7 @@ def _fast_chunk(batch: pa.RecordBatch, numbers: list[int], layout, rows: ChunkBu
     ]
     for check in checks:  # a null (an unparsable time, say) counts as a failed check
         if not pc.all(pc.fill_null(check, False)).as_py():
-            return None
+            return None, None
 
     record_type = pc.fill_null(pc.take(_TYPES, pc.index_in(pc.utf8_lower(category), value_set=_CATEGORIES)),
                                "unknown")
@@ -226,11 +227,12 @@ def _fast_chunk(batch: pa.RecordBatch, numbers: list[int], layout, rows: ChunkBu
         source_id, payout)
     stamp = pc.if_else(pc.equal(created, ""), _NULL,
                        pc.binary_join_element_wise(spaced, "+00:00", ""))
+    psp = _first_nonempty(batch, layout.psp)
     first_ordinal = rows.ordinal + 1
     rows.ordinal += count
     table = pa.table([
         pa.array([str(rows.file_id)] * count), _text(pa.array(range(first_ordinal, first_ordinal + count))),
-        _text(pa.array(numbers)), record_type, category, _first_nonempty(batch, layout.psp), source_id,
+        _text(pa.array(numbers)), record_type, category, psp, source_id,
         _first_nonempty(batch, layout.merchant), payout, currency, _text(gross_units), _text(fee_units),
         _text(net_units), stamp, pa.array([""] * count), pa.array([""] * count),
     ], names=[f"c{n}" for n in range(16)])
@@ -249,4 +251,4 @@ def _fast_chunk(batch: pa.RecordBatch, numbers: list[int], layout, rows: ChunkBu
     fees = pa.table({"payout": payout, "currency": currency, "amount": amount}).filter(fee_bearing)
     for group in fees.group_by(["payout", "currency"]).aggregate([("amount", "sum"), ("amount", "count")]).to_pylist():
         chunk.add_fee(group["payout"], group["currency"], group["amount_sum"], group["amount_count"])
-    return chunk
+    return chunk, psp

@@ -9,10 +9,8 @@ as written. Timestamps (``created_utc`` or ``created``) are UTC.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-
-from core.money import CURRENCY_EXPONENTS
 
 from ._base import (
     Columns,
@@ -65,12 +63,7 @@ def iter_stripe(path: Path) -> Iterator[SettlementRecord | MalformedRecord]:
 
 
 def iter_stripe_lines(path: Path) -> Iterator[RenderedLine]:
-    """What ``iter_stripe`` yields, rendered for COPY (``records.RenderedLine``), faster.
-
-    A report has a million rows a night, so this is one loop over plain rows (the header's
-    width, no quote, backslash or tab) with conversions of repeated values remembered. Any
-    row it is not sure about goes to ``_record``, as in ``iter_stripe``.
-    """
+    """What ``iter_stripe`` yields, rendered for COPY (``records.RenderedLine``)."""
     lines = iter_csv_lines(path)
     columns, layout = _header(path, lines)
     return render_rows(lines, columns, layout)
@@ -78,53 +71,13 @@ def iter_stripe_lines(path: Path) -> Iterator[RenderedLine]:
 
 def render_rows(lines: Iterable[tuple[int, list[str], str, str | None]], columns: Columns,
                 layout: _Layout) -> Iterator[RenderedLine]:
-    """``(line_number, fields, raw, error)`` rows of a report rendered for COPY (see ``iter_stripe_lines``)."""
-    width = len(columns.names)
-    category_at, currency_at, net_at, gross_at, fee_at = (
-        layout.category, layout.currency, layout.net, layout.gross, layout.fee)
-    created_at, source_at = tuple(layout.created), layout.source_id
-    first_psp, first_payout, first_merchant = (
-        _first_of(tuple(layout.psp)), _first_of(tuple(layout.payout)), _first_of(tuple(layout.merchant)))
-    scales = {currency: 10**exponent for currency, exponent in CURRENCY_EXPONENTS.items()}
-    categories: dict[str, tuple[str, str] | None] = {}
-    currencies: dict[str, tuple[str, int | None] | None] = {}
-    times: dict[str, object] = {}
+    """``(line_number, fields, raw, error)`` rows of a report, each read by ``_record`` and rendered for COPY."""
     for line_number, fields, raw, error in lines:
-        rendered = None
-        if len(fields) == width and error is None and '"' not in raw and "\\" not in raw and "\t" not in raw:
-            value = fields[category_at]
-            kind = categories.get(value) or _remember(categories, value, _category(value))
-            value = fields[currency_at]
-            money = currencies.get(value) or _remember(currencies, value, _currency(value, scales))
-            if kind is not None and money is not None:
-                currency, scale = money
-                net = _amount(fields[net_at], currency, scale)
-                gross = _amount(fields[gross_at], currency, scale)
-                fee = _amount(fields[fee_at], currency, scale)
-                occurred = _EMPTY
-                for position in created_at:
-                    value = fields[position]
-                    occurred = times.get(value) or _remember(times, value, _time(value))
-                    if occurred is not _EMPTY:
-                        break
-                if not (net is None or net is _BAD or gross is _BAD or fee is _BAD or occurred is _BAD):
-                    occurred_at, stamp = (None, _NULL) if occurred is _EMPTY else occurred
-                    record_type, category = kind
-                    source_id = fields[source_at].strip() if source_at is not None else ""
-                    payout = first_payout(fields)
-                    if not payout and record_type == "payout" and source_id.startswith("po_"):
-                        payout = source_id
-                    rendered = record_type, occurred_at, payout, currency, fee, net, (
-                        f"{line_number}\t{record_type}\t{category}\t{first_psp(fields)}\t{source_id}\t"
-                        f"{first_merchant(fields)}\t{payout}\t{currency}\t{_NULL if gross is None else gross}\t"
-                        f"{_NULL if fee is None else fee}\t{net}\t{stamp}\t\t\n")
-        if rendered is None:
-            row = CsvRow(line_number, fields, raw, error)
-            try:
-                rendered = render_line_row(line_row(_record(row, columns, layout)))
-            except RowError as exc:
-                rendered = render_line_row(line_row(MalformedRecord(line_number, str(exc), row.source_line)))
-        yield rendered
+        row = CsvRow(line_number, fields, raw, error)
+        try:
+            yield render_line_row(line_row(_record(row, columns, layout)))
+        except RowError as exc:
+            yield render_line_row(line_row(MalformedRecord(line_number, str(exc), row.source_line)))
 
 
 def _open(path: Path) -> tuple[Iterator[CsvRow], Columns, _Layout]:
@@ -206,76 +159,3 @@ def _record(row: CsvRow, columns: Columns, layout: _Layout) -> SettlementRecord:
         source_line=row.source_line,
         source_reference=source_id,
     )
-
-
-_CACHE_LIMIT = 200_000  # entries per cache; past it, values are converted but not remembered
-
-
-# --- the fast path's conversions: each the same as ``_record``'s, or ``None`` / ``_BAD`` to leave it to ``_record``
-
-
-def _remember(cache: dict, value: str, converted: object) -> object:
-    if len(cache) < _CACHE_LIMIT:
-        cache[value] = converted
-    return converted
-
-
-def _category(value: str) -> tuple[str, str] | None:
-    category = value.strip()
-    return (CATEGORY_TYPES.get(category.lower(), "unknown"), category) if category else None
-
-
-def _currency(value: str, scales: dict[str, int]) -> tuple[str, int | None] | None:
-    try:
-        currency = currency_of(value.strip() or None, "currency")
-    except RowError:
-        return None
-    return currency, scales.get(currency)
-
-
-def _time(value: str) -> object:
-    """``(datetime, its COPY text)``, ``_EMPTY`` or ``_BAD``."""
-    try:
-        parsed = parse_datetime(value, "created") if value.strip() else None
-    except RowError:
-        return _BAD
-    return _EMPTY if parsed is None else (parsed, parsed.isoformat())
-
-
-def _first_of(positions: tuple[int, ...]) -> Callable[[list[str]], str]:
-    """``_first`` for a row of the header's width, ``""`` for none: unrolled for up to three columns."""
-    if not positions:
-        return lambda fields: ""
-    if len(positions) == 1:
-        (a,) = positions
-        return lambda fields: fields[a].strip()
-    if len(positions) == 2:
-        a, b = positions
-        return lambda fields: fields[a].strip() or fields[b].strip()
-    if len(positions) == 3:
-        a, b, c = positions
-        return lambda fields: fields[a].strip() or fields[b].strip() or fields[c].strip()
-    return lambda fields: _first(fields, list(positions)) or ""
-
-
-_BAD = object()  # a value _record would refuse
-_EMPTY = object()  # an empty field
-_NULL = "\\N"  # COPY's NULL
-
-
-def _amount(value: str, currency: str, scale: int | None) -> int | None | object:
-    """``minor_units`` of a plain amount ("-12.34" with as many decimals as the currency has),
-    without a regular expression; ``None`` for an empty field, ``_BAD`` for one ``_record`` would refuse."""
-    text = value.strip()
-    whole, dot, fraction = text.partition(".")
-    if scale is not None and (whole.isdecimal() or (whole[:1] == "-" and whole[1:].isdecimal())):
-        if not dot:
-            return int(whole) * scale
-        if 10 ** len(fraction) == scale and fraction.isdecimal():
-            return int(whole + fraction)
-    if not text:
-        return None
-    try:
-        return minor_units(text, currency, "amount")
-    except RowError:
-        return _BAD

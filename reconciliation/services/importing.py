@@ -4,10 +4,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from queue import Full, Queue
 
@@ -16,6 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from reconciliation.exceptions import SettlementImportError
 from reconciliation.importers import (
     LINE_ROW_FIELDS,
+    CopyChunk,
     FastPathUnavailable,
     FileHeader,
     ImportFormatError,
@@ -107,12 +106,8 @@ def _copy_lines(settlement_file: SettlementFile, path: Path, fmt: str,
 
 def _copy_chunks(settlement_file: SettlementFile, path: Path, fmt: str, progress: Callable[[int], None] | None,
                  progress_every: int, *, fast: bool) -> None:
-    counts: Counter[str] = Counter()
     statements: list[dict] = []
-    latest: datetime | None = None
-    latest_payout: datetime | None = None
-    fees: dict[tuple[str, str], list[int]] = {}
-    lines = 0
+    total = CopyChunk(text="", rows=0)  # what the file's chunks sum up to
     reported = 0
     unique_references = None
     table = SettlementLine._meta.db_table
@@ -132,30 +127,21 @@ def _copy_chunks(settlement_file: SettlementFile, path: Path, fmt: str, progress
                         })
                     continue
                 copy.write(item.text)
-                lines += item.rows
-                counts.update(item.counts)
-                for key, (total, count) in item.fees.items():
-                    entry = fees.setdefault(key, [0, 0])
-                    entry[0] += total
-                    entry[1] += count
-                if item.latest is not None and (latest is None or item.latest > latest):
-                    latest = item.latest
-                if item.latest_payout is not None and (latest_payout is None or item.latest_payout > latest_payout):
-                    latest_payout = item.latest_payout
-                if progress is not None and lines // progress_every > reported:
-                    reported = lines // progress_every
-                    progress(lines)
+                total.absorb(item)
+                if progress is not None and total.rows // progress_every > reported:
+                    reported = total.rows // progress_every
+                    progress(total.rows)
         # Fresh statistics (a small sample), so that matching plans its joins for the lines just added.
         cursor.execute("SET LOCAL default_statistics_target = 10")
         cursor.execute(f"ANALYZE {table}")
         cursor.execute("RESET default_statistics_target")
-    settlement_file.line_count = lines
-    settlement_file.malformed_count = counts.get("malformed", 0)
-    settlement_file.counts_by_type = dict(sorted(counts.items()))
+    settlement_file.line_count = total.rows
+    settlement_file.malformed_count = total.counts.get("malformed", 0)
+    settlement_file.counts_by_type = dict(sorted(total.counts.items()))
     settlement_file.statements = statements
-    settlement_file.settled_at = latest_payout or latest
-    settlement_file.fees = [[payout, currency, total, count]
-                            for (payout, currency), (total, count) in sorted(fees.items())]
+    settlement_file.settled_at = total.latest_payout or total.latest
+    settlement_file.fees = [[payout, currency, amount, count]
+                            for (payout, currency), (amount, count) in sorted(total.fees.items())]
     settlement_file.unique_references = unique_references
     settlement_file.save(update_fields=[
         "line_count", "malformed_count", "counts_by_type", "statements", "settled_at", "fees", "unique_references"])

@@ -136,10 +136,9 @@ def reconciliation_run(*, day: date, actor: str = SYSTEM_ACTOR) -> Reconciliatio
             cursor.execute(_UPSERT_LINE_BREAKS.format(L=L, F=F, B=B), params)
             cursor.execute(_AUDIT_NEW_AUTO_RESOLVED.format(B=B, BR=BR), params)
             cursor.execute(_CLEAR_STALE_LINE_BREAKS.format(B=B, BR=BR), params)
-            cursor.execute(_MISSING_IN_SETTLEMENT.format(
-                B=B, PO=PO, SETTLED=_order_settled("o.id", "o.psp_reference")), params)
-            cursor.execute(_SETTLED_LATER.format(B=B, BR=BR, PO=PO, LINE=_settling_line("o.id", "o.psp_reference")),
-                           params)
+            settling = _settling_lines("o.id", "o.psp_reference")
+            cursor.execute(_MISSING_IN_SETTLEMENT.format(B=B, PO=PO, SETTLING=settling), params)
+            cursor.execute(_SETTLED_LATER.format(B=B, BR=BR, PO=PO, SETTLING=settling), params)
             fees = _post_fees(cursor, files)
             cursor.execute("SELECT match_state, count(*) FROM recon_eval GROUP BY 1 ORDER BY 1")
             lines = dict(cursor.fetchall())
@@ -222,16 +221,16 @@ def _build_candidates(cursor, params: dict, files: list[int]) -> int:
 _NOT_CANDIDATES = {"refund", "payout", "bank_credit", "bank_debit", "malformed"}
 
 
-def _order_settled(order_id: str, order_psp_reference: str) -> str:
-    """SQL: the order has a matched charge line: one with a ``SettlementMatch`` naming it, or
-    one matched by PSP reference in a reconciled file (no match row)."""
-    return f"""(EXISTS (SELECT 1 FROM {M} m JOIN {L} e ON e.id = m.line_id
-             WHERE m.kind = 'payment_order' AND m.object_id = {order_id} AND m.state = 'matched'
-               AND e.record_type = 'charge')
-     OR EXISTS (SELECT 1 FROM {L} e JOIN {F} fe ON fe.id = e.file_id
-             WHERE {order_psp_reference} <> '' AND e.psp_reference = {order_psp_reference}
-               AND e.record_type = 'charge' AND fe.reconciled_at IS NOT NULL
-               AND NOT EXISTS (SELECT 1 FROM {M} x WHERE x.line_id = e.id)))"""
+def _settling_lines(order_id: str, order_psp_reference: str) -> str:
+    """SQL: the matched charge lines of an order: those with a ``SettlementMatch`` naming it, and
+    those matched by PSP reference in a reconciled file (no match row)."""
+    return f"""
+        SELECT e.id FROM {M} m JOIN {L} e ON e.id = m.line_id
+        WHERE m.kind = 'payment_order' AND m.object_id = {order_id} AND m.state = 'matched' AND e.record_type = 'charge'
+        UNION ALL
+        SELECT e.id FROM {L} e JOIN {F} fe ON fe.id = e.file_id
+        WHERE {order_psp_reference} <> '' AND e.psp_reference = {order_psp_reference} AND e.record_type = 'charge'
+          AND fe.reconciled_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {M} x WHERE x.line_id = e.id)"""
 
 
 # Candidate charge lines whose order a line matched by an earlier run settled already. The
@@ -248,18 +247,6 @@ _SETTLED_BEFORE = f"""
     WHERE c.record_type = 'charge' AND c.order_psp_reference <> '' AND e.file_id = ANY(%(reconciled_files)s)
       AND NOT EXISTS (SELECT 1 FROM {M} x WHERE x.line_id = e.id)
 """
-
-
-def _settling_line(order_id: str, order_psp_reference: str) -> str:
-    """SQL: the id of a matched charge line of the order (see ``_order_settled``), else NULL."""
-    return f"""(SELECT id FROM (
-        SELECT e.id FROM {M} m JOIN {L} e ON e.id = m.line_id
-        WHERE m.kind = 'payment_order' AND m.object_id = {order_id} AND m.state = 'matched' AND e.record_type = 'charge'
-        UNION ALL
-        SELECT e.id FROM {L} e JOIN {F} fe ON fe.id = e.file_id
-        WHERE {order_psp_reference} <> '' AND e.psp_reference = {order_psp_reference} AND e.record_type = 'charge'
-          AND fe.reconciled_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {M} x WHERE x.line_id = e.id)
-    ) settling ORDER BY id LIMIT 1)"""
 
 
 # Every open line of a PSP report except refunds, payouts and bank lines, with the payment
@@ -456,7 +443,7 @@ SELECT 'missing_in_settlement:object:' || o.id, 'missing_in_settlement', 'open',
        '', '', '', NULL, %(now)s
 FROM {PO} o
 WHERE o.state = 'succeeded' AND o.completed_at < %(missing_before)s AND o.completed_at >= %(missing_since)s
-  AND NOT {SETTLED}
+  AND NOT EXISTS ({SETTLING})
 ON CONFLICT (key) DO UPDATE SET last_seen_run_id = EXCLUDED.last_seen_run_id
 """
 
@@ -465,7 +452,7 @@ WITH cleared AS (
     UPDATE {B} b SET state = 'auto_resolved', resolution = 'settled_later', resolved_by = %(actor)s,
            resolved_at = %(now)s, reason = 'settled by line ' || s.line_id || ', seen by reconciliation run '
            || %(run)s, last_seen_run_id = %(run)s
-    FROM {PO} o CROSS JOIN LATERAL (SELECT {LINE} AS line_id) s
+    FROM {PO} o CROSS JOIN LATERAL (SELECT min(id) AS line_id FROM ({SETTLING}) settling) s
     WHERE b.break_class = 'missing_in_settlement' AND b.state = 'open' AND o.id = b.object_id
       AND s.line_id IS NOT NULL
     RETURNING b.id, b.reason

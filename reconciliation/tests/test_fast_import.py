@@ -74,11 +74,10 @@ def plain_rows(count: int) -> list[str]:
             for n in range(100, 100 + count)]
 
 
-def read(path: Path, *, fast: bool) -> tuple[list[tuple], dict, list, int]:
+def read(path: Path, *, fast: bool) -> tuple[list[tuple], tuple, list, int]:
     """The rows the chunks hold, parsed back (times compared as instants), what the chunks sum up,
     the reference checks and how many chunks Arrow converted (bytes; the row parser gives str)."""
-    rows, totals, checks = [], {"counts": {}, "fees": {}, "latest": None, "latest_payout": None}, []
-    by_arrow = 0
+    rows, total, checks, by_arrow = [], CopyChunk(text="", rows=0), [], 0
     for item in iter_copy_chunks(path, "stripe", 7, fast=fast):
         if isinstance(item, ReferencesChecked):
             checks.append(item.unique)
@@ -92,17 +91,9 @@ def read(path: Path, *, fast: bool) -> tuple[list[tuple], dict, list, int]:
             if fields[13] != "\\N":
                 fields[13] = datetime.fromisoformat(fields[13])
             rows.append(tuple(fields))
-        for key, count in item.counts.items():
-            totals["counts"][key] = totals["counts"].get(key, 0) + count
-        for key, (total, count) in item.fees.items():
-            entry = totals["fees"].setdefault(key, [0, 0])
-            entry[0] += total
-            entry[1] += count
-        for key in ("latest", "latest_payout"):
-            value = getattr(item, key)
-            if value is not None and (totals[key] is None or value > totals[key]):
-                totals[key] = value
-    return rows, totals, checks, by_arrow
+        total.absorb(item)
+    sums = (total.rows, dict(total.counts), total.fees, total.latest, total.latest_payout)
+    return rows, sums, checks, by_arrow
 
 
 def test_odd_rows_read_the_same_by_both_parsers(tmp_path, monkeypatch):

@@ -1,92 +1,38 @@
-"""The Stripe-compatible operations: payment intents, refunds, charges.
+"""PaymentIntents as Stripe's current API has them: create (and confirm), 3-D Secure, capture, cancel.
 
-Pure business logic over ``Store``; HTTP concerns (auth, idempotency,
-injected faults, delays) live in ``server.py``.  Every state change emits an
-event through ``Api.emit`` (stored, then delivered by ``webhooks``).
+Pure business logic over ``Store``; HTTP concerns (auth, idempotency, injected faults,
+delays) live in ``server.py``. Every state change emits an event through ``Api.emit``
+(stored, then delivered by ``webhooks``), stamped with the request that caused it.
+Refunds, charges, customers and payment methods have modules of their own.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from . import behaviour
+from . import charges, context, customers, intent_params, objects, payment_methods, refunds, validation
 from .behaviour import Config, Decline, Plan
+from .cards import GENERIC_DECLINE
+from .context import RequestContext
+from .errors import DOC_URL, ApiError, invalid, not_found
 from .store import Store, new_id
 
-_CURRENCY = re.compile(r"^[a-z]{3}$")
+__all__ = ["Api", "ApiError", "ProcessingWorker", "invalid", "not_found"]
+
 _SEARCH = re.compile(r"""^\s*metadata\[(['"])(?P<key>[^'"]+)\1\]\s*:\s*(['"])(?P<value>[^'"]*)\3\s*$""")
-
-
-class ApiError(Exception):
-    """An error response in Stripe's shape: ``{"error": {...}}``."""
-
-    def __init__(
-        self,
-        status: int,
-        type_: str,
-        message: str,
-        *,
-        code: str | None = None,
-        param: str | None = None,
-        **extra: Any,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body: dict[str, Any] = {"type": type_, "message": message}
-        if code:
-            self.body["code"] = code
-            self.body["doc_url"] = f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}"
-        if param:
-            self.body["param"] = param
-        self.body.update({k: v for k, v in extra.items() if v is not None})
-
-    def payload(self) -> dict[str, Any]:
-        """The JSON response body."""
-        return {"error": self.body}
-
-
-def invalid(message: str, param: str | None = None, code: str | None = None, status: int = 400) -> ApiError:
-    """A 400 invalid_request_error."""
-    return ApiError(status, "invalid_request_error", message, code=code, param=param)
-
-
-def not_found(kind: str, obj_id: str) -> ApiError:
-    """A 404 resource_missing error."""
-    return invalid(f"No such {kind}: '{obj_id}'", param="id", code="resource_missing", status=404)
-
-
-def _parse_amount(raw: Any, param: str = "amount") -> int:
-    if not isinstance(raw, str) or not raw.isdigit():
-        raise invalid(f"Invalid integer: {raw}", param=param, code="parameter_invalid_integer")
-    amount = int(raw)
-    if amount <= 0:
-        raise invalid(
-            "This value must be greater than or equal to 1.",
-            param=param,
-            code="amount_too_small",
-        )
-    return amount
-
-
-def _parse_bool(raw: Any, param: str) -> bool:
-    if raw in (None, "", "false"):
-        return False
-    if raw == "true":
-        return True
-    raise invalid(f"Invalid boolean: {raw}", param=param)
-
-
-def _metadata(raw: Any) -> dict[str, str]:
-    if raw in (None, ""):
-        return {}
-    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
-        raise invalid("Invalid metadata: must be a hash of string values", param="metadata")
-    return dict(raw)
+CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmation", "requires_action")
+CANCELLATION_REASONS = ("abandoned", "duplicate", "fraudulent", "requested_by_customer")
+AUTHENTICATION_FAILED = (
+    "The provided PaymentMethod has failed authentication. You can provide payment_method_data or a new "
+    "PaymentMethod to attempt to fulfill this PaymentIntent again."
+)
+_CHARGE_STATUS = {"declined": "failed", "processing": "pending", "processing_fail": "pending"}
 
 
 class Api:
@@ -99,19 +45,20 @@ class Api:
 
     # -- events -------------------------------------------------------------
     def emit(self, event_type: str, obj: dict[str, Any]) -> dict[str, Any]:
-        """Store an event; it is delivered if a webhook URL is configured."""
-        cfg = self.config.snapshot()
+        """Store an event for the current request; it is delivered if a webhook URL is configured."""
+        cfg, ctx = self.config.snapshot(), context.current()
         event = {
             "id": new_id("evt"),
             "object": "event",
-            "api_version": "2024-06-20",
+            "api_version": ctx.api_version,
             "type": event_type,
             "created": int(time.time()),
             "livemode": False,
             "pending_webhooks": 1 if cfg["webhook_url"] else 0,
-            "request": {"id": None, "idempotency_key": None},
+            "request": {"id": ctx.request_id, "idempotency_key": ctx.idempotency_key},
             "data": {"object": obj},
         }
+        event = objects.complete(event)  # webhooks and /_sandbox/events carry complete objects
         due = time.time() + cfg["webhook_delay_s"]
         window = cfg["webhook_reorder_window_s"]
         if cfg["webhook_reorder"] and window > 0:
@@ -122,202 +69,242 @@ class Api:
         self.notify()
         return event
 
-    # -- rendering ----------------------------------------------------------
-    def charge_object(self, row: dict[str, Any]) -> dict[str, Any]:
-        """A Stripe charge object from a charges row."""
-        pi = self.store.get_payment_intent(row["payment_intent"]) or {}
-        failed = row["status"] == "failed"
-        return {
-            "id": row["id"],
-            "object": "charge",
-            "amount": row["amount"],
-            "amount_captured": row["amount"] if row["status"] == "succeeded" else 0,
-            "amount_refunded": row["amount_refunded"],
-            "captured": row["status"] == "succeeded",
-            "refunded": row["status"] == "succeeded" and row["amount_refunded"] >= row["amount"],
-            "currency": row["currency"],
-            "payment_intent": row["payment_intent"],
-            "payment_method": row["payment_method"],
-            "paid": row["status"] == "succeeded",
-            "status": row["status"],
-            "failure_code": row["failure_code"],
-            "failure_message": "Your card was declined." if failed else None,
-            "metadata": pi.get("metadata", {}),
-            "created": row["created"],
-            "livemode": False,
-        }
+    def _background(self, pi_id: str) -> RequestContext:
+        """The context of work no request caused: the PaymentIntent's API version, no request id."""
+        version = self.store.pi_extra(pi_id).get("api_version") or context.DEFAULT_API_VERSION
+        return RequestContext(api_version=version)
 
-    # -- payment intents ----------------------------------------------------
+    # -- create and confirm ---------------------------------------------------
     def validate_create(self, params: dict[str, Any]) -> dict[str, Any]:
         """Check create parameters (errors here are not stored for idempotency)."""
-        if "amount" not in params:
-            raise invalid(
-                "Missing required param: amount.",
-                param="amount",
-                code="parameter_missing",
-            )
-        amount = _parse_amount(params["amount"])
-        currency = str(params.get("currency") or "").lower()
-        if not currency:
-            raise invalid(
-                "Missing required param: currency.",
-                param="currency",
-                code="parameter_missing",
-            )
-        if not _CURRENCY.match(currency):
-            raise invalid(
-                f"Invalid currency: {currency}.",
-                param="currency",
-                code="parameter_invalid_string",
-            )
-        pm = params.get("payment_method")
-        if pm is not None and (not isinstance(pm, str) or not behaviour.is_valid_payment_method(pm)):
-            raise invalid(
-                f"No such PaymentMethod: '{pm}'",
-                param="payment_method",
-                code="resource_missing",
-            )
-        confirm = _parse_bool(params.get("confirm"), "confirm")
-        if confirm and not pm:
-            raise invalid(
-                "You cannot confirm this PaymentIntent because it's missing a payment method.",
-                param="payment_method",
-                code="payment_intent_unexpected_state",
-            )
+        return intent_params.validate_create(self.store, params)
+
+    def _new_payment_intent(self, req: dict[str, Any]) -> dict[str, Any]:
+        pi_id = new_id("pi")
         return {
-            "amount": amount,
-            "currency": currency,
-            "payment_method": pm,
-            "confirm": confirm,
-            "metadata": _metadata(params.get("metadata")),
-            "description": params.get("description"),
+            "id": pi_id,
+            "object": "payment_intent",
+            "allowed_payment_method_types": req["allowed_payment_method_types"],
+            "amount": req["amount"],
+            "amount_capturable": 0,
+            "amount_received": 0,
+            "automatic_payment_methods": req["automatic_payment_methods"],
+            "canceled_at": None,
+            "cancellation_reason": None,
+            "capture_method": req["capture_method"],
+            "client_secret": f"{pi_id}_secret_{secrets.token_urlsafe(18).replace('-', 'x').replace('_', 'y')}",
+            "confirmation_method": req["confirmation_method"],
+            "created": int(time.time()),
+            "currency": req["currency"],
+            "customer": req["customer"],
+            "description": req["description"],
+            "excluded_payment_method_types": req["excluded_payment_method_types"],
+            "last_payment_error": None,
+            "latest_charge": None,
+            "livemode": False,
+            "metadata": req["metadata"],
+            "next_action": None,
+            "payment_method": None,
+            "payment_method_types": req["payment_method_types"],
+            "processing": None,
+            "receipt_email": req["receipt_email"],
+            "setup_future_usage": req["setup_future_usage"],
+            "statement_descriptor": req["statement_descriptor"],
+            "statement_descriptor_suffix": req["statement_descriptor_suffix"],
+            "status": "requires_confirmation" if req["pm"] else "requires_payment_method",
         }
 
     def create_payment_intent(
         self, req: dict[str, Any], plan: Plan, api_key: str, idempotency_key: str | None
     ) -> tuple[int, dict[str, Any]]:
         """Create (and confirm) a payment intent; return (status, body) to store and send."""
-        now = int(time.time())
-        pi: dict[str, Any] = {
-            "id": new_id("pi"),
-            "object": "payment_intent",
-            "amount": req["amount"],
-            "amount_capturable": 0,
-            "amount_received": 0,
-            "capture_method": "automatic",
-            "confirmation_method": "automatic",
-            "currency": req["currency"],
-            "description": req["description"],
-            "status": "requires_payment_method",
-            "payment_method": req["payment_method"],
-            "payment_method_types": ["card"],
-            "latest_charge": None,
-            "metadata": req["metadata"],
-            "created": now,
-            "livemode": False,
-            "last_payment_error": None,
-        }
+        pi = self._new_payment_intent(req)
+        extra = {"api_version": context.current().api_version, "return_url": req["return_url"]}
         with self.store.transaction():
             if not req["confirm"]:
-                if pi["payment_method"]:
-                    pi["status"] = "requires_confirmation"
-                self.store.insert_payment_intent(pi, api_key, idempotency_key)
+                pi["payment_method"] = req["pm"].requested if req["pm"] else None
+                self.store.insert_payment_intent(pi, api_key, idempotency_key, extra=extra)
+                self.emit("payment_intent.created", pi)
                 return 200, pi
-            charge = {
-                "id": new_id("ch"),
-                "payment_intent": pi["id"],
-                "idempotency_key": idempotency_key,
-                "payment_order_id": req["metadata"].get("payment_order_id"),
-                "amount": req["amount"],
-                "amount_refunded": 0,
-                "currency": req["currency"],
-                "payment_method": req["payment_method"],
-                "created": now,
-                "created_at": time.time(),
-            }
-            pi["latest_charge"] = charge["id"]
-            complete_at = planned = None
-            if plan.outcome == "declined":
-                assert plan.decline is not None
-                charge.update(status="failed", failure_code=plan.decline.code)
-                pi["last_payment_error"] = self._payment_error(plan.decline, charge["id"], pi["payment_method"])
-            elif plan.outcome in ("processing", "processing_fail"):
-                charge["status"] = "pending"
-                pi["status"] = "processing"
-                complete_at = time.time() + self.config.get("processing_delay_s")
-                planned = "succeeded" if plan.outcome == "processing" else "failed"
-            else:
-                charge["status"] = "succeeded"
-                pi["status"] = "succeeded"
-                pi["amount_received"] = pi["amount"]
-            self.store.insert_payment_intent(pi, api_key, idempotency_key, complete_at, planned)
-            self.store.insert_charge(charge)
-            if plan.outcome == "declined":
-                self.emit("payment_intent.payment_failed", pi)
-                err = ApiError(
-                    402,
-                    "card_error",
-                    plan.decline.message if plan.decline else "",
-                    code=pi["last_payment_error"]["code"],
-                    decline_code=pi["last_payment_error"].get("decline_code"),
-                    charge=charge["id"],
-                    payment_intent=pi,
-                    payment_method={
-                        "id": pi["payment_method"],
-                        "object": "payment_method",
-                    },
-                )
-                return err.status, err.payload()
-            self.emit(
-                "payment_intent.processing" if pi["status"] == "processing" else "payment_intent.succeeded",
-                pi,
-            )
-            return 200, pi
+            pm = payment_methods.consume(self.store, req["pm"], pi["id"], req["customer"])
+            pi["payment_method"] = pm["id"]
+            self.emit("payment_intent.created", dict(pi))
+            if plan.outcome == "requires_action":
+                pi.update(status="requires_action", next_action=self._next_action(pi, pm, req["return_url"]))
+                self.store.insert_payment_intent(pi, api_key, idempotency_key, extra=extra)
+                self.emit("payment_intent.requires_action", pi)
+                return 200, pi
+            return self._charge(pi, pm, plan, (api_key, idempotency_key), extra)
+
+    def _charge(
+        self, pi: dict[str, Any], pm: dict[str, Any], plan: Plan, key: tuple[str, str | None], extra: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
+        status = "authorized" if pi["capture_method"] == "manual" else "succeeded"
+        decline = plan.decline
+        charge = charges.new_row(
+            pi, pm["id"], key[1], _CHARGE_STATUS.get(plan.outcome, status), decline.code if decline else None
+        )
+        pi["latest_charge"] = charge["id"]
+        complete_at = planned = None
+        if decline is not None:
+            pi.update(status="requires_payment_method", payment_method=None)
+            pi["last_payment_error"] = self._payment_error(decline, charge["id"], pm)
+        elif plan.outcome in ("processing", "processing_fail"):
+            pi["status"] = "processing"
+            complete_at = time.time() + self.config.get("processing_delay_s")
+            planned = "succeeded" if plan.outcome == "processing" else "failed"
+        else:
+            pi.update(self._paid(pi))
+        self.store.insert_payment_intent(pi, key[0], key[1], complete_at, planned, extra=extra)
+        self.store.insert_charge(charge)
+        self._emit_outcome(pi, charge)
+        if decline is not None:
+            return 402, {"error": {**pi["last_payment_error"], "payment_intent": pi}}
+        return 200, pi
 
     @staticmethod
-    def _payment_error(decline: Decline, charge_id: str, pm: str | None) -> dict[str, Any]:
-        err: dict[str, Any] = {
-            "type": "card_error",
-            "code": decline.code,
-            "message": decline.message,
-            "charge": charge_id,
-            "payment_method": {"id": pm, "object": "payment_method"},
-        }
-        if decline.decline_code:
-            err["decline_code"] = decline.decline_code
-        return err
+    def _paid(pi: dict[str, Any]) -> dict[str, Any]:
+        if pi["capture_method"] == "manual":
+            return {"status": "requires_capture", "amount_capturable": pi["amount"]}
+        return {"status": "succeeded", "amount_received": pi["amount"]}
+
+    def _emit_outcome(self, pi: dict[str, Any], charge: dict[str, Any]) -> None:
+        """``charge.<status>`` then ``payment_intent.<status>``, as Stripe sends them."""
+        row = self.store.get_charge(charge["id"]) or charge
+        status = {"failed": "failed", "pending": "pending"}.get(row["status"], "succeeded")
+        self.emit(f"charge.{status}", charges.charge_object(self.store, row))
+        self.emit(
+            {
+                "requires_payment_method": "payment_intent.payment_failed",
+                "processing": "payment_intent.processing",
+                "requires_capture": "payment_intent.amount_capturable_updated",
+            }.get(pi["status"], "payment_intent.succeeded"),
+            pi,
+        )
+
+    @staticmethod
+    def _payment_error(decline: Decline, charge_id: str | None, pm: dict[str, Any] | None) -> dict[str, Any]:
+        err = ApiError(
+            402,
+            "card_error",
+            decline.message,
+            code=decline.code,
+            param=decline.param,
+            decline_code=decline.decline_code,
+            advice_code=decline.advice_code,
+            charge=charge_id,
+            payment_method=pm,
+        )
+        return err.body
+
+    @staticmethod
+    def _next_action(pi: dict[str, Any], pm: dict[str, Any], return_url: str | None) -> dict[str, Any]:
+        url = f"{context.current().base_url}/_sandbox/3ds/{pi['id']}"
+        if return_url:
+            return {"type": "redirect_to_url", "redirect_to_url": {"return_url": return_url, "url": url}}
+        sdk = {"type": "three_d_secure_redirect", "stripe_js": url, "source": pm["id"]}
+        return {"type": "use_stripe_sdk", "use_stripe_sdk": sdk}
+
+    # -- after creation -------------------------------------------------------
+    def complete_challenge(self, pi_id: str, succeed: bool) -> tuple[dict[str, Any], str | None]:
+        """Finish a 3-D Secure challenge; return the PaymentIntent and where to send the buyer."""
+        with self.store.transaction(), context.use(self._background(pi_id)):
+            pi, row = self.retrieve_payment_intent(pi_id), self.store.get_payment_intent_row(pi_id) or {}
+            if pi["status"] != "requires_action":
+                raise invalid(
+                    f"This PaymentIntent has a status of {pi['status']}: there is no challenge to complete.",
+                    code="payment_intent_unexpected_state",
+                )
+            pi["next_action"] = None
+            pm = self.store.get_payment_method(pi["payment_method"] or "")
+            if succeed:
+                charge = charges.new_row(pi, pi["payment_method"], row.get("idempotency_key"), "succeeded")
+                if pi["capture_method"] == "manual":
+                    charge["status"] = "authorized"
+                pi.update(latest_charge=charge["id"], **self._paid(pi))
+                self.store.insert_charge(charge)
+                self.store.update_payment_intent(pi)
+                self._emit_outcome(pi, charge)
+            else:
+                pi.update(status="requires_payment_method", payment_method=None)
+                pi["last_payment_error"] = {
+                    "type": "invalid_request_error",
+                    "code": "payment_intent_authentication_failure",
+                    "doc_url": DOC_URL + "payment-intent-authentication-failure",
+                    "message": AUTHENTICATION_FAILED,
+                    "payment_method": pm["object"] if pm else None,
+                }
+                self.store.update_payment_intent(pi)
+                self.emit("payment_intent.payment_failed", pi)
+            return pi, self.store.pi_extra(pi_id).get("return_url")
 
     def complete_processing(self, now: float | None = None) -> int:
         """Finish processing payment intents whose time has come; return how many."""
         done = 0
         for row in self.store.due_processing(time.time() if now is None else now):
-            with self.store.transaction():
+            with self.store.transaction(), context.use(self._background(row["id"])):
                 pi = self.store.get_payment_intent(row["id"])
                 if pi is None or pi["status"] != "processing":
                     continue
+                pm = self.store.get_payment_method(pi["payment_method"] or "")
                 if row["planned_outcome"] == "failed":
-                    pi["status"] = "requires_payment_method"
+                    decline = GENERIC_DECLINE
                     pi["last_payment_error"] = self._payment_error(
-                        behaviour.GENERIC_DECLINE,
-                        pi["latest_charge"],
-                        pi["payment_method"],
+                        decline, pi["latest_charge"], pm["object"] if pm else None
                     )
-                    self.store.update_charge(
-                        pi["latest_charge"],
-                        status="failed",
-                        failure_code="card_declined",
-                    )
-                    self.store.update_payment_intent(pi)
-                    self.emit("payment_intent.payment_failed", pi)
+                    pi.update(status="requires_payment_method", payment_method=None)
+                    self.store.update_charge(pi["latest_charge"], status="failed", failure_code=decline.code)
                 else:
-                    pi["status"] = "succeeded"
-                    pi["amount_received"] = pi["amount"]
+                    pi.update(self._paid(pi))
                     self.store.update_charge(pi["latest_charge"], status="succeeded")
-                    self.store.update_payment_intent(pi)
-                    self.emit("payment_intent.succeeded", pi)
+                self.store.update_payment_intent(pi)
+                self._emit_outcome(pi, {"id": pi["latest_charge"]})
                 done += 1
         return done
 
+    def cancel_payment_intent(self, pi_id: str, req: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """``POST /v1/payment_intents/{id}/cancel``."""
+        pi = self.retrieve_payment_intent(pi_id)
+        if pi["status"] not in CANCELABLE:
+            raise invalid(
+                f"You cannot cancel this PaymentIntent because it has a status of {pi['status']}. Only a "
+                f"PaymentIntent with one of the following statuses may be canceled: {', '.join(CANCELABLE)}.",
+                code="payment_intent_unexpected_state",
+            )
+        if pi["status"] == "requires_capture":
+            self.store.update_charge(pi["latest_charge"], status="released")
+        pi.update(
+            status="canceled",
+            canceled_at=int(time.time()),
+            cancellation_reason=req["cancellation_reason"],
+            next_action=None,
+            amount_capturable=0,
+        )
+        self.store.update_payment_intent(pi)
+        self.emit("payment_intent.canceled", pi)
+        return 200, pi
+
+    def capture_payment_intent(self, pi_id: str, req: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """``POST /v1/payment_intents/{id}/capture`` (the whole authorized amount)."""
+        pi = self.retrieve_payment_intent(pi_id)
+        if pi["status"] != "requires_capture":
+            raise invalid(
+                f"This PaymentIntent could not be captured because it has a status of {pi['status']}. Only a "
+                "PaymentIntent with one of the following statuses may be captured: requires_capture.",
+                code="payment_intent_unexpected_state",
+            )
+        amount = req["amount_to_capture"]
+        if amount is not None and amount != pi["amount_capturable"]:
+            raise invalid("The sandbox captures the whole authorized amount only.", param="amount_to_capture")
+        self.store.update_charge(pi["latest_charge"], status="succeeded")
+        pi.update(status="succeeded", amount_received=pi["amount"], amount_capturable=0)
+        self.store.update_payment_intent(pi)
+        row = self.store.get_charge(pi["latest_charge"])
+        self.emit("charge.captured", charges.charge_object(self.store, row or {}))
+        self.emit("payment_intent.succeeded", pi)
+        return 200, pi
+
+    # -- reads ----------------------------------------------------------------
     def retrieve_payment_intent(self, pi_id: str) -> dict[str, Any]:
         """GET /v1/payment_intents/{id}."""
         pi = self.store.get_payment_intent(pi_id)
@@ -325,16 +312,18 @@ class Api:
             raise not_found("payment_intent", pi_id)
         return pi
 
-    def search_payment_intents(self, api_key: str, query: str | None) -> dict[str, Any]:
-        """GET /v1/payment_intents/search (only ``metadata['k']:'v'`` queries)."""
-        m = _SEARCH.match(query or "")
+    def search_payment_intents(self, api_key: str, params: dict[str, Any]) -> dict[str, Any]:
+        """GET /v1/payment_intents/search (``metadata['k']:'v'`` only), lagging ``search_lag_s``."""
+        validation.check_known(params, validation.SEARCH)
+        m = _SEARCH.match(params.get("query") or "")
         if not m:
             raise invalid(
                 "Only queries of the form metadata['key']:'value' are supported by the sandbox.",
                 param="query",
                 code="parameter_invalid_string",
             )
-        data = self.store.search_payment_intents(api_key, m["key"], m["value"])
+        lag = self.config.get("search_lag_s")
+        data = self.store.search_payment_intents(api_key, m["key"], m["value"], lag)
         return {
             "object": "search_result",
             "data": data,
@@ -344,140 +333,22 @@ class Api:
             "total_count": len(data),
         }
 
-    # -- refunds ------------------------------------------------------------
-    def validate_refund(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Check refund parameters (errors here are not stored)."""
-        pi_id, charge_id = params.get("payment_intent"), params.get("charge")
-        if not pi_id and not charge_id:
-            raise invalid(
-                "One of the following params should be provided for this request: payment_intent or charge.",
-                param="payment_intent",
-                code="parameter_missing",
-            )
-        amount = _parse_amount(params["amount"]) if params.get("amount") not in (None, "") else None
-        return {
-            "payment_intent": pi_id,
-            "charge": charge_id,
-            "amount": amount,
-            "metadata": _metadata(params.get("metadata")),
-            "reason": params.get("reason"),
-        }
-
+    # -- the other resources ----------------------------------------------------
     def create_refund(self, req: dict[str, Any], idempotency_key: str | None) -> tuple[int, dict[str, Any]]:
-        """Refund (part of) a succeeded charge; return (status, body)."""
-        with self.store.transaction():
-            if req["payment_intent"]:
-                pi = self.store.get_payment_intent(req["payment_intent"])
-                if pi is None:
-                    raise not_found("payment_intent", req["payment_intent"])
-                charge = self.store.get_charge(pi["latest_charge"]) if pi["latest_charge"] else None
-            else:
-                charge = self.store.get_charge(req["charge"])
-                if charge is None:
-                    raise not_found("charge", req["charge"])
-                pi = self.store.get_payment_intent(charge["payment_intent"])
-            if charge is None or charge["status"] != "succeeded" or pi is None:
-                err = invalid(
-                    "This PaymentIntent does not have a successful charge to refund.",
-                    param="payment_intent",
-                    code="charge_not_refundable",
-                )
-                return err.status, err.payload()
-            left = charge["amount"] - charge["amount_refunded"]
-            if left <= 0:
-                err = invalid(
-                    f"Charge {charge['id']} has already been refunded.",
-                    code="charge_already_refunded",
-                )
-                return err.status, err.payload()
-            amount = left if req["amount"] is None else req["amount"]
-            if amount > left:
-                err = invalid(
-                    f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})",
-                    param="amount",
-                    code="amount_too_large",
-                )
-                return err.status, err.payload()
-            refund = {
-                "id": new_id("re"),
-                "object": "refund",
-                "amount": amount,
-                "currency": charge["currency"],
-                "charge": charge["id"],
-                "payment_intent": pi["id"],
-                "status": "succeeded",
-                "reason": req["reason"],
-                "metadata": req["metadata"],
-                "created": int(time.time()),
-            }
-            self.store.insert_refund(
-                refund,
-                charge["id"],
-                idempotency_key,
-                pi["metadata"].get("payment_order_id"),
-            )
-            self.store.update_charge(charge["id"], amount_refunded=charge["amount_refunded"] + amount)
-            self.emit("refund.created", refund)
-            self.emit(
-                "charge.refunded",
-                self.charge_object(self.store.get_charge(charge["id"]) or charge),
-            )
-            return 200, refund
+        """POST /v1/refunds."""
+        return refunds.create(self.store, self.emit, req, idempotency_key)
 
-    def retrieve_refund(self, refund_id: str) -> dict[str, Any]:
-        """GET /v1/refunds/{id}."""
-        refund = self.store.get_refund(refund_id)
-        if refund is None:
-            raise not_found("refund", refund_id)
-        return refund
+    def create_customer(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """POST /v1/customers."""
+        return 200, customers.create(self.store, self.emit, params)
 
-    def retrieve_charge(self, charge_id: str) -> dict[str, Any]:
-        """GET /v1/charges/{id}."""
-        row = self.store.get_charge(charge_id)
-        if row is None:
-            raise not_found("charge", charge_id)
-        return self.charge_object(row)
+    def attach_payment_method(self, pm_id: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """POST /v1/payment_methods/{id}/attach."""
+        return 200, payment_methods.attach(self.store, self.emit, pm_id, params)
 
-    # -- sandbox report -----------------------------------------------------
     def charges_report(self) -> dict[str, Any]:
         """The sandbox's own record of money moved, with double charges."""
-        charges, refunds = self.store.list_charges(), self.store.list_refunds()
-        totals: dict[str, dict[str, int]] = {}
-        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for ch in charges:
-            ch.pop("seq", None)
-            if ch["status"] != "succeeded":
-                continue
-            t = totals.setdefault(ch["currency"], {"captured": 0, "refunded": 0, "count": 0})
-            t["captured"] += ch["amount"]
-            t["count"] += 1
-            if ch["payment_order_id"]:
-                groups.setdefault(("payment_order_id", ch["payment_order_id"]), []).append(ch)
-            elif ch["idempotency_key"]:
-                groups.setdefault(("idempotency_key", ch["idempotency_key"]), []).append(ch)
-        for rf in refunds:
-            rf.pop("seq", None)
-            if rf["status"] == "succeeded":
-                t = totals.setdefault(rf["currency"], {"captured": 0, "refunded": 0, "count": 0})
-                t["refunded"] += rf["amount"]
-        doubles = [
-            {
-                "key_type": kind,
-                "key": key,
-                "count": len(chs),
-                "amount": sum(c["amount"] for c in chs),
-                "currency": chs[0]["currency"],
-                "charges": [c["id"] for c in chs],
-            }
-            for (kind, key), chs in groups.items()
-            if len(chs) > 1
-        ]
-        return {
-            "charges": charges,
-            "refunds": refunds,
-            "totals": totals,
-            "double_charges": doubles,
-        }
+        return charges.report(self.store)
 
 
 class ProcessingWorker(threading.Thread):

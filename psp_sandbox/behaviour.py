@@ -15,10 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .cards import AUTHENTICATION_REQUIRED, GENERIC_DECLINE, Decline, TestCard
 from .store import Store
+
+__all__ = ["GENERIC_DECLINE", "Config", "ConfigError", "Decline", "Plan", "decide"]
 
 RATE_KEYS = (
     "error_rate",
+    "transient_error_rate",
     "drop_rate",
     "timeout_rate",
     "processing_rate",
@@ -32,6 +36,7 @@ def default_config() -> dict[str, Any]:
     return {
         "latency_ms": [0, 0],
         "error_rate": 0.0,
+        "transient_error_rate": 0.0,
         "drop_rate": 0.0,
         "timeout_rate": 0.0,
         "processing_rate": 0.0,
@@ -40,6 +45,8 @@ def default_config() -> dict[str, Any]:
         "flaky_failures": 2,
         "timeout_delay_s": 30.0,
         "processing_delay_s": 2.0,
+        "search_lag_s": 2.0,
+        "idempotency_ttl_s": 86400.0,
         "webhook_url": os.environ.get("PSP_SANDBOX_WEBHOOK_URL", ""),
         "webhook_secret": os.environ.get("PSP_SANDBOX_WEBHOOK_SECRET", "whsec_sandbox_secret"),
         "webhook_max_attempts": 8,
@@ -159,74 +166,17 @@ class Config:
             self._rng.shuffle(items)
 
 
-@dataclass(frozen=True)
-class Decline:
-    """A card error as Stripe reports it."""
-
-    code: str
-    decline_code: str | None
-    message: str
-
-
-GENERIC_DECLINE = Decline("card_declined", "generic_decline", "Your card was declined.")
-
-SUCCESS_METHODS = frozenset(
-    {
-        "pm_card_visa",
-        "pm_card_visa_debit",
-        "pm_card_mastercard",
-        "pm_card_mastercard_debit",
-        "pm_card_amex",
-        "pm_card_discover",
-        "pm_card_us",
-    }
-)
-
-DECLINES: dict[str, Decline] = {
-    "pm_card_chargeDeclined": GENERIC_DECLINE,
-    "pm_card_chargeDeclinedInsufficientFunds": Decline(
-        "card_declined", "insufficient_funds", "Your card has insufficient funds."
-    ),
-    "pm_card_chargeDeclinedExpiredCard": Decline("expired_card", "expired_card", "Your card has expired."),
-    "pm_card_chargeDeclinedIncorrectCvc": Decline(
-        "incorrect_cvc", "incorrect_cvc", "Your card's security code is incorrect."
-    ),
-    "pm_card_chargeDeclinedProcessingError": Decline(
-        "processing_error",
-        "processing_error",
-        "An error occurred while processing your card. Try again.",
-    ),
-    "pm_card_chargeDeclinedFraudulent": Decline("card_declined", "fraudulent", "Your card was declined."),
-    "pm_card_chargeDeclinedLostCard": Decline("card_declined", "lost_card", "Your card was declined."),
-    "pm_card_chargeDeclinedStolenCard": Decline("card_declined", "stolen_card", "Your card was declined."),
-}
-
-SANDBOX_METHODS = frozenset(
-    {
-        "pm_sandbox_server_error",
-        "pm_sandbox_flaky",
-        "pm_sandbox_timeout",
-        "pm_sandbox_processing",
-        "pm_sandbox_processing_fail",
-        "pm_sandbox_connection_drop",
-    }
-)
-
-
-def is_valid_payment_method(pm: str) -> bool:
-    """Anything starting with ``pm_`` is accepted (unknown ones behave like a good card)."""
-    return pm.startswith("pm_") and len(pm) > 3
-
-
 @dataclass
 class Plan:
     """What one confirm attempt will do.
 
-    pre_fault: "error" (500) or "drop" (connection closed) before execution,
-    nothing stored.  outcome: "succeeded", "declined", "processing" (later
-    succeeds) or "processing_fail" (later fails).  response_delay_s: the
-    charge is stored, then the response waits that long.  drop_after: the
-    charge is stored, then the connection is closed without a response.
+    pre_fault: before execution. "transient" is a 500 that is not saved against the
+    idempotency key (Stripe's lock timeout: retrying runs the request again), "drop" closes
+    the connection; nothing is executed or stored. "error" is a 500 saved against the key
+    and replayed for it (no PaymentIntent is created). outcome: "succeeded", "declined",
+    "requires_action", "processing" (later succeeds) or "processing_fail" (later fails).
+    response_delay_s: the charge is stored, then the response waits that long. drop_after:
+    the charge is stored, then the connection is closed without a response.
     """
 
     pre_fault: str | None = None
@@ -236,24 +186,36 @@ class Plan:
     drop_after: bool = False
 
 
-def decide(pm: str, config: Config, flaky_count: Callable[[], int]) -> Plan:
-    """Plan the confirm attempt for payment method ``pm``."""
-    if pm == "pm_sandbox_server_error":
-        return Plan(pre_fault="error")
-    if pm == "pm_sandbox_flaky":
-        return Plan(pre_fault="error") if flaky_count() <= config.get("flaky_failures") else Plan()
-    if pm == "pm_sandbox_timeout":
+_FAULT_PLANS = {
+    "server_error": Plan(pre_fault="error"),
+    "processing": Plan(outcome="processing"),
+    "processing_fail": Plan(outcome="processing_fail"),
+    "connection_drop": Plan(drop_after=True),
+}
+
+
+def decide(card: TestCard, off_session: bool, config: Config, flaky_count: Callable[[], int]) -> Plan:
+    """Plan the confirm attempt for a payment method behaving as ``card``."""
+    if card.fault == "flaky":
+        return Plan(pre_fault="transient") if flaky_count() <= config.get("flaky_failures") else Plan()
+    if card.fault == "timeout":
         return Plan(response_delay_s=config.get("timeout_delay_s"))
-    if pm == "pm_sandbox_processing":
-        return Plan(outcome="processing")
-    if pm == "pm_sandbox_processing_fail":
-        return Plan(outcome="processing_fail")
-    if pm == "pm_sandbox_connection_drop":
-        return Plan(drop_after=True)
-    if pm in DECLINES:
-        return Plan(outcome="declined", decline=DECLINES[pm])
-    # A good card: configured chaos applies.
+    if card.fault:
+        return _FAULT_PLANS[card.fault]
+    if card.decline:
+        return Plan(outcome="declined", decline=card.decline)
+    if card.three_d_secure:
+        if off_session:
+            return Plan(outcome="declined", decline=AUTHENTICATION_REQUIRED)
+        return Plan(outcome="requires_action")
+    return _chaos(config)
+
+
+def _chaos(config: Config) -> Plan:
+    """A good card: the configured fault rates apply."""
     cfg = config.snapshot()
+    if config.chance(cfg["transient_error_rate"]):
+        return Plan(pre_fault="transient")
     if config.chance(cfg["error_rate"]):
         return Plan(pre_fault="error")
     if config.chance(cfg["drop_rate"]):

@@ -16,19 +16,19 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from . import __version__, behaviour, settlement
+from . import __version__, context, errors, objects, routes, settlement, validation
 from .api import Api, ApiError, ProcessingWorker, invalid
 from .behaviour import Config, ConfigError, Plan
+from .context import RequestContext
 from .store import Store, new_id
 from .webhooks import WebhookDispatcher
 
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
-_PI = re.compile(r"^/v1/payment_intents/([A-Za-z0-9_]+)$")
-_REFUND = re.compile(r"^/v1/refunds/([A-Za-z0-9_]+)$")
-_CHARGE = re.compile(r"^/v1/charges/([A-Za-z0-9_]+)$")
 _RESEND = re.compile(r"^/_sandbox/events/([A-Za-z0-9_]+)/resend$")
+_CHALLENGE = re.compile(r"^/_sandbox/3ds/([A-Za-z0-9_]+)$")
+_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
 
 
 def decode_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
@@ -93,13 +93,26 @@ class Handler(BaseHTTPRequestHandler):
         if self.sb.verbose:
             super().log_message(format, *args)
 
-    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    def _logged(self, body: Any) -> Any:
+        """An error body with its ``request_log_url``, as Stripe sends it."""
+        if isinstance(body, dict) and isinstance(body.get("error"), dict) and self.path.startswith("/v1/"):
+            return {"error": {**body["error"], "request_log_url": errors.request_log_url(self.request_id)}}
+        return body
+
+    def _send(
+        self, status: int, body: Any, headers: dict[str, str] | None = None, content_type: str = "application/json"
+    ) -> None:
+        body = self._logged(body)
+        if isinstance(body, dict) and self.path.startswith("/v1/"):
+            body = objects.complete(body)  # every field Stripe returns, at the output boundary
         raw = (body if isinstance(body, str) else json.dumps(body)).encode()
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(raw)))
-            self.send_header("Request-Id", new_id("req"))
+            self.send_header("Request-Id", self.request_id)
+            if self.path.startswith("/v1/"):
+                self.send_header("Stripe-Version", self.api_version)
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
             self.end_headers()
@@ -131,14 +144,25 @@ class Handler(BaseHTTPRequestHandler):
         """Handle DELETE."""
         self._dispatch("DELETE")
 
+    def _context(self) -> RequestContext:
+        host = self.headers.get("Host") or self.sb.url.removeprefix("http://")
+        return RequestContext(
+            self.request_id, self.headers.get("Idempotency-Key") or None, self.api_version, f"http://{host}"
+        )
+
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
         body = self._body()
+        self.request_id = new_id("req")
+        self.api_version = self.headers.get("Stripe-Version") or context.DEFAULT_API_VERSION
         try:
             if url.path.startswith("/_sandbox/"):
                 self._sandbox_route(method, url.path, url.query, body)
             elif url.path.startswith("/v1/"):
-                self._api_route(method, url.path, url.query, body)
+                if not _API_VERSION.match(self.api_version):
+                    raise invalid(f"Invalid Stripe API version: {self.api_version}", param="Stripe-Version")
+                with context.use(self._context()):
+                    self._api_route(method, url.path, url.query, body)
             else:
                 self._send(
                     404,
@@ -185,6 +209,9 @@ class Handler(BaseHTTPRequestHandler):
                 e.pop("seq", None)
                 events.append({**e, "event": payload})
             return self._send(200, {"events": events})
+        m = _CHALLENGE.match(path)
+        if m:
+            return self._challenge(method, m.group(1), body)
         m = _RESEND.match(path)
         if m and method == "POST":
             if not sb.config.get("webhook_url"):
@@ -194,8 +221,32 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, {"id": m.group(1), "status": "pending"})
         return self._send(404, {"error": f"unknown sandbox endpoint: {method} {path}"})
 
+    def _challenge(self, method: str, pi_id: str, body: bytes) -> None:
+        """The 3-D Secure challenge: a page, then ``outcome=succeed|fail`` back to ``return_url``."""
+        if method == "GET":
+            page = routes.challenge_page(self.sb.api.retrieve_payment_intent(pi_id))
+            return self._send(200, page, content_type="text/html; charset=utf-8")
+        form = dict(parse_qsl(body.decode("utf-8", "replace")))
+        if body.strip().startswith(b"{"):
+            form = json.loads(body)
+        outcome = form.get("outcome")
+        if outcome not in ("succeed", "fail"):
+            return self._send(400, {"error": "outcome must be succeed or fail"})
+        pi, return_url = self.sb.api.complete_challenge(pi_id, outcome == "succeed")
+        if not return_url:
+            return self._send(200, {"payment_intent": objects.complete(pi)})
+        query = urlencode(
+            {
+                "payment_intent": pi["id"],
+                "payment_intent_client_secret": pi["client_secret"],
+                "redirect_status": "succeeded" if outcome == "succeed" else "failed",
+            }
+        )
+        location = return_url + ("&" if "?" in return_url else "?") + query
+        return self._send(302, {"redirect": location}, {"Location": location})
+
     # -- /v1 ----------------------------------------------------------------
-    def _api_key(self) -> str:
+    def _api_key(self, publishable_ok: bool = False) -> str:
         auth = self.headers.get("Authorization", "")
         key = ""
         if auth.startswith("Bearer "):
@@ -205,7 +256,14 @@ class Handler(BaseHTTPRequestHandler):
                 key = base64.b64decode(auth[6:]).decode().split(":", 1)[0]
             except ValueError:
                 key = ""
-        if not key.startswith("sk_test_"):
+        if key.startswith("pk_test_") and not publishable_ok:
+            raise ApiError(
+                401,
+                "invalid_request_error",
+                "This API call cannot be made with a publishable API key. Please use a secret API key. "
+                "You can find a list of your API keys at https://dashboard.stripe.com/account/apikeys.",
+            )
+        if not key.startswith(("sk_test_", "pk_test_")):
             shown = (key[:8] + "*" * 4) if key else "none"
             raise ApiError(401, "invalid_request_error", f"Invalid API Key provided: {shown}")
         return key
@@ -216,96 +274,75 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(self.sb.config.uniform(lo, hi) / 1000.0)
 
     def _api_route(self, method: str, path: str, query: str, body: bytes) -> None:
-        api_key = self._api_key()
-        api = self.sb.api
+        api_key = self._api_key(publishable_ok=method == "POST" and path == "/v1/payment_methods")
         if method == "GET":
             self._latency()
             params = decode_form(parse_qsl(query, keep_blank_values=True))
-            if path == "/v1/payment_intents/search":
-                return self._send(200, api.search_payment_intents(api_key, params.get("query")))
-            for pattern, fetch in (
-                (_PI, api.retrieve_payment_intent),
-                (_REFUND, api.retrieve_refund),
-                (_CHARGE, api.retrieve_charge),
-            ):
-                m = pattern.match(path)
-                if m:
-                    return self._send(200, fetch(m.group(1)))
-        elif method == "POST" and path in ("/v1/payment_intents", "/v1/refunds"):
+            answer = routes.get(self.sb, path, api_key, params)
+            if answer is not None:
+                return self._send(200, answer)
+        elif method == "POST" and (op := routes.post(self.sb, path)) is not None:
             pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-            return self._idempotent_post(api_key, path, pairs)
+            return self._idempotent_post(api_key, path, pairs, op)
         raise invalid(f"Unrecognized request URL ({method}: {path}).", status=404)
 
-    def _idempotent_post(self, api_key: str, path: str, pairs: list[tuple[str, str]]) -> None:
-        """Stripe idempotency: claim the key, execute once, store the response for replay."""
+    def _replay(self, rec: dict[str, Any], fp: str, idem_key: str) -> None:
+        """Answer from a saved idempotency record (or refuse a conflicting one)."""
+        self._latency()
+        if rec["fingerprint"] != fp:
+            err = ApiError(
+                400,
+                "idempotency_error",
+                "Keys for idempotent requests can only be used with the same parameters they "
+                f"were first used with. Try using a key other than '{idem_key}' if you meant "
+                "to execute a different request.",
+            )
+            return self._send(err.status, err.payload())
+        if rec["state"] == "in_progress":
+            err = ApiError(
+                409,
+                "idempotency_error",
+                "There is currently another in-progress request using this Idempotent Key "
+                "(that probably means you submitted twice, and the other request is still "
+                "going through): " + idem_key + ". Please try again later.",
+                code="idempotency_key_in_use",
+            )
+            return self._send(err.status, err.payload(), {"Stripe-Should-Retry": "true"})
+        headers = {"Idempotent-Replayed": "true", "Idempotency-Key": idem_key}
+        if rec["status_code"] >= 500:
+            headers["Stripe-Should-Retry"] = "false"
+        return self._send(rec["status_code"], rec["body"], headers)
+
+    def _idempotent_post(self, api_key: str, path: str, pairs: list[tuple[str, str]], op: routes.Operation) -> None:
+        """Stripe idempotency: claim the key, execute once, save the answer (500s included) for replay."""
         sb, store = self.sb, self.sb.store
-        params = decode_form(pairs)
         idem_key = self.headers.get("Idempotency-Key") or None
+        validation.check_idempotency_key(idem_key)
         fp = fingerprint("POST", path, pairs)
-        validate = sb.api.validate_create if path == "/v1/payment_intents" else sb.api.validate_refund
         with store.lock:  # check + claim are atomic
-            rec = store.get_idempotency(api_key, idem_key) if idem_key else None
-            if rec is not None:
-                if rec["fingerprint"] != fp:
-                    err = ApiError(
-                        400,
-                        "idempotency_error",
-                        "Keys for idempotent requests can only be used with the same parameters they "
-                        f"were first used with. Try using a key other than '{idem_key}' if you meant "
-                        "to execute a different request.",
-                    )
-                elif rec["state"] == "in_progress":
-                    err = ApiError(
-                        409,
-                        "idempotency_error",
-                        "There is currently another in-progress request using this Idempotent Key "
-                        "(that probably means you submitted twice, and the other request is still "
-                        "going through): " + idem_key + ". Please try again later.",
-                        code="idempotency_key_in_use",
-                    )
-                else:
-                    err = None
-            else:
-                req = validate(params)  # raises ApiError -> not stored
+            rec = store.get_idempotency(api_key, idem_key, sb.config.get("idempotency_ttl_s")) if idem_key else None
+            if rec is None:
+                req = op.validate(decode_form(pairs))  # raises ApiError -> not saved
                 if idem_key:
                     store.claim_idempotency(api_key, idem_key, fp)
         if rec is not None:  # answered from the idempotency record, outside the lock
-            self._latency()
-            if err is not None:
-                return self._send(err.status, err.payload())
-            return self._send(
-                rec["status_code"], rec["body"], {"Idempotent-Replayed": "true", "Idempotency-Key": idem_key or ""}
-            )
+            return self._replay(rec, fp, idem_key or "")
         try:
             self._latency()
-            plan = Plan()
-            if path == "/v1/payment_intents" and req["confirm"]:
-                plan = behaviour.decide(
-                    req["payment_method"],
-                    sb.config,
-                    lambda: store.bump_flaky(api_key, idem_key or ""),
-                )
+            plan = op.plan(req, api_key, idem_key) if op.plan else Plan()
             sb.count_plan(plan)
-            if plan.pre_fault:
+            if plan.pre_fault in ("transient", "drop"):  # before execution: nothing saved
                 if idem_key:
                     store.release_idempotency(api_key, idem_key)
                 if plan.pre_fault == "drop":
                     return self._drop()
-                return self._send(
-                    500,
-                    {
-                        "error": {
-                            "type": "api_error",
-                            "message": "An unknown error occurred (sandbox fault injection).",
-                        }
-                    },
-                )
-            with store.transaction():  # execution + storing the response are atomic
-                if path == "/v1/payment_intents":
-                    status, payload = sb.api.create_payment_intent(req, plan, api_key, idem_key)
+                return self._send(500, errors.server_error().payload(), {"Stripe-Should-Retry": "true"})
+            with store.transaction():  # execution + saving the response are atomic
+                if plan.pre_fault == "error":  # a 500 saved against the key: nothing executed
+                    status, payload = 500, errors.server_error().payload()
                 else:
-                    status, payload = sb.api.create_refund(req, idem_key)
-                raw = json.dumps(payload)
+                    status, payload = op.execute(req, plan, api_key, idem_key)
+                raw = json.dumps(objects.complete(self._logged(payload)))
                 if idem_key:
                     store.complete_idempotency(api_key, idem_key, status, raw)
         except BaseException:
@@ -316,7 +353,10 @@ class Handler(BaseHTTPRequestHandler):
             return self._drop()
         if plan.response_delay_s > 0:
             sb.stop_event.wait(plan.response_delay_s)
-        self._send(status, raw, {"Idempotency-Key": idem_key} if idem_key else None)
+        headers = {"Idempotency-Key": idem_key} if idem_key else {}
+        if status >= 500:
+            headers["Stripe-Should-Retry"] = "false"
+        self._send(status, raw, headers)
 
 
 class Sandbox:
@@ -374,7 +414,8 @@ class Sandbox:
             self._faults.update(kinds)
 
     def fault_counts(self) -> dict[str, int]:
-        """Faults by kind: error, drop, timeout, drop_after_charge, processing(_fail), declined."""
+        """Faults by kind: error (saved 500), transient (unsaved 500), drop, timeout, drop_after_charge,
+        processing(_fail), declined, requires_action."""
         with self._faults_lock:
             return dict(self._faults)
 

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 _ALPHABET = string.ascii_letters + string.digits
+# Columns added after the first release: (table, column, type), added to older database files.
+_ADDED_COLUMNS = (("payment_intents", "created_at", "REAL"), ("payment_intents", "extra", "TEXT"))
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS config (
@@ -36,6 +38,8 @@ CREATE TABLE IF NOT EXISTS payment_intents (
     complete_at REAL,
     planned_outcome TEXT,
     created INTEGER NOT NULL,
+    created_at REAL,
+    extra TEXT,
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS pi_poid ON payment_intents(payment_order_id);
@@ -67,6 +71,22 @@ CREATE TABLE IF NOT EXISTS refunds (
     currency TEXT NOT NULL,
     status TEXT NOT NULL,
     created INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rf_pi ON refunds(payment_intent);
+CREATE TABLE IF NOT EXISTS payment_methods (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT UNIQUE NOT NULL,
+    card TEXT NOT NULL,
+    customer TEXT,
+    consumed_by TEXT,
+    created_at REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS customers (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT UNIQUE NOT NULL,
     created_at REAL NOT NULL,
     data TEXT NOT NULL
 );
@@ -109,6 +129,8 @@ CREATE INDEX IF NOT EXISTS wa_event ON webhook_attempts(event_id);
 
 DATA_TABLES = (
     "payment_intents",
+    "payment_methods",
+    "customers",
     "charges",
     "refunds",
     "idempotency",
@@ -137,8 +159,15 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            self._add_columns()
             # Claims left by a crashed process can never complete.
             self._db.execute("DELETE FROM idempotency WHERE state = 'in_progress'")
+
+    def _add_columns(self) -> None:
+        for table, column, kind in _ADDED_COLUMNS:
+            have = {r["name"] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         """Close the connection."""
@@ -191,9 +220,15 @@ class Store:
                 db.execute(f"DELETE FROM {table}")
 
     # -- idempotency --------------------------------------------------------
-    def get_idempotency(self, api_key: str, key: str) -> dict[str, Any] | None:
-        """Return the idempotency record for (api_key, key)."""
-        return self._one("SELECT * FROM idempotency WHERE api_key = ? AND key = ?", (api_key, key))
+    def get_idempotency(self, api_key: str, key: str, ttl_s: float | None = None) -> dict[str, Any] | None:
+        """Return the idempotency record for (api_key, key); one older than ``ttl_s`` is forgotten."""
+        with self.lock:
+            if ttl_s is not None:
+                self._db.execute(
+                    "DELETE FROM idempotency WHERE api_key = ? AND key = ? AND state = 'done' AND created < ?",
+                    (api_key, key, time.time() - ttl_s),
+                )
+            return self._one("SELECT * FROM idempotency WHERE api_key = ? AND key = ?", (api_key, key))
 
     def claim_idempotency(self, api_key: str, key: str, fingerprint: str) -> None:
         """Mark (api_key, key) as executing."""
@@ -241,12 +276,14 @@ class Store:
         idempotency_key: str | None,
         complete_at: float | None = None,
         planned_outcome: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
-        """Insert a payment_intent object."""
+        """Insert a payment_intent object (``extra``: sandbox-only facts, never rendered)."""
         with self.lock:
             self._db.execute(
                 "INSERT INTO payment_intents(id, api_key, idempotency_key, payment_order_id, status,"
-                " complete_at, planned_outcome, created, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " complete_at, planned_outcome, created, created_at, extra, data)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     pi["id"],
                     api_key,
@@ -256,6 +293,8 @@ class Store:
                     complete_at,
                     planned_outcome,
                     pi["created"],
+                    time.time(),
+                    json.dumps(extra or {}),
                     json.dumps(pi),
                 ),
             )
@@ -278,12 +317,20 @@ class Store:
         """Return the raw row (with api_key, idempotency_key, planned_outcome)."""
         return self._one("SELECT * FROM payment_intents WHERE id = ?", (pi_id,))
 
-    def search_payment_intents(self, api_key: str, meta_key: str, value: str) -> list[dict[str, Any]]:
-        """Payment intents whose metadata[meta_key] == value, newest first."""
+    def pi_extra(self, pi_id: str) -> dict[str, Any]:
+        """The sandbox-only facts stored with a payment intent."""
+        row = self._one("SELECT extra FROM payment_intents WHERE id = ?", (pi_id,))
+        return json.loads(row["extra"] or "{}") if row else {}
+
+    def search_payment_intents(
+        self, api_key: str, meta_key: str, value: str, lag_s: float = 0.0
+    ) -> list[dict[str, Any]]:
+        """Payment intents whose metadata[meta_key] == value, created at least ``lag_s`` ago, newest first."""
         rows = self._all(
             "SELECT data FROM payment_intents WHERE api_key = ? "
-            "AND json_extract(data, '$.metadata.' || json_quote(?)) = ? ORDER BY seq DESC",
-            (api_key, meta_key, value),
+            "AND json_extract(data, '$.metadata.' || json_quote(?)) = ? "
+            "AND COALESCE(created_at, created) <= ? ORDER BY seq DESC",
+            (api_key, meta_key, value, time.time() - lag_s),
         )
         return [json.loads(r["data"]) for r in rows]
 
@@ -364,12 +411,60 @@ class Store:
         row = self._one("SELECT data FROM refunds WHERE id = ?", (refund_id,))
         return json.loads(row["data"]) if row else None
 
+    def refunds_of(self, payment_intent: str | None, charge: str | None) -> list[dict[str, Any]]:
+        """Refund objects of a payment intent and/or charge (all when both are None), newest first."""
+        rows = self._all(
+            "SELECT data FROM refunds WHERE (? IS NULL OR payment_intent = ?) AND (? IS NULL OR charge = ?)"
+            " ORDER BY seq DESC",
+            (payment_intent, payment_intent, charge, charge),
+        )
+        return [json.loads(r["data"]) for r in rows]
+
     def list_refunds(self) -> list[dict[str, Any]]:
         """All refund rows (without the JSON blob), oldest first."""
         rows = self._all("SELECT * FROM refunds ORDER BY seq")
         for r in rows:
             r.pop("data", None)
         return rows
+
+    # -- payment methods and customers --------------------------------------
+    def insert_payment_method(self, pm: dict[str, Any], card: str, consumed_by: str | None = None) -> None:
+        """Store a PaymentMethod object with the name of the test card it behaves as."""
+        with self.lock:
+            self._db.execute(
+                "INSERT INTO payment_methods(id, card, customer, consumed_by, created_at, data)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (pm["id"], card, pm.get("customer"), consumed_by, time.time(), json.dumps(pm)),
+            )
+
+    def get_payment_method(self, pm_id: str) -> dict[str, Any] | None:
+        """The row (id, card, customer, consumed_by) with the object decoded as ``object``."""
+        row = self._one("SELECT * FROM payment_methods WHERE id = ?", (pm_id,))
+        if row:
+            row["object"] = json.loads(row.pop("data"))
+        return row
+
+    def update_payment_method(self, pm: dict[str, Any], consumed_by: str | None = None) -> None:
+        """Persist a changed PaymentMethod (its customer) and, if given, what consumed it."""
+        with self.lock:
+            self._db.execute(
+                "UPDATE payment_methods SET customer = ?, consumed_by = COALESCE(?, consumed_by), data = ?"
+                " WHERE id = ?",
+                (pm.get("customer"), consumed_by, json.dumps(pm), pm["id"]),
+            )
+
+    def insert_customer(self, customer: dict[str, Any]) -> None:
+        """Store a Customer object."""
+        with self.lock:
+            self._db.execute(
+                "INSERT INTO customers(id, created_at, data) VALUES (?, ?, ?)",
+                (customer["id"], time.time(), json.dumps(customer)),
+            )
+
+    def get_customer(self, customer_id: str) -> dict[str, Any] | None:
+        """A Customer object or None."""
+        row = self._one("SELECT data FROM customers WHERE id = ?", (customer_id,))
+        return json.loads(row["data"]) if row else None
 
     # -- events -------------------------------------------------------------
     def insert_event(self, event: dict[str, Any], status: str, next_attempt_at: float) -> None:

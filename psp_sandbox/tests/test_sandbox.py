@@ -113,14 +113,16 @@ def create(
     key: str | None = None,
     po: str | None = None,
 ) -> stripe.PaymentIntent:
-    """Create + confirm a payment intent; ``key``/``po`` default to fresh values."""
+    """Create + confirm a payment intent as the adapter does; ``key``/``po`` default to fresh values."""
     po = po or "po_" + uuid.uuid4().hex[:10]
     return client.v1.payment_intents.create(
         params={
             "amount": amount,
             "currency": "usd",
             "payment_method": pm,
+            "allowed_payment_method_types": ["card"],
             "confirm": True,
+            "off_session": True,
             "metadata": {"payment_order_id": po},
         },
         options={"idempotency_key": key or po},
@@ -145,6 +147,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
 
 
 def test_success_retrieve_search(url: str, client: stripe.StripeClient) -> None:
+    sb_call(url, "/_sandbox/config", {"search_lag_s": 0})
     pi = create(client, key="k-success", po="po_success")
     assert pi.id.startswith("pi_") and pi.status == "succeeded"
     assert pi.amount == pi.amount_received == 1000 and pi.currency == "usd"
@@ -226,22 +229,27 @@ def test_concurrent_same_key_makes_one_charge(url: str) -> None:
 
 
 def test_flaky_then_success(url: str, client: stripe.StripeClient) -> None:
-    for _ in range(2):
+    for _ in range(2):  # a 500 before execution (Stripe's lock timeout): not saved, retry runs again
         with pytest.raises(stripe.APIError) as exc:
             create(client, pm="pm_sandbox_flaky", key="k-flaky", po="po_flaky")
-        assert exc.value.http_status == 500
+        assert exc.value.http_status == 500 and exc.value.headers.get("Stripe-Should-Retry") == "true"
     assert charges_for(url, "k-flaky") == []
     pi = create(client, pm="pm_sandbox_flaky", key="k-flaky", po="po_flaky")
     assert pi.status == "succeeded" and len(charges_for(url, "k-flaky")) == 1
 
 
-def test_server_error_is_not_stored(url: str, client: stripe.StripeClient) -> None:
-    for _ in range(2):
-        with pytest.raises(stripe.APIError) as exc:
-            create(client, pm="pm_sandbox_server_error", key="k-500")
-        assert exc.value.http_status == 500
-        assert exc.value.headers.get("Idempotent-Replayed") is None
+def test_server_error_is_saved_and_replayed(url: str, client: stripe.StripeClient) -> None:
+    with pytest.raises(stripe.APIError) as exc:
+        create(client, pm="pm_sandbox_server_error", key="k-500", po="po_500")
+    assert exc.value.http_status == 500 and exc.value.headers.get("Stripe-Should-Retry") == "false"
+    assert exc.value.headers.get("Idempotent-Replayed") is None
+    with pytest.raises(stripe.APIError) as again:  # the same key answers the saved 500
+        create(client, pm="pm_sandbox_server_error", key="k-500", po="po_500")
+    assert again.value.http_status == 500 and again.value.headers.get("Idempotent-Replayed") == "true"
+    assert again.value.request_id != exc.value.request_id
     assert charges_for(url, "k-500") == []
+    sb_call(url, "/_sandbox/config", {"search_lag_s": 0})
+    assert client.v1.payment_intents.search(params={"query": "metadata['payment_order_id']:'po_500'"}).data == []
 
 
 def test_timeout_charge_is_made(url: str) -> None:
@@ -254,6 +262,7 @@ def test_timeout_charge_is_made(url: str) -> None:
             po="po_timeout",
         )
     client = make_client(url)
+    sb_call(url, "/_sandbox/config", {"search_lag_s": 0})
     found = client.v1.payment_intents.search(params={"query": "metadata['payment_order_id']:'po_timeout'"})
     assert [p.status for p in found.data] == ["succeeded"]
     assert client.v1.payment_intents.retrieve(found.data[0].id).status == "succeeded"
@@ -341,12 +350,21 @@ def test_auth_and_validation(url: str, client: stripe.StripeClient) -> None:
 def test_chaos_rates_apply_to_good_cards(url: str, client: stripe.StripeClient) -> None:
     sb_call(url, "/_sandbox/config", {"error_rate": 1.0, "seed": 7})
     with pytest.raises(stripe.APIError):
-        create(client, key="k-chaos")
+        create(client, key="k-chaos", po="po_chaos")
     cfg = sb_call(url, "/_sandbox/config", {"error_rate": 0.0, "decline_rate": 1.0})
     assert cfg["seed"] == 7 and cfg["decline_rate"] == 1.0
+    with pytest.raises(stripe.APIError) as saved:
+        create(client, key="k-chaos", po="po_chaos")  # the injected 500 was saved against the key
+    assert saved.value.headers.get("Idempotent-Replayed") == "true"
     with pytest.raises(stripe.CardError):
-        create(client, key="k-chaos")  # the injected 500 was not stored
-    sb_call(url, "/_sandbox/config", {"decline_rate": 0.0, "drop_rate": 1.0})
+        create(client, key="k-chaos-decline")
+    sb_call(url, "/_sandbox/config", {"decline_rate": 0.0, "transient_error_rate": 1.0})
+    with pytest.raises(stripe.APIError) as transient:
+        create(client, key="k-chaos-t", po="po_chaos_t")
+    assert transient.value.headers.get("Stripe-Should-Retry") == "true"
+    sb_call(url, "/_sandbox/config", {"transient_error_rate": 0.0})
+    assert create(client, key="k-chaos-t", po="po_chaos_t").status == "succeeded"  # not saved
+    sb_call(url, "/_sandbox/config", {"drop_rate": 1.0})
     with pytest.raises(stripe.APIConnectionError):
         create(client, key="k-chaos-2")
     sb_call(url, "/_sandbox/config", {"drop_rate": 0.0})
@@ -418,8 +436,9 @@ def test_webhook_signed_and_verified(url: str, client: stripe.StripeClient, rece
         {"webhook_url": receiver.url, "processing_delay_s": 0.2},
     )
     pi = create(client)
-    event = wait_for(lambda: receiver.events())[0]
-    assert event.type == "payment_intent.succeeded" and event.data.object.id == pi.id
+    events = wait_for(lambda: len(receiver.events()) >= 3 and receiver.events())
+    assert [e.type for e in events] == ["payment_intent.created", "charge.succeeded", "payment_intent.succeeded"]
+    assert events[2].data.object.id == pi.id and events[0].data.object.status == "requires_confirmation"
     processing = create(client, pm="pm_sandbox_processing")
     client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 100})
     types = {"payment_intent.processing", "refund.created", "charge.refunded"}
@@ -443,8 +462,8 @@ def test_webhook_duplicates_retries_and_resend(url: str, client: stripe.StripeCl
         {"webhook_url": receiver.url, "webhook_duplicate_rate": 1.0},
     )
     create(client)
-    events = wait_for(lambda: len(receiver.received) >= 2 and receiver.events())
-    assert events[0].id == events[1].id
+    events = wait_for(lambda: len(receiver.received) >= 6 and receiver.events())  # 3 events, each twice
+    assert events[0].id == events[1].id and len({e.id for e in events}) == 3
     # Retries with backoff until the endpoint answers 2xx.
     sb_call(
         url,
@@ -453,7 +472,7 @@ def test_webhook_duplicates_retries_and_resend(url: str, client: stripe.StripeCl
     )
     receiver.received.clear()
     receiver.fail_first = 2
-    create(client)
+    client.v1.customers.create()  # one event: customer.created
     wait_for(lambda: receiver.received)
     (listed,) = [e for e in sb_call(url, "/_sandbox/events")["events"] if e["tries"] == 3]
     assert [a["status_code"] for a in listed["attempts"]] == [500, 500, 200]
@@ -470,6 +489,6 @@ def test_webhook_reorder(url: str, client: stripe.StripeClient, receiver: _Recei
         {"webhook_url": receiver.url, "webhook_reorder": True, "seed": 11, "webhook_reorder_window_s": 0.5},
     )
     created = [create(client, po=f"po_order_{i}").id for i in range(10)]
-    wait_for(lambda: len(receiver.received) == 10)
-    delivered = [e.data.object.id for e in receiver.events()]
+    wait_for(lambda: len(receiver.received) == 30)  # created, charge.succeeded, succeeded per payment
+    delivered = [e.data.object.id for e in receiver.events() if e.type == "payment_intent.succeeded"]
     assert sorted(delivered) == sorted(created) and delivered != created

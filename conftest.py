@@ -117,3 +117,13 @@ def celery_worker(django_db_setup, psp_sandbox):
         _stop(proc)
         with app.connection_for_write() as conn:
             conn.default_channel.queue_delete(queue)
+
+
+@pytest.fixture
+def api(live_server, celery_worker, sandbox):
+    """An HTTP client of the live API with a fresh API key, a real worker and a reset sandbox."""
+    from core.services import api_client_create
+
+    _, key = api_client_create(name="storefront")
+    with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+        yield client

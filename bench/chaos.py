@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/chaos.py --orders 2000 --kill-every 5
 
-The sandbox injects 5xx errors, dropped connections, timeouts, slow "processing" outcomes,
+The sandbox injects 5xx errors (saved against the idempotency key, as Stripe does, and transient
+ones it tells us to retry), a lagging search, dropped connections, timeouts, slow "processing" outcomes,
 declines, and duplicated, reordered webhooks. Meanwhile the worker is killed every few
 seconds. Then faults stop, the system converges on its own (retries, sweeper, janitor,
 webhooks), and the run prints what the sandbox really charged against our books.
@@ -23,16 +24,18 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _stack import Stack  # noqa: E402
 
-FAULTS = {"error_rate": 0.10, "drop_rate": 0.03, "timeout_rate": 0.03, "processing_rate": 0.05,
-          "decline_rate": 0.03, "latency_ms": [2, 40], "timeout_delay_s": 3.0, "processing_delay_s": 1.0,
-          "webhook_duplicate_rate": 0.2, "webhook_reorder": True, "webhook_reorder_window_s": 0.5}
-NO_FAULTS = {"error_rate": 0.0, "drop_rate": 0.0, "timeout_rate": 0.0, "processing_rate": 0.0,
-             "decline_rate": 0.0, "latency_ms": [0, 0]}
+FAULTS = {"error_rate": 0.05, "transient_error_rate": 0.05, "drop_rate": 0.03, "timeout_rate": 0.03,
+          "processing_rate": 0.05, "decline_rate": 0.03, "latency_ms": [2, 40], "timeout_delay_s": 3.0,
+          "processing_delay_s": 1.0, "webhook_duplicate_rate": 0.2, "webhook_reorder": True,
+          "webhook_reorder_window_s": 0.5}
+NO_FAULTS = {"error_rate": 0.0, "transient_error_rate": 0.0, "drop_rate": 0.0, "timeout_rate": 0.0,
+             "processing_rate": 0.0, "decline_rate": 0.0, "latency_ms": [0, 0]}
 # Short timers so that recovery is visible within a run; production defaults are in config/settings.
 FAST_RECOVERY = {"PSP_TIMEOUT_SECONDS": "2", "PAYMENT_STALL_SECONDS": "5", "PAYMENT_UNKNOWN_CHECK_SECONDS": "2",
                  "PAYMENT_PENDING_CHECK_SECONDS": "3", "SWEEPER_INTERVAL_SECONDS": "2",
                  "JANITOR_INTERVAL_SECONDS": "2", "PAYMENT_RETRY_BASE_SECONDS": "0.5",
-                 "PAYMENT_RETRY_MAX_SECONDS": "5", "PAYMENT_EXECUTE_MAX_ATTEMPTS": "20"}
+                 "PAYMENT_RETRY_MAX_SECONDS": "5", "PAYMENT_EXECUTE_MAX_ATTEMPTS": "20",
+                 "PSP_SEARCH_CONSISTENCY_SECONDS": "4"}  # the sandbox's search lags 2 s
 
 
 def main() -> None:

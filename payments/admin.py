@@ -5,6 +5,7 @@ from django.db.models import Count
 from core.admin_base import ReadOnlyAdmin, action_with_reason
 from core.money import format_amount
 from payments import services
+from payments.exceptions import ReplayNotPossible
 from payments.models import (
     PaymentEvent,
     PaymentOrder,
@@ -89,8 +90,11 @@ class PaymentOrderAdmin(ReadOnlyAdmin):
                   permissions=["replay"])
     def replay_dead_letter(self, request, queryset):
         def replay(order, data):
-            return services.payment_order_replay_dead_letter(
-                payment_order_id=order.pk, operator=request.user.get_username(), reason=data["reason"])
+            try:
+                return services.payment_order_replay_dead_letter(
+                    payment_order_id=order.pk, operator=request.user.get_username(), reason=data["reason"])
+            except ReplayNotPossible as exc:
+                return f"not replayed: {exc}"
 
         return action_with_reason(self, request, queryset.filter(state=PaymentOrderState.DEAD_LETTER),
                                   action_name="replay_dead_letter", title="Replay dead-lettered payment orders",

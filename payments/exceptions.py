@@ -6,6 +6,13 @@ class SellerNotOnboarded(ApiError):
     default_detail = "The seller is not onboarded for this client."
 
 
+class AmountRefusedByPSP(ApiError):
+    """An order the PSP would refuse (below its minimum charge, a fraction of a whole-unit currency…)."""
+
+    default_code = "amount_invalid"
+    default_detail = "The PSP does not accept this amount."
+
+
 class PaymentOrderNotFound(ApiError):
     status_code = 404
     default_code = "resource_missing"
@@ -14,3 +21,7 @@ class PaymentOrderNotFound(ApiError):
 
 class PSPAmountMismatch(Exception):
     """The PSP reports another amount or currency than the order's: a human must look."""
+
+
+class ReplayNotPossible(Exception):
+    """A dead-lettered order can't be sent back just now (the PSP can't be asked, or its search may lag)."""

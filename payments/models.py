@@ -41,6 +41,12 @@ class PaymentEvent(models.Model):
     buyer_reference = models.CharField(max_length=100)
     buyer_email = models.EmailField(blank=True)
     payment_method = models.CharField(max_length=100, help_text="The PSP's payment-method token.")
+    psp_customer = models.CharField(max_length=100, blank=True,
+                                    help_text="The buyer's customer at the PSP, when the token was attached to it.")
+    psp_payment_method = models.CharField(
+        max_length=100, blank=True,
+        help_text="What each order charges: the token itself for one order; for several, the token attached "
+                  "to the buyer's PSP customer (an unattached token pays one PaymentIntent only). Blank until then.")
     idempotency_key = models.CharField(max_length=255)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -85,6 +91,12 @@ class PaymentOrder(ConcurrentTransitionMixin, models.Model):
     failure_code = models.CharField(max_length=100, blank=True)
     failure_message = models.CharField(max_length=500, blank=True)
     attempts = models.PositiveIntegerField(default=0, help_text="Calls made to the PSP for this order.")
+    psp_key_generation = models.PositiveSmallIntegerField(
+        default=0, help_text="Bumped only when the PSP has saved a failure against the current key and a "
+                             "search, past the PSP's search lag, shows no payment for the order.")
+    psp_key_spent_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the PSP saved a failure against the current key (sending it "
+                                         "again would only replay it).")
     amount_refunded = models.BigIntegerField(default=0, help_text="Minor units reserved or paid by refunds.")
     next_action_at = models.DateTimeField(
         null=True, blank=True, db_index=True,
@@ -112,7 +124,8 @@ class PaymentOrder(ConcurrentTransitionMixin, models.Model):
 
     @property
     def psp_idempotency_key(self) -> str:
-        return self.id
+        """The order id, then ``<id>.r<n>`` after the n-th key was spent by a saved PSP failure."""
+        return self.id if not self.psp_key_generation else f"{self.id}.r{self.psp_key_generation}"
 
     @property
     def is_terminal(self) -> bool:
@@ -156,6 +169,22 @@ class PaymentOrder(ConcurrentTransitionMixin, models.Model):
         self.completed_at = timezone.now()
 
 
+class PSPCustomer(models.Model):
+    """A buyer's customer at the PSP: their payment methods are attached to it so that one
+    token can pay every seller's order of a checkout."""
+
+    client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="psp_customers")
+    buyer_reference = models.CharField(max_length=100)
+    psp_customer_id = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["client", "buyer_reference"], name="psp_customer_one_per_buyer")]
+
+    def __str__(self) -> str:
+        return f"{self.buyer_reference} → {self.psp_customer_id}"
+
+
 class PaymentOrderTransition(models.Model):
     """Audit row: every state change of a payment order, who made it and why."""
 
@@ -191,6 +220,8 @@ class Refund(ConcurrentTransitionMixin, models.Model):
     psp_reference = models.CharField(max_length=100, blank=True, db_index=True)
     failure_code = models.CharField(max_length=100, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    psp_key_generation = models.PositiveSmallIntegerField(
+        default=0, help_text="Bumped when the PSP saved a failure against the current key and lists no refund for it.")
     next_action_at = models.DateTimeField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -202,6 +233,10 @@ class Refund(ConcurrentTransitionMixin, models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+    @property
+    def psp_idempotency_key(self) -> str:
+        return self.id if not self.psp_key_generation else f"{self.id}.r{self.psp_key_generation}"
 
     @transition(field=state, source=RefundState.PENDING, target=RefundState.SUCCEEDED)
     def succeed(self, psp_reference: str) -> None:

@@ -138,6 +138,10 @@ PSP_API_KEY = env("PSP_API_KEY", default="sk_test_sandbox")
 PSP_TIMEOUT_SECONDS = env.float("PSP_TIMEOUT_SECONDS", default=10.0)
 PSP_WEBHOOK_SECRET = env("PSP_WEBHOOK_SECRET", default="whsec_sandbox_secret")
 PSP_WEBHOOK_TOLERANCE_SECONDS = env.int("PSP_WEBHOOK_TOLERANCE_SECONDS", default=300)
+# Stripe's search is eventually consistent ("typically within a minute"): a search made this long after
+# a call is trusted to show what the call created. Only then does an order whose key the PSP spent
+# (a saved 500) get a new key.
+PSP_SEARCH_CONSISTENCY_SECONDS = env.float("PSP_SEARCH_CONSISTENCY_SECONDS", default=300.0)
 
 # --- Celery ----------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")

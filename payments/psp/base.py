@@ -14,11 +14,28 @@ class PaymentStatus(StrEnum):
 
 @dataclass(frozen=True)
 class PaymentRequest:
-    idempotency_key: str  # our payment order id: the PSP charges at most once per key
-    amount: int
+    idempotency_key: str  # the payment order's current PSP key: the PSP charges at most once per key
+    payment_order_id: str  # sent as metadata, so the PSP can be searched by order whatever the key
+    amount: int  # our minor units; the adapter converts to the PSP's own
     currency: str
     payment_method: str
+    customer: str = ""  # the PSP customer the payment method is attached to, when it is
     metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CustomerRequest:
+    idempotency_key: str
+    buyer_reference: str
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class AmountProblem:
+    """A PSP rule an amount breaks (a minimum charge, a currency's precision)."""
+
+    code: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -33,7 +50,8 @@ class PaymentResult:
 
 @dataclass(frozen=True)
 class RefundRequest:
-    idempotency_key: str  # our refund id
+    idempotency_key: str  # the refund's current PSP key (its id, unless the PSP spent it)
+    refund_id: str  # sent as metadata, so the PSP's refund can be found whatever the key
     psp_payment_reference: str
     amount: int
     currency: str
@@ -78,12 +96,39 @@ class PSPUnknownOutcome(PSPRetryableError):
     """Timeout or dropped connection after sending: the charge may or may not exist."""
 
 
+class PSPKeySpent(PSPUnknownOutcome):
+    """The PSP failed while executing and saved that failure against our idempotency key
+    (Stripe's 500 with ``Stripe-Should-Retry: false``): sending again with the same key
+    replays the failure. The charge may or may not exist; only a search tells."""
+
+
 class PSPPermanentError(PSPError):
     """The PSP refused the request itself (bad credentials, invalid parameters)."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code or "psp_refused_request"
+
+
+class PSPPaymentMethodRefused(PSPPermanentError):
+    """The buyer's payment method cannot be used (declined when attached, unknown, used up)."""
 
 
 class PaymentServiceProvider(abc.ABC):
     name: str
+
+    @abc.abstractmethod
+    def amount_problem(self, amount: int, currency: str) -> AmountProblem | None:
+        """The PSP's rule this amount breaks, or ``None``: checked before anything is sent."""
+
+    @abc.abstractmethod
+    def create_customer(self, request: CustomerRequest) -> str:
+        """A customer at the PSP for one buyer; returns its id. Idempotent per key."""
+
+    @abc.abstractmethod
+    def attach_payment_method(self, *, payment_method: str, customer: str, idempotency_key: str) -> str:
+        """Attach the buyer's payment method to their customer so that it can pay several orders.
+        Returns the id to charge (Stripe's test ids attach as a new payment method)."""
 
     @abc.abstractmethod
     def create_payment(self, request: PaymentRequest) -> PaymentResult:
@@ -94,8 +139,9 @@ class PaymentServiceProvider(abc.ABC):
         """The PSP's current view of a payment."""
 
     @abc.abstractmethod
-    def find_payment(self, idempotency_key: str) -> PaymentResult | None:
-        """The payment made for our idempotency key, or ``None`` if the PSP has none (read-only)."""
+    def find_payment(self, payment_order_id: str) -> PaymentResult | None:
+        """The payment made for our order (under any of its keys), or ``None`` if the PSP shows
+        none. Search may lag behind the PSP's writes: ``None`` proves nothing about a recent call."""
 
     @abc.abstractmethod
     def verify_webhook(self, payload: bytes, signature: str) -> dict:
@@ -108,3 +154,8 @@ class PaymentServiceProvider(abc.ABC):
     @abc.abstractmethod
     def create_refund(self, request: RefundRequest) -> RefundResult:
         """Refund (part of) a captured payment, at most once per idempotency key."""
+
+    @abc.abstractmethod
+    def find_refund(self, *, psp_payment_reference: str, refund_id: str) -> RefundResult | None:
+        """The PSP's refund of that payment made for our refund (under any of its keys), or ``None``.
+        Read from the payment's list of refunds, which does not lag as search does."""

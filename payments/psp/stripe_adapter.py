@@ -1,14 +1,28 @@
-"""Stripe PaymentIntents through the official SDK. The sandbox is Stripe at another URL."""
+"""Stripe PaymentIntents through the official SDK. The sandbox is Stripe at another URL.
+
+Every request is one Stripe documents for the SDK's pinned API version (``stripe.api_version``,
+2026-10-28.endive for stripe 16.1): card payments are confirmed server-side while the buyer is
+not present (``off_session``), with ``allowed_payment_method_types=["card"]`` so that no
+redirect-based method (and no ``return_url``) is involved. (Since 2026-09-30.endive the older
+``payment_method_types`` parameter is refused, and dynamic payment methods, the default since
+2023-08-16, would want a ``return_url``.) A card that insists on 3-D Secure is then declined
+with ``authentication_required``: nobody is there to answer the challenge.
+"""
 from __future__ import annotations
 
 import stripe
 from django.conf import settings
 
+from payments.psp import stripe_currencies
 from payments.psp.base import (
+    AmountProblem,
+    CustomerRequest,
     PaymentRequest,
     PaymentResult,
     PaymentServiceProvider,
     PaymentStatus,
+    PSPKeySpent,
+    PSPPaymentMethodRefused,
     PSPPermanentError,
     PSPRetryableError,
     PSPUnknownOutcome,
@@ -18,15 +32,24 @@ from payments.psp.base import (
     WebhookSignatureError,
 )
 
+API_VERSION = stripe.api_version  # pinned: the version the installed SDK's types describe
+
 _STATUSES = {
     "succeeded": PaymentStatus.SUCCEEDED,
     "processing": PaymentStatus.PROCESSING,
     "requires_payment_method": PaymentStatus.FAILED,
     "canceled": PaymentStatus.FAILED,
-    # We confirm server-side without 3-D Secure; a PaymentIntent that wants more is not paid.
+    # Confirmed off-session, a card that wants the buyer is declined instead of asking;
+    # a PaymentIntent still waiting for the buyer or for a confirmation is not paid.
     "requires_action": PaymentStatus.FAILED,
     "requires_confirmation": PaymentStatus.FAILED,
 }
+# Only these events carry a payment's outcome; payment_intent.created and charge.* restate it.
+_PAYMENT_OUTCOME_EVENTS = frozenset({
+    "payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.processing",
+    "payment_intent.canceled",
+})
+_REFUND_EVENTS = frozenset({"refund.created", "refund.updated", "refund.failed", "charge.refunded"})
 
 
 def _plain(obj) -> dict:
@@ -43,11 +66,12 @@ def _result(intent) -> PaymentResult:
     code = error.get("decline_code") or error.get("code") or ""
     if status is PaymentStatus.FAILED and not code:
         code = f"payment_intent_{intent['status']}"
+    currency = intent["currency"]
     return PaymentResult(
         status=status,
         psp_reference=intent["id"],
-        amount=int(intent["amount"]),
-        currency=intent["currency"],
+        amount=stripe_currencies.from_stripe(int(intent["amount"]), currency),
+        currency=currency,
         failure_code=code if status is PaymentStatus.FAILED else "",
         failure_message=(error.get("message") or "") if status is PaymentStatus.FAILED else "",
     )
@@ -56,31 +80,65 @@ def _result(intent) -> PaymentResult:
 def _refund_result(refund: dict) -> RefundResult:
     status = {"succeeded": PaymentStatus.SUCCEEDED, "failed": PaymentStatus.FAILED,
               "canceled": PaymentStatus.FAILED}.get(refund["status"], PaymentStatus.PROCESSING)
-    return RefundResult(status=status, psp_reference=refund["id"], amount=int(refund["amount"]),
-                        currency=refund["currency"], failure_code=refund.get("failure_reason") or "")
+    currency = refund["currency"]
+    return RefundResult(status=status, psp_reference=refund["id"],
+                        amount=stripe_currencies.from_stripe(int(refund["amount"]), currency),
+                        currency=currency, failure_code=refund.get("failure_reason") or "")
+
+
+def _header(exc: stripe.StripeError, name: str) -> str:
+    return next((str(v) for k, v in (exc.headers or {}).items() if k.lower() == name), "")
 
 
 class StripeAdapter(PaymentServiceProvider):
     name = "stripe"
 
     def __init__(self, *, api_key: str | None = None, api_base: str | None = None,
-                 timeout: float | None = None, webhook_secret: str | None = None) -> None:
+                 timeout: float | None = None, webhook_secret: str | None = None,
+                 http_client: stripe.HTTPClient | None = None) -> None:
         self.webhook_secret = webhook_secret or settings.PSP_WEBHOOK_SECRET
         self.client = stripe.StripeClient(
             api_key or settings.PSP_API_KEY,
+            stripe_version=API_VERSION,
             base_addresses={"api": api_base or settings.PSP_API_BASE},
             max_network_retries=0,  # retries are ours: Celery with backoff, same idempotency key
-            http_client=stripe.RequestsClient(timeout=timeout or settings.PSP_TIMEOUT_SECONDS),
+            http_client=http_client or stripe.RequestsClient(timeout=timeout or settings.PSP_TIMEOUT_SECONDS),
         )
+
+    def amount_problem(self, amount: int, currency: str) -> AmountProblem | None:
+        return stripe_currencies.psp_amount_problem(amount, currency)
+
+    def create_customer(self, request: CustomerRequest) -> str:
+        params = {"metadata": {"buyer_reference": request.buyer_reference}}
+        if request.email:
+            params["email"] = request.email
+        try:
+            customer = self.client.v1.customers.create(params=params,
+                                                       options={"idempotency_key": request.idempotency_key})
+        except stripe.StripeError as exc:
+            raise self._translate_setup(exc) from exc
+        return customer.id
+
+    def attach_payment_method(self, *, payment_method: str, customer: str, idempotency_key: str) -> str:
+        try:
+            attached = self.client.v1.payment_methods.attach(
+                payment_method, params={"customer": customer}, options={"idempotency_key": idempotency_key})
+        except stripe.StripeError as exc:
+            raise self._translate_setup(exc) from exc
+        return attached.id
 
     def create_payment(self, request: PaymentRequest) -> PaymentResult:
         params = {
-            "amount": request.amount,
+            "amount": stripe_currencies.to_stripe(request.amount, request.currency),
             "currency": request.currency,
             "payment_method": request.payment_method,
+            "allowed_payment_method_types": ["card"],
             "confirm": True,
-            "metadata": {"payment_order_id": request.idempotency_key, **request.metadata},
+            "off_session": True,  # the executor pays after the checkout: the buyer is not there
+            "metadata": {**request.metadata, "payment_order_id": request.payment_order_id},
         }
+        if request.customer:
+            params["customer"] = request.customer
         try:
             intent = self.client.v1.payment_intents.create(
                 params=params, options={"idempotency_key": request.idempotency_key}
@@ -105,18 +163,21 @@ class StripeAdapter(PaymentServiceProvider):
         except stripe.StripeError as exc:
             raise self._translate(exc) from exc
 
-    def find_payment(self, idempotency_key: str) -> PaymentResult | None:
-        query = f"metadata['payment_order_id']:'{idempotency_key}'"
+    def find_payment(self, payment_order_id: str) -> PaymentResult | None:
+        query = f"metadata['payment_order_id']:'{payment_order_id}'"
         try:
             found = self.client.v1.payment_intents.search(params={"query": query})
         except stripe.StripeError as exc:
             raise self._translate(exc) from exc
         intents = _plain(found).get("data") or []
+        # A succeeded one wins over failed attempts under earlier keys.
+        intents.sort(key=lambda pi: pi.get("status") != "succeeded")
         return _result(intents[0]) if intents else None
 
     def create_refund(self, request: RefundRequest) -> RefundResult:
-        params = {"payment_intent": request.psp_payment_reference, "amount": request.amount,
-                  "metadata": {"refund_id": request.idempotency_key, **request.metadata}}
+        params = {"payment_intent": request.psp_payment_reference,
+                  "amount": stripe_currencies.to_stripe(request.amount, request.currency),
+                  "metadata": {**request.metadata, "refund_id": request.refund_id}}
         try:
             refund = _plain(self.client.v1.refunds.create(
                 params=params, options={"idempotency_key": request.idempotency_key}))
@@ -128,6 +189,14 @@ class StripeAdapter(PaymentServiceProvider):
             raise self._translate(exc) from exc
         return _refund_result(refund)
 
+    def find_refund(self, *, psp_payment_reference: str, refund_id: str) -> RefundResult | None:
+        try:
+            listed = self.client.v1.refunds.list(params={"payment_intent": psp_payment_reference, "limit": 100})
+        except stripe.StripeError as exc:
+            raise self._translate(exc) from exc
+        ours = [r for r in _plain(listed).get("data") or [] if (r.get("metadata") or {}).get("refund_id") == refund_id]
+        return _refund_result(ours[0]) if ours else None
+
     def verify_webhook(self, payload: bytes, signature: str) -> dict:
         try:
             event = stripe.Webhook.construct_event(
@@ -138,19 +207,20 @@ class StripeAdapter(PaymentServiceProvider):
 
     def webhook_notice(self, event: dict) -> WebhookNotice:
         obj = (event.get("data") or {}).get("object") or {}
+        event_type = event.get("type", "")
         metadata = obj.get("metadata") or {}
         payment = refund = None
-        if obj.get("object") == "payment_intent":
+        if obj.get("object") == "payment_intent" and event_type in _PAYMENT_OUTCOME_EVENTS:
             payment = _result(obj)
-        elif obj.get("object") == "refund":
+        elif obj.get("object") == "refund" and event_type in _REFUND_EVENTS:
             refund = _refund_result(obj)
-        elif obj.get("object") == "charge" and event.get("type") == "charge.refunded":
+        elif obj.get("object") == "charge" and event_type == "charge.refunded":
             refunds = (obj.get("refunds") or {}).get("data") or []
             if refunds:
                 refund = _refund_result(refunds[-1])
                 metadata = refunds[-1].get("metadata") or metadata
         return WebhookNotice(
-            event_id=event["id"], type=event.get("type", ""), object_id=obj.get("id", ""),
+            event_id=event["id"], type=event_type, object_id=obj.get("id", ""),
             payment_order_id=metadata.get("payment_order_id", ""), refund_id=metadata.get("refund_id", ""),
             payment=payment, refund=refund,
         )
@@ -160,11 +230,25 @@ class StripeAdapter(PaymentServiceProvider):
         message = f"{type(exc).__name__}: {exc.user_message or exc}"
         if isinstance(exc, stripe.APIConnectionError):
             return PSPUnknownOutcome(message)
-        if isinstance(exc, (stripe.APIError, stripe.RateLimitError)):
+        should_retry = _header(exc, "stripe-should-retry")
+        if isinstance(exc, stripe.RateLimitError) or should_retry == "true":
             return PSPRetryableError(message)
         if isinstance(exc, stripe.IdempotencyError):
-            # Our key with other parameters: a charge may exist. Never treat as a decline.
+            # Our key with other parameters, or a twin still in flight: a charge may exist.
             return PSPUnknownOutcome(message)
-        if exc.http_status and exc.http_status >= 500:
-            return PSPRetryableError(message)
-        return PSPPermanentError(message)
+        if isinstance(exc, stripe.APIError) or (exc.http_status and exc.http_status >= 500):
+            # Stripe saves a 500 against the key and replays it: the same key can't get past it.
+            return PSPKeySpent(message)
+        return PSPPermanentError(message, code=exc.code or "")
+
+    @classmethod
+    def _translate_setup(cls, exc: stripe.StripeError) -> Exception:
+        """Preparing a payment method moves no money: anything short of a refusal is retried."""
+        if isinstance(exc, (stripe.CardError, stripe.InvalidRequestError)) and not isinstance(
+                exc, stripe.IdempotencyError):
+            return PSPPaymentMethodRefused(f"{type(exc).__name__}: {exc.user_message or exc}",
+                                           code=(exc.error.decline_code if exc.error else None) or exc.code or "")
+        translated = cls._translate(exc)
+        if isinstance(translated, PSPPermanentError):
+            return translated
+        return PSPRetryableError(str(translated))

@@ -9,8 +9,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.models import ApiClient
-from payments.exceptions import SellerNotOnboarded
+from payments.exceptions import AmountRefusedByPSP, SellerNotOnboarded
 from payments.models import PaymentEvent, PaymentOrder, PaymentOrderState, PaymentOrderTransition, Seller
+from payments.psp import get_psp
 from payments.services.enqueue import enqueue_payment_order
 
 
@@ -38,8 +39,15 @@ def payment_event_create(
     """Create the event and all its orders at once; their execution is enqueued on commit.
 
     Should the enqueue be lost (a crash right after commit, a broker outage), the
-    sweeper finds the orders still ``not_started`` after ``next_action_at``.
+    sweeper finds the orders still ``not_started`` after ``next_action_at``. An amount the
+    PSP would refuse (its minimum charge, a currency's precision) is refused here, unsent.
     """
+    psp = get_psp()
+    for index, order in enumerate(orders):
+        problem = psp.amount_problem(order.amount, order.currency)
+        if problem is not None:
+            raise AmountRefusedByPSP(f"Order {index} ({order.seller_id}): {problem.message}", code=problem.code,
+                                     param=f"orders[{index}].amount")
     onboarded = set(
         Seller.objects.filter(client=client, id__in=[o.seller_id for o in orders], status=Seller.Status.ACTIVE)
         .values_list("id", flat=True)
@@ -50,6 +58,8 @@ def payment_event_create(
     event = PaymentEvent.objects.create(
         client=client, buyer_reference=buyer_reference, buyer_email=buyer_email,
         payment_method=payment_method, idempotency_key=idempotency_key,
+        # One order charges the token itself; several need it attached to the buyer's PSP customer first.
+        psp_payment_method=payment_method if len(orders) == 1 else "",
     )
     sweep_after = timezone.now() + timedelta(seconds=settings.PAYMENT_STALL_SECONDS)
     created = PaymentOrder.objects.bulk_create(

@@ -14,7 +14,16 @@ from ledger.services import EntrySpec, ledger_transaction_post
 from payments.exceptions import PSPAmountMismatch
 from payments.models import PaymentOrder, PaymentOrderState, PaymentOrderTransition
 from payments.psp import get_psp
-from payments.psp.base import PaymentRequest, PaymentResult, PaymentStatus, PSPPermanentError, PSPUnknownOutcome
+from payments.psp.base import (
+    PaymentRequest,
+    PaymentResult,
+    PaymentStatus,
+    PSPKeySpent,
+    PSPPaymentMethodRefused,
+    PSPPermanentError,
+    PSPUnknownOutcome,
+)
+from payments.services.customers import payment_event_payment_method
 from wallet.services import wallet_credit
 
 logger = logging.getLogger(__name__)
@@ -48,9 +57,10 @@ def payment_order_execute(*, payment_order_id: str, actor: str = "task:payment_o
     """Execute one order against the PSP. Safe to call any number of times, concurrently too.
 
     (a) commit the order as executing and count the attempt; (b) call the PSP with the
-    order id as idempotency key, outside any transaction; (c) record the outcome in a
-    new transaction. A timeout or dropped connection leaves the order ``unknown`` for
-    the janitor. ``PSPRetryableError`` is raised for the task to retry. Returns the state.
+    order's key as idempotency key, outside any transaction; (c) record the outcome in a
+    new transaction. A timeout, a dropped connection or a failure the PSP saved against the
+    key leaves the order ``unknown`` for the janitor. ``PSPRetryableError`` is raised for the
+    task to retry with the same key. Returns the state.
     """
     with transaction.atomic():
         order = lock_order(payment_order_id)
@@ -61,23 +71,37 @@ def payment_order_execute(*, payment_order_id: str, actor: str = "task:payment_o
         order.attempts += 1
         order.next_action_at = _after(settings.PSP_TIMEOUT_SECONDS + settings.PAYMENT_STALL_SECONDS)
         order.save(update_fields=["attempts", "next_action_at", "updated_at"])
-        request = PaymentRequest(
-            idempotency_key=order.psp_idempotency_key,
-            amount=order.amount,
-            currency=order.currency,
-            payment_method=order.payment_event.payment_method,
-            metadata={"payment_event_id": order.payment_event_id, "seller_id": order.seller_id},
-        )
+    try:
+        payment_method, customer = payment_event_payment_method(event=order.payment_event)
+    except PSPPaymentMethodRefused as exc:
+        return payment_order_apply_result_or_dead_letter(
+            payment_order_id=payment_order_id, actor=actor,
+            result=_refused(order, code=exc.code, message=f"the PSP refused the payment method: {exc}"))
+    request = PaymentRequest(
+        idempotency_key=order.psp_idempotency_key,
+        payment_order_id=order.id,
+        amount=order.amount,
+        currency=order.currency,
+        payment_method=payment_method,
+        customer=customer,
+        metadata={"payment_event_id": order.payment_event_id, "seller_id": order.seller_id},
+    )
     try:
         result = get_psp().create_payment(request)
+    except PSPKeySpent as exc:
+        return payment_order_mark_unknown(payment_order_id=payment_order_id, reason=str(exc), actor=actor,
+                                          key_spent=True)
     except PSPUnknownOutcome as exc:
         return payment_order_mark_unknown(payment_order_id=payment_order_id, reason=str(exc), actor=actor)
     except PSPPermanentError as exc:
         # The PSP refused the request itself; no charge can exist for it.
-        result = PaymentResult(status=PaymentStatus.FAILED, psp_reference="", amount=request.amount,
-                               currency=request.currency, failure_code="psp_refused_request",
-                               failure_message=str(exc))
+        result = _refused(order, code=exc.code, message=str(exc))
     return payment_order_apply_result_or_dead_letter(payment_order_id=payment_order_id, result=result, actor=actor)
+
+
+def _refused(order: PaymentOrder, *, code: str, message: str) -> PaymentResult:
+    return PaymentResult(status=PaymentStatus.FAILED, psp_reference="", amount=order.amount,
+                         currency=order.currency, failure_code=code, failure_message=message)
 
 
 def payment_order_apply_result_or_dead_letter(*, payment_order_id: str, result: PaymentResult, actor: str) -> str:
@@ -99,10 +123,27 @@ def payment_order_dead_letter(*, payment_order_id: str, code: str, message: str,
 
 
 @transaction.atomic
-def payment_order_mark_unknown(*, payment_order_id: str, reason: str, actor: str) -> str:
-    """No answer from the PSP: not a failure. The janitor asks the PSP after a short delay."""
+def payment_order_mark_unknown(*, payment_order_id: str, reason: str, actor: str, key_spent: bool = False) -> str:
+    """No answer from the PSP: not a failure. The janitor asks the PSP after a short delay.
+
+    ``key_spent``: the PSP saved its failure against the key, so the janitor may send the
+    order again only under a new key, and only once a search past the PSP's search lag
+    shows no payment for it. Each spent key counts against the attempts: once they are used
+    up the order goes to the dead letter (where a replay asks the PSP first, too).
+    """
     order = lock_order(payment_order_id)
-    if order.state == PaymentOrderState.EXECUTING:
+    if order.state != PaymentOrderState.EXECUTING:
+        return order.state
+    if key_spent:
+        order.psp_key_spent_at = timezone.now()
+        if order.attempts >= settings.PAYMENT_EXECUTE_MAX_ATTEMPTS:
+            transition_order(order, order.dead_letter, actor=actor, code="retries_exhausted", reason=reason,
+                             message=f"{order.attempts} attempts failed; last error: {reason}")
+            return order.state
+        order.next_action_at = _after(settings.PSP_SEARCH_CONSISTENCY_SECONDS)
+        transition_order(order, order.lose_track, actor=actor,
+                         reason=f"the PSP failed and saved it against key {order.psp_idempotency_key}: {reason}")
+    else:
         order.next_action_at = _after(settings.PAYMENT_UNKNOWN_CHECK_SECONDS)
         transition_order(order, order.lose_track, actor=actor, reason=f"no answer from the PSP: {reason}")
     return order.state

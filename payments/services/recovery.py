@@ -9,9 +9,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from payments.exceptions import ReplayNotPossible
 from payments.models import PaymentOrder, PaymentOrderState, Refund, RefundState
 from payments.psp import get_psp
-from payments.psp.base import PSPError
+from payments.psp.base import PaymentResult, PSPError
 from payments.services.enqueue import enqueue_payment_order, enqueue_refund
 from payments.services.execution import lock_order, payment_order_apply_result_or_dead_letter, transition_order
 
@@ -50,16 +51,12 @@ def payment_orders_redrive_stalled(*, limit: int = 1000) -> int:
 
 def payment_order_resolve(*, payment_order_id: str, actor: str = "janitor") -> str:
     """Ask the PSP what became of an unknown or pending order and apply the answer through
-    the same service the webhooks use. If the PSP never saw it, send it again (same key)."""
+    the same service the webhooks use. If the PSP shows no payment, send the order again."""
     order = PaymentOrder.objects.get(pk=payment_order_id)
     if order.state not in (PaymentOrderState.UNKNOWN, PaymentOrderState.PENDING):
         return order.state
-    psp = get_psp()
     try:
-        if order.psp_reference:
-            result = psp.retrieve_payment(order.psp_reference)
-        else:
-            result = psp.find_payment(order.psp_idempotency_key)
+        result = _ask_psp(order)
     except PSPError as exc:
         logger.warning("event=janitor_psp_error order=%s error=%s", order.id, exc)
         return order.state  # the next round asks again
@@ -68,10 +65,44 @@ def payment_order_resolve(*, payment_order_id: str, actor: str = "janitor") -> s
     with transaction.atomic():
         order = lock_order(payment_order_id)
         if order.state == PaymentOrderState.UNKNOWN:
-            transition_order(order, order.redrive, actor=actor,
-                             reason="the PSP has no payment for this key: sending it again")
-            enqueue_payment_order(order.id)
+            _send_again(order, actor=actor, reason="")
     return order.state
+
+
+def _ask_psp(order: PaymentOrder) -> PaymentResult | None:
+    """The PSP's payment for the order: by id when we have one, else by a search on our order
+    id (which finds it under any of the order's keys, but may lag behind the PSP's writes)."""
+    psp = get_psp()
+    if order.psp_reference:
+        return psp.retrieve_payment(order.psp_reference)
+    return psp.find_payment(order.id)
+
+
+def _send_again(order: PaymentOrder, *, actor: str, reason: str) -> bool:
+    """Send a locked order the PSP shows no payment for back to the executor. Returns False
+    when it must wait: its key is spent and the search may still be lagging.
+
+    Under its current key this is always safe, even if the search lags: the PSP answers a
+    key it has seen with the payment it made. A spent key would replay the saved failure,
+    so the order gets a new key, but only once a search made past the PSP's search lag
+    has found nothing under the old one.
+    """
+    if order.psp_key_spent_at:
+        trusted_from = order.psp_key_spent_at + timedelta(seconds=settings.PSP_SEARCH_CONSISTENCY_SECONDS)
+        if timezone.now() < trusted_from:
+            order.next_action_at = trusted_from
+            order.save(update_fields=["next_action_at", "updated_at"])
+            return False
+        order.psp_key_generation += 1
+        order.psp_key_spent_at = None
+        why = f"the PSP has no payment for this order and its key is spent: new key {order.psp_idempotency_key}"
+    else:
+        why = "the PSP shows no payment for this key: sending it again with the same key"
+    order.next_action_at = timezone.now() + timedelta(seconds=settings.PAYMENT_STALL_SECONDS)
+    logger.info("event=payment_order_send_again order=%s key=%s why=%s", order.id, order.psp_idempotency_key, why)
+    transition_order(order, order.redrive, actor=actor, reason=reason or why)  # an operator's words verbatim
+    enqueue_payment_order(order.id)
+    return True
 
 
 def payment_orders_resolve_unknown(*, limit: int = 500) -> int:
@@ -83,16 +114,29 @@ def payment_orders_resolve_unknown(*, limit: int = 500) -> int:
     return len(due)
 
 
-@transaction.atomic
 def payment_order_replay_dead_letter(*, payment_order_id: str, operator: str, reason: str) -> str:
-    """An operator sends a dead-lettered order back to the PSP (same idempotency key)."""
+    """An operator sends a dead-lettered order back. The PSP is asked first: a payment it made
+    (a retry that did go through) is applied, never charged again; otherwise the order is
+    sent again as the janitor would (same key, or a new one if the PSP saved a failure)."""
     if not reason.strip():
         raise ValueError("a reason is required")
-    order = lock_order(payment_order_id)
+    actor = f"operator:{operator}"
+    order = PaymentOrder.objects.get(pk=payment_order_id)
     if order.state != PaymentOrderState.DEAD_LETTER:
         return order.state
-    order.attempts = 0
-    order.next_action_at = timezone.now() + timedelta(seconds=settings.PAYMENT_STALL_SECONDS)
-    transition_order(order, order.redrive, actor=f"operator:{operator}", reason=reason)
-    enqueue_payment_order(order.id)
+    try:
+        result = _ask_psp(order)
+    except PSPError as exc:
+        raise ReplayNotPossible(f"The PSP could not be asked about {order.id}: {exc}") from exc
+    if result is not None:
+        return payment_order_apply_result_or_dead_letter(payment_order_id=order.id, result=result, actor=actor)
+    with transaction.atomic():
+        order = lock_order(payment_order_id)
+        if order.state != PaymentOrderState.DEAD_LETTER:
+            return order.state
+        order.attempts = 0
+        if not _send_again(order, actor=actor, reason=reason):
+            raise ReplayNotPossible(f"{order.id}: the PSP saved a failure against its key less than "
+                                    f"{settings.PSP_SEARCH_CONSISTENCY_SECONDS:.0f} s ago and its search may "
+                                    "lag; try again in a moment.")
     return order.state

@@ -17,7 +17,7 @@ from ledger.services import EntrySpec, ledger_transaction_post
 from payments.exceptions import PaymentOrderNotFound
 from payments.models import PaymentOrder, PaymentOrderState, Refund, RefundState, RefundTransition
 from payments.psp import get_psp
-from payments.psp.base import PaymentStatus, RefundRequest, RefundResult
+from payments.psp.base import PaymentStatus, PSPKeySpent, RefundRequest, RefundResult
 from payments.services.enqueue import enqueue_refund
 from payments.services.execution import commission_for, retry_delay
 from wallet.services import wallet_debit
@@ -84,11 +84,31 @@ def refund_execute(*, refund_id: str, actor: str = "task:refund_execute") -> str
         refund.next_action_at = timezone.now() + timedelta(
             seconds=settings.PSP_TIMEOUT_SECONDS + settings.PAYMENT_STALL_SECONDS)
         refund.save(update_fields=["attempts", "next_action_at", "updated_at"])
-        request = RefundRequest(idempotency_key=refund.id, psp_payment_reference=refund.payment_order.psp_reference,
+        request = RefundRequest(idempotency_key=refund.psp_idempotency_key, refund_id=refund.id,
+                                psp_payment_reference=refund.payment_order.psp_reference,
                                 amount=refund.amount, currency=refund.currency,
                                 metadata={"payment_order_id": refund.payment_order_id})
-    result = get_psp().create_refund(request)
+    psp = get_psp()
+    try:
+        result = psp.create_refund(request)
+    except PSPKeySpent:
+        # The PSP saved its failure against this key. Its list of the payment's refunds (which,
+        # unlike search, does not lag) says whether the refund exists; if not, a new key.
+        result = psp.find_refund(psp_payment_reference=request.psp_payment_reference, refund_id=refund_id)
+        if result is None:
+            refund_key_renew(refund_id=refund_id, spent_key=request.idempotency_key)
+            raise
     return refund_apply_result(refund_id=refund_id, result=result, actor=actor)
+
+
+@transaction.atomic
+def refund_key_renew(*, refund_id: str, spent_key: str) -> None:
+    """The next attempt goes under a new key (once per spent key, however many tasks race here)."""
+    refund = Refund.objects.select_for_update().get(pk=refund_id)
+    if refund.state == RefundState.PENDING and refund.psp_idempotency_key == spent_key:
+        refund.psp_key_generation += 1
+        refund.save(update_fields=["psp_key_generation", "updated_at"])
+        logger.warning("event=refund_key_renewed refund=%s key=%s", refund.id, refund.psp_idempotency_key)
 
 
 @transaction.atomic

@@ -29,6 +29,7 @@ class PaymentEventFactory(factory.django.DjangoModelFactory):
     client = factory.SubFactory(ApiClientFactory)
     buyer_reference = "buyer-1"
     payment_method = "pm_card_visa"
+    psp_payment_method = factory.SelfAttribute("payment_method")  # one order: the token is charged as it is
     idempotency_key = factory.Sequence(lambda n: f"key-{n}")
 
 

@@ -7,20 +7,12 @@ import pytest
 from django.core.management import call_command
 
 from conftest import wait_for
-from core.services import api_client_create
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from payments.models import PaymentEvent, PaymentOrder, PaymentOrderTransition
 from wallet import selectors as wallet_selectors
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def api(live_server, celery_worker, sandbox):
-    _, key = api_client_create(name="storefront")
-    with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
-        yield client
 
 
 def onboard(api, name):

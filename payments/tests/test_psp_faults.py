@@ -8,7 +8,6 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from conftest import wait_for
-from core.services import api_client_create
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from payments import services
@@ -18,13 +17,6 @@ from payments.tests.test_checkout_flow import assert_audit_clean, checkout, onbo
 from wallet import selectors as wallet_selectors
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def api(live_server, celery_worker, sandbox):
-    _, key = api_client_create(name="storefront")
-    with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
-        yield client
 
 
 def configure(sandbox_url, **config):
@@ -63,13 +55,13 @@ def test_declines_are_final_at_once(api):
 
 
 def test_exhausted_retries_dead_letter_then_operator_replay(api, sandbox, admin_client, settings):
-    configure(sandbox, error_rate=1.0)
+    configure(sandbox, transient_error_rate=1.0)  # 500s the PSP did not save: the same key may be retried
     order = wait_state(one_order(api), "dead_letter", "succeeded", "failed")
     assert order.state == PaymentOrderState.DEAD_LETTER
     assert order.attempts == settings.PAYMENT_EXECUTE_MAX_ATTEMPTS
     assert sandbox_money(sandbox)["charges"] == []
 
-    configure(sandbox, error_rate=0.0)
+    configure(sandbox, transient_error_rate=0.0)
     url = "/admin/payments/paymentorder/"
     asked = admin_client.post(url, {"action": "replay_dead_letter", "_selected_action": [order.id]})
     assert asked.status_code == 200 and b"reason" in asked.content  # the action first asks why

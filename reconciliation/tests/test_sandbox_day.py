@@ -9,7 +9,6 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from conftest import wait_for
-from core.services import api_client_create
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from payments.models import PaymentOrder
@@ -17,13 +16,6 @@ from reconciliation.models import Break, SettlementLine
 from reconciliation.services import reconciliation_run, settlement_file_import
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def api(live_server, celery_worker, sandbox):
-    _, key = api_client_create(name="storefront")
-    with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
-        yield client
 
 
 def test_a_sandbox_day_reconciles_with_no_breaks(api, sandbox, tmp_path):

@@ -1,0 +1,43 @@
+"""One buyer's card for several sellers: a checkout of several orders charges one PaymentIntent
+per order, and a PSP token that is not attached to a customer pays one PaymentIntent only.
+So the token is first attached to the buyer's customer at the PSP (made once per buyer)."""
+from __future__ import annotations
+
+import hashlib
+
+from payments.models import PaymentEvent, PSPCustomer
+from payments.psp import get_psp
+from payments.psp.base import CustomerRequest
+
+
+def buyer_psp_customer(*, event: PaymentEvent) -> str:
+    """The buyer's customer at the PSP, created on first need (idempotent per buyer)."""
+    known = (PSPCustomer.objects.filter(client_id=event.client_id, buyer_reference=event.buyer_reference)
+             .values_list("psp_customer_id", flat=True).first())
+    if known:
+        return known
+    buyer = hashlib.sha256(f"{event.client_id}:{event.buyer_reference}".encode()).hexdigest()[:48]
+    customer_id = get_psp().create_customer(CustomerRequest(
+        idempotency_key=f"customer:{buyer}", buyer_reference=event.buyer_reference, email=event.buyer_email))
+    row, _ = PSPCustomer.objects.get_or_create(client_id=event.client_id, buyer_reference=event.buyer_reference,
+                                               defaults={"psp_customer_id": customer_id})
+    return row.psp_customer_id
+
+
+def payment_event_payment_method(*, event: PaymentEvent) -> tuple[str, str]:
+    """``(payment method, customer)`` that each order of the event charges.
+
+    An event of one order charges its token as it is. For several, the first order to get
+    here attaches the token to the buyer's customer; its siblings send the same idempotency
+    keys, so they get the same answer (or a retryable conflict while it is in flight).
+    Raises ``PSPPaymentMethodRefused`` when the PSP won't take the token at all.
+    """
+    if event.psp_payment_method:
+        return event.psp_payment_method, event.psp_customer
+    customer = buyer_psp_customer(event=event)
+    attached = get_psp().attach_payment_method(payment_method=event.payment_method, customer=customer,
+                                               idempotency_key=f"attach:{event.id}")
+    PaymentEvent.objects.filter(pk=event.pk, psp_payment_method="").update(
+        psp_payment_method=attached, psp_customer=customer)
+    event.refresh_from_db(fields=["psp_payment_method", "psp_customer"])
+    return event.psp_payment_method, event.psp_customer

@@ -133,8 +133,10 @@ class Config:
     def update(self, update: Any) -> dict[str, Any]:
         """Validate, merge and persist an update; return the new config."""
         clean = validate_update(update)
+        # Persist before taking our own lock: request threads read the config while holding the
+        # store's lock, so holding ours while waiting for the store's would deadlock against them.
+        self._store.save_config(clean)
         with self._lock:
-            self._store.save_config(clean)
             self._values.update(clean)
             if "seed" in clean:
                 self._rng = random.Random(clean["seed"])

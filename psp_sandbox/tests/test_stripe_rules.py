@@ -371,3 +371,21 @@ def test_search_lags_but_retrieve_and_refund_list_do_not(url: str, client: strip
 def types_of(url: str) -> list[str]:
     """Event types in order."""
     return [e["type"] for e in events(url)]
+
+
+def test_config_changes_while_payments_flow_never_deadlock(url: str, client: stripe.StripeClient) -> None:
+    """Request threads read the config while holding the store's lock; a config update must not
+    hold its own lock while it waits for the store's (it did, and a chaos run hung on it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def configure(n: int) -> int:
+        lag = 0.0 if n % 2 else 2.0
+        return httpx.post(f"{url}/_sandbox/config", json={"search_lag_s": lag}, timeout=10).status_code
+
+    def charge(_: int) -> str:
+        return pay(client).status
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        updates = pool.map(configure, range(60))
+        payments = pool.map(charge, range(60))
+        assert set(updates) == {200} and set(payments) == {"succeeded"}

@@ -27,6 +27,7 @@ RATE_KEYS = (
     "timeout_rate",
     "processing_rate",
     "decline_rate",
+    "refund_error_rate",
     "webhook_duplicate_rate",
 )
 
@@ -41,6 +42,8 @@ def default_config() -> dict[str, Any]:
         "timeout_rate": 0.0,
         "processing_rate": 0.0,
         "decline_rate": 0.0,
+        # A refund's 500, saved against its idempotency key (nothing refunded), like error_rate's.
+        "refund_error_rate": 0.0,
         "seed": None,
         "flaky_failures": 2,
         "timeout_delay_s": 30.0,

@@ -1,7 +1,7 @@
 """The ``/v1`` endpoints: which operation answers which method and path.
 
 A POST is an ``Operation``: ``validate`` (errors are not saved against the idempotency key),
-``plan`` (faults, PaymentIntent confirmation only) and ``execute`` (its answer is saved).
+``plan`` (faults: PaymentIntent confirmation, and refunds' saved 500s) and ``execute`` (its answer is saved).
 A GET is a plain function of the path's id and the query parameters.
 """
 
@@ -68,8 +68,11 @@ def post(sb: Sandbox, path: str) -> Operation | None:
 
     if path == "/v1/payment_intents":
         return Operation(api.validate_create, lambda r, p, a, k: api.create_payment_intent(r, p, a, k), pi_plan)
+    def refund_plan(req: dict[str, Any], api_key: str, key: str | None) -> Plan:
+        return Plan(pre_fault="error") if sb.config.chance(sb.config.get("refund_error_rate")) else Plan()
+
     if path == "/v1/refunds":
-        return Operation(refunds.validate, lambda r, p, a, k: api.create_refund(r, k))
+        return Operation(refunds.validate, lambda r, p, a, k: api.create_refund(r, k), refund_plan)
     if path == "/v1/customers":
         return Operation(_known(validation.CUSTOMER_CREATE), lambda r, p, a, k: api.create_customer(r))
     if path == "/v1/payment_methods":

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from conftest import wait_for
 from payments import services
-from payments.models import PaymentEvent, PaymentOrder, PaymentOrderState, PSPCustomer
+from payments.models import PaymentEvent, PaymentOrder, PaymentOrderState, PSPCustomer, Refund
 from payments.tests.test_checkout_flow import assert_audit_clean, checkout, onboard, sandbox_money, wait_terminal
 from payments.tests.test_psp_faults import configure, one_order, wait_state
 from wallet import selectors as wallet_selectors
@@ -132,4 +132,28 @@ def test_dead_letter_replay_asks_the_psp_first(api, sandbox):
                                                       reason="PSP outage over")
     assert state == PaymentOrderState.SUCCEEDED
     assert sandbox_money(sandbox)["totals"]["usd"]["count"] == 1
+    assert_audit_clean()
+
+
+def test_a_refund_whose_key_the_psp_spent_is_looked_up_then_sent_under_a_new_key(api, sandbox):
+    order = wait_state(one_order(api, amount=1000), "succeeded")
+    configure(sandbox, refund_error_rate=1.0)  # each refund call: a 500 saved against its key
+    response = api.post(f"/api/v1/payment-orders/{order.id}/refunds", json={"amount": 400},
+                        headers={"Idempotency-Key": "refund-1"})
+    assert response.status_code == 201, response.text
+    refund = Refund.objects.get(pk=response.json()["id"])
+
+    def rekeyed():
+        refund.refresh_from_db()
+        return refund.psp_key_generation >= 1
+
+    wait_for(rekeyed, message="the refund's spent key to be replaced")
+    assert refund.state == "pending"
+    configure(sandbox, refund_error_rate=0.0)
+    wait_for(lambda: Refund.objects.filter(pk=refund.pk, state="succeeded").exists(), message="the refund")
+    refund.refresh_from_db()
+    assert refund.psp_idempotency_key.startswith(f"{refund.id}.r")
+    money = sandbox_money(sandbox)
+    assert [r["amount"] for r in money["refunds"]] == [400] and money["totals"]["usd"]["refunded"] == 400
+    assert wallet_selectors.wallet_balance(owner_id=order.seller_id, currency="usd") == 600
     assert_audit_clean()

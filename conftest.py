@@ -87,7 +87,8 @@ def sandbox(psp_sandbox):
 
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, psp_sandbox):
-    """A real ``celery worker`` process consuming a queue unique to this test run."""
+    """A real ``celery worker`` process consuming a queue unique to this test run: threads and a
+    database pool smaller than them, as in production."""
     from django.conf import settings
 
     from config.celery_app import app
@@ -101,9 +102,11 @@ def celery_worker(django_db_setup, psp_sandbox):
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "CELERY_TASK_DEFAULT_QUEUE": queue,
         "PSP_API_BASE": psp_sandbox,
+        "DATABASE_POOL_IN_TESTS": "1",  # the production executor: threads sharing a small pool
+        "DATABASE_POOL_MAX_SIZE": "4",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "-c", "4",
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "--pool", "threads", "-c", "32",
          "-n", f"{queue}@%h", "--without-gossip", "--without-mingle", "-l", "warning"],
         cwd=ROOT, env=env,
     )

@@ -5,13 +5,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from core.money import normalize_currency
 from ledger import accounts
 from ledger.exceptions import LedgerError, UnbalancedTransaction, UnknownAccount
-from ledger.models import Account, Entry, LedgerTransaction
+from ledger.models import Account, LedgerTransaction
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,46 @@ def ledger_account_get(*, code: str) -> Account:
     return account
 
 
-@transaction.atomic
+def _accounts_ensure(codes: list[str]) -> None:
+    """Open the accounts that don't exist yet, in one statement (seller payables open on first use)."""
+    rows = []
+    for code in codes:
+        if code in accounts.FIXED_ACCOUNTS:
+            rows.append((code, *accounts.FIXED_ACCOUNTS[code]))
+        elif code.startswith(accounts.SELLER_PAYABLE_PREFIX):
+            rows.append((code, f"Payable to seller {code.removeprefix(accounts.SELLER_PAYABLE_PREFIX)}", "liability"))
+        else:
+            raise UnknownAccount(code)
+    with connection.cursor() as cur:
+        cur.execute(
+            "INSERT INTO ledger_account (code, name, kind, created_at)"
+            " SELECT code, name, kind, now() FROM unnest(%s::text[], %s::text[], %s::text[]) AS a(code, name, kind)"
+            " ON CONFLICT (code) DO NOTHING",
+            [[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]],
+        )
+
+
+# The transaction and its entries in one statement. An existing key inserts nothing (the
+# posting is idempotent); entries name their accounts by code, opened just before.
+_POST_SQL = """
+WITH posted AS (
+    INSERT INTO ledger_ledgertransaction (idempotency_key, description, reference, occurred_at, created_at)
+    VALUES (%s, %s, %s, %s, now())
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id
+), entries AS (
+    INSERT INTO ledger_entry (transaction_id, account_id, currency, amount)
+    SELECT posted.id, account.id, entry.currency, entry.amount
+    FROM posted
+    CROSS JOIN unnest(%s::text[], %s::text[], %s::bigint[]) AS entry(code, currency, amount)
+    JOIN ledger_account account ON account.code = entry.code
+    RETURNING transaction_id
+)
+SELECT id, (SELECT count(*) FROM entries) FROM posted
+"""
+
+
+@transaction.atomic(savepoint=False)  # no savepoint round trips inside a caller's transaction
 def ledger_transaction_post(
     *,
     idempotency_key: str,
@@ -59,30 +98,28 @@ def ledger_transaction_post(
     reference: str = "",
     occurred_at: datetime | None = None,
 ) -> tuple[LedgerTransaction, bool]:
-    """Post a balanced transaction once per ``idempotency_key``.
+    """Post a balanced transaction once per ``idempotency_key``, in two statements.
 
     Returns ``(transaction, created)``; a second call with the same key posts nothing
-    and returns the first transaction.
+    and returns the first transaction. A concurrent twin waits for the first to commit
+    (the unique key), then posts nothing.
     """
-    existing = LedgerTransaction.objects.filter(idempotency_key=idempotency_key).first()
-    if existing is not None:
-        return existing, False
     clean = _validate(entries)
-    account_ids = {code: ledger_account_get(code=code).pk for code in sorted({e.account_code for e in clean})}
-    try:
-        with transaction.atomic():
-            posted = LedgerTransaction.objects.create(
-                idempotency_key=idempotency_key,
-                description=description[:300],
-                reference=reference,
-                occurred_at=occurred_at or timezone.now(),
-            )
-    except IntegrityError:  # a concurrent twin posted it first
+    _accounts_ensure(sorted({e.account_code for e in clean}))
+    occurred_at = occurred_at or timezone.now()
+    with connection.cursor() as cur:
+        cur.execute(_POST_SQL, [idempotency_key, description[:300], reference, occurred_at,
+                                [e.account_code for e in clean], [e.currency for e in clean],
+                                [e.amount for e in clean]])
+        row = cur.fetchone()
+    if row is None:
         return LedgerTransaction.objects.get(idempotency_key=idempotency_key), False
-    Entry.objects.bulk_create(
-        Entry(transaction=posted, account_id=account_ids[e.account_code], currency=e.currency, amount=e.amount)
-        for e in clean
-    )
+    transaction_id, posted_entries = row
+    if posted_entries != len(clean):  # an account vanished between the two statements: never expected
+        raise LedgerError(f"{idempotency_key}: {posted_entries} of {len(clean)} entries posted")
+    posted = LedgerTransaction(id=transaction_id, idempotency_key=idempotency_key, description=description[:300],
+                               reference=reference, occurred_at=occurred_at)
+    posted._state.adding, posted._state.db = False, "default"
     return posted, True
 
 

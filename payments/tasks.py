@@ -8,6 +8,8 @@ from celery import shared_task
 
 from payments import services
 from payments.psp.base import PSPRetryableError
+from payments.services.customers import payment_event_execute
+from payments.services.execution import retry_delay
 from payments.services.refunds import refund_schedule_retry
 
 logger = logging.getLogger(__name__)
@@ -24,6 +26,15 @@ def payment_order_execute_task(self, *, payment_order_id: str) -> str:
             return "dead_letter"
         logger.warning("event=payment_order_retry order=%s delay=%.2f error=%s", payment_order_id, delay, exc)
         raise self.retry(countdown=delay, exc=exc) from exc
+
+
+@shared_task(bind=True, name="payments.payment_event_execute", acks_late=True, max_retries=5)
+def payment_event_execute_task(self, *, payment_event_id: str) -> int:
+    try:
+        return payment_event_execute(payment_event_id=payment_event_id)
+    except PSPRetryableError as exc:
+        # Bounded: past the last retry the sweeper enqueues the orders, which ready the method themselves.
+        raise self.retry(countdown=retry_delay(self.request.retries + 1), exc=exc) from exc
 
 
 @shared_task(bind=True, name="payments.refund_execute", acks_late=True, max_retries=None)

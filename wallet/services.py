@@ -1,42 +1,44 @@
 """Crediting and debiting wallets: exactly once per idempotency key, safe under concurrency."""
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import connection, transaction
 
 from core.money import normalize_currency
-from wallet.models import Wallet, WalletMovement
+from wallet.models import WalletMovement
+
+# The movement and the balance in one statement. A repeated key inserts no movement, so the
+# balance is not touched; the balance row is locked last, just before the commit, so that
+# concurrent movers of one wallet (a hot seller) queue on it as briefly as possible.
+_MOVE_SQL = """
+WITH movement AS (
+    INSERT INTO wallet_walletmovement (wallet_id, amount, idempotency_key, reason, created_at)
+    SELECT id, %s, %s, %s, now() FROM wallet_wallet WHERE owner_id = %s AND currency = %s
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id, wallet_id, amount
+)
+UPDATE wallet_wallet SET balance = wallet_wallet.balance + movement.amount, updated_at = now()
+FROM movement WHERE wallet_wallet.id = movement.wallet_id
+RETURNING movement.id
+"""
 
 
-def _wallet_locked(*, owner_id: str, currency: str) -> Wallet:
-    """Lock (creating if needed) the wallet row; concurrent movers queue on this lock."""
-    wallet = Wallet.objects.select_for_update().filter(owner_id=owner_id, currency=currency).first()
-    if wallet is None:
-        try:
-            with transaction.atomic():
-                Wallet.objects.create(owner_id=owner_id, currency=currency)
-        except IntegrityError:
-            pass  # a concurrent first credit created it
-        wallet = Wallet.objects.select_for_update().get(owner_id=owner_id, currency=currency)
-    return wallet
-
-
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # no savepoint round trips inside a caller's transaction
 def wallet_move(*, owner_id: str, currency: str, amount: int, idempotency_key: str, reason: str
                 ) -> tuple[WalletMovement, bool]:
     """Apply one movement. Returns ``(movement, created)``; a repeated key moves nothing."""
     if type(amount) is not int or amount == 0:
         raise ValueError(f"wallet movement must be a non-zero int, got {amount!r}")
     currency = normalize_currency(currency)
-    wallet = _wallet_locked(owner_id=owner_id, currency=currency)
-    existing = WalletMovement.objects.filter(idempotency_key=idempotency_key).first()
-    if existing is not None:
-        return existing, False
-    movement = WalletMovement.objects.create(
-        wallet=wallet, amount=amount, idempotency_key=idempotency_key, reason=reason
-    )
-    Wallet.objects.filter(pk=wallet.pk).update(balance=F("balance") + amount)
-    return movement, True
+    with connection.cursor() as cur:
+        # Open the wallet on first use. A separate statement, so that the next one sees it even
+        # when a concurrent first mover committed it while this one waited.
+        cur.execute("INSERT INTO wallet_wallet (owner_id, currency, balance, updated_at) VALUES (%s, %s, 0, now())"
+                    " ON CONFLICT (owner_id, currency) DO NOTHING", [owner_id, currency])
+        cur.execute(_MOVE_SQL, [amount, idempotency_key, reason[:200], owner_id, currency])
+        row = cur.fetchone()
+    if row is None:
+        return WalletMovement.objects.get(idempotency_key=idempotency_key), False
+    return WalletMovement(id=row[0], amount=amount, idempotency_key=idempotency_key, reason=reason[:200]), True
 
 
 def wallet_credit(*, owner_id: str, currency: str, amount: int, idempotency_key: str, reason: str

@@ -5,7 +5,11 @@ from .base import env
 SECRET_KEY = "test-only"
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# The test process opens plain connections (pytest-django swaps databases under them); the
+# Celery worker the tests start runs with the pool, as in production (conftest.py).
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+if not env.bool("DATABASE_POOL_IN_TESTS", default=False):
+    DATABASES["default"].get("OPTIONS", {}).pop("pool", None)  # noqa: F405
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/5")
 PAYMENT_RETRY_BASE_SECONDS = env.float("PAYMENT_RETRY_BASE_SECONDS", default=0.2)
 PAYMENT_RETRY_MAX_SECONDS = env.float("PAYMENT_RETRY_MAX_SECONDS", default=2.0)

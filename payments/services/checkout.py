@@ -12,7 +12,7 @@ from core.models import ApiClient
 from payments.exceptions import AmountRefusedByPSP, SellerNotOnboarded
 from payments.models import PaymentEvent, PaymentOrder, PaymentOrderState, PaymentOrderTransition, Seller
 from payments.psp import get_psp
-from payments.services.enqueue import enqueue_payment_order
+from payments.services.enqueue import enqueue_payment_event, enqueue_payment_order
 
 
 def seller_onboard(*, client: ApiClient, name: str, external_reference: str = "") -> Seller:
@@ -26,7 +26,7 @@ class OrderSpec:
     currency: str
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # inside the idempotency transaction: no savepoint round trips
 def payment_event_create(
     *,
     client: ApiClient,
@@ -72,6 +72,8 @@ def payment_event_create(
                                actor=f"api_client:{client.id}", reason="checkout created")
         for o in created
     )
-    for order in created:
-        enqueue_payment_order(order.id)
+    if len(created) == 1:
+        enqueue_payment_order(created[0].id)
+    else:
+        enqueue_payment_event(event.id)
     return event

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import hashlib
 
-from payments.models import PaymentEvent, PSPCustomer
+from django.db import transaction
+
+from payments.models import PaymentEvent, PaymentOrderState, PSPCustomer
 from payments.psp import get_psp
-from payments.psp.base import CustomerRequest
+from payments.psp.base import CustomerRequest, PSPPaymentMethodRefused
+from payments.services.enqueue import enqueue_payment_order
 
 
 def buyer_psp_customer(*, event: PaymentEvent) -> str:
@@ -41,3 +44,23 @@ def payment_event_payment_method(*, event: PaymentEvent) -> tuple[str, str]:
         psp_payment_method=attached, psp_customer=customer)
     event.refresh_from_db(fields=["psp_payment_method", "psp_customer"])
     return event.psp_payment_method, event.psp_customer
+
+
+def payment_event_execute(*, payment_event_id: str) -> int:
+    """Ready the buyer's payment method once for all the event's orders, then enqueue those not
+    yet started (each is still its own task, key and transaction). Returns how many.
+
+    Raises ``PSPRetryableError`` for the task to retry. A refusal is left for each order to
+    meet (the PSP replays it for the same key), so each fails with the PSP's code. Should this
+    task be lost, the sweeper enqueues the orders, and the first of them readies the method.
+    """
+    event = PaymentEvent.objects.get(pk=payment_event_id)
+    try:
+        payment_event_payment_method(event=event)
+    except PSPPaymentMethodRefused:
+        pass
+    order_ids = list(event.orders.filter(state=PaymentOrderState.NOT_STARTED).values_list("id", flat=True))
+    with transaction.atomic():
+        for order_id in order_ids:
+            enqueue_payment_order(order_id)
+    return len(order_ids)

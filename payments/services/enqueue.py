@@ -14,6 +14,17 @@ def enqueue_payment_order(payment_order_id: str) -> None:
     transaction.on_commit(send_payment_order, robust=True)
 
 
+def enqueue_payment_event(payment_event_id: str) -> None:
+    """One publish for a checkout of several orders: its task readies the buyer's payment
+    method once, then hands out the orders."""
+    def send_payment_event() -> None:
+        from payments.tasks import payment_event_execute_task
+
+        payment_event_execute_task.delay(payment_event_id=payment_event_id)
+
+    transaction.on_commit(send_payment_event, robust=True)
+
+
 def enqueue_refund(refund_id: str) -> None:
     def send_refund() -> None:
         from payments.tasks import refund_execute_task

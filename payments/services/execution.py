@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.db import db_connection_release
 from ledger import accounts
 from ledger.services import EntrySpec, ledger_transaction_post
 from payments.exceptions import PSPAmountMismatch
@@ -33,11 +34,16 @@ def lock_order(payment_order_id: str) -> PaymentOrder:
     return PaymentOrder.objects.select_for_update().select_related("payment_event").get(pk=payment_order_id)
 
 
+# What a transition may change: saved by name, not the whole row.
+_TRANSITION_FIELDS = ["state", "psp_reference", "failure_code", "failure_message", "completed_at", "attempts",
+                      "next_action_at", "psp_key_generation", "psp_key_spent_at", "updated_at"]
+
+
 def transition_order(order: PaymentOrder, method, *, actor: str, reason: str, **kwargs) -> None:
     """Apply one FSM transition to a locked order, save it, and write its audit row."""
     from_state = order.state
     method(**kwargs)
-    order.save()
+    order.save(update_fields=_TRANSITION_FIELDS)
     PaymentOrderTransition.objects.create(
         payment_order=order, from_state=from_state, to_state=order.state, actor=actor[:100], reason=reason[:500]
     )
@@ -64,13 +70,15 @@ def payment_order_execute(*, payment_order_id: str, actor: str = "task:payment_o
     """
     with transaction.atomic():
         order = lock_order(payment_order_id)
-        if order.state == PaymentOrderState.NOT_STARTED:
-            transition_order(order, order.start, actor=actor, reason="sent to the PSP")
-        elif order.state != PaymentOrderState.EXECUTING:
+        if order.state not in (PaymentOrderState.NOT_STARTED, PaymentOrderState.EXECUTING):
             return order.state  # decided, pending at the PSP, or waiting for the janitor or an operator
         order.attempts += 1
         order.next_action_at = _after(settings.PSP_TIMEOUT_SECONDS + settings.PAYMENT_STALL_SECONDS)
-        order.save(update_fields=["attempts", "next_action_at", "updated_at"])
+        if order.state == PaymentOrderState.NOT_STARTED:
+            transition_order(order, order.start, actor=actor, reason="sent to the PSP")
+        else:
+            order.save(update_fields=["attempts", "next_action_at", "updated_at"])
+    db_connection_release()
     try:
         payment_method, customer = payment_event_payment_method(event=order.payment_event)
     except PSPPaymentMethodRefused as exc:

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.db import db_connection_release
 from payments.exceptions import ReplayNotPossible
 from payments.models import PaymentOrder, PaymentOrderState, Refund, RefundState
 from payments.psp import get_psp
@@ -73,6 +74,7 @@ def _ask_psp(order: PaymentOrder) -> PaymentResult | None:
     """The PSP's payment for the order: by id when we have one, else by a search on our order
     id (which finds it under any of the order's keys, but may lag behind the PSP's writes)."""
     psp = get_psp()
+    db_connection_release()
     if order.psp_reference:
         return psp.retrieve_payment(order.psp_reference)
     return psp.find_payment(order.id)

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.db import db_connection_release
 from core.errors import ApiError
 from core.models import ApiClient
 from ledger import accounts
@@ -89,6 +90,7 @@ def refund_execute(*, refund_id: str, actor: str = "task:refund_execute") -> str
                                 amount=refund.amount, currency=refund.currency,
                                 metadata={"payment_order_id": refund.payment_order_id})
     psp = get_psp()
+    db_connection_release()
     try:
         result = psp.create_refund(request)
     except PSPKeySpent:

@@ -1,6 +1,7 @@
 """The executor against a PSP that behaves as Stripe does: saved 500s, a lagging search,
 single-use tokens, unknown payment methods and cards that want 3-D Secure."""
 import time
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -9,6 +10,7 @@ from django.utils import timezone
 from conftest import wait_for
 from payments import services
 from payments.models import PaymentEvent, PaymentOrder, PaymentOrderState, PSPCustomer, Refund
+from payments.tests.factories import PaymentEventFactory, PaymentOrderFactory
 from payments.tests.test_checkout_flow import assert_audit_clean, checkout, onboard, sandbox_money, wait_terminal
 from payments.tests.test_psp_faults import configure, one_order, wait_state
 from wallet import selectors as wallet_selectors
@@ -157,3 +159,18 @@ def test_a_refund_whose_key_the_psp_spent_is_looked_up_then_sent_under_a_new_key
     assert [r["amount"] for r in money["refunds"]] == [400] and money["totals"]["usd"]["refunded"] == 400
     assert wallet_selectors.wallet_balance(owner_id=order.seller_id, currency="usd") == 600
     assert_audit_clean()
+
+
+def test_orders_of_a_lost_event_task_ready_the_payment_method_themselves(celery_worker, sandbox):
+    """The event's task never ran (lost): the sweeper enqueues its orders, and each readies the
+    buyer's payment method itself; the PSP's idempotency keys make them agree on one."""
+    token = tokenise(sandbox)
+    event = PaymentEventFactory(payment_method=token, psp_payment_method="")
+    due = timezone.now() - timedelta(seconds=1)
+    orders = [PaymentOrderFactory(payment_event=event, next_action_at=due) for _ in range(3)]
+    assert services.payment_orders_redrive_stalled() == 3
+    for order in orders:
+        assert wait_state(order, "succeeded", "failed", "dead_letter").state == PaymentOrderState.SUCCEEDED
+    event.refresh_from_db()
+    assert event.psp_payment_method == token and PSPCustomer.objects.count() == 1
+    assert sandbox_money(sandbox)["totals"]["usd"]["count"] == 3

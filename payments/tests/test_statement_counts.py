@@ -1,0 +1,44 @@
+"""Round trips to PostgreSQL per operation, pinned so they don't creep back (README, "Speed").
+
+A settled order: one transaction to claim it (lock, transition, audit row) and one to record
+the PSP's answer (lock, transition, audit row, ledger posting in two statements, wallet
+movement in two), each with its BEGIN and COMMIT. A checkout: the idempotency claim, then
+one transaction for the event, its orders and their audit rows, and the stored response.
+"""
+import json
+
+import pytest
+from rest_framework.test import APIClient
+
+from conftest import wait_for
+from core.services import api_client_create
+from payments import services
+from payments.models import PaymentOrder
+from payments.tests.factories import PaymentOrderFactory, SellerFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_a_settled_order_costs_fourteen_statements_in_two_transactions(sandbox, django_assert_max_num_queries):
+    services.payment_order_execute(payment_order_id=PaymentOrderFactory().id)  # the accounts and wallet exist
+    order = PaymentOrderFactory()
+    with django_assert_max_num_queries(14) as captured:
+        assert services.payment_order_execute(payment_order_id=order.id) == "succeeded"
+    assert [q["sql"] for q in captured.captured_queries].count("COMMIT") == 2
+
+
+def test_a_checkout_of_two_orders_costs_thirteen_statements(celery_worker, sandbox, django_assert_max_num_queries):
+    client, key = api_client_create(name="shop")
+    sellers = [SellerFactory(client=client) for _ in range(2)]
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    body = json.dumps({"buyer": {"reference": "b"}, "payment_method": "pm_card_visa",
+                       "orders": [{"seller": s.id, "amount": 1000, "currency": "usd"} for s in sellers]})
+    with django_assert_max_num_queries(13) as captured:
+        response = api.generic("POST", "/api/v1/checkouts", body, content_type="application/json",
+                               HTTP_IDEMPOTENCY_KEY="k")
+    assert response.status_code == 201
+    assert [q["sql"] for q in captured.captured_queries].count("COMMIT") == 2
+    # The worker executes the orders: let it finish before the test's tables are emptied.
+    wait_for(lambda: not PaymentOrder.objects.exclude(state__in=["succeeded", "failed"]).exists(),
+             message="the checkout's orders")

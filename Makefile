@@ -50,10 +50,10 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 bench-checkout: install
-	$(PY) bench/checkout.py
+	$(PY) bench/checkout.py $(BENCH_ARGS)
 
 bench-chaos: install
-	$(PY) bench/chaos.py
+	$(PY) bench/chaos.py $(BENCH_ARGS)
 
 bench-reconcile: install
 	$(PY) bench/reconcile.py

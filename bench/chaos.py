@@ -8,6 +8,19 @@ declines, and duplicated, reordered webhooks. Meanwhile the worker is killed eve
 seconds. Then faults stop, the system converges on its own (retries, sweeper, janitor,
 webhooks), and the run prints what the sandbox really charged against our books.
 ``--json`` prints the figures as one JSON line (the test suite runs a short version).
+
+``--worker-pool`` / ``--worker-concurrency`` choose the Celery worker's pool (prefork, threads, gevent,
+eventlet, solo) and its size; by default $CELERY_WORKER_POOL / $CELERY_WORKER_CONCURRENCY, else the
+Procfile's ``worker:`` line (see ``bench/_stack.py``).
+
+What each printed figure means: ``orders_created`` payment orders in our database (one per checkout);
+``http_statuses`` the checkout answers (after client retries with the same key); ``worker_kills``
+SIGKILLs sent to the worker's process group; ``faults_injected`` the sandbox's count per fault;
+``double_charges`` orders the sandbox holds more than one succeeded charge for (must be 0); ``not_terminal``
+orders neither succeeded nor failed when the run gave up (must be 0); ``converge_seconds`` from the
+faults stopping until every order is terminal; ``states`` orders per state; ``audit_money`` the last line
+of ``manage.py audit_money``; ``psp_captured`` / ``our_succeeded_total`` what the sandbox captured and
+what we booked as succeeded (must be equal).
 """
 from __future__ import annotations
 
@@ -22,7 +35,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _stack import Stack  # noqa: E402
+from _stack import POOLS, Stack  # noqa: E402
 
 FAULTS = {"error_rate": 0.05, "transient_error_rate": 0.05, "drop_rate": 0.03, "timeout_rate": 0.03,
           "processing_rate": 0.05, "decline_rate": 0.03, "latency_ms": [2, 40], "timeout_delay_s": 3.0,
@@ -44,11 +57,15 @@ def main() -> None:
     parser.add_argument("--kill-every", type=float, default=5.0, help="seconds between worker SIGKILLs")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--converge-timeout", type=float, default=600.0)
+    parser.add_argument("--worker-pool", choices=POOLS, help="default: $CELERY_WORKER_POOL, else the Procfile")
+    parser.add_argument("--worker-concurrency", type=int, help="default: $CELERY_WORKER_CONCURRENCY, else the Procfile")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
 
-    with Stack(web_workers=3, worker_concurrency=4, beat=True, extra_env=FAST_RECOVERY) as stack:
+    with Stack(web_workers=3, worker_pool=args.worker_pool, worker_concurrency=args.worker_concurrency, beat=True,
+               extra_env=FAST_RECOVERY) as stack:
+        log(f"stack: {stack.describe()}; celery beat")
         psp = httpx.Client(base_url=stack.psp_url, timeout=10)
         psp.post("/_sandbox/config", json={**FAULTS, "webhook_url": f"{stack.web_url}/webhooks/psp"}
                  ).raise_for_status()

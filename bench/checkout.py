@@ -1,25 +1,59 @@
-"""Checkout throughput and latency against gunicorn (DEBUG off), with Celery draining the orders.
+"""Checkout and pay-in throughput against a stack of our own (gunicorn DEBUG off, Celery, PSP sandbox).
 
-    .venv/bin/python bench/checkout.py --checkouts 2000 --concurrency 16
+    .venv/bin/python bench/checkout.py --checkouts 2000              # checkouts while the worker drains
+    .venv/bin/python bench/checkout.py --drain 2000                  # the executor alone, on queued orders
+    .venv/bin/python bench/checkout.py --drain 2000 --hot-seller     # every order to one seller
+    .venv/bin/python bench/checkout.py --drain 2000 --psp-latency-ms 250 --worker-pool threads --worker-concurrency 200
+    .venv/bin/python bench/checkout.py --checkouts 2000 --half-load  # + checkout p99 at half the max load
 
-Prints, for the checkout endpoint and for a trivial authenticated DRF endpoint (``/api/v1/ping``)
-measured in the same run: requests per second, p50 and p99 latency; then the time until every
-payment order is terminal. Everything runs on loopback against a fresh database.
+Everything runs on loopback against a fresh database ``marketplace_bench_*`` (see ``bench/_stack.py``
+for the worker's pool and concurrency: flags, else $CELERY_WORKER_POOL / $CELERY_WORKER_CONCURRENCY,
+else the Procfile's ``worker:`` line). Figures are printed, never asserted. What each line means:
+
+``machine before the run``  busy share of all cores over 1 s with the stack idle (should be ~0%).
+``pgbench TPC-B``  the database's ceiling, measured in this run before any load: 8 clients for
+                   ``--pgbench-seconds`` against a scratch database (skipped if pgbench is not installed).
+``GET /api/v1/ping``  a trivial authenticated DRF endpoint on the same gunicorn: the web stack's ceiling.
+``POST /api/v1/checkouts``  one checkout (``--orders-per-checkout`` orders) per request, from
+                   ``--concurrency`` client threads as fast as they go: req/s, p50/p99 latency, non-201s.
+                   Normal mode: the worker drains at the same time; drain mode: the worker is stopped
+                   ("checkout alone").
+``... at half load``  (``--half-load``) a second pass paced at 50% of the first pass's req/s; latency
+                   counted from each request's scheduled send time (no coordinated omission).
+``all N orders terminal``  normal mode: seconds from the first checkout until every order is
+                   succeeded/failed, and orders/s end to end.
+``drained N orders``  drain mode: the worker is started once every order is queued; orders/s from the
+                   worker's start until every order is terminal (and from the first order picked up,
+                   i.e. without the worker's boot).
+``machine CPU``    /proc/stat busy time of all cores (all processes) over that window, per settled order
+                   (or per checkout), and its split per process: web (gunicorn), worker (Celery + pool
+                   children), psp (sandbox), "postgres: our db" (live backends of our database),
+                   postgres (the rest of the server: background, exited backends, other databases), redis,
+                   bench client (this script); "other" is everything else (kernel, other users' work:
+                   run on a quiet machine; per-process times and /proc/stat are sampled differently,
+                   so "other" can come out a few % negative); then PostgreSQL's sessions opened on our database (a new
+                   connection per task shows here) and commits on other databases (someone else's load).
+``ratios``         checkout req/s / ping req/s; settled orders/s / pgbench tps.
 """
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import statistics
 import sys
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _stack import Stack  # noqa: E402
+from _stack import POOLS, Stack, cpu_delta, format_cpu  # noqa: E402
+
+TERMINAL = ("succeeded", "failed")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -27,82 +61,212 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def drive(n: int, concurrency: int, request) -> tuple[float, list[float], int]:
-    """Send ``n`` requests from ``concurrency`` threads; return (elapsed, latencies, errors)."""
+def drive(n: int, concurrency: int, request, rate: float | None = None) -> tuple[float, list[float], Counter]:
+    """Send ``n`` requests from ``concurrency`` threads, as fast as they go or paced at ``rate`` req/s.
+
+    Returns (elapsed seconds, latencies, Counter of unexpected answers). A paced request's latency runs
+    from its scheduled send time, so a stalled server is not hidden by the client waiting for it.
+    """
     local = threading.local()
     latencies: list[float] = []
-    errors = 0
+    errors: Counter = Counter()
+    lock = threading.Lock()
+    started = time.perf_counter()
 
     def one(i: int) -> None:
-        nonlocal errors
         if not hasattr(local, "client"):
             local.client = httpx.Client(timeout=60)
-        started = time.perf_counter()
-        ok = request(local.client, i)
-        latencies.append(time.perf_counter() - started)
-        if not ok:
-            errors += 1
+        scheduled = None
+        if rate:
+            scheduled = started + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        sent = time.perf_counter()
+        try:
+            outcome = request(local.client, i)
+        except httpx.HTTPError as exc:
+            outcome = type(exc).__name__
+        latency = time.perf_counter() - min(sent, scheduled or sent)
+        with lock:
+            latencies.append(latency)
+            if outcome is not True:
+                errors[str(outcome)] += 1
 
-    started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         list(pool.map(one, range(n)))
     return time.perf_counter() - started, latencies, errors
 
 
-def report(label: str, n: int, elapsed: float, latencies: list[float], errors: int) -> None:
-    print(f"{label:<28} {n:>6} req  {n / elapsed:>8.1f} req/s  p50 {statistics.median(latencies) * 1000:>7.1f} ms  "
-          f"p99 {percentile(latencies, 0.99) * 1000:>7.1f} ms  errors {errors}")
+def report(label: str, n: int, elapsed: float, latencies: list[float], errors: Counter) -> float:
+    rate = n / elapsed
+    shown = ", ".join(f"{k}: {v}" for k, v in errors.most_common(5)) if errors else "0"
+    print(f"{label:<36} {n:>6} req  {rate:>8.1f} req/s  p50 {statistics.median(latencies) * 1000:>7.1f} ms  "
+          f"p99 {percentile(latencies, 0.99) * 1000:>7.1f} ms  errors {shown}")
+    return rate
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkouts", type=int, default=1000)
-    parser.add_argument("--orders-per-checkout", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--web-workers", type=int, default=4)
-    parser.add_argument("--worker-concurrency", type=int, default=4)
+    parser.add_argument("--checkouts", type=int, default=1000, help="normal mode: checkouts to send (default 1000)")
+    parser.add_argument("--drain", type=int, metavar="N", default=0,
+                        help="drain mode: queue N orders with the worker stopped, then start it")
+    parser.add_argument("--orders-per-checkout", type=int, default=2,
+                        help="default 2 (1 with --hot-seller: the API takes one order per seller per checkout)")
+    parser.add_argument("--sellers", type=int, default=1000, help="orders are spread over this many (default 1000)")
+    parser.add_argument("--hot-seller", action="store_true", help="every order goes to one seller")
+    parser.add_argument("--psp-latency-ms", type=int, default=0, help="the sandbox answers every call in N ms")
+    parser.add_argument("--half-load", action="store_true",
+                        help="a second checkout pass paced at 50%% of the first's req/s (its p99)")
+    parser.add_argument("--concurrency", type=int, default=16, help="client threads (default 16)")
+    parser.add_argument("--web-workers", type=int, default=4, help="gunicorn workers (default 4)")
+    parser.add_argument("--worker-pool", choices=POOLS, help="default: $CELERY_WORKER_POOL, else the Procfile")
+    parser.add_argument("--worker-concurrency", type=int,
+                        help="default: $CELERY_WORKER_CONCURRENCY, else the Procfile")
+    parser.add_argument("--pgbench-seconds", type=int, default=10, help="0 skips the pgbench baseline (default 10)")
+    parser.add_argument("--timeout", type=float, default=1800, help="give up waiting for terminal orders after (s)")
     args = parser.parse_args()
 
-    with Stack(web_workers=args.web_workers, worker_concurrency=args.worker_concurrency) as stack:
+    per_checkout = 1 if args.hot_seller else args.orders_per_checkout
+    if args.hot_seller and args.orders_per_checkout != 1:
+        print("note: --hot-seller sends 1 order per checkout (at most one order per seller per checkout); "
+              "compare with a spread run using --orders-per-checkout 1")
+    n_checkouts = math.ceil(args.drain / per_checkout) if args.drain else args.checkouts
+    passes = 2 if args.half_load else 1
+    n_sellers = 1 if args.hot_seller else max(per_checkout, min(args.sellers, n_checkouts * per_checkout * passes))
+
+    with Stack(web_workers=args.web_workers, worker_pool=args.worker_pool,
+               worker_concurrency=args.worker_concurrency, start_worker=not args.drain) as stack:
+        print(f"stack: {stack.describe()}")
+        print(f"load: {'drain' if args.drain else 'normal'} mode; client threads {args.concurrency}; "
+              f"{n_checkouts} checkouts x {per_checkout} orders; orders spread over {n_sellers} seller(s); "
+              f"PSP latency {args.psp_latency_ms} ms")
+        quiet = stack.cpu_snapshot()
+        time.sleep(1)
+        idle = cpu_delta(quiet, stack.cpu_snapshot())["machine"] / (1000 * (os.cpu_count() or 1))
+        print(f"machine before the run: {idle:.0%} busy over 1 s" + (" (not quiet: figures will be off)"
+                                                                    if idle > 0.1 else ""))
+        psp = httpx.Client(base_url=stack.psp_url, timeout=10)
+        psp.post("/_sandbox/config", json={"latency_ms": [args.psp_latency_ms] * 2}).raise_for_status()
+
+        pg = stack.pgbench(seconds=args.pgbench_seconds)
+        if pg:
+            print(f"{'pgbench TPC-B':<36} {pg['tps']:>8.1f} tps  ({pg['clients']} clients, {pg['seconds']} s, "
+                  f"scale {pg['scale']}, latency avg {pg['latency_ms']:.1f} ms)")
+        else:
+            print("pgbench TPC-B: skipped (" + ("--pgbench-seconds 0" if args.pgbench_seconds <= 0
+                                                 else "pgbench not installed") + ")")
+
         key = stack.manage("create_api_key", "bench")
         auth = {"Authorization": f"Bearer {key}"}
-        sellers = [httpx.post(f"{stack.web_url}/api/v1/sellers", json={"name": f"s{i}"}, headers=auth).json()["id"]
-                   for i in range(max(args.orders_per_checkout, 10))]
-        print(f"stack: gunicorn x{args.web_workers} (DEBUG off), celery worker -c {args.worker_concurrency}, "
-              f"PSP sandbox; client threads {args.concurrency}; {args.orders_per_checkout} orders per checkout")
+        sellers: list[str] = [""] * n_sellers
 
-        def ping(client: httpx.Client, i: int) -> bool:
-            return client.get(f"{stack.web_url}/api/v1/ping", headers=auth).status_code == 200
+        def create_seller(client: httpx.Client, i: int) -> bool | int:
+            response = client.post(f"{stack.web_url}/api/v1/sellers", json={"name": f"s{i}"}, headers=auth)
+            if response.status_code == 201:
+                sellers[i] = response.json()["id"]
+                return True
+            return response.status_code
 
-        drive(min(200, args.checkouts), args.concurrency, ping)  # warm-up
-        report("GET /api/v1/ping", args.checkouts, *drive(args.checkouts, args.concurrency, ping))
+        _, _, errors = drive(n_sellers, args.concurrency, create_seller)
+        if errors:
+            raise SystemExit(f"creating sellers failed: {dict(errors)}")
 
-        def checkout(client: httpx.Client, i: int) -> bool:
-            orders = [{"seller": sellers[(i + k) % len(sellers)], "amount": 100 + i % 900, "currency": "usd"}
-                      for k in range(args.orders_per_checkout)]
-            body = {"buyer": {"reference": f"b{i}"}, "payment_method": "pm_card_visa", "orders": orders}
-            response = client.post(f"{stack.web_url}/api/v1/checkouts", json=body,
-                                   headers={**auth, "Idempotency-Key": f"bench-{i}"})
-            return response.status_code == 201
+        def ping(client: httpx.Client, i: int) -> bool | int:
+            response = client.get(f"{stack.web_url}/api/v1/ping", headers=auth)
+            return response.status_code == 200 or response.status_code
 
-        started = time.perf_counter()
-        elapsed, latencies, errors = drive(args.checkouts, args.concurrency, checkout)
-        report("POST /api/v1/checkouts", args.checkouts, elapsed, latencies, errors)
+        n_ping = max(500, n_checkouts)
+        drive(min(200, n_ping), args.concurrency, ping)  # warm-up
+        ping_rate = report("GET /api/v1/ping", n_ping, *drive(n_ping, args.concurrency, ping))
 
-        total = args.checkouts * args.orders_per_checkout
-        with stack.db() as conn:
+        def checkouts(tag: str):
+            def checkout(client: httpx.Client, i: int) -> bool | int:
+                orders = [{"seller": sellers[(i * per_checkout + k) % n_sellers], "amount": 100 + i % 900,
+                           "currency": "usd"} for k in range(per_checkout)]  # >= 50: Stripe's usd minimum
+                body = {"buyer": {"reference": f"b{i}"}, "payment_method": "pm_card_visa", "orders": orders}
+                response = client.post(f"{stack.web_url}/api/v1/checkouts", json=body,
+                                       headers={**auth, "Idempotency-Key": f"bench-{tag}-{i}"})
+                return response.status_code == 201 or response.status_code
+            return checkout
+
+        def half_load(max_rate: float) -> None:
+            label = f"POST /api/v1/checkouts @ {max_rate / 2:.0f}/s"
+            report(f"{label} (half)", n_checkouts, *drive(n_checkouts, args.concurrency, checkouts("half"),
+                                                          rate=max_rate / 2))
+
+        def wait_terminal(conn, since: float, on_first=None) -> tuple[int, dict]:
+            """Poll until no order is left non-terminal (or --timeout); call ``on_first`` when one is picked up."""
             while True:
-                left = conn.execute("SELECT count(*) FROM payments_paymentorder "
-                                    "WHERE state NOT IN ('succeeded', 'failed')").fetchone()[0]
-                if left == 0 or time.perf_counter() - started > 1800:
+                left, picked = conn.execute(
+                    "SELECT count(*) FILTER (WHERE state NOT IN ('succeeded', 'failed')), "
+                    "count(*) FILTER (WHERE state <> 'not_started') FROM payments_paymentorder").fetchone()
+                if on_first and picked:
+                    on_first()
+                    on_first = None
+                if left == 0 or time.perf_counter() - since > args.timeout:
                     break
-                time.sleep(0.2)
-            done = time.perf_counter() - started
+                stack.check_alive()
+                time.sleep(0.02 if on_first else 0.1)
             states = dict(conn.execute("SELECT state, count(*) FROM payments_paymentorder GROUP BY state").fetchall())
-        print(f"all {total} orders terminal {done:.1f} s after the first checkout "
-              f"({total / done:.1f} orders/s end to end); states: {states}; not terminal: {left}")
+            return left, states
+
+        def snap() -> tuple[dict, dict]:
+            return stack.cpu_snapshot(), stack.pg_counters()
+
+        def show(a: tuple[dict, dict], b: tuple[dict, dict], seconds: float, per: int, unit: str) -> None:
+            print(format_cpu(cpu_delta(a[0], b[0]), seconds, per, unit, cpu_delta(a[1], b[1])))
+
+        cpu_start = snap()
+        started = time.perf_counter()
+        checkout_rate = report("POST /api/v1/checkouts" + (" (worker stopped)" if args.drain else ""),
+                               n_checkouts, *drive(n_checkouts, args.concurrency, checkouts("max")))
+        settled_rate = 0.0
+        with stack.db() as conn:
+            if args.drain:
+                elapsed = time.perf_counter() - started
+                print("checkouts, worker stopped:")
+                show(cpu_start, snap(), elapsed, n_checkouts, "checkout")
+                if args.half_load:
+                    half_load(checkout_rate)
+                total = conn.execute("SELECT count(*) FROM payments_paymentorder").fetchone()[0]
+                marks: dict[str, tuple[float, dict]] = {}
+                marks["start"] = (time.perf_counter(), snap())
+                stack.start_worker()
+                left, states = wait_terminal(
+                    conn, marks["start"][0], lambda: marks.setdefault("first", (time.perf_counter(), snap())))
+                end = (time.perf_counter(), snap())
+                settled = states.get("succeeded", 0) + states.get("failed", 0)
+                elapsed = end[0] - marks["start"][0]
+                settled_rate = settled / elapsed
+                first = marks.get("first", marks["start"])
+                print(f"drained {total} orders: {settled} terminal in {elapsed:.1f} s after starting the worker "
+                      f"-> {settled_rate:.1f} orders/s ({settled / max(end[0] - first[0], 1e-9):.1f} orders/s "
+                      f"from the first order picked up, {first[0] - marks['start'][0]:.1f} s after the start); "
+                      f"states: {states}; not terminal: {left}")
+                print("drain, from the worker's start:")
+                show(marks["start"][1], end[1], elapsed, settled, "settled order")
+                print("drain, from the first order picked up (without the worker's boot):")
+                show(first[1], end[1], end[0] - first[0], settled, "settled order")
+            else:
+                total = n_checkouts * per_checkout
+                left, states = wait_terminal(conn, started)
+                done = time.perf_counter() - started
+                settled = states.get("succeeded", 0) + states.get("failed", 0)
+                settled_rate = settled / done
+                print(f"all {total} orders terminal {done:.1f} s after the first checkout "
+                      f"({settled_rate:.1f} orders/s end to end); states: {states}; not terminal: {left}")
+                print("checkouts + drain, end to end:")
+                show(cpu_start, snap(), done, settled, "settled order")
+                if args.half_load:
+                    half_load(checkout_rate)
+                    left, states = wait_terminal(conn, time.perf_counter())
+                    print(f"after the half-load pass: states {states}; not terminal: {left}")
         audit = stack.manage("audit_money").splitlines()[-1]
         print(f"audit_money: {audit}")
+        print(f"ratios: checkout / ping = {checkout_rate:.1f} / {ping_rate:.1f} = {checkout_rate / ping_rate:.3f}x; "
+              + (f"settled orders/s / pgbench tps = {settled_rate:.1f} / {pg['tps']:.1f} = "
+                 f"{settled_rate / pg['tps']:.4f}x" if pg else "no pgbench baseline"))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import hashlib
 
 from django.db import transaction
 
+from core.db import db_connection_release
 from payments.models import PaymentEvent, PaymentOrderState, PSPCustomer
 from payments.psp import get_psp
 from payments.psp.base import CustomerRequest, PSPPaymentMethodRefused
@@ -20,6 +21,7 @@ def buyer_psp_customer(*, event: PaymentEvent) -> str:
     if known:
         return known
     buyer = hashlib.sha256(f"{event.client_id}:{event.buyer_reference}".encode()).hexdigest()[:48]
+    db_connection_release()
     customer_id = get_psp().create_customer(CustomerRequest(
         idempotency_key=f"customer:{buyer}", buyer_reference=event.buyer_reference, email=event.buyer_email))
     row, _ = PSPCustomer.objects.get_or_create(client_id=event.client_id, buyer_reference=event.buyer_reference,
@@ -38,6 +40,7 @@ def payment_event_payment_method(*, event: PaymentEvent) -> tuple[str, str]:
     if event.psp_payment_method:
         return event.psp_payment_method, event.psp_customer
     customer = buyer_psp_customer(event=event)
+    db_connection_release()
     attached = get_psp().attach_payment_method(payment_method=event.payment_method, customer=customer,
                                                idempotency_key=f"attach:{event.id}")
     PaymentEvent.objects.filter(pk=event.pk, psp_payment_method="").update(

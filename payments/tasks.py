@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.db import OperationalError
 
 from payments import services
 from payments.psp.base import PSPRetryableError
@@ -13,6 +14,16 @@ from payments.services.execution import retry_delay
 from payments.services.refunds import refund_schedule_retry
 
 logger = logging.getLogger(__name__)
+
+
+def _database_backoff(task, exc: OperationalError, **ids: str):
+    """The database, or the connection pool in front of it, did not answer in time (every
+    connection busy, PostgreSQL down): say so clearly and try again later. Whatever was
+    committed stays; the PSP key makes a second call safe; the sweeper is the backstop."""
+    delay = retry_delay(task.request.retries + 1)
+    logger.error("event=database_unavailable task=%s %s delay=%.2f error=%s", task.name,
+                 " ".join(f"{k}={v}" for k, v in ids.items()), delay, exc)
+    return task.retry(countdown=delay, exc=exc)
 
 
 @shared_task(bind=True, name="payments.payment_order_execute", acks_late=True, max_retries=None)
@@ -26,6 +37,8 @@ def payment_order_execute_task(self, *, payment_order_id: str) -> str:
             return "dead_letter"
         logger.warning("event=payment_order_retry order=%s delay=%.2f error=%s", payment_order_id, delay, exc)
         raise self.retry(countdown=delay, exc=exc) from exc
+    except OperationalError as exc:
+        raise _database_backoff(self, exc, order=payment_order_id) from exc
 
 
 @shared_task(bind=True, name="payments.payment_event_execute", acks_late=True, max_retries=5)
@@ -47,6 +60,8 @@ def refund_execute_task(self, *, refund_id: str) -> str:
             return "done"
         logger.warning("event=refund_retry refund=%s delay=%.2f error=%s", refund_id, delay, exc)
         raise self.retry(countdown=delay, exc=exc) from exc
+    except OperationalError as exc:
+        raise _database_backoff(self, exc, refund=refund_id) from exc
 
 
 @shared_task(name="payments.sweeper")

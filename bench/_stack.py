@@ -221,11 +221,18 @@ class Stack:
             worker_pool, worker_concurrency)
         self.procs: dict[str, subprocess.Popen] = {}
         self.logdir = ROOT / "var" / "bench" / self.name
+        webhook_secret = "whsec_bench_" + uuid.uuid4().hex
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "config.settings.production",
             "DJANGO_SECRET_KEY": "bench-" + uuid.uuid4().hex,
             "DJANGO_SECURE_COOKIES": "false",
+            "DJANGO_SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback: no TLS proxy in front
+            # Secrets of this run's own (production refuses the repository's public defaults); the
+            # sandbox signs its webhooks with the same one.
+            "PSP_API_KEY": "sk_test_bench_" + uuid.uuid4().hex,
+            "PSP_WEBHOOK_SECRET": webhook_secret,
+            "PSP_SANDBOX_WEBHOOK_SECRET": webhook_secret,
             "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{self.db_name}",
             "CELERY_BROKER_URL": "redis://127.0.0.1:6379/6",
             "CELERY_TASK_DEFAULT_QUEUE": self.name,

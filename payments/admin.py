@@ -5,7 +5,7 @@ from django.db.models import Count
 from core.admin_base import ReadOnlyAdmin, action_with_reason
 from core.money import format_amount
 from payments import services
-from payments.exceptions import ReplayNotPossible
+from payments.exceptions import DoubleChargeRefundFailed, ReplayNotPossible
 from payments.models import (
     PaymentEvent,
     PaymentOrder,
@@ -14,8 +14,11 @@ from payments.models import (
     Refund,
     RefundTransition,
     Seller,
+    SuspectedDoubleCharge,
     WebhookEvent,
 )
+from payments.psp.base import PSPError
+from payments.services.double_charges import suspected_double_charge_dismiss, suspected_double_charge_refund
 
 
 @admin.register(Seller)
@@ -144,6 +147,44 @@ class WebhookEventAdmin(ReadOnlyAdmin):
         outcomes = [f"{event.id}: {services.webhook_event_process(event_id=event.id, actor=actor)}"
                     for event in queryset]
         self.message_user(request, "; ".join(outcomes))
+
+
+@admin.register(SuspectedDoubleCharge)
+class SuspectedDoubleChargeAdmin(ReadOnlyAdmin):
+    list_display = ("psp_reference", "payment_order", "kind", "amount_display", "state", "detected_by", "detected_at",
+                    "resolved_by", "refund_psp_reference")
+    list_filter = ("state", "kind", "currency")
+    search_fields = ("psp_reference", "payment_order__id", "refund_psp_reference")
+    actions = ["refund_extra_charge", "dismiss"]
+
+    @admin.action(description="Refund the extra charge in full at the PSP (asks for a reason)", permissions=["refund"])
+    def refund_extra_charge(self, request, queryset):
+        def refund(row, data):
+            try:
+                return suspected_double_charge_refund(suspected_id=row.pk, operator=request.user.get_username(),
+                                                      reason=data["reason"])
+            except (DoubleChargeRefundFailed, PSPError) as exc:
+                return f"not refunded: {exc}"
+
+        return action_with_reason(self, request, queryset.filter(state=SuspectedDoubleCharge.State.OPEN),
+                                  action_name="refund_extra_charge", title="Refund suspected double charges",
+                                  apply=refund)
+
+    @admin.action(description="Dismiss: not a double charge (asks for a reason)", permissions=["refund"])
+    def dismiss(self, request, queryset):
+        def close(row, data):
+            return suspected_double_charge_dismiss(suspected_id=row.pk, operator=request.user.get_username(),
+                                                   reason=data["reason"])
+
+        return action_with_reason(self, request, queryset.filter(state=SuspectedDoubleCharge.State.OPEN),
+                                  action_name="dismiss", title="Dismiss suspected double charges", apply=close)
+
+    def has_refund_permission(self, request):
+        return request.user.has_perm("payments.refund_suspecteddoublecharge")
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, obj):
+        return format_amount(obj.amount, obj.currency)
 
 
 @admin.register(RefundTransition)

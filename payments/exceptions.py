@@ -19,9 +19,21 @@ class PaymentOrderNotFound(ApiError):
     default_detail = "No such payment order."
 
 
-class PSPAmountMismatch(Exception):
-    """The PSP reports another amount or currency than the order's: a human must look."""
+class PSPMismatch(Exception):
+    """The PSP's success does not match the payment we asked for: a human must look."""
+
+    code = "psp_mismatch"
+
+
+class PSPAmountMismatch(PSPMismatch):
+    """The PSP reports another amount or currency than the order's."""
+
+    code = "psp_amount_mismatch"
 
 
 class ReplayNotPossible(Exception):
     """A dead-lettered order can't be sent back just now (the PSP can't be asked, or its search may lag)."""
+
+
+class DoubleChargeRefundFailed(Exception):
+    """The PSP refused to refund a suspected double charge; it stays open."""

@@ -185,6 +185,41 @@ class PSPCustomer(models.Model):
         return f"{self.buyer_reference} → {self.psp_customer_id}"
 
 
+class SuspectedDoubleCharge(models.Model):
+    """A success the PSP reports for a PaymentIntent other than the one that decided the order:
+    money the buyer paid that our books don't hold. Nothing is posted; an operator refunds it
+    (one click, audited) or dismisses it with a reason."""
+
+    class Kind(models.TextChoices):
+        DOUBLE_CHARGE = "double_charge", "second charge for a succeeded order"
+        CAPTURED_FOR_FAILED_ORDER = "captured_for_failed_order", "charge for an order we recorded as failed"
+
+    class State(models.TextChoices):
+        OPEN = "open"
+        REFUNDED = "refunded"
+        DISMISSED = "dismissed"
+
+    payment_order = models.ForeignKey(PaymentOrder, on_delete=models.PROTECT, related_name="suspected_double_charges")
+    psp_reference = models.CharField(max_length=100, unique=True, help_text="The extra PaymentIntent.")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    amount = models.BigIntegerField(help_text="Minor units, as the PSP reported them.")
+    currency = models.CharField(max_length=3)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN, db_index=True)
+    detected_by = models.CharField(max_length=100, help_text="Who reported it: a webhook, the janitor, a task.")
+    detected_at = models.DateTimeField(auto_now_add=True)
+    resolved_by = models.CharField(max_length=100, blank=True)
+    resolved_reason = models.CharField(max_length=500, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    refund_psp_reference = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-detected_at"]
+        permissions = [("refund_suspecteddoublecharge", "Can refund a suspected double charge")]
+
+    def __str__(self) -> str:
+        return f"{self.psp_reference} for {self.payment_order_id}"
+
+
 class PaymentOrderTransition(models.Model):
     """Audit row: every state change of a payment order, who made it and why."""
 

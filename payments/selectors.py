@@ -5,7 +5,16 @@ from datetime import datetime
 from django.db.models import Count, F, QuerySet, Sum
 
 from core.models import ApiClient
-from payments.models import PaymentEvent, PaymentOrder, PaymentOrderState, Refund, RefundState, Seller, WebhookEvent
+from payments.models import (
+    PaymentEvent,
+    PaymentOrder,
+    PaymentOrderState,
+    Refund,
+    RefundState,
+    Seller,
+    SuspectedDoubleCharge,
+    WebhookEvent,
+)
 
 
 def seller_list(*, client: ApiClient) -> QuerySet[Seller]:
@@ -108,4 +117,6 @@ def attention_counts() -> dict[str, int]:
         "unknown": states.get(PaymentOrderState.UNKNOWN, 0),
         "pending": states.get(PaymentOrderState.PENDING, 0),
         "failed_webhooks": WebhookEvent.objects.filter(status=WebhookEvent.Status.FAILED).count(),
+        "suspected_double_charges": SuspectedDoubleCharge.objects.filter(
+            state=SuspectedDoubleCharge.State.OPEN).count(),
     }

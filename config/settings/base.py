@@ -7,7 +7,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
 env.read_env(BASE_DIR / ".env", overwrite=False)
 
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="dev-only-insecure-key")
+# Secrets have no default here: local.py and test.py give sandbox values, production.py refuses to start
+# without real ones.
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 
@@ -82,7 +84,10 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
 LANGUAGE_CODE = "en-us"
@@ -147,9 +152,9 @@ PAYMENT_RETRY_MAX_SECONDS = env.float("PAYMENT_RETRY_MAX_SECONDS", default=300.0
 
 # --- PSP -----------------------------------------------------------------------
 PSP_API_BASE = env("PSP_API_BASE", default="http://127.0.0.1:12111")
-PSP_API_KEY = env("PSP_API_KEY", default="sk_test_sandbox")
+PSP_API_KEY = env("PSP_API_KEY", default="")
 PSP_TIMEOUT_SECONDS = env.float("PSP_TIMEOUT_SECONDS", default=10.0)
-PSP_WEBHOOK_SECRET = env("PSP_WEBHOOK_SECRET", default="whsec_sandbox_secret")
+PSP_WEBHOOK_SECRET = env("PSP_WEBHOOK_SECRET", default="")
 PSP_WEBHOOK_TOLERANCE_SECONDS = env.int("PSP_WEBHOOK_TOLERANCE_SECONDS", default=300)
 # Stripe's search is eventually consistent ("typically within a minute"): a search made this long after
 # a call is trusted to show what the call created. Only then does an order whose key the PSP spent

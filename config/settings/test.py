@@ -3,6 +3,8 @@ from .base import *  # noqa: F401,F403
 from .base import env
 
 SECRET_KEY = "test-only"
+PSP_API_KEY = env("PSP_API_KEY", default="sk_test_sandbox")
+PSP_WEBHOOK_SECRET = env("PSP_WEBHOOK_SECRET", default="whsec_sandbox_secret")
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # The test process opens plain connections (pytest-django swaps databases under them); the

@@ -46,6 +46,7 @@ class PaymentResult:
     currency: str
     failure_code: str = ""
     failure_message: str = ""
+    payment_order_id: str = ""  # the order the PSP's object says it is for (our metadata), when it says
 
 
 @dataclass(frozen=True)

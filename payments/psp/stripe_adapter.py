@@ -76,6 +76,7 @@ def _result(intent) -> PaymentResult:
         currency=currency,
         failure_code=code if status is PaymentStatus.FAILED else "",
         failure_message=(error.get("message") or "") if status is PaymentStatus.FAILED else "",
+        payment_order_id=(intent.get("metadata") or {}).get("payment_order_id", ""),
     )
 
 

@@ -12,8 +12,8 @@ from django.utils import timezone
 from core.db import db_connection_release
 from ledger import accounts
 from ledger.services import EntrySpec, ledger_transaction_post
-from payments.exceptions import PSPAmountMismatch
-from payments.models import PaymentOrder, PaymentOrderState, PaymentOrderTransition
+from payments.exceptions import PSPAmountMismatch, PSPMismatch
+from payments.models import PaymentOrder, PaymentOrderState, PaymentOrderTransition, SuspectedDoubleCharge
 from payments.psp import get_psp
 from payments.psp.base import (
     PaymentRequest,
@@ -116,9 +116,9 @@ def payment_order_apply_result_or_dead_letter(*, payment_order_id: str, result: 
     """Apply the PSP's answer; an answer that contradicts the order goes to an operator."""
     try:
         return payment_order_apply_result(payment_order_id=payment_order_id, result=result, actor=actor)
-    except PSPAmountMismatch as exc:
-        return payment_order_dead_letter(payment_order_id=payment_order_id, code="psp_amount_mismatch",
-                                         message=str(exc), actor=actor)
+    except PSPMismatch as exc:
+        return payment_order_dead_letter(payment_order_id=payment_order_id, code=exc.code, message=str(exc),
+                                         actor=actor)
 
 
 @transaction.atomic
@@ -184,14 +184,15 @@ def payment_order_apply_result(*, payment_order_id: str, result: PaymentResult, 
     """
     order = lock_order(payment_order_id)
     if order.is_terminal or order.state == PaymentOrderState.NOT_STARTED:
-        if order.is_terminal and order.state != result.status and result.status != PaymentStatus.PROCESSING:
+        if order.is_terminal and result.status is PaymentStatus.SUCCEEDED and result.psp_reference \
+                and result.psp_reference != order.psp_reference:
+            _suspect_double_charge(order, result, actor=actor)
+        elif order.is_terminal and order.state != result.status and result.status != PaymentStatus.PROCESSING:
             logger.error("event=payment_order_outcome_conflict order=%s state=%s psp_status=%s",
                          order.id, order.state, result.status)
         return order.state
     if result.status is PaymentStatus.SUCCEEDED:
-        if (result.amount, result.currency) != (order.amount, order.currency):
-            raise PSPAmountMismatch(f"PSP captured {result.amount} {result.currency} for {order.id}, "
-                                    f"expected {order.amount} {order.currency}")
+        _check_success_is_ours(order, result)
         transition_order(order, order.succeed, actor=actor, reason="PSP captured the payment",
                          psp_reference=result.psp_reference)
         _post_capture(order)
@@ -204,6 +205,33 @@ def payment_order_apply_result(*, payment_order_id: str, result: PaymentResult, 
         transition_order(order, order.await_psp, actor=actor, reason="PSP is still processing",
                          psp_reference=result.psp_reference)
     return order.state
+
+
+def _check_success_is_ours(order: PaymentOrder, result: PaymentResult) -> None:
+    """Only the payment we asked for moves money: the PSP's object must name this order, be the
+    PaymentIntent on record (when there is one), and carry its amount and currency."""
+    if result.payment_order_id and result.payment_order_id != order.id:
+        raise PSPMismatch(f"PaymentIntent {result.psp_reference} is for {result.payment_order_id}, not {order.id}")
+    if order.psp_reference and result.psp_reference != order.psp_reference:
+        raise PSPMismatch(f"success for PaymentIntent {result.psp_reference}, but {order.id} was sent as "
+                          f"{order.psp_reference}")
+    if (result.amount, result.currency) != (order.amount, order.currency):
+        raise PSPAmountMismatch(f"PSP captured {result.amount} {result.currency} for {order.id}, "
+                                f"expected {order.amount} {order.currency}")
+
+
+def _suspect_double_charge(order: PaymentOrder, result: PaymentResult, *, actor: str) -> None:
+    """A decided order, and the PSP says another PaymentIntent for it succeeded: the buyer paid
+    money our books don't hold. Kept once per PaymentIntent for an operator; nothing is posted."""
+    kind = (SuspectedDoubleCharge.Kind.DOUBLE_CHARGE if order.state == PaymentOrderState.SUCCEEDED
+            else SuspectedDoubleCharge.Kind.CAPTURED_FOR_FAILED_ORDER)
+    _, created = SuspectedDoubleCharge.objects.get_or_create(
+        psp_reference=result.psp_reference,
+        defaults={"payment_order": order, "kind": kind, "amount": result.amount, "currency": result.currency,
+                  "detected_by": actor[:100]})
+    if created:
+        logger.error("event=suspected_double_charge order=%s state=%s psp_reference=%s amount=%s currency=%s",
+                     order.id, order.state, result.psp_reference, result.amount, result.currency)
 
 
 def commission_for(amount: int) -> int:

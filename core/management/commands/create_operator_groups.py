@@ -8,7 +8,8 @@ DEFAULT_ACTIONS = ("add_", "change_", "delete_", "view_")
 # group -> (apps whose models it may view, extra permissions as "app_label.codename",
 #           apps whose custom permissions it holds)
 GROUPS = {
-    "Payment operators": (("core", "payments", "wallet", "ledger"), ("payments.replay_paymentorder",), ()),
+    "Payment operators": (("core", "payments", "wallet", "ledger"),
+                          ("payments.replay_paymentorder", "payments.refund_suspecteddoublecharge"), ()),
     "Finance operators": (("payments", "wallet", "ledger", "reconciliation"), ("reconciliation.add_settlementfile",),
                           ("reconciliation",)),
 }

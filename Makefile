@@ -5,7 +5,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/marketplace
+# Two database roles (README, "Database roles"): the app (gunicorn, Celery, the demo's commands) connects as
+# DATABASE_URL's role; migrations and `manage.py db_roles` as DATABASE_OWNER_URL's (the local superuser, which
+# creates both roles on a fresh machine), and DATABASE_OWNER_ROLE owns the tables.
+export DATABASE_URL ?= postgres://marketplace_app:marketplace_app@127.0.0.1:5432/marketplace
+export DATABASE_OWNER_URL ?= postgres://postgres@127.0.0.1:5432/marketplace
+export DATABASE_OWNER_ROLE ?= marketplace_owner
 export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/0
 export WEB_HOST ?= 127.0.0.1
 export WEB_PORT ?= 8000
@@ -28,7 +33,8 @@ install: $(VENV)/.installed
 
 migrate: install
 	$(PY) scripts/ensure_database.py
-	$(PY) manage.py migrate --no-input
+	DATABASE_URL="$$DATABASE_OWNER_URL" $(PY) manage.py migrate --no-input
+	$(PY) manage.py db_roles
 	$(PY) manage.py create_operator_groups
 	$(PY) manage.py collectstatic --no-input -v 0
 
@@ -42,6 +48,8 @@ stop:
 	bash scripts/stack.sh stop
 
 test: export DJANGO_SETTINGS_MODULE = config.settings.test
+# The suite creates and migrates test_<name>, as the owner does; core/tests/test_db_roles.py connects as an app role.
+test: export DATABASE_URL = $(DATABASE_OWNER_URL)
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest

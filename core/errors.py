@@ -67,13 +67,30 @@ def _first_validation_error(detail, path: str = "") -> tuple[str | None, str, st
 
 
 _TYPES_BY_STATUS = {
+    400: ("invalid_request_error", "invalid_request"),
     401: ("authentication_error", "unauthenticated"),
     403: ("permission_error", "forbidden"),
     404: ("invalid_request_error", "resource_missing"),
     405: ("invalid_request_error", "method_not_allowed"),
     406: ("invalid_request_error", "not_acceptable"),
+    413: ("invalid_request_error", "body_too_large"),
+    414: ("invalid_request_error", "uri_too_long"),
     415: ("invalid_request_error", "unsupported_media_type"),
     429: ("rate_limit_error", "rate_limited"),
+    431: ("invalid_request_error", "headers_too_large"),
+}
+_MESSAGES_BY_STATUS = {
+    400: "The request could not be read.",
+    401: "A valid API key is required.",
+    403: "Not allowed.",
+    404: "No such resource.",
+    405: "Method not allowed on this endpoint.",
+    406: "Only application/json is served.",
+    413: "Request body too large.",
+    414: "Request line too long.",
+    415: "Only application/json bodies are accepted.",
+    429: "Too many requests.",
+    431: "Request headers too large.",
 }
 
 
@@ -106,8 +123,20 @@ def api_exception_handler(exc, context) -> Response | None:
     return None  # a real bug: Django's 500 handler (below) answers in the same shape
 
 
-def json_error_response(status_code: int, *, error_type: str, code: str, message: str) -> JsonResponse:
-    return JsonResponse(error_body(error_type=error_type, code=code, message=message), status=status_code)
+def json_error_response(status_code: int, *, error_type: str, code: str, message: str,
+                        param: str | None = None) -> JsonResponse:
+    return JsonResponse(error_body(error_type=error_type, code=code, message=message, param=param), status=status_code)
+
+
+def error_response_for_status(status_code: int) -> JsonResponse:
+    """The error shape for a bare status (Django's or a middleware's own error page, turned into JSON)."""
+    if status_code >= 500:
+        code = "internal_error" if status_code == 500 else "service_unavailable"
+        return json_error_response(status_code, error_type="api_error", code=code,
+                                   message="Something went wrong on our side.")
+    error_type, code = _TYPES_BY_STATUS.get(status_code, ("invalid_request_error", "invalid_request"))
+    return json_error_response(status_code, error_type=error_type, code=code,
+                               message=_MESSAGES_BY_STATUS.get(status_code, "The request was not valid."))
 
 
 def handler404(request, exception=None):

@@ -1,4 +1,5 @@
 """HTTP API: one view per operation, thin callers of services and selectors."""
+from django.db import IntegrityError, transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -6,6 +7,7 @@ from rest_framework.views import APIView
 
 from core.errors import ApiError
 from core.pagination import CreatedCursorPagination
+from core.parsers import JSONParser
 from core.schema import idempotency_key_header
 from core.views import idempotent_response
 from payments import selectors, services
@@ -19,6 +21,18 @@ from payments.serializers import (
     SellerInput,
     SellerOutput,
 )
+
+SELLER_EXTERNAL_REFERENCE_CONSTRAINT = "seller_external_reference_unique_per_client"
+
+
+class ApiView(APIView):
+    # Here rather than in DEFAULT_PARSER_CLASSES: deeply nested JSON, NUL and lone surrogates are 400s.
+    parser_classes = [JSONParser]
+
+
+def _constraint_name(exc: IntegrityError) -> str:
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None) or ""
 
 
 def _validated(serializer_class, request):
@@ -34,14 +48,22 @@ def _paginated(request, view, queryset, output_class):
     return paginator.get_paginated_response(output_class(page, many=True).data)
 
 
-class SellerListCreateApi(APIView):
+class SellerListCreateApi(ApiView):
     @extend_schema(request=SellerInput, responses={201: SellerOutput},
                    parameters=[idempotency_key_header(required=False)], operation_id="sellers_create")
     def post(self, request):
         data = _validated(SellerInput, request)
 
         def onboard():
-            seller = services.seller_onboard(client=request.user, **data)
+            try:
+                with transaction.atomic():  # a savepoint: the idempotency transaction stays usable
+                    seller = services.seller_onboard(client=request.user, **data)
+            except IntegrityError as exc:
+                if _constraint_name(exc) != SELLER_EXTERNAL_REFERENCE_CONSTRAINT:
+                    raise
+                raise ApiError("You already onboarded a seller with this external_reference.",
+                               code="seller_external_reference_taken", param="external_reference",
+                               status_code=status.HTTP_409_CONFLICT) from None
             return status.HTTP_201_CREATED, SellerOutput(seller).data
 
         return idempotent_response(request, onboard, key_required=False)
@@ -51,7 +73,7 @@ class SellerListCreateApi(APIView):
         return _paginated(request, self, selectors.seller_list(client=request.user), SellerOutput)
 
 
-class SellerDetailApi(APIView):
+class SellerDetailApi(ApiView):
     @extend_schema(responses={200: SellerOutput}, operation_id="sellers_retrieve")
     def get(self, request, seller_id: str):
         seller = selectors.seller_get(client=request.user, seller_id=seller_id)
@@ -60,7 +82,7 @@ class SellerDetailApi(APIView):
         return Response(SellerOutput(seller).data)
 
 
-class CheckoutListCreateApi(APIView):
+class CheckoutListCreateApi(ApiView):
     @extend_schema(request=CheckoutInput, responses={201: PaymentEventOutput},
                    parameters=[idempotency_key_header(required=True)], operation_id="checkouts_create")
     def post(self, request):
@@ -84,7 +106,7 @@ class CheckoutListCreateApi(APIView):
         return _paginated(request, self, selectors.payment_event_list(client=request.user), PaymentEventOutput)
 
 
-class CheckoutDetailApi(APIView):
+class CheckoutDetailApi(ApiView):
     @extend_schema(responses={200: PaymentEventOutput}, operation_id="checkouts_retrieve")
     def get(self, request, payment_event_id: str):
         event = selectors.payment_event_get(client=request.user, payment_event_id=payment_event_id)
@@ -93,7 +115,7 @@ class CheckoutDetailApi(APIView):
         return Response(PaymentEventOutput(event).data)
 
 
-class PaymentOrderDetailApi(APIView):
+class PaymentOrderDetailApi(ApiView):
     @extend_schema(responses={200: PaymentOrderOutput}, operation_id="payment_orders_retrieve")
     def get(self, request, payment_order_id: str):
         order = selectors.payment_order_get(client=request.user, payment_order_id=payment_order_id)
@@ -102,7 +124,7 @@ class PaymentOrderDetailApi(APIView):
         return Response(PaymentOrderOutput(order).data)
 
 
-class RefundCreateApi(APIView):
+class RefundCreateApi(ApiView):
     @extend_schema(request=RefundInput, responses={201: RefundOutput},
                    parameters=[idempotency_key_header(required=True)], operation_id="refunds_create")
     def post(self, request, payment_order_id: str):

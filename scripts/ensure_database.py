@@ -1,11 +1,13 @@
-"""Create the database named by DATABASE_URL if it does not exist yet."""
+"""Create the database if it does not exist yet, connecting as the owner (DATABASE_OWNER_URL, else DATABASE_URL):
+on a fresh machine the app's role does not exist until `manage.py db_roles` creates it."""
 import os
 
 import environ
 import psycopg
 from psycopg import sql
 
-url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/marketplace")
+default = "postgres://postgres@127.0.0.1:5432/marketplace"
+url = os.environ.get("DATABASE_OWNER_URL") or os.environ.get("DATABASE_URL", default)
 config = environ.Env.db_url_config(url)
 params = {"host": config["HOST"], "port": config["PORT"] or 5432, "user": config["USER"],
           "password": config["PASSWORD"] or None, "dbname": "postgres", "autocommit": True}

@@ -60,11 +60,18 @@ TEMPLATES = [
     },
 ]
 
+# Two roles (core/db_roles.py, README "Database roles"): DATABASE_URL is the application's, the role gunicorn
+# and Celery connect as (under make: marketplace_app, least privilege); DATABASE_OWNER_URL is what migrations and
+# `manage.py db_roles` connect with, and DATABASE_OWNER_ROLE (default: that URL's user) owns the tables.
+# Bare manage.py and pytest default to the local superuser for both.
 DATABASES = {
     "default": env.db(
         "DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/marketplace"
     )
 }
+DATABASE_OWNER_URL = env("DATABASE_OWNER_URL", default=env("DATABASE_URL",
+                         default="postgres://postgres@127.0.0.1:5432/marketplace"))
+DATABASE_OWNER_ROLE = env("DATABASE_OWNER_ROLE", default="")
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # psycopg's connection pool, one per process (0 turns it off for persistent connections instead).

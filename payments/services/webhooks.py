@@ -3,12 +3,16 @@ idempotently through the same services the tasks and the janitor use."""
 from __future__ import annotations
 
 import logging
+import re
+import time
 import traceback
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.parsers import json_loads_problem, json_problem
 from payments.models import PaymentOrder, Refund, WebhookEvent
 from payments.psp import get_psp
 from payments.psp.base import WebhookSignatureError
@@ -18,21 +22,88 @@ from payments.services.refunds import refund_apply_result
 logger = logging.getLogger(__name__)
 
 
+# Printable ASCII without spaces, as the inbox's primary key holds it (Stripe's are ``evt_`` + 24 characters).
+_ID_MAX_LENGTH = WebhookEvent._meta.get_field("id").max_length
+_EVENT_ID = re.compile(rf"[\x21-\x7e]{{1,{_ID_MAX_LENGTH}}}")
+_TYPE_MAX_LENGTH = WebhookEvent._meta.get_field("type").max_length
+
+
+class WebhookEventMalformed(Exception):
+    """Signed, so it came from the PSP (or whoever holds the secret), but not an event we can keep:
+    refused with a 400 and nothing stored. ``param`` names the member at fault."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
 def webhook_event_receive(*, payload: bytes, signature: str) -> tuple[WebhookEvent, bool]:
     """Verify and store one delivery. Returns ``(event, created)``; a duplicate delivery is
-    counted and not stored again. Raises ``WebhookSignatureError`` for a forged or stale one."""
-    event = get_psp().verify_webhook(payload, signature)
-    event_id = str(event.get("id") or "")
-    if not event_id:
-        raise WebhookSignatureError("the event has no id")
-    obj = (event.get("data") or {}).get("object") or {}
+    counted and not stored again. Raises ``WebhookSignatureError`` for a forged, stale or
+    future-dated one, ``WebhookEventMalformed`` for a signed one that is not an event."""
+    _refuse_future_timestamp(signature)
+    try:
+        event = get_psp().verify_webhook(payload, signature)
+    except WebhookSignatureError:
+        raise
+    except (ValueError, TypeError, AttributeError, KeyError, RecursionError) as exc:
+        # The signature held (it is checked first); the body is JSON but not an event: ``[]``, ``null``, ``5``...
+        raise WebhookEventMalformed(
+            "The event must be a JSON object." if not isinstance(exc, RecursionError) else json_loads_problem(exc)
+        ) from exc
+    _check_shape(event)
+    event_id = event["id"]
+    obj = event["data"]["object"]
     try:
         with transaction.atomic():
-            return WebhookEvent.objects.create(id=event_id, type=str(event.get("type", ""))[:100], payload=event,
+            return WebhookEvent.objects.create(id=event_id, type=event["type"], payload=event,
                                                object_id=str(obj.get("id", ""))[:100]), True
     except IntegrityError:
         WebhookEvent.objects.filter(pk=event_id).update(deliveries=F("deliveries") + 1)
         return WebhookEvent.objects.get(pk=event_id), False
+
+
+def _refuse_future_timestamp(signature: str) -> None:
+    """The SDK refuses a ``t=`` older than the tolerance but not one in the future: a delivery signed
+    ahead of time (a leaked secret, a skewed clock) would otherwise stay valid until then."""
+    items = [part.split("=", 1) for part in (signature or "").split(",")]
+    stamps = [item[1] for item in items if len(item) == 2 and item[0].strip() == "t"]
+    if len(stamps) > 1:
+        raise WebhookSignatureError("more than one timestamp in the signature header")
+    if not stamps:
+        return  # the SDK refuses it
+    try:
+        timestamp = int(stamps[0])
+    except ValueError:
+        return  # the SDK refuses it
+    if timestamp > time.time() + settings.PSP_WEBHOOK_TOLERANCE_SECONDS:
+        raise WebhookSignatureError(f"timestamp {timestamp} is in the future beyond the tolerance")
+
+
+def _check_shape(event) -> None:
+    """What the inbox stores and processing reads must be there, of the right type, and storable."""
+    if not isinstance(event, dict):
+        raise WebhookEventMalformed("The event must be a JSON object.")
+    problem = json_problem(event)
+    if problem:
+        raise WebhookEventMalformed(problem)
+    event_id = event.get("id")
+    if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
+        raise WebhookEventMalformed(
+            f"The event id must be 1 to {_ID_MAX_LENGTH} printable ASCII characters.",
+            param="id")
+    event_type = event.get("type")
+    if not isinstance(event_type, str) or not 0 < len(event_type) <= _TYPE_MAX_LENGTH:
+        raise WebhookEventMalformed(f"The event type must be a string of 1 to {_TYPE_MAX_LENGTH} characters.",
+                                    param="type")
+    data = event.get("data")
+    if not isinstance(data, dict):
+        raise WebhookEventMalformed("The event's data must be an object.", param="data")
+    obj = data.get("object")
+    if not isinstance(obj, dict):
+        raise WebhookEventMalformed("The event's data.object must be an object.", param="data.object")
+    if not isinstance(obj.get("id", ""), str):
+        raise WebhookEventMalformed("The object's id must be a string.", param="data.object.id")
 
 
 def webhook_event_process(*, event_id: str, actor: str | None = None) -> str:

@@ -12,6 +12,7 @@ from payments.models import (
     PaymentOrderState,
     PaymentOrderTransition,
     Refund,
+    RefundState,
     RefundTransition,
     Seller,
     SuspectedDoubleCharge,
@@ -19,6 +20,7 @@ from payments.models import (
 )
 from payments.psp.base import PSPError
 from payments.services.double_charges import suspected_double_charge_dismiss, suspected_double_charge_refund
+from payments.services.refunds import refund_replay_dead_letter
 
 
 @admin.register(Seller)
@@ -124,10 +126,29 @@ class RefundTransitionInline(PaymentOrderTransitionInline):
 
 @admin.register(Refund)
 class RefundAdmin(ReadOnlyAdmin):
-    list_display = ("id", "payment_order", "amount_display", "state", "psp_reference", "attempts", "created_at")
+    list_display = ("id", "payment_order", "amount_display", "state", "psp_reference", "attempts", "failure_code",
+                    "created_at")
     search_fields = ("id", "payment_order__id", "psp_reference")
     list_filter = ("state", "currency", "created_at")
     inlines = [RefundTransitionInline]
+    actions = ["replay_dead_letter"]
+
+    @admin.action(description="Send dead-lettered refunds back (asks the PSP first; asks for a reason)",
+                  permissions=["replay"])
+    def replay_dead_letter(self, request, queryset):
+        def replay(refund, data):
+            try:
+                return refund_replay_dead_letter(refund_id=refund.pk, operator=request.user.get_username(),
+                                                 reason=data["reason"])
+            except PSPError as exc:
+                return f"not replayed: the PSP could not be asked ({exc})"
+
+        return action_with_reason(self, request, queryset.filter(state=RefundState.DEAD_LETTER),
+                                  action_name="replay_dead_letter", title="Replay dead-lettered refunds",
+                                  apply=replay)
+
+    def has_replay_permission(self, request):
+        return request.user.has_perm("payments.replay_refund")
 
     @admin.display(description="Amount", ordering="amount")
     def amount_display(self, obj):

@@ -239,6 +239,7 @@ class PaymentOrderTransition(models.Model):
 
 class RefundState(models.TextChoices):
     PENDING = "pending", "pending (sent or about to be sent to the PSP)"
+    DEAD_LETTER = "dead_letter", "dead letter (attempts used up or a contradicting answer; an operator decides)"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
 
@@ -265,6 +266,7 @@ class Refund(ConcurrentTransitionMixin, models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [models.CheckConstraint(condition=models.Q(amount__gt=0), name="refund_amount_positive")]
+        permissions = [("replay_refund", "Can send a dead-lettered refund back to the PSP")]
 
     def __str__(self) -> str:
         return self.id
@@ -282,6 +284,16 @@ class Refund(ConcurrentTransitionMixin, models.Model):
     def fail(self, code: str) -> None:
         self.failure_code = code[:100]
         self.completed_at = timezone.now()
+
+    @transition(field=state, source=RefundState.PENDING, target=RefundState.DEAD_LETTER)
+    def dead_letter(self, code: str) -> None:
+        """The amount stays reserved on the order: the PSP may have refunded it."""
+        self.failure_code = code[:100]
+
+    @transition(field=state, source=RefundState.DEAD_LETTER, target=RefundState.PENDING)
+    def redrive(self) -> None:
+        """An operator sends it back, after the PSP was asked."""
+        self.failure_code = ""
 
 
 class RefundTransition(models.Model):

@@ -117,6 +117,7 @@ def attention_counts() -> dict[str, int]:
         "unknown": states.get(PaymentOrderState.UNKNOWN, 0),
         "pending": states.get(PaymentOrderState.PENDING, 0),
         "failed_webhooks": WebhookEvent.objects.filter(status=WebhookEvent.Status.FAILED).count(),
+        "dead_letter_refunds": Refund.objects.filter(state=RefundState.DEAD_LETTER).count(),
         "suspected_double_charges": SuspectedDoubleCharge.objects.filter(
             state=SuspectedDoubleCharge.State.OPEN).count(),
     }

@@ -55,7 +55,7 @@ def refund_execute_task(self, *, refund_id: str) -> str:
     try:
         return services.refund_execute(refund_id=refund_id)
     except PSPRetryableError as exc:
-        delay = refund_schedule_retry(refund_id=refund_id)
+        delay = refund_schedule_retry(refund_id=refund_id, error=str(exc))
         if delay is None:
             return "done"
         logger.warning("event=refund_retry refund=%s delay=%.2f error=%s", refund_id, delay, exc)

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from core.db import db_connection_release
@@ -18,7 +18,7 @@ from ledger.services import EntrySpec, ledger_transaction_post
 from payments.exceptions import PaymentOrderNotFound
 from payments.models import PaymentOrder, PaymentOrderState, Refund, RefundState, RefundTransition
 from payments.psp import get_psp
-from payments.psp.base import PaymentStatus, PSPKeySpent, RefundRequest, RefundResult
+from payments.psp.base import PaymentStatus, PSPKeySpent, PSPPermanentError, RefundRequest, RefundResult
 from payments.services.enqueue import enqueue_refund
 from payments.services.execution import commission_for, retry_delay
 from wallet.services import wallet_debit
@@ -100,6 +100,11 @@ def refund_execute(*, refund_id: str, actor: str = "task:refund_execute") -> str
         if result is None:
             refund_key_renew(refund_id=refund_id, spent_key=request.idempotency_key)
             raise
+    except PSPPermanentError as exc:
+        # Refused outright (credentials, permissions, parameters): no refund can exist for it, and
+        # sending it again would be refused again. Final; the reservation is released.
+        result = RefundResult(status=PaymentStatus.FAILED, psp_reference="", amount=request.amount,
+                              currency=request.currency, failure_code=exc.code)
     return refund_apply_result(refund_id=refund_id, result=result, actor=actor)
 
 
@@ -114,9 +119,16 @@ def refund_key_renew(*, refund_id: str, spent_key: str) -> None:
 
 
 @transaction.atomic
-def refund_schedule_retry(*, refund_id: str) -> float | None:
+def refund_schedule_retry(*, refund_id: str, error: str = "") -> float | None:
+    """The delay before the next attempt, or ``None`` once the attempts are used up and the refund
+    has gone to the dead letter (its amount stays reserved: the PSP may have refunded it)."""
     refund = Refund.objects.select_for_update().get(pk=refund_id)
     if refund.state != RefundState.PENDING:
+        return None
+    if refund.attempts >= settings.PAYMENT_EXECUTE_MAX_ATTEMPTS:
+        _transition(refund, refund.dead_letter, actor="task:refund_execute", code="retries_exhausted",
+                    reason=f"{refund.attempts} attempts failed; last error: {error}")
+        logger.error("event=refund_dead_letter refund=%s error=%s", refund.id, error)
         return None
     delay = retry_delay(refund.attempts)
     refund.next_action_at = timezone.now() + timedelta(seconds=delay + settings.PAYMENT_STALL_SECONDS)
@@ -133,7 +145,13 @@ def refund_apply_result(*, refund_id: str, result: RefundResult, actor: str) -> 
     refund = Refund.objects.select_for_update().get(pk=refund_id)
     if refund.state != RefundState.PENDING:
         return refund.state
-    if result.status is PaymentStatus.SUCCEEDED:
+    if result.status is PaymentStatus.SUCCEEDED and (result.amount, result.currency) != (refund.amount,
+                                                                                          refund.currency):
+        _transition(refund, refund.dead_letter, actor=actor, code="psp_amount_mismatch",
+                    reason=f"PSP refunded {result.amount} {result.currency} ({result.psp_reference}), "
+                           f"asked {refund.amount} {refund.currency}")
+        logger.error("event=refund_dead_letter refund=%s code=psp_amount_mismatch", refund.id)
+    elif result.status is PaymentStatus.SUCCEEDED:
         _transition(refund, refund.succeed, actor=actor, reason="PSP refunded", psp_reference=result.psp_reference)
         _post_refund(order, refund)
     elif result.status is PaymentStatus.FAILED:
@@ -142,9 +160,23 @@ def refund_apply_result(*, refund_id: str, result: RefundResult, actor: str) -> 
     return refund.state
 
 
+def commission_reversed(*, commission: int, captured: int, refunded_before: int, amount: int) -> int:
+    """The platform's cut given back by a refund of ``amount``, after ``refunded_before`` was refunded.
+
+    Cumulative, so rounding never adds up: after refunds totalling R the platform has given back
+    ``commission * R // captured`` in all. That never exceeds what it took, and a full refund
+    (R = captured) gives back exactly all of it, the last refund taking the remainder. The seller
+    is debited the rest, so it never gives back more than it was credited."""
+    return (commission * (refunded_before + amount) // captured) - (commission * refunded_before // captured)
+
+
 def _post_refund(order: PaymentOrder, refund: Refund) -> None:
-    """Reverse the capture in proportion: the seller gives back its share, the platform its cut."""
-    commission = commission_for(refund.amount)
+    """Reverse the capture in proportion: the seller gives back its share, the platform its cut.
+    Runs under the order's lock, so the refunds of one order are reversed one at a time."""
+    refunded_before = (Refund.objects.filter(payment_order=order, state=RefundState.SUCCEEDED)
+                       .exclude(pk=refund.pk).aggregate(total=Sum("amount"))["total"] or 0)
+    commission = commission_reversed(commission=commission_for(order.amount), captured=order.amount,
+                                     refunded_before=refunded_before, amount=refund.amount)
     seller_share = refund.amount - commission
     entries = [EntrySpec(accounts.seller_payable(order.seller_id), refund.currency, seller_share),
                EntrySpec(accounts.PSP_RECEIVABLE, refund.currency, -refund.amount)]
@@ -159,3 +191,28 @@ def _post_refund(order: PaymentOrder, refund: Refund) -> None:
 
 def refund_posting_key(refund_id: str) -> str:
     return f"refund:{refund_id}"
+
+
+def refund_replay_dead_letter(*, refund_id: str, operator: str, reason: str) -> str:
+    """An operator sends a dead-lettered refund back. The PSP is asked first (the payment's list
+    of refunds): a refund it did make is applied, never sent again; otherwise it is sent again."""
+    if not reason.strip():
+        raise ValueError("a reason is required")
+    actor = f"operator:{operator}"
+    refund = Refund.objects.select_related("payment_order").get(pk=refund_id)
+    if refund.state != RefundState.DEAD_LETTER:
+        return refund.state
+    db_connection_release()
+    found = get_psp().find_refund(psp_payment_reference=refund.payment_order.psp_reference, refund_id=refund.id)
+    with transaction.atomic():
+        PaymentOrder.objects.select_for_update().get(pk=refund.payment_order_id)
+        refund = Refund.objects.select_for_update().get(pk=refund_id)
+        if refund.state != RefundState.DEAD_LETTER:
+            return refund.state
+        refund.attempts = 0
+        refund.next_action_at = timezone.now() + timedelta(seconds=settings.PAYMENT_STALL_SECONDS)
+        _transition(refund, refund.redrive, actor=actor, reason=reason)
+        if found is not None:
+            return refund_apply_result(refund_id=refund.id, result=found, actor=actor)
+        enqueue_refund(refund.id)
+    return refund.state

@@ -9,7 +9,8 @@ DEFAULT_ACTIONS = ("add_", "change_", "delete_", "view_")
 #           apps whose custom permissions it holds)
 GROUPS = {
     "Payment operators": (("core", "payments", "wallet", "ledger"),
-                          ("payments.replay_paymentorder", "payments.refund_suspecteddoublecharge"), ()),
+                          ("payments.replay_paymentorder", "payments.replay_refund",
+                           "payments.refund_suspecteddoublecharge"), ()),
     "Finance operators": (("payments", "wallet", "ledger", "reconciliation"), ("reconciliation.add_settlementfile",),
                           ("reconciliation",)),
 }

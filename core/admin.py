@@ -26,3 +26,13 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Nobody, superusers included: deleting a record re-opens its key, so a retried
+        # checkout would charge again. Records expire through idempotency_keys_expire only.
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions

@@ -5,6 +5,7 @@ from urllib.parse import unquote_plus
 from django.conf import settings
 
 from core.errors import error_response_for_status, json_error_response
+from core.throttling import webhook_refusal
 
 JSON_PATH_PREFIXES = ("/api/", "/webhooks/")
 _KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
@@ -64,3 +65,18 @@ class ApiBodySizeLimitMiddleware:
             return json_error_response(400, error_type="invalid_request_error", code="parameter_invalid",
                                        message="Query parameters must not contain NUL bytes.")
         return None
+
+
+class RateLimitMiddleware:
+    """The PSP's webhook endpoint (``/webhooks/``), per client IP: ``RATE_LIMIT_WEBHOOK``, 429 ``rate_limited``
+    with ``Retry-After`` before anything is read (core/throttling.py; the API's own limits are DRF's)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith("/webhooks/"):
+            refused = webhook_refusal(request)
+            if refused is not None:
+                return refused
+        return self.get_response(request)

@@ -22,6 +22,17 @@ class CreatedCursorPagination(CursorPagination):
     max_page_size = 100
     page_size_query_param = "limit"
 
+    def get_page_size(self, request):
+        """``limit`` is 1 to ``max_page_size``, or a 400 (as Stripe has it); DRF would quietly take
+        ``limit=0``, ``101`` or ``abc`` as some other page size."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= self.max_page_size):
+            raise ApiError(f"limit must be an integer from 1 to {self.max_page_size}.", code="parameter_invalid",
+                           param=self.page_size_query_param)
+        return int(raw)
+
     def decode_cursor(self, request):
         """DRF's decoding, with the position checked too: a cursor is opaque, but a crafted one
         (``p=notadate``) reached the query as it was and Django's ``ValidationError`` was a 500."""

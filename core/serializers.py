@@ -4,6 +4,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.money import is_known_currency, normalize_currency
+from core.validators import contains_card_number
+
+CARD_NUMBER_REFUSED = "card_number_refused"
+CARD_NUMBER_MESSAGE = ("This looks like a payment card number, which is never accepted here. "
+                       "Remove it: cards reach us only as the PSP's payment-method token (pm_...).")
 
 
 class StrictSerializer(serializers.Serializer):
@@ -13,10 +18,51 @@ class StrictSerializer(serializers.Serializer):
         if isinstance(data, dict):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
+                if any(len(name) <= 255 and contains_card_number(name) for name in unknown):
+                    # the name is not echoed as ``param`` either
+                    raise serializers.ValidationError(serializers.ErrorDetail(CARD_NUMBER_MESSAGE,
+                                                                              code=CARD_NUMBER_REFUSED))
                 raise serializers.ValidationError(
                     {unknown[0]: serializers.ErrorDetail("Unknown parameter.", code="parameter_unknown")}
                 )
+            # A string is a JSON string: DRF's CharField would take 0 or 1.5 as "0" and "1.5".
+            for name, field in self.fields.items():
+                if isinstance(field, serializers.CharField) and data.get(name) is not None \
+                        and not isinstance(data[name], str):
+                    raise serializers.ValidationError(
+                        {name: serializers.ErrorDetail("Must be a string.", code="invalid")})
         return super().to_internal_value(data)
+
+
+class CardNumberScreeningMixin:
+    """Refuses a string holding a payment card number (see ``core.validators``), before any other
+    check and without echoing it: ``400 card_number_refused`` with the field as ``param``.
+
+    Use it (through ``FreeTextField`` / ``FreeTextEmailField``) for every free-text input of the API.
+    """
+
+    default_error_messages = {CARD_NUMBER_REFUSED: CARD_NUMBER_MESSAGE}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "Free text. Anything holding a payment card number (13-19 digits passing "
+                                       "Luhn, with or without spaces or dashes) is refused: 400 card_number_refused.")
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        # A value over max_length is refused by that validator anyway (its message does not echo
+        # the value either); not screening it bounds the work to max_length characters.
+        if (self.max_length is None or len(value) <= self.max_length) and contains_card_number(value):
+            self.fail(CARD_NUMBER_REFUSED)
+        return value
+
+
+class FreeTextField(CardNumberScreeningMixin, serializers.CharField):
+    """A client's free text (names, references, reasons): a CharField that refuses card numbers."""
+
+
+class FreeTextEmailField(CardNumberScreeningMixin, serializers.EmailField):
+    """An email address that refuses card numbers (``4242424242424242@example.com``)."""
 
 
 class StrictIntegerField(serializers.IntegerField):

@@ -8,7 +8,14 @@ from rest_framework.views import APIView
 from core.errors import ApiError
 from core.pagination import CreatedCursorPagination
 from core.parsers import JSONParser
-from core.schema import idempotency_key_header
+from core.schema import (
+    PAGINATION_PARAMETERS,
+    RETRY_AFTER_HEADER,
+    WRITE_ERRORS,
+    error_responses,
+    idempotent_write,
+    paginated,
+)
 from core.views import idempotent_response
 from payments import selectors, services
 from payments.exceptions import PaymentOrderNotFound
@@ -49,8 +56,8 @@ def _paginated(request, view, queryset, output_class):
 
 
 class SellerListCreateApi(ApiView):
-    @extend_schema(request=SellerInput, responses={201: SellerOutput},
-                   parameters=[idempotency_key_header(required=False)], operation_id="sellers_create")
+    @extend_schema(request=SellerInput, responses={201: SellerOutput, **error_responses(409, 422, *WRITE_ERRORS)},
+                   parameters=idempotent_write(required=False), operation_id="sellers_create")
     def post(self, request):
         data = _validated(SellerInput, request)
 
@@ -68,13 +75,15 @@ class SellerListCreateApi(ApiView):
 
         return idempotent_response(request, onboard, key_required=False)
 
-    @extend_schema(responses={200: SellerOutput(many=True)}, operation_id="sellers_list")
+    @extend_schema(responses={200: paginated("Seller", SellerOutput), **error_responses()},
+                   parameters=PAGINATION_PARAMETERS, operation_id="sellers_list")
     def get(self, request):
         return _paginated(request, self, selectors.seller_list(client=request.user), SellerOutput)
 
 
 class SellerDetailApi(ApiView):
-    @extend_schema(responses={200: SellerOutput}, operation_id="sellers_retrieve")
+    @extend_schema(responses={200: SellerOutput, **error_responses(404)}, parameters=[RETRY_AFTER_HEADER],
+                   operation_id="sellers_retrieve")
     def get(self, request, seller_id: str):
         seller = selectors.seller_get(client=request.user, seller_id=seller_id)
         if seller is None:
@@ -83,8 +92,9 @@ class SellerDetailApi(ApiView):
 
 
 class CheckoutListCreateApi(ApiView):
-    @extend_schema(request=CheckoutInput, responses={201: PaymentEventOutput},
-                   parameters=[idempotency_key_header(required=True)], operation_id="checkouts_create")
+    @extend_schema(request=CheckoutInput,
+                   responses={201: PaymentEventOutput, **error_responses(409, 422, *WRITE_ERRORS)},
+                   parameters=idempotent_write(required=True), operation_id="checkouts_create")
     def post(self, request):
         data = _validated(CheckoutInput, request)
 
@@ -101,13 +111,15 @@ class CheckoutListCreateApi(ApiView):
 
         return idempotent_response(request, checkout)
 
-    @extend_schema(responses={200: PaymentEventOutput(many=True)}, operation_id="checkouts_list")
+    @extend_schema(responses={200: paginated("PaymentEvent", PaymentEventOutput), **error_responses()},
+                   parameters=PAGINATION_PARAMETERS, operation_id="checkouts_list")
     def get(self, request):
         return _paginated(request, self, selectors.payment_event_list(client=request.user), PaymentEventOutput)
 
 
 class CheckoutDetailApi(ApiView):
-    @extend_schema(responses={200: PaymentEventOutput}, operation_id="checkouts_retrieve")
+    @extend_schema(responses={200: PaymentEventOutput, **error_responses(404)}, parameters=[RETRY_AFTER_HEADER],
+                   operation_id="checkouts_retrieve")
     def get(self, request, payment_event_id: str):
         event = selectors.payment_event_get(client=request.user, payment_event_id=payment_event_id)
         if event is None:
@@ -116,7 +128,8 @@ class CheckoutDetailApi(ApiView):
 
 
 class PaymentOrderDetailApi(ApiView):
-    @extend_schema(responses={200: PaymentOrderOutput}, operation_id="payment_orders_retrieve")
+    @extend_schema(responses={200: PaymentOrderOutput, **error_responses(404)}, parameters=[RETRY_AFTER_HEADER],
+                   operation_id="payment_orders_retrieve")
     def get(self, request, payment_order_id: str):
         order = selectors.payment_order_get(client=request.user, payment_order_id=payment_order_id)
         if order is None:
@@ -125,8 +138,8 @@ class PaymentOrderDetailApi(ApiView):
 
 
 class RefundCreateApi(ApiView):
-    @extend_schema(request=RefundInput, responses={201: RefundOutput},
-                   parameters=[idempotency_key_header(required=True)], operation_id="refunds_create")
+    @extend_schema(request=RefundInput, responses={201: RefundOutput, **error_responses(404, 409, 422, *WRITE_ERRORS)},
+                   parameters=idempotent_write(required=True), operation_id="refunds_create")
     def post(self, request, payment_order_id: str):
         data = _validated(RefundInput, request)
 

@@ -333,6 +333,7 @@ class WebhookEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at"]
+        permissions = [("reprocess_webhookevent", "Can re-run processing of a PSP webhook event")]
 
     def __str__(self) -> str:
         return f"{self.id} {self.type}"

@@ -4,7 +4,15 @@ import re
 from django.conf import settings
 from rest_framework import serializers
 
-from core.serializers import CurrencyField, ObjectTypeField, StrictIntegerField, StrictSerializer
+from core.serializers import (
+    CurrencyField,
+    FreeTextEmailField,
+    FreeTextField,
+    ObjectTypeField,
+    StrictIntegerField,
+    StrictSerializer,
+)
+from core.validators import contains_card_number
 
 _PM_TOKEN = re.compile(r"^pm_[A-Za-z0-9_]{1,96}$")
 _DIGIT_RUN = re.compile(r"\d[\d \-]{10,}\d")
@@ -20,20 +28,24 @@ class PaymentMethodTokenField(serializers.CharField):
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
-        if sum(ch.isdigit() for ch in value) >= 12 and _DIGIT_RUN.search(value):
+        # The free-text detector (13-19 digits passing Luhn), and stricter here: no token holds
+        # a 12+ digit run, so a mistyped card number (failing Luhn) is refused as one too.
+        if contains_card_number(value) or (sum(ch.isdigit() for ch in value) >= 12 and _DIGIT_RUN.search(value)):
             self.fail("card_number")
         if not _PM_TOKEN.match(value):
             self.fail("not_token")
         return value
 
 
+# Every free-text input is a FreeTextField / FreeTextEmailField: a card number in it is
+# refused (400 card_number_refused, param the field, the value not echoed) and never stored.
 class BuyerInput(StrictSerializer):
-    reference = serializers.CharField(max_length=100)
-    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    reference = FreeTextField(max_length=100)
+    email = FreeTextEmailField(max_length=254, required=False, allow_blank=True, default="")  # the column's length
 
 
 class OrderInput(StrictSerializer):
-    seller = serializers.CharField(max_length=40)
+    seller = FreeTextField(max_length=40, help_text="The seller's id (sel_...).")
     amount = StrictIntegerField(min_value=1, max_value=settings.PAYMENT_ORDER_MAX_AMOUNT)
     currency = CurrencyField()
 
@@ -56,8 +68,8 @@ class CheckoutInput(StrictSerializer):
 
 
 class SellerInput(StrictSerializer):
-    name = serializers.CharField(max_length=200)
-    external_reference = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    name = FreeTextField(max_length=200)
+    external_reference = FreeTextField(max_length=100, required=False, allow_blank=True, default="")
 
 
 class SellerOutput(serializers.Serializer):
@@ -101,7 +113,7 @@ class PaymentEventOutput(serializers.Serializer):
 
 class RefundInput(StrictSerializer):
     amount = StrictIntegerField(min_value=1, max_value=settings.PAYMENT_ORDER_MAX_AMOUNT, required=False)
-    reason = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    reason = FreeTextField(max_length=200, required=False, allow_blank=True, default="")
 
 
 class RefundOutput(serializers.Serializer):

@@ -46,9 +46,28 @@ class _Echo:
         return value
 
 
+# OWASP "CSV injection": a cell starting with one of these is read as a formula by spreadsheets.
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe_cell(value):
+    """A text cell a spreadsheet would run as a formula (``=HYPERLINK(...)``, ``@SUM(...)``, ``-2+3``)
+    gets a leading ``'``, so it is shown as the text it is.
+
+    Only text is neutralised: numbers are written as numbers. Amounts are exported as integers in
+    minor units (``-300``), so a negative amount stays a number a spreadsheet can add up; any
+    text that merely looks like one (a description, a reference) is neutralised.
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 def _csv_response(rows, filename: str) -> StreamingHttpResponse:
+    """Every CSV export goes through here, so every cell is neutralised (``csv_safe_cell``)."""
     writer = csv.writer(_Echo())
-    response = StreamingHttpResponse((writer.writerow(row) for row in rows), content_type="text/csv")
+    response = StreamingHttpResponse((writer.writerow([csv_safe_cell(cell) for cell in row]) for row in rows),
+                                     content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 

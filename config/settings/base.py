@@ -1,4 +1,5 @@
 """Settings shared by every environment. Values come from the environment (django-environ)."""
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -28,11 +29,13 @@ INSTALLED_APPS = [
     "wallet",
     "payments",
     "reconciliation",
+    "axes",  # admin login lock-out (README, "Rate limits")
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "core.middleware.RateLimitMiddleware",
     "core.middleware.ApiBodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -40,6 +43,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -111,12 +115,14 @@ STORAGES = {
 
 # --- API -------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["core.authentication.ApiKeyAuthentication"],
+    # The API-key authentication with the per-IP limit of unauthenticated requests (core/throttling.py).
+    "DEFAULT_AUTHENTICATION_CLASSES": ["core.throttling.RateLimitedApiKeyAuthentication"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttling.ApiRateThrottle"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.throttling.api_exception_handler",  # core.errors' handler + Retry-After
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -156,6 +162,42 @@ SWEEPER_INTERVAL_SECONDS = env.float("SWEEPER_INTERVAL_SECONDS", default=15.0)
 JANITOR_INTERVAL_SECONDS = env.float("JANITOR_INTERVAL_SECONDS", default=15.0)
 PAYMENT_RETRY_BASE_SECONDS = env.float("PAYMENT_RETRY_BASE_SECONDS", default=2.0)
 PAYMENT_RETRY_MAX_SECONDS = env.float("PAYMENT_RETRY_MAX_SECONDS", default=300.0)
+
+# --- Rate limits (core/throttling.py; README "Rate limits") ------------------------------
+# Fixed windows counted in Redis: "N/s", "N/m", "N/h", "N/d" or "N/<k>s"; "off" for none.
+RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
+RATE_LIMIT_API_KEY = env("RATE_LIMIT_API_KEY", default="100/s")  # per API key (Stripe's live-mode default)
+RATE_LIMIT_ANONYMOUS = env("RATE_LIMIT_ANONYMOUS", default="60/m")  # per IP: no key or a bad one
+RATE_LIMIT_WEBHOOK = env("RATE_LIMIT_WEBHOOK", default="100/s")  # per IP on /webhooks/ (Stripe redelivers a 429)
+# How many proxies of our own append to X-Forwarded-For in front of gunicorn; 0: REMOTE_ADDR is the client.
+RATE_LIMIT_TRUSTED_PROXIES = env.int("RATE_LIMIT_TRUSTED_PROXIES", default=0)
+# After a Redis error, requests pass unlimited (fail open) and Redis is asked again only after this long.
+RATE_LIMIT_REDIS_RETRY_SECONDS = env.float("RATE_LIMIT_REDIS_RETRY_SECONDS", default=5.0)
+RATE_LIMIT_CACHE = "ratelimit"
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # Not the broker's database (0; tests 5, the benchmarks 6).
+    RATE_LIMIT_CACHE: {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env("RATE_LIMIT_REDIS_URL", default="redis://127.0.0.1:6379/2"),
+        "KEY_PREFIX": env("RATE_LIMIT_KEY_PREFIX", default="ratelimit"),
+        "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
+    },
+}
+
+# Admin login (django-axes): locked for a username from an address after AXES_FAILURE_LIMIT failures, until
+# the cool-off has passed since the last one (a correct password is refused meanwhile); attempts are rows in
+# the database (visible in the admin, `manage.py axes_reset` lifts them), so the lock-out holds without Redis.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(seconds=env.float("ADMIN_LOGIN_COOLOFF_SECONDS", default=900.0))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "core.throttling.client_address"
+AXES_HTTP_RESPONSE_CODE = 429
 
 # --- PSP -----------------------------------------------------------------------
 PSP_API_BASE = env("PSP_API_BASE", default="http://127.0.0.1:12111")

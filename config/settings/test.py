@@ -13,6 +13,13 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 if not env.bool("DATABASE_POOL_IN_TESTS", default=False):
     DATABASES["default"].get("OPTIONS", {}).pop("pool", None)  # noqa: F405
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/5")
+# Rate limits out of the way of the suite (its live servers are one IP); core/tests/test_rate_limits.py sets
+# low ones itself, under a key prefix of its own.
+RATE_LIMIT_API_KEY = env("RATE_LIMIT_API_KEY", default="1000000/s")
+RATE_LIMIT_ANONYMOUS = env("RATE_LIMIT_ANONYMOUS", default="1000000/s")
+RATE_LIMIT_WEBHOOK = env("RATE_LIMIT_WEBHOOK", default="1000000/s")
+CACHES["ratelimit"]["LOCATION"] = env("RATE_LIMIT_REDIS_URL", default="redis://127.0.0.1:6379/3")  # noqa: F405
+CACHES["ratelimit"]["KEY_PREFIX"] = env("RATE_LIMIT_KEY_PREFIX", default="test-ratelimit")  # noqa: F405
 PAYMENT_RETRY_BASE_SECONDS = env.float("PAYMENT_RETRY_BASE_SECONDS", default=0.2)
 PAYMENT_RETRY_MAX_SECONDS = env.float("PAYMENT_RETRY_MAX_SECONDS", default=2.0)
 PSP_TIMEOUT_SECONDS = env.float("PSP_TIMEOUT_SECONDS", default=2.0)

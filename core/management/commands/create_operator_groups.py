@@ -1,5 +1,7 @@
 """Permission groups for the admin: who may look at what, and who may act."""
+from django.apps import apps
 from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
 from django.core.management.base import BaseCommand
 from django.db.models import Q
 
@@ -10,16 +12,30 @@ DEFAULT_ACTIONS = ("add_", "change_", "delete_", "view_")
 GROUPS = {
     "Payment operators": (("core", "payments", "wallet", "ledger"),
                           ("payments.replay_paymentorder", "payments.replay_refund",
-                           "payments.refund_suspecteddoublecharge"), ()),
+                           "payments.refund_suspecteddoublecharge", "payments.reprocess_webhookevent"), ()),
     "Finance operators": (("payments", "wallet", "ledger", "reconciliation"), ("reconciliation.add_settlementfile",),
                           ("reconciliation",)),
 }
+
+# Custom permissions the groups need, ensured here too (idempotent; they are declared in their models'
+# Meta, but a flushed database may lack them until the next migrate). "app_label.codename" -> (model, name).
+ENSURED_PERMISSIONS = {
+    "payments.reprocess_webhookevent": ("webhookevent", "Can re-run processing of a PSP webhook event"),
+}
+
+
+def ensure_permissions() -> None:
+    for label, (model_name, name) in ENSURED_PERMISSIONS.items():
+        app_label, codename = label.split(".")
+        content_type = ContentType.objects.get_for_model(apps.get_model(app_label, model_name))
+        Permission.objects.get_or_create(content_type=content_type, codename=codename, defaults={"name": name})
 
 
 class Command(BaseCommand):
     help = "Create or update the operator permission groups (idempotent)."
 
     def handle(self, *args, **options):
+        ensure_permissions()
         for name, (view_apps, extra, custom_apps) in GROUPS.items():
             group, _ = Group.objects.get_or_create(name=name)
             wanted = Q(content_type__app_label__in=view_apps, codename__startswith="view_")

@@ -22,7 +22,7 @@ from payments.exceptions import PaymentOrderNotFound
 from payments.serializers import (
     CheckoutInput,
     PaymentEventOutput,
-    PaymentOrderOutput,
+    PaymentOrderDetailOutput,
     RefundInput,
     RefundOutput,
     SellerInput,
@@ -128,13 +128,13 @@ class CheckoutDetailApi(ApiView):
 
 
 class PaymentOrderDetailApi(ApiView):
-    @extend_schema(responses={200: PaymentOrderOutput, **error_responses(404)}, parameters=[RETRY_AFTER_HEADER],
+    @extend_schema(responses={200: PaymentOrderDetailOutput, **error_responses(404)}, parameters=[RETRY_AFTER_HEADER],
                    operation_id="payment_orders_retrieve")
     def get(self, request, payment_order_id: str):
         order = selectors.payment_order_get(client=request.user, payment_order_id=payment_order_id)
         if order is None:
             raise PaymentOrderNotFound(param="id")
-        return Response(PaymentOrderOutput(order).data)
+        return Response(PaymentOrderDetailOutput(order).data)
 
 
 class RefundCreateApi(ApiView):
@@ -150,3 +150,23 @@ class RefundCreateApi(ApiView):
             return status.HTTP_201_CREATED, RefundOutput(created).data
 
         return idempotent_response(request, refund)
+
+    @extend_schema(responses={200: paginated("Refund", RefundOutput), **error_responses(404)},
+                   parameters=PAGINATION_PARAMETERS, operation_id="refunds_list")
+    def get(self, request, payment_order_id: str):
+        """A payment order's refunds, newest first."""
+        if selectors.payment_order_get(client=request.user, payment_order_id=payment_order_id) is None:
+            raise PaymentOrderNotFound(param="payment_order")
+        return _paginated(request, self, selectors.refund_list(client=request.user, payment_order_id=payment_order_id),
+                          RefundOutput)
+
+
+class RefundDetailApi(ApiView):
+    @extend_schema(responses={200: RefundOutput, **error_responses(404)}, parameters=[RETRY_AFTER_HEADER],
+                   operation_id="refunds_retrieve")
+    def get(self, request, refund_id: str):
+        """A refund's state: pending until the PSP answers, then succeeded, failed or dead_letter."""
+        refund = selectors.refund_get(client=request.user, refund_id=refund_id)
+        if refund is None:
+            raise ApiError("No such refund.", code="resource_missing", status_code=404, param="id")
+        return Response(RefundOutput(refund).data)

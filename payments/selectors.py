@@ -121,3 +121,13 @@ def attention_counts() -> dict[str, int]:
         "suspected_double_charges": SuspectedDoubleCharge.objects.filter(
             state=SuspectedDoubleCharge.State.OPEN).count(),
     }
+
+
+def refund_get(*, client: ApiClient, refund_id: str) -> Refund | None:
+    """One of this client's refunds, or ``None``."""
+    return Refund.objects.filter(payment_order__payment_event__client=client, pk=refund_id).first()
+
+
+def refund_list(*, client: ApiClient, payment_order_id: str) -> QuerySet[Refund]:
+    """A payment order's refunds, when the order is this client's (empty otherwise)."""
+    return Refund.objects.filter(payment_order__payment_event__client=client, payment_order_id=payment_order_id)

@@ -127,3 +127,9 @@ class RefundOutput(serializers.Serializer):
     psp_reference = serializers.CharField()
     failure_code = serializers.CharField()
     created = serializers.DateTimeField(source="created_at")
+
+
+class PaymentOrderDetailOutput(PaymentOrderOutput):
+    """A payment order with its refunds, as ``GET /payment-orders/{id}`` answers."""
+
+    refunds = RefundOutput(many=True, read_only=True)

@@ -10,4 +10,5 @@ urlpatterns = [
     path("payment-orders/<str:payment_order_id>", apis.PaymentOrderDetailApi.as_view(),
          name="payment-order-detail"),
     path("payment-orders/<str:payment_order_id>/refunds", apis.RefundCreateApi.as_view(), name="refunds"),
+    path("refunds/<str:refund_id>", apis.RefundDetailApi.as_view(), name="refund-detail"),
 ]

@@ -21,7 +21,7 @@ export PSP_SANDBOX_WEBHOOK_URL ?= http://$(WEB_HOST):$(WEB_PORT)/webhooks/psp
 export DJANGO_SETTINGS_MODULE ?= config.settings.local
 export DJANGO_DEBUG ?= false
 
-.PHONY: install migrate demo run stop test lint bench-checkout bench-chaos bench-reconcile clean
+.PHONY: install migrate manage demo run stop test lint bench-checkout bench-chaos bench-reconcile clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,15 @@ migrate: install
 	$(PY) manage.py create_operator_groups
 	$(PY) manage.py collectstatic --no-input -v 0
 
-demo: migrate
+# Any manage.py command, with the venv's python and the variables above: make manage ARGS="create_api_key shop"
+manage: install
+	@$(PY) manage.py $(ARGS)
+
+# Every run starts from nothing: the database and the PSP sandbox's storage are reset together (scripts/stack.sh
+# reset, which says so), then migrated, so the sandbox and the books agree however many times it runs.
+demo: install
+	bash scripts/stack.sh reset
+	@$(MAKE) --no-print-directory migrate
 	bash scripts/demo.sh
 
 run: migrate

@@ -4,7 +4,7 @@ from datetime import timedelta
 from django.contrib import admin
 from django.utils import timezone
 
-from core.money import format_amount
+from core.money import format_money
 from payments import selectors as payment_selectors
 from reconciliation import selectors as reconciliation_selectors
 
@@ -18,7 +18,7 @@ class OperatorsAdminSite(admin.AdminSite):
     def index(self, request, extra_context=None):
         since = timezone.now() - timedelta(hours=24)
         volumes = [
-            {**row, "amount_display": format_amount(row["amount"] or 0, row["currency"])}
+            {**row, "amount_display": format_money(row["amount"] or 0, row["currency"])}
             for row in payment_selectors.order_volumes_since(since=since)
         ]
         context = {

@@ -2,11 +2,95 @@ from collections.abc import Callable
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.template.response import TemplateResponse
 
+from core.money import format_money
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Operators look, never edit: money moves only through services."""
+# Integer fields that hold money in minor units, by name; their currency is found by ``money_fields_of``.
+_MONEY_NAMES = {"amount", "balance", "gross", "fee", "net"}
+
+
+def money_fields_of(model) -> dict[str, str]:
+    """``{amount field: currency path}`` of a model: ``amount``/``balance``/``gross``/``fee``/``net``,
+    ``*_amount`` and ``amount_*`` integer fields, paired with ``<prefix>_currency``, else ``currency``, else
+    the ``currency`` of the first foreign key that has one (``WalletMovement.amount`` -> ``wallet.currency``)."""
+    names = {f.name: f for f in model._meta.concrete_fields}
+    found = {}
+    for name, field in names.items():
+        if not isinstance(field, models.IntegerField) or isinstance(field, models.AutoField):
+            continue
+        if not (name in _MONEY_NAMES or name.endswith("_amount") or name.startswith("amount_")):
+            continue
+        prefixed = name[: -len("amount")] + "currency" if name.endswith("_amount") else None
+        if prefixed in names:
+            found[name] = prefixed
+        elif "currency" in names:
+            found[name] = "currency"
+        else:
+            for fk in model._meta.concrete_fields:
+                if fk.is_relation and any(f.name == "currency" for f in fk.related_model._meta.concrete_fields):
+                    found[name] = f"{fk.name}.currency"
+                    break
+    return found
+
+
+def _resolve(obj, path: str):
+    for part in path.split("."):
+        obj = getattr(obj, part, None) if obj is not None else None
+    return obj
+
+
+class MoneyAdminMixin:
+    """Every money field of the model is shown through ``format_money`` (core/money.py), on the changelist
+    (``list_display``) and the change page (its fields), never as raw minor units. ``money_fields`` on the
+    admin overrides the detected ``{field: currency path}``."""
+
+    money_fields: dict[str, str] | None = None
+
+    def __init__(self, model, admin_site):
+        super().__init__(model, admin_site)
+        self._money = dict(self.money_fields if self.money_fields is not None else money_fields_of(model))
+        for name, currency_path in self._money.items():
+            field = model._meta.get_field(name)
+
+            def display(obj, _name=name, _currency=currency_path):
+                return format_money(getattr(obj, _name), _resolve(obj, _currency))
+
+            display = admin.display(description=str(field.verbose_name).capitalize(), ordering=name)(display)
+            setattr(self, self._money_display_name(name), display)
+
+    @staticmethod
+    def _money_display_name(name: str) -> str:
+        return f"{name}_money"
+
+    def _swap_money(self, names):
+        swapped = [self._money_display_name(n) if isinstance(n, str) and n in self._money else n for n in names]
+        return list(dict.fromkeys(swapped))  # order kept, each once
+
+    def get_list_display(self, request):
+        return self._swap_money(super().get_list_display(request))
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = self._swap_money(super().get_readonly_fields(request, obj))
+        return [*readonly, *(self._money_display_name(n) for n in self._money
+                             if self._money_display_name(n) not in readonly)]
+
+    def get_fields(self, request, obj=None):
+        return self._swap_money(super().get_fields(request, obj))
+
+    def get_fieldsets(self, request, obj=None):
+        return [(title, {**options, "fields": self._swap_money_nested(options.get("fields", ()))})
+                for title, options in super().get_fieldsets(request, obj)]
+
+    def _swap_money_nested(self, fields):
+        return [tuple(self._swap_money(f)) if isinstance(f, (list, tuple)) else self._swap_money([f])[0]
+                for f in fields]
+
+
+class ReadOnlyAdmin(MoneyAdminMixin, admin.ModelAdmin):
+    """Operators look, never edit: money moves only through services. Amounts are shown formatted
+    (``MoneyAdminMixin``)."""
 
     def has_add_permission(self, request, obj=None):
         return False

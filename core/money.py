@@ -81,3 +81,23 @@ def format_amount(minor: int, currency: str) -> str:
     exponent = currency_exponent(currency)
     value = Decimal(minor).scaleb(-exponent)
     return f"{value:.{exponent}f} {currency.upper()}"
+
+
+def format_money(minor: int | None, currency: str | None) -> str:
+    """How every admin page and CSV export shows an amount: major units by the currency's exponent,
+    thousands separators, the uppercase code beside it and a leading minus for negative amounts.
+
+    ``format_money(-123450, "usd") == "-1,234.50 USD"``, ``format_money(1235, "jpy") == "1,235 JPY"``,
+    ``format_money(1234, "kwd") == "1.234 KWD"``. ``None`` is ``"-"``; an amount whose currency is
+    missing or unknown (a malformed settlement line) says so rather than guessing an exponent.
+    """
+    if minor is None:
+        return "-"
+    if not is_known_currency(currency or ""):
+        code = (currency or "").strip().upper()
+        return f"{minor:,} minor units {code} (unknown currency)" if code else f"{minor:,} minor units (no currency)"
+    exponent = currency_exponent(currency)
+    sign = "-" if minor < 0 else ""
+    major, fraction = divmod(abs(int(minor)), 10**exponent)
+    text = f"{major:,}" + (f".{fraction:0{exponent}d}" if exponent else "")
+    return f"{sign}{text} {currency.strip().upper()}"

@@ -77,7 +77,8 @@ class StrictIntegerField(serializers.IntegerField):
 
 
 class CurrencyField(serializers.CharField):
-    default_error_messages = {"unknown": "Not an ISO 4217 currency code."}
+    # The error's ``code`` in the API's error shape: ``currency_invalid``, for every way a currency is wrong.
+    default_error_messages = {"currency_invalid": "Not an ISO 4217 currency code."}
 
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", 3)
@@ -87,7 +88,7 @@ class CurrencyField(serializers.CharField):
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
         if not is_known_currency(value):
-            self.fail("unknown")
+            self.fail("currency_invalid")
         return normalize_currency(value)
 
 

@@ -19,12 +19,21 @@ from core.selectors import api_key_hash
 
 logger = logging.getLogger(__name__)
 
-API_KEY_PREFIX = "mk_live_"
+API_KEY_PREFIX = "mk_live_"  # a key for a live PSP account
+API_KEY_TEST_PREFIX = "mk_test_"  # a key for a PSP test account (or the sandbox), as Stripe marks sk_test_
+_PSP_TEST_KEY_PREFIXES = ("sk_test_", "rk_test_")
+
+
+def api_key_prefix() -> str:
+    """``mk_test_`` while ``PSP_API_KEY`` is a Stripe test key (``sk_test_``/``rk_test_``), else ``mk_live_``.
+    Only a key's SHA-256 is stored and looked up, so keys made under either prefix keep working."""
+    psp_key = getattr(settings, "PSP_API_KEY", "") or ""
+    return API_KEY_TEST_PREFIX if psp_key.startswith(_PSP_TEST_KEY_PREFIXES) else API_KEY_PREFIX
 
 
 def api_client_create(*, name: str) -> tuple[ApiClient, str]:
     """Create a client and return it with its plaintext key (shown once, never stored)."""
-    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    key = api_key_prefix() + secrets.token_urlsafe(32)
     client = ApiClient.objects.create(name=name, key_prefix=key[:12], key_hash=api_key_hash(key))
     return client, key
 

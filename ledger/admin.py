@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.db.models import Sum
 
 from core.admin_base import ReadOnlyAdmin
-from core.money import format_amount
+from core.money import format_money
 from ledger.models import Account, Entry, LedgerTransaction
 
 
@@ -16,7 +16,7 @@ class AccountAdmin(ReadOnlyAdmin):
     @admin.display(description="Balance (debit +)")
     def balances(self, obj):
         rows = obj.entries.values_list("currency").annotate(total=Sum("amount")).order_by("currency")
-        return ", ".join(format_amount(total, currency) for currency, total in rows) or "—"
+        return ", ".join(format_money(total, currency) for currency, total in rows) or "—"
 
 
 class EntryInline(admin.TabularInline):
@@ -31,11 +31,11 @@ class EntryInline(admin.TabularInline):
 
     @admin.display(description="Debit")
     def debit(self, obj):
-        return format_amount(obj.amount, obj.currency) if obj.amount > 0 else ""
+        return format_money(obj.amount, obj.currency) if obj.amount > 0 else ""
 
     @admin.display(description="Credit")
     def credit(self, obj):
-        return format_amount(-obj.amount, obj.currency) if obj.amount < 0 else ""
+        return format_money(-obj.amount, obj.currency) if obj.amount < 0 else ""
 
 
 @admin.register(LedgerTransaction)

@@ -5,6 +5,8 @@ append-only, and every transaction's entries sum to zero per currency at commit.
 """
 from django.db import models
 
+from core.money import format_money
+
 
 class Account(models.Model):
     class Kind(models.TextChoices):
@@ -59,4 +61,4 @@ class Entry(models.Model):
         indexes = [models.Index(fields=["account", "currency"])]
 
     def __str__(self) -> str:
-        return f"{self.account.code} {self.amount} {self.currency}"
+        return f"{self.account.code} {format_money(self.amount, self.currency)}"

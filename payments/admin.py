@@ -3,11 +3,12 @@ from django.contrib import admin
 from django.db.models import Count
 
 from core.admin_base import ReadOnlyAdmin, action_with_reason
-from core.money import format_amount
+from core.money import format_money
 from payments import services
 from payments.exceptions import DoubleChargeRefundFailed, ReplayNotPossible
 from payments.models import (
     PaymentEvent,
+    PaymentEventTransition,
     PaymentOrder,
     PaymentOrderState,
     PaymentOrderTransition,
@@ -51,16 +52,30 @@ class PaymentOrderInline(admin.TabularInline):
 
     @admin.display(description="Amount")
     def amount_display(self, obj):
-        return format_amount(obj.amount, obj.currency)
+        return format_money(obj.amount, obj.currency)
+
+
+class PaymentEventTransitionInline(admin.TabularInline):
+    model = PaymentEventTransition
+    fields = ("created_at", "from_state", "to_state", "actor", "reason")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(PaymentEvent)
 class PaymentEventAdmin(ReadOnlyAdmin):
-    list_display = ("id", "buyer_reference", "client", "order_count", "created_at")
+    """Read-only; the state is derived from the orders (payments/services/checkout_outcome.py)."""
+
+    list_display = ("id", "buyer_reference", "client", "order_count", "state", "completed_at", "created_at")
     search_fields = ("id", "buyer_reference", "buyer_email", "idempotency_key", "orders__id",
                      "orders__psp_reference")
-    list_filter = ("client", "created_at")
-    inlines = [PaymentOrderInline]
+    list_filter = ("state", "client", "created_at", "completed_at")
+    readonly_fields = ("state", "completed_at", "failure_reason", "orders_succeeded", "orders_failed")
+    inlines = [PaymentOrderInline, PaymentEventTransitionInline]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(order_total=Count("orders"))
@@ -110,7 +125,7 @@ class PaymentOrderAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Amount", ordering="amount")
     def amount_display(self, obj):
-        return format_amount(obj.amount, obj.currency)
+        return format_money(obj.amount, obj.currency)
 
 
 @admin.register(PaymentOrderTransition)
@@ -152,7 +167,7 @@ class RefundAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Amount", ordering="amount")
     def amount_display(self, obj):
-        return format_amount(obj.amount, obj.currency)
+        return format_money(obj.amount, obj.currency)
 
 
 @admin.register(WebhookEvent)
@@ -210,7 +225,7 @@ class SuspectedDoubleChargeAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Amount", ordering="amount")
     def amount_display(self, obj):
-        return format_amount(obj.amount, obj.currency)
+        return format_money(obj.amount, obj.currency)
 
 
 @admin.register(RefundTransition)

@@ -33,8 +33,23 @@ class Seller(models.Model):
         return f"{self.name} ({self.id})"
 
 
-class PaymentEvent(models.Model):
-    """One buyer's checkout. Holds no card data: only the PSP's payment-method token."""
+class PaymentEventState(models.TextChoices):
+    PROCESSING = "processing", "processing (some order is not decided yet)"
+    SUCCEEDED = "succeeded", "succeeded (every order succeeded)"
+    PARTIALLY_SUCCEEDED = "partially_succeeded", "partially succeeded (some orders succeeded, some failed)"
+    FAILED = "failed", "failed (no order succeeded, or the succeeded ones were refunded)"
+
+
+class PaymentEvent(ConcurrentTransitionMixin, models.Model):
+    """One buyer's checkout. Holds no card data: only the PSP's payment-method token.
+
+    Its ``state`` is derived from its orders (``payments.services.checkout_outcome``): ``processing``
+    until every order is succeeded or failed (a dead-lettered order is not decided: an operator's
+    replay still decides it), then ``succeeded``, ``partially_succeeded`` or ``failed``. Decided in
+    the transaction of the order transition that decides it; never changes afterwards.
+    ``orders_succeeded`` / ``orders_failed`` count the decided orders, kept under the event's row
+    lock by that same transaction (how concurrent siblings decide it exactly once).
+    """
 
     id = models.CharField(primary_key=True, max_length=40, default=IdFactory("pe"), editable=False)
     client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="payment_events")
@@ -49,12 +64,34 @@ class PaymentEvent(models.Model):
                   "to the buyer's PSP customer (an unattached token pays one PaymentIntent only). Blank until then.")
     idempotency_key = models.CharField(max_length=255)
     created_at = models.DateTimeField(auto_now_add=True)
+    state = FSMField(default=PaymentEventState.PROCESSING, choices=PaymentEventState.choices, protected=True,
+                     db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True, db_index=True,
+                                        help_text="When every order was decided (and the event with them).")
+    failure_reason = models.CharField(max_length=500, blank=True, help_text="Why the event failed.")
+    orders_succeeded = models.PositiveIntegerField(default=0, help_text="Orders succeeded so far.")
+    orders_failed = models.PositiveIntegerField(default=0, help_text="Orders failed so far.")
 
     class Meta:
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return self.id
+
+    # Transition methods only change fields; payments.services.checkout_outcome saves them (a
+    # conditional UPDATE on state = processing) with the audit row.
+    @transition(field=state, source=PaymentEventState.PROCESSING, target=PaymentEventState.SUCCEEDED)
+    def succeed(self) -> None:
+        self.completed_at = timezone.now()
+
+    @transition(field=state, source=PaymentEventState.PROCESSING, target=PaymentEventState.PARTIALLY_SUCCEEDED)
+    def partially_succeed(self) -> None:
+        self.completed_at = timezone.now()
+
+    @transition(field=state, source=PaymentEventState.PROCESSING, target=PaymentEventState.FAILED)
+    def fail(self, reason: str) -> None:
+        self.failure_reason = reason[:500]
+        self.completed_at = timezone.now()
 
 
 class PaymentOrderState(models.TextChoices):
@@ -235,6 +272,23 @@ class PaymentOrderTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.payment_order_id}: {self.from_state} → {self.to_state}"
+
+
+class PaymentEventTransition(models.Model):
+    """Audit row: every state change of a payment event, who made it and why."""
+
+    payment_event = models.ForeignKey(PaymentEvent, on_delete=models.PROTECT, related_name="transitions")
+    from_state = models.CharField(max_length=32)
+    to_state = models.CharField(max_length=32)
+    actor = models.CharField(max_length=100, help_text="Whoever decided the order that decided the event.")
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.payment_event_id}: {self.from_state} → {self.to_state}"
 
 
 class RefundState(models.TextChoices):

@@ -1,12 +1,14 @@
 """Reads of payments. A client sees only its own objects."""
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Count, F, QuerySet, Sum
+from django.utils import timezone
 
 from core.models import ApiClient
 from payments.models import (
     PaymentEvent,
+    PaymentEventState,
     PaymentOrder,
     PaymentOrderState,
     Refund,
@@ -106,7 +108,8 @@ def order_volumes_since(*, since: datetime) -> list[dict]:
 
 
 def attention_counts() -> dict[str, int]:
-    """What operators should look at: dead letters, orders waiting on the PSP, failed webhooks."""
+    """What operators should look at: dead letters, orders waiting on the PSP, failed webhooks,
+    checkouts partially succeeded in the last 24 hours."""
     states = dict(
         PaymentOrder.objects.filter(state__in=[PaymentOrderState.DEAD_LETTER, PaymentOrderState.UNKNOWN,
                                                PaymentOrderState.PENDING])
@@ -120,6 +123,10 @@ def attention_counts() -> dict[str, int]:
         "dead_letter_refunds": Refund.objects.filter(state=RefundState.DEAD_LETTER).count(),
         "suspected_double_charges": SuspectedDoubleCharge.objects.filter(
             state=SuspectedDoubleCharge.State.OPEN).count(),
+        # Checkouts whose buyer paid some sellers and not others (only under CHECKOUT_ON_PARTIAL_FAILURE=keep).
+        "partially_succeeded_checkouts": PaymentEvent.objects.filter(
+            state=PaymentEventState.PARTIALLY_SUCCEEDED, completed_at__gte=timezone.now() - timedelta(hours=24),
+        ).count(),
     }
 
 

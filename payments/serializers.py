@@ -13,6 +13,7 @@ from core.serializers import (
     StrictSerializer,
 )
 from core.validators import contains_card_number
+from payments.models import PaymentEventState
 
 _PM_TOKEN = re.compile(r"^pm_[A-Za-z0-9_]{1,96}$")
 _DIGIT_RUN = re.compile(r"\d[\d \-]{10,}\d")
@@ -108,6 +109,15 @@ class PaymentEventOutput(serializers.Serializer):
     buyer = BuyerOutput(source="*")
     payment_method = serializers.CharField()
     orders = PaymentOrderOutput(many=True)
+    state = serializers.ChoiceField(
+        choices=[s.value for s in PaymentEventState],
+        help_text="The checkout's own outcome: `processing` until every order is succeeded or failed (an order "
+                  "in `dead_letter` is not decided yet), then `succeeded` (every order), `partially_succeeded` "
+                  "(some succeeded, some failed) or `failed` (none succeeded; or, under the refund_all policy, "
+                  "some failed and the succeeded ones were refunded in full: see `failure_reason`).")
+    completed_at = serializers.DateTimeField(allow_null=True, help_text="When the checkout was decided; null "
+                                                                         "while `processing`.")
+    failure_reason = serializers.CharField(help_text="Why the checkout failed; empty otherwise.")
     created = serializers.DateTimeField(source="created_at")
 
 

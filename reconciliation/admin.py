@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from core.admin_base import ReadOnlyAdmin, action_with_reason
-from core.money import format_amount
+from core.money import format_money
 from reconciliation import selectors
 from reconciliation.exceptions import BreakResolutionError, SettlementImportError
 from reconciliation.forms import BreakResolveForm, SettlementUploadForm
@@ -36,9 +36,7 @@ def _actor(request: HttpRequest) -> str:
 
 
 def _money(amount: int | None, currency: str) -> str:
-    if amount is None or not currency:
-        return "-" if amount is None else str(amount)
-    return format_amount(amount, currency)
+    return format_money(amount, currency)
 
 
 class _Echo:
@@ -54,19 +52,40 @@ def csv_safe_cell(value):
     """A text cell a spreadsheet would run as a formula (``=HYPERLINK(...)``, ``@SUM(...)``, ``-2+3``)
     gets a leading ``'``, so it is shown as the text it is.
 
-    Only text is neutralised: numbers are written as numbers. Amounts are exported as integers in
-    minor units (``-300``), so a negative amount stays a number a spreadsheet can add up; any
-    text that merely looks like one (a description, a reference) is neutralised.
+    Only text is neutralised: numbers are written as numbers. Each amount is exported twice
+    (``_with_formatted_amounts``): as an integer in minor units (``-300``), a number a spreadsheet can add
+    up, and beside it as ``format_money`` text (``-3.00 USD``), the way the admin shows it; that text is a
+    cell like any other, so a negative one is written ``'-3.00 USD``.
     """
     if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
         return "'" + value
     return value
 
 
+def _with_formatted_amounts(rows):
+    """After each ``<x>_amount, <x>_currency`` column pair, a ``<x>_formatted`` column: ``format_money``."""
+    rows = iter(rows)
+    header = list(next(rows))
+    pairs = [(header.index(name), header.index(name[: -len("amount")] + "currency"))
+             for name in header if name.endswith("_amount") and name[: -len("amount")] + "currency" in header]
+    inserts = sorted(((currency_at + 1, amount_at, currency_at) for amount_at, currency_at in pairs), reverse=True)
+
+    def widen(row, formatted):
+        row = list(row)
+        for at, amount_at, currency_at in inserts:
+            row.insert(at, formatted(row, amount_at, currency_at))
+        return row
+
+    yield widen(header, lambda row, a, c: header[a][: -len("amount")] + "formatted")
+    for row in rows:
+        yield widen(row, lambda row, a, c: "" if row[a] in (None, "") else format_money(row[a], row[c]))
+
+
 def _csv_response(rows, filename: str) -> StreamingHttpResponse:
     """Every CSV export goes through here, so every cell is neutralised (``csv_safe_cell``)."""
     writer = csv.writer(_Echo())
-    response = StreamingHttpResponse((writer.writerow([csv_safe_cell(cell) for cell in row]) for row in rows),
+    response = StreamingHttpResponse((writer.writerow([csv_safe_cell(cell) for cell in row])
+                                      for row in _with_formatted_amounts(rows)),
                                      content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
@@ -79,7 +98,28 @@ class SettlementFileAdmin(ReadOnlyAdmin):
     list_filter = ("format", "imported_at")
     search_fields = ("name", "sha256")
     readonly_fields = ("sha256", "name", "format", "size", "line_count", "malformed_count", "counts_by_type",
-                       "statements", "settled_at", "imported_at", "imported_by")
+                       "statements_display", "fees_display", "settled_at", "imported_at", "imported_by")
+    exclude = ("statements", "fees")  # JSON in minor units: shown formatted by the two displays above
+
+    @admin.display(description="Statements")
+    def statements_display(self, obj: SettlementFile) -> str:
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((s.get("statement_id") or "-", s.get("account") or "-",
+              _money(s.get("opening_balance"), s.get("currency") or ""),
+              _money(s.get("closing_balance"), s.get("currency") or "")) for s in obj.statements or ()),
+        )
+        if not obj.statements:
+            return "-"
+        return format_html("<table><tr><th>statement</th><th>account</th><th>opening</th><th>closing</th></tr>{}"
+                           "</table>", rows)
+
+    @admin.display(description="Fees")
+    def fees_display(self, obj: SettlementFile) -> str:
+        if not obj.fees:
+            return "-"
+        return "; ".join(f"{payout or '-'}: {_money(total, currency)} ({lines} lines)"
+                         for payout, currency, total, lines in obj.fees)
 
     def has_add_permission(self, request, obj=None):
         return request.user.has_perm("reconciliation.add_settlementfile")
@@ -159,7 +199,19 @@ class SettlementLineAdmin(ReadOnlyAdmin):
 class ReconciliationRunAdmin(ReadOnlyAdmin):
     list_display = ("id", "date", "started_at", "finished_at", "lines_evaluated", "breaks_summary", "actor")
     list_filter = ("date",)
-    readonly_fields = ("date", "started_at", "finished_at", "actor", "lines_evaluated", "summary", "stats")
+    readonly_fields = ("date", "started_at", "finished_at", "actor", "lines_evaluated", "summary", "stats_display")
+    exclude = ("stats",)  # JSON in minor units: shown formatted by summary and stats_display
+
+    @admin.display(description="Stats")
+    def stats_display(self, obj: ReconciliationRun) -> str:
+        """``stats`` without its minor units: lines per match state, fees booked and payouts per currency."""
+        stats = obj.stats or {}
+        lines = ", ".join(f"{state} {count}" for state, count in (stats.get("lines") or {}).items()) or "-"
+        fees = ", ".join(_money(a, c) for c, a in (stats.get("fees_booked") or {}).items()) or "-"
+        payouts = stats.get("payouts") or {}
+        matched = ", ".join(_money(a, c) for c, a in (payouts.get("matched_amounts") or {}).items()) or "-"
+        return (f"lines: {lines}; fees booked: {fees}; payouts: {payouts.get('count', 0)},"
+                f" matched to the bank: {matched}")
     actions = ["export_breaks"]
 
     @admin.display(description="Breaks")
@@ -203,7 +255,7 @@ class BreakAdmin(ReadOnlyAdmin):
     search_fields = ("psp_reference", "object_id", "description", "key")
     date_hierarchy = "created_at"
     readonly_fields = ("key", "break_class", "state", "run", "last_seen_run", "line", "file_format", "occurred_on",
-                       "expected_display", "actual_display", "object_kind", "object_id", "psp_reference",
+                       "expected_amount_money", "actual_amount_money", "object_kind", "object_id", "psp_reference",
                        "description", "source_line", "resolution", "reason", "resolved_by", "resolved_at",
                        "created_at")
     inlines = [BreakResolutionInline]

@@ -9,8 +9,9 @@ import httpx
 BASE = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8000"
 api = httpx.Client(base_url=BASE, headers={"Authorization": f"Bearer {os.environ['DEMO_API_KEY']}"}, timeout=30)
 run = uuid.uuid4().hex[:6]
-# A fresh PSP sandbox, so that tonight's settlement holds this demo's charges only.
-httpx.post(f"{os.environ['PSP_API_BASE']}/_sandbox/reset", timeout=10).raise_for_status()
+# No sandbox reset here: `make demo` starts from an empty database and an empty sandbox together
+# (scripts/stack.sh reset), so the two agree; resetting only the sandbox would leave our books holding
+# charges the PSP no longer knows.
 
 
 def post(path, body, key=None):
@@ -72,3 +73,46 @@ for (name, currency), amount in sorted(credited.items()):
     print(f"  {name:<15} {amount:>7} {currency}")
 if any(o["state"] not in ("succeeded", "failed") for e in final.values() for o in e["orders"]):
     sys.exit("some orders did not finish within 60 s; see var/log/worker.log")
+
+
+def sandbox_vs_books() -> bool:
+    """The PSP sandbox's own record (``/_sandbox/charges``: succeeded charges and refunds per currency) against
+    our books (succeeded payment orders and refunds per currency, read from the database)."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    import django
+
+    django.setup()
+    from django.db.models import Count, Sum
+
+    from core.money import format_money
+    from payments.models import PaymentOrder, Refund
+
+    psp = httpx.get(f"{os.environ['PSP_API_BASE']}/_sandbox/charges", timeout=30).json()
+    books: dict[str, dict[str, int]] = {}
+    for row in PaymentOrder.objects.filter(state="succeeded").values("currency").annotate(n=Count("id"),
+                                                                                            total=Sum("amount")):
+        books.setdefault(row["currency"], {"captured": 0, "refunded": 0, "count": 0}).update(
+            captured=row["total"], count=row["n"])
+    for row in Refund.objects.filter(state="succeeded").values("currency").annotate(total=Sum("amount")):
+        books.setdefault(row["currency"], {"captured": 0, "refunded": 0, "count": 0})["refunded"] = row["total"]
+    print("\nSandbox vs books (the PSP's /_sandbox/charges against our succeeded orders and refunds):")
+    agree = True
+    for currency in sorted(set(books) | set(psp["totals"])):
+        ours = books.get(currency, {"captured": 0, "refunded": 0, "count": 0})
+        theirs = {k: psp["totals"].get(currency, {}).get(k, 0) for k in ("captured", "refunded", "count")}
+        same = ours == theirs
+        agree &= same
+        print(f"  {currency.upper()}  charges {theirs['count']} vs {ours['count']}, captured "
+              f"{format_money(theirs['captured'], currency)} vs {format_money(ours['captured'], currency)}, refunded "
+              f"{format_money(theirs['refunded'], currency)} vs {format_money(ours['refunded'], currency)}"
+              f"  {'agree' if same else 'DIFFER'}")
+    doubles = len(psp["double_charges"])
+    agree &= doubles == 0
+    print(f"sandbox vs books: {'agree' if agree else 'DISAGREE'} ({len(set(books) | set(psp['totals']))} currencies,"
+          f" {doubles} double charges)")
+    return agree
+
+
+if not sandbox_vs_books():
+    sys.exit("the PSP sandbox and our books disagree")

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Start or stop the stack in the background: PSP sandbox, web (gunicorn), Celery worker and beat.
+# Start or stop the stack in the background: PSP sandbox, web (gunicorn), Celery worker and beat;
+# `reset` (run by `make demo`) stops it and empties our database and the sandbox's storage together.
 # Logs go to var/log/NAME.log, pids to var/run/NAME.pid.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,5 +52,37 @@ case "${1:-}" in
       rm -f "$pidfile"
     done
     ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+  reset)
+    # `make demo` runs from nothing every time: our database and the PSP sandbox's storage are reset together,
+    # so the books never hold a charge the sandbox has forgotten (nor the other way round).
+    bash "$0" stop
+    sandbox_db=${PSP_SANDBOX_DB:-var/psp_sandbox.sqlite3}
+    rm -f "$sandbox_db" "$sandbox_db-wal" "$sandbox_db-shm" var/celerybeat-schedule*
+    echo "  removed the PSP sandbox's storage ($sandbox_db)"
+    .venv/bin/python - <<'PY'
+import os, sys
+
+import environ
+import psycopg
+from psycopg import sql
+
+url = os.environ.get("DATABASE_OWNER_URL") or os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/marketplace")
+config = environ.Env.db_url_config(url)
+name = config["NAME"]
+if name != "marketplace" and os.environ.get("DEMO_RESET_DATABASE") != name:
+    sys.exit(f"refusing to drop {name!r}: only the demo database 'marketplace' is reset (DEMO_RESET_DATABASE={name} to allow)")
+params = {"host": config["HOST"], "port": config["PORT"] or 5432, "user": config["USER"],
+          "password": config["PASSWORD"] or None, "dbname": "postgres", "autocommit": True}
+with psycopg.connect(**params) as conn:
+    try:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+    except psycopg.errors.ObjectInUse:
+        sys.exit(f"database {name!r} is in use by another session (a `make run`? a shell?): stop it and run again")
+    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+print(f"  dropped and recreated the database {name!r} (every earlier demo's sellers, orders and ledger)")
+PY
+    # Tasks queued by an earlier run name orders that no longer exist.
+    .venv/bin/celery -A config purge -f >/dev/null && echo "  purged the Celery queue ($CELERY_BROKER_URL)"
+    ;;
+  *) echo "usage: $0 start|stop|reset" >&2; exit 2 ;;
 esac

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from core.admin_base import ReadOnlyAdmin
-from core.money import format_amount
+from core.money import format_money
 from wallet.models import Wallet, WalletMovement
 
 
@@ -13,7 +13,7 @@ class WalletAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Balance", ordering="balance")
     def balance_display(self, obj):
-        return format_amount(obj.balance, obj.currency)
+        return format_money(obj.balance, obj.currency)
 
 
 @admin.register(WalletMovement)

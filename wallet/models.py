@@ -1,6 +1,8 @@
 """Sellers' wallets: a balance per owner and currency, and the append-only movements behind it."""
 from django.db import models
 
+from core.money import format_money
+
 
 class Wallet(models.Model):
     owner_id = models.CharField(max_length=40, help_text="The seller's id.")
@@ -30,4 +32,4 @@ class WalletMovement(models.Model):
         ordering = ["-id"]
 
     def __str__(self) -> str:
-        return f"{self.wallet} {self.amount:+d}"
+        return f"{self.wallet} {'+' if self.amount > 0 else ''}{format_money(self.amount, self.wallet.currency)}"

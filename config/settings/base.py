@@ -3,6 +3,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -124,6 +125,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.throttling.api_exception_handler",  # core.errors' handler + Retry-After
     "UNAUTHENTICATED_USER": None,
+    # One representation (JSON): no ?format= override, which answered 404 to a junk value.
+    "URL_FORMAT_OVERRIDE": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Marketplace payments API",
@@ -147,6 +150,12 @@ IDEMPOTENCY_LOCK_TIMEOUT_SECONDS = env.int("IDEMPOTENCY_LOCK_TIMEOUT_SECONDS", d
 
 # --- Payments ----------------------------------------------------------------
 CHECKOUT_MAX_ORDERS = env.int("CHECKOUT_MAX_ORDERS", default=50)
+# A checkout whose orders partly failed: "keep" leaves it partially_succeeded (the succeeded orders stand);
+# "refund_all" refunds the succeeded orders in full and fails the checkout (payments/services/checkout_outcome.py).
+CHECKOUT_ON_PARTIAL_FAILURE = env.str("CHECKOUT_ON_PARTIAL_FAILURE", default="keep")
+if CHECKOUT_ON_PARTIAL_FAILURE not in ("keep", "refund_all"):
+    raise ImproperlyConfigured(
+        f"CHECKOUT_ON_PARTIAL_FAILURE must be keep or refund_all, not {CHECKOUT_ON_PARTIAL_FAILURE!r}")
 # Upper bound of one payment order, in minor units (Stripe's own limit for most currencies).
 PAYMENT_ORDER_MAX_AMOUNT = env.int("PAYMENT_ORDER_MAX_AMOUNT", default=99_999_999)
 # Platform commission in basis points of each order, kept from the seller's credit.
@@ -240,9 +249,12 @@ LOGGING = {
     "formatters": {
         "kv": {"format": "ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"}
     },
+    # A refused admin page (PermissionDenied, 403) is one WARNING line, without a traceback.
+    "filters": {"permission_denied_one_line": {"()": "core.log_filters.PermissionDeniedOneLine"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "kv"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"},
+                "django.request": {"filters": ["permission_denied_one_line"]}},
 }
 
 # --- Reconciliation -----------------------------------------------------------------

@@ -24,6 +24,7 @@ from payments.psp.base import (
     PSPPermanentError,
     PSPUnknownOutcome,
 )
+from payments.services.checkout_outcome import payment_event_order_decided
 from payments.services.customers import payment_event_payment_method
 from wallet.services import wallet_credit
 
@@ -180,7 +181,10 @@ def payment_order_apply_result(*, payment_order_id: str, result: PaymentResult, 
     never changes. Used by the task, the webhook inbox and the janitor alike.
 
     Success does three things in this one transaction: the order becomes succeeded, the
-    seller's wallet is credited and a balanced ledger transaction is posted.
+    seller's wallet is credited and a balanced ledger transaction is posted. A decision (success
+    or failure) is counted on the payment event in the same transaction, which decides the event
+    when it was its last undecided order (``checkout_outcome``). The dead-letter path decides
+    nothing: a dead-lettered order leaves its event ``processing`` until a replay decides it here.
     """
     order = lock_order(payment_order_id)
     if order.is_terminal or order.state == PaymentOrderState.NOT_STARTED:
@@ -196,10 +200,12 @@ def payment_order_apply_result(*, payment_order_id: str, result: PaymentResult, 
         transition_order(order, order.succeed, actor=actor, reason="PSP captured the payment",
                          psp_reference=result.psp_reference)
         _post_capture(order)
+        payment_event_order_decided(order=order, actor=actor)  # last: the event's row lock is held shortest
     elif result.status is PaymentStatus.FAILED:
         transition_order(order, order.fail, actor=actor, reason=f"PSP: {result.failure_code}",
                          code=result.failure_code, message=result.failure_message,
                          psp_reference=result.psp_reference)
+        payment_event_order_decided(order=order, actor=actor)
     elif order.state != PaymentOrderState.PENDING:
         order.next_action_at = _after(settings.PAYMENT_PENDING_CHECK_SECONDS)
         transition_order(order, order.await_psp, actor=actor, reason="PSP is still processing",

@@ -57,8 +57,9 @@ BAD_ORDERS = [
     ({"amount": "1000"}, "parameter_invalid", "orders[0].amount"),
     ({"amount": True}, "parameter_invalid", "orders[0].amount"),
     ({"amount": 100_000_000}, "max_value", "orders[0].amount"),
-    ({"currency": "xyz"}, "unknown", "orders[0].currency"),
-    ({"currency": "dollars"}, "unknown", "orders[0].currency"),
+    ({"currency": "xyz"}, "currency_invalid", "orders[0].currency"),
+    ({"currency": "dollars"}, "currency_invalid", "orders[0].currency"),
+    ({"currency": "US"}, "currency_invalid", "orders[0].currency"),
     ({"seller": "sel_nobody"}, "seller_not_onboarded", "orders[0].seller"),
     ({"tip": 5}, "parameter_unknown", "orders[0].tip"),
 ]

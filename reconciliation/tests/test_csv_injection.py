@@ -73,11 +73,15 @@ def test_a_break_starting_with_a_formula_is_exported_neutralised(admin, run_with
         response = admin.post(reverse("admin:reconciliation_reconciliationrun_changelist"),
                               {"action": "export_breaks", "_selected_action": [run_with_breaks.pk]})
     rows = _rows(response)
-    assert list(rows[0]) == list(EXPORT_COLUMNS)  # the header is unchanged
+    header = list(EXPORT_COLUMNS)  # the selector's columns, each amount's format_money text after its currency
+    for name in ("actual", "expected"):
+        header.insert(header.index(f"{name}_currency") + 1, f"{name}_formatted")
+    assert list(rows[0]) == header
     row = next(r for r in rows if r["id"] == str(hostile_break.pk))
     assert row["description"] == "'" + HYPERLINK
     assert row["psp_reference"] == "'@SUM(1+1)*cmd|' /C calc'!A0"
     assert (row["reason"], row["resolved_by"]) == ("'-2+3", "'+operator")
     assert row["expected_amount"] == "-300"  # an amount: a number, not neutralised
+    assert row["expected_formatted"].startswith("'-")  # its text: neutralised like any text cell
     assert not any(value.startswith(("=", "+", "-", "@", "\t", "\r")) for r in rows for value in r.values()
                    if not (value.lstrip("-").isdigit()))

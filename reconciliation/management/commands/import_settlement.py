@@ -1,4 +1,6 @@
+import logging
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -6,6 +8,20 @@ from django.core.management.base import BaseCommand, CommandError
 from reconciliation.exceptions import SettlementImportError
 from reconciliation.importers import FORMATS
 from reconciliation.services import settlement_file_import
+
+
+@contextmanager
+def _quiet(logger_name: str, verbosity: int):
+    """The command prints the import's result itself: the service's INFO line would say it a second time
+    (``event=settlement_file_imported``, kept for the Celery task's logs). ``-v 2`` shows it as well."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    if verbosity < 2:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 class Command(BaseCommand):
@@ -22,8 +38,9 @@ class Command(BaseCommand):
             sys.stderr.flush()
 
         try:
-            result = settlement_file_import(path=path, fmt=fmt, actor="command:import_settlement",
-                                            progress=progress, progress_every=progress_every)
+            with _quiet("reconciliation.services.importing", options["verbosity"]):
+                result = settlement_file_import(path=path, fmt=fmt, actor="command:import_settlement",
+                                                progress=progress, progress_every=progress_every)
         except SettlementImportError as exc:
             raise CommandError(str(exc)) from exc
         file = result.file

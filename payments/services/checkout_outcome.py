@@ -1,0 +1,119 @@
+"""A checkout's own outcome: the payment event's state, derived from its orders.
+
+``processing`` until every order is decided (succeeded or failed), then ``succeeded`` (all
+succeeded), ``failed`` (none did) or ``partially_succeeded``. A dead-lettered order is *not*
+decided: the PSP may yet have charged it and an operator's replay will decide it through
+``payment_order_apply_result``, so its event stays ``processing`` until then (it shows on the
+dashboard as a dead letter meanwhile). With ``CHECKOUT_ON_PARTIAL_FAILURE = "refund_all"`` a
+partial outcome is undone instead: the succeeded orders are refunded in full through the normal
+refund path (``refund_create``, its PSP call enqueued on commit, posted when the PSP answers)
+and the event ends ``failed`` with its ``failure_reason``.
+
+Existing events were given their state by migration 0009 (from their orders at the time, no
+refunds made retroactively).
+"""
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import connection
+
+from payments.models import PaymentEvent, PaymentEventState, PaymentEventTransition, PaymentOrder, PaymentOrderState
+
+logger = logging.getLogger(__name__)
+
+KEEP = "keep"
+REFUND_ALL = "refund_all"
+REFUND_ALL_ACTOR = "system:refund_all"
+
+
+def payment_event_order_decided(*, order: PaymentOrder, actor: str) -> str:
+    """Count ``order``'s decision on its event and, if it was the last undecided order, decide
+    the event. Called by ``payment_order_apply_result`` inside the transaction (and under the
+    order's row lock) that has just made the order succeeded or failed, which happens once per
+    order. Returns the event's state.
+
+    Two statements at most: an UPDATE of the event's counters (every decided order) and, for the
+    order that decides the event, one statement saving the event's transition with its audit row.
+
+    Why a counter UPDATE rather than re-reading the siblings' states: under READ COMMITTED two
+    sibling orders deciding in two concurrent transactions would each read the other as still
+    undecided (its change not yet committed), and neither would decide the event; a sub-select in
+    an UPDATE's WHERE reads the statement's snapshot, taken before any lock wait, so it has the same
+    blind spot. ``UPDATE … SET orders_failed = orders_failed + 1 … RETURNING`` takes the event's row
+    lock and, if a sibling's transaction held it, waits for that to commit and then applies the
+    increment to (and returns) the row as that sibling left it. So the deciders of one event queue
+    on its row, each sees the counts of all those before it, and exactly one sees every order
+    decided. The order total comes from a sub-select, which is safe with any snapshot: an event's
+    orders are created with it, in one transaction, and never added or removed. Lock order is
+    always the order, then its event, then (refund_all only, once every order is decided, so no
+    sibling's decider can be waiting for the event) the sibling orders: no deadlock.
+    """
+    succeeded = order.state == PaymentOrderState.SUCCEEDED
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {PaymentEvent._meta.db_table}"
+            " SET orders_succeeded = orders_succeeded + %s, orders_failed = orders_failed + %s"
+            " WHERE id = %s RETURNING state, orders_succeeded, orders_failed,"
+            f" (SELECT count(*) FROM {PaymentOrder._meta.db_table} WHERE payment_event_id = %s)",
+            [int(succeeded), int(not succeeded), order.payment_event_id, order.payment_event_id])
+        state, n_succeeded, n_failed, total = cursor.fetchone()
+    if state != PaymentEventState.PROCESSING or n_succeeded + n_failed < total:
+        return state
+    # Loaded with the order (lock_order); still processing, as the row under our lock just said.
+    event = order.payment_event
+    if n_failed == 0:
+        event.succeed()
+        reason = f"all {total} orders succeeded"
+    elif n_succeeded == 0:
+        reason = f"all {total} orders failed" if total > 1 else "the order failed"
+        event.fail(reason=reason)
+    elif settings.CHECKOUT_ON_PARTIAL_FAILURE == REFUND_ALL:
+        refunded = _refund_succeeded_orders(event)
+        reason = (f"{n_failed} of {total} orders failed; CHECKOUT_ON_PARTIAL_FAILURE=refund_all: the "
+                  f"{n_succeeded} succeeded refunded in full ({', '.join(refunded) or 'nothing left to refund'})")
+        event.fail(reason=reason)
+    else:
+        event.partially_succeed()
+        reason = f"{n_succeeded} of {total} orders succeeded, {n_failed} failed"
+    _save_transition(event, from_state=PaymentEventState.PROCESSING, actor=actor, reason=reason)
+    return event.state
+
+
+def _save_transition(event: PaymentEvent, *, from_state: str, actor: str, reason: str) -> None:
+    """Save the event's transition (only if it is still ``from_state``) and its audit row in one
+    statement. The event's row is locked by this transaction already, so it always applies."""
+    events, audit = PaymentEvent._meta.db_table, PaymentEventTransition._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH decided AS (UPDATE {events} SET state = %s, completed_at = %s, failure_reason = %s"
+            "                  WHERE id = %s AND state = %s RETURNING id)"
+            f" INSERT INTO {audit} (payment_event_id, from_state, to_state, actor, reason, created_at)"
+            " SELECT id, %s, %s, %s, %s, %s FROM decided",
+            [event.state, event.completed_at, event.failure_reason, event.id, from_state,
+             from_state, event.state, actor[:100], reason[:500], event.completed_at])
+        if cursor.rowcount != 1:  # cannot happen under the row lock: refuse to go on rather than guess
+            raise RuntimeError(f"payment event {event.id} was no longer {from_state}")
+    logger.info("event=payment_event_decided payment_event=%s state=%s", event.id, event.state)
+
+
+def _refund_succeeded_orders(event: PaymentEvent) -> list[str]:
+    """Refund what is left of each succeeded order of ``event`` (refund_all). Runs once per event:
+    only for the transition out of ``processing``, under the event's row lock. An order the
+    merchant already refunded in full has nothing left and is skipped."""
+    from payments.services.refunds import RefundTooLarge, refund_create
+
+    refunded = []
+    order_ids = (PaymentOrder.objects.filter(payment_event=event, state=PaymentOrderState.SUCCEEDED)
+                 .order_by("id").values_list("id", flat=True))
+    for order_id in order_ids:
+        try:
+            refund = refund_create(client=event.client, payment_order_id=order_id, amount=None,
+                                   reason=f"checkout {event.id} partially failed (refund_all)",
+                                   actor=REFUND_ALL_ACTOR)
+        except RefundTooLarge:
+            continue
+        refunded.append(refund.id)
+    logger.warning("event=payment_event_refund_all payment_event=%s refunds=%s", event.id, ",".join(refunded))
+    return refunded

@@ -86,15 +86,7 @@ def payment_order_execute(*, payment_order_id: str, actor: str = "task:payment_o
         return payment_order_apply_result_or_dead_letter(
             payment_order_id=payment_order_id, actor=actor,
             result=_refused(order, code=exc.code, message=f"the PSP refused the payment method: {exc}"))
-    request = PaymentRequest(
-        idempotency_key=order.psp_idempotency_key,
-        payment_order_id=order.id,
-        amount=order.amount,
-        currency=order.currency,
-        payment_method=payment_method,
-        customer=customer,
-        metadata={"payment_event_id": order.payment_event_id, "seller_id": order.seller_id},
-    )
+    request = payment_request(order, payment_method=payment_method, customer=customer)
     try:
         result = get_psp().create_payment(request)
     except PSPKeySpent as exc:
@@ -106,6 +98,19 @@ def payment_order_execute(*, payment_order_id: str, actor: str = "task:payment_o
         # The PSP refused the request itself; no charge can exist for it.
         result = _refused(order, code=exc.code, message=str(exc))
     return payment_order_apply_result_or_dead_letter(payment_order_id=payment_order_id, result=result, actor=actor)
+
+
+def payment_request(order: PaymentOrder, *, payment_method: str, customer: str = "") -> PaymentRequest:
+    """What the PSP is sent for an order: the same every time under one key, so a resend is a replay."""
+    return PaymentRequest(
+        idempotency_key=order.psp_idempotency_key,
+        payment_order_id=order.id,
+        amount=order.amount,
+        currency=order.currency,
+        payment_method=payment_method,
+        customer=customer,
+        metadata={"payment_event_id": order.payment_event_id, "seller_id": order.seller_id},
+    )
 
 
 def _refused(order: PaymentOrder, *, code: str, message: str) -> PaymentResult:

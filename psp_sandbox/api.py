@@ -262,6 +262,15 @@ class Api:
                 done += 1
         return done
 
+    def complete_refunds(self, now: float | None = None) -> int:
+        """Fail the pending refunds (a ``refundFail`` card's) whose delay has passed; return how many."""
+        now = time.time() if now is None else now
+        done = 0
+        for row in self.store.due_pending_refunds(now - self.config.get("refund_failure_delay_s")):
+            with self.store.transaction(), context.use(self._background(row["payment_intent"])):
+                done += refunds.fail(self.store, self.emit, row["id"])
+        return done
+
     def cancel_payment_intent(self, pi_id: str, req: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """``POST /v1/payment_intents/{id}/cancel``."""
         pi = self.retrieve_payment_intent(pi_id)
@@ -352,7 +361,8 @@ class Api:
 
 
 class ProcessingWorker(threading.Thread):
-    """Completes ``processing`` payment intents when their delay has passed."""
+    """Completes ``processing`` payment intents, and fails a ``refundFail`` card's pending refunds,
+    when their delay has passed."""
 
     def __init__(self, api: Api, stop: threading.Event, interval: float = 0.05) -> None:
         super().__init__(name="psp-sandbox-processing", daemon=True)
@@ -363,5 +373,6 @@ class ProcessingWorker(threading.Thread):
         while not self.stop.wait(self.interval):
             try:
                 self.api.complete_processing()
+                self.api.complete_refunds()
             except Exception as exc:  # noqa: BLE001 - keep the worker alive
                 print(f"psp_sandbox: processing worker error: {exc!r}", flush=True)

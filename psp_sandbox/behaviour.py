@@ -48,6 +48,8 @@ def default_config() -> dict[str, Any]:
         "flaky_failures": 2,
         "timeout_delay_s": 30.0,
         "processing_delay_s": 2.0,
+        # How long a refund of a refundFail card stays pending before it fails.
+        "refund_failure_delay_s": 2.0,
         "search_lag_s": 2.0,
         "idempotency_ttl_s": 86400.0,
         "webhook_url": os.environ.get("PSP_SANDBOX_WEBHOOK_URL", ""),

@@ -43,6 +43,7 @@ class TestCard:
     three_d_secure: bool = False  # on-session: requires_action; off-session: authentication_required
     fault: str | None = None  # pm_sandbox_*: server_error, flaky, timeout, processing, ...
     networks: tuple[str, ...] = field(default=())
+    refund_fails: bool = False  # the charge succeeds; a refund starts pending, then fails
 
     @property
     def last4(self) -> str:
@@ -119,6 +120,9 @@ CARDS: dict[str, TestCard] = {
     "authenticationRequired": TestCard("4000002760003184", country="DE", three_d_secure=True),
     "threeDSecure2Required": TestCard("4000000000003220", three_d_secure=True),
     "threeDSecureRequired": TestCard("4000000000003063", three_d_secure=True),
+    # Refunds: "asynchronous failure" (a refund is created pending, then fails with
+    # expired_or_canceled_card and a refund.failed event after refund_failure_delay_s).
+    "refundFail": TestCard("4000000000005126", refund_fails=True),
 }  # fmt: skip
 
 FAULTS: dict[str, TestCard] = {

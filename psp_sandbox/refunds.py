@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from . import validation
+from . import cards, validation
 from .charges import charge_object
 from .errors import invalid, missing, not_found
 from .payment_methods import Emit
@@ -83,7 +83,7 @@ def create(store: Store, emit: Emit, req: dict[str, Any], idempotency_key: str |
         "reason": req["reason"],
         "receipt_number": None,
         "source_transfer_reversal": None,
-        "status": "succeeded",
+        "status": "pending" if _refund_fails(store, charge) else "succeeded",
         "transfer_reversal": None,
     }
     store.insert_refund(refund, charge["id"], idempotency_key, pi["metadata"].get("payment_order_id"))
@@ -91,6 +91,29 @@ def create(store: Store, emit: Emit, req: dict[str, Any], idempotency_key: str |
     emit("refund.created", refund)
     emit("charge.refunded", charge_object(store, store.get_charge(charge["id"]) or charge))
     return 200, refund
+
+
+def _refund_fails(store: Store, charge: dict[str, Any]) -> bool:
+    """Whether the charge was paid with a card whose refunds fail (``refundFail``)."""
+    pm = store.get_payment_method(charge.get("payment_method") or "")
+    return bool(pm) and cards.by_name(pm["card"]).refund_fails
+
+
+def fail(store: Store, emit: Emit, refund_id: str) -> bool:
+    """Fail a pending refund as Stripe does for ``refundFail``: the refund becomes ``failed``
+    (``expired_or_canceled_card``), the charge gets the amount back as refundable, and
+    ``refund.updated`` then ``refund.failed`` are sent. Returns whether it was pending."""
+    refund = store.get_refund(refund_id)
+    if refund is None or refund["status"] != "pending":
+        return False
+    refund.update(status="failed", failure_reason="expired_or_canceled_card", failure_balance_transaction=new_id("txn"))
+    store.update_refund(refund)
+    charge = store.get_charge(refund["charge"])
+    if charge is not None:
+        store.update_charge(charge["id"], amount_refunded=max(0, charge["amount_refunded"] - refund["amount"]))
+    emit("refund.updated", refund)
+    emit("refund.failed", refund)
+    return True
 
 
 def retrieve(store: Store, refund_id: str) -> dict[str, Any]:

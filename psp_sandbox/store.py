@@ -406,6 +406,21 @@ class Store:
                 ),
             )
 
+    def update_refund(self, refund: dict[str, Any]) -> None:
+        """Persist a changed refund object (its status)."""
+        with self.lock:
+            self._db.execute(
+                "UPDATE refunds SET status = ?, data = ? WHERE id = ?",
+                (refund["status"], json.dumps(refund), refund["id"]),
+            )
+
+    def due_pending_refunds(self, created_before: float) -> list[dict[str, Any]]:
+        """Rows of pending refunds created before ``created_before`` (only refundFail's are pending)."""
+        return self._all(
+            "SELECT id, payment_intent FROM refunds WHERE status = 'pending' AND created_at <= ? ORDER BY seq",
+            (created_before,),
+        )
+
     def get_refund(self, refund_id: str) -> dict[str, Any] | None:
         """Return a refund object or None."""
         row = self._one("SELECT data FROM refunds WHERE id = ?", (refund_id,))

@@ -327,6 +327,44 @@ def test_refunds_partial_then_over_refund(url: str, client: stripe.StripeClient)
     assert len(report["refunds"]) == 2
 
 
+@pytest.mark.parametrize("pm", ["pm_card_refundFail", "card_number"])
+def test_refund_of_a_refund_fail_card_is_pending_then_fails(
+    url: str, client: stripe.StripeClient, receiver: _Receiver, pm: str
+) -> None:
+    sb_call(url, "/_sandbox/config", {"webhook_url": receiver.url, "refund_failure_delay_s": 0.3})
+    if pm == "card_number":  # Stripe's number for the same card behaves the same
+        pm = client.v1.payment_methods.create(
+            params={"type": "card", "card": {"number": "4000000000005126", "exp_month": 12, "exp_year": 2040}}
+        ).id
+    pi = create(client, pm=pm, amount=1000)
+    assert pi.status == "succeeded"  # the charge itself succeeds
+    refund = client.v1.refunds.create(
+        params={"payment_intent": pi.id, "amount": 400}, options={"idempotency_key": "f1"}
+    )
+    assert refund.status == "pending" and refund.failure_reason is None
+    assert client.v1.charges.retrieve(pi.latest_charge).amount_refunded == 400
+
+    failed = wait_for(lambda: (r := client.v1.refunds.retrieve(refund.id)).status == "failed" and r, timeout=5)
+    assert failed.failure_reason == "expired_or_canceled_card" and failed.failure_balance_transaction
+    assert client.v1.charges.retrieve(pi.latest_charge).amount_refunded == 0  # refundable again
+    events = wait_for(lambda: {"refund.updated", "refund.failed"} <= {e.type for e in receiver.events()}
+                      and receiver.events())
+    for kind in ("refund.updated", "refund.failed"):
+        obj = next(e for e in events if e.type == kind).data.object
+        assert (obj.id, obj.status, obj.failure_reason) == (refund.id, "failed", "expired_or_canceled_card")
+    # The idempotent replay answers the original (pending) response, as Stripe does.
+    again = client.v1.refunds.create(
+        params={"payment_intent": pi.id, "amount": 400}, options={"idempotency_key": "f1"}
+    )
+    assert (again.id, again.status) == (refund.id, "pending")
+    report = sb_call(url, "/_sandbox/charges")
+    assert report["totals"]["usd"] == {"captured": 1000, "refunded": 0, "count": 1}
+    assert [r["status"] for r in report["refunds"]] == ["failed"]
+    # The whole amount can be refunded again (and fails again: it is the card's behaviour).
+    whole = client.v1.refunds.create(params={"payment_intent": pi.id}, options={"idempotency_key": "f2"})
+    assert (whole.amount, whole.status) == (1000, "pending")
+
+
 # -- errors, config, report -----------------------------------------------------------
 
 

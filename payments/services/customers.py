@@ -45,7 +45,10 @@ def payment_event_payment_method(*, event: PaymentEvent) -> tuple[str, str]:
                                                idempotency_key=f"attach:{event.id}")
     PaymentEvent.objects.filter(pk=event.pk, psp_payment_method="").update(
         psp_payment_method=attached, psp_customer=customer)
-    event.refresh_from_db(fields=["psp_payment_method", "psp_customer"])
+    # Whichever sibling attached first won; read what it stored (not refresh_from_db: the event's
+    # state is a protected FSM field, which django-fsm refuses to reload in place).
+    event.psp_payment_method, event.psp_customer = (
+        PaymentEvent.objects.filter(pk=event.pk).values_list("psp_payment_method", "psp_customer").get())
     return event.psp_payment_method, event.psp_customer
 
 

@@ -157,6 +157,10 @@ class PaymentServiceProvider(abc.ABC):
         """Refund (part of) a captured payment, at most once per idempotency key."""
 
     @abc.abstractmethod
+    def retrieve_refund(self, psp_reference: str) -> RefundResult:
+        """The PSP's current view of a refund (a replay under its key repeats the first answer)."""
+
+    @abc.abstractmethod
     def find_refund(self, *, psp_payment_reference: str, refund_id: str) -> RefundResult | None:
         """The PSP's refund of that payment made for our refund (under any of its keys), or ``None``.
         Read from the payment's list of refunds, which does not lag as search does."""

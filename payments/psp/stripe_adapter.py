@@ -194,6 +194,12 @@ class StripeAdapter(PaymentServiceProvider):
             raise self._translate(exc) from exc
         return _refund_result(refund)
 
+    def retrieve_refund(self, psp_reference: str) -> RefundResult:
+        try:
+            return _refund_result(self._call("get", f"/v1/refunds/{quote(psp_reference, safe='')}"))
+        except stripe.StripeError as exc:
+            raise self._translate(exc) from exc
+
     def find_refund(self, *, psp_payment_reference: str, refund_id: str) -> RefundResult | None:
         try:
             listed = self._call("get", "/v1/refunds", {"payment_intent": psp_payment_reference, "limit": 100})

@@ -105,6 +105,10 @@ def refund_execute(*, refund_id: str, actor: str = "task:refund_execute") -> str
         # sending it again would be refused again. Final; the reservation is released.
         result = RefundResult(status=PaymentStatus.FAILED, psp_reference="", amount=request.amount,
                               currency=request.currency, failure_code=exc.code)
+    if result.status is PaymentStatus.PROCESSING and result.psp_reference:
+        # Sent again under the same key, the PSP replays its first answer ("pending") however the
+        # refund has ended since: ask for the refund itself. Still pending: the sweeper asks again.
+        result = psp.retrieve_refund(result.psp_reference)
     return refund_apply_result(refund_id=refund_id, result=result, actor=actor)
 
 

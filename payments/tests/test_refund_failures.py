@@ -1,17 +1,24 @@
 """A refund the PSP fails (the refund object comes back ``failed``, in the create answer or later
 through ``refund.updated``/``refund.failed``): its reservation on the order is released, nothing
 is posted, the refund ends ``failed`` with the PSP's code, and the amount can be refunded again."""
-import pytest
+from datetime import timedelta
 
+import httpx
+import pytest
+from django.utils import timezone
+
+from conftest import wait_for
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from ledger.models import LedgerTransaction
+from payments import services
 from payments.models import PaymentOrderState, Refund, RefundState
 from payments.psp.base import PaymentResult, PaymentStatus, RefundResult
 from payments.services import payment_order_apply_result, refund_apply_result, refund_create, refund_posting_key
 from payments.services.refunds import RefundTooLarge
 from payments.tests.factories import PaymentOrderFactory
 from payments.tests.test_checkout_flow import assert_audit_clean
+from payments.tests.test_psp_faults import one_order, wait_state
 from wallet import selectors as wallet_selectors
 from wallet.models import WalletMovement
 
@@ -129,3 +136,35 @@ def test_refund_failed_by_the_psp_end_to_end(api, sandbox, live_server):
     order.refresh_from_db()
     assert order.amount_refunded == 0 and seller_money(order) == before
     assert_audit_clean()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refund_left_pending_is_resolved_without_its_webhook(api, sandbox):
+    """No webhook arrives (none is configured): the sweeper sends the refund again, the PSP replays
+    its first answer ("pending") for the key, and the executor then asks for the refund itself."""
+    order = wait_state(one_order(api, payment_method="pm_card_refundFail", amount=1000), "succeeded")
+    response = api.post(f"/api/v1/payment-orders/{order.id}/refunds", json={"amount": 1000},
+                        headers={"Idempotency-Key": "pending-then-failed"})
+    refund = Refund.objects.get(pk=response.json()["id"])
+    wait_for(lambda: Refund.objects.get(pk=refund.pk).attempts == 1, message="the first attempt")
+    assert Refund.objects.get(pk=refund.pk).state == RefundState.PENDING  # the PSP said pending
+    wait_for(lambda: httpx_refund_status(sandbox, refund) == "failed", message="the PSP to fail the refund")
+
+    Refund.objects.filter(pk=refund.pk).update(next_action_at=timezone.now() - timedelta(seconds=1))
+    assert services.payment_orders_redrive_stalled() == 1
+    wait_for(lambda: Refund.objects.get(pk=refund.pk).state == RefundState.FAILED, message="the refund to fail")
+    refund.refresh_from_db()
+    order.refresh_from_db()
+    assert refund.failure_code == "expired_or_canceled_card" and order.amount_refunded == 0
+    assert seller_money(order) == (1000, -1000)
+    assert_audit_clean()
+
+
+def httpx_refund_status(sandbox_url, refund) -> str:
+    refund.refresh_from_db()
+    if not refund.psp_reference:
+        found = httpx.get(f"{sandbox_url}/v1/refunds", params={"payment_intent": refund.payment_order.psp_reference},
+                          auth=("sk_test_sandbox", ""), timeout=5).json()["data"]
+        return found[0]["status"] if found else ""
+    return httpx.get(f"{sandbox_url}/v1/refunds/{refund.psp_reference}", auth=("sk_test_sandbox", ""),
+                     timeout=5).json()["status"]

@@ -13,6 +13,7 @@ from payments.models import PaymentOrderState, WebhookEvent
 from payments.services import capture_posting_key
 from payments.services import webhooks as webhook_services
 from payments.tests.factories import PaymentOrderFactory
+from payments.tests.http.errors import assert_error
 from payments.tests.webhook_signing import payment_intent_event, signed
 from wallet import selectors as wallet_selectors
 
@@ -29,19 +30,6 @@ def sign_raw(payload: bytes, *, timestamp: int | None = None) -> str:
 def deliver(payload: bytes, signature: str | None):
     headers = {"HTTP_STRIPE_SIGNATURE": signature} if signature is not None else {}
     return Client().post("/webhooks/psp", payload, content_type="application/json", **headers)
-
-
-def assert_error(response, status: int, code: str | None = None, param: str | None = None) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    error = response.json()["error"]
-    assert set(error) == {"type", "code", "message", "param"}
-    assert error["message"]
-    if code is not None:
-        assert error["code"] == code, error
-    if param is not None:
-        assert error["param"] == param, error
-    return error
 
 
 @pytest.fixture

@@ -10,38 +10,9 @@ from core.models import IdempotencyRecord
 from core.services import api_client_create
 from payments.models import PaymentEvent, PaymentOrder, Refund, Seller
 from payments.tests.factories import PaymentEventFactory, PaymentOrderFactory, SellerFactory
+from payments.tests.http.errors import assert_error
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def client_and_key():
-    return api_client_create(name="shop")
-
-
-@pytest.fixture
-def api(client_and_key):
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {client_and_key[1]}")
-    return api
-
-
-@pytest.fixture
-def seller(client_and_key):
-    return SellerFactory(client=client_and_key[0])
-
-
-def assert_error(response, status: int, code: str | None = None, param: str | None = None) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    error = response.json()["error"]
-    assert set(error) == {"type", "code", "message", "param"}
-    assert error["message"]
-    if code is not None:
-        assert error["code"] == code, error
-    if param is not None:
-        assert error["param"] == param, error
-    return error
 
 
 def _checkout(api, raw: bytes | str, key="k-1"):

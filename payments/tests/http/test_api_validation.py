@@ -7,25 +7,9 @@ from rest_framework.test import APIClient
 from core.services import api_client_create
 from payments.models import PaymentEvent, PaymentOrder
 from payments.tests.factories import SellerFactory
+from payments.tests.http.errors import assert_error
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def client_and_key():
-    return api_client_create(name="shop")
-
-
-@pytest.fixture
-def api(client_and_key):
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {client_and_key[1]}")
-    return api
-
-
-@pytest.fixture
-def seller(client_and_key):
-    return SellerFactory(client=client_and_key[0])
 
 
 def _body(seller, **overrides):
@@ -38,16 +22,6 @@ def _body(seller, **overrides):
 def _post(api, body, key="k-1", raw=None):
     return api.generic("POST", "/api/v1/checkouts", raw if raw is not None else json.dumps(body),
                        content_type="application/json", HTTP_IDEMPOTENCY_KEY=key)
-
-
-def _assert_error(response, status, code, param=None):
-    assert response.status_code == status, response.content
-    error = response.json()["error"]
-    assert set(error) == {"type", "code", "message", "param"}
-    assert error["code"] == code
-    assert error["message"]
-    if param is not None:
-        assert error["param"] == param
 
 
 BAD_ORDERS = [
@@ -69,17 +43,17 @@ BAD_ORDERS = [
 def test_bad_order_is_refused(api, seller, override, code, param):
     body = _body(seller)
     body["orders"][0].update(override)
-    _assert_error(_post(api, body), 400, code, param)
+    assert_error(_post(api, body), 400, code, param)
     assert PaymentEvent.objects.count() == 0 and PaymentOrder.objects.count() == 0
 
 
 def test_other_clients_seller_is_not_onboarded_for_me(api):
-    _assert_error(_post(api, _body(SellerFactory())), 400, "seller_not_onboarded", "orders[0].seller")
+    assert_error(_post(api, _body(SellerFactory())), 400, "seller_not_onboarded", "orders[0].seller")
 
 
 def test_two_orders_for_one_seller_are_refused(api, seller):
     body = _body(seller, orders=[{"seller": seller.id, "amount": 1, "currency": "usd"}] * 2)
-    _assert_error(_post(api, body), 400, "duplicate_seller", "orders[1].seller")
+    assert_error(_post(api, body), 400, "duplicate_seller", "orders[1].seller")
 
 
 @pytest.mark.parametrize(("override", "code", "param"), [
@@ -91,7 +65,7 @@ def test_two_orders_for_one_seller_are_refused(api, seller):
     ({"card_number": "4242424242424242"}, "parameter_unknown", "card_number"),
 ])
 def test_bad_checkout_is_refused(api, seller, override, code, param):
-    _assert_error(_post(api, _body(seller, **override)), 400, code, param)
+    assert_error(_post(api, _body(seller, **override)), 400, code, param)
     assert PaymentEvent.objects.count() == 0
 
 
@@ -103,7 +77,7 @@ def test_a_card_number_is_never_echoed_back(api, seller):
 def test_too_many_orders_are_refused(api, client_and_key, settings):
     sellers = SellerFactory.create_batch(settings.CHECKOUT_MAX_ORDERS + 1, client=client_and_key[0])
     body = _body(sellers[0], orders=[{"seller": s.id, "amount": 1, "currency": "usd"} for s in sellers])
-    _assert_error(_post(api, body), 400, "max_length", "orders")
+    assert_error(_post(api, body), 400, "max_length", "orders")
 
 
 @pytest.mark.parametrize(("raw", "code"), [("{not json", "malformed_body"), ("[]", "parameter_invalid"),
@@ -116,12 +90,12 @@ def test_malformed_bodies_are_refused(api, seller, raw, code):
 
 def test_oversized_body_is_refused_with_413(api, seller, settings):
     body = _body(seller, buyer={"reference": "x" * (settings.API_MAX_BODY_BYTES + 1)})
-    _assert_error(_post(api, body), 413, "body_too_large")
+    assert_error(_post(api, body), 413, "body_too_large")
 
 
 def test_missing_idempotency_key_is_refused(api, seller):
     response = api.post("/api/v1/checkouts", _body(seller), format="json")
-    _assert_error(response, 400, "idempotency_key_missing", "Idempotency-Key")
+    assert_error(response, 400, "idempotency_key_missing", "Idempotency-Key")
 
 
 @pytest.mark.parametrize("auth", [None, "Bearer wrong", "Basic abc"])
@@ -129,19 +103,19 @@ def test_unauthenticated_requests_get_401(seller, auth):
     api = APIClient()
     if auth:
         api.credentials(HTTP_AUTHORIZATION=auth)
-    _assert_error(_post(api, _body(seller)), 401, "unauthenticated")
+    assert_error(_post(api, _body(seller)), 401, "unauthenticated")
 
 
 def test_wrong_content_type_and_method(api):
-    _assert_error(api.generic("POST", "/api/v1/checkouts", "a=b", content_type="application/x-www-form-urlencoded",
+    assert_error(api.generic("POST", "/api/v1/checkouts", "a=b", content_type="application/x-www-form-urlencoded",
                               HTTP_IDEMPOTENCY_KEY="k"), 415, "unsupported_media_type")
-    _assert_error(api.delete("/api/v1/checkouts"), 405, "method_not_allowed")
+    assert_error(api.delete("/api/v1/checkouts"), 405, "method_not_allowed")
 
 
 def test_unknown_objects_are_404_in_the_error_shape(api):
-    _assert_error(api.get("/api/v1/checkouts/pe_nope"), 404, "resource_missing")
-    _assert_error(api.get("/api/v1/payment-orders/ord_nope"), 404, "resource_missing")
-    _assert_error(api.get("/api/v1/no-such-endpoint"), 404, "resource_missing")
+    assert_error(api.get("/api/v1/checkouts/pe_nope"), 404, "resource_missing")
+    assert_error(api.get("/api/v1/payment-orders/ord_nope"), 404, "resource_missing")
+    assert_error(api.get("/api/v1/no-such-endpoint"), 404, "resource_missing")
 
 
 def test_a_client_sees_only_its_own_objects(api, seller):
@@ -161,7 +135,7 @@ def test_seller_onboarding_and_schema(api):
     response = api.post("/api/v1/sellers", {"name": "Ada's shop", "external_reference": "ada"}, format="json")
     assert response.status_code == 201
     assert response.json()["id"].startswith("sel_")
-    _assert_error(api.post("/api/v1/sellers", {"name": ""}, format="json"), 400, "parameter_blank", "name")
+    assert_error(api.post("/api/v1/sellers", {"name": ""}, format="json"), 400, "parameter_blank", "name")
     schema = APIClient().get("/api/schema/", HTTP_ACCEPT="application/json")
     assert schema.status_code == 200
     assert "/api/v1/checkouts" in schema.json()["paths"]

@@ -4,13 +4,11 @@ import json
 import logging
 
 import pytest
-from rest_framework.test import APIClient
 
 from core.models import IdempotencyRecord
-from core.services import api_client_create
 from core.validators import contains_card_number, luhn_valid
 from payments.models import PaymentEvent, PaymentOrderState, Refund, Seller
-from payments.tests.factories import PaymentEventFactory, PaymentOrderFactory, SellerFactory
+from payments.tests.factories import PaymentEventFactory, PaymentOrderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -58,23 +56,6 @@ def test_other_ways_of_writing_a_card_are_found(text):
 @pytest.mark.parametrize("text", ["", "pm_card_visa", "buyer-42", "2024-01-15 12:30:00", "1234567890123456789012345"])
 def test_ordinary_text_is_not_a_card(text):
     assert not contains_card_number(text)
-
-
-@pytest.fixture
-def client_and_key():
-    return api_client_create(name="shop")
-
-
-@pytest.fixture
-def api(client_and_key):
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {client_and_key[1]}")
-    return api
-
-
-@pytest.fixture
-def seller(client_and_key):
-    return SellerFactory(client=client_and_key[0])
 
 
 @pytest.fixture

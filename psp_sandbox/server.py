@@ -81,6 +81,9 @@ class Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = "psp-sandbox/" + __version__
+    # Headers and body are written separately: with Nagle's algorithm on, the body waits for the
+    # client's delayed ACK of the headers (~40 ms per answer on Linux).
+    disable_nagle_algorithm = True
     server: SandboxHTTPServer
 
     # -- plumbing -----------------------------------------------------------

@@ -116,6 +116,8 @@ CREATE TABLE IF NOT EXISTS events (
     tries INTEGER NOT NULL DEFAULT 0,
     next_attempt_at REAL NOT NULL
 );
+-- The webhook dispatcher polls for due events every 50 ms: without this, a full scan under the store's lock.
+CREATE INDEX IF NOT EXISTS ev_due ON events(status, next_attempt_at);
 CREATE TABLE IF NOT EXISTS webhook_attempts (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id TEXT NOT NULL,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+import requests
 import stripe
 from django.conf import settings
 
@@ -93,6 +94,26 @@ def _header(exc: stripe.StripeError, name: str) -> str:
     return next((str(v) for k, v in (exc.headers or {}).items() if k.lower() == name), "")
 
 
+class PSPHttpClient(stripe.RequestsClient):
+    """The SDK's requests client, without reading the environment on every call.
+
+    A ``requests`` session that trusts the environment looks up proxies (every variable of
+    ``os.environ``) and ``~/.netrc`` for each request: about 0.7 ms of CPU per PSP call. Here
+    the proxies are read once, when the adapter is built; each thread keeps its own session
+    (and keep-alive connections), as the SDK's client does.
+    """
+
+    def __init__(self, *, api_base: str, timeout: float) -> None:
+        super().__init__(timeout=timeout, proxy=requests.utils.get_environ_proxies(api_base) or None)
+
+    def _request_internal(self, *args, **kwargs):
+        if getattr(self._thread_local, "session", None) is None:
+            session = requests.Session()
+            session.trust_env = False
+            self._thread_local.session = session
+        return super()._request_internal(*args, **kwargs)
+
+
 class StripeAdapter(PaymentServiceProvider):
     name = "stripe"
 
@@ -100,12 +121,14 @@ class StripeAdapter(PaymentServiceProvider):
                  timeout: float | None = None, webhook_secret: str | None = None,
                  http_client: stripe.HTTPClient | None = None) -> None:
         self.webhook_secret = webhook_secret or settings.PSP_WEBHOOK_SECRET
+        api_base = api_base or settings.PSP_API_BASE
         self.client = stripe.StripeClient(
             api_key or settings.PSP_API_KEY,
             stripe_version=API_VERSION,
-            base_addresses={"api": api_base or settings.PSP_API_BASE},
+            base_addresses={"api": api_base},
             max_network_retries=0,  # retries are ours: Celery with backoff, same idempotency key
-            http_client=http_client or stripe.RequestsClient(timeout=timeout or settings.PSP_TIMEOUT_SECONDS),
+            http_client=http_client or PSPHttpClient(api_base=api_base,
+                                                     timeout=timeout or settings.PSP_TIMEOUT_SECONDS),
         )
 
     def _call(self, method: str, path: str, params: dict | None = None, *, idempotency_key: str = "") -> dict:

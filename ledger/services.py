@@ -69,23 +69,25 @@ def _accounts_ensure(codes: list[str]) -> None:
         )
 
 
-# The transaction and its entries in one statement. An existing key inserts nothing (the
-# posting is idempotent); entries name their accounts by code, opened just before.
+# The transaction and its entries in one statement, once every account it names exists. An
+# existing key inserts nothing (the posting is idempotent). The last column counts the accounts
+# not opened yet: then nothing is inserted, they are opened, and the statement runs again.
 _POST_SQL = """
-WITH posted AS (
+WITH entry AS (
+    SELECT entry.currency, entry.amount, account.id AS account_id
+    FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS entry(code, currency, amount)
+    LEFT JOIN ledger_account account ON account.code = entry.code
+), posted AS (
     INSERT INTO ledger_ledgertransaction (idempotency_key, description, reference, occurred_at, created_at)
-    VALUES (%s, %s, %s, %s, now())
+    SELECT %s, %s, %s, %s, now() WHERE NOT EXISTS (SELECT 1 FROM entry WHERE account_id IS NULL)
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id
 ), entries AS (
     INSERT INTO ledger_entry (transaction_id, account_id, currency, amount)
-    SELECT posted.id, account.id, entry.currency, entry.amount
-    FROM posted
-    CROSS JOIN unnest(%s::text[], %s::text[], %s::bigint[]) AS entry(code, currency, amount)
-    JOIN ledger_account account ON account.code = entry.code
+    SELECT posted.id, entry.account_id, entry.currency, entry.amount FROM posted CROSS JOIN entry
     RETURNING transaction_id
 )
-SELECT id, (SELECT count(*) FROM entries) FROM posted
+SELECT (SELECT id FROM posted), (SELECT count(*) FROM entries), (SELECT count(*) FROM entry WHERE account_id IS NULL)
 """
 
 
@@ -98,24 +100,28 @@ def ledger_transaction_post(
     reference: str = "",
     occurred_at: datetime | None = None,
 ) -> tuple[LedgerTransaction, bool]:
-    """Post a balanced transaction once per ``idempotency_key``, in two statements.
+    """Post a balanced transaction once per ``idempotency_key``: one statement once its accounts exist.
 
     Returns ``(transaction, created)``; a second call with the same key posts nothing
     and returns the first transaction. A concurrent twin waits for the first to commit
     (the unique key), then posts nothing.
     """
     clean = _validate(entries)
-    _accounts_ensure(sorted({e.account_code for e in clean}))
     occurred_at = occurred_at or timezone.now()
+    params = [[e.account_code for e in clean], [e.currency for e in clean], [e.amount for e in clean],
+              idempotency_key, description[:300], reference, occurred_at]
     with connection.cursor() as cur:
-        cur.execute(_POST_SQL, [idempotency_key, description[:300], reference, occurred_at,
-                                [e.account_code for e in clean], [e.currency for e in clean],
-                                [e.amount for e in clean]])
-        row = cur.fetchone()
-    if row is None:
+        cur.execute(_POST_SQL, params)
+        transaction_id, posted_entries, accounts_missing = cur.fetchone()
+        if accounts_missing:
+            _accounts_ensure(sorted({e.account_code for e in clean}))
+            cur.execute(_POST_SQL, params)
+            transaction_id, posted_entries, accounts_missing = cur.fetchone()
+    if transaction_id is None:
+        if accounts_missing:  # opened just now, yet not seen: never expected
+            raise LedgerError(f"{idempotency_key}: {accounts_missing} account(s) could not be opened")
         return LedgerTransaction.objects.get(idempotency_key=idempotency_key), False
-    transaction_id, posted_entries = row
-    if posted_entries != len(clean):  # an account vanished between the two statements: never expected
+    if posted_entries != len(clean):  # never expected: every account was seen
         raise LedgerError(f"{idempotency_key}: {posted_entries} of {len(clean)} entries posted")
     posted = LedgerTransaction(id=transaction_id, idempotency_key=idempotency_key, description=description[:300],
                                reference=reference, occurred_at=occurred_at)

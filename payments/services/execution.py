@@ -6,8 +6,9 @@ import random
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
+from django_fsm import ConcurrentTransition
 
 from core.db import db_connection_release
 from ledger import accounts
@@ -35,19 +36,43 @@ def lock_order(payment_order_id: str) -> PaymentOrder:
     return PaymentOrder.objects.select_for_update().select_related("payment_event").get(pk=payment_order_id)
 
 
-# What a transition may change: saved by name, not the whole row.
+# What a transition may change: written by name, not the whole row.
 _TRANSITION_FIELDS = ["state", "psp_reference", "failure_code", "failure_message", "completed_at", "attempts",
                       "next_action_at", "psp_key_generation", "psp_key_spent_at", "updated_at"]
 
 
+def _transition_sql() -> str:
+    """The order's new fields and its audit row in one statement, built from the models' own
+    names. ``WHERE state = <from>`` is django-fsm's concurrency check (ConcurrentTransitionMixin)."""
+    order, audit = PaymentOrder._meta, PaymentOrderTransition._meta
+    sets = ", ".join(f'"{order.get_field(name).column}" = %s' for name in _TRANSITION_FIELDS)
+    audit_columns = ", ".join(f'"{audit.get_field(name).column}"' for name in
+                              ("payment_order", "from_state", "to_state", "actor", "reason", "created_at"))
+    return (f'WITH moved AS (UPDATE "{order.db_table}" SET {sets} WHERE "{order.pk.column}" = %s AND '
+            f'"{order.get_field("state").column}" = %s RETURNING "{order.pk.column}") '
+            f'INSERT INTO "{audit.db_table}" ({audit_columns}) SELECT "{order.pk.column}", %s, %s, %s, %s, %s '
+            f'FROM moved RETURNING 1')
+
+
+_TRANSITION_SQL = _transition_sql()
+
+
 def transition_order(order: PaymentOrder, method, *, actor: str, reason: str, **kwargs) -> None:
-    """Apply one FSM transition to a locked order, save it, and write its audit row."""
+    """Apply one FSM transition to a locked order, and write it with its audit row.
+
+    The django-fsm method checks the move and changes the fields in memory; one statement then
+    updates the row (only if it is still in the state it was read in) and inserts the audit row.
+    """
     from_state = order.state
     method(**kwargs)
-    order.save(update_fields=_TRANSITION_FIELDS)
-    PaymentOrderTransition.objects.create(
-        payment_order=order, from_state=from_state, to_state=order.state, actor=actor[:100], reason=reason[:500]
-    )
+    now = timezone.now()
+    order.updated_at = now
+    with connection.cursor() as cur:
+        cur.execute(_TRANSITION_SQL, [*(getattr(order, name) for name in _TRANSITION_FIELDS), order.pk, from_state,
+                                      from_state, order.state, actor[:100], reason[:500], now])
+        if cur.fetchone() is None:
+            raise ConcurrentTransition(f"{order.pk} is no longer {from_state}")
+    order._update_initial_state()  # as django-fsm's save() does: a later save() checks the new state
 
 
 def _after(seconds: float):

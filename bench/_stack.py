@@ -210,7 +210,8 @@ class Stack:
     """PSP sandbox + gunicorn (DEBUG off) + Celery worker on a fresh database ``marketplace_bench_*``."""
 
     def __init__(self, *, web_workers: int = 4, worker_pool: str | None = None, worker_concurrency: int | None = None,
-                 start_worker: bool = True, beat: bool = False, extra_env: dict[str, str] | None = None):
+                 worker_processes: int | None = None, start_worker: bool = True, beat: bool = False,
+                 extra_env: dict[str, str] | None = None):
         self.name = f"bench_{uuid.uuid4().hex[:8]}"
         self.db_name = f"marketplace_{self.name}"
         self.web_port, self.psp_port = free_port(), free_port()
@@ -219,6 +220,9 @@ class Stack:
         self.web_workers, self.beat, self.autostart_worker = web_workers, beat, start_worker
         self.worker_pool, self.worker_concurrency, self.worker_extra, self.worker_source = worker_settings(
             worker_pool, worker_concurrency)
+        # One Python process holds one core at most (the GIL): as many worker processes as cores, as
+        # `make run` and scripts/stack.sh start them ($WORKER_PROCESSES).
+        self.worker_processes = worker_processes or int(os.environ.get("WORKER_PROCESSES") or os.cpu_count() or 1)
         self.procs: dict[str, subprocess.Popen] = {}
         self.logdir = ROOT / "var" / "bench" / self.name
         webhook_secret = "whsec_bench_" + uuid.uuid4().hex
@@ -250,8 +254,8 @@ class Stack:
 
     def describe(self) -> str:
         extra = (" " + " ".join(self.worker_extra)) if self.worker_extra else ""
-        return (f"gunicorn x{self.web_workers} (DEBUG off); celery worker --pool {self.worker_pool} "
-                f"-c {self.worker_concurrency}{extra} ({self.worker_source}); PSP sandbox")
+        return (f"gunicorn x{self.web_workers} (DEBUG off); {self.worker_processes} x celery worker --pool "
+                f"{self.worker_pool} -c {self.worker_concurrency}{extra} ({self.worker_source}); PSP sandbox")
 
     def db(self, dbname: str | None = None):
         return psycopg.connect(host="127.0.0.1", user="postgres", dbname=dbname or self.db_name, autocommit=True)
@@ -292,10 +296,19 @@ class Stack:
         return self
 
     def start_worker(self) -> None:
-        self.start_process("worker", [str(VENV_BIN / "celery"), "-A", "config", "worker", "-Q", self.name,
+        """Start the worker processes not running: ``worker``, ``worker#2``, ... (one process group each)."""
+        for i in range(1, self.worker_processes + 1):
+            name = "worker" if i == 1 else f"worker#{i}"
+            if name in self.procs and self.procs[name].poll() is None:
+                continue
+            self.start_process(name, [str(VENV_BIN / "celery"), "-A", "config", "worker", "-Q", self.name,
                                       "--pool", self.worker_pool, "-c", str(self.worker_concurrency),
-                                      "-n", f"{self.name}@%h", "--without-gossip", "--without-mingle",
+                                      "-n", f"{self.name}.{i}@%h", "--without-gossip", "--without-mingle",
                                       "-l", "warning", *self.worker_extra])
+
+    def kill_workers(self, sig: int = signal.SIGKILL) -> None:
+        for name in [name for name in self.procs if name.partition("#")[0] == "worker"]:
+            self.kill(name, sig)
 
     def check_alive(self) -> None:
         """Stop the benchmark, with the log's tail, if a stack process has exited on its own."""
@@ -311,8 +324,8 @@ class Stack:
 
     def cpu_snapshot(self) -> dict[str, float]:
         """CPU ms used so far: the machine, each stack process group, PostgreSQL, Redis, this client."""
-        groups = {proc.pid: name for name, proc in self.procs.items()}
-        ticks = {name: 0 for name in self.procs} | {"postgres": 0, "postgres: our db": 0, "redis": 0}
+        groups = {proc.pid: name.partition("#")[0] for name, proc in self.procs.items()}  # workers as one
+        ticks = {name: 0 for name in groups.values()} | {"postgres": 0, "postgres: our db": 0, "redis": 0}
         our_db = f" {self.db_name} ".encode()
         machine = machine_cpu_ms()
         for _pid, comm, pgrp, own, children in _processes():

@@ -80,7 +80,7 @@ def main() -> None:
         def killer() -> None:
             nonlocal kills
             while not stop.wait(args.kill_every):
-                stack.kill("worker")
+                stack.kill_workers()
                 kills += 1
                 stack.start_worker()
 

@@ -123,6 +123,8 @@ def main() -> None:
     parser.add_argument("--worker-pool", choices=POOLS, help="default: $CELERY_WORKER_POOL, else the Procfile")
     parser.add_argument("--worker-concurrency", type=int,
                         help="default: $CELERY_WORKER_CONCURRENCY, else the Procfile")
+    parser.add_argument("--worker-processes", type=int,
+                        help="Celery worker processes (default: $WORKER_PROCESSES, else one per core)")
     parser.add_argument("--pgbench-seconds", type=int, default=10, help="0 skips the pgbench baseline (default 10)")
     parser.add_argument("--timeout", type=float, default=1800, help="give up waiting for terminal orders after (s)")
     args = parser.parse_args()
@@ -136,7 +138,8 @@ def main() -> None:
     n_sellers = 1 if args.hot_seller else max(per_checkout, min(args.sellers, n_checkouts * per_checkout * passes))
 
     with Stack(web_workers=args.web_workers, worker_pool=args.worker_pool,
-               worker_concurrency=args.worker_concurrency, start_worker=not args.drain) as stack:
+               worker_concurrency=args.worker_concurrency, worker_processes=args.worker_processes,
+               start_worker=not args.drain) as stack:
         print(f"stack: {stack.describe()}")
         print(f"load: {'drain' if args.drain else 'normal'} mode; client threads {args.concurrency}; "
               f"{n_checkouts} checkouts x {per_checkout} orders; orders spread over {n_sellers} seller(s); "

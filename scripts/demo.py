@@ -72,7 +72,7 @@ print("\nCredited to wallets (and owed to sellers in the ledger):")
 for (name, currency), amount in sorted(credited.items()):
     print(f"  {name:<15} {amount:>7} {currency}")
 if any(o["state"] not in ("succeeded", "failed") for e in final.values() for o in e["orders"]):
-    sys.exit("some orders did not finish within 60 s; see var/log/worker.log")
+    sys.exit("some orders did not finish within 60 s; see var/log/worker*.log")
 
 
 def sandbox_vs_books() -> bool:

@@ -34,6 +34,6 @@ Where to look:
                 Reconciliation > Reconciliation runs and Breaks)
   API docs     http://$WEB_HOST:$WEB_PORT/api/docs/
   PSP sandbox  $PSP_API_BASE/_sandbox/charges
-  logs         var/log/{web,worker,beat,psp}.log
+  logs         var/log/{web,worker1..N,beat,psp}.log
 The stack keeps running; 'make stop' stops it.
 MSG

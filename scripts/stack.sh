@@ -32,7 +32,11 @@ case "${1:-}" in
     start_one psp .venv/bin/python -m psp_sandbox
     start_one web .venv/bin/gunicorn config.wsgi --bind "$WEB_HOST:$WEB_PORT" --workers "${WEB_WORKERS:-3}" \
       --access-logfile - --graceful-timeout 20
-    start_one worker .venv/bin/celery -A config worker -l info --pool threads -c "${WORKER_CONCURRENCY:-100}" -n "worker@%h"
+    # One worker process per core: a Python process holds one core at most (the GIL).
+    for i in $(seq 1 "${WORKER_PROCESSES:-$(nproc)}"); do
+      start_one "worker$i" .venv/bin/celery -A config worker -l info --pool threads -c "${WORKER_CONCURRENCY:-100}" \
+        -n "worker$i@%h"
+    done
     start_one beat .venv/bin/celery -A config beat -l info --schedule var/celerybeat-schedule
     wait_http "$PSP_API_BASE/_sandbox/health" "PSP sandbox"
     wait_http "http://$WEB_HOST:$WEB_PORT/health" "web server"

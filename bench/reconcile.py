@@ -160,7 +160,8 @@ def phase_measure(workdir: Path, nights: int) -> dict:
     _django()
     from django.db import connection
 
-    from reconciliation.models import Break, SettlementLine
+    from reconciliation.models import Break
+    from reconciliation.selectors import settlement_lines_with_match
     from reconciliation.services import reconciliation_run, settlement_file_import
 
     history_seconds = 0.0
@@ -194,7 +195,7 @@ def phase_measure(workdir: Path, nights: int) -> dict:
     return {
         "import_seconds": imported - started, "reconcile_seconds": finished - imported,
         "lines": report.lines, "malformed": report.malformed, "breaks": Break.objects.count(),
-        "matched": SettlementLine.objects.filter(file=report.file, match_state="matched").count(),
+        "matched": settlement_lines_with_match().filter(file=report.file, match_state="matched").count(),
         "stats": run.stats, "history_seconds": history_seconds,
         "baseline_rss_mb": baseline_kb / 1024, "sampled_peak_rss_mb": peak["rss"] / 1024,
         "vmhwm_mb": _status_kb("VmHWM") / 1024,

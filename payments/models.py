@@ -391,3 +391,23 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} {self.type}"
+
+
+class SettleableOrder(models.Model):
+    """A payment order as reconciliation reads it: a row of the read-only view ``payments_settleable_order``
+    (migration 0004), whose columns are payments' contract with reconciliation. No table of its own."""
+
+    id = models.CharField(primary_key=True, max_length=40)
+    seller_id = models.CharField(max_length=40)
+    psp_reference = models.CharField(max_length=100, blank=True)
+    amount = models.BigIntegerField(help_text="Minor units.")
+    currency = models.CharField(max_length=3)
+    state = models.CharField(max_length=32, help_text="A PaymentOrderState value.")
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        managed = False
+        db_table = "payments_settleable_order"
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.state}"

@@ -14,6 +14,7 @@ from payments.models import (
     Refund,
     RefundState,
     Seller,
+    SettleableOrder,
     SuspectedDoubleCharge,
     WebhookEvent,
 )
@@ -97,6 +98,11 @@ def settleable_order_view() -> str:
     """Name of the read-only SQL view (id, seller_id, psp_reference, amount, currency, state,
     completed_at) for set-based joins by reconciliation; the selectors above answer per object."""
     return SETTLEABLE_ORDER_VIEW
+
+
+def settleable_orders() -> QuerySet[SettleableOrder]:
+    """Payment orders as reconciliation reads them with the ORM (``SettleableOrder``: the view above)."""
+    return SettleableOrder.objects.all()
 
 
 def order_volumes_since(*, since: datetime) -> list[dict]:

@@ -161,7 +161,7 @@ class SettlementFileAdmin(ReadOnlyAdmin):
 
 
 class MatchStateFilter(admin.SimpleListFilter):
-    """``match_state`` is annotated from the line's ``SettlementMatch`` (see ``SettlementLineQuerySet``)."""
+    """``match_state`` as ``selectors.settlement_lines_with_match`` reads it."""
 
     title = "match state"
     parameter_name = "match_state"
@@ -181,6 +181,9 @@ class SettlementLineAdmin(ReadOnlyAdmin):
     search_fields = ("psp_reference", "merchant_reference", "payout_reference", "match__object_id")
     list_select_related = ("file",)
     show_full_result_count = False
+
+    def get_queryset(self, request):
+        return selectors.settlement_lines_with_match(lines=super().get_queryset(request))
 
     @admin.display(description="Match state", ordering="match_state")
     def match_state_display(self, obj: SettlementLine) -> str:

@@ -7,11 +7,8 @@ from __future__ import annotations
 
 from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
-from django.db.models import Case, F, Value, When
-from django.db.models.expressions import RawSQL
-from django.db.models.functions import Coalesce
 
-from payments.selectors import settleable_order_view
+from reconciliation.record_types import BANK_LINES, MATCHED_ONE_BY_ONE, PAYOUT_LINES
 
 
 class SettlementFile(models.Model):
@@ -29,7 +26,7 @@ class SettlementFile(models.Model):
     statements = models.JSONField(default=list, blank=True, help_text="Statement headers (ids, balances).")
     settled_at = models.DateTimeField(null=True, blank=True,
                                       help_text="When the batch closed: its payout's time, else its latest line.")
-    fees = models.JSONField(null=True, blank=True,
+    fees = models.JSONField(default=list, blank=True,
                             help_text="Fee totals per payout and currency, minor units: [[payout, currency, total,"
                                       " lines], ...]; computed on import.")
     reconciled_at = models.DateTimeField(null=True, blank=True,
@@ -56,55 +53,11 @@ class MatchState(models.TextChoices):
     MALFORMED = "malformed"
 
 
-class SettlementLineQuerySet(models.QuerySet):
-    def with_match(self) -> SettlementLineQuerySet:
-        """Each line's ``match_state``, ``matched_kind`` and ``matched_object_id``.
-
-        From the line's ``SettlementMatch`` when it has one. A line without one is ``pending``
-        until a run reconciles its file (``malformed`` if it could not be read); after that it
-        is matched by PSP reference: a charge to the payment order with the same PSP reference
-        (see ``SettlementMatch``).
-        """
-        line = self.model._meta.db_table
-        implicit = models.Q(match__isnull=True, file__reconciled_at__isnull=False)
-        order_by_reference = RawSQL(
-            f"SELECT o.id FROM {settleable_order_view()} o"
-            f" WHERE {line}.psp_reference <> '' AND o.psp_reference = {line}.psp_reference LIMIT 1", [],
-            output_field=models.CharField())
-        return self.annotate(
-            match_state=Coalesce(
-                F("match__state"),
-                Case(When(record_type="malformed", then=Value(MatchState.MALFORMED.value)),
-                     When(implicit, then=Value(MatchState.MATCHED.value)),
-                     default=Value(MatchState.PENDING.value)),
-                output_field=models.CharField(),
-            ),
-            matched_kind=Coalesce(
-                F("match__kind"),
-                Case(When(implicit & models.Q(record_type="charge"), then=Value("payment_order")), default=Value(""),
-                     output_field=models.CharField()),
-                output_field=models.CharField(),
-            ),
-            matched_object_id=Coalesce(
-                F("match__object_id"),
-                Case(When(implicit & models.Q(record_type="charge"), then=order_by_reference), default=Value(""),
-                     output_field=models.CharField()),
-                Value(""),
-                output_field=models.CharField(),
-            ),
-        )
-
-
-class SettlementLineManager(models.Manager.from_queryset(SettlementLineQuerySet)):
-    def get_queryset(self) -> SettlementLineQuerySet:
-        return super().get_queryset().with_match()
-
-
 class SettlementLine(models.Model):
     """One record (or malformed line) of a settlement file, as read; never edited.
 
-    What matching made of it lives in ``SettlementMatch``. The default manager annotates
-    ``match_state``, ``matched_kind`` and ``matched_object_id``.
+    What matching made of it lives in ``SettlementMatch`` (or, for the common case, in its
+    file's ``reconciled_run``): ``selectors.settlement_lines_with_match`` reads it.
     """
 
     # Written only by the import, with COPY, in the transaction that creates the file: a
@@ -128,21 +81,18 @@ class SettlementLine(models.Model):
     source_line = models.TextField(blank=True)
     error = models.TextField(blank=True, help_text="Why the line is malformed.")
 
-    objects = SettlementLineManager()
-
     class Meta:
         ordering = ["file", "ordinal"]
         indexes = [
             BrinIndex(fields=["file"], name="settlement_line_file_brin"),
             # The few lines matching looks at one by one (refunds, payouts, bank and malformed lines).
             models.Index(fields=["file"], name="settlement_line_file_other",
-                         condition=models.Q(record_type__in=["refund", "payout", "bank_credit", "bank_debit",
-                                                             "malformed"])),
+                         condition=models.Q(record_type__in=[str(t) for t in MATCHED_ONE_BY_ONE])),
             models.Index(fields=["psp_reference"], name="settlement_line_psp_ref"),
             models.Index(fields=["payout_reference"], name="settlement_line_payout_ref",
-                         condition=models.Q(record_type__in=["payout", "bank_credit", "bank_debit"])),
+                         condition=models.Q(record_type__in=[str(t) for t in PAYOUT_LINES])),
             models.Index(fields=["currency", "net"], name="settlement_line_bank_amount",
-                         condition=models.Q(record_type__in=["bank_credit", "bank_debit"])),
+                         condition=models.Q(record_type__in=[str(t) for t in BANK_LINES])),
         ]
 
     def __str__(self) -> str:
@@ -158,7 +108,8 @@ class SettlementMatch(models.Model):
     to say "matched by reference" would cost more than the rest of the run. Every other outcome
     has a row: breaks, malformed and unrelated bank lines, refunds, payouts and bank credits,
     orders found by merchant reference, and any line a later run decided again (a break that
-    clears). ``run`` is the run that last changed the row.
+    clears). ``run`` is the run that last changed the row. Read both cases together through
+    ``selectors.settlement_lines_with_match``, never this table alone.
     """
 
     # No foreign-key constraints: checking them costs more than writing the rows (a million per

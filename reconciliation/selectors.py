@@ -1,11 +1,64 @@
-"""Reads of reconciliation: run summaries, the breaks queue, exports."""
+"""Reads of reconciliation: what a settlement line was matched to, run summaries, the breaks queue, exports."""
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from django.db.models import Count, Q, QuerySet
+from django.db import models
+from django.db.models import Case, Count, F, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models.functions import Coalesce
 
-from reconciliation.models import Break, BreakClass, BreakState, ReconciliationRun
+from payments import selectors as payment_selectors
+from reconciliation.models import (
+    Break,
+    BreakClass,
+    BreakState,
+    MatchState,
+    ReconciliationRun,
+    SettlementLine,
+)
+from reconciliation.record_types import RecordType
+
+
+def settlement_lines_with_match(*, lines: QuerySet[SettlementLine] | None = None) -> QuerySet[SettlementLine]:
+    """``lines`` (every line by default), each with what reconciliation made of it: ``match_state``,
+    ``matched_kind`` and ``matched_object_id``. This is the one meaning of *matched*:
+
+    - a line with a ``SettlementMatch`` is what that row says;
+    - a line without one is ``malformed`` if it could not be read, ``pending`` while no run has
+      reconciled its file, and otherwise **matched by PSP reference** by the run that reconciled
+      its file (``SettlementFile.reconciled_run``): a charge to the payment order with its PSP
+      reference, or a fee line (no object).
+
+    Matching writes no row for that last, common case (see ``SettlementMatch``); its SQL reads the
+    same meaning set-based (``reconciliation.matching.history``).
+    """
+    lines = SettlementLine.objects.all() if lines is None else lines
+    by_reference = Q(match__isnull=True, file__reconciled_at__isnull=False)
+    charge_by_reference = by_reference & Q(record_type=RecordType.CHARGE)
+    order_by_reference = Subquery(  # NULL for an empty reference: no order is found by ''
+        payment_selectors.settleable_orders().filter(psp_reference=OuterRef("psp_reference"))
+        .exclude(psp_reference="").values("id")[:1])
+    text = models.CharField()
+    return lines.annotate(
+        match_state=Coalesce(
+            F("match__state"),
+            Case(When(record_type=RecordType.MALFORMED, then=Value(MatchState.MALFORMED.value)),
+                 When(by_reference, then=Value(MatchState.MATCHED.value)),
+                 default=Value(MatchState.PENDING.value)),
+            output_field=text,
+        ),
+        matched_kind=Coalesce(
+            F("match__kind"),
+            Case(When(charge_by_reference, then=Value("payment_order")), default=Value(""), output_field=text),
+            output_field=text,
+        ),
+        matched_object_id=Coalesce(
+            F("match__object_id"),
+            Case(When(charge_by_reference, then=order_by_reference), default=Value(""), output_field=text),
+            Value(""),
+            output_field=text,
+        ),
+    )
 
 
 def breaks_of_runs(*, runs: QuerySet[ReconciliationRun]) -> QuerySet[Break]:

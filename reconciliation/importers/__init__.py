@@ -20,6 +20,8 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from reconciliation.record_types import RECORD_TYPES
+
 from .adyen_csv import iter_adyen
 from .camt053 import iter_camt053
 from .chunks import ChunkBuilder, CopyChunk, ReferencesChecked
@@ -27,7 +29,6 @@ from .errors import FastPathUnavailable, ImportFormatError, UnsupportedFormat
 from .mt940_sta import iter_mt940
 from .records import (
     LINE_ROW_FIELDS,
-    RECORD_TYPES,
     FileHeader,
     MalformedRecord,
     RenderedLine,

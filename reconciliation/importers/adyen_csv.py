@@ -19,43 +19,48 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from ._base import Columns, CsvRow, RowError, currency_of, iter_csv_rows, optional_minor_units, parse_datetime, zone
-from .errors import ImportFormatError
+from reconciliation.record_types import RecordType
+
+from .amounts import currency_of, optional_minor_units
+from .csv_rows import Columns, CsvRow, iter_csv_rows
+from .dates import parse_datetime, zone
+from .errors import ImportFormatError, RowError
 from .records import MalformedRecord, SettlementRecord
 
 REQUIRED_COLUMNS = ("Type", "Net Currency", "Net Debit (NC)", "Net Credit (NC)")
 FEE_COLUMNS = ("Commission (NC)", "Markup (NC)", "Scheme Fees (NC)", "Interchange (NC)")
 
 #: Adyen journal ``Type`` (lowercased) -> ``SettlementRecord.record_type``. Other types
-#: (PaidOut, CashOut*, ...) are kept as ``"unknown"`` for an operator to look at.
+#: (PaidOut, CashOut*, ...) are kept as ``unknown`` for an operator to look at.
 TYPE_MAP = {
     **dict.fromkeys(
         ("settled", "settledbulk", "settledexternally", "settledexternallywithinfo", "settledininstallments"),
-        "charge",
+        RecordType.CHARGE,
     ),
     **dict.fromkeys(
         ("refunded", "refundedbulk", "refundedexternally", "refundedexternallywithinfo", "refundedininstallments"),
-        "refund",
+        RecordType.REFUND,
     ),
     **dict.fromkeys(
         ("chargeback", "chargebackexternally", "chargebackexternallywithinfo", "secondchargeback"),
-        "chargeback",
+        RecordType.CHARGEBACK,
     ),
     **dict.fromkeys(
         ("chargebackreversed", "chargebackreversedexternally", "chargebackreversedexternallywithinfo"),
-        "chargeback_reversal",
+        RecordType.CHARGEBACK_REVERSAL,
     ),
     **dict.fromkeys(
         ("fee", "misccosts", "paymentcost", "authorisationschemefee", "invoicededuction"),
-        "fee",
+        RecordType.FEE,
     ),
-    **dict.fromkeys(("merchantpayout", "bankinstructionreturned"), "payout"),
-    "depositcorrection": "deposit_correction",
+    **dict.fromkeys(("merchantpayout", "bankinstructionreturned"), RecordType.PAYOUT),
+    "depositcorrection": RecordType.DEPOSIT_CORRECTION,
     **dict.fromkeys(
         ("balancetransfer", "reserveadjustment", "manualcorrected", "settledreversed", "refundedreversed"),
-        "adjustment",
+        RecordType.ADJUSTMENT,
     ),
 }
+_UNKNOWN = RecordType.UNKNOWN
 
 
 def iter_adyen(path: Path) -> Iterator[SettlementRecord | MalformedRecord]:
@@ -105,7 +110,7 @@ def _record(row: CsvRow, columns: Columns) -> SettlementRecord:
     occurred_at = parse_datetime(created, "Creation Date", zone(get(row, "TimeZone")))
     return SettlementRecord(
         line_number=row.line_number,
-        record_type=TYPE_MAP.get(raw_type.lower(), "unknown"),
+        record_type=TYPE_MAP.get(raw_type.lower(), _UNKNOWN),
         raw_type=raw_type,
         currency=currency,
         gross=gross,

@@ -29,10 +29,14 @@ from pathlib import Path
 from xml.etree.ElementTree import Element, ParseError
 
 from core.money import format_amount
+from reconciliation.record_types import RecordType
 
-from ._base import RowError, currency_of, excerpt, find_payout_reference, midnight_utc, minor_units, parse_datetime
-from .errors import ImportFormatError
+from .amounts import currency_of, minor_units
+from .dates import midnight_utc, parse_datetime
+from .errors import ImportFormatError, RowError
 from .records import FileHeader, MalformedRecord, SettlementRecord
+from .references import find_payout_reference
+from .text import excerpt
 
 try:
     from defusedxml import DefusedXmlException
@@ -274,9 +278,9 @@ def _record(
     occurred_at: datetime | None,
 ) -> SettlementRecord:
     if indicator == "CRDT":
-        record_type, net = "bank_credit", amount
+        record_type, net = RecordType.BANK_CREDIT, amount
     elif indicator == "DBIT":
-        record_type, net = "bank_debit", -amount
+        record_type, net = RecordType.BANK_DEBIT, -amount
     else:
         raise RowError(f"CdtDbtInd is not CRDT or DBIT: {indicator!r}")
 

@@ -11,10 +11,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from reconciliation.record_types import RecordType
+
+from .fees import line_fee
 from .records import RenderedLine
 
-#: Line types without a PSP fee of their own (see ``CopyChunk.fees``).
-NOT_FEE_BEARING = frozenset({"payout", "bank_credit", "bank_debit", "malformed"})
+_PAYOUT = RecordType.PAYOUT.value
 
 
 @dataclass
@@ -24,8 +26,7 @@ class CopyChunk:
     counts: Counter[str] = field(default_factory=Counter)  # per record type
     latest: datetime | None = None  # the latest occurred_at
     latest_payout: datetime | None = None  # the latest occurred_at of a payout row
-    #: ``(payout_reference, currency) -> [fee total, lines]``: a line's fee is its ``fee`` and,
-    #: for a fee row, its own (negative) net (see matching's ``_post_fees``).
+    #: ``(payout_reference, currency) -> [fee total, lines]`` of the lines that bear a fee (``fees``).
     fees: dict[tuple[str, str], list[int]] = field(default_factory=dict)
 
     def add_fee(self, payout_reference: str, currency: str, amount: int, lines: int = 1) -> None:
@@ -53,7 +54,7 @@ class CopyChunk:
             return
         if self.latest is None or occurred_at > self.latest:
             self.latest = occurred_at
-        if record_type == "payout" and (self.latest_payout is None or occurred_at > self.latest_payout):
+        if record_type == _PAYOUT and (self.latest_payout is None or occurred_at > self.latest_payout):
             self.latest_payout = occurred_at
 
 
@@ -72,14 +73,14 @@ class ChunkBuilder:
 
     def add(self, rendered: RenderedLine) -> CopyChunk | None:
         """Adds a line; returns a chunk when one is full."""
-        record_type, occurred_at, payout_reference, currency, fee, net, text = rendered
+        record_type = rendered.record_type
         self.ordinal += 1
         chunk = self._chunk
         chunk.counts[record_type] += 1
-        if record_type not in NOT_FEE_BEARING:
-            chunk.add_fee(payout_reference, currency, (fee or 0) - (net or 0 if record_type == "fee" else 0))
-        chunk.seen_at(record_type, occurred_at)
-        self._rows.append(f"{self.file_id}\t{self.ordinal}\t{text}")
+        if (amount := line_fee(record_type, rendered.fee, rendered.net)) is not None:
+            chunk.add_fee(rendered.payout_reference, rendered.currency, amount)
+        chunk.seen_at(record_type, rendered.occurred_at)
+        self._rows.append(f"{self.file_id}\t{self.ordinal}\t{rendered.text}")
         return self.flush() if len(self._rows) >= self.size else None
 
     def flush(self) -> CopyChunk | None:

@@ -1,4 +1,4 @@
-"""Errors that stop a whole file (a bad line only gives a ``MalformedRecord``)."""
+"""Errors that stop a whole file, and the one that stops a line (``RowError``: a ``MalformedRecord``)."""
 
 from __future__ import annotations
 
@@ -17,3 +17,7 @@ class ImportFormatError(ValueError):
 
 class FastPathUnavailable(Exception):
     """Arrow could not read a file (not UTF-8, say): it is read with the row-by-row parser instead."""
+
+
+class RowError(ValueError):
+    """A single line (or entry) is malformed; it becomes a ``MalformedRecord`` and parsing goes on."""

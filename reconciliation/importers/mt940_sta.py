@@ -25,8 +25,14 @@ from typing import Any
 
 import mt940
 
-from ._base import RowError, currency_of, excerpt, find_payout_reference, midnight_utc, minor_units
+from reconciliation.record_types import RecordType
+
+from .amounts import currency_of, minor_units
+from .dates import midnight_utc
+from .errors import RowError
 from .records import FileHeader, MalformedRecord, SettlementRecord
+from .references import find_payout_reference
+from .text import excerpt
 
 FORMAT = "mt940"
 _OPTIONS = mt940.Options.all()
@@ -148,12 +154,12 @@ def _record(data: dict[str, Any], ordinal: int) -> SettlementRecord:
     net = minor_units(amount.amount, currency, ":61: amount")
     mark = str(data.get("status") or "").upper()
     if mark in _CREDIT_MARKS:
-        record_type = "bank_credit"
+        record_type = RecordType.BANK_CREDIT
     elif mark in _DEBIT_MARKS:
-        record_type = "bank_debit"
+        record_type = RecordType.BANK_DEBIT
     else:
         raise RowError(f":61: debit/credit mark is not C, D, RC or RD: {mark!r}")
-    if (record_type == "bank_credit") != (net >= 0) and net != 0:
+    if (record_type == RecordType.BANK_CREDIT) != (net >= 0) and net != 0:
         raise RowError(f":61: mark {mark} does not match the amount's sign {amount.amount}")
 
     customer_reference = _clean(data.get("customer_reference"))

@@ -8,28 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
-#: Every normalized ``SettlementRecord.record_type``.
-RECORD_TYPES = frozenset(
-    {
-        "charge",
-        "refund",
-        "chargeback",
-        "chargeback_reversal",
-        "fee",
-        "payout",
-        "adjustment",
-        "deposit_correction",
-        "bank_credit",
-        "bank_debit",
-        "unknown",
-    }
-)
+from reconciliation.record_types import RecordType
 
 
 @dataclass(frozen=True, slots=True)
 class SettlementRecord:
-    """One money movement read from a settlement report or a bank statement.
+    """One money movement read from a settlement report or a bank statement (``record_type``: one of
+    ``record_types.RECORD_TYPES``).
 
     ``line_number`` is 1-based: the physical line the row starts on for CSV (the
     header counts), the ``Ntry`` ordinal in the file for camt.053 (every record of a
@@ -38,7 +25,7 @@ class SettlementRecord:
     """
 
     line_number: int
-    record_type: str
+    record_type: RecordType
     raw_type: str
     currency: str
     gross: int | None
@@ -75,32 +62,58 @@ class FileHeader:
     closing_balance: int | None
 
 
-#: The order of a line row: a record or malformed line as a flat tuple.
-LINE_ROW_FIELDS = (
-    "line_number", "record_type", "raw_type", "psp_reference", "source_reference", "merchant_reference",
-    "payout_reference", "currency", "gross", "fee", "net", "occurred_at", "source_line", "error",
-)
-LineRow = tuple
+class LineRow(NamedTuple):
+    """A record or malformed line as a row of ``settlement_line`` (after its file and ordinal)."""
+
+    line_number: int
+    record_type: str
+    raw_type: str
+    psp_reference: str
+    source_reference: str
+    merchant_reference: str
+    payout_reference: str
+    currency: str
+    gross: int | None
+    fee: int | None
+    net: int | None
+    occurred_at: datetime | None
+    source_line: str
+    error: str
+
+
+#: The columns of a line row, in ``settlement_line``'s COPY order.
+LINE_ROW_FIELDS = LineRow._fields
+_make_row = LineRow._make
+_MALFORMED = RecordType.MALFORMED.value
 
 
 def line_row(item: SettlementRecord | MalformedRecord) -> LineRow:
-    """``item`` as a line row (``LINE_ROW_FIELDS``); a malformed line's ``record_type`` is ``"malformed"``.
+    """``item`` as a line row; a malformed line's ``record_type`` is ``malformed``.
 
     Only a malformed line keeps its text (``source_line``): a record is its fields, its file and
     its line number, and a million copies of the file's text would double what an import writes.
     """
+    # ``_make`` from a plain tuple: half the cost of the keyword-aware constructor, a million times a file.
     if isinstance(item, MalformedRecord):
-        return (item.line_number, "malformed", "", "", "", "", "", "", None, None, None, None, item.source_line,
-                item.reason)
-    return (item.line_number, item.record_type, item.raw_type or "", item.psp_reference or "",
-            item.source_reference or "", item.merchant_reference or "", item.payout_reference or "", item.currency,
-            item.gross, item.fee, item.net, item.occurred_at, "", "")
+        return _make_row((item.line_number, _MALFORMED, "", "", "", "", "", "", None, None, None, None,
+                          item.source_line, item.reason))
+    return _make_row((item.line_number, item.record_type, item.raw_type or "", item.psp_reference or "",
+                      item.source_reference or "", item.merchant_reference or "", item.payout_reference or "",
+                      item.currency, item.gross, item.fee, item.net, item.occurred_at, "", ""))
 
 
-#: ``(record_type, occurred_at, payout_reference, currency, fee, net, text)``: a line row as the
-#: importing service writes it (``text``: its ``LINE_ROW_FIELDS`` in PostgreSQL's COPY text
-#: format, tab-separated, newline-ended), with what the service sums up on the way.
-RenderedLine = tuple
+@dataclass(slots=True)
+class RenderedLine:
+    """A line row as the importing service writes it: ``text``, the row in PostgreSQL's COPY text format
+    (tab-separated, newline-ended), with the fields the service sums up on the way."""
+
+    record_type: str
+    occurred_at: datetime | None
+    payout_reference: str
+    currency: str
+    fee: int | None
+    net: int | None
+    text: str
 
 
 def render_line_row(row: LineRow) -> RenderedLine:
@@ -115,7 +128,8 @@ def render_line_row(row: LineRow) -> RenderedLine:
             values.append(value.isoformat())
         else:
             values.append(str(value))
-    return row[1], row[11], row[6], row[7], row[9], row[10], "\t".join(values) + "\n"
+    return RenderedLine(row.record_type, row.occurred_at, row.payout_reference, row.currency, row.fee, row.net,
+                        "\t".join(values) + "\n")
 
 
 def _copy_text(value: str) -> str:

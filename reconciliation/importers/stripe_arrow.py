@@ -3,7 +3,7 @@
 For plain files only (``is_plain``: no quote, backslash, tab, carriage return or NUL byte
 anywhere), so that Arrow's rows are exactly the file's lines. Arrow splits each block of
 lines into columns and the conversions run on whole columns; they accept only what
-``stripe_csv._record`` would turn into the same values (ASCII text, amounts with exactly the
+``stripe_csv`` would turn into the same values (ASCII text, amounts with exactly the
 currency's two decimals or none, ``YYYY-MM-DD HH:MM:SS`` times). A block with any other row
 (another width, an empty required field, a time zone, a yen amount, a blank line, ...) is
 rendered row by row by ``stripe_csv.render_rows`` instead, so a file is read the same either
@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 
@@ -23,10 +24,13 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from core.money import CURRENCY_EXPONENTS
+from reconciliation.record_types import RecordType
 
-from .chunks import NOT_FEE_BEARING, ChunkBuilder, CopyChunk, ReferencesChecked
+from .chunks import ChunkBuilder, CopyChunk, ReferencesChecked
+from .csv_rows import Columns, CsvRow
 from .errors import FastPathUnavailable
-from .stripe_csv import CATEGORY_TYPES, _layout, render_rows
+from .fees import arrow_line_fees
+from .stripe_csv import CATEGORY_TYPES, StripeLayout, read_header, render_rows
 
 BLOCK_BYTES = 1 << 20  # about 7,500 rows of a Stripe report per block
 #: References kept to check they are unique (with the check itself, ~40 MB for a million): past
@@ -37,7 +41,8 @@ _AMOUNT = r"^-?[0-9]{1,15}(\.[0-9]{2})?$"  # two decimals or none: the currencie
 _TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
 _CENTS = pa.array(sorted(code for code, exponent in CURRENCY_EXPONENTS.items() if exponent == 2))
 _CATEGORIES = pa.array(list(CATEGORY_TYPES))
-_TYPES = pa.array(list(CATEGORY_TYPES.values()))
+_TYPES = pa.array([str(t) for t in CATEGORY_TYPES.values()])
+_UNKNOWN, _PAYOUT = RecordType.UNKNOWN.value, RecordType.PAYOUT.value
 _NULL = "\\N"
 
 
@@ -56,46 +61,15 @@ def iter_stripe_chunks(path: Path, file_id: int) -> Iterator[CopyChunk | Referen
 
     Raises ``FastPathUnavailable`` (possibly after some chunks) when Arrow cannot read the file.
     """
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        try:
-            header = handle.readline().rstrip("\n").split(",")
-        except UnicodeDecodeError as exc:
-            raise FastPathUnavailable(str(exc)) from exc
-    if not any(name.strip() for name in header):  # the row-by-row parser looks further, or says it is empty
-        raise FastPathUnavailable("no header on the first line")
-    columns, layout = _layout(header)
-    names = [f"c{position}" for position in range(len(header))]
+    header = _header(path)
+    columns, layout = read_header(header)
     invalid: dict[int, str] = {}  # physical line number -> text of a row of another width
-
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        if row.number is None:
-            raise FastPathUnavailable("Arrow did not say which line is invalid")
-        invalid[row.number] = row.text
-        return "skip"
-
-    try:
-        reader = pacsv.open_csv(
-            pa.input_stream(str(path)),  # read, not memory-mapped: RSS stays flat
-            read_options=pacsv.ReadOptions(use_threads=False, block_size=BLOCK_BYTES, skip_rows=1,
-                                           column_names=names),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False,
-                                             newlines_in_values=False),
-            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
-                                                 strings_can_be_null=False),
-        )
-    except pa.ArrowInvalid as exc:
-        raise FastPathUnavailable(str(exc)) from exc
+    reader = _open_reader(path, len(header), invalid)
     rows = ChunkBuilder(file_id, size=sys.maxsize)  # flushed once per block
     references: list[pa.Array] | None = []  # None once a block went row by row, or past the limit
     kept = 0
     next_line = 2  # the header is line 1
-    while True:
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            break
-        except pa.ArrowInvalid as exc:
-            raise FastPathUnavailable(str(exc)) from exc
+    while (batch := _next_batch(reader)) is not None:
         numbers = _line_numbers(next_line, batch.num_rows, invalid)
         skipped = [number for number in range(next_line, numbers[-1] + 1) if number in invalid] if numbers else []
         if numbers:
@@ -119,11 +93,62 @@ def iter_stripe_chunks(path: Path, file_id: int) -> Iterator[CopyChunk | Referen
         if chunk is not None:
             yield chunk
     if references is not None:
-        every = pa.chunked_array(references, pa.string())
-        unique = pc.count_distinct(every).as_py() == len(every)
-        del every, references
+        unique = _unique(references)
+        del references  # before the pool gives back what it can
         yield ReferencesChecked(unique=unique)
     pa.default_memory_pool().release_unused()  # a worker process lives on after the import
+
+
+def _header(path: Path) -> list[str]:
+    """The first line's column names; the row-by-row parser looks further, or says the file is empty."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        try:
+            header = handle.readline().rstrip("\n").split(",")
+        except UnicodeDecodeError as exc:
+            raise FastPathUnavailable(str(exc)) from exc
+    if not any(name.strip() for name in header):
+        raise FastPathUnavailable("no header on the first line")
+    return header
+
+
+def _open_reader(path: Path, width: int, invalid: dict[int, str]) -> pacsv.CSVStreamingReader:
+    """Arrow's streaming reader past the header, every column as text; a row of another width than the
+    header's is put in ``invalid`` (by its line number) and skipped."""
+    names = [f"c{position}" for position in range(width)]
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        if row.number is None:
+            raise FastPathUnavailable("Arrow did not say which line is invalid")
+        invalid[row.number] = row.text
+        return "skip"
+
+    try:
+        return pacsv.open_csv(
+            pa.input_stream(str(path)),  # read, not memory-mapped: RSS stays flat
+            read_options=pacsv.ReadOptions(use_threads=False, block_size=BLOCK_BYTES, skip_rows=1,
+                                           column_names=names),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False,
+                                             newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
+                                                 strings_can_be_null=False),
+        )
+    except pa.ArrowInvalid as exc:
+        raise FastPathUnavailable(str(exc)) from exc
+
+
+def _next_batch(reader: pacsv.CSVStreamingReader) -> pa.RecordBatch | None:
+    """The next block of rows; ``None`` at the end."""
+    try:
+        return reader.read_next_batch()
+    except StopIteration:
+        return None
+    except pa.ArrowInvalid as exc:
+        raise FastPathUnavailable(str(exc)) from exc
+
+
+def _unique(references: list[pa.Array]) -> bool:
+    every = pa.chunked_array(references, pa.string())
+    return pc.count_distinct(every).as_py() == len(every)
 
 
 def _line_numbers(start: int, count: int, invalid: dict[int, str]) -> list[int]:
@@ -139,20 +164,20 @@ def _line_numbers(start: int, count: int, invalid: dict[int, str]) -> list[int]:
 
 
 def _row_by_row(batch: pa.RecordBatch | None, numbers: list[int], skipped: list[int], invalid: dict[int, str],
-                columns, layout, rows: ChunkBuilder) -> CopyChunk | None:
+                columns: Columns, layout: StripeLayout, rows: ChunkBuilder) -> CopyChunk | None:
     """A block ``stripe_csv.render_rows`` renders: its rows and the invalid rows among them, in line order."""
     items = []
     if batch is not None:
         values = [column.to_pylist() for column in batch.columns]
         for index, number in enumerate(numbers):
             fields = [value[index] for value in values]
-            items.append((number, fields, ",".join(fields) + "\n", None))
+            items.append(CsvRow(number, fields, ",".join(fields) + "\n"))
     for number in skipped:
         text = invalid.pop(number)
-        items.append((number, text.split(","), text + "\n", None))
-    items.sort(key=lambda item: item[0])
-    # A blank line is no row (as for iter_csv_lines).
-    items = [item for item in items if item[2].replace(",", "").strip()]
+        items.append(CsvRow(number, text.split(","), text + "\n"))
+    items.sort(key=lambda item: item.line_number)
+    # A blank line is no row (as for csv_rows.iter_csv_rows).
+    items = [item for item in items if item.raw.replace(",", "").strip()]
     for rendered in render_rows(items, columns, layout):
         rows.add(rendered)
     return rows.flush()
@@ -186,69 +211,100 @@ def _text(array: pa.Array) -> pa.Array:
     return pc.fill_null(pc.cast(array, pa.string()), _NULL)
 
 
-def _fast_chunk(batch: pa.RecordBatch, numbers: list[int], layout,
+@dataclass(frozen=True)
+class _Block:
+    """A block's columns as the conversions read them: trimmed text, and the creation times parsed."""
+
+    raw: pa.Array  # each row's text
+    category: pa.Array
+    currency: pa.Array  # lowercased
+    net: pa.Array
+    gross: pa.Array
+    fee: pa.Array
+    created: pa.Array
+    spaced: pa.Array  # ``created`` with a space for a "T"
+    created_at: pa.Array  # null where it is no time
+
+
+def _block(batch: pa.RecordBatch, layout: StripeLayout) -> _Block:
+    created = _first_nonempty(batch, layout.created)
+    spaced = pc.replace_substring(created, "T", " ")
+    net, gross, fee = (_trim(batch.column(position)) for position in (layout.net, layout.gross, layout.fee))
+    return _Block(
+        raw=pc.binary_join_element_wise(*batch.columns, ","), category=_trim(batch.column(layout.category)),
+        currency=pc.utf8_lower(_trim(batch.column(layout.currency))), net=net, gross=gross, fee=fee,
+        created=created, spaced=spaced,
+        created_at=pc.strptime(spaced, format="%Y-%m-%d %H:%M:%S", unit="s", error_is_null=True),
+    )
+
+
+def _convertible(block: _Block) -> bool:
+    """Every row of the block is one the conversions read as ``stripe_csv`` would: ASCII, not blank, a category,
+    a two-decimal currency, plain amounts, a real ``YYYY-MM-DD HH:MM:SS`` time or none."""
+    # strptime rolls "02-30" over into March: a real date is one that reads back the same.
+    real_date = pc.equal(pc.strftime(block.created_at, format="%Y-%m-%d %H:%M:%S"), block.spaced)
+    checks = [
+        pc.string_is_ascii(block.raw),
+        pc.invert(pc.match_substring_regex(block.raw, "[\\x00-\\x1f]")),
+        pc.not_equal(pc.replace_substring(pc.replace_substring(block.raw, ",", ""), " ", ""), ""),  # not blank
+        pc.not_equal(block.category, ""),
+        pc.is_in(block.currency, value_set=_CENTS),
+        pc.match_substring_regex(block.net, _AMOUNT),
+        pc.or_(pc.equal(block.gross, ""), pc.match_substring_regex(block.gross, _AMOUNT)),
+        pc.or_(pc.equal(block.fee, ""), pc.match_substring_regex(block.fee, _AMOUNT)),
+        pc.or_(pc.equal(block.created, ""), pc.and_(pc.match_substring_regex(block.created, _TIME), real_date)),
+    ]
+    # A null (an unparsable time, say) counts as a failed check.
+    return all(pc.all(pc.fill_null(check, False)).as_py() for check in checks)
+
+
+def _fast_chunk(batch: pa.RecordBatch, numbers: list[int], layout: StripeLayout,
                 rows: ChunkBuilder) -> tuple[CopyChunk | None, pa.Array | None]:
     """The block converted column by column, with its PSP references; ``(None, None)`` when a row
     needs ``render_rows``."""
     count = batch.num_rows
     if count == 0:
         return None, None
-    raw = pc.binary_join_element_wise(*batch.columns, ",")
-    category = _trim(batch.column(layout.category))
-    currency = pc.utf8_lower(_trim(batch.column(layout.currency)))
-    net, gross, fee = (_trim(batch.column(position)) for position in (layout.net, layout.gross, layout.fee))
-    created = _first_nonempty(batch, layout.created)
-    spaced = pc.replace_substring(created, "T", " ")
-    created_at = pc.strptime(spaced, format="%Y-%m-%d %H:%M:%S", unit="s", error_is_null=True)
-    # strptime rolls "02-30" over into March: a real date is one that reads back the same.
-    real_date = pc.equal(pc.strftime(created_at, format="%Y-%m-%d %H:%M:%S"), spaced)
-    checks = [
-        pc.string_is_ascii(raw),
-        pc.invert(pc.match_substring_regex(raw, "[\\x00-\\x1f]")),
-        pc.not_equal(pc.replace_substring(pc.replace_substring(raw, ",", ""), " ", ""), ""),  # not blank
-        pc.not_equal(category, ""),
-        pc.is_in(currency, value_set=_CENTS),
-        pc.match_substring_regex(net, _AMOUNT),
-        pc.or_(pc.equal(gross, ""), pc.match_substring_regex(gross, _AMOUNT)),
-        pc.or_(pc.equal(fee, ""), pc.match_substring_regex(fee, _AMOUNT)),
-        pc.or_(pc.equal(created, ""), pc.and_(pc.match_substring_regex(created, _TIME), real_date)),
-    ]
-    for check in checks:  # a null (an unparsable time, say) counts as a failed check
-        if not pc.all(pc.fill_null(check, False)).as_py():
-            return None, None
-
-    record_type = pc.fill_null(pc.take(_TYPES, pc.index_in(pc.utf8_lower(category), value_set=_CATEGORIES)),
-                               "unknown")
-    net_units, gross_units, fee_units = _minor_units(net), _minor_units(gross), _minor_units(fee)
+    block = _block(batch, layout)
+    if not _convertible(block):
+        return None, None
+    record_type = pc.fill_null(
+        pc.take(_TYPES, pc.index_in(pc.utf8_lower(block.category), value_set=_CATEGORIES)), _UNKNOWN)
+    net_units, gross_units, fee_units = _minor_units(block.net), _minor_units(block.gross), _minor_units(block.fee)
     source_id = _trim(batch.column(layout.source_id)) if layout.source_id is not None else pa.array([""] * count)
     payout = _first_nonempty(batch, layout.payout)
     payout = pc.if_else(
-        pc.and_(pc.and_(pc.equal(payout, ""), pc.equal(record_type, "payout")), pc.starts_with(source_id, "po_")),
+        pc.and_(pc.and_(pc.equal(payout, ""), pc.equal(record_type, _PAYOUT)), pc.starts_with(source_id, "po_")),
         source_id, payout)
-    stamp = pc.if_else(pc.equal(created, ""), _NULL,
-                       pc.binary_join_element_wise(spaced, "+00:00", ""))
+    stamp = pc.if_else(pc.equal(block.created, ""), _NULL,
+                       pc.binary_join_element_wise(block.spaced, "+00:00", ""))
     psp = _first_nonempty(batch, layout.psp)
     first_ordinal = rows.ordinal + 1
     rows.ordinal += count
     table = pa.table([
         pa.array([str(rows.file_id)] * count), _text(pa.array(range(first_ordinal, first_ordinal + count))),
-        _text(pa.array(numbers)), record_type, category, psp, source_id,
-        _first_nonempty(batch, layout.merchant), payout, currency, _text(gross_units), _text(fee_units),
+        _text(pa.array(numbers)), record_type, block.category, psp, source_id,
+        _first_nonempty(batch, layout.merchant), payout, block.currency, _text(gross_units), _text(fee_units),
         _text(net_units), stamp, pa.array([""] * count), pa.array([""] * count),
     ], names=[f"c{n}" for n in range(16)])
     sink = pa.BufferOutputStream()
     pacsv.write_csv(table, sink, write_options=pacsv.WriteOptions(include_header=False, delimiter="\t",
                                                                  quoting_style="none"))
     chunk = CopyChunk(text=sink.getvalue().to_pybytes(), rows=count)
+    _sum_up(chunk, record_type, block.created_at, payout, block.currency, fee_units, net_units)
+    return chunk, psp
+
+
+def _sum_up(chunk: CopyChunk, record_type: pa.Array, created_at: pa.Array, payout: pa.Array, currency: pa.Array,
+            fee: pa.Array, net: pa.Array) -> None:
+    """What the import sums up of a block: lines per type, latest times, fees per payout and currency."""
     chunk.counts = Counter({item["values"]: item["counts"] for item in pc.value_counts(record_type).to_pylist()})
     latest = pc.max(created_at).as_py()
     chunk.latest = latest.replace(tzinfo=UTC) if latest else None
-    payouts = pc.equal(record_type, "payout")
+    payouts = pc.equal(record_type, _PAYOUT)
     latest_payout = pc.max(pc.filter(created_at, payouts)).as_py() if pc.any(payouts).as_py() else None
     chunk.latest_payout = latest_payout.replace(tzinfo=UTC) if latest_payout else None
-    fee_bearing = pc.invert(pc.is_in(record_type, value_set=pa.array(sorted(NOT_FEE_BEARING))))
-    amount = pc.subtract(pc.fill_null(fee_units, 0), pc.if_else(pc.equal(record_type, "fee"), net_units, 0))
+    amount, fee_bearing = arrow_line_fees(record_type, fee, net)
     fees = pa.table({"payout": payout, "currency": currency, "amount": amount}).filter(fee_bearing)
     for group in fees.group_by(["payout", "currency"]).aggregate([("amount", "sum"), ("amount", "count")]).to_pylist():
         chunk.add_fee(group["payout"], group["currency"], group["amount_sum"], group["amount_count"])
-    return chunk, psp

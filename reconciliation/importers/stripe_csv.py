@@ -12,17 +12,12 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ._base import (
-    Columns,
-    CsvRow,
-    RowError,
-    currency_of,
-    iter_csv_lines,
-    iter_csv_rows,
-    minor_units,
-    parse_datetime,
-)
-from .errors import ImportFormatError
+from reconciliation.record_types import RecordType
+
+from .amounts import currency_of, minor_units
+from .csv_rows import Columns, CsvRow, iter_csv_rows
+from .dates import parse_datetime
+from .errors import ImportFormatError, RowError
 from .records import MalformedRecord, RenderedLine, SettlementRecord, line_row, render_line_row
 
 REQUIRED_COLUMNS = ("currency", "gross", "fee", "net", "reporting_category")
@@ -30,31 +25,33 @@ REQUIRED_COLUMNS = ("currency", "gross", "fee", "net", "reporting_category")
 #: Stripe ``reporting_category`` -> ``SettlementRecord.record_type``. Anything else
 #: (transfer, topup, issuing_*, platform_earning, ...) is kept as ``"unknown"``.
 CATEGORY_TYPES = {
-    "charge": "charge",
-    "refund": "refund",
-    "dispute": "chargeback",
-    "dispute_reversal": "chargeback_reversal",
-    "fee": "fee",
-    "network_cost": "fee",
-    "tax": "fee",
-    "payout": "payout",
-    "payout_reversal": "payout",
-    "adjustment": "adjustment",
-    "other_adjustment": "adjustment",
-    "charge_failure": "adjustment",
-    "refund_failure": "adjustment",
-    "partial_capture_reversal": "adjustment",
-    "risk_reserved_funds": "adjustment",
-    "connect_reserved_funds": "adjustment",
-    "unreconciled_customer_funds": "adjustment",
+    "charge": RecordType.CHARGE,
+    "refund": RecordType.REFUND,
+    "dispute": RecordType.CHARGEBACK,
+    "dispute_reversal": RecordType.CHARGEBACK_REVERSAL,
+    "fee": RecordType.FEE,
+    "network_cost": RecordType.FEE,
+    "tax": RecordType.FEE,
+    "payout": RecordType.PAYOUT,
+    "payout_reversal": RecordType.PAYOUT,
+    "adjustment": RecordType.ADJUSTMENT,
+    "other_adjustment": RecordType.ADJUSTMENT,
+    "charge_failure": RecordType.ADJUSTMENT,
+    "refund_failure": RecordType.ADJUSTMENT,
+    "partial_capture_reversal": RecordType.ADJUSTMENT,
+    "risk_reserved_funds": RecordType.ADJUSTMENT,
+    "connect_reserved_funds": RecordType.ADJUSTMENT,
+    "unreconciled_customer_funds": RecordType.ADJUSTMENT,
 }
 
+_UNKNOWN, _PAYOUT = RecordType.UNKNOWN, RecordType.PAYOUT  # read per row: a module global is cheaper
 _METADATA_RE = re.compile(r"^\w*metadata\[(.+)\]$")
 _ORDER_ID_KEY = "payment_order_id"
 
 
 def iter_stripe(path: Path) -> Iterator[SettlementRecord | MalformedRecord]:
-    rows, columns, layout = _open(path)
+    rows = iter_csv_rows(path)
+    columns, layout = _header(path, rows)
     for row in rows:
         try:
             yield _record(row, columns, layout)
@@ -64,47 +61,39 @@ def iter_stripe(path: Path) -> Iterator[SettlementRecord | MalformedRecord]:
 
 def iter_stripe_lines(path: Path) -> Iterator[RenderedLine]:
     """What ``iter_stripe`` yields, rendered for COPY (``records.RenderedLine``)."""
-    lines = iter_csv_lines(path)
-    columns, layout = _header(path, lines)
-    return render_rows(lines, columns, layout)
+    rows = iter_csv_rows(path)
+    columns, layout = _header(path, rows)
+    return render_rows(rows, columns, layout)
 
 
-def render_rows(lines: Iterable[tuple[int, list[str], str, str | None]], columns: Columns,
-                layout: _Layout) -> Iterator[RenderedLine]:
-    """``(line_number, fields, raw, error)`` rows of a report, each read by ``_record`` and rendered for COPY."""
-    for line_number, fields, raw, error in lines:
-        row = CsvRow(line_number, fields, raw, error)
+def render_rows(rows: Iterable[CsvRow], columns: Columns, layout: StripeLayout) -> Iterator[RenderedLine]:
+    """Rows of a report, each read by ``_record`` and rendered for COPY (a bad row as a malformed line)."""
+    for row in rows:
         try:
             yield render_line_row(line_row(_record(row, columns, layout)))
         except RowError as exc:
-            yield render_line_row(line_row(MalformedRecord(line_number, str(exc), row.source_line)))
+            yield render_line_row(line_row(MalformedRecord(row.line_number, str(exc), row.source_line)))
 
 
-def _open(path: Path) -> tuple[Iterator[CsvRow], Columns, _Layout]:
-    rows = iter_csv_rows(path)
+def _header(path: Path, rows: Iterator[CsvRow]) -> tuple[Columns, StripeLayout]:
     header = next(rows, None)
     if header is None:
         raise ImportFormatError(f"{path.name}: empty Stripe report (no header)")
-    return (rows, *_layout(header.fields))
+    return read_header(header.fields)
 
 
-def _header(path: Path, lines: Iterator[tuple]) -> tuple[Columns, _Layout]:
-    header = next(lines, None)
-    if header is None:
-        raise ImportFormatError(f"{path.name}: empty Stripe report (no header)")
-    return _layout(header[1])
-
-
-def _layout(header: list[str]) -> tuple[Columns, _Layout]:
+def read_header(header: list[str]) -> tuple[Columns, StripeLayout]:
+    """The report's columns by name (``ImportFormatError`` when a required one is missing) and their positions."""
     columns = Columns(header, REQUIRED_COLUMNS, "Stripe")
     metadata = [name for name in columns.names if _METADATA_RE.match(name)]
     order_columns = [n for n in metadata if _METADATA_RE.match(n).group(1) == _ORDER_ID_KEY]
     other_metadata = [n for n in metadata if n not in order_columns]
-    return columns, _Layout(columns, [*order_columns, *other_metadata])
+    return columns, StripeLayout(columns, [*order_columns, *other_metadata])
 
 
-class _Layout:
-    """Column positions, looked up once per file (a report can have millions of rows)."""
+class StripeLayout:
+    """Column positions, looked up once per file (a report can have millions of rows). ``merchant_columns``:
+    the metadata columns to read our order id from, ``payment_order_id`` first."""
 
     def __init__(self, columns: Columns, merchant_columns: list[str]) -> None:
         at = columns.position
@@ -127,7 +116,7 @@ def _first(fields: list[str], positions: list[int]) -> str | None:
     return None
 
 
-def _record(row: CsvRow, columns: Columns, layout: _Layout) -> SettlementRecord:
+def _record(row: CsvRow, columns: Columns, layout: StripeLayout) -> SettlementRecord:
     columns.check_width(row)
     fields = row.fields
     category = _first(fields, [layout.category])
@@ -138,9 +127,9 @@ def _record(row: CsvRow, columns: Columns, layout: _Layout) -> SettlementRecord:
     if net is None:
         raise RowError("column 'net' is empty")
     source_id = _first(fields, [layout.source_id]) if layout.source_id is not None else None
-    record_type = CATEGORY_TYPES.get(category.lower(), "unknown")
+    record_type = CATEGORY_TYPES.get(category.lower(), _UNKNOWN)
     payout = _first(fields, layout.payout)
-    if payout is None and record_type == "payout" and source_id and source_id.startswith("po_"):
+    if payout is None and record_type == _PAYOUT and source_id and source_id.startswith("po_"):
         payout = source_id
     gross = _first(fields, [layout.gross])
     fee = _first(fields, [layout.fee])

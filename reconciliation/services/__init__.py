@@ -1,8 +1,12 @@
-"""Writes of reconciliation: import, match and book, resolve. Views, admin, tasks and commands call these."""
+"""Writes of reconciliation: import, match and book, resolve. Views, admin, tasks and commands call these.
+
+Matching and booking are the ``reconciliation.matching`` package, re-exported here.
+"""
+from reconciliation.matching import fee_posting_key, payout_posting_key, reconciliation_run
+
 from .breaks import OPERATOR_RESOLUTIONS, break_resolve
 from .importing import ImportResult, file_sha256, settlement_file_import
 from .inbox import InboxResult, settlement_inbox_process
-from .matching import fee_posting_key, payout_posting_key, reconciliation_run
 
 __all__ = [
     "OPERATOR_RESOLUTIONS",

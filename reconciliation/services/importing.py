@@ -24,6 +24,7 @@ from reconciliation.importers import (
     iter_copy_chunks,
 )
 from reconciliation.models import SettlementFile, SettlementLine
+from reconciliation.record_types import RecordType
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ def _copy_chunks(settlement_file: SettlementFile, path: Path, fmt: str, progress
         cursor.execute(f"ANALYZE {table}")
         cursor.execute("RESET default_statistics_target")
     settlement_file.line_count = total.rows
-    settlement_file.malformed_count = total.counts.get("malformed", 0)
+    settlement_file.malformed_count = total.counts.get(RecordType.MALFORMED, 0)
     settlement_file.counts_by_type = dict(sorted(total.counts.items()))
     settlement_file.statements = statements
     settlement_file.settled_at = total.latest_payout or total.latest
@@ -186,20 +187,3 @@ def _read_ahead(items: Iterator, depth: int = 2) -> Iterator:
     finally:
         stop.set()
         producer.join()
-
-
-# A line's fee is its ``fee`` column, and a fee row's own (negative) net (see matching's ``_post_fees``),
-# summed from the lines of a file imported before the import summed them up.
-_FEE_TOTALS = """
-SELECT l.payout_reference, l.currency,
-       SUM(COALESCE(l.fee, 0) + CASE WHEN l.record_type = 'fee' THEN -l.net ELSE 0 END), count(*)
-FROM {table} l
-WHERE l.file_id = %s AND l.record_type NOT IN ('payout', 'bank_credit', 'bank_debit', 'malformed')
-GROUP BY 1, 2 ORDER BY 1, 2
-"""
-
-
-def file_fee_totals(cursor, file_id: int) -> list[list]:
-    """``[[payout_reference, currency, fee total (minor units), lines], ...]`` of one file's lines."""
-    cursor.execute(_FEE_TOTALS.format(table=SettlementLine._meta.db_table), [file_id])
-    return [[payout, currency, int(total or 0), count] for payout, currency, total, count in cursor.fetchall()]

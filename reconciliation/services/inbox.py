@@ -7,10 +7,10 @@ from datetime import date
 from pathlib import Path
 
 from reconciliation.exceptions import SettlementImportError
+from reconciliation.matching import reconciliation_run
 from reconciliation.models import ReconciliationRun
 
 from .importing import ImportResult, settlement_file_import
-from .matching import reconciliation_run
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,8 @@ from django.utils import timezone
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from reconciliation.exceptions import BreakResolutionError
-from reconciliation.models import Break, BreakResolution, SettlementFile, SettlementLine, SettlementMatch
+from reconciliation.models import Break, BreakResolution, SettlementFile, SettlementMatch
+from reconciliation.selectors import settlement_lines_with_match
 from reconciliation.services import break_resolve, reconciliation_run, settlement_file_import
 
 from .helpers import bank_statement, order, row, stripe_report
@@ -93,7 +94,7 @@ def test_each_line_break_class_once(day_report, now):
     assert malformed.line.line_number == 13 and "'gross' is not an amount: '1O'" in malformed.description
     timing = Break.objects.get(break_class="timing")
     assert timing.resolution == "settled_later" and timing.resolutions.count() == 1
-    fallback = SettlementLine.objects.get(psp_reference="pi_renamed")
+    fallback = settlement_lines_with_match().get(psp_reference="pi_renamed")
     assert (fallback.match_state, fallback.matched_object_id) == ("matched", objects["fallback"].id)
     assert run.stats["breaks"]["amount_mismatch"] == {"count": 1, "new": 1, "open": 1, "amounts": {"usd": -100}}
 
@@ -222,11 +223,11 @@ def test_clean_charge_is_matched_by_reference_without_a_match_row(tmp_path, now)
     ]), actor="test")
     assert result.file.unique_references is True
     run = reconciliation_run(day=now.date(), actor="test")
-    clean = SettlementLine.objects.get(psp_reference="pi_clean")
+    clean = settlement_lines_with_match().get(psp_reference="pi_clean")
     assert not SettlementMatch.objects.filter(line=clean).exists()
     assert (clean.match_state, clean.matched_kind, clean.matched_object_id) == ("matched", "payment_order", paid.id)
     assert SettlementFile.objects.get(pk=result.file.pk).reconciled_run == run
-    broken = SettlementLine.objects.get(psp_reference="pi_short")
+    broken = settlement_lines_with_match().get(psp_reference="pi_short")
     assert (broken.match_state, broken.matched_object_id) == ("break", short.id)
     assert run.stats["lines"] == {"break": 1, "matched": 1} and run.lines_evaluated == 2
 

@@ -8,6 +8,7 @@ from django.core.management import call_command
 
 from reconciliation.exceptions import SettlementImportError
 from reconciliation.models import SettlementFile, SettlementLine
+from reconciliation.selectors import settlement_lines_with_match
 from reconciliation.services import settlement_file_import
 
 from .test_importers import EXPECTED, SAMPLES
@@ -53,7 +54,7 @@ def test_malformed_line_is_stored_with_its_reason_and_the_rest_imports(tmp_path)
     broken.write_text("".join(lines))
     file = settlement_file_import(path=broken, actor="test").file
     assert (file.line_count, file.malformed_count) == (7, 1)
-    bad = SettlementLine.objects.get(file=file, record_type="malformed")
+    bad = settlement_lines_with_match().get(file=file, record_type="malformed")
     assert (bad.line_number, bad.error, bad.match_state) == (4, "column 'gross' is not an amount: '1O'", "malformed")
     assert bad.source_line.startswith("txn_003,")
 

@@ -8,7 +8,8 @@ import pytest
 from django.utils import timezone
 
 from payments.models import Refund, RefundState
-from reconciliation.models import Break, SettlementLine
+from reconciliation.models import Break
+from reconciliation.selectors import settlement_lines_with_match
 from reconciliation.services import reconciliation_run, settlement_file_import
 
 from .helpers import order, row, stripe_report
@@ -42,7 +43,7 @@ def test_refund_line_in_another_currency_is_a_currency_mismatch(tmp_path):
 
     reconciliation_run(day=now.date(), actor="test")
 
-    lines = {line.source_reference: line for line in SettlementLine.objects.with_match()
+    lines = {line.source_reference: line for line in settlement_lines_with_match()
              .filter(record_type="refund")}
     assert (lines["re_right"].match_state, lines["re_right"].matched_object_id) == ("matched", right.id)
     assert lines["re_wrong"].match_state == "break"

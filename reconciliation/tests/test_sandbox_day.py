@@ -13,6 +13,7 @@ from ledger import accounts
 from ledger import selectors as ledger_selectors
 from payments.models import PaymentOrder
 from reconciliation.models import Break, SettlementLine
+from reconciliation.selectors import settlement_lines_with_match
 from reconciliation.services import reconciliation_run, settlement_file_import
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -53,7 +54,7 @@ def test_a_sandbox_day_reconciles_with_no_breaks(api, sandbox, tmp_path):
     run = reconciliation_run(day=day, actor="test")
     assert list(Break.objects.values_list("break_class", "description")) == []
     assert run.stats["breaks"] == {}
-    assert not SettlementLine.objects.exclude(match_state="matched").exists()
+    assert not settlement_lines_with_match().exclude(match_state="matched").exists()
 
     def fee(amount: int) -> int:  # the sandbox's default rule: 2.9 % (half up) + 30
         return (amount * 290 + 5000) // 10000 + 30

@@ -1,0 +1,102 @@
+"""Step 1: the open charge-like lines, each with the payment order it finds (``recon_candidate``).
+
+Charge-like lines are every line but refunds, payouts, bank and malformed lines
+(``record_types.MATCHED_ONE_BY_ONE``). Each finds its order by PSP reference (a parallel hash
+join: the biggest statement of a run), else by merchant reference, our order id. A candidate
+is *clean* when it is new and has no difference (``rules.CLEAN``).
+
+Usually only the lines that are not clean need a decision: a clean line is matched by
+reference and only counted. That holds when no duplicate can hide among the clean ones (the
+*lean* case): the run's charge-like lines all come from one file whose PSP references the
+import found unique, no break is decided again and no line is found by merchant reference
+(its order may be another line's). Then the clean lines are left out, but for charges whose
+order a line of an earlier run settled. Otherwise every open charge-like line is a candidate
+and ``charges`` looks for duplicates among them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.backends.utils import CursorWrapper
+
+from reconciliation.models import MatchState, SettlementFile, SettlementMatch
+from reconciliation.record_types import MATCHED_ONE_BY_ONE, RecordType, sql_list
+
+from . import rules
+from .history import ORDERS_SETTLED_BY_MATCH_ROW, open_lines, settled_by_reference_collect
+from .scope import RunScope
+from .tables import LINES, ORDERS
+
+
+@dataclass(frozen=True)
+class Candidates:
+    #: Charge-like lines in the run's files.
+    new_lines: int
+    #: Whether duplicates must be looked for among the candidates (not the lean case).
+    check_twins: bool
+
+
+def charge_candidates_collect(cursor: CursorWrapper, scope: RunScope) -> Candidates:
+    """Fill ``recon_candidate``, leaving the clean lines out when that is safe (see above)."""
+    run_files = SettlementFile.objects.filter(pk__in=scope.files).only("id", "counts_by_type", "unique_references")
+    charge_like = [{kind: count for kind, count in f.counts_by_type.items() if kind not in MATCHED_ONE_BY_ONE}
+                   for f in run_files]
+    with_candidates = [f for f, counts in zip(run_files, charge_like, strict=True) if counts]
+    new_lines = sum(sum(counts.values()) for counts in charge_like)
+    lean = (len(with_candidates) <= 1 and all(f.unique_references is True for f in with_candidates)
+            and not SettlementMatch.objects.filter(state=MatchState.BREAK).exists())
+    if lean and _collect(cursor, scope, lean=True) == 0:
+        return Candidates(new_lines=new_lines, check_twins=False)
+    _collect(cursor, scope, lean=False)
+    return Candidates(new_lines=new_lines, check_twins=True)
+
+
+def _collect(cursor: CursorWrapper, scope: RunScope, *, lean: bool) -> int:
+    """``recon_candidate`` anew; returns how many candidates were found by merchant reference."""
+    cursor.execute("DROP TABLE IF EXISTS recon_candidate")
+    keep = f"NOT cand.clean OR {_SETTLED_BY_MATCH_ROW}" if lean else "true"
+    cursor.execute(f"CREATE TEMP TABLE recon_candidate ON COMMIT DROP AS {_candidate_lines(keep=keep)}",
+                   scope.params)
+    if lean and scope.reconciled_files and settled_by_reference_collect(cursor, scope.params):
+        # The clean charges among them are kept too (the others are in already).
+        keep = f"cand.clean AND cand.id IN (SELECT id FROM recon_settled) AND NOT {_SETTLED_BY_MATCH_ROW}"
+        cursor.execute(f"INSERT INTO recon_candidate {_candidate_lines(keep=keep)}", scope.params)
+    cursor.execute("ANALYZE recon_candidate")
+    return _find_by_merchant_reference(cursor)
+
+
+#: SQL (over ``cand``): a charge whose order a charge line settled already, matched by a match row.
+_SETTLED_BY_MATCH_ROW = f"(cand.record_type = '{RecordType.CHARGE}' AND cand.order_id IN {ORDERS_SETTLED_BY_MATCH_ROW})"
+
+
+def _candidate_lines(*, keep: str) -> str:
+    """SQL: the open charge-like lines (``history.open_lines``: a break is decided again) with the order their PSP
+    reference finds, and the columns the rules read; those for which ``keep`` (over ``cand``) holds."""
+    return f"""
+SELECT * FROM (
+SELECT line.id, line.record_type, line.currency, {rules.SETTLED_GROSS} AS actual, line.file_id, line.is_new,
+       payment_order.id AS order_id, payment_order.amount AS expected, payment_order.currency AS expected_currency,
+       payment_order.state AS order_state, payment_order.completed_at,
+       payment_order.psp_reference AS order_psp_reference,
+       line.is_new AND (payment_order.id IS NOT NULL OR line.record_type = '{RecordType.FEE}') AS by_reference,
+       COALESCE(payment_order.id, NULLIF(line.psp_reference, '')) AS dup_key,  -- what a duplicate settles twice
+       {rules.CLEAN} AS clean
+FROM {open_lines(reopened=MatchState.BREAK)} line
+LEFT JOIN {ORDERS} payment_order ON line.psp_reference <> '' AND payment_order.psp_reference = line.psp_reference
+WHERE line.record_type NOT IN ({sql_list(MATCHED_ONE_BY_ONE)})
+) cand WHERE {keep}
+"""
+
+
+def _find_by_merchant_reference(cursor: CursorWrapper) -> int:
+    """The candidates their PSP reference found no order for try their merchant reference (our order id).
+    Returns how many found one."""
+    cursor.execute(f"""
+UPDATE recon_candidate cand
+SET order_id = payment_order.id, expected = payment_order.amount, expected_currency = payment_order.currency,
+    order_state = payment_order.state, completed_at = payment_order.completed_at,
+    order_psp_reference = payment_order.psp_reference, dup_key = payment_order.id
+FROM {LINES} line JOIN {ORDERS} payment_order ON payment_order.id = line.merchant_reference
+WHERE cand.order_id IS NULL AND line.id = cand.id AND line.merchant_reference <> ''
+""")
+    return cursor.rowcount

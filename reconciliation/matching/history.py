@@ -1,0 +1,92 @@
+"""What earlier runs decided, as the SQL of a run reads it: open lines, and charge lines that settled an order.
+
+*Matched* has one meaning (``reconciliation.selectors.settlement_lines_with_match``): a line is
+what its ``SettlementMatch`` row says, and a line without a row in a reconciled file was matched
+by its PSP reference by the run that reconciled the file. For a charge that is:
+
+- **matched by a match row**: a row ``state = 'matched'``, ``kind = 'payment_order'`` naming the order;
+- **matched by reference**: no row, its file reconciled, the order's PSP reference its own.
+
+Each statement below is that rule for one join, written so that PostgreSQL plans it well over a
+million lines: the files reconciled before this run are passed as a list
+(``%(reconciled_files)s``), so the planner sees how much history there is.
+"""
+from __future__ import annotations
+
+from django.db.backends.utils import CursorWrapper
+
+from reconciliation.models import MatchState
+from reconciliation.record_types import RecordType
+
+from .tables import FILES, LINES, MATCHES
+
+
+def open_lines(*, reopened: MatchState) -> str:
+    """SQL (a subquery, ``is_new`` added): the lines of the run's files (``is_new``: no run has decided them) and
+    the lines an earlier run left in the state ``reopened``, which this run decides again."""
+    return f"""(
+    SELECT line.*, true AS is_new FROM {LINES} line WHERE line.file_id = ANY(%(files)s)
+    UNION ALL
+    SELECT line.*, false FROM {MATCHES} line_match JOIN {LINES} line ON line.id = line_match.line_id
+    WHERE line_match.state = '{reopened.value}'
+)"""
+
+
+#: SQL (an ``IN`` subquery): the orders a charge line settled, matched by a match row.
+ORDERS_SETTLED_BY_MATCH_ROW = f"""(
+    SELECT line_match.object_id FROM {MATCHES} line_match JOIN {LINES} earlier ON earlier.id = line_match.line_id
+    WHERE line_match.kind = 'payment_order' AND line_match.state = 'matched'
+      AND earlier.record_type = '{RecordType.CHARGE}')"""
+
+
+def settled_by_reference_collect(cursor: CursorWrapper, params: dict) -> int:
+    """``recon_settled``: the charges of the run's files whose PSP reference a charge of a reconciled file
+    has, that charge matched by reference. Returns how many (usually none).
+
+    A join of the run's lines with the history's on their own, so that the big candidate join stays
+    parallel (see ``candidates``).
+    """
+    cursor.execute("DROP TABLE IF EXISTS recon_settled")
+    cursor.execute(f"""
+CREATE TEMP TABLE recon_settled ON COMMIT DROP AS
+SELECT DISTINCT line.id FROM {LINES} line
+JOIN {LINES} earlier ON earlier.psp_reference = line.psp_reference AND earlier.id <> line.id
+WHERE line.file_id = ANY(%(files)s) AND line.record_type = '{RecordType.CHARGE}' AND line.psp_reference <> ''
+  AND earlier.file_id = ANY(%(reconciled_files)s) AND earlier.record_type = '{RecordType.CHARGE}'
+  AND NOT EXISTS (SELECT 1 FROM {MATCHES} other WHERE other.line_id = earlier.id)
+""", params)
+    return cursor.rowcount
+
+
+#: SQL (a CTE body over ``recon_candidate``): the candidate charges whose order another charge line
+#: settled already, matched by a match row or by reference in a file reconciled before this run.
+CANDIDATES_SETTLED_BEFORE = f"""
+    SELECT cand.id FROM recon_candidate cand
+    JOIN {MATCHES} line_match ON line_match.kind = 'payment_order' AND line_match.object_id = cand.order_id
+                              AND line_match.state = 'matched'
+    JOIN {LINES} earlier ON earlier.id = line_match.line_id AND earlier.record_type = '{RecordType.CHARGE}'
+                         AND earlier.id <> cand.id
+    WHERE cand.record_type = '{RecordType.CHARGE}'
+    UNION
+    SELECT cand.id FROM recon_candidate cand
+    JOIN {LINES} earlier ON earlier.psp_reference = cand.order_psp_reference
+                         AND earlier.record_type = '{RecordType.CHARGE}' AND earlier.id <> cand.id
+    WHERE cand.record_type = '{RecordType.CHARGE}' AND cand.order_psp_reference <> ''
+      AND earlier.file_id = ANY(%(reconciled_files)s)
+      AND NOT EXISTS (SELECT 1 FROM {MATCHES} other WHERE other.line_id = earlier.id)
+"""
+
+
+def charge_lines_settling(*, order_id: str, order_psp_reference: str) -> str:
+    """SQL (a subquery of line ids): the charge lines that settled the order whose id and PSP reference are the
+    SQL expressions given, matched by a match row or by reference in a reconciled file (read from the files
+    themselves: once this run has marked its files, they count too)."""
+    return f"""
+        SELECT earlier.id FROM {MATCHES} line_match JOIN {LINES} earlier ON earlier.id = line_match.line_id
+        WHERE line_match.kind = 'payment_order' AND line_match.object_id = {order_id}
+          AND line_match.state = 'matched' AND earlier.record_type = '{RecordType.CHARGE}'
+        UNION ALL
+        SELECT earlier.id FROM {LINES} earlier JOIN {FILES} earlier_file ON earlier_file.id = earlier.file_id
+        WHERE {order_psp_reference} <> '' AND earlier.psp_reference = {order_psp_reference}
+          AND earlier.record_type = '{RecordType.CHARGE}' AND earlier_file.reconciled_at IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM {MATCHES} other WHERE other.line_id = earlier.id)"""

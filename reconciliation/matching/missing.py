@@ -1,0 +1,55 @@
+"""Step 7: succeeded orders no settlement line has: ``missing_in_settlement``, until a line settles them.
+
+An order completed within the lookback and before the cut-off (``RunScope.missing_since`` and
+``missing_before``) with no charge line settling it (``history.charge_lines_settling``) is a
+break, keyed by the order; once a line settles it, the open break is auto-resolved
+``settled_later`` with an audit row.
+"""
+from __future__ import annotations
+
+from django.db.backends.utils import CursorWrapper
+
+from reconciliation.models import BreakClass, BreakState, Resolution
+
+from . import rules
+from .history import charge_lines_settling
+from .scope import RunScope
+from .tables import BREAK_AUDIT, BREAKS, ORDERS
+
+_SETTLING = charge_lines_settling(order_id="payment_order.id", order_psp_reference="payment_order.psp_reference")
+
+_UPSERT_MISSING = f"""
+INSERT INTO {BREAKS} (key, break_class, state, run_id, last_seen_run_id, line_id, file_format, occurred_on,
+                      expected_amount, expected_currency, actual_amount, actual_currency, object_kind, object_id,
+                      psp_reference, description, resolution, reason, resolved_by, resolved_at, created_at)
+SELECT '{BreakClass.MISSING_IN_SETTLEMENT}:object:' || payment_order.id, '{BreakClass.MISSING_IN_SETTLEMENT}',
+       '{BreakState.OPEN}', %(run)s, %(run)s, NULL, '', (payment_order.completed_at AT TIME ZONE 'UTC')::date,
+       payment_order.amount, payment_order.currency, NULL, '', 'payment_order', payment_order.id,
+       payment_order.psp_reference, {rules.MISSING_IN_SETTLEMENT_DESCRIPTION}, '', '', '', NULL, %(now)s
+FROM {ORDERS} payment_order
+WHERE {rules.MISSING_IN_SETTLEMENT_WINDOW} AND NOT EXISTS ({_SETTLING})
+ON CONFLICT (key) DO UPDATE SET last_seen_run_id = EXCLUDED.last_seen_run_id
+"""
+
+_CLEAR_SETTLED_LATER = f"""
+WITH cleared AS (
+    UPDATE {BREAKS} brk SET state = '{BreakState.AUTO_RESOLVED}', resolution = '{Resolution.SETTLED_LATER}',
+           resolved_by = %(actor)s, resolved_at = %(now)s, reason = {rules.SETTLED_LATER_REASON},
+           last_seen_run_id = %(run)s
+    FROM {ORDERS} payment_order CROSS JOIN LATERAL (SELECT min(id) AS line_id FROM ({_SETTLING}) settled) settling
+    WHERE brk.break_class = '{BreakClass.MISSING_IN_SETTLEMENT}' AND brk.state = '{BreakState.OPEN}'
+      AND payment_order.id = brk.object_id AND settling.line_id IS NOT NULL
+    RETURNING brk.id, brk.reason
+)
+INSERT INTO {BREAK_AUDIT} (brk_id, from_state, to_state, resolution, reason, actor, created_at)
+SELECT id, '{BreakState.OPEN}', '{BreakState.AUTO_RESOLVED}', '{Resolution.SETTLED_LATER}', reason, %(actor)s, %(now)s
+FROM cleared
+"""
+
+
+def missing_in_settlement_find(cursor: CursorWrapper, scope: RunScope) -> None:
+    """Breaks for the succeeded orders still unsettled past the cut-off; clear those a line now settles.
+
+    Runs after the run's files are marked reconciled, so their lines matched by reference count."""
+    cursor.execute(_UPSERT_MISSING, scope.params)
+    cursor.execute(_CLEAR_SETTLED_LATER, scope.params)

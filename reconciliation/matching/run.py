@@ -1,0 +1,60 @@
+"""``reconciliation_run``: match every open settlement line to our books, book fees and payouts, classify breaks."""
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from reconciliation import selectors
+from reconciliation.models import ReconciliationRun
+
+from .booking import settlement_book
+from .candidates import charge_candidates_collect
+from .charges import charge_lines_decide
+from .malformed import malformed_lines_decide
+from .missing import missing_in_settlement_find
+from .outcomes import lines_by_state, new_candidates_decided, outcomes_count, outcomes_table_create
+from .payouts import payout_lines_decide
+from .recording import files_mark_reconciled, line_breaks_write, matches_write
+from .refunds import refund_lines_decide
+from .scope import SYSTEM_ACTOR, run_scope, session_prepare
+
+logger = logging.getLogger(__name__)
+
+
+def reconciliation_run(*, day: date, actor: str = SYSTEM_ACTOR) -> ReconciliationRun:
+    """Decide every open settlement line, write down matches and breaks, book fees and payouts. Re-runnable.
+
+    A line is open when its file has not been reconciled yet, or when an earlier run left it a
+    break or malformed (unrelated bank lines wait for a payout to claim them). ``day`` is the
+    business day: succeeded orders completed more than ``RECONCILIATION_MISSING_CUTOFF_HOURS``
+    before its end and still unsettled are breaks. One run at a time, in one transaction.
+    """
+    with transaction.atomic():
+        session_prepare()
+        run = ReconciliationRun.objects.create(date=day, actor=actor[:100])
+        scope = run_scope(run=run, day=day)
+        with connection.cursor() as cursor:
+            outcomes_table_create(cursor)
+            candidates = charge_candidates_collect(cursor, scope)
+            charge_lines_decide(cursor, scope, check_twins=candidates.check_twins)
+            matched_by_reference = candidates.new_lines - new_candidates_decided(cursor)
+            refund_lines_decide(cursor, scope)
+            payouts = payout_lines_decide(cursor, scope)
+            malformed_lines_decide(cursor, scope)
+            run.lines_evaluated = outcomes_count(cursor) + matched_by_reference
+            matches_write(cursor, scope)
+            files_mark_reconciled(cursor, scope)
+            line_breaks_write(cursor, scope)
+            missing_in_settlement_find(cursor, scope)
+            booked = settlement_book(files=scope.files, payouts=payouts.received)
+            lines = lines_by_state(cursor, matched_by_reference=matched_by_reference)
+        run.finished_at = timezone.now()
+        run.stats = {"breaks": selectors.run_break_stats(run_id=run.pk), "lines": lines, "fees_booked": booked.fees,
+                     "payouts": {"matched_amounts": booked.payouts, "count": payouts.count}}
+        run.save(update_fields=["lines_evaluated", "finished_at", "stats"])
+    logger.info("event=reconciliation_run run_id=%s date=%s lines=%s actor=%s", run.pk, day,
+                run.lines_evaluated, actor)
+    return run

@@ -1,0 +1,87 @@
+"""What one run reconciles and by which windows, and the database session it runs in."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from reconciliation.models import ReconciliationRun, SettlementFile
+
+from .tables import FILES
+
+#: Who resolves the breaks a run resolves by itself.
+SYSTEM_ACTOR = "system:reconcile"
+
+
+def _setting(name: str, default: int) -> int:
+    return int(getattr(settings, name, default))
+
+
+@dataclass(frozen=True)
+class RunScope:
+    """The run's files and windows; ``params`` are the parameters of every statement of the run."""
+
+    run_id: int
+    now: datetime
+    #: The files this run reconciles (none reconciled yet), fixed at its start: a file committed
+    #: meanwhile waits for the next run. ``settled_at``: when each one's batch closed, in the same order.
+    files: list[int]
+    settled_at: list[datetime | None]
+    #: The files reconciled before this run.
+    reconciled_files: list[int]
+    #: An order completed more than this before its batch closed is a ``timing`` break.
+    timing_window: timedelta
+    #: Succeeded orders completed in ``[missing_since, missing_before)`` and unsettled are ``missing_in_settlement``.
+    missing_before: datetime
+    missing_since: datetime
+    #: How long after a payout its bank credit may be booked, when matched by amount.
+    payout_window: timedelta
+
+    @property
+    def params(self) -> dict:
+        return {
+            "run": self.run_id, "now": self.now, "actor": SYSTEM_ACTOR, "files": self.files,
+            "settled_at": self.settled_at, "reconciled_files": self.reconciled_files,
+            "timing_window": self.timing_window, "missing_before": self.missing_before,
+            "missing_since": self.missing_since,
+        }
+
+
+def run_scope(*, run: ReconciliationRun, day: date) -> RunScope:
+    """The scope of ``run`` for the business day ``day``: its files now, and the windows from settings
+    (``RECONCILIATION_TIMING_WINDOW_HOURS``, ``_MISSING_CUTOFF_HOURS``, ``_MISSING_LOOKBACK_DAYS``,
+    ``_PAYOUT_WINDOW_DAYS``)."""
+    end_of_day = datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
+    unreconciled = list(SettlementFile.objects.filter(reconciled_at__isnull=True).order_by("id")
+                        .values_list("id", "settled_at"))
+    return RunScope(
+        run_id=run.pk,
+        now=timezone.now(),
+        files=[file_id for file_id, _ in unreconciled],
+        settled_at=[settled_at for _, settled_at in unreconciled],
+        reconciled_files=list(SettlementFile.objects.filter(reconciled_at__isnull=False).order_by("id")
+                              .values_list("id", flat=True)),
+        timing_window=timedelta(hours=_setting("RECONCILIATION_TIMING_WINDOW_HOURS", 24)),
+        missing_before=end_of_day - timedelta(hours=_setting("RECONCILIATION_MISSING_CUTOFF_HOURS", 48)),
+        missing_since=end_of_day - timedelta(days=_setting("RECONCILIATION_MISSING_LOOKBACK_DAYS", 30)),
+        payout_window=timedelta(days=_setting("RECONCILIATION_PAYOUT_WINDOW_DAYS", 5)),
+    )
+
+
+def session_prepare() -> None:
+    """One run at a time (a transaction-scoped advisory lock), and a session tuned for bulk statements.
+
+    Hash joins over a million lines need memory; compiling them (JIT) costs more than it saves;
+    a cheap tuple transfer lets the big join run on every core; a run's ANALYZEs only need row
+    counts. Fresh statistics of the files, so that the history joins are planned right.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('reconciliation_run'))")
+        cursor.execute("SET LOCAL work_mem = '256MB'")
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute("SET LOCAL parallel_tuple_cost = 0.01")
+        cursor.execute("SET LOCAL default_statistics_target = 10")
+        cursor.execute(f"ANALYZE {FILES}")

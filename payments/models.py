@@ -78,6 +78,12 @@ class PaymentEvent(ConcurrentTransitionMixin, models.Model):
     def __str__(self) -> str:
         return self.id
 
+    @property
+    def order_list(self) -> list["PaymentOrder"]:
+        """Its orders: as created with it, when it was just created (no query), else as stored."""
+        created = getattr(self, "_created_orders", None)
+        return created if created is not None else list(self.orders.all())
+
     # Transition methods only change fields; payments.services.checkout_outcome saves them (a
     # conditional UPDATE on state = processing) with the audit row.
     @transition(field=state, source=PaymentEventState.PROCESSING, target=PaymentEventState.SUCCEEDED)

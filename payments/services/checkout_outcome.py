@@ -84,7 +84,8 @@ def _refund_succeeded_orders(event: PaymentEvent) -> list[str]:
     """Refund what is left of each succeeded order of ``event`` (refund_all). Runs once per event:
     only for the transition out of ``processing``, under the event's row lock. An order the
     merchant already refunded in full has nothing left and is skipped."""
-    from payments.services.refunds import RefundTooLarge, refund_create
+    from payments.exceptions import RefundTooLarge
+    from payments.services.refunds import refund_create
 
     refunded = []
     order_ids = (PaymentOrder.objects.filter(payment_event=event, state=PaymentOrderState.SUCCEEDED)

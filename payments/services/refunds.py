@@ -11,12 +11,11 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from core.db import db_connection_release
-from core.errors import ApiError
 from core.models import ApiClient
 from core.transitions import transition_apply
 from ledger import accounts
 from ledger.services import EntrySpec, ledger_transaction_post
-from payments.exceptions import PaymentOrderNotFound
+from payments.exceptions import PaymentOrderNotFound, RefundNotAllowed, RefundTooLarge
 from payments.models import PaymentOrder, PaymentOrderState, Refund, RefundState, RefundTransition
 from payments.psp import get_psp
 from payments.psp.base import PaymentStatus, PSPKeySpent, PSPPermanentError, RefundRequest, RefundResult
@@ -25,16 +24,6 @@ from payments.services.execution import commission_for, retry_delay
 from wallet.services import wallet_debit
 
 logger = logging.getLogger(__name__)
-
-
-class RefundNotAllowed(ApiError):
-    default_code = "payment_order_not_refundable"
-    default_detail = "Only a succeeded payment order can be refunded."
-
-
-class RefundTooLarge(ApiError):
-    default_code = "amount_too_large"
-    default_detail = "The refund would exceed what was captured."
 
 
 @transaction.atomic

@@ -8,11 +8,13 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from core.exceptions import Conflict, DomainError, IdempotencyMismatch, NotFound
+
 logger = logging.getLogger(__name__)
 
 
 class ApiError(exceptions.APIException):
-    """A domain error with a stable code. Subclass or instantiate with a code and message."""
+    """An HTTP-layer error with a stable code, raised by views (services raise ``core.exceptions``)."""
 
     status_code = status.HTTP_400_BAD_REQUEST
     error_type = "invalid_request_error"
@@ -94,8 +96,21 @@ _MESSAGES_BY_STATUS = {
 }
 
 
+# Each group of domain errors, its HTTP status and error type; the first that matches applies.
+_DOMAIN_ERRORS = (
+    (NotFound, status.HTTP_404_NOT_FOUND, "invalid_request_error"),
+    (Conflict, status.HTTP_409_CONFLICT, "invalid_request_error"),
+    (IdempotencyMismatch, status.HTTP_422_UNPROCESSABLE_ENTITY, "idempotency_error"),
+    (DomainError, status.HTTP_400_BAD_REQUEST, "invalid_request_error"),
+)
+
+
 def api_exception_handler(exc, context) -> Response | None:
     """DRF exception handler: every error leaves in the same shape."""
+    if isinstance(exc, DomainError):
+        http_status, error_type = next((s, t) for kind, s, t in _DOMAIN_ERRORS if isinstance(exc, kind))
+        return Response(error_body(error_type=error_type, code=exc.code, message=exc.message, param=exc.param),
+                        status=http_status)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

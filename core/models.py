@@ -51,3 +51,22 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.status})"
+
+
+class TransitionAudit(models.Model):
+    """An audit row: one state change of a stateful object, who made it and why.
+
+    Concrete audit models add the foreign key to their object, with ``related_name="transitions"``
+    (``core.transitions.transition_apply`` writes them)."""
+
+    from_state = models.CharField(max_length=32)
+    to_state = models.CharField(max_length=32)
+    actor = models.CharField(max_length=100, help_text="e.g. task:payment_order_execute, webhook:evt_…, "
+                                                       "operator:alice")
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["created_at", "id"]
+

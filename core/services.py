@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.errors import ApiError
+from core.exceptions import Conflict, IdempotencyMismatch, InvalidRequest
 from core.models import ApiClient, IdempotencyRecord
 from core.selectors import api_key_hash
 
@@ -54,26 +54,22 @@ class IdempotentResponse:
     replayed: bool
 
 
-class IdempotencyKeyInUse(ApiError):
-    status_code = 409
-    default_code = "idempotency_key_in_use"
-    default_detail = "A request with this Idempotency-Key is still being processed; retry later."
+class IdempotencyKeyInUse(Conflict):
+    code = "idempotency_key_in_use"
+    message = "A request with this Idempotency-Key is still being processed; retry later."
 
 
-class IdempotencyKeyReused(ApiError):
-    status_code = 422
-    error_type = "idempotency_error"
-    default_code = "idempotency_key_reused"
-    default_detail = "This Idempotency-Key was used with a different request."
+class IdempotencyKeyReused(IdempotencyMismatch):
+    message = "This Idempotency-Key was used with a different request."
 
 
 def _validate_key(key: str | None) -> str:
     if not key:
-        raise ApiError("The Idempotency-Key header is required.", code="idempotency_key_missing",
-                       param="Idempotency-Key")
+        raise InvalidRequest("The Idempotency-Key header is required.", code="idempotency_key_missing",
+                             param="Idempotency-Key")
     if len(key) > 255 or not key.isprintable():
-        raise ApiError("Idempotency-Key must be 1 to 255 printable characters.",
-                       code="idempotency_key_invalid", param="Idempotency-Key")
+        raise InvalidRequest("Idempotency-Key must be 1 to 255 printable characters.",
+                             code="idempotency_key_invalid", param="Idempotency-Key")
     return key
 
 

@@ -1,22 +1,31 @@
-from core.errors import ApiError
+"""Domain errors of payments: the API's (grouped as in ``core.exceptions``), then the operators'."""
+from core.exceptions import InvalidRequest, NotFound
 
 
-class SellerNotOnboarded(ApiError):
-    default_code = "seller_not_onboarded"
-    default_detail = "The seller is not onboarded for this client."
+class SellerNotOnboarded(InvalidRequest):
+    code = "seller_not_onboarded"
+    message = "The seller is not onboarded for this client."
 
 
-class AmountRefusedByPSP(ApiError):
+class AmountRefusedByPSP(InvalidRequest):
     """An order the PSP would refuse (below its minimum charge, a fraction of a whole-unit currency…)."""
 
-    default_code = "amount_invalid"
-    default_detail = "The PSP does not accept this amount."
+    code = "amount_invalid"
+    message = "The PSP does not accept this amount."
 
 
-class PaymentOrderNotFound(ApiError):
-    status_code = 404
-    default_code = "resource_missing"
-    default_detail = "No such payment order."
+class PaymentOrderNotFound(NotFound):
+    message = "No such payment order."
+
+
+class RefundNotAllowed(InvalidRequest):
+    code = "payment_order_not_refundable"
+    message = "Only a succeeded payment order can be refunded."
+
+
+class RefundTooLarge(InvalidRequest):
+    code = "amount_too_large"
+    message = "The refund would exceed what was captured."
 
 
 class PSPMismatch(Exception):

@@ -4,7 +4,7 @@ from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from core.ids import IdFactory
-from core.models import ApiClient
+from core.models import ApiClient, TransitionAudit
 
 
 class Seller(models.Model):
@@ -64,6 +64,8 @@ class PaymentEvent(ConcurrentTransitionMixin, models.Model):
                   "to the buyer's PSP customer (an unattached token pays one PaymentIntent only). Blank until then.")
     idempotency_key = models.CharField(max_length=255)
     created_at = models.DateTimeField(auto_now_add=True)
+    TRANSITION_FIELDS = ("state", "completed_at", "failure_reason")  # core.transitions
+
     state = FSMField(default=PaymentEventState.PROCESSING, choices=PaymentEventState.choices, protected=True,
                      db_index=True)
     completed_at = models.DateTimeField(null=True, blank=True, db_index=True,
@@ -78,6 +80,12 @@ class PaymentEvent(ConcurrentTransitionMixin, models.Model):
     def __str__(self) -> str:
         return self.id
 
+    @property
+    def order_list(self) -> list["PaymentOrder"]:
+        """Its orders: as created with it, when it was just created (no query), else as stored."""
+        created = getattr(self, "_created_orders", None)
+        return created if created is not None else list(self.orders.all())
+
     # Transition methods only change fields; payments.services.checkout_outcome saves them (a
     # conditional UPDATE on state = processing) with the audit row.
     @transition(field=state, source=PaymentEventState.PROCESSING, target=PaymentEventState.SUCCEEDED)
@@ -89,8 +97,8 @@ class PaymentEvent(ConcurrentTransitionMixin, models.Model):
         self.completed_at = timezone.now()
 
     @transition(field=state, source=PaymentEventState.PROCESSING, target=PaymentEventState.FAILED)
-    def fail(self, reason: str) -> None:
-        self.failure_reason = reason[:500]
+    def fail(self, failure_reason: str) -> None:
+        self.failure_reason = failure_reason[:500]
         self.completed_at = timezone.now()
 
 
@@ -122,6 +130,10 @@ class PaymentOrder(ConcurrentTransitionMixin, models.Model):
     seller = models.ForeignKey(Seller, on_delete=models.PROTECT, related_name="payment_orders")
     amount = models.BigIntegerField(help_text="Minor units.")
     currency = models.CharField(max_length=3)
+    # What its transitions and their callers may change (core.transitions): written by name.
+    TRANSITION_FIELDS = ("state", "psp_reference", "failure_code", "failure_message", "completed_at", "attempts",
+                         "next_action_at", "psp_key_generation", "psp_key_spent_at", "updated_at")
+
     state = FSMField(default=PaymentOrderState.NOT_STARTED, choices=PaymentOrderState.choices,
                      protected=True, db_index=True)
     psp_reference = models.CharField(max_length=100, blank=True, db_index=True)
@@ -257,35 +269,25 @@ class SuspectedDoubleCharge(models.Model):
         return f"{self.psp_reference} for {self.payment_order_id}"
 
 
-class PaymentOrderTransition(models.Model):
+class PaymentOrderTransition(TransitionAudit):
     """Audit row: every state change of a payment order, who made it and why."""
 
     payment_order = models.ForeignKey(PaymentOrder, on_delete=models.PROTECT, related_name="transitions")
-    from_state = models.CharField(max_length=32)
-    to_state = models.CharField(max_length=32)
-    actor = models.CharField(max_length=100, help_text="e.g. task:payment_order_execute, webhook:evt_…, operator:alice")
-    reason = models.CharField(max_length=500, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
-    class Meta:
-        ordering = ["created_at", "id"]
+    class Meta(TransitionAudit.Meta):
+        pass
 
     def __str__(self) -> str:
         return f"{self.payment_order_id}: {self.from_state} → {self.to_state}"
 
 
-class PaymentEventTransition(models.Model):
+class PaymentEventTransition(TransitionAudit):
     """Audit row: every state change of a payment event, who made it and why."""
 
     payment_event = models.ForeignKey(PaymentEvent, on_delete=models.PROTECT, related_name="transitions")
-    from_state = models.CharField(max_length=32)
-    to_state = models.CharField(max_length=32)
-    actor = models.CharField(max_length=100, help_text="Whoever decided the order that decided the event.")
-    reason = models.CharField(max_length=500, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
-    class Meta:
-        ordering = ["created_at", "id"]
+    class Meta(TransitionAudit.Meta):
+        pass
 
     def __str__(self) -> str:
         return f"{self.payment_event_id}: {self.from_state} → {self.to_state}"
@@ -306,6 +308,9 @@ class Refund(ConcurrentTransitionMixin, models.Model):
     amount = models.BigIntegerField(help_text="Minor units.")
     currency = models.CharField(max_length=3)
     reason = models.CharField(max_length=200, blank=True)
+    TRANSITION_FIELDS = ("state", "psp_reference", "failure_code", "attempts", "psp_key_generation",
+                         "next_action_at", "updated_at", "completed_at")  # core.transitions
+
     state = FSMField(default=RefundState.PENDING, choices=RefundState.choices, protected=True, db_index=True)
     psp_reference = models.CharField(max_length=100, blank=True, db_index=True)
     failure_code = models.CharField(max_length=100, blank=True)
@@ -350,16 +355,13 @@ class Refund(ConcurrentTransitionMixin, models.Model):
         self.failure_code = ""
 
 
-class RefundTransition(models.Model):
-    refund = models.ForeignKey(Refund, on_delete=models.PROTECT, related_name="transitions")
-    from_state = models.CharField(max_length=32)
-    to_state = models.CharField(max_length=32)
-    actor = models.CharField(max_length=100)
-    reason = models.CharField(max_length=500, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+class RefundTransition(TransitionAudit):
+    """Audit row: every state change of a refund, who made it and why."""
 
-    class Meta:
-        ordering = ["created_at", "id"]
+    refund = models.ForeignKey(Refund, on_delete=models.PROTECT, related_name="transitions")
+
+    class Meta(TransitionAudit.Meta):
+        pass
 
     def __str__(self) -> str:
         return f"{self.refund_id}: {self.from_state} → {self.to_state}"

@@ -108,7 +108,7 @@ class PaymentEventOutput(serializers.Serializer):
     object = ObjectTypeField("payment_event")
     buyer = BuyerOutput(source="*")
     payment_method = serializers.CharField()
-    orders = PaymentOrderOutput(many=True)
+    orders = PaymentOrderOutput(many=True, source="order_list")
     state = serializers.ChoiceField(
         choices=[s.value for s in PaymentEventState],
         help_text="The checkout's own outcome: `processing` until every order is succeeded or failed (an order "

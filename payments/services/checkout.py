@@ -72,6 +72,7 @@ def payment_event_create(
                                actor=f"api_client:{client.id}", reason="checkout created")
         for o in created
     )
+    event._created_orders = created  # the response shows them without reading them back
     if len(created) == 1:
         enqueue_payment_order(created[0].id)
     else:

@@ -19,7 +19,8 @@ import logging
 from django.conf import settings
 from django.db import connection
 
-from payments.models import PaymentEvent, PaymentEventState, PaymentEventTransition, PaymentOrder, PaymentOrderState
+from core.transitions import transition_apply
+from payments.models import PaymentEvent, PaymentEventState, PaymentOrder, PaymentOrderState
 
 logger = logging.getLogger(__name__)
 
@@ -64,37 +65,18 @@ def payment_event_order_decided(*, order: PaymentOrder, actor: str) -> str:
     # Loaded with the order (lock_order); still processing, as the row under our lock just said.
     event = order.payment_event
     if n_failed == 0:
-        event.succeed()
-        reason = f"all {total} orders succeeded"
+        transition_apply(event, event.succeed, actor=actor, reason=f"all {total} orders succeeded")
     elif n_succeeded == 0:
         reason = f"all {total} orders failed" if total > 1 else "the order failed"
-        event.fail(reason=reason)
+        transition_apply(event, event.fail, actor=actor, reason=reason, failure_reason=reason)
     elif settings.CHECKOUT_ON_PARTIAL_FAILURE == REFUND_ALL:
         refunded = _refund_succeeded_orders(event)
         reason = (f"{n_failed} of {total} orders failed; CHECKOUT_ON_PARTIAL_FAILURE=refund_all: the "
                   f"{n_succeeded} succeeded refunded in full ({', '.join(refunded) or 'nothing left to refund'})")
-        event.fail(reason=reason)
+        transition_apply(event, event.fail, actor=actor, reason=reason, failure_reason=reason)
     else:
-        event.partially_succeed()
-        reason = f"{n_succeeded} of {total} orders succeeded, {n_failed} failed"
-    _save_transition(event, from_state=PaymentEventState.PROCESSING, actor=actor, reason=reason)
-    return event.state
-
-
-def _save_transition(event: PaymentEvent, *, from_state: str, actor: str, reason: str) -> None:
-    """Save the event's transition (only if it is still ``from_state``) and its audit row in one
-    statement. The event's row is locked by this transaction already, so it always applies."""
-    events, audit = PaymentEvent._meta.db_table, PaymentEventTransition._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH decided AS (UPDATE {events} SET state = %s, completed_at = %s, failure_reason = %s"
-            "                  WHERE id = %s AND state = %s RETURNING id)"
-            f" INSERT INTO {audit} (payment_event_id, from_state, to_state, actor, reason, created_at)"
-            " SELECT id, %s, %s, %s, %s, %s FROM decided",
-            [event.state, event.completed_at, event.failure_reason, event.id, from_state,
-             from_state, event.state, actor[:100], reason[:500], event.completed_at])
-        if cursor.rowcount != 1:  # cannot happen under the row lock: refuse to go on rather than guess
-            raise RuntimeError(f"payment event {event.id} was no longer {from_state}")
+        transition_apply(event, event.partially_succeed, actor=actor,
+                         reason=f"{n_succeeded} of {total} orders succeeded, {n_failed} failed")
     logger.info("event=payment_event_decided payment_event=%s state=%s", event.id, event.state)
 
 
@@ -102,7 +84,8 @@ def _refund_succeeded_orders(event: PaymentEvent) -> list[str]:
     """Refund what is left of each succeeded order of ``event`` (refund_all). Runs once per event:
     only for the transition out of ``processing``, under the event's row lock. An order the
     merchant already refunded in full has nothing left and is skipped."""
-    from payments.services.refunds import RefundTooLarge, refund_create
+    from payments.exceptions import RefundTooLarge
+    from payments.services.refunds import refund_create
 
     refunded = []
     order_ids = (PaymentOrder.objects.filter(payment_event=event, state=PaymentOrderState.SUCCEEDED)

@@ -10,12 +10,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.db import db_connection_release
+from core.transitions import transition_apply
 from payments.exceptions import ReplayNotPossible
 from payments.models import PaymentOrder, PaymentOrderState, Refund, RefundState
 from payments.psp import get_psp
 from payments.psp.base import PaymentResult, PSPError
 from payments.services.enqueue import enqueue_payment_order, enqueue_refund
-from payments.services.execution import lock_order, payment_order_apply_result_or_dead_letter, transition_order
+from payments.services.execution import lock_order, payment_order_apply_result_or_dead_letter
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def _send_again(order: PaymentOrder, *, actor: str, reason: str) -> bool:
         why = "the PSP shows no payment for this key: sending it again with the same key"
     order.next_action_at = timezone.now() + timedelta(seconds=settings.PAYMENT_STALL_SECONDS)
     logger.info("event=payment_order_send_again order=%s key=%s why=%s", order.id, order.psp_idempotency_key, why)
-    transition_order(order, order.redrive, actor=actor, reason=reason or why)  # an operator's words verbatim
+    transition_apply(order, order.redrive, actor=actor, reason=reason or why)  # an operator's words verbatim
     enqueue_payment_order(order.id)
     return True
 

@@ -11,11 +11,11 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from core.db import db_connection_release
-from core.errors import ApiError
 from core.models import ApiClient
+from core.transitions import transition_apply
 from ledger import accounts
 from ledger.services import EntrySpec, ledger_transaction_post
-from payments.exceptions import PaymentOrderNotFound
+from payments.exceptions import PaymentOrderNotFound, RefundNotAllowed, RefundTooLarge
 from payments.models import PaymentOrder, PaymentOrderState, Refund, RefundState, RefundTransition
 from payments.psp import get_psp
 from payments.psp.base import PaymentStatus, PSPKeySpent, PSPPermanentError, RefundRequest, RefundResult
@@ -24,24 +24,6 @@ from payments.services.execution import commission_for, retry_delay
 from wallet.services import wallet_debit
 
 logger = logging.getLogger(__name__)
-
-
-class RefundNotAllowed(ApiError):
-    default_code = "payment_order_not_refundable"
-    default_detail = "Only a succeeded payment order can be refunded."
-
-
-class RefundTooLarge(ApiError):
-    default_code = "amount_too_large"
-    default_detail = "The refund would exceed what was captured."
-
-
-def _transition(refund: Refund, method, *, actor: str, reason: str, **kwargs) -> None:
-    from_state = refund.state
-    method(**kwargs)
-    refund.save()
-    RefundTransition.objects.create(refund=refund, from_state=from_state, to_state=refund.state,
-                                    actor=actor[:100], reason=reason[:500])
 
 
 @transaction.atomic
@@ -130,7 +112,7 @@ def refund_schedule_retry(*, refund_id: str, error: str = "") -> float | None:
     if refund.state != RefundState.PENDING:
         return None
     if refund.attempts >= settings.PAYMENT_EXECUTE_MAX_ATTEMPTS:
-        _transition(refund, refund.dead_letter, actor="task:refund_execute", code="retries_exhausted",
+        transition_apply(refund, refund.dead_letter, actor="task:refund_execute", code="retries_exhausted",
                     reason=f"{refund.attempts} attempts failed; last error: {error}")
         logger.error("event=refund_dead_letter refund=%s error=%s", refund.id, error)
         return None
@@ -151,15 +133,16 @@ def refund_apply_result(*, refund_id: str, result: RefundResult, actor: str) -> 
         return refund.state
     if result.status is PaymentStatus.SUCCEEDED and (result.amount, result.currency) != (refund.amount,
                                                                                           refund.currency):
-        _transition(refund, refund.dead_letter, actor=actor, code="psp_amount_mismatch",
+        transition_apply(refund, refund.dead_letter, actor=actor, code="psp_amount_mismatch",
                     reason=f"PSP refunded {result.amount} {result.currency} ({result.psp_reference}), "
                            f"asked {refund.amount} {refund.currency}")
         logger.error("event=refund_dead_letter refund=%s code=psp_amount_mismatch", refund.id)
     elif result.status is PaymentStatus.SUCCEEDED:
-        _transition(refund, refund.succeed, actor=actor, reason="PSP refunded", psp_reference=result.psp_reference)
+        transition_apply(refund, refund.succeed, actor=actor, reason="PSP refunded", psp_reference=result.psp_reference)
         _post_refund(order, refund)
     elif result.status is PaymentStatus.FAILED:
-        _transition(refund, refund.fail, actor=actor, reason=f"PSP: {result.failure_code}", code=result.failure_code)
+        transition_apply(refund, refund.fail, actor=actor, reason=f"PSP: {result.failure_code}",
+                         code=result.failure_code)
         PaymentOrder.objects.filter(pk=order.pk).update(amount_refunded=F("amount_refunded") - refund.amount)
     return refund.state
 
@@ -215,7 +198,7 @@ def refund_replay_dead_letter(*, refund_id: str, operator: str, reason: str) -> 
             return refund.state
         refund.attempts = 0
         refund.next_action_at = timezone.now() + timedelta(seconds=settings.PAYMENT_STALL_SECONDS)
-        _transition(refund, refund.redrive, actor=actor, reason=reason)
+        transition_apply(refund, refund.redrive, actor=actor, reason=reason)
         if found is not None:
             return refund_apply_result(refund_id=refund.id, result=found, actor=actor)
         enqueue_refund(refund.id)

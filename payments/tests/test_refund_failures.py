@@ -12,10 +12,10 @@ from ledger import accounts
 from ledger import selectors as ledger_selectors
 from ledger.models import LedgerTransaction
 from payments import services
+from payments.exceptions import RefundTooLarge
 from payments.models import PaymentOrderState, Refund, RefundState
 from payments.psp.base import PaymentResult, PaymentStatus, RefundResult
 from payments.services import payment_order_apply_result, refund_apply_result, refund_create, refund_posting_key
-from payments.services.refunds import RefundTooLarge
 from payments.tests.factories import PaymentOrderFactory
 from payments.tests.test_checkout_flow import assert_audit_clean
 from payments.tests.test_psp_faults import one_order, wait_state

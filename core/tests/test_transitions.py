@@ -1,0 +1,42 @@
+"""``transition_apply``: the one way a payment order, payment event or refund changes state."""
+import pytest
+from django.db import transaction
+from django_fsm import ConcurrentTransition, TransitionNotAllowed
+
+from core.transitions import transition_apply
+from payments.models import PaymentOrder, PaymentOrderTransition
+from payments.tests.factories import PaymentOrderFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_transition_writes_its_fields_and_one_audit_row():
+    order = PaymentOrderFactory(state="executing")
+    order.attempts = 4  # set by the caller, written with the transition
+    with transaction.atomic():
+        transition_apply(order, order.succeed, actor="task:t", reason="PSP captured", psp_reference="pi_9")
+    stored = PaymentOrder.objects.get(pk=order.pk)
+    assert (stored.state, stored.psp_reference, stored.attempts) == ("succeeded", "pi_9", 4)
+    assert stored.completed_at is not None and stored.updated_at == order.updated_at
+    audit = PaymentOrderTransition.objects.get(payment_order=order)
+    assert (audit.from_state, audit.to_state, audit.actor, audit.reason) == ("executing", "succeeded", "task:t",
+                                                                             "PSP captured")
+
+
+def test_a_move_the_state_machine_does_not_allow_writes_nothing():
+    order = PaymentOrderFactory(state="succeeded")
+    with pytest.raises(TransitionNotAllowed), transaction.atomic():
+        transition_apply(order, order.fail, actor="task:t", reason="late failure", code="card_declined",
+                         message="declined")
+    assert PaymentOrder.objects.get(pk=order.pk).state == "succeeded"
+    assert not PaymentOrderTransition.objects.filter(payment_order=order).exists()
+
+
+def test_a_row_changed_since_it_was_read_is_not_overwritten():
+    order = PaymentOrderFactory(state="executing")
+    PaymentOrder.objects.filter(pk=order.pk).update(state="failed")  # someone else decided it meanwhile
+    with pytest.raises(ConcurrentTransition), transaction.atomic():
+        transition_apply(order, order.succeed, actor="task:t", reason="PSP captured", psp_reference="pi_9")
+    stored = PaymentOrder.objects.get(pk=order.pk)
+    assert (stored.state, stored.psp_reference) == ("failed", "")
+    assert not PaymentOrderTransition.objects.filter(payment_order=order).exists()

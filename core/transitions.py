@@ -1,0 +1,61 @@
+"""One way to change state: a django-fsm transition, written with its audit row in one statement.
+
+A stateful model (payment order, payment event, refund) names the fields its transitions and
+their callers may change (``TRANSITION_FIELDS``) and keeps its audit rows in a model derived from
+``core.models.TransitionAudit`` under ``related_name="transitions"``. Its service locks the row,
+sets what the transition does not (an attempt count, a next action time), and calls
+``transition_apply``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+from django.db import connection, models
+from django.utils import timezone
+from django_fsm import ConcurrentTransition, FSMFieldMixin, TransitionNotAllowed, can_proceed
+
+
+@cache
+def _transition_sql(model: type[models.Model]) -> tuple[str, str, tuple[str, ...]]:
+    """(statement, state field name, fields written) for ``model``, built once from its own names."""
+    meta = model._meta
+    state = next(f for f in meta.concrete_fields if isinstance(f, FSMFieldMixin))
+    fields = tuple(model.TRANSITION_FIELDS)
+    if state.name not in fields:
+        raise TypeError(f"{model.__name__}.TRANSITION_FIELDS must name {state.name!r}")
+    audit = meta.get_field("transitions")  # the reverse side of the audit model's foreign key
+    audit_meta = audit.related_model._meta
+    sets = ", ".join(f'"{meta.get_field(name).column}" = %s' for name in fields)
+    columns = ", ".join(f'"{c}"' for c in (audit.field.column, *(audit_meta.get_field(n).column for n in (
+        "from_state", "to_state", "actor", "reason", "created_at"))))
+    pk = meta.pk.column
+    return (f'WITH moved AS (UPDATE "{meta.db_table}" SET {sets} WHERE "{pk}" = %s AND "{state.column}" = %s '
+            f'RETURNING "{pk}") INSERT INTO "{audit_meta.db_table}" ({columns}) '
+            f'SELECT "{pk}", %s, %s, %s, %s, %s FROM moved RETURNING 1'), state.name, fields
+
+
+def transition_apply(obj: models.Model, method: Callable[..., object], *, actor: str, reason: str,
+                     **kwargs: object) -> None:
+    """Apply one django-fsm transition to a locked ``obj`` and write it with its audit row.
+
+    The transition method checks the move (``can_proceed``) and changes fields in memory; one
+    statement then writes ``TRANSITION_FIELDS`` (only if the row is still in the state it was
+    read in: django-fsm's concurrency check) and inserts the audit row with actor and reason.
+    Raises ``TransitionNotAllowed`` or ``ConcurrentTransition``.
+    """
+    sql, state_name, fields = _transition_sql(type(obj))
+    if not can_proceed(method):
+        raise TransitionNotAllowed(f"{obj.pk} cannot {method.__name__} from {getattr(obj, state_name)}",
+                                   object=obj, method=method)
+    from_state = getattr(obj, state_name)
+    method(**kwargs)
+    now = timezone.now()
+    if "updated_at" in fields:
+        obj.updated_at = now
+    with connection.cursor() as cur:
+        cur.execute(sql, [*(getattr(obj, name) for name in fields), obj.pk, from_state,
+                          from_state, getattr(obj, state_name), actor[:100], reason[:500], now])
+        if cur.fetchone() is None:
+            raise ConcurrentTransition(f"{obj.pk} is no longer {from_state}")
+    obj._update_initial_state()  # as django-fsm's save() does: a later save() checks the new state

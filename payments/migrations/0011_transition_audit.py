@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payments', '0009_payment_event_state'),
+        ('payments', '0010_settleable_order'),
     ]
 
     operations = [

@@ -50,7 +50,7 @@ demo: install
 	bash scripts/demo.sh
 
 run: migrate
-	$(VENV)/bin/honcho start
+	$(VENV)/bin/honcho start -c worker=$${WORKER_PROCESSES:-$$(nproc)}
 
 stop:
 	bash scripts/stack.sh stop

@@ -6,7 +6,7 @@ import random
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from core.db import db_connection_release
@@ -14,7 +14,7 @@ from core.transitions import transition_apply
 from ledger import accounts
 from ledger.services import EntrySpec, ledger_transaction_post
 from payments.exceptions import PSPAmountMismatch, PSPMismatch
-from payments.models import PaymentEvent, PaymentOrder, PaymentOrderState, SuspectedDoubleCharge
+from payments.models import PaymentOrder, PaymentOrderState, SuspectedDoubleCharge
 from payments.psp import get_psp
 from payments.psp.base import (
     PaymentRequest,
@@ -27,39 +27,10 @@ from payments.psp.base import (
 )
 from payments.services.checkout_outcome import payment_event_order_decided
 from payments.services.customers import payment_event_payment_method
+from payments.services.order_rows import lock_order, order_claim
 from wallet.services import wallet_credit
 
 logger = logging.getLogger(__name__)
-
-
-def _lock_order_sql() -> tuple[str, list[str], list[str]]:
-    """``select_for_update(of=("self",)).select_related("payment_event")`` written once: the ORM
-    compiles that query anew on every call, about a third of an order's CPU in the worker."""
-    order_fields = [f.attname for f in PaymentOrder._meta.concrete_fields]
-    event_fields = [f.attname for f in PaymentEvent._meta.concrete_fields]
-    columns = [f'o."{PaymentOrder._meta.get_field(n).column}"' for n in order_fields] + \
-              [f'e."{PaymentEvent._meta.get_field(n).column}"' for n in event_fields]
-    event_fk = PaymentOrder._meta.get_field("payment_event").column
-    return (f'SELECT {", ".join(columns)} FROM "{PaymentOrder._meta.db_table}" o '
-            f'JOIN "{PaymentEvent._meta.db_table}" e ON e."{PaymentEvent._meta.pk.column}" = o."{event_fk}" '
-            f'WHERE o."{PaymentOrder._meta.pk.column}" = %s FOR UPDATE OF o'), order_fields, event_fields
-
-
-_LOCK_ORDER_SQL, _ORDER_FIELDS, _EVENT_FIELDS = _lock_order_sql()
-
-
-def lock_order(payment_order_id: str) -> PaymentOrder:
-    """The order, locked until the transaction ends, with its payment event (not locked: its
-    counters are taken under their own row lock, after the order's). No field of either needs
-    a converter from the database's value (pinned by a test against the ORM's own load)."""
-    with connection.cursor() as cur:
-        cur.execute(_LOCK_ORDER_SQL, [payment_order_id])
-        row = cur.fetchone()
-    if row is None:
-        raise PaymentOrder.DoesNotExist(f"payment order {payment_order_id} does not exist")
-    order = PaymentOrder.from_db(DEFAULT_DB_ALIAS, _ORDER_FIELDS, row[:len(_ORDER_FIELDS)])
-    order.payment_event = PaymentEvent.from_db(DEFAULT_DB_ALIAS, _EVENT_FIELDS, row[len(_ORDER_FIELDS):])
-    return order
 
 
 def _after(seconds: float):
@@ -81,16 +52,10 @@ def payment_order_execute(*, payment_order_id: str, actor: str = "task:payment_o
     key leaves the order ``unknown`` for the janitor. ``PSPRetryableError`` is raised for the
     task to retry with the same key. Returns the state.
     """
-    with transaction.atomic():
-        order = lock_order(payment_order_id)
-        if order.state not in (PaymentOrderState.NOT_STARTED, PaymentOrderState.EXECUTING):
-            return order.state  # decided, pending at the PSP, or waiting for the janitor or an operator
-        order.attempts += 1
-        order.next_action_at = _after(settings.PSP_TIMEOUT_SECONDS + settings.PAYMENT_STALL_SECONDS)
-        if order.state == PaymentOrderState.NOT_STARTED:
-            transition_apply(order, order.start, actor=actor, reason="sent to the PSP")
-        else:
-            order.save(update_fields=["attempts", "next_action_at", "updated_at"])
+    order = order_claim(payment_order_id, actor=actor, reason="sent to the PSP",
+                        next_action_at=_after(settings.PSP_TIMEOUT_SECONDS + settings.PAYMENT_STALL_SECONDS))
+    if order is None:  # decided, pending at the PSP, or waiting for the janitor or an operator
+        return PaymentOrder.objects.values_list("state", flat=True).get(pk=payment_order_id)
     db_connection_release()
     try:
         payment_method, customer = payment_event_payment_method(event=order.payment_event)

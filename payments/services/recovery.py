@@ -16,7 +16,8 @@ from payments.models import PaymentOrder, PaymentOrderState, Refund, RefundState
 from payments.psp import get_psp
 from payments.psp.base import PaymentResult, PSPError
 from payments.services.enqueue import enqueue_payment_order, enqueue_refund
-from payments.services.execution import lock_order, payment_order_apply_result_or_dead_letter
+from payments.services.execution import payment_order_apply_result_or_dead_letter
+from payments.services.order_rows import lock_order
 
 logger = logging.getLogger(__name__)
 

@@ -369,7 +369,7 @@ def worker_kill_at(point: str, *, worker: Worker, order: PaymentOrder, sandbox_u
         written = tables_written(waiter.pid)
         if point == "psp_answered":
             # Only a locking read waits on a row lock (the statement's text is cut at 1 kB, before FOR UPDATE).
-            assert waiter.query.startswith('SELECT "payments_paymentorder"."id"'), waiter.query
+            assert waiter.query.startswith("SELECT") and 'FROM "payments_paymentorder"' in waiter.query, waiter.query
             assert written == set(), written
         else:
             assert "wallet_wallet" in waiter.query, waiter.query

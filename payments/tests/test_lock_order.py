@@ -1,5 +1,6 @@
-"""``lock_order`` reads the order and its event in hand-written SQL (the ORM's compile was a third
-of an order's CPU): it must load exactly what the ORM loads, and lock the order but not the event."""
+"""``lock_order`` and ``order_claim`` read the order and its event in hand-written SQL (the ORM's
+compile was a third of an order's CPU): they must load exactly what the ORM loads, lock the order
+but not the event, and claim as the state machine's ``start`` does."""
 from datetime import timedelta
 
 import psycopg
@@ -7,8 +8,8 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from payments.models import PaymentEvent, PaymentOrder
-from payments.services.execution import lock_order
+from payments.models import PaymentEvent, PaymentOrder, PaymentOrderTransition
+from payments.services.order_rows import lock_order, order_claim
 from payments.tests.factories import PaymentEventFactory, PaymentOrderFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -52,3 +53,24 @@ def test_lock_order_locks_the_order_not_its_event():
 def test_lock_order_of_a_missing_order_raises_does_not_exist():
     with pytest.raises(PaymentOrder.DoesNotExist), transaction.atomic():
         lock_order("ord_missing")
+
+
+def test_the_claim_starts_an_order_once_and_counts_every_attempt():
+    order = PaymentOrderFactory()
+    later = timezone.now() + timedelta(seconds=40)
+    first = order_claim(order.id, actor="task:t", reason="sent to the PSP", next_action_at=later)
+    again = order_claim(order.id, actor="task:t", reason="sent to the PSP", next_action_at=later)
+    assert (first.state, first.attempts, again.state, again.attempts) == ("executing", 1, "executing", 2)
+    assert again.payment_event.pk == order.payment_event_id and again.next_action_at == later
+    stored = PaymentOrder.objects.get(pk=order.id)
+    assert (stored.state, stored.attempts) == ("executing", 2)
+    audit = list(PaymentOrderTransition.objects.filter(payment_order=order).values_list("from_state", "to_state"))
+    assert audit == [("not_started", "executing")]  # a retry is an attempt, not a transition
+
+
+def test_the_claim_leaves_a_decided_order_alone():
+    order = PaymentOrderFactory(state="succeeded", attempts=1)
+    assert order_claim(order.id, actor="task:t", reason="x", next_action_at=timezone.now()) is None
+    stored = PaymentOrder.objects.get(pk=order.id)
+    assert (stored.state, stored.attempts, stored.next_action_at) == ("succeeded", 1, order.next_action_at)
+    assert not PaymentOrderTransition.objects.filter(payment_order=order).exists()

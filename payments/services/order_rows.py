@@ -1,0 +1,89 @@
+"""A payment order's row read, locked and claimed in SQL written once.
+
+The executor does this for every order, and the ORM compiles its queries anew on every call
+(about a third of an order's CPU in the worker). The statements are built from the models' own
+names and the claim from the state machine's own ``start`` transition, so neither can drift from
+the models; no field read here needs a converter from the database's value (a test holds them
+to the ORM's own load).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import DEFAULT_DB_ALIAS, connection
+from django.utils import timezone
+
+from payments.models import PaymentEvent, PaymentOrder, PaymentOrderTransition
+
+_ORDER, _EVENT, _AUDIT = PaymentOrder._meta, PaymentEvent._meta, PaymentOrderTransition._meta
+_ORDER_FIELDS = [f.attname for f in _ORDER.concrete_fields]
+_EVENT_FIELDS = [f.attname for f in _EVENT.concrete_fields]
+
+
+def _columns(meta, fields: list[str], alias: str) -> str:
+    return ", ".join(f'{alias}."{meta.get_field(name).column}"' for name in fields)
+
+
+def _start_transition():
+    """(source, target) of ``PaymentOrder.start``: the move the claim makes."""
+    start = next(t for t in _ORDER.get_field("state").get_all_transitions(PaymentOrder) if t.name == "start")
+    return start.source, start.target
+
+
+_EVENT_JOIN = (f'JOIN "{_EVENT.db_table}" e ON e."{_EVENT.pk.column}" = o."{_ORDER.get_field("payment_event").column}"')
+
+# select_for_update(of=("self",)).select_related("payment_event")
+_LOCK_SQL = (f'SELECT {_columns(_ORDER, _ORDER_FIELDS, "o")}, {_columns(_EVENT, _EVENT_FIELDS, "e")} '
+             f'FROM "{_ORDER.db_table}" o {_EVENT_JOIN} WHERE o."{_ORDER.pk.column}" = %s FOR UPDATE OF o')
+
+_START_SOURCE, _START_TARGET = _start_transition()
+
+# The claim: lock the row; if it is not started (or executing, a task's retry), count the attempt,
+# set its next action and, when it starts, move it to executing with its audit row; answer the row
+# as it now is, with its event. One statement in autocommit: no BEGIN, no COMMIT round trip.
+_CLAIM_SQL = f"""
+WITH prev AS (
+    SELECT "{_ORDER.pk.column}" AS id, state FROM "{_ORDER.db_table}" WHERE "{_ORDER.pk.column}" = %(id)s FOR UPDATE
+), claimed AS (
+    UPDATE "{_ORDER.db_table}" o
+    SET state = %(target)s, attempts = o.attempts + 1, next_action_at = %(next_action_at)s, updated_at = %(now)s
+    FROM prev WHERE o."{_ORDER.pk.column}" = prev.id AND prev.state IN (%(source)s, %(target)s)
+    RETURNING {_columns(_ORDER, _ORDER_FIELDS, "o")}, prev.state AS from_state
+), audit AS (
+    INSERT INTO "{_AUDIT.db_table}" ("{_AUDIT.get_field("payment_order").column}", from_state, to_state, actor,
+                                     reason, created_at)
+    SELECT "{_ORDER.pk.column}", from_state, %(target)s, %(actor)s, %(reason)s, %(now)s
+    FROM claimed WHERE from_state = %(source)s
+)
+SELECT o.*, {_columns(_EVENT, _EVENT_FIELDS, "e")} FROM claimed o {_EVENT_JOIN}
+"""
+
+
+def _order_from_row(row: tuple) -> PaymentOrder:
+    n = len(_ORDER_FIELDS)
+    order = PaymentOrder.from_db(DEFAULT_DB_ALIAS, _ORDER_FIELDS, row[:n])
+    order.payment_event = PaymentEvent.from_db(DEFAULT_DB_ALIAS, _EVENT_FIELDS, row[-len(_EVENT_FIELDS):])
+    return order
+
+
+def lock_order(payment_order_id: str) -> PaymentOrder:
+    """The order, locked until the transaction ends, with its payment event (not locked: its
+    counters are taken under their own row lock, after the order's)."""
+    with connection.cursor() as cur:
+        cur.execute(_LOCK_SQL, [payment_order_id])
+        row = cur.fetchone()
+    if row is None:
+        raise PaymentOrder.DoesNotExist(f"payment order {payment_order_id} does not exist")
+    return _order_from_row(row)
+
+
+def order_claim(payment_order_id: str, *, actor: str, reason: str, next_action_at: datetime) -> PaymentOrder | None:
+    """Claim the order for a call to the PSP: ``start`` it (``not_started`` → ``executing``, with its
+    audit row) or, already executing, count one more attempt; in one statement, committed on its own
+    when no transaction is open. ``None`` if the order is in any other state (nothing changed)."""
+    with connection.cursor() as cur:
+        cur.execute(_CLAIM_SQL, {"id": payment_order_id, "source": _START_SOURCE, "target": _START_TARGET,
+                                 "next_action_at": next_action_at, "now": timezone.now(), "actor": actor[:100],
+                                 "reason": reason[:500]})
+        row = cur.fetchone()
+    return None if row is None else _order_from_row(row)

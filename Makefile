@@ -21,7 +21,7 @@ export PSP_SANDBOX_WEBHOOK_URL ?= http://$(WEB_HOST):$(WEB_PORT)/webhooks/psp
 export DJANGO_SETTINGS_MODULE ?= config.settings.local
 export DJANGO_DEBUG ?= false
 
-.PHONY: install migrate manage demo run stop test lint bench-checkout bench-chaos bench-reconcile clean
+.PHONY: install migrate manage demo run stop test lint bench-checkout bench-chaos bench-reconcile clean mutation
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,23 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+# make mutation: mutmut over the money modules (docs/mutation.md), niced, one mutant at a time, on a test database
+# and Redis databases of its own so that it never meets `make test`; fails below MUTATION_MIN_SCORE percent.
+MUTATION_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/marketplace_mut
+MUTATION_CELERY_BROKER_URL ?= redis://127.0.0.1:6379/10
+MUTATION_RATE_LIMIT_REDIS_URL ?= redis://127.0.0.1:6379/11
+MUTATION_JOBS ?= 1
+MUTATION_MIN_SCORE ?= 90
+mutation: export DJANGO_SETTINGS_MODULE = config.settings.test
+mutation: export DATABASE_URL = $(MUTATION_DATABASE_URL)
+mutation: export CELERY_BROKER_URL = $(MUTATION_CELERY_BROKER_URL)
+mutation: export RATE_LIMIT_REDIS_URL = $(MUTATION_RATE_LIMIT_REDIS_URL)
+mutation: install
+	rm -rf mutants
+	$(VENV)/bin/pytest -q -p no:cacheprovider --reuse-db --create-db core/tests/test_money.py  # a fresh test_<name>
+	nice -n 19 $(PY) scripts/mutation.py run --max-children $(MUTATION_JOBS)
+	$(PY) scripts/mutation.py check $(MUTATION_MIN_SCORE)
 
 bench-checkout: install
 	$(PY) bench/checkout.py $(BENCH_ARGS)

@@ -3,6 +3,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -258,8 +259,6 @@ LOGGING = {
 }
 
 # --- Reconciliation -----------------------------------------------------------------
-from celery.schedules import crontab  # noqa: E402 - kept inside this block
-
 # Where the nightly job looks for new PSP reports and bank statements (a file is imported once per content).
 RECONCILIATION_INBOX_DIR = env.path("RECONCILIATION_INBOX_DIR", default=BASE_DIR / "var" / "settlement-inbox")
 # A succeeded order still unsettled this long after the end of the reconciled day is a missing_in_settlement break

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.db import objects_insert
 from core.models import ApiClient
 from payments.exceptions import AmountRefusedByPSP, SellerNotOnboarded
 from payments.models import PaymentEvent, PaymentOrder, PaymentOrderState, PaymentOrderTransition, Seller
@@ -55,23 +56,18 @@ def payment_event_create(
     for index, order in enumerate(orders):
         if order.seller_id not in onboarded:
             raise SellerNotOnboarded(f"Seller {order.seller_id!r} is not onboarded.", param=f"orders[{index}].seller")
-    event = PaymentEvent.objects.create(
+    event = PaymentEvent(
         client=client, buyer_reference=buyer_reference, buyer_email=buyer_email,
         payment_method=payment_method, idempotency_key=idempotency_key,
         # One order charges the token itself; several need it attached to the buyer's PSP customer first.
         psp_payment_method=payment_method if len(orders) == 1 else "",
     )
     sweep_after = timezone.now() + timedelta(seconds=settings.PAYMENT_STALL_SECONDS)
-    created = PaymentOrder.objects.bulk_create(
-        PaymentOrder(payment_event=event, seller_id=o.seller_id, amount=o.amount, currency=o.currency,
-                     next_action_at=sweep_after)
-        for o in orders
-    )
-    PaymentOrderTransition.objects.bulk_create(
-        PaymentOrderTransition(payment_order=o, from_state="", to_state=PaymentOrderState.NOT_STARTED,
-                               actor=f"api_client:{client.id}", reason="checkout created")
-        for o in created
-    )
+    created = [PaymentOrder(payment_event=event, seller_id=o.seller_id, amount=o.amount, currency=o.currency,
+                            next_action_at=sweep_after) for o in orders]
+    audit = [PaymentOrderTransition(payment_order=o, from_state="", to_state=PaymentOrderState.NOT_STARTED,
+                                    actor=f"api_client:{client.id}", reason="checkout created") for o in created]
+    objects_insert([event], created, audit)  # one statement
     event._created_orders = created  # the response shows them without reading them back
     if len(created) == 1:
         enqueue_payment_order(created[0].id)

@@ -77,107 +77,127 @@ def roles_ensure(conn: psycopg.Connection, *, owner_role: str, app_role: str,
     report = RolesReport()
     with conn.transaction():
         me, schema, database = conn.execute("SELECT current_user, current_schema(), current_database()").fetchone()
-        me_role = _role(conn, me)
-        can_manage_roles = me_role["super"] or me_role["createrole"]
-        owner, app = sql.Identifier(owner_role), sql.Identifier(app_role)
-        ident_schema = sql.Identifier(schema)
-
-        # --- the roles -------------------------------------------------------------------------------
-        if _role(conn, owner_role) is None:
-            if not can_manage_roles:
-                raise RoleSetupError(f"role {owner_role} does not exist and {me} may not create it")
-            # Nobody logs in as it here: migrations connect with DATABASE_OWNER_URL and hand it the objects.
-            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(owner))
-            report.created.append(owner_role)
-        if me != owner_role and not me_role["super"]:
-            member = conn.execute("SELECT pg_has_role(current_user, %s, 'MEMBER')", [owner_role]).fetchone()[0]
-            if not member:
-                raise RoleSetupError(f"{me} is neither {owner_role} nor a superuser: connect as the owner")
-        attributes = sql.SQL("LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS")
-        if app_password:
-            attributes = sql.SQL("{} PASSWORD {}").format(attributes, sql.Literal(app_password))
-        existing = _role(conn, app_role)
-        if app_role == me or (existing and existing["super"]) or app_role.startswith("pg_"):
-            # Never demote a superuser (it may be the one we are connected as): the app needs a role of its own.
-            raise RoleSetupError(f"DATABASE_URL's role {app_role} is {me if app_role == me else 'a superuser'}: "
-                                 "the app needs a role of its own (e.g. marketplace_app)")
-        if existing is None:
-            if not can_manage_roles:
-                raise RoleSetupError(f"role {app_role} does not exist and {me} may not create it")
-            conn.execute(sql.SQL("CREATE ROLE {} {}").format(app, attributes))
-            report.created.append(app_role)
-        elif can_manage_roles:
-            conn.execute(sql.SQL("ALTER ROLE {} {}").format(app, attributes))
-        if conn.execute("SELECT pg_has_role(%s, %s, 'MEMBER')", [app_role, owner_role]).fetchone()[0]:
-            # A member could SET ROLE to the owner and do anything the owner may.
-            conn.execute(sql.SQL("REVOKE {} FROM {}").format(owner, app))
-
-        # --- the owner owns everything in the schema ----------------------------------------------------
-        for name, kind, current_owner in _relations(conn, schema, "rpvmSf"):
-            if current_owner != owner_role:
-                conn.execute(sql.SQL("ALTER {} {}.{} OWNER TO {}").format(
-                    sql.SQL(_RELATION_KIND[kind]), ident_schema, sql.Identifier(name), owner))
-                report.owner_changed.append(name)
-        functions = conn.execute(
-            """
-            SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-            WHERE n.nspname = %s AND pg_get_userbyid(p.proowner) <> %s
-              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
-                              AND d.objid = p.oid AND d.deptype = 'e')
-            """, [schema, owner_role]).fetchall()
-        for (signature,) in functions:
-            conn.execute(sql.SQL("ALTER ROUTINE {} OWNER TO {}").format(sql.SQL(signature), owner))
-            report.owner_changed.append(signature)
-
-        # --- database and schema ---------------------------------------------------------------------
-        def has(role: str, check: str, obj: str, privilege: str) -> bool:
-            return conn.execute(sql.SQL("SELECT {}(%s, %s, %s)").format(sql.Identifier(check)),
-                                [role, obj, privilege]).fetchone()[0]
-
-        if not has(owner_role, "has_schema_privilege", schema, "CREATE"):
-            conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(ident_schema, owner))
-        if not (has(app_role, "has_database_privilege", database, "CONNECT")
-                and has(app_role, "has_database_privilege", database, "TEMPORARY")):
-            # TEMPORARY: reconciliation's set-based matching uses temporary tables.
-            conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
-                sql.Identifier(database), app))
-        if not has(app_role, "has_schema_privilege", schema, "USAGE"):
-            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(ident_schema, app))
-        if has(app_role, "has_schema_privilege", schema, "CREATE"):
-            # PostgreSQL before 15 let PUBLIC create in public: the app would own what it created.
-            conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM PUBLIC").format(ident_schema))
-            conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(ident_schema, app))
-
-        # --- the app's privileges on what exists ----------------------------------------------------------
-        never = sql.SQL(", ").join(sql.SQL(p) for p in NEVER)
-        conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}").format(
-            ident_schema, app))
-        conn.execute(sql.SQL("REVOKE {} ON ALL TABLES IN SCHEMA {} FROM {}").format(never, ident_schema, app))
-        conn.execute(sql.SQL("REVOKE {} ON ALL TABLES IN SCHEMA {} FROM PUBLIC").format(never, ident_schema))
-        conn.execute(sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA {} TO {}").format(ident_schema, app))
-        conn.execute(sql.SQL("REVOKE UPDATE ON ALL SEQUENCES IN SCHEMA {} FROM {}").format(ident_schema, app))
-        existing_tables = {name for name, _kind, _owner in _relations(conn, schema, "rp")}
-        views = [name for name, _kind, _owner in _relations(conn, schema, "vmf")]
-        for name in (*APPEND_ONLY_TABLES, *READ_ONLY_TABLES, *views):
-            if name not in existing_tables and name not in views:
-                continue  # not migrated yet
-            refused = "UPDATE, DELETE" if name in APPEND_ONLY_TABLES else "INSERT, UPDATE, DELETE"
-            for grantee in (app, sql.SQL("PUBLIC")):
-                conn.execute(sql.SQL("REVOKE {} ON {}.{} FROM {}").format(
-                    sql.SQL(refused), ident_schema, sql.Identifier(name), grantee))
-
-        # --- and on what migrations create later -----------------------------------------------------------
-        creators = [owner_role] + ([me] if me != owner_role else [])
-        for creator in creators:
-            prefix = sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {}").format(
-                sql.Identifier(creator), ident_schema)
-            conn.execute(sql.SQL("{} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}").format(prefix, app))
-            conn.execute(sql.SQL("{} GRANT USAGE ON SEQUENCES TO {}").format(prefix, app))
-
+        _roles_create(conn, report, me=me, owner_role=owner_role, app_role=app_role, app_password=app_password)
+        _owner_takes_everything(conn, report, schema=schema, owner_role=owner_role)
+        _database_and_schema_grants(conn, database=database, schema=schema, owner_role=owner_role,
+                                    app_role=app_role)
+        _app_privileges(conn, schema=schema, app_role=app_role)
+        _default_privileges(conn, me=me, schema=schema, owner_role=owner_role, app_role=app_role)
         report.problems = roles_check(conn, owner_role=owner_role, app_role=app_role)
         if report.problems:
             raise RoleSetupError("the app role is still too powerful: " + "; ".join(report.problems))
     return report
+
+
+def _roles_create(conn: psycopg.Connection, report: RolesReport, *, me: str, owner_role: str, app_role: str,
+                  app_password: str | None) -> None:
+    """The owner role (no login) and the app role (login, no special powers, not a member of the owner)."""
+    me_role = _role(conn, me)
+    can_manage_roles = me_role["super"] or me_role["createrole"]
+    owner, app = sql.Identifier(owner_role), sql.Identifier(app_role)
+    if _role(conn, owner_role) is None:
+        if not can_manage_roles:
+            raise RoleSetupError(f"role {owner_role} does not exist and {me} may not create it")
+        # Nobody logs in as it here: migrations connect with DATABASE_OWNER_URL and hand it the objects.
+        conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(owner))
+        report.created.append(owner_role)
+    if me != owner_role and not me_role["super"]:
+        member = conn.execute("SELECT pg_has_role(current_user, %s, 'MEMBER')", [owner_role]).fetchone()[0]
+        if not member:
+            raise RoleSetupError(f"{me} is neither {owner_role} nor a superuser: connect as the owner")
+    attributes = sql.SQL("LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS")
+    if app_password:
+        attributes = sql.SQL("{} PASSWORD {}").format(attributes, sql.Literal(app_password))
+    existing = _role(conn, app_role)
+    if app_role == me or (existing and existing["super"]) or app_role.startswith("pg_"):
+        # Never demote a superuser (it may be the one we are connected as): the app needs a role of its own.
+        raise RoleSetupError(f"DATABASE_URL's role {app_role} is {me if app_role == me else 'a superuser'}: "
+                             "the app needs a role of its own (e.g. marketplace_app)")
+    if existing is None:
+        if not can_manage_roles:
+            raise RoleSetupError(f"role {app_role} does not exist and {me} may not create it")
+        conn.execute(sql.SQL("CREATE ROLE {} {}").format(app, attributes))
+        report.created.append(app_role)
+    elif can_manage_roles:
+        conn.execute(sql.SQL("ALTER ROLE {} {}").format(app, attributes))
+    if conn.execute("SELECT pg_has_role(%s, %s, 'MEMBER')", [app_role, owner_role]).fetchone()[0]:
+        # A member could SET ROLE to the owner and do anything the owner may.
+        conn.execute(sql.SQL("REVOKE {} FROM {}").format(owner, app))
+
+
+def _owner_takes_everything(conn: psycopg.Connection, report: RolesReport, *, schema: str, owner_role: str) -> None:
+    """The owner role owns every relation and routine in the schema (extensions' routines excepted)."""
+    owner, ident_schema = sql.Identifier(owner_role), sql.Identifier(schema)
+    for name, kind, current_owner in _relations(conn, schema, "rpvmSf"):
+        if current_owner != owner_role:
+            conn.execute(sql.SQL("ALTER {} {}.{} OWNER TO {}").format(
+                sql.SQL(_RELATION_KIND[kind]), ident_schema, sql.Identifier(name), owner))
+            report.owner_changed.append(name)
+    functions = conn.execute(
+        """
+        SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = %s AND pg_get_userbyid(p.proowner) <> %s
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                          AND d.objid = p.oid AND d.deptype = 'e')
+        """, [schema, owner_role]).fetchall()
+    for (signature,) in functions:
+        conn.execute(sql.SQL("ALTER ROUTINE {} OWNER TO {}").format(sql.SQL(signature), owner))
+        report.owner_changed.append(signature)
+
+
+def _database_and_schema_grants(conn: psycopg.Connection, *, database: str, schema: str, owner_role: str,
+                                app_role: str) -> None:
+    """The owner creates in the schema; the app connects, uses temporary tables and the schema, creates nothing."""
+    owner, app, ident_schema = sql.Identifier(owner_role), sql.Identifier(app_role), sql.Identifier(schema)
+
+    def has(role: str, check: str, obj: str, privilege: str) -> bool:
+        return conn.execute(sql.SQL("SELECT {}(%s, %s, %s)").format(sql.Identifier(check)),
+                            [role, obj, privilege]).fetchone()[0]
+
+    if not has(owner_role, "has_schema_privilege", schema, "CREATE"):
+        conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(ident_schema, owner))
+    if not (has(app_role, "has_database_privilege", database, "CONNECT")
+            and has(app_role, "has_database_privilege", database, "TEMPORARY")):
+        # TEMPORARY: reconciliation's set-based matching uses temporary tables.
+        conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(sql.Identifier(database), app))
+    if not has(app_role, "has_schema_privilege", schema, "USAGE"):
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(ident_schema, app))
+    if has(app_role, "has_schema_privilege", schema, "CREATE"):
+        # PostgreSQL before 15 let PUBLIC create in public: the app would own what it created.
+        conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM PUBLIC").format(ident_schema))
+        conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(ident_schema, app))
+
+
+def _app_privileges(conn: psycopg.Connection, *, schema: str, app_role: str) -> None:
+    """The app's privileges on what exists: read and write, never the NEVER ones, and on the append-only
+    and read-only tables (and views) only what they allow."""
+    app, ident_schema = sql.Identifier(app_role), sql.Identifier(schema)
+    never = sql.SQL(", ").join(sql.SQL(p) for p in NEVER)
+    conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}").format(
+        ident_schema, app))
+    conn.execute(sql.SQL("REVOKE {} ON ALL TABLES IN SCHEMA {} FROM {}").format(never, ident_schema, app))
+    conn.execute(sql.SQL("REVOKE {} ON ALL TABLES IN SCHEMA {} FROM PUBLIC").format(never, ident_schema))
+    conn.execute(sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA {} TO {}").format(ident_schema, app))
+    conn.execute(sql.SQL("REVOKE UPDATE ON ALL SEQUENCES IN SCHEMA {} FROM {}").format(ident_schema, app))
+    existing_tables = {name for name, _kind, _owner in _relations(conn, schema, "rp")}
+    views = [name for name, _kind, _owner in _relations(conn, schema, "vmf")]
+    for name in (*APPEND_ONLY_TABLES, *READ_ONLY_TABLES, *views):
+        if name not in existing_tables and name not in views:
+            continue  # not migrated yet
+        refused = "UPDATE, DELETE" if name in APPEND_ONLY_TABLES else "INSERT, UPDATE, DELETE"
+        for grantee in (app, sql.SQL("PUBLIC")):
+            conn.execute(sql.SQL("REVOKE {} ON {}.{} FROM {}").format(
+                sql.SQL(refused), ident_schema, sql.Identifier(name), grantee))
+
+
+def _default_privileges(conn: psycopg.Connection, *, me: str, schema: str, owner_role: str, app_role: str) -> None:
+    """The same read and write on what migrations create later, whoever of us creates it."""
+    app, ident_schema = sql.Identifier(app_role), sql.Identifier(schema)
+    for creator in [owner_role] + ([me] if me != owner_role else []):
+        prefix = sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {}").format(sql.Identifier(creator),
+                                                                                     ident_schema)
+        conn.execute(sql.SQL("{} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}").format(prefix, app))
+        conn.execute(sql.SQL("{} GRANT USAGE ON SEQUENCES TO {}").format(prefix, app))
 
 
 def roles_check(conn: psycopg.Connection, *, owner_role: str, app_role: str) -> list[str]:

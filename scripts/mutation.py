@@ -22,6 +22,7 @@ pragma (the rest of mutmut is used as it is; `mutmut show NAME` and `mutmut brow
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tomllib
 from collections import Counter
@@ -90,9 +91,23 @@ def _patch_mutmut() -> None:
     file_mutation.create_mutations = create_mutations
 
 
+def _forget_database_connections() -> None:
+    """In a forked child, drop (never close: it is the parent's socket too) every database connection
+    inherited from the process that forked it, so the mutant's tests open their own. Sharing one
+    PostgreSQL connection between parent and children broke their tests and counted equivalent
+    mutants as killed."""
+    if "django.db" not in sys.modules:
+        return
+    from django.db import connections
+    for conn in connections.all(initialized_only=True):
+        conn.connection = None
+        conn.in_atomic_block, conn.savepoint_ids, conn.needs_rollback = False, [], False
+
+
 def run(argv: list[str]) -> None:
     here = Path(__file__).resolve().parent  # only mutants/ may provide the project's packages
     sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != here]
+    os.register_at_fork(after_in_child=_forget_database_connections)  # mutmut forks one child per mutant
     _patch_mutmut()
     import mutmut.__main__ as mutmut_main
 

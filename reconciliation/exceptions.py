@@ -1,6 +1,8 @@
 """Domain errors of reconciliation; callers (admin, commands, tasks) turn them into messages."""
 from __future__ import annotations
 
+from core.exceptions import Conflict, InvalidRequest
+
 
 class ReconciliationError(Exception):
     """Base class."""
@@ -12,3 +14,21 @@ class SettlementImportError(ReconciliationError):
 
 class BreakResolutionError(ReconciliationError):
     """A break cannot be resolved as asked (already resolved, no reason, unknown resolution)."""
+
+
+class CorrectionInvalid(ReconciliationError, InvalidRequest):
+    """A correction that can never be made as asked (no reason, unknown adjustment, a break without money)."""
+
+    code = "correction_invalid"
+
+
+class SelfApprovalRefused(CorrectionInvalid):
+    """Maker-checker: the operator who proposed a correction may not approve it."""
+
+    code = "correction_self_approval"
+
+
+class CorrectionConflict(ReconciliationError, Conflict):
+    """The correction or its break moved on (already decided, not open, another proposal pending)."""
+
+    code = "correction_conflict"

@@ -5,11 +5,22 @@ from django import forms
 from django.utils import timezone
 
 from reconciliation.importers import FORMATS
-from reconciliation.services import OPERATOR_RESOLUTIONS
+from reconciliation.services import ADJUSTMENTS, OPERATOR_RESOLUTIONS
 
 
 class BreakResolveForm(forms.Form):
     resolution = forms.ChoiceField(choices=[(r.value, r.label) for r in OPERATOR_RESOLUTIONS])
+    reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+                             help_text="Why: kept in the audit trail with your name.")
+
+
+class CorrectionProposeForm(forms.Form):
+    """A correction proposed on a break: posted only once another operator approves it."""
+
+    adjustment = forms.ChoiceField(choices=[(code, a.label) for code, a in ADJUSTMENTS.items()])
+    amount = forms.CharField(required=False, max_length=32,
+                             help_text="In major units (12.34); blank: the break's difference.")
+    currency = forms.CharField(required=False, max_length=3, help_text="Blank: the break's currency.")
     reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
                              help_text="Why: kept in the audit trail with your name.")
 

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
+from django.utils import timezone
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
+from core.models import TransitionAudit
 from reconciliation.record_types import BANK_LINES, MATCHED_ONE_BY_ONE, PAYOUT_LINES
 
 
@@ -162,6 +165,7 @@ class BreakClass(models.TextChoices):
     UNKNOWN_RECORD_TYPE = "unknown_record_type"
     PAYOUT_NOT_RECEIVED = "payout_not_received"
     MALFORMED_LINE = "malformed_line"
+    BANK_BALANCE_MISMATCH = "bank_balance_mismatch", "bank balance mismatch (statement's closing vs assets:bank)"
 
 
 class BreakState(models.TextChoices):
@@ -232,3 +236,75 @@ class BreakResolution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.brk_id}: {self.from_state} → {self.to_state} by {self.actor}"
+
+
+class CorrectionState(models.TextChoices):
+    PROPOSED = "proposed", "proposed (awaiting a second operator)"
+    APPROVED = "approved", "approved (posted)"
+    REJECTED = "rejected"
+
+
+class Correction(ConcurrentTransitionMixin, models.Model):
+    """An adjusting ledger posting proposed to resolve a break, posted only once another operator approves it.
+
+    ``entries`` are the exact ``[account, currency, amount]`` legs (debit positive) fixed at the proposal from
+    one of the allowed adjustments (``services.corrections.ADJUSTMENTS``); approval posts them under
+    ``posting_key`` through ``ledger.services`` and resolves the break, in one transaction.
+    """
+
+    TRANSITION_FIELDS = ("state", "decided_by", "decided_at", "decision_reason", "posting_key")  # core.transitions
+
+    brk = models.ForeignKey(Break, on_delete=models.PROTECT, related_name="corrections", verbose_name="break")
+    state = FSMField(default=CorrectionState.PROPOSED, choices=CorrectionState.choices, protected=True,
+                     db_index=True)
+    adjustment = models.CharField(max_length=40, help_text="One of the allowed adjustments.")
+    amount = models.BigIntegerField(help_text="Minor units, positive.")
+    currency = models.CharField(max_length=3)
+    entries = models.JSONField(help_text="[[account, currency, amount], ...], debit positive, minor units.")
+    reason = models.TextField(help_text="Why the proposer wants it posted.")
+    proposed_by = models.CharField(max_length=100)
+    proposed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    decided_by = models.CharField(max_length=100, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+    posting_key = models.CharField(max_length=100, null=True, blank=True, unique=True,
+                                   help_text="The ledger transaction's idempotency key, set on approval.")
+
+    class Meta:
+        ordering = ["-proposed_at", "-id"]
+        permissions = [("propose_correction", "Can propose a ledger correction for a break"),
+                       ("approve_correction", "Can approve or reject a ledger correction proposed by another")]
+        constraints = [
+            models.UniqueConstraint(fields=["brk"], condition=models.Q(state="proposed"),
+                                    name="correction_one_proposed_per_break"),
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="correction_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"correction #{self.pk} of break #{self.brk_id} ({self.state})"
+
+    def _decide(self, by: str, note: str) -> None:
+        self.decided_by = by[:100]
+        self.decided_at = timezone.now()
+        self.decision_reason = note
+
+    @transition(field=state, source=CorrectionState.PROPOSED, target=CorrectionState.APPROVED)
+    def approve(self, *, by: str, note: str) -> None:
+        self._decide(by, note)
+        self.posting_key = f"correction:{self.pk}"
+
+    @transition(field=state, source=CorrectionState.PROPOSED, target=CorrectionState.REJECTED)
+    def reject(self, *, by: str, note: str) -> None:
+        self._decide(by, note)
+
+
+class CorrectionTransition(TransitionAudit):
+    """Audit row: a correction proposed (from ``""``), approved or rejected; who and why."""
+
+    correction = models.ForeignKey(Correction, on_delete=models.PROTECT, related_name="transitions")
+
+    class Meta(TransitionAudit.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"{self.correction_id}: {self.from_state or '-'} → {self.to_state}"

@@ -15,6 +15,7 @@ from reconciliation.models import (
     MatchState,
     ReconciliationRun,
     SettlementLine,
+    SettlementMatch,
 )
 from reconciliation.record_types import RecordType
 
@@ -67,11 +68,15 @@ def breaks_of_runs(*, runs: QuerySet[ReconciliationRun]) -> QuerySet[Break]:
             .select_related("line", "line__file").order_by("break_class", "id"))
 
 
+#: Classes whose amount is the difference, the PSP's or bank's figure minus ours.
+_DIFFERENCES = (BreakClass.AMOUNT_MISMATCH, BreakClass.BANK_BALANCE_MISMATCH)
+
+
 def run_break_stats(*, run_id: int) -> dict[str, dict]:
     """Per class: breaks seen by the run, how many are new and open, amounts per currency.
 
     An amount is the PSP's figure (ours when the PSP has none); for ``amount_mismatch``
-    it is the difference, PSP minus books.
+    and ``bank_balance_mismatch`` it is the difference, PSP or bank minus books.
     """
     stats: dict[str, dict] = {}
     rows = (Break.objects.filter(Q(run_id=run_id) | Q(last_seen_run_id=run_id))
@@ -82,7 +87,7 @@ def run_break_stats(*, run_id: int) -> dict[str, dict]:
         entry["count"] += 1
         entry["new"] += first_run == run_id
         entry["open"] += state == BreakState.OPEN
-        if klass == BreakClass.AMOUNT_MISMATCH and actual is not None and expected is not None:
+        if klass in _DIFFERENCES and actual is not None and expected is not None:
             amount, currency = actual - expected, actual_currency or expected_currency
         elif actual is not None:
             amount, currency = actual, actual_currency
@@ -112,3 +117,34 @@ def break_export_rows(*, breaks: QuerySet[Break]) -> Iterator[list]:
                brk.expected_amount, brk.expected_currency, brk.actual_amount, brk.actual_currency, brk.description,
                brk.resolution, brk.reason, brk.resolved_by, brk.resolved_at.isoformat() if brk.resolved_at else "",
                brk.created_at.isoformat()]
+
+
+def settlement_records_of(*, object_ids: list[str], psp_references: list[str]
+                          ) -> tuple[list[SettlementLine], list[Break]]:
+    """What the settlement side holds about some of our objects (a payment order and its refunds): the lines
+    carrying one of ``psp_references`` or matched to one of ``object_ids`` (each read through
+    ``settlement_lines_with_match``, with its file), and every break about those objects or lines, oldest
+    first. For the operators' timeline of a payment; three statements, each on an index."""
+    psp_references = [r for r in psp_references if r]
+    line_ids = set(SettlementLine.objects.filter(psp_reference__in=psp_references).values_list("pk", flat=True))
+    line_ids |= set(SettlementMatch.objects.filter(object_id__in=object_ids).values_list("line_id", flat=True))
+    lines = list(settlement_lines_with_match(lines=SettlementLine.objects.filter(pk__in=line_ids))
+                 .select_related("file").order_by("pk"))
+    breaks = list(Break.objects.filter(Q(object_id__in=object_ids) | Q(line_id__in=line_ids))
+                  .order_by("created_at", "pk"))
+    return lines, breaks
+
+
+def settlement_reference_targets(*, reference: str, limit: int = 1000) -> tuple[list[str], list[str]]:
+    """``(PSP references, object ids)`` that the settlement lines known by ``reference`` (their own object id
+    such as a ``ch_``, their payout, their merchant reference or PSP reference) point to: what an operator's
+    search for a settlement reference finds among payments. At most ``limit`` lines are read."""
+    lines = (settlement_lines_with_match(lines=SettlementLine.objects.filter(
+        Q(psp_reference=reference) | Q(source_reference=reference) | Q(payout_reference=reference)
+        | Q(merchant_reference=reference)))
+        .values_list("psp_reference", "merchant_reference", "matched_object_id")[:limit])
+    psp_references, object_ids = set(), set()
+    for psp_reference, merchant_reference, matched_object_id in lines:
+        psp_references.add(psp_reference)
+        object_ids.update((merchant_reference, matched_object_id))
+    return sorted(r for r in psp_references if r), sorted(i for i in object_ids if i)

@@ -13,7 +13,8 @@ in one transaction:
 6. ``recording``: match rows, the files marked reconciled, breaks upserted by key and
    auto-resolved with an audit row;
 7. ``missing``: succeeded orders no line settled by the cut-off;
-8. ``booking``: fees and payouts posted to the ledger.
+8. ``booking``: fees and payouts posted to the ledger;
+9. ``balance``: the bank statements' closing balance against ``assets:bank``.
 
 Steps 1 to 5 write their decisions to ``recon_outcome`` (``outcomes``); ``history`` holds the
 SQL meaning of *matched* that they share with ``selectors.settlement_lines_with_match``.

@@ -1,4 +1,5 @@
-"""``reconciliation_run``: match every open settlement line to our books, book fees and payouts, classify breaks."""
+"""``reconciliation_run``: match every open settlement line to our books, book fees and payouts, classify breaks,
+check the bank's balance."""
 from __future__ import annotations
 
 import logging
@@ -10,6 +11,7 @@ from django.utils import timezone
 from reconciliation import selectors
 from reconciliation.models import ReconciliationRun
 
+from .balance import bank_balance_check
 from .booking import settlement_book
 from .candidates import charge_candidates_collect
 from .charges import charge_lines_decide
@@ -30,7 +32,8 @@ def reconciliation_run(*, day: date, actor: str = SYSTEM_ACTOR) -> Reconciliatio
     A line is open when its file has not been reconciled yet, or when an earlier run left it a
     break or malformed (unrelated bank lines wait for a payout to claim them). ``day`` is the
     business day: succeeded orders completed more than ``RECONCILIATION_MISSING_CUTOFF_HOURS``
-    before its end and still unsettled are breaks. One run at a time, in one transaction.
+    before its end and still unsettled are breaks; the closing balance of the run's bank statements is then
+    compared with ``assets:bank``. One run at a time, in one transaction.
     """
     with transaction.atomic():
         session_prepare()
@@ -50,6 +53,7 @@ def reconciliation_run(*, day: date, actor: str = SYSTEM_ACTOR) -> Reconciliatio
             line_breaks_write(cursor, scope)
             missing_in_settlement_find(cursor, scope)
             booked = settlement_book(files=scope.files, payouts=payouts.received)
+            bank_balance_check(scope)
             lines = lines_by_state(cursor, matched_by_reference=matched_by_reference)
         run.finished_at = timezone.now()
         run.stats = {"breaks": selectors.run_break_stats(run_id=run.pk), "lines": lines, "fees_booked": booked.fees,

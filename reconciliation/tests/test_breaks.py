@@ -146,9 +146,12 @@ def test_payout_matched_by_amount_without_id_and_amount_mismatch(tmp_path, now):
     path.write_text(path.read_text().replace("</Ntry>", "</Ntry>\n" + _credit_without_reference(5000, now), 1))
     settlement_file_import(path=path, actor="test")
     reconciliation_run(day=now.date(), actor="test")
-    assert classes() == [("amount_mismatch", "open")]
-    brk = Break.objects.get()
+    # The short payout is not booked, so the bank's closing balance (6990, the statement's own) is not the books'.
+    assert classes() == [("amount_mismatch", "open"), ("bank_balance_mismatch", "open")]
+    brk = Break.objects.get(break_class="amount_mismatch")
     assert (brk.object_id, brk.expected_amount, brk.actual_amount) == ("po_short", 7000, 6990)
+    balance = Break.objects.get(break_class="bank_balance_mismatch")
+    assert (balance.expected_amount, balance.actual_amount) == (5000, 6990)
     assert ledger_selectors.account_balance(code=accounts.BANK, currency="usd") == 5000
 
 

@@ -15,6 +15,15 @@ GROUPS = {
                            "payments.refund_suspecteddoublecharge", "payments.reprocess_webhookevent"), ()),
     "Finance operators": (("payments", "wallet", "ledger", "reconciliation"), ("reconciliation.add_settlementfile",),
                           ("reconciliation",)),
+    # Maker-checker: the second operator who approves (posts) or rejects the corrections finance operators propose.
+    "Finance approvers": (("payments", "wallet", "ledger", "reconciliation"), ("reconciliation.approve_correction",),
+                          ()),
+}
+
+# Custom permissions a group's apps would give it but it must not hold: who proposes a correction
+# (reconciliation.propose_correction) does not approve one.
+WITHHELD = {
+    "Finance operators": ("reconciliation.approve_correction",),
 }
 
 # Custom permissions the groups need, ensured here too (idempotent; they are declared in their models'
@@ -45,6 +54,10 @@ class Command(BaseCommand):
             custom = Q(content_type__app_label__in=custom_apps)
             for prefix in DEFAULT_ACTIONS:
                 custom &= ~Q(codename__startswith=prefix)
-            permissions = Permission.objects.filter(wanted | custom)
+            withheld = Q(pk__in=[])
+            for label in WITHHELD.get(name, ()):
+                app_label, codename = label.split(".")
+                withheld |= Q(content_type__app_label=app_label, codename=codename)
+            permissions = Permission.objects.filter(wanted | custom).exclude(withheld)
             group.permissions.set(permissions)
             self.stdout.write(f"{name}: {permissions.count()} permissions")

@@ -2,6 +2,7 @@
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.settings import api_settings
 
 from core.money import is_known_currency, normalize_currency
 from core.validators import contains_card_number
@@ -20,8 +21,8 @@ class StrictSerializer(serializers.Serializer):
             if unknown:
                 if any(len(name) <= 255 and contains_card_number(name) for name in unknown):
                     # the name is not echoed as ``param`` either
-                    raise serializers.ValidationError(serializers.ErrorDetail(CARD_NUMBER_MESSAGE,
-                                                                              code=CARD_NUMBER_REFUSED))
+                    raise serializers.ValidationError({api_settings.NON_FIELD_ERRORS_KEY: [
+                        serializers.ErrorDetail(CARD_NUMBER_MESSAGE, code=CARD_NUMBER_REFUSED)]})
                 raise serializers.ValidationError(
                     {unknown[0]: serializers.ErrorDetail("Unknown parameter.", code="parameter_unknown")}
                 )

@@ -142,6 +142,17 @@ def test_a_card_number_as_an_unknown_parameter_name_is_refused_without_echoing_i
     assert b"4242424242424242" not in response.content
 
 
+@pytest.mark.parametrize("send", [
+    lambda api, seller: _checkout(api, {**_checkout_body(seller), "4242424242424242": 1}),
+    lambda api, seller: _seller(api, {"name": "x", "4242424242424242": 1}),
+], ids=["checkout", "seller"])
+def test_a_card_number_as_an_unknown_top_level_parameter_name_is_refused_not_a_500(api, seller, send):
+    response = send(api, seller)
+    assert response.status_code == 400, response.content
+    assert (response.json()["error"]["code"], response.json()["error"]["param"]) == ("card_number_refused", None)
+    assert b"4242424242424242" not in response.content
+
+
 @pytest.mark.parametrize("text", CARD_SPELLINGS)
 @pytest.mark.parametrize("field", ["name", "external_reference"])
 def test_a_card_number_in_a_seller_field_is_refused(api, field, text):

@@ -79,7 +79,7 @@ mutation: export RATE_LIMIT_REDIS_URL = $(MUTATION_RATE_LIMIT_REDIS_URL)
 mutation: install
 	rm -rf mutants
 	$(VENV)/bin/pytest -q -p no:cacheprovider --reuse-db --create-db core/tests/test_money.py  # a fresh test_<name>
-	nice -n 19 $(PY) scripts/mutation.py run --max-children $(MUTATION_JOBS)
+	nice -n 19 $(PY) scripts/mutation.py run-by-module --max-children $(MUTATION_JOBS)
 	$(PY) scripts/mutation.py check $(MUTATION_MIN_SCORE)
 
 bench-checkout: install

@@ -1,6 +1,7 @@
 """`make mutation`: mutmut 3 over the money modules, then the score per module (docs/mutation.md).
 
     python scripts/mutation.py run [MUTANT ...]   mutmut's own `run`, with the two changes below
+    python scripts/mutation.py run-by-module      `run`, one process per mutated module (what `make mutation` runs)
     python scripts/mutation.py report             killed/survived/total per module and the score
     python scripts/mutation.py check [MIN]        report, and exit 1 below MIN percent (default 90)
 
@@ -115,6 +116,20 @@ def run(argv: list[str]) -> None:
     mutmut_main.cli()
 
 
+def run_by_module(argv: list[str]) -> None:
+    """``run`` once per module of ``only_mutate``, each in a process of its own. One ``run`` over every
+    module at once let earlier mutants' runs change later ones' outcomes: equivalent mutants of
+    ``stripe_currencies`` (``x_to_stripe__mutmut_8``: ``shift >= 0`` → ``shift > 0``) came out killed
+    in the whole run and survived in a run of their module, as they do alone."""
+    import subprocess
+
+    modules = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]["only_mutate"]
+    for path in modules:
+        pattern = path.removesuffix(".py").replace("/", ".") + ".*"
+        print(f"--- {pattern}", flush=True)
+        subprocess.run([sys.executable, __file__, "run", *argv, pattern], check=True)
+
+
 def counts() -> dict[str, Counter]:
     """Per source file: killed, survived, no_tests, other (not checked, suspicious, ...) and total."""
     result: dict[str, Counter] = {}
@@ -152,6 +167,8 @@ def main() -> None:
     command, *rest = sys.argv[1:] or ["run"]
     if command == "run":
         run(rest)
+    elif command == "run-by-module":
+        run_by_module(rest)
     elif command == "report":
         report()
     elif command == "check":

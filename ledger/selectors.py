@@ -1,6 +1,9 @@
 """Reads of the ledger. Balances always derive from entries."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from django.db.models import Count, Sum
 
 from ledger.models import Entry, LedgerTransaction
@@ -47,3 +50,30 @@ def posting_keys_with_prefix(*, prefix: str, suffix: str = "") -> list[str]:
     if suffix:
         qs = qs.filter(idempotency_key__endswith=suffix)
     return list(qs.values_list("idempotency_key", flat=True))
+
+
+@dataclass(frozen=True)
+class Posting:
+    """One ledger transaction with its entries ``(account code, currency, amount)``, in entry order."""
+
+    id: int
+    idempotency_key: str
+    description: str
+    reference: str
+    occurred_at: datetime
+    entries: tuple[tuple[str, str, int], ...]
+
+
+def postings_by_reference(*, references: list[str]) -> list[Posting]:
+    """The postings of the given business objects (``LedgerTransaction.reference``: an order or refund id),
+    oldest first, each with its entries. One statement."""
+    rows = (Entry.objects.filter(transaction__reference__in=[r for r in references if r])
+            .order_by("transaction__occurred_at", "transaction_id", "id")
+            .values_list("transaction_id", "transaction__idempotency_key", "transaction__description",
+                         "transaction__reference", "transaction__occurred_at", "account__code", "currency",
+                         "amount"))
+    postings: dict[int, tuple[tuple, list]] = {}
+    for tx_id, key, description, reference, occurred_at, code, currency, amount in rows:
+        postings.setdefault(tx_id, ((tx_id, key, description, reference, occurred_at), []))[1].append(
+            (code, currency, amount))
+    return [Posting(*head, entries=tuple(entries)) for head, entries in postings.values()]

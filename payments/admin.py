@@ -1,10 +1,12 @@
 """Operator console for payments: look and search; money and states are read-only."""
 from django.contrib import admin
 from django.db.models import Count
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from core.admin_base import ReadOnlyAdmin, action_with_reason
 from core.money import format_money
-from payments import services
+from payments import admin_console, selectors, services
 from payments.exceptions import DoubleChargeRefundFailed, ReplayNotPossible
 from payments.models import (
     PaymentEvent,
@@ -41,7 +43,7 @@ class SellerAdmin(admin.ModelAdmin):
 
 class PaymentOrderInline(admin.TabularInline):
     model = PaymentOrder
-    fields = ("id", "seller", "amount_display", "state", "psp_reference", "failure_code")
+    fields = ("id", "seller", "amount_display", "state", "psp_reference", "failure_code", "timeline")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -53,6 +55,10 @@ class PaymentOrderInline(admin.TabularInline):
     @admin.display(description="Amount")
     def amount_display(self, obj):
         return format_money(obj.amount, obj.currency)
+
+    @admin.display(description="Timeline")
+    def timeline(self, obj):
+        return format_html('<a href="{}">timeline</a>', reverse("admin:payments_paymentorder_timeline", args=[obj.pk]))
 
 
 class PaymentEventTransitionInline(admin.TabularInline):
@@ -66,23 +72,62 @@ class PaymentEventTransitionInline(admin.TabularInline):
         return False
 
 
+class _TimelineAdmin:
+    """A changelist and change page that link each row to its timeline (``payments.admin_console``), and the
+    one search box that finds a payment by anything an operator knows of it (``payments.selectors``)."""
+
+    search_fields = ("id",)  # shows the box; get_search_results does the searching
+    search_help_text = ("Our ids, pi_/ch_/re_ references, buyer reference or email, seller name, an amount "
+                        "(49.99 or minor units), a settlement reference")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at", "-id")
+
+    def get_urls(self):
+        name = f"payments_{self.model._meta.model_name}_timeline"
+        return [path("<path:object_id>/timeline/", self.admin_site.admin_view(self.timeline_view), name=name),
+                *super().get_urls()]
+
+    @admin.display(description="Timeline")
+    def timeline_link(self, obj):
+        url = reverse(f"admin:payments_{self.model._meta.model_name}_timeline", args=[obj.pk])
+        return format_html('<a href="{}">timeline</a>', url)
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        psp_references, object_ids = admin_console.settlement_targets(term)
+        return self.search(queryset, term, psp_references, object_ids), False  # EXISTS only: no duplicates
+
+
 @admin.register(PaymentEvent)
-class PaymentEventAdmin(ReadOnlyAdmin):
+class PaymentEventAdmin(_TimelineAdmin, ReadOnlyAdmin):
     """Read-only; the state is derived from the orders (payments/services/checkout_outcome.py)."""
 
-    list_display = ("id", "buyer_reference", "client", "order_count", "state", "completed_at", "created_at")
-    search_fields = ("id", "buyer_reference", "buyer_email", "idempotency_key", "orders__id",
-                     "orders__psp_reference")
-    list_filter = ("state", "client", "created_at", "completed_at")
+    list_display = ("id", "created_at", "buyer_reference", "buyer_email", "order_count", "state_badge",
+                    "completed_at", "timeline_link")
+    list_filter = ("state", "client", admin_console.CreatedRangeFilter, "completed_at")
     readonly_fields = ("state", "completed_at", "failure_reason", "orders_succeeded", "orders_failed")
     inlines = [PaymentOrderInline, PaymentEventTransitionInline]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(order_total=Count("orders"))
+        # distinct: a search or filter that joins the orders must not multiply the count.
+        return super().get_queryset(request).annotate(order_total=Count("orders", distinct=True))
 
     @admin.display(description="Orders", ordering="order_total")
     def order_count(self, obj):
         return obj.order_total
+
+    @admin.display(description="State", ordering="state")
+    def state_badge(self, obj):
+        return admin_console.state_badge(obj.state, obj.get_state_display())
+
+    def search(self, queryset, term, psp_references, object_ids):
+        return selectors.payment_events_search(events=queryset, query=term, psp_references=psp_references,
+                                               object_ids=object_ids)
+
+    def timeline_view(self, request, object_id):
+        return admin_console.event_timeline_view(self, request, object_id)
 
 
 class PaymentOrderTransitionInline(admin.TabularInline):
@@ -97,12 +142,12 @@ class PaymentOrderTransitionInline(admin.TabularInline):
 
 
 @admin.register(PaymentOrder)
-class PaymentOrderAdmin(ReadOnlyAdmin):
-    list_display = ("id", "payment_event", "seller", "amount_display", "state", "psp_reference",
-                    "attempts", "failure_code", "updated_at")
-    search_fields = ("id", "payment_event__id", "seller__id", "psp_reference")
-    list_filter = ("state", "currency", "failure_code", "created_at")
-    list_select_related = ("payment_event", "seller")
+class PaymentOrderAdmin(_TimelineAdmin, ReadOnlyAdmin):
+    list_display = ("id", "amount_display", "state_badge", "psp_reference", "attempts", "failure_short",
+                    "seller_name", "created_at", "timeline_link")
+    list_filter = ("state", "currency", admin_console.AmountRangeFilter, admin_console.CreatedRangeFilter,
+                   "failure_code")
+    list_select_related = ("seller",)
     inlines = [PaymentOrderTransitionInline]
     actions = ["replay_dead_letter"]
 
@@ -126,6 +171,27 @@ class PaymentOrderAdmin(ReadOnlyAdmin):
     @admin.display(description="Amount", ordering="amount")
     def amount_display(self, obj):
         return format_money(obj.amount, obj.currency)
+
+    @admin.display(description="State", ordering="state")
+    def state_badge(self, obj):
+        return admin_console.state_badge(obj.state, obj.get_state_display())
+
+    @admin.display(description="Failure", ordering="failure_code")
+    def failure_short(self, obj):
+        if not obj.failure_code:
+            return "-"
+        return format_html('<span title="{}">{}</span>', obj.failure_message, obj.failure_code)
+
+    @admin.display(description="Seller", ordering="seller__name")
+    def seller_name(self, obj):
+        return obj.seller.name
+
+    def search(self, queryset, term, psp_references, object_ids):
+        return selectors.payment_orders_search(orders=queryset, query=term, psp_references=psp_references,
+                                               object_ids=object_ids)
+
+    def timeline_view(self, request, object_id):
+        return admin_console.order_timeline_view(self, request, object_id)
 
 
 @admin.register(PaymentOrderTransition)

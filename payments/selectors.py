@@ -1,11 +1,16 @@
 """Reads of payments. A client sees only its own objects."""
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from django.db.models import Count, F, QuerySet, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from core.models import ApiClient
+from core.money import CURRENCY_EXPONENTS, format_money
+from ledger import selectors as ledger_selectors
 from payments.models import (
     PaymentEvent,
     PaymentEventState,
@@ -18,6 +23,7 @@ from payments.models import (
     SuspectedDoubleCharge,
     WebhookEvent,
 )
+from wallet import selectors as wallet_selectors
 
 
 def seller_list(*, client: ApiClient) -> QuerySet[Seller]:
@@ -144,3 +150,224 @@ def refund_get(*, client: ApiClient, refund_id: str) -> Refund | None:
 def refund_list(*, client: ApiClient, payment_order_id: str) -> QuerySet[Refund]:
     """A payment order's refunds, when the order is this client's (empty otherwise)."""
     return Refund.objects.filter(payment_order__payment_event__client=client, payment_order_id=payment_order_id)
+
+
+# The operators' console: search that finds a payment, and a payment's timeline.
+
+_OUR_ID = re.compile(r"^(ord|pe|rf|sel)_[0-9a-z]+$", re.IGNORECASE)
+_AMOUNT = re.compile(r"^\d{1,3}(,\d{3})*(\.\d+)?$|^\d+(\.\d+)?$")
+
+
+def _our_id(term: str) -> str:
+    """Our ids as stored (``ord_01J…``: a lowercase prefix, an uppercase ULID), however they were typed."""
+    if not _OUR_ID.match(term):
+        return term
+    prefix, _, rest = term.partition("_")
+    return f"{prefix.lower()}_{rest.upper()}"
+
+
+def amount_search_q(term: str) -> Q | None:
+    """An amount typed as major units (``49.99``, ``1,234.50``: per currency exponent) or, when whole, also
+    as minor units (``4999``): the orders of any currency whose amount it can be. ``None``: not an amount."""
+    if not _AMOUNT.match(term):
+        return None
+    value = Decimal(term.replace(",", ""))
+    by_exponent: dict[int, list[str]] = {}
+    for code, exponent in CURRENCY_EXPONENTS.items():
+        by_exponent.setdefault(exponent, []).append(code)
+    q = Q(amount=int(value)) if value == value.to_integral_value() else Q(pk__in=[])
+    for exponent, codes in sorted(by_exponent.items()):
+        minor = value.scaleb(exponent)
+        if minor == minor.to_integral_value():
+            q |= Q(amount=int(minor), currency__in=codes)
+    return q
+
+
+def _amount_bound_q(value: Decimal, lookup: str) -> Q:
+    """Orders whose amount, in major units of their own currency, is ``lookup`` (gte/lte) ``value``."""
+    by_exponent: dict[int, list[str]] = {}
+    for code, exponent in CURRENCY_EXPONENTS.items():
+        by_exponent.setdefault(exponent, []).append(code)
+    q = Q(pk__in=[])
+    for exponent, codes in sorted(by_exponent.items()):
+        minor = value.scaleb(exponent)
+        bound = int(minor.to_integral_value(rounding=ROUND_CEILING if lookup == "gte" else ROUND_FLOOR))
+        q |= Q(**{f"amount__{lookup}": bound, "currency__in": codes})
+    return q
+
+
+def payment_orders_in_amount_range(*, orders: QuerySet[PaymentOrder], low: Decimal | None,
+                                   high: Decimal | None) -> QuerySet[PaymentOrder]:
+    """``orders`` whose amount lies between ``low`` and ``high`` (inclusive, either may be ``None``), both
+    read in major units of each order's currency: ``10`` is 10.00 USD, 10 JPY and 10.000 KWD."""
+    if low is not None:
+        orders = orders.filter(_amount_bound_q(low, "gte"))
+    if high is not None:
+        orders = orders.filter(_amount_bound_q(high, "lte"))
+    return orders
+
+
+def payment_orders_search(*, orders: QuerySet[PaymentOrder], query: str, psp_references: list[str] = (),
+                          object_ids: list[str] = ()) -> QuerySet[PaymentOrder]:
+    """``orders`` found by what an operator knows of a payment, typed in one box: our ids (order, checkout,
+    refund, seller), the PSP's (``pi_``, ``re_``, and ``ch_`` through the webhooks that carried the charge),
+    the buyer's reference or email, the seller's name or reference, an amount (``49.99`` or minor units).
+    ``psp_references`` / ``object_ids``: what a settlement reference pointed to (reconciliation finds them;
+    payments does not read reconciliation). Forward joins and EXISTS only: each order at most once."""
+    term = query.strip()
+    if not term:
+        return orders
+    our_id = _our_id(term)
+    refund = Refund.objects.filter(payment_order=OuterRef("pk"))
+    charge_intents = (WebhookEvent.objects.filter(object_id=term)
+                      .annotate(intent=KT("payload__data__object__payment_intent")).values("intent"))
+    q = (Q(pk=our_id) | Q(payment_event_id=our_id) | Q(seller_id=our_id)
+         | Q(psp_reference=term) | Q(psp_reference__in=charge_intents)
+         | Exists(refund.filter(Q(pk=our_id) | Q(psp_reference=term))))
+    if not _OUR_ID.match(term) and not term.startswith(("pi_", "re_", "ch_")):
+        q |= (Q(payment_event__buyer_reference__iexact=term) | Q(payment_event__buyer_email__icontains=term)
+              | Q(seller__name__icontains=term) | Q(seller__external_reference__iexact=term)
+              | Q(payment_event__idempotency_key=term))
+    amount = amount_search_q(term)
+    if amount is not None:
+        q |= amount
+    if psp_references:
+        q |= Q(psp_reference__in=list(psp_references)) | Exists(refund.filter(psp_reference__in=list(psp_references)))
+    if object_ids:
+        q |= Q(pk__in=list(object_ids)) | Exists(refund.filter(pk__in=list(object_ids)))
+    return orders.filter(q)
+
+
+def payment_events_search(*, events: QuerySet[PaymentEvent], query: str, psp_references: list[str] = (),
+                          object_ids: list[str] = ()) -> QuerySet[PaymentEvent]:
+    """``events`` holding an order ``payment_orders_search`` finds, or whose own id, buyer or idempotency key
+    it is. EXISTS, never a join to the orders: each event once, and its order count is not multiplied."""
+    term = query.strip()
+    if not term:
+        return events
+    matching_orders = payment_orders_search(orders=PaymentOrder.objects.filter(payment_event=OuterRef("pk")),
+                                            query=term, psp_references=psp_references, object_ids=object_ids)
+    return events.filter(Q(pk=_our_id(term)) | Q(buyer_reference__iexact=term) | Q(buyer_email__icontains=term)
+                         | Q(idempotency_key=term) | Exists(matching_orders))
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    """One thing that happened to a payment, as the operators' timeline shows it.
+
+    ``kind``: created, transition, psp_attempt, refund, refund_transition, webhook, ledger, wallet, settlement,
+    break. ``link``: ``(admin model label, object id)`` of the row's own page, or ``(label, "?q=…")`` for a
+    search of that list; resolved to a URL by the admin."""
+
+    at: datetime
+    kind: str
+    title: str
+    subject: str = ""  # the order or refund it is about
+    actor: str = ""
+    detail: str = ""
+    amount: int | None = None
+    currency: str = ""
+    link: tuple[str, str] | None = None
+    entries: tuple[tuple[str, str, int], ...] = ()
+
+    @property
+    def money(self) -> str:
+        return format_money(self.amount, self.currency) if self.amount is not None else ""
+
+    @property
+    def kind_label(self) -> str:
+        return self.kind.replace("_", " ")
+
+    @property
+    def entry_lines(self) -> list[tuple[str, str, str]]:
+        """Each ledger entry as ``("Dr"/"Cr", account, formatted amount)``."""
+        return [("Dr" if amount > 0 else "Cr", code, format_money(abs(amount), currency))
+                for code, currency, amount in self.entries]
+
+
+def _transition_row(transition, subject: str, *, refund: bool) -> TimelineRow:
+    to_psp = not refund and transition.to_state == PaymentOrderState.EXECUTING
+    kind = "psp_attempt" if to_psp else ("refund_transition" if refund else "transition")
+    title = f"{transition.from_state} → {transition.to_state}"
+    if to_psp:
+        title += " (sent to the PSP)"
+    return TimelineRow(at=transition.created_at, kind=kind, title=title, subject=subject, actor=transition.actor,
+                       detail=transition.reason)
+
+
+def payment_orders_timeline(*, payment_order_ids: list[str]) -> list[TimelineRow]:
+    """Everything payments, the ledger and the wallets hold about these orders, oldest first: each order's
+    creation and state changes (a change to ``executing`` is a call to the PSP), its refunds and theirs, the
+    webhooks about it or them, the ledger postings and the wallet movements. A fixed number of statements,
+    however many orders (the settlement side is reconciliation's to add)."""
+    orders = list(PaymentOrder.objects.filter(pk__in=payment_order_ids).select_related("seller")
+                  .prefetch_related("transitions", "refunds__transitions"))
+    rows: list[TimelineRow] = []
+    references, object_ids = [], []
+    for order in orders:
+        rows.append(TimelineRow(at=order.created_at, kind="created", title=f"Order created for {order.seller.name}",
+                                subject=order.id, amount=order.amount, currency=order.currency,
+                                detail=f"seller {order.seller_id}, PSP idempotency key {order.psp_idempotency_key}"))
+        rows += [_transition_row(t, order.id, refund=False) for t in order.transitions.all()]
+        references.append(order.psp_reference)
+        object_ids.append(order.id)
+        for refund in order.refunds.all():
+            rows.append(TimelineRow(at=refund.created_at, kind="refund", title=f"Refund {refund.id} requested",
+                                    subject=order.id, amount=refund.amount, currency=refund.currency,
+                                    detail=" · ".join(filter(None, [refund.reason, f"now {refund.state}",
+                                                                   refund.psp_reference, refund.failure_code])),
+                                    link=("payments.refund", refund.id)))
+            rows += [_transition_row(t, refund.id, refund=True) for t in refund.transitions.all()]
+            references.append(refund.psp_reference)
+            object_ids.append(refund.id)
+    references = [r for r in references if r]
+    webhooks = WebhookEvent.objects.filter(
+        Q(object_id__in=references) | Q(payload__data__object__payment_intent__in=references)
+        | Q(payload__data__object__metadata__payment_order_id__in=object_ids)
+        | Q(payload__data__object__metadata__refund_id__in=object_ids)).order_by("received_at")
+    for event in webhooks.only("id", "type", "status", "object_id", "deliveries", "attempts", "received_at",
+                               "processed_at", "last_error"):
+        detail = f"{event.object_id} · {event.status} · delivered {event.deliveries}×"
+        if event.last_error:
+            detail += f" · last error: {event.last_error.strip().splitlines()[-1][:200]}"
+        rows.append(TimelineRow(at=event.received_at, kind="webhook", title=f"Webhook {event.type}",
+                                actor="psp", detail=detail, link=("payments.webhookevent", event.id)))
+    postings = ledger_selectors.postings_by_reference(references=object_ids)
+    for posting in postings:
+        rows.append(TimelineRow(at=posting.occurred_at, kind="ledger", title=posting.description,
+                                subject=posting.reference, detail=posting.idempotency_key, entries=posting.entries,
+                                link=("ledger.ledgertransaction", str(posting.id))))
+    currencies = {o.id: o.currency for o in orders} | {r.id: o.currency for o in orders for r in o.refunds.all()}
+    movements = wallet_selectors.movement_amounts_by_key(keys=[p.idempotency_key for p in postings])
+    for posting in postings:
+        if posting.idempotency_key in movements:
+            owner, amount = movements[posting.idempotency_key]
+            rows.append(TimelineRow(at=posting.occurred_at, kind="wallet", title=f"Wallet of {owner}",
+                                    subject=posting.reference, amount=amount,
+                                    currency=currencies.get(posting.reference, ""), detail=posting.idempotency_key,
+                                    link=("wallet.walletmovement", f"?q={posting.idempotency_key}")))
+    return timeline_sorted(rows)
+
+
+_KIND_ORDER = {kind: n for n, kind in enumerate(
+    ["created", "psp_attempt", "transition", "refund", "refund_transition", "webhook", "ledger", "wallet",
+     "settlement", "break"])}
+
+
+def timeline_sorted(rows: list[TimelineRow]) -> list[TimelineRow]:
+    """Oldest first; rows of the same instant in the order things happen (a state change, then its posting,
+    then the wallet)."""
+    return sorted(rows, key=lambda r: (r.at, _KIND_ORDER.get(r.kind, 99)))
+
+
+def payment_event_timeline(*, payment_event_id: str) -> tuple[PaymentEvent | None, list[TimelineRow]]:
+    """A checkout and its story: its creation and state changes, then each of its orders' (above)."""
+    event = (PaymentEvent.objects.filter(pk=payment_event_id).prefetch_related("transitions", "orders").first())
+    if event is None:
+        return None, []
+    rows = [TimelineRow(at=event.created_at, kind="created", title=f"Checkout by {event.buyer_reference}",
+                        subject=event.id, detail=f"{event.buyer_email} · idempotency key {event.idempotency_key}")]
+    rows += [TimelineRow(at=t.created_at, kind="transition", title=f"{t.from_state} → {t.to_state}", subject=event.id,
+                         actor=t.actor, detail=t.reason) for t in event.transitions.all()]
+    rows += payment_orders_timeline(payment_order_ids=[o.id for o in event.orders.all()])
+    return event, timeline_sorted(rows)

@@ -17,3 +17,10 @@ def wallet_movement_sums() -> dict[tuple[str, str], int]:
     """Every wallet's balance recomputed from its movements."""
     rows = WalletMovement.objects.values_list("wallet__owner_id", "wallet__currency").annotate(total=Sum("amount"))
     return {(owner, currency): total for owner, currency, total in rows}
+
+
+def movement_amounts_by_key(*, keys: list[str]) -> dict[str, tuple[str, int]]:
+    """``{idempotency key: (owner, amount)}`` of the given movements."""
+    rows = WalletMovement.objects.filter(idempotency_key__in=keys).values_list(
+        "idempotency_key", "wallet__owner_id", "amount")
+    return {key: (owner, amount) for key, owner, amount in rows}

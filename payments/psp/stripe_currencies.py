@@ -77,9 +77,6 @@ def psp_amount_problem(amount: int, currency: str) -> AmountProblem | None:
         return AmountProblem("amount_not_whole", f"{currency.upper()} is charged in whole units: "
                                                  f"{format_amount(amount, currency)} has a fraction.")
     stripe_amount = to_stripe(amount, currency)
-    if currency in TWO_DECIMAL_WHOLE and stripe_amount % 100:
-        return AmountProblem("amount_not_whole", f"{currency.upper()} is charged in whole units: "
-                                                 f"{format_amount(amount, currency)} has a fraction.")
     if currency in THREE_DECIMAL and stripe_amount % 10:
         return AmountProblem("amount_invalid_precision",
                              f"{currency.upper()} amounts must end in 0 (the PSP rounds three-decimal "

@@ -59,7 +59,24 @@ class CardNumberScreeningMixin:
 
 
 class FreeTextField(CardNumberScreeningMixin, serializers.CharField):
-    """A client's free text (names, references, reasons): a CharField that refuses card numbers."""
+    """A client's free text (names, references, reasons): a CharField that refuses card numbers.
+
+    Trimmed of the whitespace JSON Schema knows (space, tab, CR, LF) only: Python's ``strip()`` also
+    takes control characters such as U+001C, so a name the API's schema accepts came out blank (400)."""
+
+    _TRIMMED = " \t\n\r"
+
+    def __init__(self, **kwargs):
+        self._trim = kwargs.pop("trim_whitespace", True)
+        super().__init__(trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if self._trim:
+            value = value.strip(self._TRIMMED)
+            if not value and not self.allow_blank:
+                self.fail("blank")
+        return value
 
 
 class FreeTextEmailField(CardNumberScreeningMixin, serializers.EmailField):

@@ -5,12 +5,14 @@ BANK = "assets:bank"  # our bank account, where the PSP's payouts land
 PSP_FEES = "expenses:psp_fees"
 PLATFORM_COMMISSION = "revenue:platform_commission"
 SELLER_PAYABLE_PREFIX = "liabilities:seller_payable:"  # what we owe each seller
+PAYOUTS_IN_TRANSIT = "liabilities:payouts_in_transit"  # sellers' money on its way to their banks
 
 FIXED_ACCOUNTS = {
     PSP_RECEIVABLE: ("Money held at the PSP", "asset"),
     BANK: ("Bank account", "asset"),
     PSP_FEES: ("PSP fees", "expense"),
     PLATFORM_COMMISSION: ("Platform commission", "revenue"),
+    PAYOUTS_IN_TRANSIT: ("Payouts in transit to sellers' banks", "liability"),
 }
 
 

@@ -52,6 +52,17 @@ def posting_keys_with_prefix(*, prefix: str, suffix: str = "") -> list[str]:
     return list(qs.values_list("idempotency_key", flat=True))
 
 
+def entries_by_key(*, keys: list[str], code_prefix: str = "") -> dict[str, list[tuple[str, str, int]]]:
+    """``{transaction key: [(account code, currency, amount), ...]}`` of the given postings, their entries on
+    accounts under ``code_prefix`` only (in entry order)."""
+    rows = (Entry.objects.filter(transaction__idempotency_key__in=keys, account__code__startswith=code_prefix)
+            .order_by("id").values_list("transaction__idempotency_key", "account__code", "currency", "amount"))
+    found: dict[str, list[tuple[str, str, int]]] = {}
+    for key, code, currency, amount in rows:
+        found.setdefault(key, []).append((code, currency, amount))
+    return found
+
+
 @dataclass(frozen=True)
 class Posting:
     """One ledger transaction with its entries ``(account code, currency, amount)``, in entry order."""

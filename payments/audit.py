@@ -1,6 +1,9 @@
 """The money invariants of MISSION.md, checked against the database."""
 from __future__ import annotations
 
+from django.conf import settings
+from django.utils.module_loading import import_string
+
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from payments import selectors as payment_selectors
@@ -51,4 +54,6 @@ def money_audit() -> list[str]:
             violations.append(f"succeeded refund {refund_id} has {refund_counts.get(key, 0)} postings, not 1")
     for order_id, amount, refunded_amount in payment_selectors.orders_with_refunds_above_capture():
         violations.append(f"order {order_id} has {refunded_amount} refunded of {amount} captured")
+    for check in settings.MONEY_AUDIT_EXTRA_CHECKS:  # other apps' invariants (payouts), named by setting
+        violations += import_string(check)()
     return violations

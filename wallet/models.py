@@ -21,14 +21,35 @@ class Wallet(models.Model):
 
 
 class WalletMovement(models.Model):
+    """One change of a wallet's balance. A credit may be held: ``amount - reserve_amount`` is *pending*
+    until ``hold_until`` and ``reserve_amount`` is *reserved* until ``reserve_until`` (never earlier);
+    the rest of the balance is *available* to pay out (``wallet.selectors``)."""
+
     wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="movements")
     amount = models.BigIntegerField(help_text="Minor units; credit positive, debit negative.")
     idempotency_key = models.CharField(max_length=200, unique=True)
     reason = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
+    hold_until = models.DateTimeField(null=True, blank=True,
+                                      help_text="A held credit: pending (less its reserve) until then.")
+    reserve_amount = models.BigIntegerField(db_default=0, help_text="Minor units of a held credit reserved until "
+                                                                    "reserve_until.")
+    reserve_until = models.DateTimeField(null=True, blank=True,
+                                         help_text="When the whole credit is available (not before hold_until).")
 
     class Meta:
-        constraints = [models.CheckConstraint(condition=~models.Q(amount=0), name="wallet_movement_nonzero")]
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(amount=0), name="wallet_movement_nonzero"),
+            # Only credits are held, both times set together, the reserve within the credit and released last.
+            models.CheckConstraint(
+                condition=(models.Q(hold_until__isnull=True, reserve_until__isnull=True, reserve_amount=0)
+                           | (models.Q(amount__gt=0, hold_until__isnull=False, reserve_amount__gte=0,
+                                       reserve_amount__lte=models.F("amount"))
+                              & models.Q(reserve_until__gte=models.F("hold_until")))),
+                name="wallet_movement_hold_consistent"),
+        ]
+        indexes = [models.Index(fields=["wallet", "reserve_until"], name="wallet_movement_held",
+                                condition=models.Q(reserve_until__isnull=False))]
         ordering = ["-id"]
 
     def __str__(self) -> str:

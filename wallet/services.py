@@ -1,10 +1,37 @@
-"""Crediting and debiting wallets: exactly once per idempotency key, safe under concurrency."""
+"""Crediting and debiting wallets: exactly once per idempotency key, safe under concurrency.
+
+A credit may be *held* (``Hold``): its amount less a reserve is pending for a while, the reserve for
+longer; ``wallet_credit`` holds every credit by the payout settings (``PAYOUT_HOLD_DAYS``,
+``PAYOUT_RESERVE_BPS``, ``PAYOUT_RESERVE_DAYS``), as of the moment it is written.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
 from django.db import connection, transaction
 
 from core.money import normalize_currency
 from wallet.models import WalletMovement
+
+
+@dataclass(frozen=True)
+class Hold:
+    """How long a credit is pending (seconds), the part of it reserved, and how long that stays reserved
+    (seconds from the credit, at least ``seconds``)."""
+
+    seconds: float
+    reserve_amount: int = 0
+    reserve_seconds: float = 0.0
+
+
+def payout_hold(amount: int) -> Hold:
+    """The hold the payout settings put on a credit of ``amount``: the reserve is rounded down (in the
+    seller's favour) and released no earlier than the rest."""
+    seconds = settings.PAYOUT_HOLD_DAYS * 86_400
+    return Hold(seconds=seconds, reserve_amount=amount * settings.PAYOUT_RESERVE_BPS // 10_000,
+                reserve_seconds=max(seconds, settings.PAYOUT_RESERVE_DAYS * 86_400))
 
 # The movement and the balance in one statement. A repeated key inserts no movement, so the
 # balance is not touched; the balance row is locked last, just before the commit, so that
@@ -14,8 +41,11 @@ _MOVE_SQL = """
 WITH wallet AS (
     SELECT id FROM wallet_wallet WHERE owner_id = %s AND currency = %s
 ), movement AS (
-    INSERT INTO wallet_walletmovement (wallet_id, amount, idempotency_key, reason, created_at)
-    SELECT id, %s, %s, %s, now() FROM wallet
+    INSERT INTO wallet_walletmovement (wallet_id, amount, idempotency_key, reason, created_at, hold_until,
+                                       reserve_amount, reserve_until)
+    SELECT id, %s, %s, %s, now(), now() + make_interval(secs => %s::float8), %s::bigint,
+           now() + make_interval(secs => %s::float8)
+    FROM wallet
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id, wallet_id, amount
 ), balance AS (
@@ -28,13 +58,19 @@ SELECT (SELECT id FROM balance), EXISTS (SELECT 1 FROM wallet)
 
 
 @transaction.atomic(savepoint=False)  # no savepoint round trips inside a caller's transaction
-def wallet_move(*, owner_id: str, currency: str, amount: int, idempotency_key: str, reason: str
-                ) -> tuple[WalletMovement, bool]:
-    """Apply one movement. Returns ``(movement, created)``; a repeated key moves nothing."""
+def wallet_move(*, owner_id: str, currency: str, amount: int, idempotency_key: str, reason: str,
+                hold: Hold | None = None) -> tuple[WalletMovement, bool]:
+    """Apply one movement. Returns ``(movement, created)``; a repeated key moves nothing. ``hold``: a
+    credit pending (and partly reserved) for a while; without it the movement counts at once."""
     if type(amount) is not int or amount == 0:
         raise ValueError(f"wallet movement must be a non-zero int, got {amount!r}")
+    if hold is not None and (amount < 0 or not 0 <= hold.reserve_amount <= amount
+                             or not 0 <= hold.seconds <= hold.reserve_seconds):
+        raise ValueError(f"a hold is on a credit, its reserve within it and released last: {hold!r}")
     currency = normalize_currency(currency)
-    params = [owner_id, currency, amount, idempotency_key, reason[:200]]
+    params = [owner_id, currency, amount, idempotency_key, reason[:200],
+              None if hold is None else hold.seconds, 0 if hold is None else hold.reserve_amount,
+              None if hold is None else hold.reserve_seconds]
     with connection.cursor() as cur:
         cur.execute(_MOVE_SQL, params)
         movement_id, wallet_exists = cur.fetchone()
@@ -50,12 +86,14 @@ def wallet_move(*, owner_id: str, currency: str, amount: int, idempotency_key: s
     return WalletMovement(id=movement_id, amount=amount, idempotency_key=idempotency_key, reason=reason[:200]), True
 
 
-def wallet_credit(*, owner_id: str, currency: str, amount: int, idempotency_key: str, reason: str
-                  ) -> tuple[WalletMovement, bool]:
+def wallet_credit(*, owner_id: str, currency: str, amount: int, idempotency_key: str, reason: str,
+                  held: bool = True) -> tuple[WalletMovement, bool]:
+    """A credit, held by the payout settings (``payout_hold``) unless ``held=False`` (money given back)."""
     if amount <= 0:
         raise ValueError("a credit is positive")
     return wallet_move(owner_id=owner_id, currency=currency, amount=amount,
-                       idempotency_key=idempotency_key, reason=reason)
+                       idempotency_key=idempotency_key, reason=reason,
+                       hold=payout_hold(amount) if held else None)
 
 
 def wallet_debit(*, owner_id: str, currency: str, amount: int, idempotency_key: str, reason: str
@@ -64,3 +102,20 @@ def wallet_debit(*, owner_id: str, currency: str, amount: int, idempotency_key: 
         raise ValueError("a debit amount is given positive")
     return wallet_move(owner_id=owner_id, currency=currency, amount=-amount,
                        idempotency_key=idempotency_key, reason=reason)
+
+
+def wallet_available_locked(*, owner_id: str, currency: str, as_of: datetime) -> int:
+    """Lock the wallet (until the caller's transaction ends) and return what is available in it at ``as_of``:
+    its balance less what is still pending or reserved. 0 when it has no wallet. For a payout, so that no
+    concurrent movement changes the amount between the look and the debit."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT id, balance FROM wallet_wallet WHERE owner_id = %s AND currency = %s FOR UPDATE",
+                    [owner_id, normalize_currency(currency)])
+        row = cur.fetchone()
+        if row is None:
+            return 0
+        cur.execute("SELECT (COALESCE(SUM(amount - reserve_amount) FILTER (WHERE hold_until > %(t)s), 0)"
+                    " + COALESCE(SUM(reserve_amount) FILTER (WHERE reserve_until > %(t)s), 0))::bigint"
+                    " FROM wallet_walletmovement WHERE wallet_id = %(w)s AND reserve_until > %(t)s",
+                    {"w": row[0], "t": as_of})
+        return row[1] - cur.fetchone()[0]

@@ -1,0 +1,123 @@
+"""Operator console for money out: payout accounts, payouts (with their audit rows), runs and the Connect
+webhook inbox. Money and states are read-only; actions call services and ask for a reason."""
+from django import forms
+from django.contrib import admin
+from django.utils import timezone
+
+from core.admin_base import ReadOnlyAdmin, ReasonForm, action_with_reason
+from payments.psp.base import PSPError
+from payouts import services
+from payouts.exceptions import PayoutReplayNotPossible
+from payouts.models import (
+    Payout,
+    PayoutAccount,
+    PayoutAccountChange,
+    PayoutRun,
+    PayoutRunItem,
+    PayoutState,
+    PayoutTransition,
+    PayoutWebhookEvent,
+)
+
+
+class _ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class PayoutAccountChangeInline(_ReadOnlyInline):
+    model = PayoutAccountChange
+    fields = ("created_at", "from_bank_account", "to_bank_account", "to_last4", "actor", "reason")
+    readonly_fields = fields
+
+
+class PayoutRunForm(ReasonForm):
+    payout_date = forms.DateField(required=False, help_text="The run's date (default: today). One payout per "
+                                                            "seller, currency and date.")
+
+
+@admin.register(PayoutAccount)
+class PayoutAccountAdmin(ReadOnlyAdmin):
+    list_display = ("id", "seller", "psp_account_id", "bank_name", "bank_last4", "currency", "updated_at")
+    search_fields = ("id", "seller__id", "seller__name", "psp_account_id", "psp_bank_account_id")
+    list_filter = ("currency", "bank_country")
+    list_select_related = ("seller",)
+    inlines = [PayoutAccountChangeInline]
+    actions = ["pay_out_now"]
+
+    @admin.action(description="Pay out the selected sellers' available balances now (asks for a reason)",
+                  permissions=["run_payouts"])
+    def pay_out_now(self, request, queryset):
+        def run(account, data):
+            day = data.get("payout_date") or timezone.now().date()
+            result = services.payouts_run(payout_date=day, actor=f"operator:{request.user.get_username()}",
+                                          reason=data["reason"], seller_ids=[account.seller_id])
+            outcomes = ", ".join(f"{i.currency} {i.outcome}" for i in result.items.all()) or "no balance"
+            return f"run {result.id}: {outcomes}"
+
+        return action_with_reason(self, request, queryset, action_name="pay_out_now",
+                                  title="Pay out the selected sellers now", apply=run, form_class=PayoutRunForm)
+
+    def has_run_payouts_permission(self, request):
+        return request.user.has_perm("payouts.run_payouts")
+
+
+class PayoutTransitionInline(_ReadOnlyInline):
+    model = PayoutTransition
+    fields = ("created_at", "from_state", "to_state", "actor", "reason")
+    readonly_fields = fields
+
+
+@admin.register(Payout)
+class PayoutAdmin(ReadOnlyAdmin):
+    list_display = ("id", "seller", "amount", "state", "payout_date", "psp_payout_id", "arrival_date",
+                    "attempts", "failure_code", "updated_at")
+    search_fields = ("id", "seller__id", "psp_transfer_id", "psp_payout_id", "psp_account_id")
+    list_filter = ("state", "currency", "payout_date", "failure_code")
+    list_select_related = ("seller",)
+    inlines = [PayoutTransitionInline]
+    actions = ["replay_dead_letter"]
+
+    @admin.action(description="Send dead-lettered payouts back to the PSP (asks for a reason)",
+                  permissions=["replay"])
+    def replay_dead_letter(self, request, queryset):
+        def replay(payout, data):
+            try:
+                return services.payout_replay_dead_letter(payout_id=payout.pk, operator=request.user.get_username(),
+                                                          reason=data["reason"])
+            except (PayoutReplayNotPossible, PSPError) as exc:
+                return f"not replayed: {exc}"
+
+        return action_with_reason(self, request, queryset.filter(state=PayoutState.DEAD_LETTER),
+                                  action_name="replay_dead_letter", title="Replay dead-lettered payouts",
+                                  apply=replay)
+
+    def has_replay_permission(self, request):
+        return request.user.has_perm("payouts.replay_payout")
+
+
+class PayoutRunItemInline(_ReadOnlyInline):
+    model = PayoutRunItem
+    fields = ("seller_id", "currency", "available_amount", "outcome", "payout")
+    readonly_fields = fields
+
+
+@admin.register(PayoutRun)
+class PayoutRunAdmin(ReadOnlyAdmin):
+    list_display = ("id", "payout_date", "actor", "payouts_created", "skipped", "started_at", "finished_at")
+    list_filter = ("payout_date",)
+    search_fields = ("id", "items__seller_id")
+    inlines = [PayoutRunItemInline]
+
+
+@admin.register(PayoutWebhookEvent)
+class PayoutWebhookEventAdmin(ReadOnlyAdmin):
+    list_display = ("id", "type", "psp_account_id", "object_id", "status", "attempts", "deliveries", "received_at")
+    search_fields = ("id", "object_id", "psp_account_id")
+    list_filter = ("status", "type")

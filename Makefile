@@ -21,7 +21,7 @@ export PSP_SANDBOX_WEBHOOK_URL ?= http://$(WEB_HOST):$(WEB_PORT)/webhooks/psp
 export DJANGO_SETTINGS_MODULE ?= config.settings.local
 export DJANGO_DEBUG ?= false
 
-.PHONY: install migrate manage demo run stop test lint bench-checkout bench-chaos bench-reconcile clean mutation
+.PHONY: install migrate manage demo run stop test lint chromium bench-checkout bench-chaos bench-reconcile clean mutation
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -58,9 +58,17 @@ stop:
 test: export DJANGO_SETTINGS_MODULE = config.settings.test
 # The suite creates and migrates test_<name>, as the owner does; core/tests/test_db_roles.py connects as an app role.
 test: export DATABASE_URL = $(DATABASE_OWNER_URL)
-test: install
+test: install chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
+
+# The browser tests drive Debian's chromium (Playwright's own browser download is not reachable here);
+# where it can't be installed they skip and say so.
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null \
+	  || (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 \
+	      && apt-get install -y -q chromium >/dev/null 2>&1)) \
+	  || echo "chromium could not be installed: the browser tests will skip"
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -21,6 +21,8 @@ from payments import selectors, services
 from payments.exceptions import PaymentOrderNotFound
 from payments.serializers import (
     CheckoutInput,
+    CheckoutSessionInput,
+    CheckoutSessionOutput,
     PaymentEventOutput,
     PaymentOrderDetailOutput,
     RefundInput,
@@ -106,6 +108,7 @@ class CheckoutListCreateApi(ApiView):
                 payment_method=data["payment_method"],
                 orders=[services.OrderSpec(o["seller"], o["amount"], o["currency"]) for o in data["orders"]],
                 idempotency_key=request.headers.get("Idempotency-Key", ""),
+                return_url=data["return_url"], public_url=request.build_absolute_uri("/"),
             )
             return status.HTTP_201_CREATED, PaymentEventOutput(event).data
 
@@ -170,3 +173,35 @@ class RefundDetailApi(ApiView):
         if refund is None:
             raise ApiError("No such refund.", code="resource_missing", status_code=404, param="id")
         return Response(RefundOutput(refund).data)
+
+
+class CheckoutSessionCreateApi(ApiView):
+    @extend_schema(request=CheckoutSessionInput,
+                   responses={201: CheckoutSessionOutput, **error_responses(409, 422, *WRITE_ERRORS)},
+                   parameters=idempotent_write(required=True), operation_id="checkout_sessions_create")
+    def post(self, request):
+        """A hosted payment page for a checkout: send the buyer to its `url`."""
+        data = _validated(CheckoutSessionInput, request)
+
+        def create():
+            session = services.checkout_session_create(
+                client=request.user, buyer_reference=data["buyer"]["reference"], buyer_email=data["buyer"]["email"],
+                orders=[services.SessionOrderSpec(o["seller"], o["amount"], o["currency"],
+                                                  [services.ItemSpec(i["name"], i["quantity"], i["amount"])
+                                                   for i in o.get("items", [])])
+                        for o in data["orders"]],
+                success_url=data["success_url"], cancel_url=data["cancel_url"],
+                idempotency_key=request.headers.get("Idempotency-Key", ""))
+            return status.HTTP_201_CREATED, CheckoutSessionOutput(session, context={"request": request}).data
+
+        return idempotent_response(request, create)
+
+
+class CheckoutSessionDetailApi(ApiView):
+    @extend_schema(responses={200: CheckoutSessionOutput, **error_responses(404)}, parameters=[RETRY_AFTER_HEADER],
+                   operation_id="checkout_sessions_retrieve")
+    def get(self, request, checkout_session_id: str):
+        session = selectors.checkout_session_get(client=request.user, checkout_session_id=checkout_session_id)
+        if session is None:
+            raise ApiError("No such checkout session.", code="resource_missing", status_code=404, param="id")
+        return Response(CheckoutSessionOutput(session, context={"request": request}).data)

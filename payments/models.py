@@ -63,6 +63,15 @@ class PaymentEvent(ConcurrentTransitionMixin, models.Model):
         help_text="What each order charges: the token itself for one order; for several, the token attached "
                   "to the buyer's PSP customer (an unattached token pays one PaymentIntent only). Blank until then.")
     idempotency_key = models.CharField(max_length=255)
+    # The buyer is present (a hosted page, or a storefront that sends them through 3-D Secure): each
+    # order is confirmed on-session and may wait for the buyer's authentication. Blank: off-session.
+    psp_return_url = models.CharField(
+        max_length=2048, blank=True,
+        help_text="Ours (/pay/return/<id>): where the PSP sends the buyer back after 3-D Secure. Blank: the buyer "
+                  "is not present, orders are confirmed off-session and a card that insists on 3-D Secure fails.")
+    return_url = models.CharField(max_length=2048, blank=True,
+                                  help_text="Where the buyer goes once back from 3-D Secure (the storefront's page, "
+                                            "or our hosted payment page).")
     created_at = models.DateTimeField(auto_now_add=True)
     TRANSITION_FIELDS = ("state", "completed_at", "failure_reason")  # core.transitions
 
@@ -107,6 +116,7 @@ class PaymentOrderState(models.TextChoices):
     EXECUTING = "executing"
     PENDING = "pending", "pending (the PSP is still processing)"
     UNKNOWN = "unknown", "unknown (no answer from the PSP; the janitor will ask)"
+    REQUIRES_ACTION = "requires_action", "requires action (the buyer is asked for 3-D Secure)"
     DEAD_LETTER = "dead_letter", "dead letter (retries exhausted; an operator decides)"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -115,7 +125,7 @@ class PaymentOrderState(models.TextChoices):
 TERMINAL_STATES = (PaymentOrderState.SUCCEEDED, PaymentOrderState.FAILED)
 # States from which the PSP's final word is still accepted (a webhook, the janitor, a retry).
 OPEN_STATES = [PaymentOrderState.EXECUTING, PaymentOrderState.PENDING, PaymentOrderState.UNKNOWN,
-               PaymentOrderState.DEAD_LETTER]
+               PaymentOrderState.DEAD_LETTER, PaymentOrderState.REQUIRES_ACTION]
 
 
 class PaymentOrder(ConcurrentTransitionMixin, models.Model):
@@ -132,7 +142,8 @@ class PaymentOrder(ConcurrentTransitionMixin, models.Model):
     currency = models.CharField(max_length=3)
     # What its transitions and their callers may change (core.transitions): written by name.
     TRANSITION_FIELDS = ("state", "psp_reference", "failure_code", "failure_message", "completed_at", "attempts",
-                         "next_action_at", "psp_key_generation", "psp_key_spent_at", "updated_at")
+                         "next_action_at", "psp_key_generation", "psp_key_spent_at", "updated_at",
+                         "next_action_url")
 
     state = FSMField(default=PaymentOrderState.NOT_STARTED, choices=PaymentOrderState.choices,
                      protected=True, db_index=True)
@@ -149,7 +160,11 @@ class PaymentOrder(ConcurrentTransitionMixin, models.Model):
     amount_refunded = models.BigIntegerField(default=0, help_text="Minor units reserved or paid by refunds.")
     next_action_at = models.DateTimeField(
         null=True, blank=True, db_index=True,
-        help_text="When the sweeper or janitor may act on this order if nothing else has.")
+        help_text="When the sweeper or janitor may act on this order if nothing else has (requires_action: when "
+                  "the buyer's challenge expires).")
+    next_action_url = models.CharField(
+        max_length=2048, blank=True,
+        help_text="requires_action: the PSP's 3-D Secure page the buyer is sent to. Blank in every other state.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True, db_index=True,
@@ -192,22 +207,33 @@ class PaymentOrder(ConcurrentTransitionMixin, models.Model):
     @transition(field=state, source=OPEN_STATES, target=PaymentOrderState.PENDING)
     def await_psp(self, psp_reference: str) -> None:
         self.psp_reference = psp_reference or self.psp_reference
+        self.next_action_url = ""
+
+    @transition(field=state, source=[PaymentOrderState.EXECUTING, PaymentOrderState.UNKNOWN,
+                                     PaymentOrderState.DEAD_LETTER], target=PaymentOrderState.REQUIRES_ACTION)
+    def require_action(self, psp_reference: str, url: str) -> None:
+        """The PSP asks the buyer to authenticate (3-D Secure): not a failure, the buyer's answer decides."""
+        self.psp_reference = psp_reference or self.psp_reference
+        self.next_action_url = url
 
     @transition(field=state, source=[PaymentOrderState.EXECUTING], target=PaymentOrderState.UNKNOWN)
     def lose_track(self) -> None:
         """The PSP call timed out or the connection dropped: the charge may or may not exist."""
 
     @transition(field=state, source=[PaymentOrderState.EXECUTING, PaymentOrderState.PENDING,
-                                     PaymentOrderState.UNKNOWN], target=PaymentOrderState.DEAD_LETTER)
+                                     PaymentOrderState.UNKNOWN, PaymentOrderState.REQUIRES_ACTION],
+                target=PaymentOrderState.DEAD_LETTER)
     def dead_letter(self, code: str, message: str) -> None:
         self.failure_code = code[:100]
         self.failure_message = message[:500]
+        self.next_action_url = ""
 
     @transition(field=state, source=OPEN_STATES, target=PaymentOrderState.SUCCEEDED)
     def succeed(self, psp_reference: str) -> None:
         self.psp_reference = psp_reference or self.psp_reference
         self.failure_code = ""
         self.failure_message = ""
+        self.next_action_url = ""
         self.completed_at = timezone.now()
 
     @transition(field=state, source=OPEN_STATES, target=PaymentOrderState.FAILED)
@@ -215,6 +241,7 @@ class PaymentOrder(ConcurrentTransitionMixin, models.Model):
         self.psp_reference = psp_reference or self.psp_reference
         self.failure_code = code[:100]
         self.failure_message = message[:500]
+        self.next_action_url = ""
         self.completed_at = timezone.now()
 
 
@@ -413,3 +440,46 @@ class SettleableOrder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} {self.state}"
+
+
+class CheckoutSession(models.Model):
+    """A hosted payment page (Stripe Checkout's shape): what the buyer is about to pay, per seller,
+    and where to send them after. Holds no card data; the page tokenises the card at the PSP.
+
+    ``open`` until the buyer confirms, which creates its payment event (once: a second tab or a
+    refreshed page finds it and shows its progress), or until ``expires_at`` (``expired``: no
+    charge can start from it any more)."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=IdFactory("cs"), editable=False)
+    client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="checkout_sessions")
+    buyer_reference = models.CharField(max_length=100)
+    buyer_email = models.EmailField(blank=True)
+    orders = models.JSONField(help_text="[{seller, amount, currency, items: [{name, quantity, amount}]}], as sent.")
+    success_url = models.CharField(max_length=2048)
+    cancel_url = models.CharField(max_length=2048)
+    idempotency_key = models.CharField(max_length=255)
+    payment_event = models.OneToOneField(PaymentEvent, on_delete=models.PROTECT, null=True, blank=True,
+                                         related_name="checkout_session",
+                                         help_text="Created when the buyer confirms; at most one per session.")
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class MerchantEvent(models.Model):
+    """Payments' outbox: an event a merchant's webhooks may want, written in the statement of the change
+    it tells of and taken once by the relay (``payments.services.merchant_events``), which deletes it."""
+
+    id = models.BigAutoField(primary_key=True)
+    client_id = models.CharField(max_length=40)
+    type = models.CharField(max_length=50)
+    object_id = models.CharField(max_length=40, help_text="The order, payment event or refund it is about.")
+    created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.object_id}"

@@ -2,9 +2,14 @@
 import re
 
 from django.conf import settings
+from django.core.validators import URLValidator
+from django.urls import reverse
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.serializers import (
+    CardNumberScreeningMixin,
     CurrencyField,
     FreeTextEmailField,
     FreeTextField,
@@ -13,7 +18,7 @@ from core.serializers import (
     StrictSerializer,
 )
 from core.validators import contains_card_number
-from payments.models import PaymentEventState
+from payments.models import PaymentEventState, PaymentOrderState
 
 _PM_TOKEN = re.compile(r"^pm_[A-Za-z0-9_]{1,96}$")
 _DIGIT_RUN = re.compile(r"\d[\d \-]{10,}\d")
@@ -38,6 +43,17 @@ class PaymentMethodTokenField(serializers.CharField):
         return value
 
 
+class BuyerRedirectUrlField(CardNumberScreeningMixin, serializers.URLField):
+    """Where we send the buyer's browser: an absolute http(s) URL of at most 2048 characters."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 2048)
+        super().__init__(**kwargs)
+        # DRF's URLField allows ftp(s) too: a browser is only ever sent to http(s).
+        self.validators = [v for v in self.validators if not isinstance(v, URLValidator)]
+        self.validators.append(URLValidator(schemes=["http", "https"], message="Enter an http or https URL."))
+
+
 # Every free-text input is a FreeTextField / FreeTextEmailField: a card number in it is
 # refused (400 card_number_refused, param the field, the value not echoed) and never stored.
 class BuyerInput(StrictSerializer):
@@ -55,6 +71,12 @@ class CheckoutInput(StrictSerializer):
     buyer = BuyerInput()
     payment_method = PaymentMethodTokenField(max_length=100)
     orders = OrderInput(many=True, allow_empty=False, max_length=settings.CHECKOUT_MAX_ORDERS)
+    return_url = BuyerRedirectUrlField(
+        required=False, allow_blank=True, default="",
+        help_text="The buyer is present: a card that asks for 3-D Secure leaves its order `requires_action` "
+                  "with `next_action.redirect_to_url.url`; send the buyer there. Once back, they are sent to "
+                  "this URL with `?payment_event=pe_...`. Without it, orders are paid off-session and such a "
+                  "card fails with `authentication_required`.")
 
     def validate_orders(self, orders):
         seen = set()
@@ -82,6 +104,15 @@ class SellerOutput(serializers.Serializer):
     created = serializers.DateTimeField(source="created_at")
 
 
+class RedirectToUrlOutput(serializers.Serializer):
+    url = serializers.CharField(help_text="The PSP's 3-D Secure page to send the buyer to.")
+
+
+class NextActionOutput(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["redirect_to_url"])
+    redirect_to_url = RedirectToUrlOutput()
+
+
 class PaymentOrderOutput(serializers.Serializer):
     id = serializers.CharField()
     object = ObjectTypeField("payment_order")
@@ -94,8 +125,16 @@ class PaymentOrderOutput(serializers.Serializer):
     failure_code = serializers.CharField()
     failure_message = serializers.CharField()
     amount_refunded = serializers.IntegerField()
+    next_action = serializers.SerializerMethodField(
+        help_text="`requires_action` only: where the buyer authenticates (3-D Secure); null otherwise.")
     created = serializers.DateTimeField(source="created_at")
     updated = serializers.DateTimeField(source="updated_at")
+
+    @extend_schema_field(NextActionOutput(allow_null=True))
+    def get_next_action(self, order) -> dict | None:
+        if order.state != PaymentOrderState.REQUIRES_ACTION or not order.next_action_url:
+            return None
+        return {"type": "redirect_to_url", "redirect_to_url": {"url": order.next_action_url}}
 
 
 class BuyerOutput(serializers.Serializer):
@@ -118,6 +157,7 @@ class PaymentEventOutput(serializers.Serializer):
     completed_at = serializers.DateTimeField(allow_null=True, help_text="When the checkout was decided; null "
                                                                          "while `processing`.")
     failure_reason = serializers.CharField(help_text="Why the checkout failed; empty otherwise.")
+    return_url = serializers.CharField(help_text="Where the buyer goes back from 3-D Secure; empty: off-session.")
     created = serializers.DateTimeField(source="created_at")
 
 
@@ -143,3 +183,78 @@ class PaymentOrderDetailOutput(PaymentOrderOutput):
     """A payment order with its refunds, as ``GET /payment-orders/{id}`` answers."""
 
     refunds = RefundOutput(many=True, read_only=True)
+
+
+# --- Checkout sessions (the hosted payment page) --------------------------------------------------
+class ItemInput(StrictSerializer):
+    name = FreeTextField(max_length=200)
+    quantity = StrictIntegerField(min_value=1, max_value=10_000)
+    amount = StrictIntegerField(min_value=0, max_value=settings.PAYMENT_ORDER_MAX_AMOUNT,
+                                help_text="Per unit, in minor units.")
+
+
+class SessionOrderInput(OrderInput):
+    items = ItemInput(many=True, required=False, max_length=100,
+                      help_text="Shown to the buyer; when given, quantity × amount must add up to the order's amount.")
+
+
+class CheckoutSessionInput(StrictSerializer):
+    buyer = BuyerInput()
+    orders = SessionOrderInput(many=True, allow_empty=False, max_length=settings.CHECKOUT_MAX_ORDERS)
+    success_url = BuyerRedirectUrlField(help_text="Where the buyer lands once every seller is paid. "
+                                                  "`{CHECKOUT_SESSION_ID}` is replaced by the session's id.")
+    cancel_url = BuyerRedirectUrlField(help_text="Where the buyer goes back to without paying.")
+
+    validate_orders = CheckoutInput.validate_orders
+
+
+class CheckoutConfirmInput(StrictSerializer):
+    """The hosted page's confirmation: the PSP's token for the card the buyer typed in its field."""
+
+    payment_method = PaymentMethodTokenField(max_length=100)
+
+
+class ItemOutput(serializers.Serializer):
+    name = serializers.CharField()
+    quantity = serializers.IntegerField()
+    amount = serializers.IntegerField()
+
+
+class SessionOrderOutput(serializers.Serializer):
+    seller = serializers.CharField()
+    amount = serializers.IntegerField()
+    currency = serializers.CharField()
+    items = ItemOutput(many=True)
+
+
+class CheckoutSessionOutput(serializers.Serializer):
+    id = serializers.CharField()
+    object = ObjectTypeField("checkout_session")
+    url = serializers.SerializerMethodField(help_text="The hosted payment page, on our domain: send the buyer there.")
+    status = serializers.SerializerMethodField(help_text="`open`, `complete` (the buyer paid: see `payment_status`) "
+                                                         "or `expired` (never paid; nothing can be charged any more).")
+    payment_status = serializers.SerializerMethodField(
+        help_text="`unpaid`, then the payment event's state: `processing`, `succeeded`, `partially_succeeded`, "
+                  "`failed`.")
+    payment_event = serializers.CharField(source="payment_event_id", allow_null=True)
+    buyer = BuyerOutput(source="*")
+    orders = SessionOrderOutput(many=True)
+    success_url = serializers.CharField()
+    cancel_url = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    created = serializers.DateTimeField(source="created_at")
+
+    def get_url(self, session) -> str:
+        return self.context["request"].build_absolute_uri(reverse("pay:session", args=[session.id])) \
+            if not settings.PAYMENTS_PUBLIC_URL else \
+            settings.PAYMENTS_PUBLIC_URL.rstrip("/") + reverse("pay:session", args=[session.id])
+
+    @extend_schema_field(serializers.ChoiceField(choices=["open", "complete", "expired"]))
+    def get_status(self, session) -> str:
+        if session.payment_event_id:
+            return "complete"
+        return "expired" if session.expires_at <= timezone.now() else "open"
+
+    @extend_schema_field(serializers.ChoiceField(choices=["unpaid", *[s.value for s in PaymentEventState]]))
+    def get_payment_status(self, session) -> str:
+        return session.payment_event.state if session.payment_event_id else "unpaid"

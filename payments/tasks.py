@@ -11,6 +11,7 @@ from payments import services
 from payments.psp.base import PSPRetryableError
 from payments.services.customers import payment_event_execute
 from payments.services.execution import retry_delay
+from payments.services.merchant_events import merchant_events_relay
 from payments.services.refunds import refund_schedule_retry
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,12 @@ def refund_execute_task(self, *, refund_id: str) -> str:
         raise _database_backoff(self, exc, refund=refund_id) from exc
 
 
+@shared_task(name="payments.merchant_events_relay")
+def merchant_events_relay_task() -> int:
+    """Hand payments' outbox of merchant events to notifications (outbound webhooks)."""
+    return merchant_events_relay()
+
+
 @shared_task(name="payments.sweeper")
 def sweeper_task() -> int:
     """Re-drive orders and refunds whose task was lost."""
@@ -72,5 +79,5 @@ def sweeper_task() -> int:
 
 @shared_task(name="payments.janitor")
 def janitor_task() -> int:
-    """Ask the PSP about orders in an unknown or pending state."""
-    return services.payment_orders_resolve_unknown()
+    """Ask the PSP about orders in an unknown or pending state, and expire abandoned 3-D Secure challenges."""
+    return services.payment_orders_resolve_unknown() + services.payment_orders_expire_actions()

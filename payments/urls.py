@@ -11,4 +11,7 @@ urlpatterns = [
          name="payment-order-detail"),
     path("payment-orders/<str:payment_order_id>/refunds", apis.RefundCreateApi.as_view(), name="refunds"),
     path("refunds/<str:refund_id>", apis.RefundDetailApi.as_view(), name="refund-detail"),
+    path("checkout-sessions", apis.CheckoutSessionCreateApi.as_view(), name="checkout-sessions"),
+    path("checkout-sessions/<str:checkout_session_id>", apis.CheckoutSessionDetailApi.as_view(),
+         name="checkout-session-detail"),
 ]

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import charges, context, customers, intent_params, objects, payment_methods, refunds, validation
+from . import cards, charges, context, customers, intent_params, objects, payment_methods, refunds, validation
 from .behaviour import Config, Decline, Plan
 from .cards import GENERIC_DECLINE
 from .context import RequestContext
@@ -217,6 +217,8 @@ class Api:
                 )
             pi["next_action"] = None
             pm = self.store.get_payment_method(pi["payment_method"] or "")
+            if pm and cards.by_name(pm["card"]).authentication_fails:
+                succeed = False  # the issuer refuses it, whatever the buyer answered
             if succeed:
                 charge = charges.new_row(pi, pi["payment_method"], row.get("idempotency_key"), "succeeded")
                 if pi["capture_method"] == "manual":

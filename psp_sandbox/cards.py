@@ -44,6 +44,7 @@ class TestCard:
     fault: str | None = None  # pm_sandbox_*: server_error, flaky, timeout, processing, ...
     networks: tuple[str, ...] = field(default=())
     refund_fails: bool = False  # the charge succeeds; a refund starts pending, then fails
+    authentication_fails: bool = False  # 3-D Secure: the issuer refuses the challenge, whatever the buyer does
 
     @property
     def last4(self) -> str:
@@ -120,6 +121,7 @@ CARDS: dict[str, TestCard] = {
     "authenticationRequired": TestCard("4000002760003184", country="DE", three_d_secure=True),
     "threeDSecure2Required": TestCard("4000000000003220", three_d_secure=True),
     "threeDSecureRequired": TestCard("4000000000003063", three_d_secure=True),
+    "authenticationRequiredFails": TestCard("4000008400001280", three_d_secure=True, authentication_fails=True),
     # Refunds: "asynchronous failure" (a refund is created pending, then fails with
     # expired_or_canceled_card and a refund.failed event after refund_failure_delay_s).
     "refundFail": TestCard("4000000000005126", refund_fails=True),

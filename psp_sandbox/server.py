@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from . import __version__, context, errors, objects, routes, settlement, validation
+from . import __version__, context, elements, errors, objects, routes, settlement, validation
 from .api import Api, ApiError, ProcessingWorker, invalid
 from .behaviour import Config, ConfigError, Plan
 from .context import RequestContext
@@ -166,6 +166,8 @@ class Handler(BaseHTTPRequestHandler):
                     raise invalid(f"Invalid Stripe API version: {self.api_version}", param="Stripe-Version")
                 with context.use(self._context()):
                     self._api_route(method, url.path, url.query, body)
+            elif method == "GET" and (asset := elements.asset(url.path)) is not None:
+                self._send(200, asset[0], {"Cache-Control": "no-cache"}, content_type=asset[1])  # Stripe.js' shape
             else:
                 self._send(
                     404,
@@ -242,7 +244,7 @@ class Handler(BaseHTTPRequestHandler):
             {
                 "payment_intent": pi["id"],
                 "payment_intent_client_secret": pi["client_secret"],
-                "redirect_status": "succeeded" if outcome == "succeed" else "failed",
+                "redirect_status": "succeeded" if pi["status"] in ("succeeded", "requires_capture") else "failed",
             }
         )
         location = return_url + ("&" if "?" in return_url else "?") + query

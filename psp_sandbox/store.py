@@ -127,6 +127,34 @@ CREATE TABLE IF NOT EXISTS webhook_attempts (
     duplicate INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS wa_event ON webhook_attempts(event_id);
+-- Connect (psp_sandbox/connect.py): connected accounts, their bank accounts, transfers, payouts, endpoints.
+CREATE TABLE IF NOT EXISTS connect_accounts (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, created_at REAL NOT NULL, data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS bank_accounts (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, account TEXT NOT NULL, currency TEXT NOT NULL,
+    bank TEXT NOT NULL, created_at REAL NOT NULL, data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ba_account ON bank_accounts(account);
+CREATE TABLE IF NOT EXISTS transfers (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, destination TEXT NOT NULL, transfer_group TEXT,
+    currency TEXT NOT NULL, amount INTEGER NOT NULL, amount_reversed INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL, data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tr_destination ON transfers(destination, currency);
+CREATE INDEX IF NOT EXISTS tr_group ON transfers(transfer_group);
+CREATE TABLE IF NOT EXISTS payouts (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, account TEXT NOT NULL, destination TEXT NOT NULL,
+    currency TEXT NOT NULL, amount INTEGER NOT NULL, status TEXT NOT NULL, complete_at REAL, planned_outcome TEXT,
+    created_at REAL NOT NULL, data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS po_account ON payouts(account, currency);
+CREATE INDEX IF NOT EXISTS po_destination ON payouts(destination);
+CREATE INDEX IF NOT EXISTS po_due ON payouts(status, complete_at);
+CREATE TABLE IF NOT EXISTS webhook_endpoints (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, connect INTEGER NOT NULL, created_at REAL NOT NULL,
+    data TEXT NOT NULL
+);
 """
 
 DATA_TABLES = (
@@ -139,7 +167,9 @@ DATA_TABLES = (
     "flaky_attempts",
     "events",
     "webhook_attempts",
+    *("connect_accounts", "bank_accounts", "transfers", "payouts", "webhook_endpoints"),  # connect.py
 )
+_CONNECT_TABLES = frozenset(("connect_accounts", "bank_accounts", "transfers", "payouts", "webhook_endpoints"))
 
 
 def new_id(prefix: str) -> str:
@@ -545,3 +575,64 @@ class Store:
         for e in events:
             e["attempts"] = by_event.get(e["id"], [])
         return events
+
+    # -- Connect (psp_sandbox/connect.py) -------------------------------------
+    # Each table keeps the object as JSON in ``data`` beside the columns it is searched by.
+    def connect_insert(self, table: str, obj: dict[str, Any], **columns: Any) -> None:
+        """Insert a Connect object (``obj["id"]``) with its search columns."""
+        assert table in _CONNECT_TABLES
+        cols = {"id": obj["id"], "created_at": time.time(), "data": json.dumps(obj), **columns}
+        with self.lock:
+            self._db.execute(
+                f"INSERT INTO {table}({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", tuple(cols.values())
+            )
+
+    def connect_update(self, table: str, obj: dict[str, Any], **columns: Any) -> None:
+        """Persist a changed Connect object and, if given, some of its columns."""
+        assert table in _CONNECT_TABLES
+        cols = {"data": json.dumps(obj), **columns}
+        with self.lock:
+            self._db.execute(
+                f"UPDATE {table} SET {', '.join(f'{k} = ?' for k in cols)} WHERE id = ?", (*cols.values(), obj["id"])
+            )
+
+    def connect_get(self, table: str, obj_id: str) -> dict[str, Any] | None:
+        """The row (its columns) with the object decoded as ``object``, or None."""
+        assert table in _CONNECT_TABLES
+        row = self._one(f"SELECT * FROM {table} WHERE id = ?", (obj_id,))
+        if row:
+            row["object"] = json.loads(row.pop("data"))
+        return row
+
+    def connect_rows(self, table: str, where: dict[str, Any], newest_first: bool = True) -> list[dict[str, Any]]:
+        """Rows whose columns equal ``where`` (names are the caller's, values bound), objects decoded."""
+        assert table in _CONNECT_TABLES and all(k.isidentifier() for k in where)
+        clause = " AND ".join(f"{k} = ?" for k in where) or "1"
+        rows = self._all(
+            f"SELECT * FROM {table} WHERE {clause} ORDER BY seq {'DESC' if newest_first else 'ASC'}",
+            tuple(where.values()),
+        )
+        for row in rows:
+            row["object"] = json.loads(row.pop("data"))
+        return rows
+
+    def connect_balance(self, account: str, currency: str) -> int:
+        """A connected account's balance: transfers less reversals, less payouts that did not fail."""
+        with self.lock:
+            transferred = self._db.execute(
+                "SELECT COALESCE(SUM(amount - amount_reversed), 0) FROM transfers"
+                " WHERE destination = ? AND currency = ?",
+                (account, currency),
+            ).fetchone()[0]
+            paid_out = self._db.execute(
+                "SELECT COALESCE(SUM(amount), 0) FROM payouts WHERE account = ? AND currency = ?"
+                " AND status NOT IN ('failed', 'canceled')",
+                (account, currency),
+            ).fetchone()[0]
+        return int(transferred) - int(paid_out)
+
+    def connect_due_payouts(self, now: float) -> list[dict[str, Any]]:
+        """Ids of pending payouts whose completion time has come, oldest first."""
+        return self._all(
+            "SELECT id FROM payouts WHERE status = 'pending' AND complete_at <= ? ORDER BY seq", (now,)
+        )

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 
 from .behaviour import Config
+from .connect import connect_target
 from .store import Store
 
 MAX_BACKOFF_S = 60.0
@@ -95,6 +96,13 @@ class WebhookDispatcher(threading.Thread):
         for event in events:
             if self.stop.is_set():
                 return
+            target = connect_target(self.store, event)  # a connected account's event: the Connect endpoint
+            if target is not None:
+                if not target[0]:
+                    self.store.update_event(event["id"], status="no_endpoint")
+                else:
+                    self._deliver(event, target[0], {**cfg, "webhook_secret": target[1]})
+                continue
             url = self.config.get("webhook_url")
             if not url:
                 self.store.update_event(event["id"], status="no_endpoint")

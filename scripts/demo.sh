@@ -6,6 +6,10 @@ echo "Starting the stack (PSP sandbox, web, Celery worker, beat):"
 bash scripts/stack.sh start
 password=$(.venv/bin/python manage.py create_operator admin --superuser)
 api_key=$(.venv/bin/python manage.py create_api_key "demo storefront" 2>/dev/null)
+# The demo shop (storefront/, served by the same web process at /shop/): its own key, its sellers onboarded and
+# its webhook endpoint registered through the API, as any merchant of ours.
+shop_key=$(.venv/bin/python manage.py create_api_key "demo shop" 2>/dev/null)
+.venv/bin/python manage.py storefront_setup "http://$WEB_HOST:$WEB_PORT" "$shop_key"
 echo
 DEMO_API_KEY=$api_key .venv/bin/python scripts/demo.py "http://$WEB_HOST:$WEB_PORT"
 
@@ -32,6 +36,8 @@ Where to look:
   admin        http://$WEB_HOST:$WEB_PORT/admin/   user: admin   password: $password
                (Payments > Payment orders: filter by state; Ledger > Ledger transactions; Wallets;
                 Reconciliation > Reconciliation runs and Breaks)
+  demo shop    http://$WEB_HOST:$WEB_PORT/shop/   (Buy opens the hosted payment page; card 4242 4242 4242 4242,
+               3-D Secure 4000 0027 6000 3184, declined 4000 0000 0000 0002; any future expiry, any CVC)
   API docs     http://$WEB_HOST:$WEB_PORT/api/docs/
   PSP sandbox  $PSP_API_BASE/_sandbox/charges
   logs         var/log/{web,worker1..N,beat,psp}.log

@@ -31,6 +31,9 @@ INSTALLED_APPS = [
     "wallet",
     "payments",
     "reconciliation",
+    "notifications",  # outbound webhooks to merchants (README "The buyer's side")
+    "storefront",  # the demo shop, a merchant of ours served at /shop/ (README "The buyer's side")
+    "payouts",
     "axes",  # admin login lock-out (README, "Rate limits")
 ]
 
@@ -220,6 +223,28 @@ PSP_WEBHOOK_TOLERANCE_SECONDS = env.int("PSP_WEBHOOK_TOLERANCE_SECONDS", default
 # (a saved 500) get a new key.
 PSP_SEARCH_CONSISTENCY_SECONDS = env.float("PSP_SEARCH_CONSISTENCY_SECONDS", default=300.0)
 
+# --- Payouts (money out; README "Money out") ---------------------------------------
+PAYOUTS_PSP_ADAPTER = env("PAYOUTS_PSP_ADAPTER", default="payouts.psp.stripe_connect.StripeConnectAdapter")
+# The Connect webhook endpoint's own signing secret (the connected accounts' events: payout.paid, ...).
+PSP_CONNECT_WEBHOOK_SECRET = env("PSP_CONNECT_WEBHOOK_SECRET", default="")
+# A capture's seller share can be paid out this many days after it (pending until then).
+PAYOUT_HOLD_DAYS = env.float("PAYOUT_HOLD_DAYS", default=2)
+# Rolling reserve: this share of each capture (basis points) stays reserved for PAYOUT_RESERVE_DAYS.
+PAYOUT_RESERVE_BPS = env.int("PAYOUT_RESERVE_BPS", default=0)
+PAYOUT_RESERVE_DAYS = env.float("PAYOUT_RESERVE_DAYS", default=0)
+if not 0 <= PAYOUT_RESERVE_BPS <= 10_000 or PAYOUT_HOLD_DAYS < 0 or PAYOUT_RESERVE_DAYS < 0:
+    raise ImproperlyConfigured("PAYOUT_RESERVE_BPS must be 0..10000; PAYOUT_HOLD_DAYS, PAYOUT_RESERVE_DAYS >= 0")
+# Checks ``audit_money`` runs after its own (payments does not import the apps that add them).
+MONEY_AUDIT_EXTRA_CHECKS = ["payouts.audit.payouts_audit"]
+# The smallest payout, minor units (PAYOUT_MINIMUMS: per currency, e.g. PAYOUT_MINIMUMS=jpy=100,eur=500).
+PAYOUT_MINIMUM = env.int("PAYOUT_MINIMUM", default=100)
+PAYOUT_MINIMUMS = {k.lower(): int(v) for k, v in env.dict("PAYOUT_MINIMUMS", default={}).items()}
+# Rounds of PSP calls per payout before it goes to the dead letter (retryable errors only).
+PAYOUT_EXECUTE_MAX_ATTEMPTS = env.int("PAYOUT_EXECUTE_MAX_ATTEMPTS", default=6)
+# How often the recovery round asks the PSP about a payout in transit whose payout.paid/failed has not come.
+PAYOUT_IN_TRANSIT_CHECK_SECONDS = env.float("PAYOUT_IN_TRANSIT_CHECK_SECONDS", default=3600.0)
+PAYOUTS_RECOVERY_INTERVAL_SECONDS = env.float("PAYOUTS_RECOVERY_INTERVAL_SECONDS", default=15.0)
+
 # --- Celery ----------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = None
@@ -273,3 +298,36 @@ CELERY_BEAT_SCHEDULE["reconciliation-nightly"] = {
     "task": "reconciliation.nightly",
     "schedule": crontab(hour=env.int("RECONCILIATION_NIGHTLY_HOUR", default=3), minute=0),
 }
+# Money out (payouts/tasks.py): the daily payout run, and the recovery round of unfinished payouts.
+CELERY_BEAT_SCHEDULE["payouts-daily"] = {
+    "task": "payouts.run_daily",
+    "schedule": crontab(hour=env.int("PAYOUTS_RUN_HOUR", default=6), minute=0),
+}
+CELERY_BEAT_SCHEDULE["payouts-recover"] = {"task": "payouts.recover", "schedule": PAYOUTS_RECOVERY_INTERVAL_SECONDS}
+
+# --- Buyer side: 3-D Secure, hosted payment page (README "The buyer's side") -----------------
+# Our site's address as buyers reach it (e.g. https://pay.example.com), for the PSP's return URL after
+# 3-D Secure; empty: taken from the request that created the checkout.
+PAYMENTS_PUBLIC_URL = env("PAYMENTS_PUBLIC_URL", default="")
+# A 3-D Secure challenge the buyer has not answered after this long is cancelled at the PSP by the janitor,
+# and its order fails with authentication_expired.
+PAYMENT_ACTION_EXPIRY_SECONDS = env.float("PAYMENT_ACTION_EXPIRY_SECONDS", default=900.0)
+# A hosted payment page (checkout session) not paid within this long expires: nothing can be charged from it.
+CHECKOUT_SESSION_EXPIRY_SECONDS = env.float("CHECKOUT_SESSION_EXPIRY_SECONDS", default=86400.0)
+# The PSP's browser side: the publishable key (not a secret) and the card field's library, loaded by the page.
+PSP_PUBLISHABLE_KEY = env("PSP_PUBLISHABLE_KEY", default="pk_test_sandbox")
+# The PSP as the buyer's browser reaches it (empty: PSP_API_BASE), and its library (empty: the sandbox's, there).
+PSP_PUBLIC_URL = env("PSP_PUBLIC_URL", default="")
+PSP_JS_URL = env("PSP_JS_URL", default="")
+# Outbound webhooks (notifications/): payments' outbox is relayed every MERCHANT_EVENTS_RELAY_SECONDS; each
+# delivery is tried with exponential backoff (base, cap) up to NOTIFICATIONS_MAX_ATTEMPTS (about four days).
+MERCHANT_EVENTS_RELAY_SECONDS = env.float("MERCHANT_EVENTS_RELAY_SECONDS", default=1.0)
+NOTIFICATIONS_TIMEOUT_SECONDS = env.float("NOTIFICATIONS_TIMEOUT_SECONDS", default=10.0)
+NOTIFICATIONS_RETRY_BASE_SECONDS = env.float("NOTIFICATIONS_RETRY_BASE_SECONDS", default=30.0)
+NOTIFICATIONS_RETRY_MAX_SECONDS = env.float("NOTIFICATIONS_RETRY_MAX_SECONDS", default=6 * 3600.0)
+NOTIFICATIONS_MAX_ATTEMPTS = env.int("NOTIFICATIONS_MAX_ATTEMPTS", default=20)
+NOTIFICATIONS_FAILING_AFTER = env.int("NOTIFICATIONS_FAILING_AFTER", default=5)  # failures in a row: "failing"
+NOTIFICATIONS_SWEEP_GRACE_SECONDS = env.float("NOTIFICATIONS_SWEEP_GRACE_SECONDS", default=120.0)
+CELERY_BEAT_SCHEDULE["payments-merchant-events-relay"] = {
+    "task": "payments.merchant_events_relay", "schedule": MERCHANT_EVENTS_RELAY_SECONDS}
+CELERY_BEAT_SCHEDULE["notifications-sweeper"] = {"task": "notifications.sweeper", "schedule": 60.0}

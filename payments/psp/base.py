@@ -10,6 +10,7 @@ class PaymentStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # declined or refused: final, nothing was captured
     PROCESSING = "processing"  # the PSP has not decided yet: wait for a webhook or ask later
+    REQUIRES_ACTION = "requires_action"  # the buyer must authenticate (3-D Secure) at ``action_url``
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,9 @@ class PaymentRequest:
     payment_method: str
     customer: str = ""  # the PSP customer the payment method is attached to, when it is
     metadata: dict[str, str] = field(default_factory=dict)
+    # The buyer is present: confirm on-session; the PSP may ask for 3-D Secure and sends the buyer back
+    # here. Blank: off-session (a card that insists on 3-D Secure is declined).
+    return_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class PaymentResult:
     failure_code: str = ""
     failure_message: str = ""
     payment_order_id: str = ""  # the order the PSP's object says it is for (our metadata), when it says
+    action_url: str = ""  # REQUIRES_ACTION: the page the buyer is sent to (the issuer's challenge)
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,11 @@ class PaymentServiceProvider(abc.ABC):
     @abc.abstractmethod
     def retrieve_payment(self, psp_reference: str) -> PaymentResult:
         """The PSP's current view of a payment."""
+
+    @abc.abstractmethod
+    def cancel_payment(self, psp_reference: str, *, idempotency_key: str) -> PaymentResult:
+        """Cancel a payment still waiting for its buyer (an abandoned 3-D Secure challenge). If the PSP
+        has decided it meanwhile (the buyer answered just now), its current view is returned instead."""
 
     @abc.abstractmethod
     def find_payment(self, payment_order_id: str) -> PaymentResult | None:

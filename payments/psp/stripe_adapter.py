@@ -1,12 +1,15 @@
 """Stripe PaymentIntents through the official SDK. The sandbox is Stripe at another URL.
 
 Every request is one Stripe documents for the SDK's pinned API version (``stripe.api_version``,
-2026-10-28.endive for stripe 16.1): card payments are confirmed server-side while the buyer is
-not present (``off_session``), with ``allowed_payment_method_types=["card"]`` so that no
-redirect-based method (and no ``return_url``) is involved. (Since 2026-09-30.endive the older
-``payment_method_types`` parameter is refused, and dynamic payment methods, the default since
-2023-08-16, would want a ``return_url``.) A card that insists on 3-D Secure is then declined
-with ``authentication_required``: nobody is there to answer the challenge.
+2026-10-28.endive for stripe 16.1): card payments are confirmed server-side with
+``allowed_payment_method_types=["card"]`` so that no redirect-based payment method is involved.
+(Since 2026-09-30.endive the older ``payment_method_types`` parameter is refused, and dynamic
+payment methods, the default since 2023-08-16, would want a ``return_url``.) When the buyer is not
+present (``off_session``) a card that insists on 3-D Secure is declined with
+``authentication_required``: nobody is there to answer the challenge. When the buyer is present
+(a ``return_url``: the hosted payment page), such a card leaves the PaymentIntent
+``requires_action`` with a ``redirect_to_url`` next action: the buyer's challenge, which sends them
+back to the ``return_url``.
 """
 from __future__ import annotations
 
@@ -42,15 +45,15 @@ _STATUSES = {
     "processing": PaymentStatus.PROCESSING,
     "requires_payment_method": PaymentStatus.FAILED,
     "canceled": PaymentStatus.FAILED,
-    # Confirmed off-session, a card that wants the buyer is declined instead of asking;
-    # a PaymentIntent still waiting for the buyer or for a confirmation is not paid.
-    "requires_action": PaymentStatus.FAILED,
+    # Waiting for the buyer's 3-D Secure (on-session, with a redirect: see _result; any other next
+    # action cannot be answered by us, so it is not paid); waiting for a confirmation: not paid.
+    "requires_action": PaymentStatus.REQUIRES_ACTION,
     "requires_confirmation": PaymentStatus.FAILED,
 }
 # Only these events carry a payment's outcome; payment_intent.created and charge.* restate it.
 _PAYMENT_OUTCOME_EVENTS = frozenset({
     "payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.processing",
-    "payment_intent.canceled",
+    "payment_intent.canceled", "payment_intent.requires_action",
 })
 _REFUND_EVENTS = frozenset({"refund.created", "refund.updated", "refund.failed", "charge.refunded"})
 
@@ -66,6 +69,13 @@ def _result(intent) -> PaymentResult:
     intent = _plain(intent)
     error = intent.get("last_payment_error") or {}
     status = _STATUSES.get(intent["status"], PaymentStatus.PROCESSING)
+    action_url = ""
+    if status is PaymentStatus.REQUIRES_ACTION:
+        action = intent.get("next_action") or {}
+        action_url = str(((action.get("redirect_to_url") or {}).get("url")) or "") \
+            if action.get("type") == "redirect_to_url" else ""
+        if not action_url:  # nothing we can send the buyer to (Stripe.js' own flow): not paid
+            status = PaymentStatus.FAILED
     code = error.get("decline_code") or error.get("code") or ""
     if status is PaymentStatus.FAILED and not code:
         code = f"payment_intent_{intent['status']}"
@@ -78,6 +88,7 @@ def _result(intent) -> PaymentResult:
         failure_code=code if status is PaymentStatus.FAILED else "",
         failure_message=(error.get("message") or "") if status is PaymentStatus.FAILED else "",
         payment_order_id=(intent.get("metadata") or {}).get("payment_order_id", ""),
+        action_url=action_url,
     )
 
 
@@ -165,9 +176,12 @@ class StripeAdapter(PaymentServiceProvider):
             "payment_method": request.payment_method,
             "allowed_payment_method_types": ["card"],
             "confirm": True,
-            "off_session": True,  # the executor pays after the checkout: the buyer is not there
             "metadata": {**request.metadata, "payment_order_id": request.payment_order_id},
         }
+        if request.return_url:
+            params["return_url"] = request.return_url  # the buyer is there: 3-D Secure may be asked
+        else:
+            params["off_session"] = True  # the executor pays after the checkout: the buyer is not there
         if request.customer:
             params["customer"] = request.customer
         try:
@@ -191,6 +205,17 @@ class StripeAdapter(PaymentServiceProvider):
             return _result(self._call("get", f"/v1/payment_intents/{quote(psp_reference, safe='')}"))
         except stripe.StripeError as exc:
             raise self._translate(exc) from exc
+
+    def cancel_payment(self, psp_reference: str, *, idempotency_key: str) -> PaymentResult:
+        try:
+            return _result(self._call("post", f"/v1/payment_intents/{quote(psp_reference, safe='')}/cancel",
+                                      {"cancellation_reason": "abandoned"}, idempotency_key=idempotency_key))
+        except stripe.InvalidRequestError as exc:
+            if exc.code != "payment_intent_unexpected_state":
+                raise self._translate(exc) from exc
+        except stripe.StripeError as exc:
+            raise self._translate(exc) from exc
+        return self.retrieve_payment(psp_reference)  # decided meanwhile: its own word stands
 
     def find_payment(self, payment_order_id: str) -> PaymentResult | None:
         query = f"metadata['payment_order_id']:'{payment_order_id}'"

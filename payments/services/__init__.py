@@ -1,5 +1,16 @@
 """Write-side business logic of payments, one module per concern."""
+from payments.services.authentication import (
+    payment_event_buyer_returned,
+    payment_order_expire_action,
+    payment_orders_expire_actions,
+)
 from payments.services.checkout import OrderSpec, payment_event_create, seller_onboard
+from payments.services.checkout_sessions import (
+    ItemSpec,
+    SessionOrderSpec,
+    checkout_session_confirm,
+    checkout_session_create,
+)
 from payments.services.execution import (
     capture_posting_key,
     commission_for,
@@ -8,6 +19,7 @@ from payments.services.execution import (
     payment_order_mark_unknown,
     payment_order_schedule_retry,
 )
+from payments.services.merchant_events import merchant_events_relay
 from payments.services.recovery import (
     payment_order_replay_dead_letter,
     payment_order_resolve,
@@ -18,7 +30,10 @@ from payments.services.refunds import refund_apply_result, refund_create, refund
 from payments.services.webhooks import webhook_event_process, webhook_event_receive
 
 __all__ = [
-    "OrderSpec", "capture_posting_key", "commission_for", "payment_event_create", "payment_order_apply_result",
+    "ItemSpec", "OrderSpec", "SessionOrderSpec", "capture_posting_key", "checkout_session_confirm",
+    "checkout_session_create", "commission_for", "merchant_events_relay", "payment_event_buyer_returned",
+    "payment_event_create",
+    "payment_order_apply_result", "payment_order_expire_action", "payment_orders_expire_actions",
     "payment_order_execute", "payment_order_mark_unknown", "payment_order_replay_dead_letter",
     "payment_order_resolve", "payment_order_schedule_retry", "payment_orders_redrive_stalled",
     "payment_orders_resolve_unknown", "refund_apply_result", "refund_create", "refund_execute",

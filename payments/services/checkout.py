@@ -6,9 +6,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from core.db import objects_insert
+from core.ids import new_id
 from core.models import ApiClient
 from payments.exceptions import AmountRefusedByPSP, SellerNotOnboarded
 from payments.models import PaymentEvent, PaymentOrder, PaymentOrderState, PaymentOrderTransition, Seller
@@ -27,22 +29,9 @@ class OrderSpec:
     currency: str
 
 
-@transaction.atomic(savepoint=False)  # inside the idempotency transaction: no savepoint round trips
-def payment_event_create(
-    *,
-    client: ApiClient,
-    buyer_reference: str,
-    buyer_email: str,
-    payment_method: str,
-    orders: list[OrderSpec],
-    idempotency_key: str,
-) -> PaymentEvent:
-    """Create the event and all its orders at once; their execution is enqueued on commit.
-
-    Should the enqueue be lost (a crash right after commit, a broker outage), the
-    sweeper finds the orders still ``not_started`` after ``next_action_at``. An amount the
-    PSP would refuse (its minimum charge, a currency's precision) is refused here, unsent.
-    """
+def checkout_orders_validate(*, client: ApiClient, orders: list[OrderSpec]) -> None:
+    """Refuse, unsent, an amount the PSP would refuse (its minimum charge, a currency's precision)
+    and a seller not onboarded (and active) for this client. One query."""
     psp = get_psp()
     for index, order in enumerate(orders):
         problem = psp.amount_problem(order.amount, order.currency)
@@ -56,9 +45,40 @@ def payment_event_create(
     for index, order in enumerate(orders):
         if order.seller_id not in onboarded:
             raise SellerNotOnboarded(f"Seller {order.seller_id!r} is not onboarded.", param=f"orders[{index}].seller")
+
+
+@transaction.atomic(savepoint=False)  # inside the idempotency transaction: no savepoint round trips
+def payment_event_create(
+    *,
+    client: ApiClient,
+    buyer_reference: str,
+    buyer_email: str,
+    payment_method: str,
+    orders: list[OrderSpec],
+    idempotency_key: str,
+    return_url: str = "",
+    public_url: str = "",
+) -> PaymentEvent:
+    """Create the event and all its orders at once; their execution is enqueued on commit.
+
+    ``return_url``: the buyer is present and goes there once back from 3-D Secure. Each order is
+    then confirmed on-session, with our own ``/pay/return/<event>`` (under ``public_url``, our
+    site's address as the buyer reaches it) as the PSP's return URL. Without it, off-session.
+
+    Should the enqueue be lost (a crash right after commit, a broker outage), the
+    sweeper finds the orders still ``not_started`` after ``next_action_at``. An amount the
+    PSP would refuse (its minimum charge, a currency's precision) is refused here, unsent.
+    """
+    checkout_orders_validate(client=client, orders=orders)
+    event_id = new_id("pe")
+    psp_return_url = ""
+    if return_url:
+        base = (settings.PAYMENTS_PUBLIC_URL or public_url).rstrip("/")
+        psp_return_url = base + reverse("pay:return", args=[event_id])
     event = PaymentEvent(
-        client=client, buyer_reference=buyer_reference, buyer_email=buyer_email,
+        id=event_id, client=client, buyer_reference=buyer_reference, buyer_email=buyer_email,
         payment_method=payment_method, idempotency_key=idempotency_key,
+        return_url=return_url, psp_return_url=psp_return_url,
         # One order charges the token itself; several need it attached to the buyer's PSP customer first.
         psp_payment_method=payment_method if len(orders) == 1 else "",
     )

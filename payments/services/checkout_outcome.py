@@ -21,6 +21,7 @@ from django.db import connection
 
 from core.transitions import transition_apply
 from payments.models import PaymentEvent, PaymentEventState, PaymentOrder, PaymentOrderState
+from payments.services.merchant_events import OUTBOX_CTE
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +54,16 @@ def payment_event_order_decided(*, order: PaymentOrder, actor: str) -> str:
     """
     succeeded = order.state == PaymentOrderState.SUCCEEDED
     with connection.cursor() as cursor:
+        # The same statement writes payments' outbox rows for the merchant's webhooks (merchant_events):
+        # payment_order.<state>, and checkout.completed when this order is the event's last undecided one.
         cursor.execute(
-            f"UPDATE {PaymentEvent._meta.db_table}"
+            f"WITH ev AS (UPDATE {PaymentEvent._meta.db_table}"
             " SET orders_succeeded = orders_succeeded + %s, orders_failed = orders_failed + %s"
-            " WHERE id = %s RETURNING state, orders_succeeded, orders_failed,"
-            f" (SELECT count(*) FROM {PaymentOrder._meta.db_table} WHERE payment_event_id = %s)",
-            [int(succeeded), int(not succeeded), order.payment_event_id, order.payment_event_id])
+            " WHERE id = %s RETURNING id, client_id, state, orders_succeeded, orders_failed,"
+            f" (SELECT count(*) FROM {PaymentOrder._meta.db_table} WHERE payment_event_id = %s) AS total),"
+            f"{OUTBOX_CTE} SELECT state, orders_succeeded, orders_failed, total FROM ev",
+            [int(succeeded), int(not succeeded), order.payment_event_id, order.payment_event_id,
+             f"payment_order.{order.state}", order.id])
         state, n_succeeded, n_failed, total = cursor.fetchone()
     if state != PaymentEventState.PROCESSING or n_succeeded + n_failed < total:
         return state

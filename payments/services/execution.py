@@ -87,6 +87,7 @@ def payment_request(order: PaymentOrder, *, payment_method: str, customer: str =
         payment_method=payment_method,
         customer=customer,
         metadata={"payment_event_id": order.payment_event_id, "seller_id": order.seller_id},
+        return_url=order.payment_event.psp_return_url,  # blank: off-session
     )
 
 
@@ -107,7 +108,8 @@ def payment_order_apply_result_or_dead_letter(*, payment_order_id: str, result: 
 @transaction.atomic
 def payment_order_dead_letter(*, payment_order_id: str, code: str, message: str, actor: str) -> str:
     order = lock_order(payment_order_id)
-    if order.state in (PaymentOrderState.EXECUTING, PaymentOrderState.PENDING, PaymentOrderState.UNKNOWN):
+    if order.state in (PaymentOrderState.EXECUTING, PaymentOrderState.PENDING, PaymentOrderState.UNKNOWN,
+                       PaymentOrderState.REQUIRES_ACTION):
         transition_apply(order, order.dead_letter, actor=actor, code=code, message=message, reason=message)
         logger.error("event=payment_order_dead_letter order=%s code=%s message=%s", order.id, code, message)
     return order.state
@@ -173,7 +175,8 @@ def payment_order_apply_result(*, payment_order_id: str, result: PaymentResult, 
         if order.is_terminal and result.status is PaymentStatus.SUCCEEDED and result.psp_reference \
                 and result.psp_reference != order.psp_reference:
             _suspect_double_charge(order, result, actor=actor)
-        elif order.is_terminal and order.state != result.status and result.status != PaymentStatus.PROCESSING:
+        elif order.is_terminal and order.state != result.status and result.status not in (
+                PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION):  # an earlier step, arriving late
             logger.error("event=payment_order_outcome_conflict order=%s state=%s psp_status=%s",
                          order.id, order.state, result.status)
         return order.state
@@ -188,6 +191,14 @@ def payment_order_apply_result(*, payment_order_id: str, result: PaymentResult, 
                          code=result.failure_code, message=result.failure_message,
                          psp_reference=result.psp_reference)
         payment_event_order_decided(order=order, actor=actor)
+    elif result.status is PaymentStatus.REQUIRES_ACTION:
+        # Only before an answer: a late "requires_action" never moves a pending order back.
+        if order.state in (PaymentOrderState.EXECUTING, PaymentOrderState.UNKNOWN, PaymentOrderState.DEAD_LETTER):
+            # The buyer's answer comes back by redirect or webhook; the janitor expires the challenge.
+            order.next_action_at = _after(settings.PAYMENT_ACTION_EXPIRY_SECONDS)
+            transition_apply(order, order.require_action, actor=actor,
+                             reason="the PSP asks the buyer to authenticate (3-D Secure)",
+                             psp_reference=result.psp_reference, url=result.action_url)
     elif order.state != PaymentOrderState.PENDING:
         order.next_action_at = _after(settings.PAYMENT_PENDING_CHECK_SECONDS)
         transition_apply(order, order.await_psp, actor=actor, reason="PSP is still processing",

@@ -21,6 +21,7 @@ from payments.psp import get_psp
 from payments.psp.base import PaymentStatus, PSPKeySpent, PSPPermanentError, RefundRequest, RefundResult
 from payments.services.enqueue import enqueue_refund
 from payments.services.execution import commission_for, retry_delay
+from payments.services.merchant_events import refund_succeeded_record
 from wallet.services import wallet_debit
 
 logger = logging.getLogger(__name__)
@@ -140,6 +141,7 @@ def refund_apply_result(*, refund_id: str, result: RefundResult, actor: str) -> 
     elif result.status is PaymentStatus.SUCCEEDED:
         transition_apply(refund, refund.succeed, actor=actor, reason="PSP refunded", psp_reference=result.psp_reference)
         _post_refund(order, refund)
+        refund_succeeded_record(refund=refund, order=order)  # the merchant's webhook (payments' outbox)
     elif result.status is PaymentStatus.FAILED:
         transition_apply(refund, refund.fail, actor=actor, reason=f"PSP: {result.failure_code}",
                          code=result.failure_code)

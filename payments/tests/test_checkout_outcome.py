@@ -123,7 +123,8 @@ def test_deciding_the_event_costs_one_statement_per_order_and_one_more_for_the_l
     with CaptureQueriesContext(connection) as deciding:
         apply(second, succeeded(second))
     def on_the_event(captured):
-        writes = ("UPDATE payments_paymentevent", 'WITH moved AS (UPDATE "payments_paymentevent"')
+        writes = ("WITH ev AS (UPDATE payments_paymentevent",  # the counters (and the merchant events' outbox)
+                  'WITH moved AS (UPDATE "payments_paymentevent"')  # the event's transition
         return [q["sql"] for q in captured.captured_queries if q["sql"].startswith(writes)]
 
     assert len(on_the_event(not_deciding)) == 1

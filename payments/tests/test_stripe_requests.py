@@ -24,6 +24,7 @@ ENDPOINTS = [
     ("POST", r"/v1/customers", stripe_params.CustomerCreateParams),
     ("POST", r"/v1/payment_methods/[^/]+/attach", stripe_params.PaymentMethodAttachParams),
     ("POST", r"/v1/payment_intents", stripe_params.PaymentIntentCreateParams),
+    ("POST", r"/v1/payment_intents/[^/]+/cancel", stripe_params.PaymentIntentCancelParams),
     ("GET", r"/v1/payment_intents/search", stripe_params.PaymentIntentSearchParams),
     ("GET", r"/v1/payment_intents/[^/]+", stripe_params.PaymentIntentRetrieveParams),
     ("POST", r"/v1/refunds", stripe_params.RefundCreateParams),
@@ -132,6 +133,20 @@ def test_the_adapters_requests_are_all_documented_for_the_pinned_version(psp_san
     assert len(recorder.sent) == 6
     problems = [problem for sent in recorder.sent for problem in _check(*sent)]
     assert problems == []
+
+
+def test_the_on_session_requests_of_3d_secure_are_documented_too(psp_sandbox):
+    """The buyer present: confirmed with a return_url (no off_session), then cancelled when abandoned."""
+    recorder = RecordingClient(timeout=10)
+    psp = StripeAdapter(api_base=psp_sandbox, http_client=recorder)
+    asked = psp.create_payment(PaymentRequest(
+        idempotency_key="ord_3ds_conformance", payment_order_id="ord_3ds_conformance", amount=2500, currency="eur",
+        payment_method="pm_card_authenticationRequired", return_url="https://shop.example/pay/return/pe_x"))
+    assert asked.status is PaymentStatus.REQUIRES_ACTION and asked.action_url.startswith(psp_sandbox)
+    cancelled = psp.cancel_payment(asked.psp_reference, idempotency_key="cancel:ord_3ds_conformance")
+    assert cancelled.status is PaymentStatus.FAILED
+    assert len(recorder.sent) == 2
+    assert [problem for sent in recorder.sent for problem in _check(*sent)] == []
 
 
 @pytest.mark.parametrize("form", [

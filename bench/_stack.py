@@ -235,6 +235,8 @@ class Stack:
             # Secrets of this run's own (production refuses the repository's public defaults); the
             # sandbox signs its webhooks with the same one.
             "PSP_API_KEY": "sk_test_bench_" + uuid.uuid4().hex,
+            "PSP_PUBLISHABLE_KEY": "pk_test_bench_" + uuid.uuid4().hex,
+            "NOTIFICATIONS_ALLOW_PRIVATE_DESTINATIONS": "true",  # everything is on loopback here
             "PSP_WEBHOOK_SECRET": webhook_secret,
             "PSP_SANDBOX_WEBHOOK_SECRET": webhook_secret,
             "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{self.db_name}",

@@ -29,6 +29,7 @@ from core.db import db_connection_release
 from core.exceptions import InvalidRequest
 from core.ids import new_id
 from core.models import ApiClient
+from notifications.destinations import destination_refusal_at_delivery, destination_refusal_at_registration
 from notifications.models import Delivery, DeliveryAttempt, OutboundEvent, Redelivery, WebhookEndpoint
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,12 @@ class SignatureError(Exception):
 
 class EventTypeUnknown(InvalidRequest):
     code = "event_type_unknown"
+
+
+class DestinationRefused(InvalidRequest):
+    """An endpoint URL into our own network (loopback, private, link-local...): see ``destinations``."""
+
+    code = "url_not_allowed"
 
 
 # --- Signing (ours to send; ``signature_verify`` is what a merchant runs) -------------------------
@@ -110,6 +117,9 @@ def _enqueue_event(event_id: str) -> None:
 def webhook_endpoint_create(*, client: ApiClient, url: str, enabled_events: list[str],
                             description: str = "") -> WebhookEndpoint:
     """A merchant's endpoint with a new secret (returned on the object this once; stored to sign)."""
+    refusal = destination_refusal_at_registration(url)
+    if refusal:
+        raise DestinationRefused(f"Webhooks are not sent into our own network: {refusal}.", param="url")
     unknown = [t for t in enabled_events if t != "*" and t not in EVENT_TYPES]
     if unknown:
         raise EventTypeUnknown(f"Unknown event type {unknown[0]!r}; known: {', '.join(EVENT_TYPES)} or '*'.",
@@ -158,12 +168,16 @@ def delivery_attempt(*, delivery_id: int, actor: str = "task:delivery_attempt") 
     db_connection_release()
     started = time.monotonic()
     status_code, error, body = None, "", ""
-    try:
-        response = requests.post(endpoint.url, data=payload, headers=headers, allow_redirects=False,
-                                 timeout=settings.NOTIFICATIONS_TIMEOUT_SECONDS)
-        status_code, body = response.status_code, response.text[:1000]
-    except requests.RequestException as exc:
-        error = f"{type(exc).__name__}: {exc}"[:500]
+    refusal = destination_refusal_at_delivery(endpoint.url)  # again now: DNS may have changed
+    if refusal:
+        error = f"not sent: {refusal}"[:500]
+    else:
+        try:
+            response = requests.post(endpoint.url, data=payload, headers=headers, allow_redirects=False,
+                                     timeout=settings.NOTIFICATIONS_TIMEOUT_SECONDS)
+            status_code, body = response.status_code, response.text[:1000]
+        except requests.RequestException as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
     ok = status_code is not None and 200 <= status_code < 300
     return _record_attempt(delivery, actor=actor, ok=ok, status_code=status_code, error=error, body=body,
                            duration_ms=int((time.monotonic() - started) * 1000))

@@ -323,6 +323,9 @@ PSP_JS_URL = env("PSP_JS_URL", default="")
 # delivery is tried with exponential backoff (base, cap) up to NOTIFICATIONS_MAX_ATTEMPTS (about four days).
 MERCHANT_EVENTS_RELAY_SECONDS = env.float("MERCHANT_EVENTS_RELAY_SECONDS", default=1.0)
 NOTIFICATIONS_TIMEOUT_SECONDS = env.float("NOTIFICATIONS_TIMEOUT_SECONDS", default=10.0)
+# A merchant's endpoint on a loopback, private or link-local address is refused (SSRF), at registration and
+# again at each delivery (DNS may change); local development and the tests post to 127.0.0.1.
+NOTIFICATIONS_ALLOW_PRIVATE_DESTINATIONS = env.bool("NOTIFICATIONS_ALLOW_PRIVATE_DESTINATIONS", default=False)
 NOTIFICATIONS_RETRY_BASE_SECONDS = env.float("NOTIFICATIONS_RETRY_BASE_SECONDS", default=30.0)
 NOTIFICATIONS_RETRY_MAX_SECONDS = env.float("NOTIFICATIONS_RETRY_MAX_SECONDS", default=6 * 3600.0)
 NOTIFICATIONS_MAX_ATTEMPTS = env.int("NOTIFICATIONS_MAX_ATTEMPTS", default=20)

@@ -9,3 +9,4 @@ PSP_API_KEY = env("PSP_API_KEY", default="sk_test_sandbox")
 PSP_WEBHOOK_SECRET = env("PSP_WEBHOOK_SECRET", default="whsec_sandbox_secret")
 # The sandbox's search lags 2 s (Stripe's: up to a minute or more; production keeps the base default).
 PSP_SEARCH_CONSISTENCY_SECONDS = env.float("PSP_SEARCH_CONSISTENCY_SECONDS", default=10.0)
+NOTIFICATIONS_ALLOW_PRIVATE_DESTINATIONS = True  # the demo shop and the tests listen on 127.0.0.1

@@ -9,7 +9,7 @@ from .base import *  # noqa: F401,F403
 from .base import env
 
 # Values published in this repository (the sandbox's, the local settings'): never accepted here.
-PUBLIC_DEFAULTS = {"dev-only-insecure-key", "test-only", "sk_test_sandbox", "whsec_sandbox_secret"}
+PUBLIC_DEFAULTS = {"dev-only-insecure-key", "test-only", "sk_test_sandbox", "whsec_sandbox_secret", "pk_test_sandbox"}
 
 
 def required(name: str) -> str:
@@ -26,6 +26,8 @@ SECRET_KEY = required("DJANGO_SECRET_KEY")
 required("DATABASE_URL")  # read by base.py; no default database in production
 PSP_API_KEY = required("PSP_API_KEY")
 PSP_WEBHOOK_SECRET = required("PSP_WEBHOOK_SECRET")
+# Not a secret (buyers' browsers read it), but the sandbox's would tokenise real cards against nothing.
+PSP_PUBLISHABLE_KEY = required("PSP_PUBLISHABLE_KEY")
 
 # HTTPS: the proxy terminates TLS and says so in X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -30,3 +30,4 @@ STORAGES = {
 }
 # Tests serve no static files: whitenoise would only warn that STATIC_ROOT is not collected.
 MIDDLEWARE = [m for m in MIDDLEWARE if m != "whitenoise.middleware.WhiteNoiseMiddleware"]  # noqa: F405
+NOTIFICATIONS_ALLOW_PRIVATE_DESTINATIONS = True  # the demo shop and the tests listen on 127.0.0.1

@@ -13,6 +13,7 @@ GOOD = {
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/marketplace",
     "PSP_API_KEY": "sk_test_" + secrets.token_hex(12),
     "PSP_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(12),
+    "PSP_PUBLISHABLE_KEY": "pk_live_" + secrets.token_hex(12),
 }
 
 
@@ -40,6 +41,7 @@ def test_a_missing_secret_stops_production_naming_it(name):
 
 @pytest.mark.parametrize(("name", "value"), [
     ("PSP_WEBHOOK_SECRET", "whsec_sandbox_secret"), ("PSP_API_KEY", "sk_test_sandbox"),
+    ("PSP_PUBLISHABLE_KEY", "pk_test_sandbox"),
     ("DJANGO_SECRET_KEY", "dev-only-insecure-key"),
 ])
 def test_the_repositorys_public_defaults_are_refused(name, value):

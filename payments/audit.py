@@ -7,7 +7,7 @@ from django.utils.module_loading import import_string
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from payments import selectors as payment_selectors
-from payments.services import capture_posting_key, refund_posting_key
+from payments.services.postings import CAPTURE_KEY_PREFIX, CAPTURE_KEY_SUFFIX, capture_posting_key, refund_posting_key
 from wallet import selectors as wallet_selectors
 
 
@@ -43,7 +43,7 @@ def money_audit() -> list[str]:
     for order_id, key in zip(succeeded, keys, strict=True):
         if counts.get(key, 0) != 1:
             violations.append(f"succeeded order {order_id} has {counts.get(key, 0)} capture postings, not 1")
-    posted = set(ledger_selectors.posting_keys_with_prefix(prefix="payment_order:", suffix=":capture"))
+    posted = set(ledger_selectors.posting_keys_with_prefix(prefix=CAPTURE_KEY_PREFIX, suffix=CAPTURE_KEY_SUFFIX))
     for key in sorted(posted - set(keys)):
         violations.append(f"capture posting {key} belongs to no succeeded order")
     refunded = payment_selectors.succeeded_refund_ids()

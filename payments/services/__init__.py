@@ -12,21 +12,20 @@ from payments.services.checkout_sessions import (
     checkout_session_create,
 )
 from payments.services.execution import (
-    capture_posting_key,
-    commission_for,
     payment_order_apply_result,
     payment_order_execute,
     payment_order_mark_unknown,
     payment_order_schedule_retry,
 )
 from payments.services.merchant_events import merchant_events_relay
+from payments.services.postings import capture_posting_key, commission_for, refund_posting_key
 from payments.services.recovery import (
     payment_order_replay_dead_letter,
     payment_order_resolve,
     payment_orders_redrive_stalled,
     payment_orders_resolve_unknown,
 )
-from payments.services.refunds import refund_apply_result, refund_create, refund_execute, refund_posting_key
+from payments.services.refunds import refund_apply_result, refund_create, refund_execute
 from payments.services.webhooks import webhook_event_process, webhook_event_receive
 
 __all__ = [

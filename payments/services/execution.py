@@ -11,8 +11,6 @@ from django.utils import timezone
 
 from core.db import db_connection_release
 from core.transitions import transition_apply
-from ledger import accounts
-from ledger.services import EntrySpec, ledger_transaction_post
 from payments.exceptions import PSPAmountMismatch, PSPMismatch
 from payments.models import PaymentOrder, PaymentOrderState, SuspectedDoubleCharge
 from payments.psp import get_psp
@@ -28,7 +26,7 @@ from payments.psp.base import (
 from payments.services.checkout_outcome import payment_event_order_decided
 from payments.services.customers import payment_event_payment_method
 from payments.services.order_rows import lock_order, order_claim
-from wallet.services import wallet_credit
+from payments.services.postings import capture_post
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +182,7 @@ def payment_order_apply_result(*, payment_order_id: str, result: PaymentResult, 
         _check_success_is_ours(order, result)
         transition_apply(order, order.succeed, actor=actor, reason="PSP captured the payment",
                          psp_reference=result.psp_reference)
-        _post_capture(order)
+        capture_post(order)
         payment_event_order_decided(order=order, actor=actor)  # last: the event's row lock is held shortest
     elif result.status is PaymentStatus.FAILED:
         transition_apply(order, order.fail, actor=actor, reason=f"PSP: {result.failure_code}",
@@ -231,33 +229,3 @@ def _suspect_double_charge(order: PaymentOrder, result: PaymentResult, *, actor:
     if created:
         logger.error("event=suspected_double_charge order=%s state=%s psp_reference=%s amount=%s currency=%s",
                      order.id, order.state, result.psp_reference, result.amount, result.currency)
-
-
-def commission_for(amount: int) -> int:
-    """The platform's cut, in whole minor units, rounded down in the seller's favour."""
-    return amount * settings.PLATFORM_COMMISSION_BPS // 10_000
-
-
-def _post_capture(order: PaymentOrder) -> None:
-    commission = commission_for(order.amount)
-    seller_share = order.amount - commission
-    entries = [
-        EntrySpec(accounts.PSP_RECEIVABLE, order.currency, order.amount),
-        EntrySpec(accounts.seller_payable(order.seller_id), order.currency, -seller_share),
-    ]
-    if commission:
-        entries.append(EntrySpec(accounts.PLATFORM_COMMISSION, order.currency, -commission))
-    ledger_transaction_post(
-        idempotency_key=capture_posting_key(order.id),
-        description=f"Capture of payment order {order.id}",
-        reference=order.id,
-        entries=entries,
-    )
-    wallet_credit(
-        owner_id=order.seller_id, currency=order.currency, amount=seller_share,
-        idempotency_key=capture_posting_key(order.id), reason=f"payment order {order.id} succeeded",
-    )
-
-
-def capture_posting_key(payment_order_id: str) -> str:
-    return f"payment_order:{payment_order_id}:capture"

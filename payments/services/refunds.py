@@ -7,22 +7,20 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import F
 from django.utils import timezone
 
 from core.db import db_connection_release
 from core.models import ApiClient
 from core.transitions import transition_apply
-from ledger import accounts
-from ledger.services import EntrySpec, ledger_transaction_post
 from payments.exceptions import PaymentOrderNotFound, RefundNotAllowed, RefundTooLarge
 from payments.models import PaymentOrder, PaymentOrderState, Refund, RefundState, RefundTransition
 from payments.psp import get_psp
 from payments.psp.base import PaymentStatus, PSPKeySpent, PSPPermanentError, RefundRequest, RefundResult
 from payments.services.enqueue import enqueue_refund
-from payments.services.execution import commission_for, retry_delay
+from payments.services.execution import retry_delay
 from payments.services.merchant_events import refund_succeeded_record
-from wallet.services import wallet_debit
+from payments.services.postings import refund_post
 
 logger = logging.getLogger(__name__)
 
@@ -140,46 +138,13 @@ def refund_apply_result(*, refund_id: str, result: RefundResult, actor: str) -> 
         logger.error("event=refund_dead_letter refund=%s code=psp_amount_mismatch", refund.id)
     elif result.status is PaymentStatus.SUCCEEDED:
         transition_apply(refund, refund.succeed, actor=actor, reason="PSP refunded", psp_reference=result.psp_reference)
-        _post_refund(order, refund)
+        refund_post(order, refund)
         refund_succeeded_record(refund=refund, order=order)  # the merchant's webhook (payments' outbox)
     elif result.status is PaymentStatus.FAILED:
         transition_apply(refund, refund.fail, actor=actor, reason=f"PSP: {result.failure_code}",
                          code=result.failure_code)
         PaymentOrder.objects.filter(pk=order.pk).update(amount_refunded=F("amount_refunded") - refund.amount)
     return refund.state
-
-
-def commission_reversed(*, commission: int, captured: int, refunded_before: int, amount: int) -> int:
-    """The platform's cut given back by a refund of ``amount``, after ``refunded_before`` was refunded.
-
-    Cumulative, so rounding never adds up: after refunds totalling R the platform has given back
-    ``commission * R // captured`` in all. That never exceeds what it took, and a full refund
-    (R = captured) gives back exactly all of it, the last refund taking the remainder. The seller
-    is debited the rest, so it never gives back more than it was credited."""
-    return (commission * (refunded_before + amount) // captured) - (commission * refunded_before // captured)
-
-
-def _post_refund(order: PaymentOrder, refund: Refund) -> None:
-    """Reverse the capture in proportion: the seller gives back its share, the platform its cut.
-    Runs under the order's lock, so the refunds of one order are reversed one at a time."""
-    refunded_before = (Refund.objects.filter(payment_order=order, state=RefundState.SUCCEEDED)
-                       .exclude(pk=refund.pk).aggregate(total=Sum("amount"))["total"] or 0)
-    commission = commission_reversed(commission=commission_for(order.amount), captured=order.amount,
-                                     refunded_before=refunded_before, amount=refund.amount)
-    seller_share = refund.amount - commission
-    entries = [EntrySpec(accounts.seller_payable(order.seller_id), refund.currency, seller_share),
-               EntrySpec(accounts.PSP_RECEIVABLE, refund.currency, -refund.amount)]
-    if commission:
-        entries.append(EntrySpec(accounts.PLATFORM_COMMISSION, refund.currency, commission))
-    ledger_transaction_post(idempotency_key=refund_posting_key(refund.id),
-                            description=f"Refund {refund.id} of payment order {order.id}",
-                            reference=refund.id, entries=entries)
-    wallet_debit(owner_id=order.seller_id, currency=refund.currency, amount=seller_share,
-                 idempotency_key=refund_posting_key(refund.id), reason=f"refund {refund.id} of {order.id}")
-
-
-def refund_posting_key(refund_id: str) -> str:
-    return f"refund:{refund_id}"
 
 
 def refund_replay_dead_letter(*, refund_id: str, operator: str, reason: str) -> str:

@@ -14,7 +14,8 @@ from payments import services
 from payments.models import PaymentOrder, PaymentOrderState
 from payments.psp import get_psp
 from payments.psp.base import PaymentResult, PaymentStatus
-from payments.services.execution import capture_posting_key, payment_order_apply_result, payment_request
+from payments.services.execution import payment_order_apply_result, payment_request
+from payments.services.postings import capture_posting_key
 from payments.tests.factories import PaymentOrderFactory
 from payments.tests.test_checkout_flow import assert_audit_clean, sandbox_money
 from wallet import selectors as wallet_selectors

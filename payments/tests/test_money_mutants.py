@@ -16,17 +16,13 @@ from payments.exceptions import PaymentOrderNotFound
 from payments.models import PaymentOrder, PaymentOrderState, Refund, RefundState, SuspectedDoubleCharge
 from payments.psp.base import PaymentResult, PaymentStatus, RefundResult
 from payments.psp.stripe_currencies import from_stripe, psp_amount_problem, to_stripe
-from payments.services.execution import (
-    capture_posting_key,
-    payment_order_apply_result,
-    payment_order_apply_result_or_dead_letter,
-)
+from payments.services.execution import payment_order_apply_result, payment_order_apply_result_or_dead_letter
+from payments.services.postings import capture_posting_key, refund_posting_key
 from payments.services.refunds import (
     RefundNotAllowed,
     RefundTooLarge,
     refund_apply_result,
     refund_create,
-    refund_posting_key,
 )
 from payments.tests.factories import PaymentEventFactory, PaymentOrderFactory
 from wallet import selectors as wallet_selectors

@@ -12,9 +12,9 @@ from ledger import selectors as ledger_selectors
 from payments.models import PaymentOrder, PaymentOrderState, Refund, RefundState
 from payments.psp import get_psp
 from payments.psp.base import PaymentResult, PaymentStatus, RefundResult
-from payments.services.execution import commission_for, payment_order_apply_result
+from payments.services.execution import payment_order_apply_result
+from payments.services.postings import commission_for, commission_reversed
 from payments.services.refunds import (
-    commission_reversed,
     refund_apply_result,
     refund_create,
     refund_execute,

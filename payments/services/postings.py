@@ -1,0 +1,81 @@
+"""Payments' postings: what a capture and a refund write to the ledger and the seller's wallet, the
+platform's commission on them, and the keys they are posted under (``audit_money`` checks by these).
+Each runs inside its caller's transaction, under the order's row lock."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import Sum
+
+from ledger import accounts
+from ledger.services import EntrySpec, ledger_transaction_post
+from payments.models import PaymentOrder, Refund, RefundState
+from wallet.services import wallet_credit, wallet_debit
+
+# A capture's key is payment_order:<id>:capture; a refund's, refund:<id>.
+CAPTURE_KEY_PREFIX, CAPTURE_KEY_SUFFIX = "payment_order:", ":capture"
+REFUND_KEY_PREFIX = "refund:"
+
+
+def commission_for(amount: int) -> int:
+    """The platform's cut, in whole minor units, rounded down in the seller's favour."""
+    return amount * settings.PLATFORM_COMMISSION_BPS // 10_000
+
+
+def commission_reversed(*, commission: int, captured: int, refunded_before: int, amount: int) -> int:
+    """The platform's cut given back by a refund of ``amount``, after ``refunded_before`` was refunded.
+
+    Cumulative, so rounding never adds up: after refunds totalling R the platform has given back
+    ``commission * R // captured`` in all. That never exceeds what it took, and a full refund
+    (R = captured) gives back exactly all of it, the last refund taking the remainder. The seller
+    is debited the rest, so it never gives back more than it was credited."""
+    return (commission * (refunded_before + amount) // captured) - (commission * refunded_before // captured)
+
+
+def capture_posting_key(payment_order_id: str) -> str:
+    return f"{CAPTURE_KEY_PREFIX}{payment_order_id}{CAPTURE_KEY_SUFFIX}"
+
+
+def refund_posting_key(refund_id: str) -> str:
+    return f"{REFUND_KEY_PREFIX}{refund_id}"
+
+
+def capture_post(order: PaymentOrder) -> None:
+    """A capture in the books: PSP receivable debited, the seller's payable and the platform's cut credited;
+    the seller's wallet credited (held for payouts) under the same key. In the caller's transaction."""
+    commission = commission_for(order.amount)
+    seller_share = order.amount - commission
+    entries = [
+        EntrySpec(accounts.PSP_RECEIVABLE, order.currency, order.amount),
+        EntrySpec(accounts.seller_payable(order.seller_id), order.currency, -seller_share),
+    ]
+    if commission:
+        entries.append(EntrySpec(accounts.PLATFORM_COMMISSION, order.currency, -commission))
+    ledger_transaction_post(
+        idempotency_key=capture_posting_key(order.id),
+        description=f"Capture of payment order {order.id}",
+        reference=order.id,
+        entries=entries,
+    )
+    wallet_credit(
+        owner_id=order.seller_id, currency=order.currency, amount=seller_share,
+        idempotency_key=capture_posting_key(order.id), reason=f"payment order {order.id} succeeded",
+    )
+
+
+def refund_post(order: PaymentOrder, refund: Refund) -> None:
+    """Reverse the capture in proportion: the seller gives back its share, the platform its cut.
+    Runs under the order's lock, so the refunds of one order are reversed one at a time."""
+    refunded_before = (Refund.objects.filter(payment_order=order, state=RefundState.SUCCEEDED)
+                       .exclude(pk=refund.pk).aggregate(total=Sum("amount"))["total"] or 0)
+    commission = commission_reversed(commission=commission_for(order.amount), captured=order.amount,
+                                     refunded_before=refunded_before, amount=refund.amount)
+    seller_share = refund.amount - commission
+    entries = [EntrySpec(accounts.seller_payable(order.seller_id), refund.currency, seller_share),
+               EntrySpec(accounts.PSP_RECEIVABLE, refund.currency, -refund.amount)]
+    if commission:
+        entries.append(EntrySpec(accounts.PLATFORM_COMMISSION, refund.currency, commission))
+    ledger_transaction_post(idempotency_key=refund_posting_key(refund.id),
+                            description=f"Refund {refund.id} of payment order {order.id}",
+                            reference=refund.id, entries=entries)
+    wallet_debit(owner_id=order.seller_id, currency=refund.currency, amount=seller_share,
+                 idempotency_key=refund_posting_key(refund.id), reason=f"refund {refund.id} of {order.id}")

@@ -170,8 +170,10 @@ def payment_order_apply_result(*, payment_order_id: str, result: PaymentResult, 
     """
     order = lock_order(payment_order_id)
     if order.is_terminal or order.state == PaymentOrderState.NOT_STARTED:
-        if order.is_terminal and result.status is PaymentStatus.SUCCEEDED and result.psp_reference \
-                and result.psp_reference != order.psp_reference:
+        # Captured money our books don't hold: another PaymentIntent for a decided order, or this order's
+        # own PaymentIntent captured after we recorded it failed (e.g. one mapped to failed while still open).
+        if order.is_terminal and result.status is PaymentStatus.SUCCEEDED and result.psp_reference and (
+                result.psp_reference != order.psp_reference or order.state == PaymentOrderState.FAILED):
             _suspect_double_charge(order, result, actor=actor)
         elif order.is_terminal and order.state != result.status and result.status not in (
                 PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION):  # an earlier step, arriving late

@@ -51,6 +51,16 @@ def test_another_success_for_a_decided_order_is_kept_once_and_moves_no_money(sta
     assert wallet_selectors.wallet_balance(owner_id=order.seller_id, currency="usd") == 0
 
 
+@pytest.mark.django_db
+def test_a_failed_orders_own_payment_captured_later_is_kept_for_an_operator_and_moves_no_money():
+    order = PaymentOrderFactory(state=PaymentOrderState.FAILED, psp_reference="pi_same")
+    for _ in range(2):
+        assert apply(order, success(order, psp_reference="pi_same")) == PaymentOrderState.FAILED
+    suspected = SuspectedDoubleCharge.objects.get()
+    assert (suspected.psp_reference, suspected.kind, suspected.amount) == ("pi_same", "captured_for_failed_order", 1000)
+    assert wallet_selectors.wallet_balance(owner_id=order.seller_id, currency="usd") == 0
+
+
 @pytest.mark.django_db(transaction=True)
 def test_an_operator_refunds_the_extra_charge_once(sandbox, admin_client, client, django_user_model):
     order = PaymentOrderFactory(state=PaymentOrderState.EXECUTING)

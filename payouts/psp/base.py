@@ -133,12 +133,13 @@ class PayoutProvider(abc.ABC):
         """Pay the connected account's balance out to its bank account, once per key."""
 
     @abc.abstractmethod
-    def retrieve_payout(self, psp_reference: str) -> PayoutResult:
-        """The PSP's current view of a payout."""
+    def retrieve_payout(self, psp_reference: str, *, psp_account: str) -> PayoutResult:
+        """The PSP's current view of a payout, on the connected account it was made on."""
 
     @abc.abstractmethod
-    def find_payout(self, *, psp_bank_account: str, payout_id: str) -> PayoutResult | None:
-        """The payout made for our payout (under any key), or None. Strongly consistent (a list)."""
+    def find_payout(self, *, psp_account: str, psp_bank_account: str, payout_id: str) -> PayoutResult | None:
+        """The payout made for our payout (under any key) on its connected account, or None. Strongly
+        consistent (a list). Asked on the platform's own account, it would always answer None."""
 
     # -- webhooks ----------------------------------------------------------------------------
     @abc.abstractmethod

@@ -157,15 +157,16 @@ class StripeConnectAdapter(PayoutProvider):
         except stripe.StripeError as exc:
             raise self._translate(exc) from exc
 
-    def retrieve_payout(self, psp_reference: str) -> PayoutResult:
+    def retrieve_payout(self, psp_reference: str, *, psp_account: str) -> PayoutResult:
         try:
-            return _payout(self._call("get", f"/v1/payouts/{quote(psp_reference, safe='')}"))
+            return _payout(self._call("get", f"/v1/payouts/{quote(psp_reference, safe='')}", account=psp_account))
         except stripe.StripeError as exc:
             raise self._translate(exc) from exc
 
-    def find_payout(self, *, psp_bank_account: str, payout_id: str) -> PayoutResult | None:
+    def find_payout(self, *, psp_account: str, psp_bank_account: str, payout_id: str) -> PayoutResult | None:
         try:
-            listed = self._call("get", "/v1/payouts", {"destination": psp_bank_account, "limit": 100})
+            listed = self._call("get", "/v1/payouts", {"destination": psp_bank_account, "limit": 100},
+                                account=psp_account)
         except stripe.StripeError as exc:
             raise self._translate(exc) from exc
         ours = [p for p in listed.get("data") or [] if (p.get("metadata") or {}).get("payout_id") == payout_id]

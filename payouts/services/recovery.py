@@ -62,7 +62,7 @@ def payout_resolve(*, payout_id: str, actor: str = "janitor") -> str:
     payout = Payout.objects.get(pk=payout_id)
     if payout.state == PayoutState.IN_TRANSIT:
         db_connection_release()
-        result = get_payout_provider().retrieve_payout(payout.psp_payout_id)
+        result = get_payout_provider().retrieve_payout(payout.psp_payout_id, psp_account=payout.psp_account_id)
         state = payout_apply_result_or_dead_letter(payout_id=payout.id, result=result, actor=actor)
         if state == PayoutState.IN_TRANSIT:
             Payout.objects.filter(pk=payout.pk, state=PayoutState.IN_TRANSIT).update(
@@ -87,13 +87,14 @@ def _ask_psp(payout: Payout, *, actor: str) -> PayoutResult | None:
     db_connection_release()
     psp = get_payout_provider()
     if payout.psp_payout_id:
-        return psp.retrieve_payout(payout.psp_payout_id)
+        return psp.retrieve_payout(payout.psp_payout_id, psp_account=payout.psp_account_id)
     if not payout.psp_transfer_id:
         transfer = psp.find_transfer(psp_account=payout.psp_account_id, payout_id=payout.id)
         if transfer is None:
             return None
         payout_transfer_record(payout_id=payout.id, transfer=transfer, actor=actor)
-    return psp.find_payout(psp_bank_account=payout.psp_bank_account_id, payout_id=payout.id)
+    return psp.find_payout(psp_account=payout.psp_account_id, psp_bank_account=payout.psp_bank_account_id,
+                           payout_id=payout.id)
 
 
 def _send_again(payout: Payout, *, reason: str) -> None:

@@ -20,6 +20,8 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
     list_display = ("key", "client", "request_method", "request_path", "status", "response_status", "created_at")
     search_fields = ("key", "client__id", "client__name")
     list_filter = ("status", "response_status")
+    # A stored response may hold a secret shown once (a webhook endpoint's signing secret): never displayed.
+    exclude = ("response_body",)
 
     def has_add_permission(self, request):
         return False

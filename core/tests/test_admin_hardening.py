@@ -83,3 +83,20 @@ def test_a_superuser_cannot_delete_an_idempotency_record(admin_client, idempoten
     admin_client.post(base, {"action": "delete_selected", "_selected_action": [idempotency_record.pk], "post": "yes"})
     assert IdempotencyRecord.objects.filter(pk=idempotency_record.pk).exists()
     assert admin_client.get(f"{base}{idempotency_record.pk}/change/").status_code == 200  # still viewable
+
+
+@pytest.mark.django_db
+def test_a_stored_idempotent_response_is_never_shown_in_the_admin(admin_client):
+    from django.utils import timezone
+
+    from core.models import IdempotencyRecord
+    from core.services import api_client_create
+
+    client, _ = api_client_create(name="shop")
+    record = IdempotencyRecord.objects.create(client=client, key="k", request_method="POST", request_path="/x",
+                                              request_fingerprint="f", status="completed", response_status=201,
+                                              locked_at=timezone.now(),
+                                              response_body={"secret": "whsec_shown_once"})
+    page = admin_client.get(f"/admin/core/idempotencyrecord/{record.pk}/change/")
+    assert page.status_code == 200
+    assert b"whsec_shown_once" not in page.content

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def api():
+def drf_api():
     _, key = api_client_create(name="shop")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
@@ -33,14 +33,14 @@ def _error(response, status, code, param):
 
 @pytest.mark.parametrize("path", ["/api/v1/sellers", "/api/v1/checkouts"])
 @pytest.mark.parametrize("limit", ["0", "101", "-1", "abc", "1.5", "", "%D9%A5"])  # the last: Arabic-Indic 5
-def test_a_limit_outside_1_to_100_is_a_400(api, path, limit):
+def test_a_limit_outside_1_to_100_is_a_400(drf_api, path, limit):
     # DRF's pagination took these as the default page size (or 100): schemathesis' negative data.
-    _error(api.get(f"{path}?limit={limit}"), 400, "parameter_invalid", "limit")
+    _error(drf_api.get(f"{path}?limit={limit}"), 400, "parameter_invalid", "limit")
 
 
 @pytest.mark.parametrize("limit", ["1", "100"])
-def test_a_limit_from_1_to_100_is_taken(api, limit):
-    response = api.get(f"/api/v1/sellers?limit={limit}")
+def test_a_limit_from_1_to_100_is_taken(drf_api, limit):
+    response = drf_api.get(f"/api/v1/sellers?limit={limit}")
     assert response.status_code == 200, response.content
     assert set(response.json()) == {"next", "previous", "results"}
 
@@ -52,16 +52,16 @@ def test_a_limit_from_1_to_100_is_taken(api, limit):
     ({"name": True}, "name"),
     ({"name": ["shop"]}, "name"),
 ])
-def test_a_string_parameter_takes_only_a_json_string(api, body, param):
+def test_a_string_parameter_takes_only_a_json_string(drf_api, body, param):
     # DRF's CharField turned 0 into "0": schemathesis' negative data, accepted.
-    response = api.post("/api/v1/sellers", body, format="json")
+    response = drf_api.post("/api/v1/sellers", body, format="json")
     _error(response, 400, "parameter_invalid", param)
 
 
-def test_a_nested_string_parameter_takes_only_a_json_string(api):
+def test_a_nested_string_parameter_takes_only_a_json_string(drf_api):
     body = {"buyer": {"reference": 42}, "payment_method": "pm_card_visa",
             "orders": [{"seller": "sel_x", "amount": 1000, "currency": "usd"}]}
-    response = api.post("/api/v1/checkouts", body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    response = drf_api.post("/api/v1/checkouts", body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
     _error(response, 400, "parameter_invalid", "buyer.reference")
 
 

@@ -288,7 +288,7 @@ def _ok(r: Response, what: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def api(sandbox_url: str) -> Iterator[Api]:  # sandbox_url: the subprocess fixture (conftest.py)
+def sandbox_api(sandbox_url: str) -> Iterator[Api]:  # sandbox_url: the subprocess fixture (conftest.py)
     client = Api(sandbox_url)
     client.http.post("/_sandbox/reset")
     try:  # let processing payments finish quickly, so their completion events are seen too
@@ -300,29 +300,29 @@ def api(sandbox_url: str) -> Iterator[Api]:  # sandbox_url: the subprocess fixtu
 
 
 @functools.cache
-def _scenario(api: Api, path: str) -> dict[str, Any]:
+def _scenario(sandbox_api: Api, path: str) -> dict[str, Any]:
     """Run one payment path once; its raw JSON objects by label."""
     if path == "success":
-        pi = _ok(api.confirm("pm_card_visa", OFF_SESSION), "succeeded payment")
+        pi = _ok(sandbox_api.confirm("pm_card_visa", OFF_SESSION), "succeeded payment")
         assert pi["status"] == "succeeded", pi
-        return {"payment_intent": pi, "charge": _ok(api.get(f"/v1/charges/{pi['latest_charge']}"), "charge")}
+        return {"payment_intent": pi, "charge": _ok(sandbox_api.get(f"/v1/charges/{pi['latest_charge']}"), "charge")}
     if path == "decline":
-        r = api.confirm("pm_card_chargeDeclined", OFF_SESSION)
+        r = sandbox_api.confirm("pm_card_chargeDeclined", OFF_SESSION)
         assert r.status == 402, f"declined payment: HTTP {r.status}: {r.body}"
         err = r.body["error"]
         pi = err.get("payment_intent") or {}
         out = {"error": err, "error.payment_intent": pi}
         if pi.get("id"):
-            out["payment_intent"] = _ok(api.get(f"/v1/payment_intents/{pi['id']}"), "declined payment intent")
+            out["payment_intent"] = _ok(sandbox_api.get(f"/v1/payment_intents/{pi['id']}"), "declined payment intent")
         if err.get("charge"):
-            out["charge"] = _ok(api.get(f"/v1/charges/{err['charge']}"), "declined charge")
+            out["charge"] = _ok(sandbox_api.get(f"/v1/charges/{err['charge']}"), "declined charge")
         return out
     if path == "processing":
-        pi = _ok(api.confirm("pm_sandbox_processing", OFF_SESSION), "processing payment")
+        pi = _ok(sandbox_api.confirm("pm_sandbox_processing", OFF_SESSION), "processing payment")
         assert pi["status"] == "processing", pi
-        return {"payment_intent": pi, "charge": _ok(api.get(f"/v1/charges/{pi['latest_charge']}"), "charge")}
+        return {"payment_intent": pi, "charge": _ok(sandbox_api.get(f"/v1/charges/{pi['latest_charge']}"), "charge")}
     if path == "3ds":
-        r = api.confirm("pm_card_threeDSecure2Required", ("return_url", RETURN_URL))
+        r = sandbox_api.confirm("pm_card_threeDSecure2Required", ("return_url", RETURN_URL))
         assert r.status < 500, f"3-D Secure payment: HTTP {r.status}: {r.body}"
         status = r.body.get("status") if r.status == 200 else r.body.get("error", {}).get("code")
         if status != "requires_action":
@@ -333,27 +333,27 @@ def _scenario(api: Api, path: str) -> dict[str, Any]:
         assert isinstance(r.body.get("next_action"), dict), f"requires_action without next_action: {r.body}"
         return {"payment_intent": r.body}
     if path == "refund":
-        pi = _ok(api.confirm("pm_card_visa", OFF_SESSION), "payment to refund")
-        refund = _ok(api.post("/v1/refunds", {"payment_intent": pi["id"], "amount": "500"}), "refund")
+        pi = _ok(sandbox_api.confirm("pm_card_visa", OFF_SESSION), "payment to refund")
+        refund = _ok(sandbox_api.post("/v1/refunds", {"payment_intent": pi["id"], "amount": "500"}), "refund")
         return {
             "refund": refund,
-            "refund (retrieved)": _ok(api.get(f"/v1/refunds/{refund['id']}"), "refund"),
-            "charge": _ok(api.get(f"/v1/charges/{pi['latest_charge']}"), "refunded charge"),
+            "refund (retrieved)": _ok(sandbox_api.get(f"/v1/refunds/{refund['id']}"), "refund"),
+            "charge": _ok(sandbox_api.get(f"/v1/charges/{pi['latest_charge']}"), "refunded charge"),
         }
     if path == "customer":
-        r = api.post("/v1/customers", {"email": "buyer@example.com", "name": "A Buyer"})
+        r = sandbox_api.post("/v1/customers", {"email": "buyer@example.com", "name": "A Buyer"})
         if r.status == 404:
             pytest.skip("POST /v1/customers is not implemented in the sandbox yet (the other helper's work)")
         cus = _ok(r, "customer")
-        return {"customer": cus, "customer (retrieved)": _ok(api.get(f"/v1/customers/{cus['id']}"), "customer")}
+        return {"customer": cus, "customer (retrieved)": _ok(sandbox_api.get(f"/v1/customers/{cus['id']}"), "customer")}
     if path == "payment_method":
         out: dict[str, Any] = {}
-        cus = api.post("/v1/customers", {"email": "buyer@example.com"})
+        cus = sandbox_api.post("/v1/customers", {"email": "buyer@example.com"})
         if cus.status == 200:
-            r = api.post("/v1/payment_methods/pm_card_visa/attach", {"customer": cus.body["id"]})
+            r = sandbox_api.post("/v1/payment_methods/pm_card_visa/attach", {"customer": cus.body["id"]})
             if r.status == 200:
                 out["payment_method (attached)"] = r.body
-        r = api.get("/v1/payment_methods/pm_card_visa")
+        r = sandbox_api.get("/v1/payment_methods/pm_card_visa")
         if r.status == 200:
             out["payment_method"] = r.body
         if not out:
@@ -386,21 +386,21 @@ CASES = [
 
 
 @pytest.mark.parametrize(("path", "label", "cls"), CASES, ids=[f"{p}-{label}" for p, label, _ in CASES])
-def test_object_conforms_to_sdk(api: Api, path: str, label: str, cls: type[StripeObject]) -> None:
+def test_object_conforms_to_sdk(sandbox_api: Api, path: str, label: str, cls: type[StripeObject]) -> None:
     """Each object on each path has every field the SDK declares, typed as declared."""
-    captured = _scenario(api, path)
+    captured = _scenario(sandbox_api, path)
     if label not in captured:
         pytest.skip(f"the {path} path returned no {label}")
     assert_conforms(captured[label], cls, f"{path}: {label}")
 
 
-def test_events_conform_to_sdk(api: Api) -> None:
+def test_events_conform_to_sdk(sandbox_api: Api) -> None:
     """Every event the paths above emitted (as stored for webhooks) is a complete Event with a complete object."""
     for path in ("success", "decline", "processing", "refund"):
-        _scenario(api, path)
+        _scenario(sandbox_api, path)
     deadline = time.monotonic() + 5  # the processing payment completes in the background
     while True:
-        events = [e["event"] for e in api.http.get("/_sandbox/events").json()["events"]]
+        events = [e["event"] for e in sandbox_api.http.get("/_sandbox/events").json()["events"]]
         types = {e["type"] for e in events}
         if sum(e["type"] == "payment_intent.succeeded" for e in events) >= 3 or time.monotonic() > deadline:
             break

@@ -15,7 +15,7 @@ from reconciliation.models import Break, BreakResolution, ReconciliationRun, Set
 from reconciliation.services import reconciliation_run, settlement_file_import
 
 from .helpers import order, row, stripe_report
-from .test_importers import SAMPLES
+from .test_importers import SAMPLES, needs_samples
 
 pytestmark = pytest.mark.django_db
 
@@ -103,6 +103,7 @@ def test_csv_export_of_a_run(operator, run_with_breaks):
     assert sorted(r[1] for r in rows[1:]) == ["amount_mismatch", "missing_in_books"]
 
 
+@needs_samples
 def test_upload_page_imports_through_the_service_and_reconciles(operator):
     url = reverse("admin:reconciliation_settlementfile_add")
     assert operator.get(url).status_code == 200

@@ -14,7 +14,7 @@ from reconciliation.models import Break, ReconciliationRun, SettlementFile
 from reconciliation.tasks import reconciliation_nightly
 
 from .helpers import order, row, stripe_report
-from .test_importers import SAMPLES
+from .test_importers import SAMPLES, needs_samples
 
 pytestmark = pytest.mark.django_db
 
@@ -31,6 +31,7 @@ def test_reconcile_command_prints_counts_per_class(tmp_path, capsys):
         call_command("reconcile", "--date", "27/11/2026")
 
 
+@needs_samples
 def test_nightly_task_imports_new_inbox_files_and_reconciles(tmp_path, settings):
     inbox = tmp_path / "inbox"
     inbox.mkdir()

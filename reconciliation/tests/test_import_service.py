@@ -11,11 +11,12 @@ from reconciliation.models import SettlementFile, SettlementLine
 from reconciliation.selectors import settlement_lines_with_match
 from reconciliation.services import settlement_file_import
 
-from .test_importers import EXPECTED, SAMPLES
+from .test_importers import EXPECTED, SAMPLES, needs_samples
 
 pytestmark = pytest.mark.django_db
 
 
+@needs_samples
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_every_sample_imports_once(name):
     fmt, types, n_records, n_headers = EXPECTED[name]
@@ -35,6 +36,7 @@ def test_every_sample_imports_once(name):
     assert (SettlementFile.objects.count(), SettlementLine.objects.count()) == (1, n_records)
 
 
+@needs_samples
 def test_stripe_sample_values_are_stored_exactly():
     file = settlement_file_import(path=SAMPLES / "stripe/payout_reconciliation_itemized.csv", actor="test").file
     charge = SettlementLine.objects.get(file=file, line_number=2)
@@ -47,6 +49,7 @@ def test_stripe_sample_values_are_stored_exactly():
     assert file.settled_at is not None
 
 
+@needs_samples
 def test_malformed_line_is_stored_with_its_reason_and_the_rest_imports(tmp_path):
     lines = (SAMPLES / "stripe/payout_reconciliation_itemized.csv").read_text().splitlines(keepends=True)
     lines[3] = lines[3].replace(",USD,10,0,10,", ",USD,1O,0,10,")
@@ -59,6 +62,7 @@ def test_malformed_line_is_stored_with_its_reason_and_the_rest_imports(tmp_path)
     assert bad.source_line.startswith("txn_003,")
 
 
+@needs_samples
 def test_unreadable_file_leaves_nothing(tmp_path):
     text = (SAMPLES / "stripe/payout_reconciliation_itemized.csv").read_text()
     path = tmp_path / "stripe.csv"
@@ -72,6 +76,7 @@ def test_unreadable_file_leaves_nothing(tmp_path):
     assert not SettlementFile.objects.exists() and not SettlementLine.objects.exists()
 
 
+@needs_samples
 def test_import_settlement_command_prints_summary_and_is_idempotent(capsys):
     path = Path(SAMPLES / "adyen/settlement_detail_report_chargeback.csv")
     call_command("import_settlement", str(path), "--format", "auto", "--progress-every", "1")

@@ -12,11 +12,11 @@ def client_and_key():
 
 
 @pytest.fixture
-def api(client_and_key):
-    """Overrides the root conftest's live-server ``api`` for these tests."""
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {client_and_key[1]}")
-    return api
+def drf_api(client_and_key):
+    """The API in-process (DRF's test client) with a fresh key; the root conftest's ``api`` is the live server's."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {client_and_key[1]}")
+    return client
 
 
 @pytest.fixture

@@ -69,17 +69,17 @@ def _checkout_body(seller, reference="buyer-1", email="b@example.com"):
             "orders": [{"seller": seller.id, "amount": 1000, "currency": "usd"}]}
 
 
-def _checkout(api, body, key="k-1"):
-    return api.generic("POST", "/api/v1/checkouts", json.dumps(body), content_type="application/json",
+def _checkout(drf_api, body, key="k-1"):
+    return drf_api.generic("POST", "/api/v1/checkouts", json.dumps(body), content_type="application/json",
                        HTTP_IDEMPOTENCY_KEY=key)
 
 
-def _seller(api, body):
-    return api.generic("POST", "/api/v1/sellers", json.dumps(body), content_type="application/json")
+def _seller(drf_api, body):
+    return drf_api.generic("POST", "/api/v1/sellers", json.dumps(body), content_type="application/json")
 
 
-def _refund(api, order, body, key="r-1"):
-    return api.generic("POST", f"/api/v1/payment-orders/{order.id}/refunds", json.dumps(body),
+def _refund(drf_api, order, body, key="r-1"):
+    return drf_api.generic("POST", f"/api/v1/payment-orders/{order.id}/refunds", json.dumps(body),
                        content_type="application/json", HTTP_IDEMPOTENCY_KEY=key)
 
 
@@ -100,54 +100,54 @@ def _assert_refused(response, param, text):
 # --- each field, each spelling --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text", CARD_SPELLINGS)
-def test_a_card_number_in_the_buyer_reference_is_refused(api, seller, text, caplog):
+def test_a_card_number_in_the_buyer_reference_is_refused(drf_api, seller, text, caplog):
     with caplog.at_level(logging.DEBUG):
-        _assert_refused(_checkout(api, _checkout_body(seller, reference=text)), "buyer.reference", text)
+        _assert_refused(_checkout(drf_api, _checkout_body(seller, reference=text)), "buyer.reference", text)
     assert _card_digits(text)[-8:] not in caplog.text  # never logged
     assert not PaymentEvent.objects.exists() and not IdempotencyRecord.objects.exists()
 
 
 @pytest.mark.parametrize("text", CARD_SPELLINGS)
-def test_a_card_number_in_the_buyer_email_is_refused(api, seller, text):
+def test_a_card_number_in_the_buyer_email_is_refused(drf_api, seller, text):
     email = text.replace(",", "").replace(" ", "-") + "@example.com"  # a well-formed address holding a card
-    _assert_refused(_checkout(api, _checkout_body(seller, email=email)), "buyer.email", email)
+    _assert_refused(_checkout(drf_api, _checkout_body(seller, email=email)), "buyer.email", email)
     assert not PaymentEvent.objects.exists()
 
 
-def test_a_card_number_as_the_whole_email_is_refused_as_a_card_not_as_a_bad_address(api, seller):
-    _assert_refused(_checkout(api, _checkout_body(seller, email="4242 4242 4242 4242")), "buyer.email",
+def test_a_card_number_as_the_whole_email_is_refused_as_a_card_not_as_a_bad_address(drf_api, seller):
+    _assert_refused(_checkout(drf_api, _checkout_body(seller, email="4242 4242 4242 4242")), "buyer.email",
                     "4242 4242 4242 4242")
 
 
-def test_a_card_number_as_a_json_number_is_refused_without_echoing_it(api, seller):
+def test_a_card_number_as_a_json_number_is_refused_without_echoing_it(drf_api, seller):
     body = _checkout_body(seller)
     body["buyer"]["reference"] = 4242424242424242
-    response = _checkout(api, body)
+    response = _checkout(drf_api, body)
     assert response.status_code == 400 and response.json()["error"]["param"] == "buyer.reference"
     assert b"4242424242424242" not in response.content and not PaymentEvent.objects.exists()
 
 
-def test_a_card_number_in_an_order_seller_is_refused(api, seller):
+def test_a_card_number_in_an_order_seller_is_refused(drf_api, seller):
     body = _checkout_body(seller)
     body["orders"][0]["seller"] = "4242 4242 4242 4242"
-    _assert_refused(_checkout(api, body), "orders[0].seller", "4242 4242 4242 4242")
+    _assert_refused(_checkout(drf_api, body), "orders[0].seller", "4242 4242 4242 4242")
 
 
-def test_a_card_number_as_an_unknown_parameter_name_is_refused_without_echoing_it(api, seller):
+def test_a_card_number_as_an_unknown_parameter_name_is_refused_without_echoing_it(drf_api, seller):
     body = _checkout_body(seller)
     body["buyer"]["4242424242424242"] = "x"
-    response = _checkout(api, body)
+    response = _checkout(drf_api, body)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "card_number_refused"
     assert b"4242424242424242" not in response.content
 
 
 @pytest.mark.parametrize("send", [
-    lambda api, seller: _checkout(api, {**_checkout_body(seller), "4242424242424242": 1}),
-    lambda api, seller: _seller(api, {"name": "x", "4242424242424242": 1}),
+    lambda drf_api, seller: _checkout(drf_api, {**_checkout_body(seller), "4242424242424242": 1}),
+    lambda drf_api, seller: _seller(drf_api, {"name": "x", "4242424242424242": 1}),
 ], ids=["checkout", "seller"])
-def test_a_card_number_as_an_unknown_top_level_parameter_name_is_refused_not_a_500(api, seller, send):
-    response = send(api, seller)
+def test_a_card_number_as_an_unknown_top_level_parameter_name_is_refused_not_a_500(drf_api, seller, send):
+    response = send(drf_api, seller)
     assert response.status_code == 400, response.content
     assert (response.json()["error"]["code"], response.json()["error"]["param"]) == ("card_number_refused", None)
     assert b"4242424242424242" not in response.content
@@ -155,23 +155,23 @@ def test_a_card_number_as_an_unknown_top_level_parameter_name_is_refused_not_a_5
 
 @pytest.mark.parametrize("text", CARD_SPELLINGS)
 @pytest.mark.parametrize("field", ["name", "external_reference"])
-def test_a_card_number_in_a_seller_field_is_refused(api, field, text):
+def test_a_card_number_in_a_seller_field_is_refused(drf_api, field, text):
     body = {"name": "Shop", **{field: text}}
-    _assert_refused(_seller(api, body), field, text)
+    _assert_refused(_seller(drf_api, body), field, text)
     assert not Seller.objects.exists()
 
 
 @pytest.mark.parametrize("text", CARD_SPELLINGS)
-def test_a_card_number_in_a_refund_reason_is_refused(api, succeeded_order, text):
-    _assert_refused(_refund(api, succeeded_order, {"amount": 100, "reason": text}), "reason", text)
+def test_a_card_number_in_a_refund_reason_is_refused(drf_api, succeeded_order, text):
+    _assert_refused(_refund(drf_api, succeeded_order, {"amount": 100, "reason": text}), "reason", text)
     assert not Refund.objects.exists()
     succeeded_order.refresh_from_db()
     assert succeeded_order.amount_refunded == 0
 
 
 @pytest.mark.parametrize("text", CARD_SPELLINGS[:3])
-def test_the_payment_method_still_refuses_card_numbers(api, seller, text):
-    response = _checkout(api, {**_checkout_body(seller), "payment_method": text})
+def test_the_payment_method_still_refuses_card_numbers(drf_api, seller, text):
+    response = _checkout(drf_api, {**_checkout_body(seller), "payment_method": text})
     assert response.status_code == 400
     assert (response.json()["error"]["code"], response.json()["error"]["param"]) == ("card_number", "payment_method")
     assert _card_digits(text) not in response.content.decode()
@@ -180,15 +180,15 @@ def test_the_payment_method_still_refuses_card_numbers(api, seller, text):
 # --- digit runs that are not cards go through ----------------------------------------------------------------
 
 @pytest.mark.parametrize("text", NOT_CARDS)
-def test_other_digit_runs_are_accepted_in_every_field(api, seller, succeeded_order, text):
-    response = _checkout(api, _checkout_body(seller, reference=text, email=f"{_card_digits(text)}@example.com"))
+def test_other_digit_runs_are_accepted_in_every_field(drf_api, seller, succeeded_order, text):
+    response = _checkout(drf_api, _checkout_body(seller, reference=text, email=f"{_card_digits(text)}@example.com"))
     assert response.status_code == 201, response.content
     assert response.json()["buyer"]["reference"] == text
 
-    response = _seller(api, {"name": text, "external_reference": text})
+    response = _seller(drf_api, {"name": text, "external_reference": text})
     assert response.status_code == 201, response.content
     assert (response.json()["name"], response.json()["external_reference"]) == (text, text)
 
-    response = _refund(api, succeeded_order, {"amount": 1, "reason": text})
+    response = _refund(drf_api, succeeded_order, {"amount": 1, "reason": text})
     assert response.status_code == 201, response.content
     assert response.json()["reason"] == text

@@ -1,6 +1,6 @@
 """Settlement import + reconciliation throughput and memory, against PostgreSQL's own COPY.
 
-    .venv/bin/python bench/reconcile.py --lines 1000000 [--nights 2]
+    .venv/bin/python bench/reconcile.py --lines 1000000 [--nights 2] [--breaks-pct 1] [--format adyen]
 
 On a fresh database ``marketplace_bench_*`` (created, migrated, dropped; ``BENCH_KEEP_DB=1``
 keeps it): inserts ``--lines`` succeeded payment orders with set-based SQL, writes a Stripe
@@ -11,6 +11,14 @@ that process's peak RSS (VmHWM, and a 20 ms sampling thread on VmRSS); and, in t
 ``COPY ... FROM STDIN`` of the same report into a bare all-text table (the median of three,
 each after a CHECKPOINT, as the measured phase starts after one). Goal: import + reconcile
 within 5x of COPY, under 300 MB peak RSS, and zero breaks.
+
+``--breaks-pct P`` makes P% of each night's lines differences, one class after another (``BREAK_KINDS``):
+amount and currency mismatches, charges our books don't have, duplicated rows, unknown record types,
+malformed amounts, orders settled past the timing window, and orders left out of the report (missing in
+settlement once the cut-off passes: the later nights' runs find the earlier nights'). The run then prints
+the breaks found per class beside the lines made per kind. ``--format adyen`` writes Adyen settlement details
+reports (with their ``MerchantPayout`` row, the bank's credit naming the batch) instead of Stripe's: Adyen has
+no fast path (its PSP references are not known unique at import).
 """
 from __future__ import annotations
 
@@ -33,15 +41,37 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 DAY = date(2026, 1, 15)
 
+#: What a line made into a difference becomes, in turn (``--breaks-pct``); the break class each should give.
+BREAK_KINDS = ("amount_mismatch", "currency_mismatch", "missing_in_books", "duplicate", "unknown_record_type",
+               "malformed_line", "timing", "missing_in_settlement")
+ADYEN_COLUMNS = (
+    "Company Account", "Merchant Account", "Psp Reference", "Merchant Reference", "Payment Method", "Creation Date",
+    "TimeZone", "Type", "Modification Reference", "Gross Currency", "Gross Debit (GC)", "Gross Credit (GC)",
+    "Exchange Rate", "Net Currency", "Net Debit (NC)", "Net Credit (NC)", "Commission (NC)", "Markup (NC)",
+    "Scheme Fees (NC)", "Interchange (NC)", "Payment Method Variant", "Modification Merchant Reference",
+    "Batch Number", "Reserved4", "Reserved5", "Reserved6", "Reserved7", "Reserved8", "Reserved9", "Reserved10")
+
+
+def break_kind(i: int, every: int) -> str | None:
+    """The difference line ``i`` is made into when one line in ``every`` is one (``every`` 0: none)."""
+    if not every or i % every:
+        return None
+    return BREAK_KINDS[(i // every) % len(BREAK_KINDS)]
+
+
+def _every(breaks_pct: float) -> int:
+    return round(100 / breaks_pct) if breaks_pct > 0 else 0
+
 
 def _env(db_name: str) -> dict[str, str]:
     return {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.local", "DJANGO_DEBUG": "false",
             "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db_name}", "LOG_LEVEL": "WARNING"}
 
 
-def _child(phase: str, db_name: str, workdir: Path, lines: int, nights: int) -> dict:
+def _child(phase: str, db_name: str, workdir: Path, args: argparse.Namespace) -> dict:
     out = subprocess.run([sys.executable, __file__, "--phase", phase, "--db", db_name, "--workdir", str(workdir),
-                          "--lines", str(lines), "--nights", str(nights)],
+                          "--lines", str(args.lines), "--nights", str(args.nights), "--breaks-pct",
+                          str(args.breaks_pct), "--format", args.format],
                          cwd=ROOT, env=_env(db_name), check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -65,7 +95,7 @@ def _clone_sql(model, template_pk: str, overrides: dict[str, str], count: int) -
             f"FROM {table} t CROSS JOIN generate_series(1, {count}) AS i WHERE t.id = '{template_pk}'")
 
 
-def phase_setup(workdir: Path, lines: int, nights: int) -> dict:
+def phase_setup(workdir: Path, lines: int, nights: int, every: int, report_format: str) -> dict:
     _django()
     from django.db import connection
 
@@ -84,6 +114,10 @@ def phase_setup(workdir: Path, lines: int, nights: int) -> dict:
     # Night n (0-based) settles orders lines*n+1 .. lines*(n+1), completed on DAY + n.
     completed = (f"timestamptz '{DAY.isoformat()} 00:00:00+00' + ((i - 1) / {lines}) * interval '1 day'"
                  " + (i % 86000) * interval '1 second'")
+    if every:  # the timing kind: completed three days before its batch closes (the window is a day)
+        timing = BREAK_KINDS.index("timing")
+        completed = (f"CASE WHEN i % {every} = 0 AND (i / {every}) % {len(BREAK_KINDS)} = {timing}"
+                     f" THEN ({completed}) - interval '3 days' ELSE {completed} END")
     count = lines * nights
     with connection.cursor() as cursor:
         cursor.execute(_clone_sql(PaymentEvent, event.pk, {"id": "'pe_b' || i", "idempotency_key": "'b' || i"},
@@ -98,18 +132,27 @@ def phase_setup(workdir: Path, lines: int, nights: int) -> dict:
     orders_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
+    writer = _write_adyen_night if report_format == "adyen" else _write_night
     for night in range(nights):
-        _write_night(workdir, night, lines, COLUMNS, camt053, major)
+        writer(workdir, night, lines, every, COLUMNS, camt053, major)
     report = _night_files(workdir, nights - 1)[0]
     return {"orders_seconds": orders_seconds, "file_seconds": time.perf_counter() - started,
             "report": str(report), "size_mb": report.stat().st_size / 1e6}
 
 
 def _night_files(workdir: Path, night: int) -> tuple[Path, Path]:
-    return workdir / f"stripe_itemized_{night}.csv", workdir / f"bank_{night}.xml"
+    return workdir / f"report_{night}.csv", workdir / f"bank_{night}.xml"
 
 
-def _write_night(workdir: Path, night: int, lines: int, columns, camt053, major) -> None:
+def _charge(i: int, every: int) -> tuple[str | None, int, int, str, int]:
+    """Line ``i``'s difference, its order's amount and fee, and what the report says of its currency and gross."""
+    kind = break_kind(i, every)
+    amount = 100 + (i % 100000)
+    fee = (amount * 290 + 5000) // 10000 + 30
+    return kind, amount, fee, "eur" if kind == "currency_mismatch" else "usd", amount + (kind == "amount_mismatch")
+
+
+def _write_night(workdir: Path, night: int, lines: int, every: int, columns, camt053, major) -> None:
     """Night ``night``'s Stripe report (one charge per order, then the payout) and bank statement."""
     report, statement = _night_files(workdir, night)
     day = DAY + timedelta(days=night)
@@ -122,19 +165,26 @@ def _write_night(workdir: Path, night: int, lines: int, columns, camt053, major)
         index = {name: n for n, name in enumerate(columns)}
         base = [""] * len(columns)
         for i in range(lines * night + 1, lines * (night + 1) + 1):
-            amount = 100 + (i % 100000)
-            fee = (amount * 290 + 5000) // 10000 + 30
-            total += amount - fee
+            kind, amount, fee, currency, gross = _charge(i, every)
+            if kind == "missing_in_settlement":
+                continue
+            if currency == "usd" and kind != "malformed_line":
+                total += (gross - fee) * (1 + (kind == "duplicate"))
             created = (close - timedelta(days=1) + timedelta(seconds=i % 86000)).strftime("%Y-%m-%d %H:%M:%S")
+            known = kind != "missing_in_books"
             row = base.copy()
             for name, value in (("balance_transaction_id", f"txn_b{i}"), ("payment_metadata[payment_order_id]",
-                                f"ord_b{i}"), ("source_id", f"ch_b{i}"), ("payment_intent_id", f"pi_b{i:09d}"),
-                                ("charge_id", f"ch_b{i}"), ("created", created), ("currency", "usd"),
-                                ("gross", major(amount, "usd")), ("fee", major(fee, "usd")),
-                                ("net", major(amount - fee, "usd")), ("reporting_category", "charge"),
+                                f"ord_b{i}" if known else ""), ("source_id", f"ch_b{i}"),
+                                ("payment_intent_id", f"pi_b{i:09d}" if known else f"pi_x{i:09d}"),
+                                ("charge_id", f"ch_b{i}"), ("created", created), ("currency", currency),
+                                ("gross", "12.3.4" if kind == "malformed_line" else major(gross, currency)),
+                                ("fee", major(fee, currency)), ("net", major(gross - fee, currency)),
+                                ("reporting_category", "bench_unknown" if kind == "unknown_record_type" else "charge"),
                                 ("payment_method_type", "card"), ("automatic_payout_id", payout_id)):
                 row[index[name]] = value
             writer.writerow(row)
+            if kind == "duplicate":
+                writer.writerow(row)
         payout = base.copy()
         for name, value in (("source_id", payout_id), ("created", close.strftime("%Y-%m-%d %H:%M:%S")),
                             ("currency", "usd"), ("gross", major(-total, "usd")), ("fee", "0.00"),
@@ -143,6 +193,52 @@ def _write_night(workdir: Path, night: int, lines: int, columns, camt053, major)
             payout[index[name]] = value
         writer.writerow(payout)
     statement.write_text(camt053(day, close, [{"id": payout_id, "currency": "usd", "amount": total}]))
+
+
+def _write_adyen_night(workdir: Path, night: int, lines: int, every: int, columns, camt053, major) -> None:
+    """Night ``night``'s Adyen settlement details report (``Settled`` rows, a ``MerchantPayout`` of batch
+    ``night + 1``) and the bank's credit naming that batch."""
+    report, statement = _night_files(workdir, night)
+    day = DAY + timedelta(days=night)
+    close = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+    batch = str(night + 1)
+    total = 0
+    with open(report, "w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(ADYEN_COLUMNS)
+        index = {name: n for n, name in enumerate(ADYEN_COLUMNS)}
+        base = [""] * len(ADYEN_COLUMNS)
+        base[index["Company Account"]], base[index["Merchant Account"]] = "Bench", "BenchCOM"
+        base[index["TimeZone"]], base[index["Batch Number"]] = "UTC", batch
+        for i in range(lines * night + 1, lines * (night + 1) + 1):
+            kind, amount, fee, currency, gross = _charge(i, every)
+            if kind == "missing_in_settlement":
+                continue
+            if currency == "usd" and kind != "malformed_line":
+                total += (gross - fee) * (1 + (kind == "duplicate"))
+            known = kind != "missing_in_books"
+            row = base.copy()
+            for name, value in (
+                    ("Psp Reference", f"pi_b{i:09d}" if known else f"pi_x{i:09d}"),
+                    ("Merchant Reference", f"ord_b{i}" if known else ""), ("Payment Method", "visa"),
+                    ("Creation Date", (close - timedelta(days=1) + timedelta(seconds=i % 86000)).strftime(
+                        "%Y-%m-%d %H:%M:%S")),
+                    ("Type", "BenchUnknown" if kind == "unknown_record_type" else "Settled"),
+                    ("Gross Currency", currency.upper()),
+                    ("Gross Credit (GC)", "12.3.4" if kind == "malformed_line" else major(gross, currency)),
+                    ("Exchange Rate", "1"), ("Net Currency", currency.upper()),
+                    ("Net Credit (NC)", major(gross - fee, currency)), ("Commission (NC)", major(fee, currency))):
+                row[index[name]] = value
+            writer.writerow(row)
+            if kind == "duplicate":
+                writer.writerow(row)
+        payout = base.copy()
+        payout[index["Creation Date"]] = close.strftime("%Y-%m-%d %H:%M:%S")
+        payout[index["Type"]], payout[index["Net Currency"]] = "MerchantPayout", "USD"
+        payout[index["Net Debit (NC)"]] = major(total, "usd")
+        writer.writerow(payout)
+    statement.write_text(camt053(day, close, [{"id": f"TX{night + 1:04d}XT batch {batch}", "currency": "usd",
+                                               "amount": total}]))
 
 
 # --- measure ---------------------------------------------------------------------------------
@@ -159,6 +255,7 @@ def _status_kb(field: str) -> int:
 def phase_measure(workdir: Path, nights: int) -> dict:
     _django()
     from django.db import connection
+    from django.db.models import Count
 
     from reconciliation.models import Break
     from reconciliation.selectors import settlement_lines_with_match
@@ -196,6 +293,7 @@ def phase_measure(workdir: Path, nights: int) -> dict:
         "import_seconds": imported - started, "reconcile_seconds": finished - imported,
         "lines": report.lines, "malformed": report.malformed, "breaks": Break.objects.count(),
         "matched": settlement_lines_with_match().filter(file=report.file, match_state="matched").count(),
+        "breaks_by_class": dict(Break.objects.values_list("break_class").annotate(n=Count("id"))),
         "stats": run.stats, "history_seconds": history_seconds,
         "baseline_rss_mb": baseline_kb / 1024, "sampled_peak_rss_mb": peak["rss"] / 1024,
         "vmhwm_mb": _status_kb("VmHWM") / 1024,
@@ -231,12 +329,15 @@ def main() -> None:
     parser.add_argument("--nights", type=int, default=1,
                         help="nights of --lines each; all but the last are imported and reconciled first, unmeasured"
                              " (the measured night then has that history)")
+    parser.add_argument("--breaks-pct", type=float, default=0.0,
+                        help="percent of lines made into differences of every class (BREAK_KINDS), e.g. 1")
+    parser.add_argument("--format", choices=("stripe", "adyen"), default="stripe", help="the PSP report written")
     parser.add_argument("--phase", choices=("setup", "measure"), help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase == "setup":
-        print(json.dumps(phase_setup(args.workdir, args.lines, args.nights)))
+        print(json.dumps(phase_setup(args.workdir, args.lines, args.nights, _every(args.breaks_pct), args.format)))
         return
     if args.phase == "measure":
         print(json.dumps(phase_measure(args.workdir, args.nights)))
@@ -252,10 +353,10 @@ def main() -> None:
         subprocess.run([sys.executable, "manage.py", "migrate", "--no-input"], cwd=ROOT, env=_env(db_name),
                        check=True, capture_output=True)
         migrate_seconds = time.perf_counter() - started
-        setup = _child("setup", db_name, workdir, args.lines, args.nights)
+        setup = _child("setup", db_name, workdir, args)
         copy_runs = copy_baseline(db_name, Path(setup["report"]))
         copy_seconds = statistics.median(copy_runs)
-        result = _child("measure", db_name, workdir, args.lines, args.nights)
+        result = _child("measure", db_name, workdir, args)
     finally:
         if not os.environ.get("BENCH_KEEP_DB"):
             with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True) as conn:
@@ -279,6 +380,17 @@ def main() -> None:
     print(f"peak RSS                    {result['vmhwm_mb']:8.0f} MB VmHWM, {result['sampled_peak_rss_mb']:.0f} MB "
           f"sampled (baseline {result['baseline_rss_mb']:.0f} MB; goal < 300 MB)")
     print(f"run stats: {json.dumps(result['stats'])}")
+    if args.breaks_pct:
+        every = _every(args.breaks_pct)
+        made = {kind: sum(1 for i in range(1, args.lines * args.nights + 1) if break_kind(i, every) == kind)
+                for kind in BREAK_KINDS}
+        print(f"{args.format} report, {args.breaks_pct}% of lines made differences over {args.nights} night(s):")
+        for kind in BREAK_KINDS:
+            found = result["breaks_by_class"].get(kind, 0)
+            print(f"  {kind:24} made {made[kind]:8,}   breaks open or resolved {found:8,}")
+        for kind, n in sorted(result["breaks_by_class"].items()):
+            if kind not in BREAK_KINDS:
+                print(f"  {kind:24} (not made)       breaks {n:8,}")
 
 
 if __name__ == "__main__":

@@ -106,7 +106,7 @@ def report(label: str, n: int, elapsed: float, latencies: list[float], errors: C
     return rate
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkouts", type=int, default=1000, help="normal mode: checkouts to send (default 1000)")
     parser.add_argument("--drain", type=int, metavar="N", default=0,
@@ -127,23 +127,32 @@ def main() -> None:
                         help="Celery worker processes (default: $WORKER_PROCESSES, else one per core)")
     parser.add_argument("--pgbench-seconds", type=int, default=10, help="0 skips the pgbench baseline (default 10)")
     parser.add_argument("--timeout", type=float, default=1800, help="give up waiting for terminal orders after (s)")
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    per_checkout = 1 if args.hot_seller else args.orders_per_checkout
-    if args.hot_seller and args.orders_per_checkout != 1:
-        print("note: --hot-seller sends 1 order per checkout (at most one order per seller per checkout); "
-              "compare with a spread run using --orders-per-checkout 1")
-    n_checkouts = math.ceil(args.drain / per_checkout) if args.drain else args.checkouts
-    passes = 2 if args.half_load else 1
-    n_sellers = 1 if args.hot_seller else max(per_checkout, min(args.sellers, n_checkouts * per_checkout * passes))
 
-    with Stack(web_workers=args.web_workers, worker_pool=args.worker_pool,
-               worker_concurrency=args.worker_concurrency, worker_processes=args.worker_processes,
-               start_worker=not args.drain) as stack:
+class Run:
+    """One bench run against a started ``Stack``: its load's shape, the sellers and key it made, and each phase."""
+
+    def __init__(self, args: argparse.Namespace, stack: Stack) -> None:
+        self.args, self.stack = args, stack
+        self.per_checkout = 1 if args.hot_seller else args.orders_per_checkout
+        self.n_checkouts = math.ceil(args.drain / self.per_checkout) if args.drain else args.checkouts
+        passes = 2 if args.half_load else 1
+        self.n_sellers = 1 if args.hot_seller else max(
+            self.per_checkout, min(args.sellers, self.n_checkouts * self.per_checkout * passes))
+        self.auth: dict[str, str] = {}
+        self.sellers: list[str] = [""] * self.n_sellers
+        self.pg: dict | None = None
+
+    # --- before the load ------------------------------------------------------------------
+
+    def baselines(self) -> None:
+        """The machine's idleness, the sandbox's latency set, pgbench's TPC-B."""
+        args, stack = self.args, self.stack
         print(f"stack: {stack.describe()}")
         print(f"load: {'drain' if args.drain else 'normal'} mode; client threads {args.concurrency}; "
-              f"{n_checkouts} checkouts x {per_checkout} orders; orders spread over {n_sellers} seller(s); "
-              f"PSP latency {args.psp_latency_ms} ms")
+              f"{self.n_checkouts} checkouts x {self.per_checkout} orders; orders spread over {self.n_sellers} "
+              f"seller(s); PSP latency {args.psp_latency_ms} ms")
         quiet = stack.cpu_snapshot()
         time.sleep(1)
         idle = cpu_delta(quiet, stack.cpu_snapshot())["machine"] / (1000 * (os.cpu_count() or 1))
@@ -151,8 +160,7 @@ def main() -> None:
                                                                     if idle > 0.1 else ""))
         psp = httpx.Client(base_url=stack.psp_url, timeout=10)
         psp.post("/_sandbox/config", json={"latency_ms": [args.psp_latency_ms] * 2}).raise_for_status()
-
-        pg = stack.pgbench(seconds=args.pgbench_seconds)
+        self.pg = pg = stack.pgbench(seconds=args.pgbench_seconds)
         if pg:
             print(f"{'pgbench TPC-B':<36} {pg['tps']:>8.1f} tps  ({pg['clients']} clients, {pg['seconds']} s, "
                   f"scale {pg['scale']}, latency avg {pg['latency_ms']:.1f} ms)")
@@ -160,113 +168,138 @@ def main() -> None:
             print("pgbench TPC-B: skipped (" + ("--pgbench-seconds 0" if args.pgbench_seconds <= 0
                                                  else "pgbench not installed") + ")")
 
-        key = stack.manage("create_api_key", "bench")
-        auth = {"Authorization": f"Bearer {key}"}
-        sellers: list[str] = [""] * n_sellers
+    def sellers_create(self) -> None:
+        self.auth = {"Authorization": f"Bearer {self.stack.manage('create_api_key', 'bench')}"}
 
         def create_seller(client: httpx.Client, i: int) -> bool | int:
-            response = client.post(f"{stack.web_url}/api/v1/sellers", json={"name": f"s{i}"}, headers=auth)
+            response = client.post(f"{self.stack.web_url}/api/v1/sellers", json={"name": f"s{i}"}, headers=self.auth)
             if response.status_code == 201:
-                sellers[i] = response.json()["id"]
+                self.sellers[i] = response.json()["id"]
                 return True
             return response.status_code
 
-        _, _, errors = drive(n_sellers, args.concurrency, create_seller)
+        _, _, errors = drive(self.n_sellers, self.args.concurrency, create_seller)
         if errors:
             raise SystemExit(f"creating sellers failed: {dict(errors)}")
 
+    def ping_rate(self) -> float:
+        """The trivial authenticated endpoint's req/s on the same gunicorn: the checkout's baseline."""
         def ping(client: httpx.Client, i: int) -> bool | int:
-            response = client.get(f"{stack.web_url}/api/v1/ping", headers=auth)
+            response = client.get(f"{self.stack.web_url}/api/v1/ping", headers=self.auth)
             return response.status_code == 200 or response.status_code
 
-        n_ping = max(500, n_checkouts)
-        drive(min(200, n_ping), args.concurrency, ping)  # warm-up
-        ping_rate = report("GET /api/v1/ping", n_ping, *drive(n_ping, args.concurrency, ping))
+        n_ping = max(500, self.n_checkouts)
+        drive(min(200, n_ping), self.args.concurrency, ping)  # warm-up
+        return report("GET /api/v1/ping", n_ping, *drive(n_ping, self.args.concurrency, ping))
 
-        def checkouts(tag: str):
-            def checkout(client: httpx.Client, i: int) -> bool | int:
-                orders = [{"seller": sellers[(i * per_checkout + k) % n_sellers], "amount": 100 + i % 900,
-                           "currency": "usd"} for k in range(per_checkout)]  # >= 50: Stripe's usd minimum
-                body = {"buyer": {"reference": f"b{i}"}, "payment_method": "pm_card_visa", "orders": orders}
-                response = client.post(f"{stack.web_url}/api/v1/checkouts", json=body,
-                                       headers={**auth, "Idempotency-Key": f"bench-{tag}-{i}"})
-                return response.status_code == 201 or response.status_code
-            return checkout
+    # --- the load ---------------------------------------------------------------------------
 
-        def half_load(max_rate: float) -> None:
-            label = f"POST /api/v1/checkouts @ {max_rate / 2:.0f}/s"
-            report(f"{label} (half)", n_checkouts, *drive(n_checkouts, args.concurrency, checkouts("half"),
-                                                          rate=max_rate / 2))
+    def checkout(self, tag: str):
+        def one(client: httpx.Client, i: int) -> bool | int:
+            orders = [{"seller": self.sellers[(i * self.per_checkout + k) % self.n_sellers], "amount": 100 + i % 900,
+                       "currency": "usd"} for k in range(self.per_checkout)]  # >= 50: Stripe's usd minimum
+            body = {"buyer": {"reference": f"b{i}"}, "payment_method": "pm_card_visa", "orders": orders}
+            response = client.post(f"{self.stack.web_url}/api/v1/checkouts", json=body,
+                                   headers={**self.auth, "Idempotency-Key": f"bench-{tag}-{i}"})
+            return response.status_code == 201 or response.status_code
+        return one
 
-        def wait_terminal(conn, since: float, on_first=None) -> tuple[int, dict]:
-            """Poll until no order is left non-terminal (or --timeout); call ``on_first`` when one is picked up."""
-            while True:
-                left, picked = conn.execute(
-                    "SELECT count(*) FILTER (WHERE state NOT IN ('succeeded', 'failed')), "
-                    "count(*) FILTER (WHERE state <> 'not_started') FROM payments_paymentorder").fetchone()
-                if on_first and picked:
-                    on_first()
-                    on_first = None
-                if left == 0 or time.perf_counter() - since > args.timeout:
-                    break
-                stack.check_alive()
-                time.sleep(0.02 if on_first else 0.1)
-            states = dict(conn.execute("SELECT state, count(*) FROM payments_paymentorder GROUP BY state").fetchall())
-            return left, states
+    def checkouts(self, tag: str, label: str, rate: float | None = None) -> float:
+        return report(label, self.n_checkouts, *drive(self.n_checkouts, self.args.concurrency, self.checkout(tag),
+                                                      rate=rate))
 
-        def snap() -> tuple[dict, dict]:
-            return stack.cpu_snapshot(), stack.pg_counters()
+    def half_load(self, max_rate: float) -> None:
+        self.checkouts("half", f"POST /api/v1/checkouts @ {max_rate / 2:.0f}/s (half)", rate=max_rate / 2)
 
-        def show(a: tuple[dict, dict], b: tuple[dict, dict], seconds: float, per: int, unit: str) -> None:
-            print(format_cpu(cpu_delta(a[0], b[0]), seconds, per, unit, cpu_delta(a[1], b[1])))
+    def wait_terminal(self, conn, since: float, on_first=None) -> tuple[int, dict]:
+        """Poll until no order is left non-terminal (or --timeout); call ``on_first`` when one is picked up."""
+        while True:
+            left, picked = conn.execute(
+                "SELECT count(*) FILTER (WHERE state NOT IN ('succeeded', 'failed')), "
+                "count(*) FILTER (WHERE state <> 'not_started') FROM payments_paymentorder").fetchone()
+            if on_first and picked:
+                on_first()
+                on_first = None
+            if left == 0 or time.perf_counter() - since > self.args.timeout:
+                break
+            self.stack.check_alive()
+            time.sleep(0.02 if on_first else 0.1)
+        states = dict(conn.execute("SELECT state, count(*) FROM payments_paymentorder GROUP BY state").fetchall())
+        return left, states
 
-        cpu_start = snap()
+    def snap(self) -> tuple[dict, dict]:
+        return self.stack.cpu_snapshot(), self.stack.pg_counters()
+
+    @staticmethod
+    def show(a: tuple[dict, dict], b: tuple[dict, dict], seconds: float, per: int, unit: str) -> None:
+        print(format_cpu(cpu_delta(a[0], b[0]), seconds, per, unit, cpu_delta(a[1], b[1])))
+
+    def drain(self, conn, cpu_start: tuple[dict, dict], started: float, checkout_rate: float) -> float:
+        """Drain mode: the checkouts were queued with the worker stopped; start it and time the drain."""
+        print("checkouts, worker stopped:")
+        self.show(cpu_start, self.snap(), time.perf_counter() - started, self.n_checkouts, "checkout")
+        if self.args.half_load:
+            self.half_load(checkout_rate)
+        total = conn.execute("SELECT count(*) FROM payments_paymentorder").fetchone()[0]
+        marks: dict[str, tuple[float, tuple[dict, dict]]] = {"start": (time.perf_counter(), self.snap())}
+        self.stack.start_worker()
+        left, states = self.wait_terminal(
+            conn, marks["start"][0], lambda: marks.setdefault("first", (time.perf_counter(), self.snap())))
+        end = (time.perf_counter(), self.snap())
+        settled = states.get("succeeded", 0) + states.get("failed", 0)
+        elapsed = end[0] - marks["start"][0]
+        first = marks.get("first", marks["start"])
+        print(f"drained {total} orders: {settled} terminal in {elapsed:.1f} s after starting the worker "
+              f"-> {settled / elapsed:.1f} orders/s ({settled / max(end[0] - first[0], 1e-9):.1f} orders/s "
+              f"from the first order picked up, {first[0] - marks['start'][0]:.1f} s after the start); "
+              f"states: {states}; not terminal: {left}")
+        print("drain, from the worker's start:")
+        self.show(marks["start"][1], end[1], elapsed, settled, "settled order")
+        print("drain, from the first order picked up (without the worker's boot):")
+        self.show(first[1], end[1], end[0] - first[0], settled, "settled order")
+        return settled / elapsed
+
+    def end_to_end(self, conn, cpu_start: tuple[dict, dict], started: float, checkout_rate: float) -> float:
+        """Normal mode: the worker ran through the checkouts; wait for every order to be decided."""
+        left, states = self.wait_terminal(conn, started)
+        done = time.perf_counter() - started
+        settled = states.get("succeeded", 0) + states.get("failed", 0)
+        print(f"all {self.n_checkouts * self.per_checkout} orders terminal {done:.1f} s after the first checkout "
+              f"({settled / done:.1f} orders/s end to end); states: {states}; not terminal: {left}")
+        print("checkouts + drain, end to end:")
+        self.show(cpu_start, self.snap(), done, settled, "settled order")
+        if self.args.half_load:
+            self.half_load(checkout_rate)
+            left, states = self.wait_terminal(conn, time.perf_counter())
+            print(f"after the half-load pass: states {states}; not terminal: {left}")
+        return settled / done
+
+    def load(self) -> tuple[float, float]:
+        """The checkouts at full speed, then the orders decided: (checkouts/s, settled orders/s)."""
+        cpu_start = self.snap()
         started = time.perf_counter()
-        checkout_rate = report("POST /api/v1/checkouts" + (" (worker stopped)" if args.drain else ""),
-                               n_checkouts, *drive(n_checkouts, args.concurrency, checkouts("max")))
-        settled_rate = 0.0
-        with stack.db() as conn:
-            if args.drain:
-                elapsed = time.perf_counter() - started
-                print("checkouts, worker stopped:")
-                show(cpu_start, snap(), elapsed, n_checkouts, "checkout")
-                if args.half_load:
-                    half_load(checkout_rate)
-                total = conn.execute("SELECT count(*) FROM payments_paymentorder").fetchone()[0]
-                marks: dict[str, tuple[float, dict]] = {}
-                marks["start"] = (time.perf_counter(), snap())
-                stack.start_worker()
-                left, states = wait_terminal(
-                    conn, marks["start"][0], lambda: marks.setdefault("first", (time.perf_counter(), snap())))
-                end = (time.perf_counter(), snap())
-                settled = states.get("succeeded", 0) + states.get("failed", 0)
-                elapsed = end[0] - marks["start"][0]
-                settled_rate = settled / elapsed
-                first = marks.get("first", marks["start"])
-                print(f"drained {total} orders: {settled} terminal in {elapsed:.1f} s after starting the worker "
-                      f"-> {settled_rate:.1f} orders/s ({settled / max(end[0] - first[0], 1e-9):.1f} orders/s "
-                      f"from the first order picked up, {first[0] - marks['start'][0]:.1f} s after the start); "
-                      f"states: {states}; not terminal: {left}")
-                print("drain, from the worker's start:")
-                show(marks["start"][1], end[1], elapsed, settled, "settled order")
-                print("drain, from the first order picked up (without the worker's boot):")
-                show(first[1], end[1], end[0] - first[0], settled, "settled order")
-            else:
-                total = n_checkouts * per_checkout
-                left, states = wait_terminal(conn, started)
-                done = time.perf_counter() - started
-                settled = states.get("succeeded", 0) + states.get("failed", 0)
-                settled_rate = settled / done
-                print(f"all {total} orders terminal {done:.1f} s after the first checkout "
-                      f"({settled_rate:.1f} orders/s end to end); states: {states}; not terminal: {left}")
-                print("checkouts + drain, end to end:")
-                show(cpu_start, snap(), done, settled, "settled order")
-                if args.half_load:
-                    half_load(checkout_rate)
-                    left, states = wait_terminal(conn, time.perf_counter())
-                    print(f"after the half-load pass: states {states}; not terminal: {left}")
-        audit = stack.manage("audit_money").splitlines()[-1]
-        print(f"audit_money: {audit}")
+        checkout_rate = self.checkouts("max", "POST /api/v1/checkouts" + (" (worker stopped)" if self.args.drain
+                                                                           else ""))
+        with self.stack.db() as conn:
+            phase = self.drain if self.args.drain else self.end_to_end
+            return checkout_rate, phase(conn, cpu_start, started, checkout_rate)
+
+
+def main() -> None:
+    args = parse_args()
+    if args.hot_seller and args.orders_per_checkout != 1:
+        print("note: --hot-seller sends 1 order per checkout (at most one order per seller per checkout); "
+              "compare with a spread run using --orders-per-checkout 1")
+    with Stack(web_workers=args.web_workers, worker_pool=args.worker_pool,
+               worker_concurrency=args.worker_concurrency, worker_processes=args.worker_processes,
+               start_worker=not args.drain) as stack:
+        run = Run(args, stack)
+        run.baselines()
+        run.sellers_create()
+        ping_rate = run.ping_rate()
+        checkout_rate, settled_rate = run.load()
+        print(f"audit_money: {stack.manage('audit_money').splitlines()[-1]}")
+        pg = run.pg
         print(f"ratios: checkout / ping = {checkout_rate:.1f} / {ping_rate:.1f} = {checkout_rate / ping_rate:.3f}x; "
               + (f"settled orders/s / pgbench tps = {settled_rate:.1f} / {pg['tps']:.1f} = "
                  f"{settled_rate / pg['tps']:.4f}x" if pg else "no pgbench baseline"))

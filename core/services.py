@@ -7,10 +7,10 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from core.exceptions import Conflict, IdempotencyMismatch, InvalidRequest
@@ -73,31 +73,60 @@ def _validate_key(key: str | None) -> str:
     return key
 
 
-def _claim(*, client: ApiClient, key: str, method: str, path: str, fingerprint: str
-           ) -> tuple[IdempotencyRecord, bool]:
-    """Insert the key as in progress (committed at once), or return the existing record.
+@dataclass(frozen=True)
+class _Key:
+    """An ``IdempotencyRecord`` as the request path needs it."""
+
+    id: int
+    fingerprint: str
+    status: str
+    response_status: int | None
+    response_body: dict | None
+    locked_at: datetime | None = None
+
+
+# The request path's statements, written once: the ORM compiled each of them on every request.
+_TABLE = IdempotencyRecord._meta.db_table
+_CLAIM = (f"INSERT INTO {_TABLE} (client_id, key, request_method, request_path, request_fingerprint, status,"
+          " created_at, locked_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+          " ON CONFLICT (client_id, key) DO NOTHING RETURNING id")
+_FIND = (f"SELECT id, request_fingerprint, status, response_status, response_body, created_at FROM {_TABLE}"
+         " WHERE client_id = %s AND key = %s")
+_EXPIRE = f"DELETE FROM {_TABLE} WHERE client_id = %s AND key = %s AND created_at < %s"
+_LOCK = f"SELECT status, response_status, response_body, locked_at FROM {_TABLE} WHERE id = %s FOR UPDATE"
+_COMPLETE = (f"UPDATE {_TABLE} SET status = %s, response_status = %s, response_body = %s, completed_at = %s"
+             " WHERE id = %s")
+_RELEASE = f"DELETE FROM {_TABLE} WHERE id = %s AND status = %s"
+_IN_PROGRESS, _COMPLETED = IdempotencyRecord.Status.IN_PROGRESS, IdempotencyRecord.Status.COMPLETED
+_BODY_FIELD = IdempotencyRecord._meta.get_field("response_body")
+
+
+def _body(value) -> dict | None:
+    return _BODY_FIELD.from_db_value(value, None, connection)
+
+
+def _claim(*, client: ApiClient, key: str, method: str, path: str, fingerprint: str) -> tuple[_Key, bool]:
+    """Insert the key as in progress (committed at once: one autocommit statement), or return the existing record.
 
     A record older than the retention period is expired: it is replaced, as if pruned.
     """
-    for _ in range(2):
-        now = timezone.now()
-        try:
-            with transaction.atomic():
-                record = IdempotencyRecord.objects.create(
-                    client=client, key=key, request_method=method, request_path=path,
-                    request_fingerprint=fingerprint, locked_at=now,
-                )
-            return record, True
-        except IntegrityError:
-            existing = IdempotencyRecord.objects.filter(client=client, key=key).first()
+    with connection.cursor() as cur:
+        for _ in range(2):
+            now = timezone.now()
+            cur.execute(_CLAIM, [client.pk, key, method, path, fingerprint, _IN_PROGRESS, now, now])
+            row = cur.fetchone()
+            if row is not None:
+                return _Key(row[0], fingerprint, _IN_PROGRESS, None, None, now), True
+            cur.execute(_FIND, [client.pk, key])
+            found = cur.fetchone()
             expired_before = now - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
-            if existing is not None and existing.created_at >= expired_before:
-                return existing, False
-            IdempotencyRecord.objects.filter(client=client, key=key, created_at__lt=expired_before).delete()
+            if found is not None and found[5] >= expired_before:
+                return _Key(*found[:4], _body(found[4])), False
+            cur.execute(_EXPIRE, [client.pk, key, expired_before])
     raise IdempotencyKeyInUse()
 
 
-def _replay(record: IdempotencyRecord) -> IdempotentResponse:
+def _replay(record: _Key) -> IdempotentResponse:
     return IdempotentResponse(status=record.response_status, body=record.response_body, replayed=True)
 
 
@@ -121,9 +150,9 @@ def idempotent_call(
     key = _validate_key(key)
     fingerprint = request_fingerprint(method=method, path=path, body=body)
     record, created = _claim(client=client, key=key, method=method, path=path, fingerprint=fingerprint)
-    if record.request_fingerprint != fingerprint:
+    if record.fingerprint != fingerprint:
         raise IdempotencyKeyReused()
-    if record.status == IdempotencyRecord.Status.COMPLETED:
+    if record.status == _COMPLETED:
         return _replay(record)
 
     try:
@@ -134,29 +163,29 @@ def idempotent_call(
         # Validation refused it (4xx) or a bug (5xx): the operation's writes were rolled
         # back, so the key is released and the client may retry with it.
         if created:
-            IdempotencyRecord.objects.filter(pk=record.pk, status=IdempotencyRecord.Status.IN_PROGRESS).delete()
+            with connection.cursor() as cur:
+                cur.execute(_RELEASE, [record.id, _IN_PROGRESS])
         raise
 
 
-def _run_locked(*, record: IdempotencyRecord, created: bool,
-                operation: Callable[[], tuple[int, dict]]) -> IdempotentResponse:
+def _run_locked(*, record: _Key, created: bool, operation: Callable[[], tuple[int, dict]]) -> IdempotentResponse:
     with transaction.atomic():
-        rows = IdempotencyRecord.objects.filter(pk=record.pk)
-        # The claimer waits for a twin's brief lock; a twin never waits.
-        locked = (rows.select_for_update() if created else rows.select_for_update(skip_locked=True)).first()
-        if locked is None:
+        with connection.cursor() as cur:
+            # The claimer waits for a twin's brief lock; a twin never waits.
+            cur.execute(_LOCK if created else _LOCK + " SKIP LOCKED", [record.id])
+            row = cur.fetchone()
+        if row is None:
             raise IdempotencyKeyInUse()
-        if locked.status == IdempotencyRecord.Status.COMPLETED:
+        locked = _Key(record.id, record.fingerprint, row[0], row[1], _body(row[2]), row[3])
+        if locked.status == _COMPLETED:
             return _replay(locked)
         abandoned_before = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_LOCK_TIMEOUT_SECONDS)
         if not created and locked.locked_at > abandoned_before:
             raise IdempotencyKeyInUse()
         status, response_body = operation()
-        locked.status = IdempotencyRecord.Status.COMPLETED
-        locked.response_status = status
-        locked.response_body = response_body
-        locked.completed_at = timezone.now()
-        locked.save(update_fields=["status", "response_status", "response_body", "completed_at"])
+        with connection.cursor() as cur:
+            cur.execute(_COMPLETE, [_COMPLETED, status, _BODY_FIELD.get_db_prep_save(response_body, connection),
+                                    timezone.now(), record.id])
         return IdempotentResponse(status=status, body=response_body, replayed=False)
 
 

@@ -35,6 +35,25 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+class OutputSerializer(serializers.Serializer):
+    """A response body: its fields are built and bound once per class, not for every instance.
+
+    DRF deep-copies each declared field (and nested serializer) whenever a serializer is made: most of the
+    cost of rendering a small object, paid on every response. Here they are bound once to a prototype
+    instance and shared, which holds while rendering keeps no state on a field (DRF's fields don't) and no
+    field reads the context or the instance's attributes (the prototype has neither). Read-only: never
+    validate input with one."""
+
+    @property
+    def fields(self):
+        cls = type(self)
+        shared = cls.__dict__.get("_shared_fields")
+        if shared is None:
+            shared = serializers.Serializer.fields.func(cls())  # DRF's own build, on a context-less prototype
+            cls._shared_fields = shared
+        return shared
+
+
 class CardNumberScreeningMixin:
     """Refuses a string holding a payment card number (see ``core.validators``), before any other
     check and without echoing it: ``400 card_number_refused`` with the field as ``param``.

@@ -14,6 +14,7 @@ from core.serializers import (
     FreeTextEmailField,
     FreeTextField,
     ObjectTypeField,
+    OutputSerializer,
     StrictIntegerField,
     StrictSerializer,
 )
@@ -95,7 +96,7 @@ class SellerInput(StrictSerializer):
     external_reference = FreeTextField(max_length=100, required=False, allow_blank=True, default="")
 
 
-class SellerOutput(serializers.Serializer):
+class SellerOutput(OutputSerializer):
     id = serializers.CharField()
     object = ObjectTypeField("seller")
     name = serializers.CharField()
@@ -104,16 +105,16 @@ class SellerOutput(serializers.Serializer):
     created = serializers.DateTimeField(source="created_at")
 
 
-class RedirectToUrlOutput(serializers.Serializer):
+class RedirectToUrlOutput(OutputSerializer):
     url = serializers.CharField(help_text="The PSP's 3-D Secure page to send the buyer to.")
 
 
-class NextActionOutput(serializers.Serializer):
+class NextActionOutput(OutputSerializer):
     type = serializers.ChoiceField(choices=["redirect_to_url"])
     redirect_to_url = RedirectToUrlOutput()
 
 
-class PaymentOrderOutput(serializers.Serializer):
+class PaymentOrderOutput(OutputSerializer):
     id = serializers.CharField()
     object = ObjectTypeField("payment_order")
     payment_event = serializers.CharField(source="payment_event_id")
@@ -137,12 +138,12 @@ class PaymentOrderOutput(serializers.Serializer):
         return {"type": "redirect_to_url", "redirect_to_url": {"url": order.next_action_url}}
 
 
-class BuyerOutput(serializers.Serializer):
+class BuyerOutput(OutputSerializer):
     reference = serializers.CharField(source="buyer_reference")
     email = serializers.CharField(source="buyer_email")
 
 
-class PaymentEventOutput(serializers.Serializer):
+class PaymentEventOutput(OutputSerializer):
     id = serializers.CharField()
     object = ObjectTypeField("payment_event")
     buyer = BuyerOutput(source="*")
@@ -166,7 +167,7 @@ class RefundInput(StrictSerializer):
     reason = FreeTextField(max_length=200, required=False, allow_blank=True, default="")
 
 
-class RefundOutput(serializers.Serializer):
+class RefundOutput(OutputSerializer):
     id = serializers.CharField()
     object = ObjectTypeField("refund")
     payment_order = serializers.CharField(source="payment_order_id")

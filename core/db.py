@@ -1,7 +1,9 @@
 """Database connections around slow calls, and new rows of several tables in one statement."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from datetime import datetime
 
 from django.db import connection, models
 
@@ -14,17 +16,47 @@ def db_connection_release() -> None:
         connection.close()
 
 
+#: Fields whose preparation for the database leaves a value of these types as it is (Django's
+#: ``get_db_prep_save`` runs several calls per field only to give it back): written without it.
+_AS_IS = ((models.CharField, (str,)), (models.TextField, (str,)), (models.IntegerField, (int,)),
+          (models.BooleanField, (bool,)), (models.DateTimeField, (datetime,)))
+_PREPARATION = ("get_prep_value", "get_db_prep_value", "get_db_prep_save")
+
+
+def _written_as_is(field: models.Field) -> tuple[type, ...]:
+    """The value types ``field`` writes unchanged (none when its class changes Django's preparation)."""
+    if field.is_relation:
+        return _written_as_is(field.target_field) if isinstance(field, models.ForeignKey) else ()
+    for base, types in _AS_IS:
+        if isinstance(field, base) and all(getattr(type(field), name) is getattr(base, name) for name in _PREPARATION):
+            return types
+    return ()
+
+
+@functools.cache
+def _columns(model: type[models.Model]) -> tuple[str, tuple[tuple[models.Field, tuple[type, ...]], ...]]:
+    """The model's insert: its columns and, per field, the value types written as they are."""
+    fields = [f for f in model._meta.concrete_fields if not isinstance(f, models.AutoField)]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    return (f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({columns}) VALUES ",
+            tuple((f, _written_as_is(f)) for f in fields))
+
+
+def _prepared(field: models.Field, as_is: tuple[type, ...], obj: models.Model):
+    value = field.pre_save(obj, add=True)
+    if value is None or type(value) in as_is and (type(value) is not datetime or value.tzinfo is not None):
+        return value
+    return field.get_db_prep_save(value, connection)
+
+
 def _insert(objs: Sequence[models.Model], params: list) -> str:
     """``INSERT`` of ``objs`` (one model) with every concrete field as Django's own insert writes it:
     defaults, ``auto_now_add`` and the field's conversion to the database (an ``AutoField`` left out)."""
-    meta = objs[0]._meta
-    fields = [f for f in meta.concrete_fields if not isinstance(f, models.AutoField)]
-    rows = []
+    head, fields = _columns(type(objs[0]))
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     for obj in objs:
-        params.extend(f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields)
-        rows.append("(" + ", ".join(["%s"] * len(fields)) + ")")
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    return f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) VALUES {', '.join(rows)}"
+        params.extend(_prepared(field, as_is, obj) for field, as_is in fields)
+    return head + ", ".join([row] * len(objs))
 
 
 def objects_insert(*groups: Sequence[models.Model]) -> None:

@@ -24,3 +24,42 @@ def test_parents_children_and_audit_rows_in_one_statement_with_their_defaults(dj
     assert PaymentEvent.objects.get(pk=event.pk).state == "processing"
     assert PaymentOrderTransition.objects.filter(payment_order__payment_event=event).count() == 2
     assert not event._state.adding and not orders[0]._state.adding
+
+
+def test_values_written_as_they_are_are_what_djangos_preparation_gives():
+    """``_prepared`` skips Django's preparation only where it would give the value back unchanged."""
+    from datetime import UTC, datetime
+
+    from django.db import connection, models
+
+    from core.db import _columns, _prepared, _written_as_is
+    from core.models import IdempotencyRecord
+
+    client = ApiClientFactory.build(id="cli_1")
+    event = PaymentEvent(id="pe_1", client=client, buyer_reference="b", buyer_email="b@example.com",
+                         payment_method="pm_card_visa", idempotency_key="k")
+    order = PaymentOrder(id="ord_1", payment_event=event, seller_id="sel_1", amount=500, currency="usd",
+                         next_action_at=datetime(2026, 1, 1, tzinfo=UTC))
+    audit = PaymentOrderTransition(payment_order=order, from_state="", to_state="not_started", actor="a")
+    record = IdempotencyRecord(client=client, key="k", request_method="POST", request_path="/", status="completed",
+                               request_fingerprint="f", response_body={"a": 1}, locked_at=order.next_action_at)
+    def plain(value):  # psycopg's Jsonb wrapper compares by identity
+        return (type(value), value.obj) if hasattr(value, "obj") else value
+
+    for obj in (event, order, audit, record):
+        for field, as_is in _columns(type(obj))[1]:
+            ours = _prepared(field, as_is, obj)  # first: pre_save sets auto_now_add on the instance
+            django_value = field.get_db_prep_save(getattr(obj, field.attname), connection)
+            assert plain(ours) == plain(django_value), (type(obj).__name__, field.name)
+    assert _written_as_is(IdempotencyRecord._meta.get_field("response_body")) == ()  # JSON: adapted, always
+    assert _written_as_is(PaymentOrder._meta.get_field("seller")) == (str,)  # a foreign key: as its target
+
+    class Upper(models.CharField):
+        def get_prep_value(self, value):
+            return value.upper()
+
+    assert _written_as_is(Upper(max_length=3)) == ()  # a field that prepares its own way keeps it
+    naive = PaymentOrder(next_action_at=datetime(2026, 1, 1))
+    field = PaymentOrder._meta.get_field("next_action_at")
+    with pytest.warns(RuntimeWarning, match="naive datetime"):  # Django's preparation makes it aware, and says so
+        assert _prepared(field, (datetime,), naive).tzinfo is not None

@@ -192,7 +192,8 @@ class PayoutRunItem(models.Model):
         NO_PAYOUT_ACCOUNT = "no_payout_account", "no payout account"
         CURRENCY_NOT_SUPPORTED = "currency_not_supported", "the payout account's bank takes another currency"
         BELOW_MINIMUM = "below_minimum", "available balance below PAYOUT_MINIMUM"
-        NOTHING_AVAILABLE = "nothing_available", "nothing available (negative or all held)"
+        NOTHING_AVAILABLE = "nothing_available", "nothing available (all held)"
+        NEGATIVE_BALANCE = "negative_balance", "the seller owes: netted off the money that becomes available next"
         SELLER_SUSPENDED = "seller_suspended"
 
     run = models.ForeignKey(PayoutRun, on_delete=models.CASCADE, related_name="items")

@@ -77,8 +77,8 @@ def wallet_held_movements(*, as_of: datetime) -> list[tuple[str, str, str, int]]
 
 def wallets_available(*, as_of: datetime, owner_ids: list[str] | None = None
                       ) -> list[tuple[str, str, int]]:
-    """``(owner, currency, available)`` of every wallet holding money (balance above zero), ordered by owner
-    and currency: what a payout run looks at. One statement over the still-held movements."""
+    """``(owner, currency, available)`` of every wallet holding money or owing it (balance not zero), ordered
+    by owner and currency: what a payout run looks at. One statement over the still-held movements."""
     owners = "" if owner_ids is None else "AND w.owner_id = ANY(%(owners)s)"
     with connection.cursor() as cur:
         cur.execute(f"""
@@ -89,7 +89,7 @@ LEFT JOIN (
                       + COALESCE(SUM(m.reserve_amount) FILTER (WHERE m.reserve_until > %(t)s), 0) AS held
     FROM wallet_walletmovement m WHERE m.reserve_until > %(t)s GROUP BY wallet_id
 ) h ON h.wallet_id = w.id
-WHERE w.balance > 0 {owners}
+WHERE w.balance <> 0 {owners}
 ORDER BY w.owner_id, w.currency""", {"t": as_of, "owners": owner_ids})
         return cur.fetchall()
 

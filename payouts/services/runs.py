@@ -50,7 +50,9 @@ def payouts_run(*, payout_date: date, actor: str, reason: str = "", seller_ids: 
                 outcome = Outcome.SELLER_SUSPENDED
             elif account.currency != currency:
                 outcome = Outcome.CURRENCY_NOT_SUPPORTED
-            elif available <= 0:
+            elif available < 0:  # a refund or dispute after a payout: what comes in next pays it back first
+                outcome = Outcome.NEGATIVE_BALANCE
+            elif available == 0:
                 outcome = Outcome.NOTHING_AVAILABLE
             elif available < payout_minimum(currency):
                 outcome = Outcome.BELOW_MINIMUM

@@ -2,7 +2,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Sum
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from wallet.models import Wallet, WalletMovement
@@ -99,3 +99,10 @@ def movement_amounts_by_key(*, keys: list[str]) -> dict[str, tuple[str, int]]:
     rows = WalletMovement.objects.filter(idempotency_key__in=keys).values_list(
         "idempotency_key", "wallet__owner_id", "amount")
     return {key: (owner, amount) for key, owner, amount in rows}
+
+
+def wallet_movements(*, owner_id: str) -> QuerySet[WalletMovement]:
+    """The owner's movements in every currency, newest first (ties by id: one transaction's movements
+    share their moment)."""
+    return (WalletMovement.objects.filter(wallet__owner_id=owner_id).select_related("wallet")
+            .order_by("-created_at", "-id"))

@@ -12,7 +12,8 @@ from core.models import ApiClient, IdempotencyRecord
 from core.services import request_fingerprint
 from payments import selectors as payment_selectors
 from payments.services.postings import CAPTURE_KEY_PREFIX, CAPTURE_KEY_SUFFIX, REFUND_KEY_PREFIX
-from payouts.models import Payout, PayoutAccount
+from payouts.models import NegativeBalanceWriteOff, Payout, PayoutAccount
+from payouts.services.write_offs import WRITE_OFF_KEY_PREFIX
 from wallet import selectors as wallet_selectors
 from wallet.models import WalletMovement
 
@@ -83,6 +84,8 @@ def movement_source(idempotency_key: str) -> tuple[str, str | None]:
         return "payout", key.split(":")[1]
     if key.startswith(_DISPUTE_KEY_PREFIX):
         return "dispute", key.split(":")[1]
+    if key.startswith(WRITE_OFF_KEY_PREFIX):
+        return "write_off", None  # its id is the write-off row's (``movement_lines``)
     return "adjustment", None
 
 
@@ -94,5 +97,11 @@ def seller_movements(*, client: ApiClient, seller_id: str) -> QuerySet[WalletMov
 
 
 def movement_lines(movements: list[WalletMovement]) -> list[MovementLine]:
-    """A page of movements with the object behind each."""
-    return [MovementLine(m, *movement_source(m.idempotency_key)) for m in movements]
+    """A page of movements with the object behind each (one query more when the page holds write-offs)."""
+    sources = {m.idempotency_key: movement_source(m.idempotency_key) for m in movements}
+    write_offs = [key for key, (kind, _) in sources.items() if kind == "write_off"]
+    if write_offs:
+        ids = dict(NegativeBalanceWriteOff.objects.filter(idempotency_key__in=write_offs)
+                   .values_list("idempotency_key", "id"))
+        sources.update({key: ("write_off", ids.get(key)) for key in write_offs})
+    return [MovementLine(m, *sources[m.idempotency_key]) for m in movements]

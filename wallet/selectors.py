@@ -106,3 +106,13 @@ def wallet_movements(*, owner_id: str) -> QuerySet[WalletMovement]:
     share their moment)."""
     return (WalletMovement.objects.filter(wallet__owner_id=owner_id).select_related("wallet")
             .order_by("-created_at", "-id"))
+
+
+def wallets_negative(*, since_before: datetime | None = None) -> list[tuple[str, str, int, datetime]]:
+    """``(owner, currency, balance, negative since)`` of every wallet below zero (only those negative since
+    before ``since_before``, when given), the oldest debt first."""
+    wallets = Wallet.objects.filter(balance__lt=0, negative_since__isnull=False)
+    if since_before is not None:
+        wallets = wallets.filter(negative_since__lt=since_before)
+    return list(wallets.order_by("negative_since", "id").values_list("owner_id", "currency", "balance",
+                                                                     "negative_since"))

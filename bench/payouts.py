@@ -155,14 +155,18 @@ def phase_measure(sellers: int, batch: int, queue: str) -> dict:
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with connection.cursor() as cursor:
         cursor.execute("CHECKPOINT")
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
     started = time.perf_counter()
     selected = len(wallet_selectors.wallets_available(as_of=timezone.now()))
     select_seconds = time.perf_counter() - started  # the run's first statement, measured apart (warms it too)
 
     with connection.execute_wrapper(count):
+        cpu_before = _cpu_seconds(backend), _own_cpu_seconds()
         started = time.perf_counter()
         run = payouts_run(payout_date=DAY, actor="bench", batch_size=batch)
         run_seconds = time.perf_counter() - started
+        backend_cpu, own_cpu = _cpu_seconds(backend) - cpu_before[0], _own_cpu_seconds() - cpu_before[1]
     run_statements = statements["n"]
     rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
@@ -188,8 +192,21 @@ def phase_measure(sellers: int, batch: int, queue: str) -> dict:
     return {"select_seconds": select_seconds, "selected": selected, "run_seconds": run_seconds,
             "created": run.payouts_created, "skipped": run.skipped, "statements": run_statements,
             "rss_before_mb": rss_before / 1024, "rss_peak_mb": rss_peak / 1024, "again_seconds": again_seconds,
-            "messages": messages, "checks": checks,
+            "messages": messages, "checks": checks, "backend_cpu": backend_cpu, "own_cpu": own_cpu,
+            "load": os.getloadavg()[0],
             "slowest": sorted(by_kind.items(), key=lambda kv: -kv[1])[:6]}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """user + system CPU seconds of a process on this machine (the PostgreSQL backend of our connection)."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 # --- the PSP, apart ----------------------------------------------------------------------------------
@@ -318,6 +335,10 @@ def main() -> None:
     print(f"payout run (select + create + post, batches of {args.batch})")
     print(f"                             {result['run_seconds']:8.2f} s  {n:,} payouts, "
           f"{n / result['run_seconds']:,.0f} payouts/s, {result['skipped']} skipped (goal <= 30 s)")
+    cpu = result["backend_cpu"] + result["own_cpu"]
+    print(f"CPU of the run               {cpu:8.2f} s  = PostgreSQL backend {result['backend_cpu']:.2f} s + this "
+          f"process {result['own_cpu']:.2f} s (one after the other: about the run's time on an idle machine; "
+          f"load average {result['load']:.1f} on {os.cpu_count()} cores during it)")
     print(f"statements                   {result['statements']:8,}     ({result['statements'] / max(n, 1):.3f} per "
           f"payout), {result['messages']} broker messages (one per batch)")
     print(f"peak RSS                     {result['rss_peak_mb']:8.0f} MB (ru_maxrss; {result['rss_before_mb']:.0f} MB "

@@ -216,20 +216,20 @@ def phase_psp(sample: int, port: int) -> dict:
     _django()
     from django.conf import settings
 
-    from core.models import ApiClient
     from payouts.models import Payout, PayoutAccount, PayoutState
+    from payouts.psp import get_payout_provider
+    from payouts.psp.base import ConnectedAccountRequest
     from payouts.services import payout_execute
-    from payouts.services.accounts import payout_account_connect
 
     settings.PSP_API_BASE = f"http://127.0.0.1:{port}"
     payouts = list(Payout.objects.order_by("id").values_list("id", "seller_id")[:sample])
-    client = ApiClient.objects.get(name="bench")
+    psp = get_payout_provider()
     started = time.perf_counter()
     for _, seller in payouts:  # a connected account at the PSP for each sampled seller, as onboarding makes
-        opened = payout_account_connect(client=client, seller_id=seller, bank_token="btok_us_verified",
-                                        country="US")
-        PayoutAccount.objects.filter(seller_id=seller).update(psp_account_id=opened.psp_account,
-                                                              psp_bank_account_id=opened.bank.psp_reference)
+        opened = psp.create_connected_account(ConnectedAccountRequest(
+            idempotency_key=f"bench:{seller}", seller_id=seller, country="US", bank_token="btok_us_verified"))
+        PayoutAccount.objects.filter(seller_id=seller).update(psp_account_id=opened.psp_reference,
+                                                              psp_bank_account_id=opened.bank_account.psp_reference)
     connect_seconds = time.perf_counter() - started
     for payout_id, seller in payouts:
         account = PayoutAccount.objects.get(seller_id=seller)

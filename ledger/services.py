@@ -1,6 +1,7 @@
 """Posting to the ledger: the only way money gets into it."""
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -139,3 +140,73 @@ def ledger_transaction_reverse(*, original_key: str, idempotency_key: str, descr
         reference=reference or original.reference,
         entries=[EntrySpec(e.account.code, e.currency, -e.amount) for e in original.entries.all()],
     )
+
+
+@dataclass(frozen=True)
+class PostingSpec:
+    """One transaction of a batch (``ledger_transactions_post``)."""
+
+    idempotency_key: str
+    description: str
+    entries: list[EntrySpec]
+    reference: str = ""
+
+
+# Many transactions and their entries in one statement, once every account they name exists (the batch
+# is one JSON parameter: a client-side bound array is quoted element by element in Python, JSON is not).
+# A key posted before inserts nothing, and neither do its entries: each posting stays idempotent on its own.
+_POST_MANY_SQL = """
+WITH posting AS (
+    SELECT * FROM jsonb_to_recordset(%(postings)s::jsonb) AS p(k text, d text, r text)
+), entry AS (
+    SELECT e.k, e.c, e.m, e.n, account.id AS account_id
+    FROM jsonb_to_recordset(%(entries)s::jsonb) AS e(k text, a text, c text, m bigint, n int)
+    LEFT JOIN ledger_account account ON account.code = e.a
+), posted AS (
+    INSERT INTO ledger_ledgertransaction (idempotency_key, description, reference, occurred_at, created_at)
+    SELECT k, d, r, %(occurred_at)s, now() FROM posting
+    WHERE NOT EXISTS (SELECT 1 FROM entry WHERE account_id IS NULL)
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id, idempotency_key
+), entries AS (
+    INSERT INTO ledger_entry (transaction_id, account_id, currency, amount)
+    SELECT posted.id, entry.account_id, entry.c, entry.m
+    FROM entry JOIN posted ON posted.idempotency_key = entry.k
+    ORDER BY entry.n
+    RETURNING transaction_id
+)
+SELECT array(SELECT idempotency_key FROM posted), (SELECT count(*) FROM entries),
+       (SELECT count(*) FROM entry WHERE account_id IS NULL)
+"""
+
+
+@transaction.atomic(savepoint=False)
+def ledger_transactions_post(*, postings: list[PostingSpec], occurred_at: datetime | None = None) -> set[str]:
+    """Post many balanced transactions, each once per its key, in one statement (two more the first time an
+    account is named): a payout run's thousands of postings. Returns the keys posted now (a key posted before
+    is left as it was). PostgreSQL checks each transaction's balance at commit."""
+    if not postings:
+        return set()
+    rows = [(p, _validate(p.entries)) for p in postings]
+    if len({p.idempotency_key for p, _ in rows}) != len(rows):
+        raise LedgerError("a batch names one key twice")
+    params = {
+        "postings": json.dumps([{"k": p.idempotency_key, "d": p.description[:300], "r": p.reference}
+                                for p, _ in rows]),
+        "entries": json.dumps([{"k": p.idempotency_key, "a": e.account_code, "c": e.currency, "m": e.amount, "n": n}
+                               for p, clean in rows for n, e in enumerate(clean)]),
+        "occurred_at": occurred_at or timezone.now()}
+    with connection.cursor() as cur:
+        cur.execute(_POST_MANY_SQL, params)
+        posted, posted_entries, accounts_missing = cur.fetchone()
+        if accounts_missing:
+            _accounts_ensure(sorted({e.account_code for _, clean in rows for e in clean}))
+            cur.execute(_POST_MANY_SQL, params)
+            posted, posted_entries, accounts_missing = cur.fetchone()
+    if accounts_missing:  # opened just now, yet not seen: never expected
+        raise LedgerError(f"{accounts_missing} account(s) could not be opened")
+    posted = set(posted)
+    expected = sum(len(clean) for p, clean in rows if p.idempotency_key in posted)
+    if posted_entries != expected:  # never expected: every account was seen
+        raise LedgerError(f"{posted_entries} of {expected} entries posted")
+    return posted

@@ -2,13 +2,18 @@
 webhook inbox. Money and states are read-only; actions call services and ask for a reason."""
 from django import forms
 from django.contrib import admin
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
+from django.utils.timesince import timesince
 
 from core.admin_base import ReadOnlyAdmin, ReasonForm, action_with_reason
+from payments.models import Seller
 from payments.psp.base import PSPError
 from payouts import services
 from payouts.exceptions import PayoutReplayNotPossible
 from payouts.models import (
+    NegativeBalance,
+    NegativeBalanceWriteOff,
     Payout,
     PayoutAccount,
     PayoutAccountChange,
@@ -121,3 +126,56 @@ class PayoutWebhookEventAdmin(ReadOnlyAdmin):
     list_display = ("id", "type", "psp_account_id", "object_id", "status", "attempts", "deliveries", "received_at")
     search_fields = ("id", "object_id", "psp_account_id")
     list_filter = ("status", "type")
+
+
+@admin.register(NegativeBalance)
+class NegativeBalanceAdmin(ReadOnlyAdmin):
+    """Sellers who owe the platform (a refund or lost dispute after their money was paid out), the oldest debt
+    first: the next payouts net it off; an operator may write it off (a reason asked, a permission needed), and
+    NEGATIVE_BALANCE_WRITE_OFF_DAYS does it daily when set."""
+
+    list_display = ("owner_id", "seller_name", "currency", "balance", "age", "negative_since", "last_movement")
+    list_display_links = None
+    search_fields = ("owner_id",)
+    list_filter = ("currency",)
+    ordering = ("negative_since", "id")
+    actions = ["write_off"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(
+            seller_name=Subquery(Seller.objects.filter(pk=OuterRef("owner_id")).values("name")[:1]))
+
+    @admin.display(description="Seller", ordering="seller_name")
+    def seller_name(self, obj):
+        return obj.seller_name
+
+    @admin.display(description="Negative for", ordering="negative_since")
+    def age(self, obj):
+        return timesince(obj.negative_since) if obj.negative_since else "-"
+
+    @admin.display(description="Last movement", ordering="updated_at")
+    def last_movement(self, obj):
+        return obj.updated_at
+
+    @admin.action(description="Write off the selected negative balances as the platform's loss (asks for a reason)",
+                  permissions=["write_off"])
+    def write_off(self, request, queryset):
+        def apply(wallet, data):
+            done = services.negative_balance_write_off(seller_id=wallet.owner_id, currency=wallet.currency,
+                                                       actor=f"operator:{request.user.get_username()}",
+                                                       reason=data["reason"])
+            return f"written off as {done.id}" if done else "not negative any more: nothing written off"
+
+        return action_with_reason(self, request, queryset, action_name="write_off",
+                                  title="Write off negative balances", apply=apply)
+
+    def has_write_off_permission(self, request):
+        return request.user.has_perm("payouts.write_off_negative_balance")
+
+
+@admin.register(NegativeBalanceWriteOff)
+class NegativeBalanceWriteOffAdmin(ReadOnlyAdmin):
+    list_display = ("id", "seller", "currency", "amount", "negative_since", "actor", "reason", "created_at")
+    search_fields = ("id", "seller__id", "seller__name", "idempotency_key")
+    list_filter = ("currency", "created_at")
+    list_select_related = ("seller",)

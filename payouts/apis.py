@@ -21,6 +21,7 @@ from payouts.exceptions import PayoutAccountNotFound, SellerNotFound
 from payouts.serializers import (
     BalanceOutput,
     BalanceQuery,
+    MovementOutput,
     PayoutAccountInput,
     PayoutAccountOutput,
     PayoutOutput,
@@ -98,6 +99,25 @@ class SellerPayoutListApi(ApiView):
         page = paginator.paginate_queryset(selectors.payout_list(client=request.user, seller_id=seller_id),
                                            request, view=self)
         return paginator.get_paginated_response(PayoutOutput(page, many=True).data)
+
+
+class MovementCursorPagination(CreatedCursorPagination):
+    ordering = ("-created_at", "-id")  # the movements of one transaction share their moment
+
+
+class SellerMovementListApi(ApiView):
+    @extend_schema(responses={200: paginated("Movement", MovementOutput), **error_responses(404)},
+                   parameters=PAGINATION_PARAMETERS, operation_id="sellers_movements_list")
+    def get(self, request, seller_id: str):
+        """The seller's balance movements in every currency, newest first: each capture credited, refund and
+        dispute debited, payout taken out (or given back when it failed) and negative balance written off,
+        naming the object behind it."""
+        movements = selectors.seller_movements(client=request.user, seller_id=seller_id)
+        if movements is None:
+            raise SellerNotFound(param="seller")
+        paginator = MovementCursorPagination()
+        page = paginator.paginate_queryset(movements, request, view=self)
+        return paginator.get_paginated_response(MovementOutput(selectors.movement_lines(page), many=True).data)
 
 
 class PayoutDetailApi(ApiView):

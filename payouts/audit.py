@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from ledger import accounts
 from ledger import selectors as ledger_selectors
-from payouts.models import Payout, PayoutState
+from payouts.models import NegativeBalanceWriteOff, Payout, PayoutState
 from wallet import selectors as wallet_selectors
 
 OPEN = (PayoutState.PENDING, PayoutState.IN_TRANSIT, PayoutState.DEAD_LETTER)
@@ -15,7 +15,7 @@ OPEN = (PayoutState.PENDING, PayoutState.IN_TRANSIT, PayoutState.DEAD_LETTER)
 
 def payouts_audit() -> list[str]:
     """One line per violated invariant of balances with holds and of payouts."""
-    return held_credits_problems() + payout_posting_problems()
+    return held_credits_problems() + payout_posting_problems() + write_off_problems()
 
 
 def held_credits_problems() -> list[str]:
@@ -70,4 +70,24 @@ def payout_posting_problems() -> list[str]:
         if in_transit.get(currency, 0) != booked.get(currency, 0):
             problems.append(f"payouts in transit are {in_transit.get(currency, 0)} {currency} but the ledger's "
                             f"account holds {booked.get(currency, 0)}")
+    return problems
+
+
+def write_off_problems() -> list[str]:
+    """Every negative balance written off moved its money once: its ledger posting (the seller's payable
+    credited by its amount) and its wallet credit, under its key."""
+    write_offs = list(NegativeBalanceWriteOff.objects.values_list("idempotency_key", "seller_id", "currency",
+                                                                  "amount"))
+    keys = [key for key, *_ in write_offs]
+    counts = ledger_selectors.postings_count_by_key(keys=keys)
+    payable = ledger_selectors.entries_by_key(keys=keys, code_prefix=accounts.SELLER_PAYABLE_PREFIX)
+    moved = wallet_selectors.movement_amounts_by_key(keys=keys)
+    problems = []
+    for key, seller, currency, amount in write_offs:
+        if counts.get(key, 0) != 1:
+            problems.append(f"write-off {key} has {counts.get(key, 0)} postings, not 1")
+        elif payable.get(key) != [(accounts.seller_payable(seller), currency, -amount)]:
+            problems.append(f"write-off {key} moved {payable.get(key)} on the seller's payable, not {-amount}")
+        if moved.get(key) != (seller, amount):
+            problems.append(f"write-off {key} moved the wallet by {moved.get(key)}, not {(seller, amount)}")
     return problems

@@ -9,6 +9,7 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from core.ids import IdFactory
 from core.models import TransitionAudit
+from wallet.models import Wallet
 
 
 class PayoutAccount(models.Model):
@@ -192,7 +193,8 @@ class PayoutRunItem(models.Model):
         NO_PAYOUT_ACCOUNT = "no_payout_account", "no payout account"
         CURRENCY_NOT_SUPPORTED = "currency_not_supported", "the payout account's bank takes another currency"
         BELOW_MINIMUM = "below_minimum", "available balance below PAYOUT_MINIMUM"
-        NOTHING_AVAILABLE = "nothing_available", "nothing available (negative or all held)"
+        NOTHING_AVAILABLE = "nothing_available", "nothing available (all held)"
+        NEGATIVE_BALANCE = "negative_balance", "the seller owes: netted off the money that becomes available next"
         SELLER_SUSPENDED = "seller_suspended"
 
     run = models.ForeignKey(PayoutRun, on_delete=models.CASCADE, related_name="items")
@@ -235,3 +237,44 @@ class PayoutWebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} {self.type}"
+
+
+class NegativeBalanceWriteOff(models.Model):
+    """The platform took a seller's negative balance in one currency as its loss: ``Dr expenses:seller_losses /
+    Cr`` the seller's payable back to zero, and the wallet credited, in one transaction, once per negative
+    episode (``idempotency_key``, also the posting's and the movement's key). Who and why: the audit row."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=IdFactory("wo"), editable=False)
+    seller = models.ForeignKey("payments.Seller", on_delete=models.PROTECT, related_name="write_offs")
+    currency = models.CharField(max_length=3)
+    amount = models.BigIntegerField(help_text="Minor units: what the seller owed, now the platform's loss.")
+    negative_since = models.DateTimeField(help_text="Since when the balance had been below zero.")
+    episode_movement_id = models.BigIntegerField(help_text="The wallet movement that took it below zero.")
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    actor = models.CharField(max_length=100)
+    reason = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("write_off_negative_balance", "Can write off a seller's negative balance")]
+        constraints = [models.CheckConstraint(condition=models.Q(amount__gt=0), name="write_off_amount_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.seller_id} {self.currency}"
+
+
+class NegativeBalanceManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(balance__lt=0)
+
+
+class NegativeBalance(Wallet):
+    """A seller's wallet below zero, as the operators' console lists it (a view of ``wallet``'s table: no
+    table of its own)."""
+
+    objects = NegativeBalanceManager()
+
+    class Meta:
+        proxy = True
+        ordering = ["negative_since", "id"]

@@ -1,6 +1,7 @@
 """Reads of payouts. A client sees only its own sellers' objects."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -10,8 +11,11 @@ from django.utils import timezone
 from core.models import ApiClient, IdempotencyRecord
 from core.services import request_fingerprint
 from payments import selectors as payment_selectors
-from payouts.models import Payout, PayoutAccount
+from payments.services.postings import CAPTURE_KEY_PREFIX, CAPTURE_KEY_SUFFIX, REFUND_KEY_PREFIX
+from payouts.models import NegativeBalanceWriteOff, Payout, PayoutAccount
+from payouts.services.write_offs import WRITE_OFF_KEY_PREFIX
 from wallet import selectors as wallet_selectors
+from wallet.models import WalletMovement
 
 
 def payout_account_get(*, client: ApiClient, seller_id: str) -> PayoutAccount | None:
@@ -52,3 +56,52 @@ def payout_get(*, client: ApiClient, payout_id: str) -> Payout | None:
 
 def seller_visible(*, client: ApiClient, seller_id: str) -> bool:
     return payment_selectors.seller_get(client=client, seller_id=seller_id) is not None
+
+
+# -- the seller's movements ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MovementLine:
+    """One wallet movement as the seller sees it: the money, and the object behind it."""
+
+    movement: WalletMovement
+    source_type: str  # order, refund, dispute, payout, write_off; adjustment when no object is behind it
+    source_id: str | None
+
+
+_PAYOUT_KEY_PREFIX = "payout:"  # payouts.services.payout_posting_key: payout:<id>:created | :returned
+_DISPUTE_KEY_PREFIX = "dispute:"  # disputes: dispute:<id>[:<what>]
+
+
+def movement_source(idempotency_key: str) -> tuple[str, str | None]:
+    """What is behind a wallet movement, read from the key it was posted under by the app that owns the
+    object (``payments.services.postings``, ``payouts.services``): ``(type, id)``."""
+    key = idempotency_key
+    if key.startswith(CAPTURE_KEY_PREFIX) and key.endswith(CAPTURE_KEY_SUFFIX):
+        return "order", key[len(CAPTURE_KEY_PREFIX):-len(CAPTURE_KEY_SUFFIX)]
+    if key.startswith(REFUND_KEY_PREFIX):
+        return "refund", key[len(REFUND_KEY_PREFIX):]
+    if key.startswith(_PAYOUT_KEY_PREFIX) and key.count(":") == 2:
+        return "payout", key.split(":")[1]
+    if key.startswith(_DISPUTE_KEY_PREFIX):
+        return "dispute", key.split(":")[1]
+    if key.startswith(WRITE_OFF_KEY_PREFIX):
+        return "write_off", None  # its id is the write-off row's (``movement_lines``)
+    return "adjustment", None
+
+
+def seller_movements(*, client: ApiClient, seller_id: str) -> QuerySet[WalletMovement] | None:
+    """The seller's wallet movements, newest first (``None``: no such seller)."""
+    if not seller_visible(client=client, seller_id=seller_id):
+        return None
+    return wallet_selectors.wallet_movements(owner_id=seller_id)
+
+
+def movement_lines(movements: list[WalletMovement]) -> list[MovementLine]:
+    """A page of movements with the object behind each (one query more when the page holds write-offs)."""
+    sources = {m.idempotency_key: movement_source(m.idempotency_key) for m in movements}
+    write_offs = [key for key, (kind, _) in sources.items() if kind == "write_off"]
+    if write_offs:
+        ids = dict(NegativeBalanceWriteOff.objects.filter(idempotency_key__in=write_offs)
+                   .values_list("idempotency_key", "id"))
+        sources.update({key: ("write_off", ids.get(key)) for key in write_offs})
+    return [MovementLine(m, *sources[m.idempotency_key]) for m in movements]

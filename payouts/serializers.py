@@ -128,3 +128,33 @@ class PayoutOutput(serializers.Serializer):
     failure_message = serializers.CharField()
     created = serializers.DateTimeField(source="created_at")
     completed = serializers.DateTimeField(source="completed_at", allow_null=True)
+
+
+class MovementSourceOutput(serializers.Serializer):
+    type = serializers.ChoiceField(
+        source="source_type", choices=["order", "refund", "dispute", "payout", "write_off", "adjustment"],
+        help_text="What moved the money: a payment order captured, a refund, a dispute, a payout (created, or "
+                  "failed and given back), a negative balance written off by the platform; adjustment: none of "
+                  "these.")
+    id = serializers.CharField(source="source_id", allow_null=True,
+                               help_text="Its id (po_..., re_..., pyt_..., wo_...); null for an adjustment.")
+
+
+class MovementOutput(serializers.Serializer):
+    """One change of the seller's balance in one currency, and what is behind it."""
+
+    id = serializers.IntegerField(source="movement.id")
+    object = ObjectTypeField("balance_movement")
+    created = serializers.DateTimeField(source="movement.created_at")
+    amount = serializers.IntegerField(source="movement.amount",
+                                      help_text="Minor units: positive credits the seller, negative debits.")
+    currency = serializers.CharField(source="movement.wallet.currency")
+    description = serializers.CharField(source="movement.reason")
+    source = MovementSourceOutput(source="*")
+    pending_until = serializers.DateTimeField(
+        source="movement.hold_until", allow_null=True,
+        help_text="A capture's credit: pending (less its reserve) until then, available after.")
+    reserve_amount = serializers.IntegerField(source="movement.reserve_amount",
+                                              help_text="Minor units of the credit held as the rolling reserve.")
+    reserved_until = serializers.DateTimeField(source="movement.reserve_until", allow_null=True,
+                                               help_text="When the reserve is available too.")

@@ -29,6 +29,14 @@ def payout_execute_task(self, *, payout_id: str) -> str:
         raise self.retry(countdown=retry_delay(self.request.retries + 1), exc=exc) from exc
 
 
+@shared_task(name="payouts.payout_execute_batch", acks_late=True)
+def payouts_execute_batch_task(*, payout_ids: list[str]) -> int:
+    """A payout run's batch, fanned out: one ``payout_execute_task`` per payout."""
+    for payout_id in payout_ids:
+        payout_execute_task.delay(payout_id=payout_id)
+    return len(payout_ids)
+
+
 @shared_task(bind=True, name="payouts.payout_transfer_reverse", acks_late=True, max_retries=8)
 def payout_transfer_reverse_task(self, *, payout_id: str) -> bool:
     """Bounded: past the last retry the recovery round enqueues it again."""
@@ -50,3 +58,9 @@ def payouts_run_daily_task() -> str:
     """The daily payout run (Celery beat): today's date names it, so a second run the same day adds nothing."""
     run = services.payouts_run(payout_date=timezone.now().date(), actor="task:payouts_run_daily")
     return run.id
+
+
+@shared_task(name="payouts.write_off_negative_balances")
+def negative_balances_write_off_task() -> int:
+    """Daily (Celery beat): write off the balances negative for longer than NEGATIVE_BALANCE_WRITE_OFF_DAYS."""
+    return len(services.negative_balances_write_off_due())

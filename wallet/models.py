@@ -8,12 +8,20 @@ class Wallet(models.Model):
     owner_id = models.CharField(max_length=40, help_text="The seller's id.")
     currency = models.CharField(max_length=3)
     balance = models.BigIntegerField(default=0, help_text="Minor units; the sum of the movements.")
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(auto_now=True, help_text="The last movement.")
+    # Kept by the statement that moves the balance (``wallet.services``): a negative balance's age, and the
+    # movement that took it below zero, which names the episode (a write-off is posted once per episode).
+    negative_since = models.DateTimeField(null=True, blank=True,
+                                          help_text="Since when the balance is below zero (null: it is not).")
+    negative_since_movement_id = models.BigIntegerField(
+        null=True, blank=True, help_text="The movement that took the balance below zero (null: it is not).")
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["owner_id", "currency"], name="wallet_one_per_owner_currency")
         ]
+        indexes = [models.Index(fields=["negative_since"], name="wallet_negative",
+                                condition=models.Q(negative_since__isnull=False))]
         ordering = ["owner_id", "currency"]
 
     def __str__(self) -> str:

@@ -2,7 +2,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Sum
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from wallet.models import Wallet, WalletMovement
@@ -77,8 +77,8 @@ def wallet_held_movements(*, as_of: datetime) -> list[tuple[str, str, str, int]]
 
 def wallets_available(*, as_of: datetime, owner_ids: list[str] | None = None
                       ) -> list[tuple[str, str, int]]:
-    """``(owner, currency, available)`` of every wallet holding money (balance above zero), ordered by owner
-    and currency: what a payout run looks at. One statement over the still-held movements."""
+    """``(owner, currency, available)`` of every wallet holding money or owing it (balance not zero), ordered
+    by owner and currency: what a payout run looks at. One statement over the still-held movements."""
     owners = "" if owner_ids is None else "AND w.owner_id = ANY(%(owners)s)"
     with connection.cursor() as cur:
         cur.execute(f"""
@@ -89,7 +89,7 @@ LEFT JOIN (
                       + COALESCE(SUM(m.reserve_amount) FILTER (WHERE m.reserve_until > %(t)s), 0) AS held
     FROM wallet_walletmovement m WHERE m.reserve_until > %(t)s GROUP BY wallet_id
 ) h ON h.wallet_id = w.id
-WHERE w.balance > 0 {owners}
+WHERE w.balance <> 0 {owners}
 ORDER BY w.owner_id, w.currency""", {"t": as_of, "owners": owner_ids})
         return cur.fetchall()
 
@@ -99,3 +99,20 @@ def movement_amounts_by_key(*, keys: list[str]) -> dict[str, tuple[str, int]]:
     rows = WalletMovement.objects.filter(idempotency_key__in=keys).values_list(
         "idempotency_key", "wallet__owner_id", "amount")
     return {key: (owner, amount) for key, owner, amount in rows}
+
+
+def wallet_movements(*, owner_id: str) -> QuerySet[WalletMovement]:
+    """The owner's movements in every currency, newest first (ties by id: one transaction's movements
+    share their moment)."""
+    return (WalletMovement.objects.filter(wallet__owner_id=owner_id).select_related("wallet")
+            .order_by("-created_at", "-id"))
+
+
+def wallets_negative(*, since_before: datetime | None = None) -> list[tuple[str, str, int, datetime]]:
+    """``(owner, currency, balance, negative since)`` of every wallet below zero (only those negative since
+    before ``since_before``, when given), the oldest debt first."""
+    wallets = Wallet.objects.filter(balance__lt=0, negative_since__isnull=False)
+    if since_before is not None:
+        wallets = wallets.filter(negative_since__lt=since_before)
+    return list(wallets.order_by("negative_since", "id").values_list("owner_id", "currency", "balance",
+                                                                     "negative_since"))

@@ -6,6 +6,7 @@ longer; ``wallet_credit`` holds every credit by the payout settings (``PAYOUT_HO
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -49,12 +50,27 @@ WITH wallet AS (
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id, wallet_id, amount
 ), balance AS (
-    UPDATE wallet_wallet SET balance = wallet_wallet.balance + movement.amount, updated_at = now()
+    UPDATE wallet_wallet SET balance = wallet_wallet.balance + movement.amount, updated_at = now(),
+        {NEGATIVE_SINCE}
     FROM movement WHERE wallet_wallet.id = movement.wallet_id
     RETURNING movement.id
 )
 SELECT (SELECT id FROM balance), EXISTS (SELECT 1 FROM wallet)
 """
+def negative_since_sql(*, wallet: str, amount: str, movement_id: str) -> str:
+    """The SET clauses that keep ``negative_since`` and ``negative_since_movement_id`` in step with a balance
+    moved by ``amount`` (SQL expressions, the table of wallets named ``wallet``). A negative episode starts with
+    the movement that takes the balance below zero and ends with the one that brings it back to zero or above
+    (SET sees the row as it was)."""
+    after = f"{wallet}.balance + {amount}"
+    return (f"negative_since = CASE WHEN {after} >= 0 THEN NULL WHEN {wallet}.balance >= 0 THEN now()"
+            f" ELSE {wallet}.negative_since END,"
+            f" negative_since_movement_id = CASE WHEN {after} >= 0 THEN NULL WHEN {wallet}.balance >= 0"
+            f" THEN {movement_id} ELSE {wallet}.negative_since_movement_id END")
+
+
+_MOVE_SQL = _MOVE_SQL.replace("{NEGATIVE_SINCE}", negative_since_sql(wallet="wallet_wallet", amount="movement.amount",
+                                                                     movement_id="movement.id"))
 
 
 @transaction.atomic(savepoint=False)  # no savepoint round trips inside a caller's transaction
@@ -119,3 +135,107 @@ def wallet_available_locked(*, owner_id: str, currency: str, as_of: datetime) ->
                     " FROM wallet_walletmovement WHERE wallet_id = %(w)s AND reserve_until > %(t)s",
                     {"w": row[0], "t": as_of})
         return row[1] - cur.fetchone()[0]
+
+
+@dataclass(frozen=True)
+class NegativeEpisode:
+    """A wallet below zero: how much it owes (positive minor units), since when, and the movement that took
+    it below zero (which names the episode)."""
+
+    owner_id: str
+    currency: str
+    owed: int
+    since: datetime
+    movement_id: int
+
+
+def wallet_negative_locked(*, owner_id: str, currency: str) -> NegativeEpisode | None:
+    """Lock the wallet (until the caller's transaction ends) and return its negative episode, or ``None``
+    when its balance is not below zero (or it has no wallet)."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT balance, negative_since, negative_since_movement_id FROM wallet_wallet"
+                    " WHERE owner_id = %s AND currency = %s FOR UPDATE", [owner_id, normalize_currency(currency)])
+        row = cur.fetchone()
+    if row is None or row[0] >= 0:
+        return None
+    return NegativeEpisode(owner_id=owner_id, currency=normalize_currency(currency), owed=-row[0], since=row[1],
+                           movement_id=row[2])
+
+
+_HELD_SUM = ("COALESCE(SUM(m.amount - m.reserve_amount) FILTER (WHERE m.hold_until > %(t)s), 0)"
+             " + COALESCE(SUM(m.reserve_amount) FILTER (WHERE m.reserve_until > %(t)s), 0)")
+_AVAILABLE_LOCKED_SQL = f"""
+WITH locked AS MATERIALIZED (
+    SELECT w.id, w.owner_id, w.currency, w.balance
+    FROM wallet_wallet w
+    JOIN jsonb_to_recordset(%(wallets)s::jsonb) AS x(o text, c text) ON w.owner_id = x.o AND w.currency = x.c
+    ORDER BY w.id FOR UPDATE OF w
+), held AS (
+    SELECT m.wallet_id, {_HELD_SUM} AS held FROM wallet_walletmovement m
+    WHERE m.wallet_id IN (SELECT id FROM locked) AND m.reserve_until > %(t)s GROUP BY m.wallet_id
+)
+SELECT l.owner_id, l.currency, (l.balance - COALESCE(held.held, 0))::bigint
+FROM locked l LEFT JOIN held ON held.wallet_id = l.id"""
+
+
+def wallets_available_locked(*, wallets: list[tuple[str, str]], as_of: datetime) -> dict[tuple[str, str], int]:
+    """``wallet_available_locked`` for many wallets in one statement: each ``(owner, currency)`` locked (in id
+    order, so two callers cannot deadlock) until the caller's transaction ends, with what is available in it
+    at ``as_of``. A wallet that does not exist is left out."""
+    if not wallets:
+        return {}
+    with connection.cursor() as cur:
+        cur.execute(_AVAILABLE_LOCKED_SQL, {"wallets": json.dumps([{"o": o, "c": normalize_currency(c)}
+                                                                   for o, c in wallets]), "t": as_of})
+        return {(owner, currency): available for owner, currency, available in cur.fetchall()}
+
+
+@dataclass(frozen=True)
+class Debit:
+    owner_id: str
+    currency: str
+    amount: int  # positive: taken out of the wallet
+    idempotency_key: str
+    reason: str
+
+
+_DEBIT_MANY_SQL = f"""
+WITH debit AS (  -- one JSON parameter: see ledger.services._POST_MANY_SQL
+    SELECT * FROM jsonb_to_recordset(%s::jsonb) AS d(owner_id text, currency text, amount bigint,
+                                                     idempotency_key text, reason text)
+), movement AS (
+    INSERT INTO wallet_walletmovement (wallet_id, amount, idempotency_key, reason, created_at, reserve_amount)
+    SELECT w.id, -d.amount, d.idempotency_key, d.reason, now(), 0
+    FROM debit d JOIN wallet_wallet w ON w.owner_id = d.owner_id AND w.currency = d.currency
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id, wallet_id, amount
+), balance AS (
+    UPDATE wallet_wallet w SET balance = w.balance + m.amount, updated_at = now(),
+        {negative_since_sql(wallet="w", amount="m.amount", movement_id="m.id")}
+    FROM movement m WHERE w.id = m.wallet_id
+    RETURNING m.id
+)
+SELECT (SELECT count(*) FROM balance), (SELECT count(*) FROM debit d JOIN wallet_wallet w
+                                        ON w.owner_id = d.owner_id AND w.currency = d.currency)
+"""
+
+
+@transaction.atomic(savepoint=False)
+def wallets_debit(*, debits: list[Debit]) -> int:
+    """``wallet_debit`` of many wallets in one statement, at most one debit per wallet (a payout run's: one
+    payout per seller and currency); each once per its key. The wallets exist (money is taken out of them).
+    Returns how many were debited now."""
+    if not debits:
+        return 0
+    if any(type(d.amount) is not int or d.amount <= 0 for d in debits):
+        raise ValueError("a debit amount is given positive")
+    if len({(d.owner_id, normalize_currency(d.currency)) for d in debits}) != len(debits):
+        raise ValueError("one debit per wallet in a batch")  # UPDATE ... FROM would apply only one of them
+    with connection.cursor() as cur:
+        cur.execute(_DEBIT_MANY_SQL, [json.dumps([
+            {"owner_id": d.owner_id, "currency": normalize_currency(d.currency), "amount": d.amount,
+             "idempotency_key": d.idempotency_key, "reason": d.reason[:200]} for d in debits])])
+        debited, found = cur.fetchone()
+    if found != len(debits):
+        raise ValueError(f"{len(debits) - found} of the wallets to debit do not exist")
+    return debited

@@ -244,6 +244,12 @@ PAYOUT_EXECUTE_MAX_ATTEMPTS = env.int("PAYOUT_EXECUTE_MAX_ATTEMPTS", default=6)
 # How often the recovery round asks the PSP about a payout in transit whose payout.paid/failed has not come.
 PAYOUT_IN_TRANSIT_CHECK_SECONDS = env.float("PAYOUT_IN_TRANSIT_CHECK_SECONDS", default=3600.0)
 PAYOUTS_RECOVERY_INTERVAL_SECONDS = env.float("PAYOUTS_RECOVERY_INTERVAL_SECONDS", default=15.0)
+# A seller's balance below zero this many days (a refund or lost dispute after its money was paid out, not
+# netted off since) is written off by the platform: expenses:seller_losses, once per negative episode (the
+# daily task payouts.write_off_negative_balances). Unset: only an operator writes one off (admin, with a reason).
+NEGATIVE_BALANCE_WRITE_OFF_DAYS = env.float("NEGATIVE_BALANCE_WRITE_OFF_DAYS", default=None)
+if NEGATIVE_BALANCE_WRITE_OFF_DAYS is not None and NEGATIVE_BALANCE_WRITE_OFF_DAYS < 0:
+    raise ImproperlyConfigured("NEGATIVE_BALANCE_WRITE_OFF_DAYS must be >= 0 (or unset: never automatically)")
 
 # --- Celery ----------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
@@ -304,6 +310,10 @@ CELERY_BEAT_SCHEDULE["payouts-daily"] = {
     "schedule": crontab(hour=env.int("PAYOUTS_RUN_HOUR", default=6), minute=0),
 }
 CELERY_BEAT_SCHEDULE["payouts-recover"] = {"task": "payouts.recover", "schedule": PAYOUTS_RECOVERY_INTERVAL_SECONDS}
+CELERY_BEAT_SCHEDULE["payouts-write-off-negative-balances"] = {
+    "task": "payouts.write_off_negative_balances",
+    "schedule": crontab(hour=env.int("PAYOUTS_RUN_HOUR", default=6), minute=30),
+}
 
 # --- Buyer side: 3-D Secure, hosted payment page (README "The buyer's side") -----------------
 # Our site's address as buyers reach it (e.g. https://pay.example.com), for the PSP's return URL after

@@ -19,3 +19,18 @@ def enqueue_transfer_reversal(payout_id: str) -> None:
         payout_transfer_reverse_task.delay(payout_id=payout_id)
 
     transaction.on_commit(send_reversal, robust=True)
+
+
+def enqueue_payouts(payout_ids: list[str]) -> None:
+    """A payout run's batch: one message on commit, which the worker fans out into one task per payout (a
+    message lost, or a worker dying mid-way, leaves them pending: the recovery round sends them after their
+    lease, ``next_action_at``)."""
+    if not payout_ids:
+        return
+
+    def send_batch() -> None:
+        from payouts.tasks import payouts_execute_batch_task
+
+        payouts_execute_batch_task.delay(payout_ids=list(payout_ids))
+
+    transaction.on_commit(send_batch, robust=True)

@@ -40,14 +40,15 @@ def capture(api, seller, amount, currency="usd", key=None):
 
 
 def age_holds(*seller_ids):
-    """As if the hold had passed: the sellers' held credits become available now. Past the wallet's
+    """As if the hold had passed: the sellers' credits still held become available now (those released
+    before keep their moment, so balances as of a past moment stay what they were). Past the wallet's
     append-only trigger, as only the database superuser can (a test's time machine)."""
     with connection.cursor() as cur:
         cur.execute("SET session_replication_role = replica")
         try:
             cur.execute("UPDATE wallet_walletmovement m SET hold_until = now() - interval '1 second',"
                         " reserve_until = now() - interval '1 second' FROM wallet_wallet w"
-                        " WHERE w.id = m.wallet_id AND w.owner_id = ANY(%s) AND m.reserve_until IS NOT NULL",
+                        " WHERE w.id = m.wallet_id AND w.owner_id = ANY(%s) AND m.reserve_until > now()",
                         [list(seller_ids)])
         finally:
             cur.execute("SET session_replication_role = origin")

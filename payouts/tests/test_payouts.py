@@ -141,7 +141,8 @@ def test_two_runs_at_once_make_one_payout_per_seller(api, sandbox, live_server, 
     def run():
         try:
             barrier.wait()
-            payouts_run(payout_date=timezone.now().date(), actor="test", seller_ids=sellers)
+            # Batches of two: each run's second batch waits on wallets the other may hold.
+            payouts_run(payout_date=timezone.now().date(), actor="test", seller_ids=sellers, batch_size=2)
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
         finally:
@@ -155,6 +156,9 @@ def test_two_runs_at_once_make_one_payout_per_seller(api, sandbox, live_server, 
     assert errors == []
     payouts = list(Payout.objects.filter(seller_id__in=sellers).order_by("amount"))
     assert [(p.seller_id, p.amount) for p in payouts] == [(s, 1000 + n) for n, s in enumerate(sellers)]
+    for seller in sellers:  # the other run found nothing left (under the lock), or an empty wallet (before it)
+        outcomes = sorted(PayoutRunItem.objects.filter(seller_id=seller).values_list("outcome", flat=True))
+        assert outcomes in (["created"], ["created", "nothing_available"]), outcomes
     for payout in payouts:
         wait_state(payout.id, PayoutState.PAID)
         bank = payout.psp_bank_account_id
@@ -226,6 +230,7 @@ def test_a_lost_webhook_is_made_up_for_by_asking_the_psp(api, sandbox):
 
 def test_a_refund_after_the_payout_is_netted_off_the_next_one(api, sandbox, live_server, settings):
     connect_webhooks(sandbox, live_server, settings)
+    settings.PAYOUT_MINIMUM = 1000
     seller = onboard(api)
     account = payout_account(api, seller)
     order = capture(api, seller, 5000)
@@ -239,15 +244,24 @@ def test_a_refund_after_the_payout_is_netted_off_the_next_one(api, sandbox, live
     assert refund.status_code == 201, refund.text
     wait_for(lambda: api.get(f"/api/v1/refunds/{refund.json()['id']}").json()["state"] == "succeeded",
              message="the refund")
+    after_refund = timezone.now()
     assert available(seller) == -2000 and payable(seller) == -2000  # the seller owes it
-    run = payouts_run(payout_date=date(2026, 12, 2), actor="test", seller_ids=[seller])
-    assert list(run.items.values_list("outcome", flat=True)) == []  # a negative balance: nothing to look at
 
-    capture(api, seller, 3000, key="co-second")
+    def report(day):
+        run = payouts_run(payout_date=day, actor="test", seller_ids=[seller])
+        return list(run.items.values_list("outcome", "available_amount", "payout"))
+
+    assert report(date(2026, 12, 2)) == [("negative_balance", -2000, None)]  # on the report, with the debt
+    capture(api, seller, 2500, key="co-second")
+    assert report(date(2026, 12, 2)) == [("negative_balance", -2000, None)]  # the new capture still held
+    age_holds(seller)
+    assert report(date(2026, 12, 2)) == [("below_minimum", 500, None)]  # 2500 less the 2000 owed
+    capture(api, seller, 500, key="co-third")
     age_holds(seller)
     second = payouts_run(payout_date=date(2026, 12, 2), actor="test").items.get().payout
     assert second.amount == 1000  # 3000 captured less the 2000 owed
     wait_state(second.id, PayoutState.PAID)
+    assert available(seller) == 0 and payable(seller) == 0
 
     listed = api.get(f"/api/v1/sellers/{seller}/payouts", params={"limit": 1})
     assert listed.status_code == 200, listed.text
@@ -260,7 +274,13 @@ def test_a_refund_after_the_payout_is_netted_off_the_next_one(api, sandbox, live
     assert api.get("/api/v1/payouts/pyt_nope").status_code == 404
     assert api.get("/api/v1/sellers/sel_nope/payouts").status_code == 404
 
-    balance_then = api.get(f"/api/v1/sellers/{seller}/balance", params={"as_of": before_refund.isoformat()})
-    assert balance_then.json()["available"] == [{"amount": 0, "currency": "usd"}]  # paid out, not yet refunded
+    def available_as_of(moment):
+        response = api.get(f"/api/v1/sellers/{seller}/balance", params={"as_of": moment.isoformat()})
+        assert response.status_code == 200, response.text
+        return response.json()["available"]
+
+    assert available_as_of(before_refund) == [{"amount": 0, "currency": "usd"}]  # paid out, not yet refunded
+    assert available_as_of(after_refund) == [{"amount": -2000, "currency": "usd"}]  # refunded: owed
+    assert available_as_of(timezone.now()) == [{"amount": 0, "currency": "usd"}]  # netted off: square
     assert sorted(p["amount"] for p in psp_payouts(sandbox, account["bank_account"]["id"])) == [1000, 5000]
     call_command("audit_money", stdout=StringIO())

@@ -1,16 +1,18 @@
 """Reads of payouts. A client sees only its own sellers' objects."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from core.models import ApiClient, IdempotencyRecord
 from core.services import request_fingerprint
 from payments import selectors as payment_selectors
-from payouts.models import Payout, PayoutAccount
+from payouts.models import Payout, PayoutAccount, PayoutState
 from wallet import selectors as wallet_selectors
 
 
@@ -52,3 +54,55 @@ def payout_get(*, client: ApiClient, payout_id: str) -> Payout | None:
 
 def seller_visible(*, client: ApiClient, seller_id: str) -> bool:
     return payment_selectors.seller_get(client=client, seller_id=seller_id) is not None
+
+
+# -- for reconciliation (it reads payouts only through these) -----------------------------------------
+@dataclass(frozen=True)
+class SettledPayout:
+    """What reconciliation compares a settlement line with: a payout, its PSP objects and its state."""
+
+    id: str
+    seller_id: str
+    state: str
+    amount: int
+    currency: str
+    psp_transfer_id: str
+    psp_payout_id: str
+    completed_at: datetime | None
+
+
+_SETTLED_FIELDS = ("id", "seller_id", "state", "amount", "currency", "psp_transfer_id", "psp_payout_id",
+                   "completed_at")
+
+
+def payouts_for_settlement(*, psp_references: Iterable[str] = (), payout_ids: Iterable[str] = ()
+                           ) -> dict[str, SettledPayout]:
+    """The payouts a settlement line can name, by each of their names: the PSP's transfer (``tr_...``) and payout
+    (``po_...``) ids in ``psp_references``, our payout ids in ``payout_ids``. An empty name finds nothing."""
+    references = sorted({r for r in psp_references if r})
+    ids = sorted({i for i in payout_ids if i})
+    if not references and not ids:
+        return {}
+    found = Payout.objects.filter(Q(psp_transfer_id__in=references) | Q(psp_payout_id__in=references) | Q(pk__in=ids)
+                                  ).values_list(*_SETTLED_FIELDS)
+    by_name: dict[str, SettledPayout] = {}
+    for row in found:
+        payout = SettledPayout(*row)
+        for name in (payout.id, payout.psp_transfer_id, payout.psp_payout_id):
+            if name:
+                by_name[name] = payout
+    return by_name
+
+
+def payouts_paid_between(*, since: datetime, before: datetime, batch: int = 5000) -> Iterator[SettledPayout]:
+    """Paid payouts the PSP paid (``completed_at``) in ``[since, before)``, oldest first."""
+    rows = (Payout.objects.filter(state=PayoutState.PAID, completed_at__gte=since, completed_at__lt=before)
+            .order_by("completed_at", "id").values_list(*_SETTLED_FIELDS))
+    for row in rows.iterator(chunk_size=batch):
+        yield SettledPayout(*row)
+
+
+def payouts_by_id(*, payout_ids: Iterable[str]) -> dict[str, SettledPayout]:
+    """The payouts of ``payout_ids`` that exist."""
+    return {row[0]: SettledPayout(*row) for row in
+            Payout.objects.filter(pk__in=sorted(set(payout_ids))).values_list(*_SETTLED_FIELDS)}

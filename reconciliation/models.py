@@ -164,6 +164,7 @@ class BreakClass(models.TextChoices):
     TIMING = "timing", "timing (settled in a later batch)"
     UNKNOWN_RECORD_TYPE = "unknown_record_type"
     PAYOUT_NOT_RECEIVED = "payout_not_received"
+    PAYOUT_FAILED_AT_PSP = "payout_failed_at_psp", "payout failed at the PSP (not failed in our books)"
     MALFORMED_LINE = "malformed_line"
     BANK_BALANCE_MISMATCH = "bank_balance_mismatch", "bank balance mismatch (statement's closing vs assets:bank)"
 

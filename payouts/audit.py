@@ -1,13 +1,16 @@
 """Money out's invariants, run by ``audit_money`` (``MONEY_AUDIT_EXTRA_CHECKS``)."""
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, time, timedelta
 
 from django.utils import timezone
 
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from payouts.models import Payout, PayoutState
+from reconciliation import selectors as reconciliation_selectors
+from reconciliation.record_types import RecordType
 from wallet import selectors as wallet_selectors
 
 OPEN = (PayoutState.PENDING, PayoutState.IN_TRANSIT, PayoutState.DEAD_LETTER)
@@ -15,7 +18,7 @@ OPEN = (PayoutState.PENDING, PayoutState.IN_TRANSIT, PayoutState.DEAD_LETTER)
 
 def payouts_audit() -> list[str]:
     """One line per violated invariant of balances with holds and of payouts."""
-    return held_credits_problems() + payout_posting_problems()
+    return held_credits_problems() + payout_posting_problems() + payout_settlement_problems()
 
 
 def held_credits_problems() -> list[str]:
@@ -70,4 +73,46 @@ def payout_posting_problems() -> list[str]:
         if in_transit.get(currency, 0) != booked.get(currency, 0):
             problems.append(f"payouts in transit are {in_transit.get(currency, 0)} {currency} but the ledger's "
                             f"account holds {booked.get(currency, 0)}")
+    return problems
+
+
+#: What the PSP's reports show of one payout: its transfer, its payout to the bank and (once) that payout's failure.
+_ONE_LINE_EACH = (RecordType.TRANSFER, RecordType.SELLER_PAYOUT, RecordType.SELLER_PAYOUT_FAILURE)
+
+
+def payout_settlement_problems() -> list[str]:
+    """Paid payouts = the PSP's settled lines, after reconcile: every payout paid on or before the last reconciled
+    day has its transfer line and its payout line matched; no payout has two lines matched for one movement (a
+    transfer, a payout, a failure) nor more reversed than it transferred; every matched line names a payout of
+    ours in its currency and amount."""
+    matched = reconciliation_selectors.payout_lines_matched()
+    payouts = {pid: (state, amount) for pid, state, amount in
+               Payout.objects.filter(pk__in=list(matched)).values_list("id", "state", "amount")}
+    problems = []
+    for payout_id, lines in matched.items():
+        if payout_id not in payouts:
+            problems.append(f"settlement lines {[line for _, line, _ in lines]} are matched to payout {payout_id}, "
+                            f"which does not exist")
+            continue
+        state, amount = payouts[payout_id]
+        for record_type, n in Counter(t for t, _, _ in lines).items():
+            if n > 1 and record_type in _ONE_LINE_EACH:
+                problems.append(f"payout {payout_id} has {n} {record_type} lines matched, not one")
+        for record_type, line, moved in lines:
+            if record_type in _ONE_LINE_EACH and moved != amount:
+                problems.append(f"{record_type} line {line} of {moved} is matched to payout {payout_id} of {amount}")
+        reversed_ = sum(moved for t, _, moved in lines if t == RecordType.TRANSFER_REVERSAL)
+        if reversed_ > amount or (reversed_ and state != PayoutState.FAILED):
+            problems.append(f"{state} payout {payout_id} of {amount} has {reversed_} of its transfer reversed")
+    last_day = reconciliation_selectors.last_reconciled_day()
+    if last_day is None:
+        return problems
+    end = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=UTC)
+    for payout_id in Payout.objects.filter(state=PayoutState.PAID, completed_at__lt=end).values_list("id", flat=True
+                                                                                                      ).iterator():
+        kinds = {t for t, _, _ in matched.get(payout_id, [])}
+        lacking = [t for t in (RecordType.TRANSFER, RecordType.SELLER_PAYOUT) if t not in kinds]
+        if lacking:
+            problems.append(f"paid payout {payout_id} (paid on or before {last_day}, the last day reconciled) has no "
+                            f"{' and no '.join(lacking)} line matched")
     return problems

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 
 from django.db import models
 from django.db.models import Case, Count, F, OuterRef, Q, QuerySet, Subquery, Value, When
@@ -148,3 +149,24 @@ def settlement_reference_targets(*, reference: str, limit: int = 1000) -> tuple[
         psp_references.add(psp_reference)
         object_ids.update((merchant_reference, matched_object_id))
     return sorted(r for r in psp_references if r), sorted(i for i in object_ids if i)
+
+
+# -- money out (read by ``payouts.audit``) -----------------------------------------------------------------
+def last_reconciled_day() -> date | None:
+    """The latest business day a finished reconciliation run reconciled."""
+    return (ReconciliationRun.objects.filter(finished_at__isnull=False).order_by("-date")
+            .values_list("date", flat=True).first())
+
+
+def payout_lines_matched() -> dict[str, list[tuple[str, int, int]]]:
+    """Per payout of ours, the settlement lines matched to it (``matching.transfers``): ``(record type, line id,
+    amount moved, positive)``, in line order."""
+    from reconciliation.matching.transfers import KIND, TAKEN_OUT
+
+    matched: dict[str, list[tuple[str, int, int]]] = {}
+    rows = (SettlementMatch.objects.filter(kind=KIND, state=MatchState.MATCHED).order_by("line_id")
+            .values_list("object_id", "line__record_type", "line_id", "line__net"))
+    for payout_id, record_type, line_id, net in rows.iterator(chunk_size=5000):
+        amount = -(net or 0) if record_type in TAKEN_OUT else (net or 0)
+        matched.setdefault(payout_id, []).append((record_type, line_id, amount))
+    return matched

@@ -52,6 +52,8 @@ from .scope import SYSTEM_ACTOR, RunScope
 KIND = "seller_payout"
 #: The roles a payout has at most one matched line of (a reversal may come in parts).
 ONE_PER_PAYOUT = (RecordType.TRANSFER, RecordType.SELLER_PAYOUT, RecordType.SELLER_PAYOUT_FAILURE)
+#: The lines that take the money out of the balance they are reported on (negative: their amount is minus the net).
+TAKEN_OUT = (RecordType.TRANSFER, RecordType.SELLER_PAYOUT)
 #: The lines a paid payout needs matched, past the cut-off.
 SETTLED_BY = (RecordType.TRANSFER, RecordType.SELLER_PAYOUT)
 _WHAT = {RecordType.TRANSFER: "transfer", RecordType.TRANSFER_REVERSAL: "transfer reversal",
@@ -87,9 +89,8 @@ ORDER BY line.id""", scope.params)
     lines = []
     for line_id, record_type, source, merchant, payout_ref, currency, net in cursor.fetchall():
         kind = RecordType(record_type)
-        taken_out = kind in (RecordType.TRANSFER, RecordType.SELLER_PAYOUT)
         lines.append(MoneyOutLine(line_id, kind, source, merchant, payout_ref, currency,
-                                  -(net or 0) if taken_out else (net or 0)))
+                                  -(net or 0) if kind in TAKEN_OUT else (net or 0)))
     if not lines:
         return 0
     payouts = payout_selectors.payouts_for_settlement(
@@ -126,8 +127,8 @@ def _matched_before(*, payout_ids: set[str], deciding: set[int]) -> dict[str, li
             .values_list("object_id", "line__record_type", "line__source_reference", "line__payout_reference",
                          "line__net"))
     for payout_id, record_type, source, payout_ref, net in rows:
-        taken_out = record_type in (RecordType.TRANSFER, RecordType.SELLER_PAYOUT)
-        matched[payout_id].append((record_type, source or payout_ref, -(net or 0) if taken_out else (net or 0)))
+        matched[payout_id].append((record_type, source or payout_ref, -(net or 0) if record_type in TAKEN_OUT
+                                   else (net or 0)))
     return matched
 
 

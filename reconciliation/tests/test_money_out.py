@@ -11,16 +11,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from conftest import wait_for
 from ledger import accounts
 from ledger import selectors as ledger_selectors
+from payouts.audit import payout_settlement_problems
 from payouts.models import Payout, PayoutState
 from payouts.services import payouts_run
 from payouts.tests.helpers import age_holds, capture, connect_webhooks, onboard, payout_account, wait_state
-from reconciliation.models import Break, SettlementLine
+from reconciliation.models import Break, MatchState, SettlementLine, SettlementMatch
 from reconciliation.record_types import RecordType
 from reconciliation.selectors import settlement_lines_with_match
 from reconciliation.services import reconciliation_run, settlement_file_import
@@ -128,6 +129,11 @@ def test_a_paid_payout_the_reports_lack_past_the_cut_off_is_a_break_until_they_h
     assert "no payout of it" in missing.description and "transfer" not in missing.description
     assert run.stats["money_out"]["paid_payouts_unsettled"] == 1
     assert Break.objects.count() == 1  # the failed payout is not missing: it is not paid
+    # audit_money: a paid payout of a reconciled day is not matched to the PSP's payout line.
+    assert payout_settlement_problems() == [
+        f"paid payout {paid.id} (paid on or before {day}, the last day reconciled) has no seller_payout line matched"]
+    with pytest.raises(CommandError, match="violation"):
+        call_command("audit_money", stdout=StringIO())
 
     settlement_file_import(path=Path(written["connected_payouts_report"]), actor="test")
     again = reconciliation_run(day=day, actor="test")
@@ -138,3 +144,15 @@ def test_a_paid_payout_the_reports_lack_past_the_cut_off_is_a_break_until_they_h
     assert Break.objects.filter(state="open").count() == 0
     assert receivable() == 0
     call_command("audit_money", stdout=StringIO())
+
+    # The connected accounts' report sent again in another file: its lines are duplicates, matched to nothing.
+    copy = tmp_path / "again.csv"
+    copy.write_text(Path(written["connected_payouts_report"]).read_text() + "\n")
+    settlement_file_import(path=copy, actor="test")
+    reconciliation_run(day=day, actor="test")
+    assert sorted(Break.objects.filter(state="open").values_list("break_class", flat=True)) == ["duplicate"] * 3
+    assert payout_settlement_problems() == []
+    # Were one of them matched to the payout too, audit_money would say the payout is matched twice.
+    line = Break.objects.filter(state="open", object_id=paid.id).get().line
+    SettlementMatch.objects.filter(line=line).update(state=MatchState.MATCHED)
+    assert payout_settlement_problems() == [f"payout {paid.id} has 2 seller_payout lines matched, not one"]

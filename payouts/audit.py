@@ -40,15 +40,20 @@ def held_credits_problems() -> list[str]:
 
 def payout_posting_problems() -> list[str]:
     """Every payout's money moved once: its ``created`` posting (and wallet debit) exactly once; ``paid``
-    once if and only if it is paid; ``returned`` once if and only if it failed; and the payouts in transit
-    account holds exactly the payouts still open."""
-    payouts = list(Payout.objects.values_list("id", "state", "amount", "currency", "seller_id"))
+    once if and only if it is paid or was paid before the bank sent it back (``returned_at``), and then
+    ``bank_returned`` once; ``returned`` once if and only if it failed; and the payouts in transit account
+    holds exactly the payouts still open."""
+    rows = Payout.objects.values_list("id", "state", "amount", "currency", "seller_id", "returned_at")
+    payouts = [row[:5] for row in rows]
+    returned = {row[0] for row in rows if row[5] is not None}  # paid, then sent back by the bank
     expected: dict[str, tuple[str, int]] = {}  # key -> (seller, payable change), for the postings that must be
     problems = []
-    keys = [f"payout:{pid}:{what}" for pid, *_ in payouts for what in ("created", "paid", "returned")]
+    keys = [f"payout:{pid}:{what}" for pid, *_ in payouts for what in ("created", "paid", "bank_returned", "returned")]
     counts = ledger_selectors.postings_count_by_key(keys=keys)
     for pid, state, amount, _currency, seller in payouts:
-        wanted = {"created": 1, "paid": int(state == PayoutState.PAID), "returned": int(state == PayoutState.FAILED)}
+        back = pid in returned and state == PayoutState.FAILED
+        wanted = {"created": 1, "paid": int(state == PayoutState.PAID or back), "bank_returned": int(back),
+                  "returned": int(state == PayoutState.FAILED)}
         for what, n in wanted.items():
             got = counts.get(f"payout:{pid}:{what}", 0)
             if got != n:

@@ -36,8 +36,16 @@ PY
 )
 for file in "${files[@]}"; do .venv/bin/python manage.py import_settlement "$file"; done
 .venv/bin/python manage.py reconcile --date "$day"
-echo "Its seller payout in the PSP's files (matched to our payout):"
-grep -h ",transfer,\|,payout," "${files[0]}" "${files[2]}" | cut -c1-160 || true
+echo "The seller's payout in the PSP's files, matched to our payout (the platform's payout to us is net of it):"
+.venv/bin/python - "${files[0]}" "${files[2]}" <<'PY'
+import csv, sys
+for path in sys.argv[1:]:
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row.get("connected_account"):
+                print(f"  {path.rsplit('/', 1)[1]}: {row['reporting_category']} {row['source_id']} {row['net']} "
+                      f"{row['currency'].upper()} (connected account {row['connected_account']})")
+PY
 echo
 .venv/bin/python manage.py audit_money
 cat <<MSG

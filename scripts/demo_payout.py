@@ -49,7 +49,7 @@ subprocess.run([sys.executable, "manage.py", "payouts_run"], check=True)
 
 
 def paid():
-    payouts = call("GET", f"/api/v1/sellers/{seller}/payouts")["data"]
+    payouts = call("GET", f"/api/v1/sellers/{seller}/payouts")["results"]
     return payouts[0] if payouts and payouts[0]["state"] == "paid" else None
 
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from ledger import accounts
 from ledger import selectors as ledger_selectors
+from payouts import selectors as payout_selectors
 from payouts.models import Payout, PayoutState
 from reconciliation import selectors as reconciliation_selectors
 from reconciliation.record_types import RecordType
@@ -89,35 +90,42 @@ def payout_settlement_problems() -> list[str]:
     """Paid payouts = the PSP's settled lines, after reconcile: every payout paid on or before the last reconciled
     day has its transfer line and its payout line matched; no payout has two lines matched for one movement (a
     transfer, a payout, a failure) nor more reversed than it transferred; every matched line names a payout of
-    ours in its currency and amount."""
-    matched = reconciliation_selectors.payout_lines_matched()
-    payouts = {pid: (state, amount) for pid, state, amount in
-               Payout.objects.filter(pk__in=list(matched)).values_list("id", "state", "amount")}
+    ours and carries its amount. In batches: a few statements per 5,000 payouts."""
     problems = []
-    for payout_id, lines in matched.items():
-        if payout_id not in payouts:
-            problems.append(f"settlement lines {[line for _, line, _ in lines]} are matched to payout {payout_id}, "
-                            f"which does not exist")
-            continue
-        state, amount = payouts[payout_id]
-        for record_type, n in Counter(t for t, _, _ in lines).items():
-            if n > 1 and record_type in _ONE_LINE_EACH:
-                problems.append(f"payout {payout_id} has {n} {record_type} lines matched, not one")
-        for record_type, line, moved in lines:
-            if record_type in _ONE_LINE_EACH and moved != amount:
-                problems.append(f"{record_type} line {line} of {moved} is matched to payout {payout_id} of {amount}")
-        reversed_ = sum(moved for t, _, moved in lines if t == RecordType.TRANSFER_REVERSAL)
-        if reversed_ > amount or (reversed_ and state != PayoutState.FAILED):
-            problems.append(f"{state} payout {payout_id} of {amount} has {reversed_} of its transfer reversed")
+    for payout_ids in reconciliation_selectors.payout_ids_matched():
+        payouts = payout_selectors.payout_amounts(payout_ids=payout_ids)
+        matched = reconciliation_selectors.payout_lines_matched(payout_ids=payout_ids)
+        for payout_id in payout_ids:
+            problems += _matched_lines_problems(payout_id, payouts.get(payout_id), matched.get(payout_id, []))
     last_day = reconciliation_selectors.last_reconciled_day()
     if last_day is None:
         return problems
     end = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=UTC)
-    for payout_id in Payout.objects.filter(state=PayoutState.PAID, completed_at__lt=end).values_list("id", flat=True
-                                                                                                      ).iterator():
-        kinds = {t for t, _, _ in matched.get(payout_id, [])}
+    unsettled = list(payout_selectors.payouts_paid_between(
+        since=None, before=end, settled=reconciliation_selectors.payout_settled_subquery()))
+    matched = reconciliation_selectors.payout_lines_matched(payout_ids=[p.id for p in unsettled])
+    for payout in unsettled:
+        kinds = {t for t, _, _ in matched.get(payout.id, [])}
         lacking = [t for t in (RecordType.TRANSFER, RecordType.SELLER_PAYOUT) if t not in kinds]
-        if lacking:
-            problems.append(f"paid payout {payout_id} (paid on or before {last_day}, the last day reconciled) has no "
-                            f"{' and no '.join(lacking)} line matched")
+        problems.append(f"paid payout {payout.id} (paid on or before {last_day}, the last day reconciled) has no "
+                        f"{' and no '.join(lacking)} line matched")
+    return problems
+
+
+def _matched_lines_problems(payout_id: str, payout: tuple[str, int] | None, lines: list[tuple[str, int, int]]
+                            ) -> list[str]:
+    if payout is None:
+        return [f"settlement lines {[line for _, line, _ in lines]} are matched to payout {payout_id}, which does "
+                f"not exist"]
+    state, amount = payout
+    problems = []
+    for record_type, n in Counter(t for t, _, _ in lines).items():
+        if n > 1 and record_type in _ONE_LINE_EACH:
+            problems.append(f"payout {payout_id} has {n} {record_type} lines matched, not one")
+    for record_type, line, moved in lines:
+        if record_type in _ONE_LINE_EACH and moved != amount:
+            problems.append(f"{record_type} line {line} of {moved} is matched to payout {payout_id} of {amount}")
+    reversed_ = sum(moved for t, _, moved in lines if t == RecordType.TRANSFER_REVERSAL)
+    if reversed_ > amount or (reversed_ and state != PayoutState.FAILED):
+        problems.append(f"{state} payout {payout_id} of {amount} has {reversed_} of its transfer reversed")
     return problems

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, Q, QuerySet
 from django.utils import timezone
 
 from core.models import ApiClient, IdempotencyRecord
@@ -94,10 +94,17 @@ def payouts_for_settlement(*, psp_references: Iterable[str] = (), payout_ids: It
     return by_name
 
 
-def payouts_paid_between(*, since: datetime, before: datetime, batch: int = 5000) -> Iterator[SettledPayout]:
-    """Paid payouts the PSP paid (``completed_at``) in ``[since, before)``, oldest first."""
-    rows = (Payout.objects.filter(state=PayoutState.PAID, completed_at__gte=since, completed_at__lt=before)
-            .order_by("completed_at", "id").values_list(*_SETTLED_FIELDS))
+def payouts_paid_between(*, since: datetime | None, before: datetime, settled: QuerySet | None = None,
+                         batch: int = 5000) -> Iterator[SettledPayout]:
+    """Paid payouts the PSP paid (``completed_at``) in ``[since, before)`` (``since`` None: any time before),
+    oldest first; with ``settled``, a subquery correlated on the payout's ``pk`` (``OuterRef("pk")``), not those
+    it finds a row for (``NOT EXISTS``: one statement, however many payouts)."""
+    rows = Payout.objects.filter(state=PayoutState.PAID, completed_at__lt=before)
+    if since is not None:
+        rows = rows.filter(completed_at__gte=since)
+    if settled is not None:
+        rows = rows.filter(~Exists(settled))
+    rows = rows.order_by("completed_at", "id").values_list(*_SETTLED_FIELDS)
     for row in rows.iterator(chunk_size=batch):
         yield SettledPayout(*row)
 
@@ -106,3 +113,9 @@ def payouts_by_id(*, payout_ids: Iterable[str]) -> dict[str, SettledPayout]:
     """The payouts of ``payout_ids`` that exist."""
     return {row[0]: SettledPayout(*row) for row in
             Payout.objects.filter(pk__in=sorted(set(payout_ids))).values_list(*_SETTLED_FIELDS)}
+
+
+def payout_amounts(*, payout_ids: Iterable[str]) -> dict[str, tuple[str, int]]:
+    """``id -> (state, amount)`` of the payouts of ``payout_ids`` that exist."""
+    return {pid: (state, amount) for pid, state, amount in
+            Payout.objects.filter(pk__in=sorted(set(payout_ids))).values_list("id", "state", "amount")}

@@ -10,6 +10,7 @@ from django.db.models.functions import Coalesce
 
 from payments import selectors as payment_selectors
 from reconciliation.models import (
+    SELLER_PAYOUT_MATCH,
     Break,
     BreakClass,
     BreakState,
@@ -158,15 +159,38 @@ def last_reconciled_day() -> date | None:
             .values_list("date", flat=True).first())
 
 
-def payout_lines_matched() -> dict[str, list[tuple[str, int, int]]]:
-    """Per payout of ours, the settlement lines matched to it (``matching.transfers``): ``(record type, line id,
-    amount moved, positive)``, in line order."""
-    from reconciliation.matching.transfers import KIND, TAKEN_OUT
+def payout_settled_subquery() -> QuerySet:
+    """For ``payouts.selectors.payouts_paid_between(settled=...)``: a row when the outer payout's transfer line and
+    payout line are both matched."""
+    from reconciliation.matching.transfers import payout_settled
+
+    return payout_settled()
+
+
+def payout_ids_matched(*, batch: int = 5000) -> Iterator[list[str]]:
+    """The ids of the payouts settlement lines are matched to (``matching.transfers``), in batches."""
+    ids = (SettlementMatch.objects.filter(kind=SELLER_PAYOUT_MATCH, state=MatchState.MATCHED)
+           .values_list("object_id", flat=True).distinct().order_by("object_id"))
+    chunk: list[str] = []
+    for payout_id in ids.iterator(chunk_size=batch):
+        chunk.append(payout_id)
+        if len(chunk) >= batch:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def payout_lines_matched(*, payout_ids: list[str]) -> dict[str, list[tuple[str, int, int]]]:
+    """Per payout of ``payout_ids``, the settlement lines matched to it (``matching.transfers``): ``(record type,
+    line id, amount moved, positive)``, in line order."""
+    from reconciliation.matching.transfers import TAKEN_OUT
 
     matched: dict[str, list[tuple[str, int, int]]] = {}
-    rows = (SettlementMatch.objects.filter(kind=KIND, state=MatchState.MATCHED).order_by("line_id")
-            .values_list("object_id", "line__record_type", "line_id", "line__net"))
-    for payout_id, record_type, line_id, net in rows.iterator(chunk_size=5000):
+    rows = (SettlementMatch.objects.filter(kind=SELLER_PAYOUT_MATCH, state=MatchState.MATCHED,
+                                           object_id__in=payout_ids)
+            .order_by("line_id").values_list("object_id", "line__record_type", "line_id", "line__net"))
+    for payout_id, record_type, line_id, net in rows:
         amount = -(net or 0) if record_type in TAKEN_OUT else (net or 0)
         matched.setdefault(payout_id, []).append((record_type, line_id, amount))
     return matched

@@ -30,9 +30,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db.backends.utils import CursorWrapper
+from django.db.models import Count, OuterRef, QuerySet
 
 from payouts import selectors as payout_selectors
 from reconciliation.models import (
+    SELLER_PAYOUT_MATCH,
     Break,
     BreakClass,
     BreakResolution,
@@ -49,7 +51,7 @@ from .rules import money_difference
 from .scope import SYSTEM_ACTOR, RunScope
 
 #: ``SettlementMatch.kind`` of a money-out line; its ``object_id`` is our payout's id.
-KIND = "seller_payout"
+KIND = SELLER_PAYOUT_MATCH
 #: The roles a payout has at most one matched line of (a reversal may come in parts).
 ONE_PER_PAYOUT = (RecordType.TRANSFER, RecordType.SELLER_PAYOUT, RecordType.SELLER_PAYOUT_FAILURE)
 #: The lines that take the money out of the balance they are reported on (negative: their amount is minus the net).
@@ -182,7 +184,8 @@ def paid_payouts_unsettled_find(scope: RunScope) -> int:
     Returns how many are open."""
     open_keys = set()
     batch: list[payout_selectors.SettledPayout] = []
-    for payout in payout_selectors.payouts_paid_between(since=scope.missing_since, before=scope.missing_before):
+    for payout in payout_selectors.payouts_paid_between(since=scope.missing_since, before=scope.missing_before,
+                                                        settled=payout_settled()):
         batch.append(payout)
         if len(batch) >= 5000:
             open_keys |= _missing_write(scope, batch)
@@ -190,6 +193,15 @@ def paid_payouts_unsettled_find(scope: RunScope) -> int:
     open_keys |= _missing_write(scope, batch)
     _missing_clear(scope, still_missing=open_keys)
     return len(open_keys)
+
+
+def payout_settled() -> QuerySet:
+    """A subquery correlated on the outer payout's ``pk``: a row when its transfer line and its payout line are
+    both matched (``payouts.selectors.payouts_paid_between(settled=...)`` leaves those out)."""
+    return (SettlementMatch.objects.filter(kind=KIND, state=MatchState.MATCHED, object_id=OuterRef("pk"),
+                                           line__record_type__in=SETTLED_BY)
+            .values("object_id").annotate(roles=Count("line__record_type", distinct=True))
+            .filter(roles=len(SETTLED_BY)))
 
 
 def _missing_key(payout_id: str) -> str:
@@ -206,26 +218,25 @@ def _settled_roles(payout_ids: list[str]) -> dict[str, set[str]]:
 
 
 def _missing_write(scope: RunScope, payouts: list[payout_selectors.SettledPayout]) -> set[str]:
+    """The breaks of ``payouts`` (paid, not both lines matched): new ones inserted together, those seen before
+    marked seen by this run. Returns their keys."""
     if not payouts:
         return set()
     roles = _settled_roles([p.id for p in payouts])
-    keys = set()
+    found: dict[str, Break] = {}
     for payout in payouts:
         lacking = [_WHAT[t] for t in SETTLED_BY if t not in roles.get(payout.id, set())]
-        if not lacking:
-            continue
-        key = _missing_key(payout.id)
-        keys.add(key)
         description = (f"payout {payout.id} was paid {payout.completed_at:%Y-%m-%d %H:%M} UTC and the PSP's reports "
                        f"have no {' and no '.join(lacking)} of it")
-        brk, created = Break.objects.get_or_create(key=key, defaults={
-            "break_class": BreakClass.MISSING_IN_SETTLEMENT, "state": BreakState.OPEN, "run_id": scope.run_id,
-            "last_seen_run_id": scope.run_id, "occurred_on": payout.completed_at.date(),
-            "expected_amount": payout.amount, "expected_currency": payout.currency, "object_kind": "payout",
-            "object_id": payout.id, "psp_reference": payout.psp_payout_id, "description": description})
-        if not created:
-            Break.objects.filter(pk=brk.pk).update(last_seen_run_id=scope.run_id)
-    return keys
+        found[_missing_key(payout.id)] = Break(
+            key=_missing_key(payout.id), break_class=BreakClass.MISSING_IN_SETTLEMENT, state=BreakState.OPEN,
+            run_id=scope.run_id, last_seen_run_id=scope.run_id, occurred_on=payout.completed_at.date(),
+            expected_amount=payout.amount, expected_currency=payout.currency, object_kind="payout",
+            object_id=payout.id, psp_reference=payout.psp_payout_id, description=description)
+    seen = set(Break.objects.filter(key__in=list(found)).values_list("key", flat=True))
+    Break.objects.filter(key__in=sorted(seen)).update(last_seen_run_id=scope.run_id)
+    Break.objects.bulk_create([brk for key, brk in found.items() if key not in seen])
+    return set(found)
 
 
 def _missing_clear(scope: RunScope, *, still_missing: set[str]) -> None:

@@ -82,7 +82,7 @@ class Payout(ConcurrentTransitionMixin, models.Model):
     payout_date = models.DateField(help_text="The run it belongs to: one payout per seller, currency and date.")
     TRANSITION_FIELDS = ("state", "psp_transfer_id", "psp_payout_id", "failure_code", "failure_message",
                          "arrival_date", "attempts", "next_action_at", "psp_key_generation", "psp_key_spent_at",
-                         "completed_at", "updated_at")  # core.transitions
+                         "completed_at", "returned_at", "updated_at")  # core.transitions
 
     state = FSMField(default=PayoutState.PENDING, choices=PayoutState.choices, protected=True, db_index=True)
     psp_transfer_id = models.CharField(max_length=100, blank=True, db_index=True)
@@ -99,6 +99,9 @@ class Payout(ConcurrentTransitionMixin, models.Model):
     transfer_reversed_at = models.DateTimeField(
         null=True, blank=True, help_text="A failed payout: when its transfer was taken back from the connected "
                                          "account to our PSP balance.")
+    returned_at = models.DateTimeField(
+        null=True, blank=True, help_text="A paid payout the bank sent back (the PSP then reported it failed): when "
+                                         "we learned it. Its money went back to the seller's balance.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True, db_index=True)
@@ -140,6 +143,13 @@ class Payout(ConcurrentTransitionMixin, models.Model):
         self.failure_code = code[:100]
         self.failure_message = message[:500]
         self.completed_at = timezone.now()
+
+    @transition(field=state, source=PayoutState.PAID, target=PayoutState.FAILED)
+    def bank_return(self, code: str, message: str) -> None:
+        """The bank sent a paid payout back, days later (Stripe reports the paid payout ``failed``)."""
+        self.failure_code = code[:100]
+        self.failure_message = message[:500]
+        self.returned_at = timezone.now()
 
     @transition(field=state, source=[PayoutState.PENDING, PayoutState.IN_TRANSIT], target=PayoutState.DEAD_LETTER)
     def dead_letter(self, code: str, message: str) -> None:

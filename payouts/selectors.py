@@ -1,18 +1,19 @@
 """Reads of payouts. A client sees only its own sellers' objects."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Exists, Q, QuerySet
 from django.utils import timezone
 
 from core.models import ApiClient, IdempotencyRecord
 from core.services import request_fingerprint
 from payments import selectors as payment_selectors
 from payments.services.postings import CAPTURE_KEY_PREFIX, CAPTURE_KEY_SUFFIX, REFUND_KEY_PREFIX
-from payouts.models import NegativeBalanceWriteOff, Payout, PayoutAccount
+from payouts.models import NegativeBalanceWriteOff, Payout, PayoutAccount, PayoutState
 from payouts.services.write_offs import WRITE_OFF_KEY_PREFIX
 from wallet import selectors as wallet_selectors
 from wallet.models import WalletMovement
@@ -105,3 +106,66 @@ def movement_lines(movements: list[WalletMovement]) -> list[MovementLine]:
                    .values_list("idempotency_key", "id"))
         sources.update({key: ("write_off", ids.get(key)) for key in write_offs})
     return [MovementLine(m, *sources[m.idempotency_key]) for m in movements]
+# -- for reconciliation (it reads payouts only through these) -----------------------------------------
+@dataclass(frozen=True)
+class SettledPayout:
+    """What reconciliation compares a settlement line with: a payout, its PSP objects and its state."""
+
+    id: str
+    seller_id: str
+    state: str
+    amount: int
+    currency: str
+    psp_transfer_id: str
+    psp_payout_id: str
+    completed_at: datetime | None
+
+
+_SETTLED_FIELDS = ("id", "seller_id", "state", "amount", "currency", "psp_transfer_id", "psp_payout_id",
+                   "completed_at")
+
+
+def payouts_for_settlement(*, psp_references: Iterable[str] = (), payout_ids: Iterable[str] = ()
+                           ) -> dict[str, SettledPayout]:
+    """The payouts a settlement line can name, by each of their names: the PSP's transfer (``tr_...``) and payout
+    (``po_...``) ids in ``psp_references``, our payout ids in ``payout_ids``. An empty name finds nothing."""
+    references = sorted({r for r in psp_references if r})
+    ids = sorted({i for i in payout_ids if i})
+    if not references and not ids:
+        return {}
+    found = Payout.objects.filter(Q(psp_transfer_id__in=references) | Q(psp_payout_id__in=references) | Q(pk__in=ids)
+                                  ).values_list(*_SETTLED_FIELDS)
+    by_name: dict[str, SettledPayout] = {}
+    for row in found:
+        payout = SettledPayout(*row)
+        for name in (payout.id, payout.psp_transfer_id, payout.psp_payout_id):
+            if name:
+                by_name[name] = payout
+    return by_name
+
+
+def payouts_paid_between(*, since: datetime | None, before: datetime, settled: QuerySet | None = None,
+                         batch: int = 5000) -> Iterator[SettledPayout]:
+    """Paid payouts the PSP paid (``completed_at``) in ``[since, before)`` (``since`` None: any time before),
+    oldest first; with ``settled``, a subquery correlated on the payout's ``pk`` (``OuterRef("pk")``), not those
+    it finds a row for (``NOT EXISTS``: one statement, however many payouts)."""
+    rows = Payout.objects.filter(state=PayoutState.PAID, completed_at__lt=before)
+    if since is not None:
+        rows = rows.filter(completed_at__gte=since)
+    if settled is not None:
+        rows = rows.filter(~Exists(settled))
+    rows = rows.order_by("completed_at", "id").values_list(*_SETTLED_FIELDS)
+    for row in rows.iterator(chunk_size=batch):
+        yield SettledPayout(*row)
+
+
+def payouts_by_id(*, payout_ids: Iterable[str]) -> dict[str, SettledPayout]:
+    """The payouts of ``payout_ids`` that exist."""
+    return {row[0]: SettledPayout(*row) for row in
+            Payout.objects.filter(pk__in=sorted(set(payout_ids))).values_list(*_SETTLED_FIELDS)}
+
+
+def payout_amounts(*, payout_ids: Iterable[str]) -> dict[str, tuple[str, int]]:
+    """``id -> (state, amount)`` of the payouts of ``payout_ids`` that exist."""
+    return {pid: (state, amount) for pid, state, amount in
+            Payout.objects.filter(pk__in=sorted(set(payout_ids))).values_list("id", "state", "amount")}

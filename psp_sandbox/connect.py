@@ -574,11 +574,34 @@ def complete_payouts(sb: Sandbox, now: float | None = None) -> int:
             else:
                 payout.update(status="paid", trace_id={"status": "supported",
                                                        "value": "SBX" + payout["id"][3:15].upper()})
-            sb.store.connect_update("payouts", payout, status=payout["status"], complete_at=None)
+            sb.store.connect_update("payouts", payout, status=payout["status"], complete_at=None,
+                                    failed_at=time.time() if failure else None)
             emit(sb, "payout.updated", payout, found["account"])
             emit(sb, f"payout.{payout['status']}", payout, found["account"])
             done += 1
     return done
+
+
+def return_payout(sb: Sandbox, payout_id: str, failure_code: str = "account_closed") -> Result:
+    """The bank sends a paid payout back (``POST /_sandbox/payouts/{id}/return``): as on Stripe, the paid payout
+    becomes ``failed`` days later, its money back in the connected account's balance, and ``payout.updated`` and
+    ``payout.failed`` are sent. A payout not paid (yet) is refused; one already returned is answered as it is."""
+    with sb.store.transaction(), context.use(context.RequestContext()):
+        found = sb.store.connect_get("payouts", payout_id)
+        if found is None:
+            return 404, {"error": f"no such payout: {payout_id}"}
+        payout = found["object"]
+        if payout["status"] == "failed":
+            return 200, payout
+        if payout["status"] != "paid":
+            return 400, {"error": f"payout {payout_id} is {payout['status']}: only a paid payout is returned"}
+        payout.update(status="failed", failure_code=failure_code,
+                      failure_message=FAILURES.get(failure_code, failure_code),
+                      failure_balance_transaction=new_id("txn"))
+        sb.store.connect_update("payouts", payout, status="failed", failed_at=time.time())
+        emit(sb, "payout.updated", payout, found["account"])
+        emit(sb, "payout.failed", payout, found["account"])
+    return 200, payout
 
 
 class PayoutWorker(threading.Thread):
@@ -703,4 +726,4 @@ def get(sb: Sandbox, path: str, params: dict[str, Any]) -> dict[str, Any] | None
     return found["object"]
 
 
-__all__ = ["BANKS", "ApiError", "complete_payouts", "connect_target", "ensure_worker", "get", "post"]
+__all__ = ["BANKS", "ApiError", "complete_payouts", "return_payout", "connect_target", "ensure_worker", "get", "post"]

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from . import __version__, context, elements, errors, objects, routes, settlement, validation
+from . import __version__, connect, context, elements, errors, objects, routes, settlement, validation
 from .api import Api, ApiError, ProcessingWorker, invalid
 from .behaviour import Config, ConfigError, Plan
 from .context import RequestContext
@@ -28,6 +28,7 @@ from .webhooks import WebhookDispatcher
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _RESEND = re.compile(r"^/_sandbox/events/([A-Za-z0-9_]+)/resend$")
 _CHALLENGE = re.compile(r"^/_sandbox/3ds/([A-Za-z0-9_]+)$")
+_PAYOUT_RETURN = re.compile(r"^/_sandbox/payouts/([A-Za-z0-9_]+)/return$")
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
 
 
@@ -204,6 +205,13 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, {"ok": True})
         if path == "/_sandbox/settlements" and method == "POST":
             return self._send(*settlement.handle(sb.store, sb.config.snapshot(), body))
+        if path == "/_sandbox/balance" and method == "GET":
+            return self._send(*settlement.handle_balance(sb.store, sb.config.snapshot(), dict(parse_qsl(query))))
+        m = _PAYOUT_RETURN.match(path)
+        if m and method == "POST":
+            params = json.loads(body or b"{}") if body.strip() else {}
+            return self._send(*connect.return_payout(sb, m.group(1), str(params.get("failure_code")
+                                                                          or "account_closed")))
         if path == "/_sandbox/charges" and method == "GET":
             return self._send(200, {**sb.api.charges_report(), "faults": sb.fault_counts()})
         if path == "/_sandbox/events" and method == "GET":

@@ -1,19 +1,30 @@
 """Settlement reports: what the PSP paid out for a day, and the bank's statement of it.
 
-``write_settlement(store, config, day, directory)`` writes two files:
+``write_settlement(store, config, day, directory)`` writes three files:
 
 * ``stripe_payout_reconciliation_<day>.csv``: Stripe's itemized payout reconciliation
-  columns (as in ``payout_reconciliation.itemized``) plus ``payment_metadata[payment_order_id]``.
-  One row per succeeded charge created that UTC day (gross, fee, net), one negative row
-  per succeeded refund, and per currency a ``payout`` row of minus the sum, its id ``po_...``
-  in ``automatic_payout_id``, created at the batch's close (midnight after ``day``).
+  columns (as in ``payout_reconciliation.itemized``) plus ``payment_metadata[payment_order_id]``
+  and ``transfer_metadata[payout_id]``. One row per succeeded charge created that UTC day (gross,
+  fee, net), one negative row per succeeded refund, one negative ``transfer`` row per transfer
+  to a connected account and one positive ``transfer_reversal`` row per reversal of one (Connect:
+  the platform's balance pays the sellers' payouts, so its own payout is net of them; the
+  ``connected_account`` column names the account), and per currency a ``payout`` row of minus the
+  sum, its id ``po_...`` in ``automatic_payout_id``, created at the batch's close (midnight after ``day``).
 * ``bank_statement_<day>.xml``: ISO 20022 camt.053.001.02, one booked entry per payout
-  (credit of its amount, or a debit when refunds exceeded charges) with the payout id in
-  the references and remittance information.
+  (credit of its amount, or a debit when refunds and transfers exceeded charges) with the payout
+  id in the references and remittance information.
+* ``stripe_connected_account_payouts_<day>.csv``: the connected accounts' payouts report (as
+  ``connected_account_payouts.itemized``): one negative ``payout`` row per payout a connected account
+  made that day to the seller's bank, one positive ``payout_reversal`` row per payout that failed that
+  day (a bank may return a paid payout days later: the money is back in the connected account). A
+  seller's payout never passes through the platform's bank: this report is the PSP's word on it.
 
 Fees: ``fee_percent_bps`` of the gross (rounded half up) plus ``fee_fixed`` minor units,
-from the request, else the sandbox config, else 290 bps + 30. Refunds carry no fee.
+from the request, else the sandbox config, else 290 bps + 30. Refunds and transfers carry no fee.
 Payout ids derive from the day and currency, so writing a day again gives the same files.
+
+``balance(store, config, paid_out_through)``: what the PSP holds for the platform, per currency,
+assuming every day through ``paid_out_through`` was paid out by its settlement.
 """
 
 from __future__ import annotations
@@ -36,7 +47,13 @@ COLUMNS = (
     "created", "available_on", "automatic_payout_effective_at", "currency", "gross", "fee", "net",
     "reporting_category", "payment_method_type", "card_brand", "card_country", "card_funding", "description",
     "trace_id_status", "gateway_account", "automatic_payout_id", "customer_facing_amount",
-    "customer_facing_currency",
+    "customer_facing_currency", "connected_account", "transfer_metadata[payout_id]",
+)
+#: ``connected_account_payouts.itemized``'s columns, with our payout's id from the payout's metadata.
+CONNECTED_PAYOUT_COLUMNS = (
+    "connected_account", "payout_id", "effective_at", "currency", "gross", "fee", "net", "reporting_category",
+    "source_id", "description", "payout_expected_arrival_date", "payout_status", "payout_type",
+    "payout_destination_id", "payout_metadata[payout_id]",
 )
 _EXPONENTS = {
     **dict.fromkeys("bif clp djf gnf isk jpy kmf krw pyg rwf ugx vnd vuv xaf xof xpf".split(), 0),
@@ -74,8 +91,37 @@ def _int_param(params: dict[str, Any], config: dict[str, Any], key: str, default
     return value
 
 
+def _day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def _transfers(store: Store) -> list[dict[str, Any]]:
+    return [row["object"] for row in store.connect_rows("transfers", {}, newest_first=False)]
+
+
+def _reversals(transfers: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """``(reversal, its transfer)`` of every transfer reversal, oldest first."""
+    return sorted(((r, t) for t in transfers for r in t["reversals"]["data"]), key=lambda pair: pair[0]["created"])
+
+
+def _activity(store: Store, lo: float, hi: float | None) -> dict[str, list]:
+    """What moved the platform's balance in ``[lo, hi)``: charges, refunds, transfers and their reversals."""
+    def within(created: float) -> bool:
+        return lo <= created and (hi is None or created < hi)
+
+    transfers = _transfers(store)
+    return {
+        "charges": [c for c in store.list_charges() if c["status"] == "succeeded" and within(c["created"])],
+        "refunds": [r for r in store.list_refunds() if r["status"] == "succeeded" and within(r["created"])],
+        "transfers": [t for t in transfers if within(t["created"])],
+        "reversals": [(r, t) for r, t in _reversals(transfers) if within(r["created"])],
+    }
+
+
 def write_settlement(store: Store, config: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """Write the day's settlement report and bank statement; return their paths and payouts."""
+    """Write the day's settlement report, bank statement and connected accounts' payouts; return their paths
+    and payouts."""
     try:
         day = date.fromisoformat(str(params.get("date")))
     except ValueError:
@@ -85,18 +131,17 @@ def write_settlement(store: Store, config: dict[str, Any], params: dict[str, Any
         raise SettlementError("directory must be an absolute path")
     bps = _int_param(params, config, "fee_percent_bps", DEFAULT_FEE_PERCENT_BPS)
     fixed = _int_param(params, config, "fee_fixed", DEFAULT_FEE_FIXED)
-    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    close = start + timedelta(days=1)
+    start, close = _day_bounds(day)
     lo, hi = start.timestamp(), close.timestamp()
 
     rows: list[dict[str, str]] = []
     nets: dict[str, int] = {}
-    charges = [c for c in store.list_charges() if c["status"] == "succeeded" and lo <= c["created"] < hi]
-    refunds = [r for r in store.list_refunds() if r["status"] == "succeeded" and lo <= r["created"] < hi]
+    moved = _activity(store, lo, hi)
+    charges, refunds = moved["charges"], moved["refunds"]
     # A payout's id names its batch: the same day settled again gives the same files (and
     # imports as a no-op), while a batch with other contents is another payout.
     batches: dict[str, list[str]] = {}
-    for obj in charges + refunds:
+    for obj in charges + refunds + moved["transfers"] + [r for r, _ in moved["reversals"]]:
         batches.setdefault(obj["currency"], []).append(obj["id"])
     payout_ids = {
         currency: "po_" + hashlib.sha256(f"{day.isoformat()}:{currency}:{','.join(sorted(ids))}".encode()
@@ -111,6 +156,7 @@ def write_settlement(store: Store, config: dict[str, Any], params: dict[str, Any
         currency = obj["currency"]
         nets[currency] = nets.get(currency, 0) + gross - fee
         return {
+            **dict.fromkeys(COLUMNS, ""),
             "balance_transaction_id": "txn_" + hashlib.sha256(obj["id"].encode()).hexdigest()[:24],
             "payment_metadata[payment_order_id]": obj.get("payment_order_id") or "",
             "source_id": obj["id"], "payment_intent_id": obj["payment_intent"], "charge_id": charge_id,
@@ -123,11 +169,29 @@ def write_settlement(store: Store, config: dict[str, Any], params: dict[str, Any
             "customer_facing_amount": major(gross, currency), "customer_facing_currency": currency,
         }
 
+    def connect_row(obj: dict[str, Any], transfer: dict[str, Any], amount: int, category: str) -> dict[str, str]:
+        currency = obj["currency"]
+        nets[currency] = nets.get(currency, 0) + amount
+        return {
+            **dict.fromkeys(COLUMNS, ""),
+            "balance_transaction_id": obj["balance_transaction"], "source_id": obj["id"],
+            "created": _stamp(obj["created"]), "available_on": _stamp(obj["created"]),
+            "automatic_payout_effective_at": _stamp(close), "currency": currency, "gross": major(amount, currency),
+            "fee": major(0, currency), "net": major(amount, currency), "reporting_category": category,
+            "description": transfer.get("description") or f"sandbox {category}",
+            "automatic_payout_id": payout_id(currency), "connected_account": transfer["destination"],
+            "transfer_metadata[payout_id]": (transfer.get("metadata") or {}).get("payout_id", ""),
+        }
+
     for charge in charges:
         rows.append(row("charge", charge, charge["amount"], fee_for(charge["amount"], bps, fixed), charge["id"],
                         "charge"))
     for refund in refunds:
         rows.append(row("refund", refund, -refund["amount"], 0, refund["charge"], "refund"))
+    for transfer in moved["transfers"]:
+        rows.append(connect_row(transfer, transfer, -transfer["amount"], "transfer"))
+    for reversal, transfer in moved["reversals"]:
+        rows.append(connect_row(reversal, transfer, reversal["amount"], "transfer_reversal"))
     payouts = []
     for currency, net in sorted(nets.items()):
         po = payout_id(currency)
@@ -142,14 +206,77 @@ def write_settlement(store: Store, config: dict[str, Any], params: dict[str, Any
 
     directory.mkdir(parents=True, exist_ok=True)
     report = directory / f"stripe_payout_reconciliation_{day.isoformat()}.csv"
-    with open(report, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    _write_csv(report, COLUMNS, rows)
     statement = directory / f"bank_statement_{day.isoformat()}.xml"
     statement.write_text(camt053(day, close, payouts))
-    return {"settlement_report": str(report), "bank_statement": str(statement), "payouts": payouts,
-            "fee_percent_bps": bps, "fee_fixed": fixed}
+    connected = directory / f"stripe_connected_account_payouts_{day.isoformat()}.csv"
+    seller_payouts = _connected_payout_rows(store, lo, hi)
+    _write_csv(connected, CONNECTED_PAYOUT_COLUMNS, seller_payouts)
+    return {"settlement_report": str(report), "bank_statement": str(statement),
+            "connected_payouts_report": str(connected), "payouts": payouts,
+            "seller_payouts": len(seller_payouts), "fee_percent_bps": bps, "fee_fixed": fixed}
+
+
+def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, str]]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _connected_payout_rows(store: Store, lo: float, hi: float) -> list[dict[str, str]]:
+    """The connected accounts' payouts made in ``[lo, hi)`` (negative), and those that failed then (positive:
+    the money is back in the account's balance), oldest first."""
+    rows = []
+    for found in store.connect_rows("payouts", {}, newest_first=False):
+        payout, currency = found["object"], found["currency"]
+        made = lo <= payout["created"] < hi
+        failed = found.get("failed_at") is not None and lo <= found["failed_at"] < hi
+        for category, amount, when in (("payout", -payout["amount"], payout["created"]),
+                                       ("payout_reversal", payout["amount"], found.get("failed_at"))):
+            if not (made if category == "payout" else failed):
+                continue
+            rows.append({
+                "connected_account": found["account"], "payout_id": payout["id"], "effective_at": _stamp(when),
+                "currency": currency, "gross": major(amount, currency), "fee": major(0, currency),
+                "net": major(amount, currency), "reporting_category": category, "source_id": payout["id"],
+                "description": "STRIPE PAYOUT" if category == "payout" else f"payout failed: {payout['failure_code']}",
+                "payout_expected_arrival_date": datetime.fromtimestamp(payout["arrival_date"], UTC).date().isoformat(),
+                "payout_status": payout["status"], "payout_type": payout["type"],
+                "payout_destination_id": payout["destination"],
+                "payout_metadata[payout_id]": (payout.get("metadata") or {}).get("payout_id", ""),
+            })
+    return sorted(rows, key=lambda r: r["effective_at"])
+
+
+def balance(store: Store, config: dict[str, Any], paid_out_through: date) -> dict[str, dict[str, int]]:
+    """What the PSP holds for the platform, per currency (minor units): its own balance (everything after
+    ``paid_out_through``'s daily payout: charges less fees, refunds and transfers, plus reversals), the
+    connected accounts' balances, and their payouts still on the way to the banks (``pending``)."""
+    bps = _int_param({}, config, "fee_percent_bps", DEFAULT_FEE_PERCENT_BPS)
+    fixed = _int_param({}, config, "fee_fixed", DEFAULT_FEE_FIXED)
+    moved = _activity(store, _day_bounds(paid_out_through)[1].timestamp(), None)
+    result: dict[str, dict[str, int]] = {}
+
+    def add(currency: str, part: str, amount: int) -> None:
+        held = result.setdefault(currency, {"platform": 0, "connected": 0, "in_transit": 0, "total": 0})
+        held[part] += amount
+        held["total"] += amount
+
+    for charge in moved["charges"]:
+        add(charge["currency"], "platform", charge["amount"] - fee_for(charge["amount"], bps, fixed))
+    for refund in moved["refunds"]:
+        add(refund["currency"], "platform", -refund["amount"])
+    for transfer in moved["transfers"]:
+        add(transfer["currency"], "platform", -transfer["amount"])
+    for reversal, _ in moved["reversals"]:
+        add(reversal["currency"], "platform", reversal["amount"])
+    accounts = {(row["destination"], row["currency"]) for row in store.connect_rows("transfers", {})}
+    for account, currency in sorted(accounts):
+        add(currency, "connected", store.connect_balance(account, currency))
+    for row in store.connect_rows("payouts", {"status": "pending"}):
+        add(row["currency"], "in_transit", row["amount"])
+    return result
 
 
 def camt053(day: date, booked: datetime, payouts: list[dict[str, Any]]) -> str:
@@ -195,6 +322,15 @@ def camt053(day: date, booked: datetime, payouts: list[dict[str, Any]]) -> str:
   </BkToCstmrStmt>
 </Document>
 """
+
+
+def handle_balance(store: Store, config: dict[str, Any], query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """``GET /_sandbox/balance?paid_out_through=YYYY-MM-DD``."""
+    try:
+        day = date.fromisoformat(str(query.get("paid_out_through")))
+        return 200, {"paid_out_through": day.isoformat(), "currencies": balance(store, config, day)}
+    except ValueError as exc:
+        return 400, {"error": f"paid_out_through must be YYYY-MM-DD ({exc})"}
 
 
 def handle(store: Store, config: dict[str, Any], body: bytes) -> tuple[int, dict[str, Any]]:

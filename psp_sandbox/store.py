@@ -21,7 +21,8 @@ from typing import Any
 
 _ALPHABET = string.ascii_letters + string.digits
 # Columns added after the first release: (table, column, type), added to older database files.
-_ADDED_COLUMNS = (("payment_intents", "created_at", "REAL"), ("payment_intents", "extra", "TEXT"))
+_ADDED_COLUMNS = (("payment_intents", "created_at", "REAL"), ("payment_intents", "extra", "TEXT"),
+                  ("payouts", "failed_at", "REAL"))  # when a payout failed: the connected payouts report's day
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS config (

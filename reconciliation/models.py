@@ -102,6 +102,10 @@ class SettlementLine(models.Model):
         return f"{self.file.name}:{self.line_number} {self.record_type}"
 
 
+#: ``SettlementMatch.kind`` of a money-out line (``matching.transfers``): its ``object_id`` is our payout's id.
+SELLER_PAYOUT_MATCH = "seller_payout"
+
+
 class SettlementMatch(models.Model):
     """What reconciliation made of one line, when it is not the common case.
 
@@ -130,6 +134,8 @@ class SettlementMatch(models.Model):
         indexes = [
             models.Index(fields=["object_id"], name="settlement_match_order",
                          condition=models.Q(kind="payment_order")),
+            models.Index(fields=["object_id"], name="settlement_match_payout",
+                         condition=models.Q(kind=SELLER_PAYOUT_MATCH)),
             models.Index(fields=["state"], name="settlement_match_open",
                          condition=models.Q(state__in=["break", "unrelated", "malformed"])),
         ]
@@ -164,6 +170,7 @@ class BreakClass(models.TextChoices):
     TIMING = "timing", "timing (settled in a later batch)"
     UNKNOWN_RECORD_TYPE = "unknown_record_type"
     PAYOUT_NOT_RECEIVED = "payout_not_received"
+    PAYOUT_FAILED_AT_PSP = "payout_failed_at_psp", "payout failed at the PSP (not failed in our books)"
     MALFORMED_LINE = "malformed_line"
     BANK_BALANCE_MISMATCH = "bank_balance_mismatch", "bank balance mismatch (statement's closing vs assets:bank)"
 

@@ -22,6 +22,14 @@ class RecordType(StrEnum):
     PAYOUT = "payout"
     ADJUSTMENT = "adjustment"
     DEPOSIT_CORRECTION = "deposit_correction"
+    #: Money out (Stripe Connect): our transfer to a seller's connected account, negative on the platform's
+    #: report (``transfer``), and its reversal back to us (``transfer_reversal``)...
+    TRANSFER = "transfer"
+    TRANSFER_REVERSAL = "transfer_reversal"
+    #: ...and the connected account's payout to the seller's bank (a ``payout`` row of a connected account's
+    #: report, negative) and its failure, the money back in the connected account (``payout_reversal``).
+    SELLER_PAYOUT = "seller_payout"
+    SELLER_PAYOUT_FAILURE = "seller_payout_failure"
     BANK_CREDIT = "bank_credit"
     BANK_DEBIT = "bank_debit"
     UNKNOWN = "unknown"
@@ -35,9 +43,15 @@ RECORD_TYPES = frozenset(t for t in RecordType if t is not RecordType.MALFORMED)
 BANK_LINES = (RecordType.BANK_CREDIT, RecordType.BANK_DEBIT)
 #: Lines that carry a payout id: the PSP's payout rows and the bank lines that received them.
 PAYOUT_LINES = (RecordType.PAYOUT, *BANK_LINES)
+#: The platform's transfers to connected accounts and their reversals (matched to our payouts' transfers).
+TRANSFER_LINES = (RecordType.TRANSFER, RecordType.TRANSFER_REVERSAL)
+#: The connected accounts' payouts to the sellers' banks and their failures (matched to our payouts).
+SELLER_PAYOUT_LINES = (RecordType.SELLER_PAYOUT, RecordType.SELLER_PAYOUT_FAILURE)
+#: Lines of money out: each is matched to one payout of ours (``matching.transfers``).
+MONEY_OUT_LINES = (*TRANSFER_LINES, *SELLER_PAYOUT_LINES)
 #: Lines without a PSP fee of their own: every other line's fee is booked (see ``importers.fees``).
-NOT_FEE_BEARING = (*PAYOUT_LINES, RecordType.MALFORMED)
-#: Lines matching takes one by one (refunds, payouts, bank and malformed lines); every other line is
+NOT_FEE_BEARING = (*PAYOUT_LINES, *MONEY_OUT_LINES, RecordType.MALFORMED)
+#: Lines matching takes one by one (refunds, payouts, money out, bank and malformed lines); every other line is
 #: a *charge-like* line, matched set-based to a payment order.
 MATCHED_ONE_BY_ONE = (RecordType.REFUND, *NOT_FEE_BEARING)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 
 from django.db import models
 from django.db.models import Case, Count, F, OuterRef, Q, QuerySet, Subquery, Value, When
@@ -9,6 +10,7 @@ from django.db.models.functions import Coalesce
 
 from payments import selectors as payment_selectors
 from reconciliation.models import (
+    SELLER_PAYOUT_MATCH,
     Break,
     BreakClass,
     BreakState,
@@ -148,3 +150,47 @@ def settlement_reference_targets(*, reference: str, limit: int = 1000) -> tuple[
         psp_references.add(psp_reference)
         object_ids.update((merchant_reference, matched_object_id))
     return sorted(r for r in psp_references if r), sorted(i for i in object_ids if i)
+
+
+# -- money out (read by ``payouts.audit``) -----------------------------------------------------------------
+def last_reconciled_day() -> date | None:
+    """The latest business day a finished reconciliation run reconciled."""
+    return (ReconciliationRun.objects.filter(finished_at__isnull=False).order_by("-date")
+            .values_list("date", flat=True).first())
+
+
+def payout_settled_subquery() -> QuerySet:
+    """For ``payouts.selectors.payouts_paid_between(settled=...)``: a row when the outer payout's transfer line and
+    payout line are both matched."""
+    from reconciliation.matching.transfers import payout_settled
+
+    return payout_settled()
+
+
+def payout_ids_matched(*, batch: int = 5000) -> Iterator[list[str]]:
+    """The ids of the payouts settlement lines are matched to (``matching.transfers``), in batches."""
+    ids = (SettlementMatch.objects.filter(kind=SELLER_PAYOUT_MATCH, state=MatchState.MATCHED)
+           .values_list("object_id", flat=True).distinct().order_by("object_id"))
+    chunk: list[str] = []
+    for payout_id in ids.iterator(chunk_size=batch):
+        chunk.append(payout_id)
+        if len(chunk) >= batch:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def payout_lines_matched(*, payout_ids: list[str]) -> dict[str, list[tuple[str, int, int]]]:
+    """Per payout of ``payout_ids``, the settlement lines matched to it (``matching.transfers``): ``(record type,
+    line id, amount moved, positive)``, in line order."""
+    from reconciliation.matching.transfers import TAKEN_OUT
+
+    matched: dict[str, list[tuple[str, int, int]]] = {}
+    rows = (SettlementMatch.objects.filter(kind=SELLER_PAYOUT_MATCH, state=MatchState.MATCHED,
+                                           object_id__in=payout_ids)
+            .order_by("line_id").values_list("object_id", "line__record_type", "line_id", "line__net"))
+    for payout_id, record_type, line_id, net in rows:
+        amount = -(net or 0) if record_type in TAKEN_OUT else (net or 0)
+        matched.setdefault(payout_id, []).append((record_type, line_id, amount))
+    return matched

@@ -10,6 +10,9 @@ Money: created, ``Dr seller_payable / Cr payouts_in_transit`` and the wallet deb
 paid, ``Dr payouts_in_transit / Cr psp_receivable`` (``payout:<id>:paid``); failed, ``Dr payouts_in_transit /
 Cr seller_payable`` and the wallet credited, available at once (``payout:<id>:returned``), and the transfer
 taken back from the connected account. A dead-lettered payout's money stays in transit: the PSP may pay it.
+A paid payout the bank sends back (the PSP reports it failed after paid): its money is at the PSP again, in the
+connected account, ``Dr psp_receivable / Cr payouts_in_transit`` (``payout:<id>:bank_returned``, the paid
+posting reversed), then as any failure: back to the seller, the transfer taken back (``_bank_return``).
 """
 from __future__ import annotations
 
@@ -204,6 +207,10 @@ def payout_apply_result(*, payout_id: str, result: PayoutResult, actor: str) -> 
     """Record what the PSP said about a payout, with its money. Idempotent and monotonic: a paid or failed
     payout never changes. Used by the task, the webhooks and the recovery round alike."""
     payout = payout_lock(payout_id)
+    if payout.state == PayoutState.PAID and result.status is PayoutStatus.FAILED and _is_this_payout(payout, result):
+        _bank_return(payout, code=result.failure_code or "payout_failed", actor=actor,
+                     message=result.failure_message or "the bank sent the paid payout back")
+        return payout.state
     if payout.state in (PayoutState.PAID, PayoutState.FAILED):
         if result.psp_reference != payout.psp_payout_id or (
                 result.status in (PayoutStatus.PAID, PayoutStatus.FAILED) and result.status != payout.state):
@@ -227,6 +234,12 @@ def payout_apply_result(*, payout_id: str, result: PayoutResult, actor: str) -> 
         transition_apply(payout, payout.send, actor=actor, reason="the PSP accepted it: on its way to the bank",
                          psp_payout_id=result.psp_reference, arrival_date=result.arrival_date)
     return payout.state
+
+
+def _is_this_payout(payout: Payout, result: PayoutResult) -> bool:
+    """The PSP's object is the payout on record, for this payout, of its amount and currency."""
+    return (result.psp_reference == payout.psp_payout_id and result.payout_id in ("", payout.id)
+            and (result.amount, result.currency) == (payout.amount, payout.currency))
 
 
 def _check_result_is_ours(payout: Payout, result: PayoutResult) -> None:
@@ -257,6 +270,26 @@ def _fail(payout: Payout, *, code: str, message: str, actor: str, psp_payout_id:
     and its transfer, if one was made, is taken back from the connected account (a task, on commit)."""
     transition_apply(payout, payout.fail, actor=actor, reason=f"PSP: {code}: {message}", code=code,
                      message=message, psp_payout_id=psp_payout_id)
+    _give_back(payout, code=code)
+
+
+def _bank_return(payout: Payout, *, code: str, message: str, actor: str) -> None:
+    """A locked paid payout the bank sent back. The money left our PSP balance when it was paid; it is at the PSP
+    again, in the seller's connected account: the paid posting is reversed (``bank_returned``: Dr psp_receivable /
+    Cr payouts_in_transit), then it is given back as any failure (``returned``: to the seller's payable and wallet,
+    the transfer taken back to our balance), all in this transaction with the transition and its audit row."""
+    transition_apply(payout, payout.bank_return, actor=actor, reason=f"the bank sent it back: {code}: {message}",
+                     code=code, message=message)
+    ledger_transaction_post(
+        idempotency_key=payout_posting_key(payout.id, "bank_returned"), reference=payout.id,
+        description=f"Payout {payout.id} sent back by seller {payout.seller_id}'s bank ({code}): at the PSP again",
+        entries=[EntrySpec(accounts.PSP_RECEIVABLE, payout.currency, payout.amount),
+                 EntrySpec(accounts.PAYOUTS_IN_TRANSIT, payout.currency, -payout.amount)])
+    _give_back(payout, code=code)
+
+
+def _give_back(payout: Payout, *, code: str) -> None:
+    """A payout's money from transit back to the seller's payable and wallet, and its transfer taken back."""
     key = payout_posting_key(payout.id, "returned")
     ledger_transaction_post(idempotency_key=key, reference=payout.id,
                             description=f"Payout {payout.id} failed ({code}): back to seller {payout.seller_id}",

@@ -30,7 +30,7 @@ from .chunks import ChunkBuilder, CopyChunk, ReferencesChecked
 from .csv_rows import Columns, CsvRow
 from .errors import FastPathUnavailable
 from .fees import arrow_line_fees
-from .stripe_csv import CATEGORY_TYPES, StripeLayout, read_header, render_rows
+from .stripe_csv import CATEGORY_TYPES, CONNECTED_CATEGORY_TYPES, StripeLayout, read_header, render_rows
 
 BLOCK_BYTES = 1 << 20  # about 7,500 rows of a Stripe report per block
 #: References kept to check they are unique (with the check itself, ~40 MB for a million): past
@@ -270,6 +270,11 @@ def _fast_chunk(batch: pa.RecordBatch, numbers: list[int], layout: StripeLayout,
         return None, None
     record_type = pc.fill_null(
         pc.take(_TYPES, pc.index_in(pc.utf8_lower(block.category), value_set=_CATEGORIES)), _UNKNOWN)
+    if layout.connected_account is not None:  # a connected account's payouts (``stripe_csv``)
+        connected = pc.not_equal(_trim(batch.column(layout.connected_account)), "")
+        for category, connected_type in CONNECTED_CATEGORY_TYPES.items():
+            record_type = pc.if_else(pc.and_(connected, pc.equal(pc.utf8_lower(block.category), category)),
+                                     str(connected_type), record_type)
     net_units, gross_units, fee_units = _minor_units(block.net), _minor_units(block.gross), _minor_units(block.fee)
     source_id = _trim(batch.column(layout.source_id)) if layout.source_id is not None else pa.array([""] * count)
     payout = _first_nonempty(batch, layout.payout)

@@ -3,7 +3,13 @@
 Columns are read by header name. Amounts are major-unit decimal strings; ``gross`` and
 ``net`` are signed from the merchant's point of view and ``fee`` is Stripe's fee as a
 positive cost, which is already the ``SettlementRecord`` convention, so they are kept
-as written. Timestamps (``created_utc`` or ``created``) are UTC.
+as written. Timestamps (``created_utc`` or ``created``, a payouts report's ``effective_at``) are UTC.
+
+Connect: the platform's report carries its transfers to connected accounts (``transfer``, negative) and
+their reversals (``transfer_reversal``); a connected account's report (a ``connected_account`` column,
+e.g. ``connected_account_payouts.itemized``) carries that account's payouts to its bank. A ``payout`` or
+``payout_reversal`` row with a connected account is a seller's payout or its failure
+(``CONNECTED_CATEGORY_TYPES``), never the platform's own payout to us.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from .records import MalformedRecord, RenderedLine, SettlementRecord, line_row, 
 REQUIRED_COLUMNS = ("currency", "gross", "fee", "net", "reporting_category")
 
 #: Stripe ``reporting_category`` -> ``SettlementRecord.record_type``. Anything else
-#: (transfer, topup, issuing_*, platform_earning, ...) is kept as ``"unknown"``.
+#: (topup, issuing_*, platform_earning, ...) is kept as ``"unknown"``.
 CATEGORY_TYPES = {
     "charge": RecordType.CHARGE,
     "refund": RecordType.REFUND,
@@ -34,6 +40,8 @@ CATEGORY_TYPES = {
     "tax": RecordType.FEE,
     "payout": RecordType.PAYOUT,
     "payout_reversal": RecordType.PAYOUT,
+    "transfer": RecordType.TRANSFER,
+    "transfer_reversal": RecordType.TRANSFER_REVERSAL,
     "adjustment": RecordType.ADJUSTMENT,
     "other_adjustment": RecordType.ADJUSTMENT,
     "charge_failure": RecordType.ADJUSTMENT,
@@ -42,6 +50,13 @@ CATEGORY_TYPES = {
     "risk_reserved_funds": RecordType.ADJUSTMENT,
     "connect_reserved_funds": RecordType.ADJUSTMENT,
     "unreconciled_customer_funds": RecordType.ADJUSTMENT,
+}
+
+#: The same categories on a row of a connected account (its ``connected_account`` column set): its payout to the
+#: seller's bank, and that payout failed (the money back in the connected account).
+CONNECTED_CATEGORY_TYPES = {
+    "payout": RecordType.SELLER_PAYOUT,
+    "payout_reversal": RecordType.SELLER_PAYOUT_FAILURE,
 }
 
 _UNKNOWN, _PAYOUT = RecordType.UNKNOWN, RecordType.PAYOUT  # read per row: a module global is cheaper
@@ -99,11 +114,12 @@ class StripeLayout:
         at = columns.position
         self.category, self.currency, self.net = at("reporting_category"), at("currency"), at("net")
         self.gross, self.fee = at("gross"), at("fee")
-        self.created = [p for p in (at("created_utc"), at("created")) if p is not None]
+        self.created = [p for p in (at("created_utc"), at("created"), at("effective_at")) if p is not None]
         self.source_id = at("source_id")
         self.psp = [p for p in (at("payment_intent_id"), at("charge_id"), self.source_id) if p is not None]
         self.payout = [p for p in (at("automatic_payout_id"), at("payout_id")) if p is not None]
         self.merchant = [p for p in (*(at(n) for n in merchant_columns), at("description")) if p is not None]
+        self.connected_account = at("connected_account")
 
 
 def _first(fields: list[str], positions: list[int]) -> str | None:
@@ -128,6 +144,8 @@ def _record(row: CsvRow, columns: Columns, layout: StripeLayout) -> SettlementRe
         raise RowError("column 'net' is empty")
     source_id = _first(fields, [layout.source_id]) if layout.source_id is not None else None
     record_type = CATEGORY_TYPES.get(category.lower(), _UNKNOWN)
+    if layout.connected_account is not None and _first(fields, [layout.connected_account]):
+        record_type = CONNECTED_CATEGORY_TYPES.get(category.lower(), record_type)
     payout = _first(fields, layout.payout)
     if payout is None and record_type == _PAYOUT and source_id and source_id.startswith("po_"):
         payout = source_id

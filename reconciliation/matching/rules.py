@@ -13,6 +13,8 @@ Every class and where it is decided:
 ``timing``               a charge settled in a batch closed more than the timing window after
                          its order completed: resolved on sight, the line stays matched
 ``payout_not_received``  a payout no bank line has received (yet)
+``payout_failed_at_psp`` a seller's payout the PSP reports failed, not failed in our books
+                         (money out's classes and rules: ``transfers``)
 ``malformed_line``       a line the parser could not read
 ``missing_in_settlement`` a succeeded order no charge line settled by the cut-off
 ======================== ================================================================

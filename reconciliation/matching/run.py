@@ -22,6 +22,7 @@ from .payouts import payout_lines_decide
 from .recording import files_mark_reconciled, line_breaks_write, matches_write
 from .refunds import refund_lines_decide
 from .scope import SYSTEM_ACTOR, run_scope, session_prepare
+from .transfers import money_out_lines_decide, paid_payouts_unsettled_find
 
 logger = logging.getLogger(__name__)
 
@@ -46,18 +47,21 @@ def reconciliation_run(*, day: date, actor: str = SYSTEM_ACTOR) -> Reconciliatio
             matched_by_reference = candidates.new_lines - new_candidates_decided(cursor)
             refund_lines_decide(cursor, scope)
             payouts = payout_lines_decide(cursor, scope)
+            money_out = money_out_lines_decide(cursor, scope)
             malformed_lines_decide(cursor, scope)
             run.lines_evaluated = outcomes_count(cursor) + matched_by_reference
             matches_write(cursor, scope)
             files_mark_reconciled(cursor, scope)
             line_breaks_write(cursor, scope)
             missing_in_settlement_find(cursor, scope)
+            money_out_unsettled = paid_payouts_unsettled_find(scope)
             booked = settlement_book(files=scope.files, payouts=payouts.received)
             bank_balance_check(scope)
             lines = lines_by_state(cursor, matched_by_reference=matched_by_reference)
         run.finished_at = timezone.now()
         run.stats = {"breaks": selectors.run_break_stats(run_id=run.pk), "lines": lines, "fees_booked": booked.fees,
-                     "payouts": {"matched_amounts": booked.payouts, "count": payouts.count}}
+                     "payouts": {"matched_amounts": booked.payouts, "count": payouts.count},
+                     "money_out": {"lines": money_out, "paid_payouts_unsettled": money_out_unsettled}}
         run.save(update_fields=["lines_evaluated", "finished_at", "stats"])
     logger.info("event=reconciliation_run run_id=%s date=%s lines=%s actor=%s", run.pk, day,
                 run.lines_evaluated, actor)

@@ -6,6 +6,7 @@ PSP_FEES = "expenses:psp_fees"
 PLATFORM_COMMISSION = "revenue:platform_commission"
 SELLER_PAYABLE_PREFIX = "liabilities:seller_payable:"  # what we owe each seller
 PAYOUTS_IN_TRANSIT = "liabilities:payouts_in_transit"  # sellers' money on its way to their banks
+DISPUTE_FEES = "expenses:dispute_fees"  # the PSP's dispute fees the platform bears (DISPUTE_FEE_PAYER)
 
 FIXED_ACCOUNTS = {
     PSP_RECEIVABLE: ("Money held at the PSP", "asset"),
@@ -13,6 +14,7 @@ FIXED_ACCOUNTS = {
     PSP_FEES: ("PSP fees", "expense"),
     PLATFORM_COMMISSION: ("Platform commission", "revenue"),
     PAYOUTS_IN_TRANSIT: ("Payouts in transit to sellers' banks", "liability"),
+    DISPUTE_FEES: ("Dispute fees borne by the platform", "expense"),
 }
 
 

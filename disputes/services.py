@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from core.transitions import transition_apply
 from payments import selectors as payment_selectors
-from payments.models import PaymentOrderState
+from payments.models import TERMINAL_STATES, PaymentOrderState
 
 from . import postings
 from .exceptions import (
@@ -22,6 +22,7 @@ from .exceptions import (
     DisputeNotBookable,
     DisputeNotCaptured,
     DisputeNotFound,
+    DisputeOrderUndecided,
     DisputeReportInvalid,
     DisputeUnknownCharge,
 )
@@ -76,6 +77,8 @@ def _bookable_check(dispute: Dispute) -> None:
     if order is None:
         raise DisputeUnknownCharge()
     dispute.payment_order, dispute.seller_id = order, order.seller_id
+    if order.state not in TERMINAL_STATES:
+        raise DisputeOrderUndecided(f"Order {order.id} is {order.state}: its payment is not decided yet.")
     if order.state != PaymentOrderState.SUCCEEDED:
         raise DisputeNotCaptured(f"Order {order.id} is {order.state} in our books: nothing was captured.")
     if dispute.currency != order.currency:

@@ -83,6 +83,7 @@ class Dispute(ConcurrentTransitionMixin, models.Model):
 
     class Meta:
         ordering = ["due_by", "id"]
+        permissions = [("book_dispute", "Can book a dispute kept with a problem, after a second look")]
         constraints = [
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="dispute_amount_positive"),
             models.CheckConstraint(condition=models.Q(fee__gte=0), name="dispute_fee_not_negative"),
@@ -96,6 +97,11 @@ class Dispute(ConcurrentTransitionMixin, models.Model):
     @property
     def booked(self) -> bool:
         return self.withdrawn_at is not None
+
+    @property
+    def overdue(self) -> bool:
+        """Evidence not submitted by its due date."""
+        return self.state == DisputeState.NEEDS_RESPONSE and self.due_by is not None and self.due_by < timezone.now()
 
     @transition(field=state, source=DisputeState.NEEDS_RESPONSE, target=DisputeState.UNDER_REVIEW)
     def submit(self, psp_status: str) -> None:

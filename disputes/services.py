@@ -143,7 +143,7 @@ def _details_update(dispute: Dispute, report: DisputeReport) -> None:
         dispute.save(update_fields=[*changed, "updated_at"])
 
 
-def dispute_book_retry(*, dispute_id: str, actor: str) -> Dispute:
+def dispute_book_retry(*, dispute_id: str, actor: str, reason: str = "") -> Dispute:
     """An operator's second look at a dispute kept with a problem (the order may be known or captured now):
     books its money, and gives it back at once if it was already won. Raises ``DisputeNotBookable`` with
     the reason when it still cannot be booked (nothing moves)."""
@@ -158,7 +158,8 @@ def dispute_book_retry(*, dispute_id: str, actor: str) -> Dispute:
         dispute.problem, dispute.problem_detail, dispute.withdrawn_at = "", "", timezone.now()
         dispute.save(update_fields=["payment_order", "seller", "problem", "problem_detail", "withdrawn_at",
                                     "updated_at"])
-        DisputeNote.objects.create(dispute=dispute, author=actor[:100], text="booked after a second look")
+        DisputeNote.objects.create(dispute=dispute, author=actor[:100],
+                                   text=f"booked after a second look{': ' + reason if reason else ''}")
         if dispute.state == DisputeState.WON:
             postings.reinstated_post(dispute)
             dispute.reinstated_at = timezone.now()

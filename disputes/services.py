@@ -5,6 +5,7 @@ dispute id; concurrent reports of one dispute queue on its row (the unique id, t
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -14,6 +15,7 @@ from django.utils import timezone
 from core.transitions import transition_apply
 from payments import selectors as payment_selectors
 from payments.models import TERMINAL_STATES, PaymentOrderState
+from payments.services import webhook_event_process
 
 from . import postings
 from .exceptions import (
@@ -30,6 +32,8 @@ from .models import CLOSED_STATES, STATE_RANK, Dispute, DisputeNote, DisputeStat
 from .psp import DisputeReport
 
 logger = logging.getLogger(__name__)
+#: The PSP's dispute events (``PSP_WEBHOOK_HANDLERS`` routes them here).
+DISPUTE_EVENT_PREFIX = "charge.dispute."
 
 
 def dispute_report_apply(*, report: DisputeReport, actor: str) -> tuple[Dispute, bool]:
@@ -166,6 +170,18 @@ def dispute_book_retry(*, dispute_id: str, actor: str, reason: str = "") -> Disp
             dispute.save(update_fields=["reinstated_at", "updated_at"])
     logger.info("event=dispute_booked_on_retry dispute=%s actor=%s", dispute.id, actor)
     return dispute
+
+
+def dispute_webhooks_recover(*, older_than_seconds: float = 60.0) -> int:
+    """Run again the dispute webhooks payments' inbox holds unfinished: received but never processed (the web
+    process died between storing and applying), or failed (the order was still being decided). The PSP's own
+    redeliveries stop after a while; this does not. Returns how many were run."""
+    before = timezone.now() - timedelta(seconds=older_than_seconds)
+    event_ids = payment_selectors.webhook_events_unfinished(type_prefix=DISPUTE_EVENT_PREFIX, received_before=before)
+    for event_id in event_ids:
+        status = webhook_event_process(event_id=event_id, actor=f"task:disputes_recover:{event_id}")
+        logger.info("event=dispute_webhook_rerun webhook_event=%s status=%s", event_id, status)
+    return len(event_ids)
 
 
 def dispute_note_add(*, dispute_id: str, author: str, text: str) -> DisputeNote:

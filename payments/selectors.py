@@ -56,6 +56,15 @@ def payment_order_by_psp_reference(*, psp_references: list[str]) -> PaymentOrder
     return PaymentOrder.objects.filter(psp_reference__in=references).order_by("created_at", "id").first()
 
 
+def webhook_events_unfinished(*, type_prefix: str, received_before: datetime, limit: int = 500) -> list[str]:
+    """Ids of inbox events of a type (by prefix) still received or failed since before ``received_before``,
+    oldest first: for the app that handles them to run again (``webhook_event_process``)."""
+    return list(WebhookEvent.objects.filter(
+        type__startswith=type_prefix, received_at__lt=received_before,
+        status__in=[WebhookEvent.Status.RECEIVED, WebhookEvent.Status.FAILED],
+    ).order_by("received_at").values_list("id", flat=True)[:limit])
+
+
 def succeeded_order_ids() -> list[str]:
     return list(PaymentOrder.objects.filter(state=PaymentOrderState.SUCCEEDED).values_list("id", flat=True))
 

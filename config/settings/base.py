@@ -315,6 +315,9 @@ CELERY_BEAT_SCHEDULE["payouts-daily"] = {
     "schedule": crontab(hour=env.int("PAYOUTS_RUN_HOUR", default=6), minute=0),
 }
 CELERY_BEAT_SCHEDULE["payouts-recover"] = {"task": "payouts.recover", "schedule": PAYOUTS_RECOVERY_INTERVAL_SECONDS}
+# Disputes (disputes/tasks.py): dispute webhooks left unfinished in payments' inbox are run again.
+DISPUTES_RECOVERY_INTERVAL_SECONDS = env.float("DISPUTES_RECOVERY_INTERVAL_SECONDS", default=60.0)
+CELERY_BEAT_SCHEDULE["disputes-recover"] = {"task": "disputes.recover", "schedule": DISPUTES_RECOVERY_INTERVAL_SECONDS}
 
 # --- Buyer side: 3-D Secure, hosted payment page (README "The buyer's side") -----------------
 # Our site's address as buyers reach it (e.g. https://pay.example.com), for the PSP's return URL after

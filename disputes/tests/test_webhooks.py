@@ -2,14 +2,17 @@
 payments' inbox and applied by disputes; duplicated and out-of-order; unknown charge; more than captured;
 an order still being decided."""
 import time
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from disputes.models import Dispute, DisputeProblem, DisputeState
 from disputes.postings import reinstated_key, withdrawn_key
+from disputes.services import dispute_webhooks_recover
 from ledger import selectors as ledger_selectors
-from payments.models import PaymentOrderState, WebhookEvent
+from payments.models import PaymentOrder, PaymentOrderState, WebhookEvent
 from payments.services.postings import commission_for
 from payments.tests.factories import PaymentOrderFactory
 from payments.tests.webhook_signing import signed
@@ -116,3 +119,16 @@ def test_an_inquiry_or_an_unreadable_dispute_is_ignored():
     assert deliver("evt_2", "charge.dispute.created", {**dispute_object(), "amount": "lots"}).json()[
         "status"] == "ignored"
     assert not Dispute.objects.exists()
+
+
+def test_unfinished_dispute_webhooks_are_run_again_by_the_recovery_round():
+    PaymentOrderFactory(state=PaymentOrderState.UNKNOWN, psp_reference="pi_test_1", amount=10_000)
+    assert deliver("evt_1", "charge.dispute.created", dispute_object()).status_code == 500
+    WebhookEvent.objects.filter(pk="evt_1").update(received_at=timezone.now() - timedelta(minutes=5))
+    assert dispute_webhooks_recover(older_than_seconds=60) == 1  # still undecided: failed again, nothing stored
+    assert WebhookEvent.objects.get(pk="evt_1").status == "failed" and not Dispute.objects.exists()
+    PaymentOrder.objects.all().delete()
+    captured_order(10_000)
+    assert dispute_webhooks_recover(older_than_seconds=60) == 1
+    assert WebhookEvent.objects.get(pk="evt_1").status == "processed" and Dispute.objects.get().booked
+    assert dispute_webhooks_recover(older_than_seconds=60) == 0

@@ -174,6 +174,17 @@ def decide(store: Store, emit: Emit, dispute_id: str, outcome: str) -> dict[str,
     return dispute
 
 
+def balance_transactions(store: Store, lo: float, hi: float) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """``(dispute, balance transaction)`` of every dispute's money moved in ``[lo, hi)``, for the settlement
+    report."""
+    moves = []
+    for row in store.connect_rows("disputes", {}, newest_first=False):
+        if row["status"] in ("scheduled", "superseded"):
+            continue
+        moves += [(row["object"], bt) for bt in row["object"]["balance_transactions"] if lo <= bt["created"] < hi]
+    return moves
+
+
 def sandbox_route(api: Api, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]] | None:
     """``POST /_sandbox/disputes`` (``{"charge" | "payment_intent", "amount"?, "reason"?}``) and
     ``POST /_sandbox/disputes/{id}/outcome`` (``{"outcome": "won" | "lost"}``); None for another path."""

@@ -5,7 +5,8 @@
 * ``stripe_payout_reconciliation_<day>.csv``: Stripe's itemized payout reconciliation
   columns (as in ``payout_reconciliation.itemized``) plus ``payment_metadata[payment_order_id]``.
   One row per succeeded charge created that UTC day (gross, fee, net), one negative row
-  per succeeded refund, and per currency a ``payout`` row of minus the sum, its id ``po_...``
+  per succeeded refund, one per dispute withdrawal (``dispute``: minus the amount, the dispute fee) and
+  reinstatement (``dispute_reversal``), and per currency a ``payout`` row of minus the sum, its id ``po_...``
   in ``automatic_payout_id``, created at the batch's close (midnight after ``day``).
 * ``bank_statement_<day>.xml``: ISO 20022 camt.053.001.02, one booked entry per payout
   (credit of its amount, or a debit when refunds exceeded charges) with the payout id in
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from . import disputes
 from .store import Store
 
 DEFAULT_FEE_PERCENT_BPS = 290
@@ -93,11 +95,14 @@ def write_settlement(store: Store, config: dict[str, Any], params: dict[str, Any
     nets: dict[str, int] = {}
     charges = [c for c in store.list_charges() if c["status"] == "succeeded" and lo <= c["created"] < hi]
     refunds = [r for r in store.list_refunds() if r["status"] == "succeeded" and lo <= r["created"] < hi]
+    dispute_moves = disputes.balance_transactions(store, lo, hi)  # withdrawals and reinstatements of the day
     # A payout's id names its batch: the same day settled again gives the same files (and
     # imports as a no-op), while a batch with other contents is another payout.
     batches: dict[str, list[str]] = {}
     for obj in charges + refunds:
         batches.setdefault(obj["currency"], []).append(obj["id"])
+    for _, bt in dispute_moves:
+        batches.setdefault(bt["currency"], []).append(bt["id"])
     payout_ids = {
         currency: "po_" + hashlib.sha256(f"{day.isoformat()}:{currency}:{','.join(sorted(ids))}".encode()
                                          ).hexdigest()[:24]
@@ -128,6 +133,11 @@ def write_settlement(store: Store, config: dict[str, Any], params: dict[str, Any
                         "charge"))
     for refund in refunds:
         rows.append(row("refund", refund, -refund["amount"], 0, refund["charge"], "refund"))
+    for dispute, bt in dispute_moves:  # source_id: the dispute; its fee is the dispute fee (or its return)
+        obj = {"id": dispute["id"], "payment_intent": dispute["payment_intent"], "created": bt["created"],
+               "currency": bt["currency"]}
+        rows.append({**row(bt["reporting_category"], obj, bt["amount"], bt["fee"], dispute["charge"],
+                           bt["reporting_category"]), "balance_transaction_id": bt["id"]})
     payouts = []
     for currency, net in sorted(nets.items()):
         po = payout_id(currency)

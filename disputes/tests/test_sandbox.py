@@ -1,14 +1,20 @@
 """End to end through the PSP sandbox, its webhooks and a real worker: a charge of ``pm_card_createDispute``
 is disputed and won; a dispute opened with ``POST /_sandbox/disputes`` is accepted (lost); Stripe's shapes."""
+from pathlib import Path
+
 import httpx
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from conftest import wait_for
 from disputes.models import Dispute, DisputeState
 from payments.models import PaymentOrder
 from payments.services.postings import commission_for
 from payouts.tests.helpers import PSP_AUTH, onboard, sandbox_config
+from reconciliation.models import Break
+from reconciliation.selectors import settlement_lines_with_match
+from reconciliation.services import reconciliation_run, settlement_file_import
 
 from .helpers import payable, wallet
 
@@ -32,7 +38,7 @@ def wait_dispute(state, **lookup):
                     message=f"dispute {lookup} {state}")
 
 
-def test_the_dispute_test_card_is_disputed_then_won(api, sandbox, live_server, capsys):
+def test_the_dispute_test_card_is_disputed_then_won(api, sandbox, live_server, capsys, tmp_path):
     sandbox_config(sandbox, webhook_url=f"{live_server.url}/webhooks/psp", dispute_delay_s=0.5)
     seller = onboard(api)
     order = checkout(api, seller, 10_000, "pm_card_createDispute")
@@ -52,6 +58,17 @@ def test_the_dispute_test_card_is_disputed_then_won(api, sandbox, live_server, c
     assert outcome.status_code == 200, outcome.text
     won = wait_dispute(DisputeState.WON, pk=dispute.pk)
     assert won.reinstated_at is not None
+    assert payable(seller) == wallet(seller) == share
+    # The day's settlement report carries the dispute's withdrawal and reinstatement: both match the dispute.
+    day = timezone.now().date()
+    files = httpx.post(f"{sandbox}/_sandbox/settlements", json={"date": day.isoformat(),
+                                                                 "directory": str(tmp_path)}).json()
+    settlement_file_import(path=Path(files["settlement_report"]), actor="test")
+    reconciliation_run(day=day, actor="test")
+    lines = {(line.record_type, line.match_state, line.matched_object_id or "") for line in
+             settlement_lines_with_match() if line.record_type in ("chargeback", "chargeback_reversal")}
+    assert lines == {("chargeback", "matched", dispute.id), ("chargeback_reversal", "matched", dispute.id)}
+    assert not Break.objects.filter(object_kind="dispute").exists()
     assert payable(seller) == wallet(seller) == share
     call_command("audit_money")
     assert "all invariants hold" in capsys.readouterr().out

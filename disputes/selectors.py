@@ -4,6 +4,8 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from core.models import ApiClient
+
 from .models import Dispute, DisputeState
 
 
@@ -25,3 +27,12 @@ def dispute_queue() -> QuerySet[Dispute]:
 
 def disputes_overdue_count() -> int:
     return Dispute.objects.filter(state=DisputeState.NEEDS_RESPONSE, due_by__lt=timezone.now()).count()
+
+
+def dispute_get_for_client(*, client: ApiClient, dispute_id: str) -> Dispute | None:
+    """A dispute on one of the client's sellers' orders (one on a charge we do not know is no client's)."""
+    return Dispute.objects.filter(pk=dispute_id, seller__client=client).first()
+
+
+def seller_disputes(*, client: ApiClient, seller_id: str) -> QuerySet[Dispute]:
+    return Dispute.objects.filter(seller__client=client, seller_id=seller_id)

@@ -53,3 +53,4 @@ def test_a_kept_dispute_is_booked_after_a_second_look(admin_client):
     booked = Dispute.objects.get()
     assert booked.booked and not booked.problem
     assert booked.notes.get().text == "booked after a second look: the order is ours after all"
+

@@ -12,6 +12,8 @@ shop_key=$(.venv/bin/python manage.py create_api_key "demo shop" 2>/dev/null)
 .venv/bin/python manage.py storefront_setup "http://$WEB_HOST:$WEB_PORT" "$shop_key"
 echo
 DEMO_API_KEY=$api_key .venv/bin/python scripts/demo.py "http://$WEB_HOST:$WEB_PORT"
+# A dispute opened and won (scripts/demo_disputes.py); the day's settlement below carries its two lines.
+DEMO_API_KEY=$api_key .venv/bin/python scripts/demo_disputes.py "http://$WEB_HOST:$WEB_PORT"
 
 day=$(date -u +%F)
 inbox=$(pwd)/var/settlement-inbox

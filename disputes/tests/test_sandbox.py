@@ -1,5 +1,6 @@
 """End to end through the PSP sandbox, its webhooks and a real worker: a charge of ``pm_card_createDispute``
 is disputed and won; a dispute opened with ``POST /_sandbox/disputes`` is accepted (lost); Stripe's shapes."""
+import sys
 from pathlib import Path
 
 import httpx
@@ -92,3 +93,12 @@ def test_a_dispute_opened_by_hand_and_accepted_is_lost(api, sandbox, live_server
     assert payable(seller) == 8_000 - commission_for(8_000) - 4_500
     late = httpx.post(f"{sandbox}/_sandbox/disputes/{dispute_id}/outcome", json={"outcome": "won"})
     assert late.status_code == 400
+
+
+def test_the_demo_opens_a_dispute_and_wins_it(api, sandbox, live_server):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    from demo_disputes import dispute_demo
+
+    sandbox_config(sandbox, webhook_url=f"{live_server.url}/webhooks/psp", dispute_delay_s=0.5)
+    won = dispute_demo(api, sandbox, run="t1")
+    assert won["state"] == "won" and won["reinstated"] and won["fee"] == 1500

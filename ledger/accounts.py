@@ -7,6 +7,7 @@ SELLER_LOSSES = "expenses:seller_losses"  # sellers' negative balances the platf
 PLATFORM_COMMISSION = "revenue:platform_commission"
 SELLER_PAYABLE_PREFIX = "liabilities:seller_payable:"  # what we owe each seller
 PAYOUTS_IN_TRANSIT = "liabilities:payouts_in_transit"  # sellers' money on its way to their banks
+DISPUTE_FEES = "expenses:dispute_fees"  # the PSP's dispute fees the platform bears (DISPUTE_FEE_PAYER)
 
 FIXED_ACCOUNTS = {
     PSP_RECEIVABLE: ("Money held at the PSP", "asset"),
@@ -15,6 +16,7 @@ FIXED_ACCOUNTS = {
     SELLER_LOSSES: ("Sellers' negative balances written off", "expense"),
     PLATFORM_COMMISSION: ("Platform commission", "revenue"),
     PAYOUTS_IN_TRANSIT: ("Payouts in transit to sellers' banks", "liability"),
+    DISPUTE_FEES: ("Dispute fees borne by the platform", "expense"),
 }
 
 

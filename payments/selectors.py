@@ -47,6 +47,24 @@ def payment_order_get(*, client: ApiClient, payment_order_id: str) -> PaymentOrd
     return PaymentOrder.objects.filter(payment_event__client=client, pk=payment_order_id).first()
 
 
+def payment_order_by_psp_reference(*, psp_references: list[str]) -> PaymentOrder | None:
+    """The order the PSP knows by one of ``psp_references`` (a PaymentIntent or charge id), for another app
+    reporting on it (a dispute). Any client's: the PSP's word is not scoped to a client."""
+    references = [r for r in psp_references if r]
+    if not references:
+        return None
+    return PaymentOrder.objects.filter(psp_reference__in=references).order_by("created_at", "id").first()
+
+
+def webhook_events_unfinished(*, type_prefix: str, received_before: datetime, limit: int = 500) -> list[str]:
+    """Ids of inbox events of a type (by prefix) still received or failed since before ``received_before``,
+    oldest first: for the app that handles them to run again (``webhook_event_process``)."""
+    return list(WebhookEvent.objects.filter(
+        type__startswith=type_prefix, received_at__lt=received_before,
+        status__in=[WebhookEvent.Status.RECEIVED, WebhookEvent.Status.FAILED],
+    ).order_by("received_at").values_list("id", flat=True)[:limit])
+
+
 def succeeded_order_ids() -> list[str]:
     return list(PaymentOrder.objects.filter(state=PaymentOrderState.SUCCEEDED).values_list("id", flat=True))
 

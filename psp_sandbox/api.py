@@ -16,7 +16,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import cards, charges, context, customers, intent_params, objects, payment_methods, refunds, validation
+from . import (
+    cards,
+    charges,
+    context,
+    customers,
+    disputes,
+    intent_params,
+    objects,
+    payment_methods,
+    refunds,
+    validation,
+)
 from .behaviour import Config, Decline, Plan
 from .cards import GENERIC_DECLINE
 from .context import RequestContext
@@ -157,6 +168,7 @@ class Api:
             pi.update(self._paid(pi))
         self.store.insert_payment_intent(pi, key[0], key[1], complete_at, planned, extra=extra)
         self.store.insert_charge(charge)
+        disputes.after_charge(self.store, self.config.snapshot(), charge)
         self._emit_outcome(pi, charge)
         if decline is not None:
             return 402, {"error": {**pi["last_payment_error"], "payment_intent": pi}}
@@ -376,5 +388,6 @@ class ProcessingWorker(threading.Thread):
             try:
                 self.api.complete_processing()
                 self.api.complete_refunds()
+                disputes.open_due(self.api)
             except Exception as exc:  # noqa: BLE001 - keep the worker alive
                 print(f"psp_sandbox: processing worker error: {exc!r}", flush=True)

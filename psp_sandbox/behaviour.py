@@ -50,6 +50,9 @@ def default_config() -> dict[str, Any]:
         "processing_delay_s": 2.0,
         # How long a refund of a refundFail card stays pending before it fails.
         "refund_failure_delay_s": 2.0,
+        # pm_card_createDispute: its charge is disputed this long after it succeeds, for this fee (minor units).
+        "dispute_delay_s": 1.0,
+        "dispute_fee": 1500,
         "search_lag_s": 2.0,
         "idempotency_ttl_s": 86400.0,
         "webhook_url": os.environ.get("PSP_SANDBOX_WEBHOOK_URL", ""),
@@ -103,7 +106,7 @@ def validate_update(update: Any) -> dict[str, Any]:
         elif key == "webhook_reorder":
             if not isinstance(value, bool):
                 raise ConfigError("webhook_reorder must be a boolean")
-        elif key in ("flaky_failures", "webhook_max_attempts", "fee_percent_bps", "fee_fixed"):
+        elif key in ("flaky_failures", "webhook_max_attempts", "fee_percent_bps", "fee_fixed", "dispute_fee"):
             if not (isinstance(value, int) and not isinstance(value, bool)) or value < 0:
                 raise ConfigError(f"{key} must be a non-negative integer")
         else:

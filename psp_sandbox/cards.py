@@ -45,6 +45,7 @@ class TestCard:
     networks: tuple[str, ...] = field(default=())
     refund_fails: bool = False  # the charge succeeds; a refund starts pending, then fails
     authentication_fails: bool = False  # 3-D Secure: the issuer refuses the challenge, whatever the buyer does
+    disputed: bool = False  # the charge succeeds, then is disputed (dispute_delay_s later; disputes.py)
 
     @property
     def last4(self) -> str:
@@ -125,6 +126,8 @@ CARDS: dict[str, TestCard] = {
     # Refunds: "asynchronous failure" (a refund is created pending, then fails with
     # expired_or_canceled_card and a refund.failed event after refund_failure_delay_s).
     "refundFail": TestCard("4000000000005126", refund_fails=True),
+    # Disputes: the charge succeeds, then the buyer's bank disputes it (fraudulent), as Stripe's test card does.
+    "createDispute": TestCard("4000000000000259", disputed=True),
 }  # fmt: skip
 
 FAULTS: dict[str, TestCard] = {

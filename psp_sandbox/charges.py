@@ -103,7 +103,7 @@ def charge_object(store: Store, row: dict[str, Any]) -> dict[str, Any]:
         "currency": row["currency"],
         "customer": pi.get("customer"),
         "description": pi.get("description"),
-        "disputed": False,
+        "disputed": store.charge_disputed(row["id"]),
         "failure_code": row["failure_code"],
         "failure_message": (error.get("message") or "Your card was declined.") if failed else None,
         "livemode": False,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import behaviour, charges, connect, customers, payment_methods, refunds, validation
+from . import behaviour, charges, connect, customers, disputes, payment_methods, refunds, validation
 from .behaviour import Plan
 
 if TYPE_CHECKING:
@@ -83,6 +83,8 @@ def post(sb: Sandbox, path: str) -> Operation | None:
         return Operation(_capture, lambda r, p, a, k: api.capture_payment_intent(m[1], r))
     if m := re.fullmatch(rf"/v1/payment_methods/{_ID}/attach", path):
         return Operation(_known(validation.PM_ATTACH), lambda r, p, a, k: api.attach_payment_method(m[1], r))
+    if (dispute_op := disputes.post(api, path)) is not None:  # /v1/disputes/{id}, /close
+        return Operation(*dispute_op)
     if (connect_op := connect.post(sb, path)) is not None:  # accounts, transfers, payouts, webhook endpoints
         return Operation(*connect_op)
     return None
@@ -95,6 +97,8 @@ def get(sb: Sandbox, path: str, api_key: str, params: dict[str, Any]) -> dict[st
         return api.search_payment_intents(api_key, params)
     if path == "/v1/refunds":
         return refunds.list_(store, params)
+    if (dispute_answer := disputes.get(api, path, params)) is not None:
+        return dispute_answer
     if (connect_answer := connect.get(sb, path, params)) is not None:
         return connect_answer
     readers: dict[str, Callable[[str], dict[str, Any]]] = {

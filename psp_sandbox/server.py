@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from . import __version__, connect, context, elements, errors, objects, routes, settlement, validation
+from . import __version__, connect, context, disputes, elements, errors, objects, routes, settlement, validation
 from .api import Api, ApiError, ProcessingWorker, invalid
 from .behaviour import Config, ConfigError, Plan
 from .context import RequestContext
@@ -214,6 +214,8 @@ class Handler(BaseHTTPRequestHandler):
                                                                           or "account_closed")))
         if path == "/_sandbox/charges" and method == "GET":
             return self._send(200, {**sb.api.charges_report(), "faults": sb.fault_counts()})
+        if (dispute_answer := disputes.sandbox_route(sb.api, method, path, body)) is not None:
+            return self._send(*dispute_answer)
         if path == "/_sandbox/events" and method == "GET":
             event_type = dict(parse_qsl(query)).get("type")
             events = []

@@ -5,8 +5,9 @@
 * ``stripe_payout_reconciliation_<day>.csv``: Stripe's itemized payout reconciliation
   columns (as in ``payout_reconciliation.itemized``) plus ``payment_metadata[payment_order_id]``
   and ``transfer_metadata[payout_id]``. One row per succeeded charge created that UTC day (gross,
-  fee, net), one negative row per succeeded refund, one negative ``transfer`` row per transfer
-  to a connected account and one positive ``transfer_reversal`` row per reversal of one (Connect:
+  fee, net), one negative row per succeeded refund, one per dispute withdrawal (``dispute``: minus the
+  amount, the dispute fee) and reinstatement (``dispute_reversal``), one negative ``transfer`` row per
+  transfer to a connected account and one positive ``transfer_reversal`` row per reversal of one (Connect:
   the platform's balance pays the sellers' payouts, so its own payout is net of them; the
   ``connected_account`` column names the account), and per currency a ``payout`` row of minus the
   sum, its id ``po_...`` in ``automatic_payout_id``, created at the batch's close (midnight after ``day``).
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from . import disputes
 from .store import Store
 
 DEFAULT_FEE_PERCENT_BPS = 290
@@ -138,11 +140,14 @@ def write_settlement(store: Store, config: dict[str, Any], params: dict[str, Any
     nets: dict[str, int] = {}
     moved = _activity(store, lo, hi)
     charges, refunds = moved["charges"], moved["refunds"]
+    dispute_moves = disputes.balance_transactions(store, lo, hi)  # withdrawals and reinstatements of the day
     # A payout's id names its batch: the same day settled again gives the same files (and
     # imports as a no-op), while a batch with other contents is another payout.
     batches: dict[str, list[str]] = {}
     for obj in charges + refunds + moved["transfers"] + [r for r, _ in moved["reversals"]]:
         batches.setdefault(obj["currency"], []).append(obj["id"])
+    for _, bt in dispute_moves:
+        batches.setdefault(bt["currency"], []).append(bt["id"])
     payout_ids = {
         currency: "po_" + hashlib.sha256(f"{day.isoformat()}:{currency}:{','.join(sorted(ids))}".encode()
                                          ).hexdigest()[:24]
@@ -192,6 +197,11 @@ def write_settlement(store: Store, config: dict[str, Any], params: dict[str, Any
         rows.append(connect_row(transfer, transfer, -transfer["amount"], "transfer"))
     for reversal, transfer in moved["reversals"]:
         rows.append(connect_row(reversal, transfer, reversal["amount"], "transfer_reversal"))
+    for dispute, bt in dispute_moves:  # source_id: the dispute; its fee is the dispute fee (or its return)
+        obj = {"id": dispute["id"], "payment_intent": dispute["payment_intent"], "created": bt["created"],
+               "currency": bt["currency"]}
+        rows.append({**row(bt["reporting_category"], obj, bt["amount"], bt["fee"], dispute["charge"],
+                           bt["reporting_category"]), "balance_transaction_id": bt["id"]})
     payouts = []
     for currency, net in sorted(nets.items()):
         po = payout_id(currency)
@@ -251,11 +261,12 @@ def _connected_payout_rows(store: Store, lo: float, hi: float) -> list[dict[str,
 
 def balance(store: Store, config: dict[str, Any], paid_out_through: date) -> dict[str, dict[str, int]]:
     """What the PSP holds for the platform, per currency (minor units): its own balance (everything after
-    ``paid_out_through``'s daily payout: charges less fees, refunds and transfers, plus reversals), the
+    ``paid_out_through``'s daily payout: charges less fees, refunds, transfers and disputes, plus reversals), the
     connected accounts' balances, and their payouts still on the way to the banks (``pending``)."""
     bps = _int_param({}, config, "fee_percent_bps", DEFAULT_FEE_PERCENT_BPS)
     fixed = _int_param({}, config, "fee_fixed", DEFAULT_FEE_FIXED)
-    moved = _activity(store, _day_bounds(paid_out_through)[1].timestamp(), None)
+    since = _day_bounds(paid_out_through)[1].timestamp()
+    moved = _activity(store, since, None)
     result: dict[str, dict[str, int]] = {}
 
     def add(currency: str, part: str, amount: int) -> None:
@@ -271,6 +282,8 @@ def balance(store: Store, config: dict[str, Any], paid_out_through: date) -> dic
         add(transfer["currency"], "platform", -transfer["amount"])
     for reversal, _ in moved["reversals"]:
         add(reversal["currency"], "platform", reversal["amount"])
+    for _, bt in disputes.balance_transactions(store, since, float("inf")):  # a dispute's amount and its fee
+        add(bt["currency"], "platform", bt["amount"] - bt["fee"])
     accounts = {(row["destination"], row["currency"]) for row in store.connect_rows("transfers", {})}
     for account, currency in sorted(accounts):
         add(currency, "connected", store.connect_balance(account, currency))

@@ -152,6 +152,13 @@ CREATE TABLE IF NOT EXISTS payouts (
 CREATE INDEX IF NOT EXISTS po_account ON payouts(account, currency);
 CREATE INDEX IF NOT EXISTS po_destination ON payouts(destination);
 CREATE INDEX IF NOT EXISTS po_due ON payouts(status, complete_at);
+-- Disputes (psp_sandbox/disputes.py): status is the dispute's, or scheduled (pm_card_createDispute) / superseded.
+CREATE TABLE IF NOT EXISTS disputes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, charge TEXT NOT NULL, payment_intent TEXT,
+    status TEXT NOT NULL, opens_at REAL, created_at REAL NOT NULL, data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dp_charge ON disputes(charge);
+CREATE INDEX IF NOT EXISTS dp_due ON disputes(status, opens_at);
 CREATE TABLE IF NOT EXISTS webhook_endpoints (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, connect INTEGER NOT NULL, created_at REAL NOT NULL,
     data TEXT NOT NULL
@@ -169,8 +176,11 @@ DATA_TABLES = (
     "events",
     "webhook_attempts",
     *("connect_accounts", "bank_accounts", "transfers", "payouts", "webhook_endpoints"),  # connect.py
+    "disputes",  # disputes.py
 )
-_CONNECT_TABLES = frozenset(("connect_accounts", "bank_accounts", "transfers", "payouts", "webhook_endpoints"))
+# Tables read and written by the ``connect_*`` helpers (an object as JSON beside its search columns).
+_CONNECT_TABLES = frozenset(("connect_accounts", "bank_accounts", "transfers", "payouts", "webhook_endpoints",
+                             "disputes"))
 
 
 def new_id(prefix: str) -> str:
@@ -631,6 +641,17 @@ class Store:
                 (account, currency),
             ).fetchone()[0]
         return int(transferred) - int(paid_out)
+
+    def connect_due_disputes(self, now: float) -> list[dict[str, Any]]:
+        """Scheduled disputes (``pm_card_createDispute``) whose time has come, oldest first."""
+        return self._all(
+            "SELECT id, payment_intent FROM disputes WHERE status = 'scheduled' AND opens_at <= ? ORDER BY seq", (now,)
+        )
+
+    def charge_disputed(self, charge_id: str) -> bool:
+        """Whether a dispute was opened on the charge (Charge.disputed)."""
+        return self._one("SELECT 1 AS x FROM disputes WHERE charge = ? AND status NOT IN ('scheduled', 'superseded')",
+                         (charge_id,)) is not None
 
     def connect_due_payouts(self, now: float) -> list[dict[str, Any]]:
         """Ids of pending payouts whose completion time has come, oldest first."""

@@ -51,6 +51,9 @@ SELLER_PAYOUT_LINES = (RecordType.SELLER_PAYOUT, RecordType.SELLER_PAYOUT_FAILUR
 MONEY_OUT_LINES = (*TRANSFER_LINES, *SELLER_PAYOUT_LINES)
 #: Lines without a PSP fee of their own: every other line's fee is booked (see ``importers.fees``).
 NOT_FEE_BEARING = (*PAYOUT_LINES, *MONEY_OUT_LINES, RecordType.MALFORMED)
+#: A dispute's lines: matched to disputes (``matching.chargebacks``); their fee (the dispute fee) is booked by the
+#: dispute with its amount, not as a PSP fee of the batch.
+DISPUTE_LINES = (RecordType.CHARGEBACK, RecordType.CHARGEBACK_REVERSAL)
 #: Lines matching takes one by one (refunds, payouts, money out, bank and malformed lines); every other line is
 #: a *charge-like* line, matched set-based to a payment order.
 MATCHED_ONE_BY_ONE = (RecordType.REFUND, *NOT_FEE_BEARING)

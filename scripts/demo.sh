@@ -18,6 +18,8 @@ DEMO_API_KEY=$api_key .venv/bin/python scripts/demo.py "http://$WEB_HOST:$WEB_PO
 echo
 echo "Money out: a seller paid out to their bank through the PSP (a transfer to their connected account, then a payout):"
 DEMO_API_KEY=$api_key .venv/bin/python scripts/demo_payout.py "http://$WEB_HOST:$WEB_PORT"
+# A dispute opened and won (scripts/demo_disputes.py); the day's settlement below carries its two lines.
+DEMO_API_KEY=$api_key .venv/bin/python scripts/demo_disputes.py "http://$WEB_HOST:$WEB_PORT"
 
 day=$(date -u +%F)
 inbox=$(pwd)/var/settlement-inbox

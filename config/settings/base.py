@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "notifications",  # outbound webhooks to merchants (README "The buyer's side")
     "storefront",  # the demo shop, a merchant of ours served at /shop/ (README "The buyer's side")
     "payouts",
+    "disputes",  # disputes and chargebacks (docs/disputes.md)
     "axes",  # admin login lock-out (README, "Rate limits")
 ]
 
@@ -235,7 +236,7 @@ PAYOUT_RESERVE_DAYS = env.float("PAYOUT_RESERVE_DAYS", default=0)
 if not 0 <= PAYOUT_RESERVE_BPS <= 10_000 or PAYOUT_HOLD_DAYS < 0 or PAYOUT_RESERVE_DAYS < 0:
     raise ImproperlyConfigured("PAYOUT_RESERVE_BPS must be 0..10000; PAYOUT_HOLD_DAYS, PAYOUT_RESERVE_DAYS >= 0")
 # Checks ``audit_money`` runs after its own (payments does not import the apps that add them).
-MONEY_AUDIT_EXTRA_CHECKS = ["payouts.audit.payouts_audit"]
+MONEY_AUDIT_EXTRA_CHECKS = ["payouts.audit.payouts_audit", "disputes.audit.disputes_audit"]
 # The smallest payout, minor units (PAYOUT_MINIMUMS: per currency, e.g. PAYOUT_MINIMUMS=jpy=100,eur=500).
 PAYOUT_MINIMUM = env.int("PAYOUT_MINIMUM", default=100)
 PAYOUT_MINIMUMS = {k.lower(): int(v) for k, v in env.dict("PAYOUT_MINIMUMS", default={}).items()}
@@ -250,6 +251,16 @@ PAYOUTS_RECOVERY_INTERVAL_SECONDS = env.float("PAYOUTS_RECOVERY_INTERVAL_SECONDS
 NEGATIVE_BALANCE_WRITE_OFF_DAYS = env.float("NEGATIVE_BALANCE_WRITE_OFF_DAYS", default=None)
 if NEGATIVE_BALANCE_WRITE_OFF_DAYS is not None and NEGATIVE_BALANCE_WRITE_OFF_DAYS < 0:
     raise ImproperlyConfigured("NEGATIVE_BALANCE_WRITE_OFF_DAYS must be >= 0 (or unset: never automatically)")
+
+# --- Disputes and chargebacks (docs/disputes.md) -------------------------------------
+# Who bears the PSP's dispute fee: "seller" (taken from their payable with the disputed amount) or
+# "platform" (expenses:dispute_fees). Fixed on each dispute when its money is booked.
+DISPUTE_FEE_PAYER = env("DISPUTE_FEE_PAYER", default="seller")
+if DISPUTE_FEE_PAYER not in ("seller", "platform"):
+    raise ImproperlyConfigured("DISPUTE_FEE_PAYER must be 'seller' or 'platform'")
+# Handlers of the PSP's webhooks payments does not know, by event type prefix: a dotted path to
+# ``handler(*, event: dict, actor: str) -> str`` (a WebhookEvent.Status). Payments imports none of them.
+PSP_WEBHOOK_HANDLERS = {"charge.dispute.": "disputes.webhooks.dispute_webhook_apply"}
 
 # --- Celery ----------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
@@ -314,6 +325,9 @@ CELERY_BEAT_SCHEDULE["payouts-write-off-negative-balances"] = {
     "task": "payouts.write_off_negative_balances",
     "schedule": crontab(hour=env.int("PAYOUTS_RUN_HOUR", default=6), minute=30),
 }
+# Disputes (disputes/tasks.py): dispute webhooks left unfinished in payments' inbox are run again.
+DISPUTES_RECOVERY_INTERVAL_SECONDS = env.float("DISPUTES_RECOVERY_INTERVAL_SECONDS", default=60.0)
+CELERY_BEAT_SCHEDULE["disputes-recover"] = {"task": "disputes.recover", "schedule": DISPUTES_RECOVERY_INTERVAL_SECONDS}
 
 # --- Buyer side: 3-D Secure, hosted payment page (README "The buyer's side") -----------------
 # Our site's address as buyers reach it (e.g. https://pay.example.com), for the PSP's return URL after

@@ -6,11 +6,14 @@ import logging
 import re
 import time
 import traceback
+from collections.abc import Callable
+from functools import cache
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from core.parsers import json_loads_problem, json_problem
 from payments.models import PaymentOrder, Refund, WebhookEvent
@@ -128,7 +131,21 @@ def webhook_event_process(*, event_id: str, actor: str | None = None) -> str:
         return WebhookEvent.Status.FAILED
 
 
+@cache
+def _handlers() -> tuple[tuple[str, Callable[..., str]], ...]:
+    return tuple((prefix, import_string(path)) for prefix, path in settings.PSP_WEBHOOK_HANDLERS.items())
+
+
+def _handler_for(event_type: str) -> Callable[..., str] | None:
+    """The handler another app registered for this type of event (``PSP_WEBHOOK_HANDLERS``, by prefix): payments
+    stores every event in its inbox and knows nothing of what those apps do with theirs."""
+    return next((handler for prefix, handler in _handlers() if event_type.startswith(prefix)), None)
+
+
 def _apply(event: WebhookEvent, actor: str) -> str:
+    handler = _handler_for(event.type)
+    if handler is not None:  # another app's event (a dispute): in this transaction, its status returned
+        return handler(event=event.payload, actor=actor)
     notice = get_psp().webhook_notice(event.payload)
     if notice.payment is not None:
         order_id = notice.payment_order_id or PaymentOrder.objects.filter(

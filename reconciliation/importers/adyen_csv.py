@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from reconciliation.record_types import RecordType
+from reconciliation.record_types import DISPUTE_LINES, RecordType
 
 from .amounts import currency_of, optional_minor_units
 from .csv_rows import Columns, CsvRow, iter_csv_rows
@@ -106,11 +106,12 @@ def _record(row: CsvRow, columns: Columns) -> SettlementRecord:
         if gross_currency != currency:
             gross = net + (fee or 0)
 
+    record_type = TYPE_MAP.get(raw_type.lower(), _UNKNOWN)
     created = get(row, "Creation Date")
     occurred_at = parse_datetime(created, "Creation Date", zone(get(row, "TimeZone")))
     return SettlementRecord(
         line_number=row.line_number,
-        record_type=TYPE_MAP.get(raw_type.lower(), _UNKNOWN),
+        record_type=record_type,
         raw_type=raw_type,
         currency=currency,
         gross=gross,
@@ -119,6 +120,8 @@ def _record(row: CsvRow, columns: Columns) -> SettlementRecord:
         psp_reference=get(row, "Psp Reference"),
         merchant_reference=get(row, "Merchant Reference"),
         payout_reference=get(row, "Batch Number"),
+        # A chargeback's own reference (the dispute's id at Adyen); other lines keep the payment's only.
+        source_reference=get(row, "Modification Reference") if record_type in DISPUTE_LINES else None,
         occurred_at=occurred_at,
         source_line=row.source_line,
     )

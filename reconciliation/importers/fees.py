@@ -2,7 +2,8 @@
 
 A line's fee is its ``fee`` column, plus, for a fee row (``record_type`` ``fee``), its own
 net, which is negative: the PSP took that much. Payout rows, bank lines and malformed lines
-bear no fee (``record_types.NOT_FEE_BEARING``). The rule is written twice here, once per line
+bear no fee (``record_types.NOT_FEE_BEARING``), and a dispute's lines' fee is booked by the dispute
+(``record_types.DISPUTE_LINES``). The rule is written twice here, once per line
 (``line_fee``) and once per column of lines for the Arrow reader (``arrow_line_fees``); the
 tests hold the two readers to the same totals.
 """
@@ -11,12 +12,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from reconciliation.record_types import NOT_FEE_BEARING, RecordType
+from reconciliation.record_types import DISPUTE_LINES, NOT_FEE_BEARING, RecordType
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-_NOT_FEE_BEARING = frozenset(str(t) for t in NOT_FEE_BEARING)
+_NOT_FEE_BEARING = frozenset(str(t) for t in (*NOT_FEE_BEARING, *DISPUTE_LINES))
 _FEE = RecordType.FEE.value
 
 
@@ -33,6 +34,6 @@ def arrow_line_fees(record_type: pa.Array, fee: pa.Array, net: pa.Array) -> tupl
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    bearing = pc.invert(pc.is_in(record_type, value_set=pa.array(sorted(str(t) for t in NOT_FEE_BEARING))))
+    bearing = pc.invert(pc.is_in(record_type, value_set=pa.array(sorted(_NOT_FEE_BEARING))))
     amount = pc.subtract(pc.fill_null(fee, 0), pc.if_else(pc.equal(record_type, _FEE), net, 0))
     return amount, bearing

@@ -14,6 +14,7 @@ from reconciliation.models import ReconciliationRun
 from .balance import bank_balance_check
 from .booking import settlement_book
 from .candidates import charge_candidates_collect
+from .chargebacks import chargeback_lines_decide
 from .charges import charge_lines_decide
 from .malformed import malformed_lines_decide
 from .missing import missing_in_settlement_find
@@ -44,6 +45,7 @@ def reconciliation_run(*, day: date, actor: str = SYSTEM_ACTOR) -> Reconciliatio
             outcomes_table_create(cursor)
             candidates = charge_candidates_collect(cursor, scope)
             charge_lines_decide(cursor, scope, check_twins=candidates.check_twins)
+            chargeback_lines_decide(cursor, scope)  # disputes' lines: matched to disputes, or opening them
             matched_by_reference = candidates.new_lines - new_candidates_decided(cursor)
             refund_lines_decide(cursor, scope)
             payouts = payout_lines_decide(cursor, scope)

@@ -1,0 +1,35 @@
+"""audit_money's dispute check, broken on purpose: it names the dispute at fault."""
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from disputes import services
+from disputes.models import Dispute, DisputeState
+from ledger import accounts
+from ledger.services import EntrySpec, ledger_transaction_post
+
+from .helpers import captured_order, report
+
+pytestmark = pytest.mark.django_db
+
+
+def violations(capsys) -> list[str]:
+    capsys.readouterr()
+    with pytest.raises(CommandError, match="violation"):
+        call_command("audit_money")
+    return [line.removeprefix("VIOLATION: ") for line in capsys.readouterr().out.splitlines()
+            if line.startswith("VIOLATION: ")]
+
+
+def test_a_won_dispute_whose_money_never_came_back(capsys):
+    captured_order(10_000)
+    dispute, _ = services.dispute_report_apply(report=report(), actor="test")
+    Dispute.objects.filter(pk=dispute.pk).update(state=DisputeState.WON)  # as if the reinstatement was lost
+    found = violations(capsys)
+    assert f"won dispute {dispute.id} has 0 reinstated postings, not 1" in found
+
+
+def test_a_stray_dispute_posting(capsys):
+    ledger_transaction_post(idempotency_key="dispute:dsp_ghost:withdrawn", description="t", entries=[
+        EntrySpec(accounts.PSP_RECEIVABLE, "usd", -100), EntrySpec(accounts.DISPUTE_FEES, "usd", 100)])
+    assert "posting dispute:dsp_ghost:withdrawn belongs to no dispute of ours" in violations(capsys)

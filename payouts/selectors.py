@@ -4,13 +4,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from core.models import ApiClient, IdempotencyRecord
 from core.services import request_fingerprint
 from payments import selectors as payment_selectors
-from payouts.models import Payout, PayoutAccount
+from payouts.models import Payout, PayoutAccount, PayoutState
 from wallet import selectors as wallet_selectors
 
 
@@ -52,3 +52,11 @@ def payout_get(*, client: ApiClient, payout_id: str) -> Payout | None:
 
 def seller_visible(*, client: ApiClient, seller_id: str) -> bool:
     return payment_selectors.seller_get(client=client, seller_id=seller_id) is not None
+
+
+def open_payout_totals() -> dict[str, int]:
+    """``{currency: amount}`` of the payouts whose money has left the sellers' balances and not yet reached their
+    banks nor come back (pending, in transit, dead letter): what ``liabilities:payouts_in_transit`` should hold."""
+    rows = (Payout.objects.filter(state__in=[PayoutState.PENDING, PayoutState.IN_TRANSIT, PayoutState.DEAD_LETTER])
+            .values_list("currency").annotate(total=Sum("amount")))
+    return {currency: total for currency, total in rows}

@@ -2,18 +2,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 
 from django.db import models
 from django.db.models import Case, Count, F, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
+from core.money import format_money
+from ledger import accounts
+from ledger import selectors as ledger_selectors
 from payments import selectors as payment_selectors
+from payouts import selectors as payout_selectors
 from reconciliation.models import (
     Break,
     BreakClass,
     BreakState,
     MatchState,
     ReconciliationRun,
+    SettlementFile,
     SettlementLine,
     SettlementMatch,
 )
@@ -148,3 +156,166 @@ def settlement_reference_targets(*, reference: str, limit: int = 1000) -> tuple[
         psp_references.add(psp_reference)
         object_ids.update((merchant_reference, matched_object_id))
     return sorted(r for r in psp_references if r), sorted(i for i in object_ids if i)
+
+
+# -- the break workbench -------------------------------------------------------------------------------
+
+#: How far from a break's date a settlement line or an order with the same amount is shown as a candidate.
+NEAR_DAYS = 3
+#: At most this many settlement files settled near a break's date are searched for lines of the same amount.
+NEAR_FILES = 5
+
+
+def break_difference(*, brk: Break) -> tuple[int, str] | None:
+    """``(PSP or bank minus our books, currency)`` when both figures exist in one currency, else ``None``."""
+    if brk.expected_amount is None or brk.actual_amount is None:
+        return None
+    if (brk.expected_currency or "").lower() != (brk.actual_currency or "").lower():
+        return None
+    return brk.actual_amount - brk.expected_amount, brk.actual_currency.lower()
+
+
+def break_age(*, brk: Break, now: datetime | None = None) -> timedelta:
+    """How long the break has been open (until its resolution once resolved), from when a run found it."""
+    end = brk.resolved_at or now or timezone.now()
+    return max(end - brk.created_at, timedelta(0))
+
+
+def age_text(age: timedelta) -> str:
+    """``3 d 4 h``, ``5 h 12 min``, ``40 min``: an age as operators read it."""
+    minutes = int(age.total_seconds() // 60)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days} d {hours} h"
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
+def _break_day(brk: Break) -> date:
+    if brk.occurred_on:
+        return brk.occurred_on
+    if brk.line_id and brk.line.occurred_at:
+        return brk.line.occurred_at.date()
+    return timezone.localtime(brk.created_at).date()
+
+
+def _window(brk: Break) -> tuple[datetime, datetime]:
+    day = _break_day(brk)
+    zone = timezone.get_current_timezone()
+    return (datetime.combine(day - timedelta(days=NEAR_DAYS), time.min, zone),
+            datetime.combine(day + timedelta(days=NEAR_DAYS + 1), time.min, zone))
+
+
+def _break_amounts(brk: Break) -> set[tuple[int, str]]:
+    """The amounts a candidate may carry: the break's two figures, or its difference for a bank balance."""
+    if brk.break_class == BreakClass.BANK_BALANCE_MISMATCH:
+        difference = break_difference(brk=brk)
+        return {(abs(difference[0]), difference[1])} if difference and difference[0] else set()
+    return {(abs(amount), currency.lower()) for amount, currency in (
+        (brk.expected_amount, brk.expected_currency), (brk.actual_amount, brk.actual_currency))
+        if amount and currency}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A settlement line or a payment order that may explain a break, and why it is shown."""
+
+    obj: SettlementLine | payment_selectors.SettleableOrder
+    why: str
+
+
+def break_candidate_lines(*, brk: Break, limit: int = 20) -> list[Candidate]:
+    """Settlement lines that may be the other side of ``brk``: the same PSP reference, a reference naming the
+    break's object, or the same amount and currency within ``NEAR_DAYS`` of its date (searched in the
+    ``NEAR_FILES`` files settled nearest to it). Each read through ``settlement_lines_with_match``."""
+    reasons: dict[int, str] = {}
+
+    def found(queryset, why: str) -> None:
+        for pk in queryset.exclude(pk=brk.line_id or 0).values_list("pk", flat=True)[:limit]:
+            reasons.setdefault(pk, why)
+
+    if brk.psp_reference:
+        found(SettlementLine.objects.filter(psp_reference=brk.psp_reference), "same PSP reference")
+    if brk.object_id and brk.object_kind != "bank_statement":
+        found(SettlementLine.objects.filter(Q(merchant_reference=brk.object_id) | Q(source_reference=brk.object_id)),
+              f"its reference names {brk.object_id}")
+        found(SettlementLine.objects.filter(pk__in=SettlementMatch.objects.filter(object_id=brk.object_id)
+                                            .values("line_id")), f"matched to {brk.object_id}")
+    amounts = _break_amounts(brk)
+    if amounts:
+        start, end = _window(brk)
+        files = list(SettlementFile.objects.filter(settled_at__gte=start, settled_at__lt=end)
+                     .order_by("-settled_at").values_list("pk", flat=True)[:NEAR_FILES])
+        same_amount = Q(pk__in=[])
+        for amount, currency in amounts:
+            same_amount |= Q(currency__in=[currency, currency.upper()]) & (
+                Q(gross__in=[amount, -amount]) | Q(net__in=[amount, -amount]))
+        found(SettlementLine.objects.filter(same_amount, file_id__in=files, occurred_at__gte=start,
+                                            occurred_at__lt=end), "same amount and currency near the date")
+    lines = settlement_lines_with_match(lines=SettlementLine.objects.filter(pk__in=list(reasons)[:limit]))
+    return [Candidate(line, reasons[line.pk]) for line in lines.select_related("file").order_by("occurred_at", "pk")]
+
+
+def break_candidate_orders(*, brk: Break, limit: int = 20) -> list[Candidate]:
+    """Payment orders that may explain ``brk``: the one it names, the one its PSP reference (or its line's
+    merchant reference) finds, and orders of the same amount and currency completed within ``NEAR_DAYS``."""
+    orders = payment_selectors.settleable_orders()
+    reasons: dict[str, str] = {}
+
+    def found(queryset, why: str) -> None:
+        for pk in queryset.values_list("pk", flat=True)[:limit]:
+            reasons.setdefault(pk, why)
+
+    if brk.object_kind == "payment_order" and brk.object_id:
+        found(orders.filter(pk=brk.object_id), "the break's order")
+    if brk.psp_reference:
+        found(orders.filter(psp_reference=brk.psp_reference), "its PSP reference finds it")
+    if brk.line_id and brk.line.merchant_reference:
+        found(orders.filter(pk=brk.line.merchant_reference), "the line's merchant reference names it")
+    amounts = _break_amounts(brk) if brk.break_class != BreakClass.BANK_BALANCE_MISMATCH else set()
+    if amounts:
+        start, end = _window(brk)
+        same_amount = Q(pk__in=[])
+        for amount, currency in amounts:
+            same_amount |= Q(amount=amount, currency__in=[currency, currency.upper()])
+        found(orders.filter(same_amount, completed_at__gte=start, completed_at__lt=end).order_by("completed_at"),
+              "same amount and currency near the date")
+    return [Candidate(order, reasons[order.pk])
+            for order in orders.filter(pk__in=list(reasons)[:limit]).order_by("completed_at", "pk")]
+
+
+# -- the dashboard: ledger balances that should be a known figure after reconciliation ------------------
+
+@dataclass(frozen=True)
+class BalanceFlag:
+    account: str
+    currency: str
+    balance: int  # debit positive, minor units
+    should: str  # what it should be, in words or formatted
+    why: str
+
+
+def ledger_balance_flags() -> list[BalanceFlag]:
+    """Ledger accounts whose balance is not what the rest of the system says it must be (docs/console-breaks.md):
+
+    - ``assets:psp_receivable`` below zero: the books took more out of the PSP's balance (refunds, fees, payouts
+      received, sellers' payouts) than captures put in, which no PSP allows: a posting is missing or doubled;
+    - ``liabilities:payouts_in_transit`` unequal to the sellers' payouts still open (pending, in transit, dead
+      letter), so not zero when nothing is in transit.
+    Two indexed sums over the ledger's entries and one over open payouts."""
+    flags = []
+    for (code, currency), balance in sorted(ledger_selectors.balances_by_account(
+            code_prefix=accounts.PSP_RECEIVABLE).items()):
+        if code == accounts.PSP_RECEIVABLE and balance < 0:
+            flags.append(BalanceFlag(code, currency, balance, "0 or more",
+                                     "more booked out of the PSP's balance than captured into it"))
+    open_payouts = payout_selectors.open_payout_totals()
+    booked = {currency: balance for (code, currency), balance in ledger_selectors.balances_by_account(
+        code_prefix=accounts.PAYOUTS_IN_TRANSIT).items() if code == accounts.PAYOUTS_IN_TRANSIT}
+    for currency in sorted(set(open_payouts) | set(booked)):
+        expected = -open_payouts.get(currency, 0)
+        if booked.get(currency, 0) != expected:
+            flags.append(BalanceFlag(accounts.PAYOUTS_IN_TRANSIT, currency, booked.get(currency, 0),
+                                     format_money(expected, currency),
+                                     "unequal to the sellers' payouts still open (their total, as a credit)"))
+    return flags

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
@@ -157,13 +158,16 @@ class BreakAdmin(ReadOnlyAdmin):
     list_filter = ("break_class", "state", OwnerFilter, "file_format", "occurred_on", "created_at", "last_seen_run")
     search_fields = ("psp_reference", "object_id", "description", "key")
     date_hierarchy = "created_at"
-    readonly_fields = ("key", "break_class", "state", "run", "last_seen_run", "line", "file_format", "occurred_on",
-                       "expected_amount_money", "actual_amount_money", "object_kind", "object_id", "psp_reference",
-                       "description", "source_line", "resolution", "reason", "resolved_by", "resolved_at",
-                       "created_at", "owner")
+    # The workbench (its template) shows the class, state, figures, object, line, age and owner above these.
+    fields = ("key", "run", "last_seen_run", "file_format", "psp_reference", "source_line", "resolution", "reason",
+              "resolved_by", "resolved_at", "created_at")
+    readonly_fields = fields
     inlines = [BreakResolutionInline, CorrectionInline]
     actions = ["resolve_breaks", "propose_correction", "export_csv"]
     list_select_related = ("line", "line__file", "owner")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("line", "line__file", "owner")
     change_form_template = "admin/reconciliation/break/change_form.html"
     change_list_template = "admin/reconciliation/break/change_list.html"
 
@@ -188,7 +192,7 @@ class BreakAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Object", ordering="object_id")
     def object_link(self, obj: Break) -> str:
-        return object_link(obj)
+        return object_link(obj, kind=False)
 
     @admin.display(description="Line")
     def line_link(self, obj: Break) -> str:
@@ -214,7 +218,7 @@ class BreakAdmin(ReadOnlyAdmin):
                      name="reconciliation_break_work"), *super().get_urls()]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        brk = Break.objects.select_related("line", "line__file", "owner").filter(pk=object_id).first()
+        brk = self.get_object(request, unquote(object_id))  # None for an id that is no break's
         if brk is not None and self.has_view_permission(request, brk):
             extra_context = {**(extra_context or {}), "workbench": self._workbench(request, brk)}
         return super().change_view(request, object_id, form_url, extra_context)

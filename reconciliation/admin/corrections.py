@@ -4,6 +4,7 @@ admin log. Proposing is on the break (``breaks.BreakAdmin``)."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
@@ -119,7 +120,7 @@ class CorrectionAdmin(ReadOnlyAdmin):
                      name="reconciliation_correction_decide"), *super().get_urls()]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        correction = Correction.objects.filter(pk=object_id).first()
+        correction = self.get_object(request, unquote(object_id))  # None for an id that is no correction's
         decide = []
         if correction is not None and correction.state == "proposed" \
                 and request.user.has_perm("reconciliation.approve_correction"):

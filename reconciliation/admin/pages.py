@@ -61,13 +61,13 @@ def admin_link(viewname: str, pk, text) -> str:
         return str(text)
 
 
-def object_link(brk: Break) -> str:
+def object_link(brk: Break, *, kind: bool = True) -> str:
     """The break's object: a payment order or refund links to its admin page; a statement or payout is named."""
     if not brk.object_id:
         return "-"
     viewname = {"payment_order": "admin:payments_paymentorder_change",
                 "refund": "admin:payments_refund_change"}.get(brk.object_kind)
-    label = f"{brk.object_kind.replace('_', ' ')} {brk.object_id}".strip()
+    label = f"{brk.object_kind.replace('_', ' ')} {brk.object_id}".strip() if kind else brk.object_id
     return admin_link(viewname, brk.object_id, label) if viewname else label
 
 

@@ -77,6 +77,7 @@ def test_one_operator_proposes_the_write_off_another_approves_and_the_ledger_pos
 
         alice.click("text=Propose a correction")
         assert "Post anything now" in alice.content()
+        assert sideways_scroll(alice) <= 0 and serious_violations(alice) == []
         alice.select_option("#id_adjustment", "write_off_psp_receivable")
         alice.fill("#id_reason", "The PSP short-paid 1.00 USD on pi_short")
         alice.click("input[type=submit][value=Propose]")
@@ -89,6 +90,7 @@ def test_one_operator_proposes_the_write_off_another_approves_and_the_ledger_pos
         bob.goto(f"{live_server.url}/admin/reconciliation/break/{amount_break.pk}/change/")
         bob.click(f"text=Approve and post correction #{correction.pk}")
         assert "expenses:psp_fees 1.00 USD" in bob.content()
+        assert sideways_scroll(bob) <= 0 and serious_violations(bob) == []
         bob.fill("#id_reason", "Matches the PSP's report")
         bob.click("input[type=submit][value='Approve and post']")
         bob.wait_for_selector(".messagelist")

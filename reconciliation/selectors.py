@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+from django.core.cache import cache
 from django.db import models
 from django.db.models import Case, Count, F, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
@@ -21,7 +22,6 @@ from reconciliation.models import (
     BreakState,
     MatchState,
     ReconciliationRun,
-    SettlementFile,
     SettlementLine,
     SettlementMatch,
 )
@@ -160,11 +160,8 @@ def settlement_reference_targets(*, reference: str, limit: int = 1000) -> tuple[
 
 # -- the break workbench -------------------------------------------------------------------------------
 
-#: How far from a break's date a settlement line or an order with the same amount is shown as a candidate.
+#: How far from a break's date a line or an order of the same amount is shown as a candidate.
 NEAR_DAYS = 3
-#: At most this many settlement files settled near a break's date are searched for lines of the same amount.
-NEAR_FILES = 5
-
 
 def break_difference(*, brk: Break) -> tuple[int, str] | None:
     """``(PSP or bank minus our books, currency)`` when both figures exist in one currency, else ``None``."""
@@ -225,45 +222,47 @@ class Candidate:
 
 
 def break_candidate_lines(*, brk: Break, limit: int = 20) -> list[Candidate]:
-    """Settlement lines that may be the other side of ``brk``: the same PSP reference, a reference naming the
-    break's object, or the same amount and currency within ``NEAR_DAYS`` of its date (searched in the
-    ``NEAR_FILES`` files settled nearest to it). Each read through ``settlement_lines_with_match``."""
+    """Settlement lines that may be the other side of ``brk``: those with its PSP reference, those a run matched
+    to its payment order, and the lines left unexplained (a break or an unrelated bank line) of the same amount
+    and currency within ``NEAR_DAYS`` of its date. Each statement is on an index (a matched line is explained
+    already: scanning every line of the week for an amount would cost seconds a page at a million lines a
+    night). Each read through ``settlement_lines_with_match``."""
     reasons: dict[int, str] = {}
 
     def found(queryset, why: str) -> None:
-        for pk in queryset.exclude(pk=brk.line_id or 0).values_list("pk", flat=True)[:limit]:
+        for pk in queryset.exclude(pk=brk.line_id or 0).order_by().values_list("pk", flat=True)[:limit]:
             reasons.setdefault(pk, why)
 
     if brk.psp_reference:
         found(SettlementLine.objects.filter(psp_reference=brk.psp_reference), "same PSP reference")
-    if brk.object_id and brk.object_kind != "bank_statement":
-        found(SettlementLine.objects.filter(Q(merchant_reference=brk.object_id) | Q(source_reference=brk.object_id)),
-              f"its reference names {brk.object_id}")
-        found(SettlementLine.objects.filter(pk__in=SettlementMatch.objects.filter(object_id=brk.object_id)
-                                            .values("line_id")), f"matched to {brk.object_id}")
+    if brk.object_kind == "payment_order" and brk.object_id:
+        found(SettlementLine.objects.filter(pk__in=SettlementMatch.objects.filter(
+            kind="payment_order", object_id=brk.object_id).values("line_id")), f"matched to {brk.object_id}")
     amounts = _break_amounts(brk)
     if amounts:
         start, end = _window(brk)
-        files = list(SettlementFile.objects.filter(settled_at__gte=start, settled_at__lt=end)
-                     .order_by("-settled_at").values_list("pk", flat=True)[:NEAR_FILES])
         same_amount = Q(pk__in=[])
         for amount, currency in amounts:
             same_amount |= Q(currency__in=[currency, currency.upper()]) & (
                 Q(gross__in=[amount, -amount]) | Q(net__in=[amount, -amount]))
-        found(SettlementLine.objects.filter(same_amount, file_id__in=files, occurred_at__gte=start,
-                                            occurred_at__lt=end), "same amount and currency near the date")
+        found(SettlementLine.objects.filter(same_amount, match__state__in=[MatchState.BREAK, MatchState.UNRELATED],
+                                            occurred_at__gte=start, occurred_at__lt=end),
+              "unexplained, same amount and currency near the date")
     lines = settlement_lines_with_match(lines=SettlementLine.objects.filter(pk__in=list(reasons)[:limit]))
     return [Candidate(line, reasons[line.pk]) for line in lines.select_related("file").order_by("occurred_at", "pk")]
 
 
 def break_candidate_orders(*, brk: Break, limit: int = 20) -> list[Candidate]:
     """Payment orders that may explain ``brk``: the one it names, the one its PSP reference (or its line's
-    merchant reference) finds, and orders of the same amount and currency completed within ``NEAR_DAYS``."""
+    merchant reference) finds, and, of the same amount and currency, the orders whose outcome is open
+    (no date: the janitor decides them within minutes), those that failed within ``NEAR_DAYS`` (the PSP may have
+    captured one) and those that succeeded but no line settled (an open ``missing_in_settlement`` break) within
+    ``NEAR_DAYS``. Every statement is on an index: orders that succeeded and settled are explained already."""
     orders = payment_selectors.settleable_orders()
     reasons: dict[str, str] = {}
 
     def found(queryset, why: str) -> None:
-        for pk in queryset.values_list("pk", flat=True)[:limit]:
+        for pk in queryset.order_by().values_list("pk", flat=True)[:limit]:
             reasons.setdefault(pk, why)
 
     if brk.object_kind == "payment_order" and brk.object_id:
@@ -278,8 +277,17 @@ def break_candidate_orders(*, brk: Break, limit: int = 20) -> list[Candidate]:
         same_amount = Q(pk__in=[])
         for amount, currency in amounts:
             same_amount |= Q(amount=amount, currency__in=[currency, currency.upper()])
-        found(orders.filter(same_amount, completed_at__gte=start, completed_at__lt=end).order_by("completed_at"),
-              "same amount and currency near the date")
+        found(orders.filter(same_amount, state__in=payment_selectors.OPEN_ORDER_STATES),
+              "same amount and currency, outcome still open")
+        found(orders.filter(same_amount, state=payment_selectors.FAILED_ORDER_STATE, completed_at__gte=start,
+                            completed_at__lt=end), "same amount and currency, failed near the date")
+        unsettled = Q(pk__in=[])
+        for amount, currency in amounts:
+            unsettled |= Q(expected_amount=amount, expected_currency__in=[currency, currency.upper()])
+        found(orders.filter(pk__in=Break.objects.filter(
+            unsettled, state=BreakState.OPEN, break_class=BreakClass.MISSING_IN_SETTLEMENT,
+            occurred_on__gte=start.date(), occurred_on__lt=end.date()).exclude(pk=brk.pk).values("object_id")),
+            "same amount and currency, succeeded but not settled")
     return [Candidate(order, reasons[order.pk])
             for order in orders.filter(pk__in=list(reasons)[:limit]).order_by("completed_at", "pk")]
 
@@ -295,27 +303,36 @@ class BalanceFlag:
     why: str
 
 
-def ledger_balance_flags() -> list[BalanceFlag]:
-    """Ledger accounts whose balance is not what the rest of the system says it must be (docs/console-breaks.md):
+#: How long the dashboard reuses the flags: each is a sum over every entry of its account (about 0.6 ms per
+#: thousand entries of ``assets:psp_receivable``, one per capture, refund or fee), too much for every page view.
+LEDGER_FLAGS_MAX_AGE = 60
+_LEDGER_FLAGS_CACHE_KEY = "reconciliation:ledger_balance_flags"
+
+
+def ledger_balance_flags(*, max_age: int = LEDGER_FLAGS_MAX_AGE) -> tuple[datetime, list[BalanceFlag]]:
+    """``(as of, flags)``: ledger accounts whose balance is not what the rest of the system says it must be
+    (docs/console-breaks.md), computed at most every ``max_age`` seconds (0: now):
 
     - ``assets:psp_receivable`` below zero: the books took more out of the PSP's balance (refunds, fees, payouts
       received, sellers' payouts) than captures put in, which no PSP allows: a posting is missing or doubled;
     - ``liabilities:payouts_in_transit`` unequal to the sellers' payouts still open (pending, in transit, dead
-      letter), so not zero when nothing is in transit.
-    Two indexed sums over the ledger's entries and one over open payouts."""
-    flags = []
-    for (code, currency), balance in sorted(ledger_selectors.balances_by_account(
-            code_prefix=accounts.PSP_RECEIVABLE).items()):
-        if code == accounts.PSP_RECEIVABLE and balance < 0:
-            flags.append(BalanceFlag(code, currency, balance, "0 or more",
-                                     "more booked out of the PSP's balance than captured into it"))
+      letter), so not zero when nothing is in transit."""
+    cached = cache.get(_LEDGER_FLAGS_CACHE_KEY) if max_age else None
+    if cached is not None:
+        return cached
+    flags = [BalanceFlag(accounts.PSP_RECEIVABLE, currency, balance, "0 or more",
+                         "more booked out of the PSP's balance than captured into it")
+             for currency, balance in sorted(ledger_selectors.account_balances(code=accounts.PSP_RECEIVABLE).items())
+             if balance < 0]
     open_payouts = payout_selectors.open_payout_totals()
-    booked = {currency: balance for (code, currency), balance in ledger_selectors.balances_by_account(
-        code_prefix=accounts.PAYOUTS_IN_TRANSIT).items() if code == accounts.PAYOUTS_IN_TRANSIT}
+    booked = ledger_selectors.account_balances(code=accounts.PAYOUTS_IN_TRANSIT)
     for currency in sorted(set(open_payouts) | set(booked)):
         expected = -open_payouts.get(currency, 0)
         if booked.get(currency, 0) != expected:
             flags.append(BalanceFlag(accounts.PAYOUTS_IN_TRANSIT, currency, booked.get(currency, 0),
                                      format_money(expected, currency),
                                      "unequal to the sellers' payouts still open (their total, as a credit)"))
-    return flags
+    result = (timezone.now(), flags)
+    if max_age:
+        cache.set(_LEDGER_FLAGS_CACHE_KEY, result, max_age)
+    return result

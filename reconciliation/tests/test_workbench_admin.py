@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import DataError, IntegrityError, InternalError, ProgrammingError, connection, transaction
 from django.test import Client
@@ -17,9 +18,11 @@ from django.utils import timezone
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from ledger.services import EntrySpec, ledger_transaction_post
+from payments.models import PaymentOrderState
+from payments.tests.factories import PaymentOrderFactory
 from reconciliation.models import Break, BreakNote, Correction, ReconciliationRun, SettlementFile
 
-from .test_corrections import amount_break, captured, receivable  # noqa: F401 - fixtures and helpers
+from .test_corrections import amount_break, receivable  # noqa: F401 - fixtures and helpers
 from .test_corrections_admin import operator
 from .test_importers import SAMPLES
 
@@ -55,7 +58,13 @@ def bob() -> Client:
 
 
 def test_the_workbench_shows_the_break_its_candidates_and_the_actions_allowed(amount_break, alice, bob):  # noqa: F811
-    twin = captured(amount=1900, psp_reference="pi_twin")  # same amount as the PSP's figure, same day
+    # Of the PSP's amount: an order the PSP has not decided yet, one that failed today, and one captured and
+    # settled (explained already: not a candidate).
+    undecided = PaymentOrderFactory(state=PaymentOrderState.UNKNOWN, amount=1900, currency="usd")
+    failed = PaymentOrderFactory(state=PaymentOrderState.FAILED, amount=1900, currency="usd",
+                                 completed_at=timezone.now())
+    settled_elsewhere = PaymentOrderFactory(state=PaymentOrderState.FAILED, amount=1900, currency="usd",
+                                            completed_at=timezone.now() - timedelta(days=10))
     page = alice.get(page_of(amount_break))
     html = page.content.decode()
     assert page.status_code == 200
@@ -63,7 +72,10 @@ def test_the_workbench_shows_the_break_its_candidates_and_the_actions_allowed(am
     assert "Candidate settlement lines" in html and "Candidate payment orders" in html
     order = Break.objects.get(pk=amount_break.pk).object_id
     assert reverse("admin:payments_paymentorder_change", args=[order]) in html  # the object is linked
-    assert "the break&#x27;s order" in html and twin.id in html and "same amount and currency near the date" in html
+    assert "the break&#x27;s order" in html
+    assert undecided.id in html and "same amount and currency, outcome still open" in html
+    assert failed.id in html and "same amount and currency, failed near the date" in html
+    assert settled_elsewhere.id not in html  # failed ten days before: too far
     assert work(amount_break, "propose") in html and work(amount_break, "assign") in html
     assert "Assign to me" in html and work(amount_break, "note") in html
     approver_page = bob.get(page_of(amount_break)).content.decode()
@@ -225,12 +237,15 @@ def test_the_queue_has_difference_age_owner_and_links(amount_break, alice):  # n
 
 def test_the_dashboard_flags_ledger_accounts_that_should_be_zero(admin_client):
     index = reverse("admin:index")
+    cache.clear()  # the dashboard reuses the flags for a minute
     assert b"recon-ledger-flag" not in admin_client.get(index).content
     ledger_transaction_post(idempotency_key="test:overdrawn", description="a refund booked twice", entries=[
         EntrySpec(accounts.PSP_FEES, "usd", 11273), EntrySpec(accounts.PSP_RECEIVABLE, "usd", -11273)])
     ledger_transaction_post(idempotency_key="test:in-transit", description="a payout posting without its payout",
                             entries=[EntrySpec(accounts.seller_payable("sel_x"), "eur", 500),
                                      EntrySpec(accounts.PAYOUTS_IN_TRANSIT, "eur", -500)])
+    assert b"recon-ledger-flag" not in admin_client.get(index).content  # as of a minute ago at most
+    cache.clear()
     html = admin_client.get(index).content.decode()
     assert "assets:psp_receivable in USD is -112.73 USD" in html
     assert "liabilities:payouts_in_transit in EUR is -5.00 EUR" in html and "should be 0" in html

@@ -169,7 +169,6 @@ class BreakAdmin(ReadOnlyAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("line", "line__file", "owner")
     change_form_template = "admin/reconciliation/break/change_form.html"
-    change_list_template = "admin/reconciliation/break/change_list.html"
 
     # -- the queue ------------------------------------------------------------------------------------------
     @admin.display(description="Class", ordering="break_class")

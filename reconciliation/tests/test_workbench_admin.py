@@ -20,9 +20,10 @@ from ledger import selectors as ledger_selectors
 from ledger.services import EntrySpec, ledger_transaction_post
 from payments.models import PaymentOrderState
 from payments.tests.factories import PaymentOrderFactory
-from reconciliation.models import Break, BreakNote, Correction, ReconciliationRun, SettlementFile
+from reconciliation.models import Break, BreakNote, Correction, ReconciliationRun, SettlementFile, SettlementLine
 
-from .test_corrections import amount_break, receivable  # noqa: F401 - fixtures and helpers
+from .helpers import row
+from .test_corrections import amount_break, fee, receivable, settled  # noqa: F401 - fixtures and helpers
 from .test_corrections_admin import operator
 from .test_importers import SAMPLES
 
@@ -57,7 +58,12 @@ def bob() -> Client:
     return operator("bob", "Finance approvers")
 
 
-def test_the_workbench_shows_the_break_its_candidates_and_the_actions_allowed(amount_break, alice, bob):  # noqa: F811
+def test_the_workbench_shows_the_break_its_candidates_and_the_actions_allowed(amount_break, alice, bob,  # noqa: F811
+                                                                             tmp_path):
+    # A charge of the same 19.00 the PSP settled under a reference we do not know: unexplained, a candidate.
+    settled(tmp_path, [row("charge", gross=1900, fee=fee(1900), pi="pi_unknown_to_us",
+                           created=timezone.now() - timedelta(hours=2))])
+    stranger = SettlementLine.objects.get(psp_reference="pi_unknown_to_us")
     # Of the PSP's amount: an order the PSP has not decided yet, one that failed today, and one captured and
     # settled (explained already: not a candidate).
     undecided = PaymentOrderFactory(state=PaymentOrderState.UNKNOWN, amount=1900, currency="usd")
@@ -76,6 +82,8 @@ def test_the_workbench_shows_the_break_its_candidates_and_the_actions_allowed(am
     assert undecided.id in html and "same amount and currency, outcome still open" in html
     assert failed.id in html and "same amount and currency, failed near the date" in html
     assert settled_elsewhere.id not in html  # failed ten days before: too far
+    assert reverse("admin:reconciliation_settlementline_change", args=[stranger.pk]) in html
+    assert "unexplained, same amount and currency near the date" in html
     assert work(amount_break, "propose") in html and work(amount_break, "assign") in html
     assert "Assign to me" in html and work(amount_break, "note") in html
     approver_page = bob.get(page_of(amount_break)).content.decode()

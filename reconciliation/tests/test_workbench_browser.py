@@ -97,6 +97,11 @@ def test_one_operator_proposes_the_write_off_another_approves_and_the_ledger_pos
         assert "approved and posted" in bob.inner_text(".messagelist")
         assert Break.objects.get(pk=amount_break.pk).resolution == "written_off"
 
+        for path in ("/admin/reconciliation/correction/?state=all", "/admin/reconciliation/reconciliationrun/",
+                     f"/admin/reconciliation/reconciliationrun/{amount_break.run_id}/change/"):
+            bob.goto(live_server.url + path)
+            assert sideways_scroll(bob) <= 0, f"{path} scrolls sideways at 1440 px"
+            assert serious_violations(bob) == [], path
         bob.goto(f"{live_server.url}/admin/ledger/ledgertransaction/?q={key}")
         assert key in bob.inner_text("#result_list")
         assert ledger_selectors.postings_count_by_key(keys=[key]) == {key: 1}

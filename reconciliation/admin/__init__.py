@@ -47,10 +47,13 @@ def _table(header: tuple[str, ...], rows, money_columns: tuple[int, ...] = ()) -
     """An HTML table of ``rows`` (cells already formatted), amounts right-aligned."""
     if not rows:
         return "-"
-    head = format_html_join("", "<th scope=\"col\">{}</th>", ((h,) for h in header))
-    body = format_html_join("", "<tr>{}</tr>", ((format_html_join(
-        "", "{}", ((format_html('<td class="money">{}</td>', cell) if i in money_columns
-                    else format_html("<td>{}</td>", cell),) for i, cell in enumerate(row))),) for row in rows))
+    head = format_html_join("", '<th scope="col">{}</th>', ((name,) for name in header))
+
+    def cells(row) -> str:
+        return format_html_join("", "{}", ((format_html('<td class="money">{}</td>' if i in money_columns
+                                                        else "<td>{}</td>", cell),) for i, cell in enumerate(row)))
+
+    body = format_html_join("", "<tr>{}</tr>", ((cells(row),) for row in rows))
     return format_html('<table class="recon-data"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>', head, body)
 
 

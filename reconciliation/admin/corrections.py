@@ -3,6 +3,9 @@ another with ``approve_correction``, each decision on a confirmation page asking
 admin log. Proposing is on the break (``breaks.BreakAdmin``)."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.http import Http404, HttpRequest, HttpResponseRedirect
@@ -18,20 +21,34 @@ from reconciliation.services import ADJUSTMENTS, correction_approve, correction_
 
 from .pages import Subject, actor_of, break_rows, confirm, correction_rows, forbidden, legs_text, log_change
 
-#: decision -> (service, title, submit, done, will, will not)
+
+@dataclass(frozen=True)
+class Decision:
+    """Approving or rejecting a correction: its service, its page's words, what it will and will not do."""
+
+    service: Callable[..., Correction]
+    title: str
+    submit: str
+    done: str
+    will: Callable[[Correction], list[str]]
+    will_not: Callable[[Correction], list[str]]
+
+
 DECISIONS = {
-    "approve": (correction_approve, "Approve and post the correction", "Approve and post", "approved and posted",
-                lambda c: [f"Post these legs to the ledger, once, under the key correction:{c.pk}: {legs_text(c)}.",
-                           f"Resolve break #{c.brk_id} as {ADJUSTMENTS[c.adjustment].resolution.label}, in the same"
-                           " transaction, with your name and reason in its audit trail."],
-                lambda c: ["Let the operator who proposed it approve it (maker-checker: another operator must).",
-                           "Post twice: a retried or repeated approval finds the posting already made.",
-                           "Change the legs: what was proposed is exactly what is posted.",
-                           "Move any seller's wallet or call the PSP."]),
-    "reject": (correction_reject, "Reject the correction", "Reject", "rejected",
-               lambda c: ["Mark the correction rejected, with your name and reason.",
-                          f"Leave break #{c.brk_id} open, for another proposal or a resolution."],
-               lambda c: ["Post anything to the ledger.", "Resolve the break."]),
+    "approve": Decision(
+        correction_approve, "Approve and post the correction", "Approve and post", "approved and posted",
+        lambda c: [f"Post these legs to the ledger, once, under the key correction:{c.pk}: {legs_text(c)}.",
+                   f"Resolve break #{c.brk_id} as {ADJUSTMENTS[c.adjustment].resolution.label}, in the same"
+                   " transaction, with your name and reason in its audit trail."],
+        lambda c: ["Let the operator who proposed it approve it (maker-checker: another operator must).",
+                   "Post twice: a retried or repeated approval finds the posting already made.",
+                   "Change the legs: what was proposed is exactly what is posted.",
+                   "Move any seller's wallet or call the PSP."]),
+    "reject": Decision(
+        correction_reject, "Reject the correction", "Reject", "rejected",
+        lambda c: ["Mark the correction rejected, with your name and reason.",
+                   f"Leave break #{c.brk_id} open, for another proposal or a resolution."],
+        lambda c: ["Post anything to the ledger.", "Resolve the break."]),
 }
 
 
@@ -124,14 +141,13 @@ class CorrectionAdmin(ReadOnlyAdmin):
         decide = []
         if correction is not None and correction.state == "proposed" \
                 and request.user.has_perm("reconciliation.approve_correction"):
-            decide = [(DECISIONS[d][2], reverse("admin:reconciliation_correction_decide", args=[correction.pk, d]))
+            decide = [(DECISIONS[d].submit, reverse("admin:reconciliation_correction_decide", args=[correction.pk, d]))
                       for d in DECISIONS]
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), "decide": decide})
 
     def _apply(self, request, correction: Correction, decision: str, reason: str) -> str:
-        service, _, _, done, _, _ = DECISIONS[decision]
-        service(correction_id=correction.pk, reason=reason, actor=actor_of(request))
-        message = f"Correction #{correction.pk} of break #{correction.brk_id} {done}: {reason}"
+        DECISIONS[decision].service(correction_id=correction.pk, reason=reason, actor=actor_of(request))
+        message = f"Correction #{correction.pk} of break #{correction.brk_id} {DECISIONS[decision].done}: {reason}"
         log_change(request, correction, message)
         return message
 
@@ -142,10 +158,10 @@ class CorrectionAdmin(ReadOnlyAdmin):
         correction = get_object_or_404(Correction.objects.select_related("brk", "brk__line", "brk__line__file",
                                                                          "brk__owner"), pk=object_id)
         back = reverse("admin:reconciliation_break_change", args=[correction.brk_id])
-        _, title, submit, _, will, will_not = DECISIONS[decision]
+        chosen = DECISIONS[decision]
         if not request.user.has_perm("reconciliation.approve_correction"):
             return forbidden(request, self.admin_site, permission="reconciliation.approve_correction",
-                             what=title.lower(), back=back)
+                             what=chosen.title.lower(), back=back)
         form = ReasonForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
@@ -159,15 +175,15 @@ class CorrectionAdmin(ReadOnlyAdmin):
                   if correction.proposed_by == actor_of(request) and decision == "approve" else "")
         subjects = [Subject(f"Correction #{correction.pk}", correction_rows(correction)),
                     Subject(f"Its break, #{correction.brk_id}", break_rows(correction.brk))]
-        return confirm(request, self, title=title, subjects=subjects, will=will(correction),
-                       will_not=will_not(correction), form=form, submit=submit, back=back, notice=notice,
+        return confirm(request, self, title=chosen.title, subjects=subjects, will=chosen.will(correction),
+                       will_not=chosen.will_not(correction), form=form, submit=chosen.submit, back=back, notice=notice,
                        status=400 if request.method == "POST" else 200)
 
     def _decide(self, request, queryset, decision: str):
         """The changelist action: one confirmation page for the selected corrections, then each decided."""
         corrections = list(queryset.select_related("brk", "brk__line", "brk__line__file", "brk__owner")
                            .order_by("pk"))
-        _, title, submit, done, will, will_not = DECISIONS[decision]
+        chosen = DECISIONS[decision]
         form = ReasonForm(request.POST if request.POST.get("confirmed") else None)
         if request.POST.get("confirmed") and form.is_valid():
             outcomes = []
@@ -175,17 +191,18 @@ class CorrectionAdmin(ReadOnlyAdmin):
                 try:
                     self._apply(request, correction, decision, form.cleaned_data["reason"])
                 except ReconciliationError as exc:
-                    outcomes.append(f"{correction}: not {done} ({exc})")
+                    outcomes.append(f"{correction}: not {chosen.done} ({exc})")
                 else:
-                    outcomes.append(f"{correction}: {done}")
+                    outcomes.append(f"{correction}: {chosen.done}")
             self.message_user(request, "; ".join(outcomes), messages.SUCCESS)
             return None
         action = f"{decision}_corrections"
         hidden = [("action", action), ("confirmed", "1"), *(("_selected_action", c.pk) for c in corrections)]
         subjects = [Subject(f"Correction #{c.pk}", correction_rows(c)) for c in corrections]
-        return confirm(request, self, title=f"{title}: {len(corrections)} selected", subjects=subjects,
-                       will=[line for c in corrections for line in will(c)],
-                       will_not=will_not(corrections[0]) if corrections else [], form=form, submit=submit,
+        return confirm(request, self, title=f"{chosen.title}: {len(corrections)} selected", subjects=subjects,
+                       will=[line for c in corrections for line in chosen.will(c)],
+                       will_not=chosen.will_not(corrections[0]) if corrections else [], form=form,
+                       submit=chosen.submit,
                        back=reverse("admin:reconciliation_correction_changelist"), hidden=hidden)
 
     @admin.action(description="Approve the selected corrections: post them (asks for a reason)",

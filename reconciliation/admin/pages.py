@@ -13,6 +13,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from core.money import format_money
+from reconciliation import selectors
 from reconciliation.models import Break, Correction, SettlementLine
 
 
@@ -79,8 +80,6 @@ def line_link(line: SettlementLine | None) -> str:
 
 
 def break_rows(brk: Break) -> list[tuple[str, object]]:
-    from reconciliation import selectors
-
     difference = selectors.break_difference(brk=brk)
     return [
         ("Break", admin_link("admin:reconciliation_break_change", brk.pk, f"#{brk.pk} {brk.break_class}")),

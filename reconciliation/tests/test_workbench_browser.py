@@ -21,12 +21,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True),
 WIDTH, HEIGHT = 1440, 900
 
 
-def operator_in(browser, live_server, username: str, group: str):
+def operator_in(browser, live_server, username: str, group: str, *, width: int = WIDTH, height: int = HEIGHT):
     """A browser context logged in through the admin's login page as a member of ``group``."""
     call_command("create_operator_groups", stdout=open(os.devnull, "w"))  # noqa: SIM115 - closed with the process
     user = User.objects.create_user(username, password=f"pw-{username}-console-1", is_staff=True)
     user.groups.add(Group.objects.get(name=group))
-    context = browser.new_context(viewport={"width": WIDTH, "height": HEIGHT})
+    context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     page.goto(f"{live_server.url}/admin/login/")
     page.fill("#id_username", username)
@@ -108,3 +108,17 @@ def test_one_operator_proposes_the_write_off_another_approves_and_the_ledger_pos
     finally:
         alice_context.close()
         bob_context.close()
+
+
+def test_a_break_s_page_on_a_phone_does_not_scroll_sideways(chromium, live_server, amount_break):  # noqa: F811
+    context, page = operator_in(chromium, live_server, "alice", "Finance operators", width=390, height=844)
+    try:
+        page.goto(f"{live_server.url}/admin/reconciliation/break/{amount_break.pk}/change/")
+        page.wait_for_selector(".recon-workbench")
+        assert sideways_scroll(page) <= 0, "a break's page scrolls sideways at 390 px"
+        shot(page, "break-workbench-390")
+        page.click("text=Propose a correction")
+        shot(page, "break-propose-390")
+        assert sideways_scroll(page) <= 0, "the confirmation page scrolls sideways at 390 px"
+    finally:
+        context.close()

@@ -25,6 +25,14 @@ class OperatorsAdminSite(admin.AdminSite):
             "volumes": volumes,
             "attention": payment_selectors.attention_counts(),
             "open_breaks": sorted(reconciliation_selectors.open_break_counts().items()),
+            **self._ledger_flags(),
             **(extra_context or {}),
         }
         return super().index(request, extra_context=context)
+
+    @staticmethod
+    def _ledger_flags() -> dict:
+        as_of, flags = reconciliation_selectors.ledger_balance_flags()
+        return {"ledger_flags_as_of": as_of,
+                "ledger_flags": [{"flag": flag, "balance_display": format_money(flag.balance, flag.currency)}
+                                 for flag in flags]}

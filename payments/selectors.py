@@ -12,6 +12,7 @@ from core.models import ApiClient
 from core.money import CURRENCY_EXPONENTS, format_money
 from ledger import selectors as ledger_selectors
 from payments.models import (
+    OPEN_STATES,
     CheckoutSession,
     PaymentEvent,
     PaymentEventState,
@@ -128,6 +129,12 @@ def settleable_order_view() -> str:
 def settleable_orders() -> QuerySet[SettleableOrder]:
     """Payment orders as reconciliation reads them with the ORM (``SettleableOrder``: the view above)."""
     return SettleableOrder.objects.all()
+
+
+#: ``SettleableOrder.state`` values whose outcome the PSP may still decide, and the failed one: where
+#: reconciliation's break workbench looks for an order the PSP captured after all.
+OPEN_ORDER_STATES = tuple(str(state) for state in OPEN_STATES)
+FAILED_ORDER_STATE = str(PaymentOrderState.FAILED)
 
 
 def order_volumes_since(*, since: datetime) -> list[dict]:

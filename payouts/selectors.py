@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Exists, Q, QuerySet
+from django.db.models import Exists, Q, QuerySet, Sum
 from django.utils import timezone
 
 from core.models import ApiClient, IdempotencyRecord
@@ -169,3 +169,9 @@ def payout_amounts(*, payout_ids: Iterable[str]) -> dict[str, tuple[str, int]]:
     """``id -> (state, amount)`` of the payouts of ``payout_ids`` that exist."""
     return {pid: (state, amount) for pid, state, amount in
             Payout.objects.filter(pk__in=sorted(set(payout_ids))).values_list("id", "state", "amount")}
+def open_payout_totals() -> dict[str, int]:
+    """``{currency: amount}`` of the payouts whose money has left the sellers' balances and not yet reached their
+    banks nor come back (pending, in transit, dead letter): what ``liabilities:payouts_in_transit`` should hold."""
+    rows = (Payout.objects.filter(state__in=[PayoutState.PENDING, PayoutState.IN_TRANSIT, PayoutState.DEAD_LETTER])
+            .values_list("currency").annotate(total=Sum("amount")))
+    return {currency: total for currency, total in rows}

@@ -16,6 +16,12 @@ class BreakResolutionError(ReconciliationError):
     """A break cannot be resolved as asked (already resolved, no reason, unknown resolution)."""
 
 
+class BreakWorkError(ReconciliationError, InvalidRequest):
+    """A note or an owner change that cannot be made as asked (no text or reason, not an operator, not open)."""
+
+    code = "break_work_invalid"
+
+
 class CorrectionInvalid(ReconciliationError, InvalidRequest):
     """A correction that can never be made as asked (no reason, unknown adjustment, a break without money)."""
 

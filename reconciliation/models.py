@@ -5,6 +5,7 @@ Text read from files is stored as ``TextField`` (no length limit a bank could ex
 """
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.utils import timezone
@@ -156,6 +157,7 @@ class ReconciliationRun(models.Model):
 
     class Meta:
         ordering = ["-started_at", "-id"]
+        permissions = [("run_reconciliation", "Can reconcile a day again from the console")]
 
     def __str__(self) -> str:
         return f"Run #{self.pk} for {self.date}"
@@ -218,10 +220,13 @@ class Break(models.Model):
     resolved_by = models.CharField(max_length=100, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                              related_name="+", help_text="The operator working it (each change is a note).")
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        permissions = [("resolve_break", "Can resolve reconciliation breaks")]
+        permissions = [("resolve_break", "Can resolve reconciliation breaks"),
+                       ("work_break", "Can assign reconciliation breaks and write notes on them")]
 
     def __str__(self) -> str:
         return f"{self.break_class} #{self.pk}"
@@ -243,6 +248,28 @@ class BreakResolution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.brk_id}: {self.from_state} → {self.to_state} by {self.actor}"
+
+
+class BreakNoteKind(models.TextChoices):
+    NOTE = "note"
+    OWNER = "owner", "owner changed"
+
+
+class BreakNote(models.Model):
+    """What operators wrote on a break while working it, and each change of its owner: append-only
+    (PostgreSQL refuses an UPDATE or DELETE, migration 0006)."""
+
+    brk = models.ForeignKey(Break, on_delete=models.PROTECT, related_name="notes", verbose_name="break")
+    kind = models.CharField(max_length=16, choices=BreakNoteKind.choices, default=BreakNoteKind.NOTE)
+    text = models.TextField()
+    actor = models.CharField(max_length=100, help_text="operator:<username>")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.brk_id}: {self.kind} by {self.actor}"
 
 
 class CorrectionState(models.TextChoices):

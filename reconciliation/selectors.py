@@ -2,13 +2,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 
+from django.core.cache import cache
 from django.db import models
 from django.db.models import Case, Count, F, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
+from core.money import format_money
+from ledger import accounts
+from ledger import selectors as ledger_selectors
 from payments import selectors as payment_selectors
+from payouts import selectors as payout_selectors
 from reconciliation.models import (
     SELLER_PAYOUT_MATCH,
     Break,
@@ -194,3 +201,181 @@ def payout_lines_matched(*, payout_ids: list[str]) -> dict[str, list[tuple[str, 
         amount = -(net or 0) if record_type in TAKEN_OUT else (net or 0)
         matched.setdefault(payout_id, []).append((record_type, line_id, amount))
     return matched
+# -- the break workbench -------------------------------------------------------------------------------
+
+#: How far from a break's date a line or an order of the same amount is shown as a candidate.
+NEAR_DAYS = 3
+
+def break_difference(*, brk: Break) -> tuple[int, str] | None:
+    """``(PSP or bank minus our books, currency)`` when both figures exist in one currency, else ``None``."""
+    if brk.expected_amount is None or brk.actual_amount is None:
+        return None
+    if (brk.expected_currency or "").lower() != (brk.actual_currency or "").lower():
+        return None
+    return brk.actual_amount - brk.expected_amount, brk.actual_currency.lower()
+
+
+def break_age(*, brk: Break, now: datetime | None = None) -> timedelta:
+    """How long the break has been open (until its resolution once resolved), from when a run found it."""
+    end = brk.resolved_at or now or timezone.now()
+    return max(end - brk.created_at, timedelta(0))
+
+
+def age_text(age: timedelta) -> str:
+    """``3 d 4 h``, ``5 h 12 min``, ``40 min``: an age as operators read it."""
+    minutes = int(age.total_seconds() // 60)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days} d {hours} h"
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
+def _break_day(brk: Break) -> date:
+    if brk.occurred_on:
+        return brk.occurred_on
+    if brk.line_id and brk.line.occurred_at:
+        return brk.line.occurred_at.date()
+    return timezone.localtime(brk.created_at).date()
+
+
+def _window(brk: Break) -> tuple[datetime, datetime]:
+    day = _break_day(brk)
+    zone = timezone.get_current_timezone()
+    return (datetime.combine(day - timedelta(days=NEAR_DAYS), time.min, zone),
+            datetime.combine(day + timedelta(days=NEAR_DAYS + 1), time.min, zone))
+
+
+def _break_amounts(brk: Break) -> set[tuple[int, str]]:
+    """The amounts a candidate may carry: the break's two figures, or its difference for a bank balance."""
+    if brk.break_class == BreakClass.BANK_BALANCE_MISMATCH:
+        difference = break_difference(brk=brk)
+        return {(abs(difference[0]), difference[1])} if difference and difference[0] else set()
+    return {(abs(amount), currency.lower()) for amount, currency in (
+        (brk.expected_amount, brk.expected_currency), (brk.actual_amount, brk.actual_currency))
+        if amount and currency}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A settlement line or a payment order that may explain a break, and why it is shown."""
+
+    obj: SettlementLine | payment_selectors.SettleableOrder
+    why: str
+
+
+def break_candidate_lines(*, brk: Break, limit: int = 20) -> list[Candidate]:
+    """Settlement lines that may be the other side of ``brk``: those with its PSP reference, those a run matched
+    to its payment order, and the lines left unexplained (a break or an unrelated bank line) of the same amount
+    and currency within ``NEAR_DAYS`` of its date. Each statement is on an index (a matched line is explained
+    already: scanning every line of the week for an amount would cost seconds a page at a million lines a
+    night). Each read through ``settlement_lines_with_match``."""
+    reasons: dict[int, str] = {}
+
+    def found(queryset, why: str) -> None:
+        for pk in queryset.exclude(pk=brk.line_id or 0).order_by().values_list("pk", flat=True)[:limit]:
+            reasons.setdefault(pk, why)
+
+    if brk.psp_reference:
+        found(SettlementLine.objects.filter(psp_reference=brk.psp_reference), "same PSP reference")
+    if brk.object_kind == "payment_order" and brk.object_id:
+        found(SettlementLine.objects.filter(pk__in=SettlementMatch.objects.filter(
+            kind="payment_order", object_id=brk.object_id).values("line_id")), f"matched to {brk.object_id}")
+    amounts = _break_amounts(brk)
+    if amounts:
+        start, end = _window(brk)
+        same_amount = Q(pk__in=[])
+        for amount, currency in amounts:
+            same_amount |= Q(currency__in=[currency, currency.upper()]) & (
+                Q(gross__in=[amount, -amount]) | Q(net__in=[amount, -amount]))
+        found(SettlementLine.objects.filter(same_amount, match__state__in=[MatchState.BREAK, MatchState.UNRELATED],
+                                            occurred_at__gte=start, occurred_at__lt=end),
+              "unexplained, same amount and currency near the date")
+    lines = settlement_lines_with_match(lines=SettlementLine.objects.filter(pk__in=list(reasons)[:limit]))
+    return [Candidate(line, reasons[line.pk]) for line in lines.select_related("file").order_by("occurred_at", "pk")]
+
+
+def break_candidate_orders(*, brk: Break, limit: int = 20) -> list[Candidate]:
+    """Payment orders that may explain ``brk``: the one it names, the one its PSP reference (or its line's
+    merchant reference) finds, and, of the same amount and currency, the orders whose outcome is open
+    (no date: the janitor decides them within minutes), those that failed within ``NEAR_DAYS`` (the PSP may have
+    captured one) and those that succeeded but no line settled (an open ``missing_in_settlement`` break) within
+    ``NEAR_DAYS``. Every statement is on an index: orders that succeeded and settled are explained already."""
+    orders = payment_selectors.settleable_orders()
+    reasons: dict[str, str] = {}
+
+    def found(queryset, why: str) -> None:
+        for pk in queryset.order_by().values_list("pk", flat=True)[:limit]:
+            reasons.setdefault(pk, why)
+
+    if brk.object_kind == "payment_order" and brk.object_id:
+        found(orders.filter(pk=brk.object_id), "the break's order")
+    if brk.psp_reference:
+        found(orders.filter(psp_reference=brk.psp_reference), "its PSP reference finds it")
+    if brk.line_id and brk.line.merchant_reference:
+        found(orders.filter(pk=brk.line.merchant_reference), "the line's merchant reference names it")
+    amounts = _break_amounts(brk) if brk.break_class != BreakClass.BANK_BALANCE_MISMATCH else set()
+    if amounts:
+        start, end = _window(brk)
+        same_amount = Q(pk__in=[])
+        for amount, currency in amounts:
+            same_amount |= Q(amount=amount, currency__in=[currency, currency.upper()])
+        found(orders.filter(same_amount, state__in=payment_selectors.OPEN_ORDER_STATES),
+              "same amount and currency, outcome still open")
+        found(orders.filter(same_amount, state=payment_selectors.FAILED_ORDER_STATE, completed_at__gte=start,
+                            completed_at__lt=end), "same amount and currency, failed near the date")
+        unsettled = Q(pk__in=[])
+        for amount, currency in amounts:
+            unsettled |= Q(expected_amount=amount, expected_currency__in=[currency, currency.upper()])
+        found(orders.filter(pk__in=Break.objects.filter(
+            unsettled, state=BreakState.OPEN, break_class=BreakClass.MISSING_IN_SETTLEMENT,
+            occurred_on__gte=start.date(), occurred_on__lt=end.date()).exclude(pk=brk.pk).values("object_id")),
+            "same amount and currency, succeeded but not settled")
+    return [Candidate(order, reasons[order.pk])
+            for order in orders.filter(pk__in=list(reasons)[:limit]).order_by("completed_at", "pk")]
+
+
+# -- the dashboard: ledger balances that should be a known figure after reconciliation ------------------
+
+@dataclass(frozen=True)
+class BalanceFlag:
+    account: str
+    currency: str
+    balance: int  # debit positive, minor units
+    should: str  # what it should be, in words or formatted
+    why: str
+
+
+#: How long the dashboard reuses the flags: each is a sum over every entry of its account (about 0.6 ms per
+#: thousand entries of ``assets:psp_receivable``, one per capture, refund or fee), too much for every page view.
+LEDGER_FLAGS_MAX_AGE = 60
+_LEDGER_FLAGS_CACHE_KEY = "reconciliation:ledger_balance_flags"
+
+
+def ledger_balance_flags(*, max_age: int = LEDGER_FLAGS_MAX_AGE) -> tuple[datetime, list[BalanceFlag]]:
+    """``(as of, flags)``: ledger accounts whose balance is not what the rest of the system says it must be
+    (docs/console-breaks.md), computed at most every ``max_age`` seconds (0: now):
+
+    - ``assets:psp_receivable`` below zero: the books took more out of the PSP's balance (refunds, fees, payouts
+      received, sellers' payouts) than captures put in, which no PSP allows: a posting is missing or doubled;
+    - ``liabilities:payouts_in_transit`` unequal to the sellers' payouts still open (pending, in transit, dead
+      letter), so not zero when nothing is in transit."""
+    cached = cache.get(_LEDGER_FLAGS_CACHE_KEY) if max_age else None
+    if cached is not None:
+        return cached
+    flags = [BalanceFlag(accounts.PSP_RECEIVABLE, currency, balance, "0 or more",
+                         "more booked out of the PSP's balance than captured into it")
+             for currency, balance in sorted(ledger_selectors.account_balances(code=accounts.PSP_RECEIVABLE).items())
+             if balance < 0]
+    open_payouts = payout_selectors.open_payout_totals()
+    booked = ledger_selectors.account_balances(code=accounts.PAYOUTS_IN_TRANSIT)
+    for currency in sorted(set(open_payouts) | set(booked)):
+        expected = -open_payouts.get(currency, 0)
+        if booked.get(currency, 0) != expected:
+            flags.append(BalanceFlag(accounts.PAYOUTS_IN_TRANSIT, currency, booked.get(currency, 0),
+                                     format_money(expected, currency),
+                                     "unequal to the sellers' payouts still open (their total, as a credit)"))
+    result = (timezone.now(), flags)
+    if max_age:
+        cache.set(_LEDGER_FLAGS_CACHE_KEY, result, max_age)
+    return result

@@ -1,9 +1,10 @@
-"""Operator console for reconciliation: runs, the breaks queue, files. Money is read-only.
+"""Operator console for reconciliation: runs, the breaks queue and a break's workbench (``breaks.py``), the
+corrections awaiting approval (``corrections.py``), files. Money is read-only and shown in major units.
 
-Actions call services: ``break_resolve`` (asks for a resolution and a reason first),
-``correction_propose`` on a break and ``correction_approve``/``correction_reject`` on the corrections
-awaiting approval (each with its own permission and a reason), ``settlement_file_import`` (the upload
-page), CSV exports through selectors.
+Every action calls a service after a confirmation page that says what it will and will not do
+(``pages.confirm``), is permission-checked (a 403 page naming the permission otherwise), asks a reason where
+it changes anything and is written to Django's admin log: resolve, propose, assign and note on a break,
+approve and reject on a correction, re-run on a run, the settlement upload. CSV exports through selectors.
 """
 from __future__ import annotations
 
@@ -12,31 +13,48 @@ import tempfile
 from pathlib import Path
 
 from django.contrib import admin, messages
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.contrib.admin.models import ADDITION, LogEntry
+from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from core.admin_base import ReadOnlyAdmin, action_with_reason
-from core.money import InexactAmount, UnknownCurrency, format_money, to_minor_units
+from core.admin_base import ReadOnlyAdmin
+from core.money import format_money
 from reconciliation import selectors
-from reconciliation.exceptions import BreakResolutionError, ReconciliationError, SettlementImportError
-from reconciliation.forms import BreakResolveForm, CorrectionProposeForm, SettlementUploadForm
+from reconciliation.exceptions import ReconciliationError, SettlementImportError
+from reconciliation.forms import ReasonForm, SettlementUploadForm
 from reconciliation.models import (
     Break,
-    BreakResolution,
     MatchState,
     ReconciliationRun,
     SettlementFile,
     SettlementLine,
 )
-from reconciliation.services import break_resolve, correction_propose, reconciliation_run, settlement_file_import
+from reconciliation.services import reconciliation_run, settlement_file_import
 
-from .corrections import CorrectionInline, legs_text
+from .breaks import BreakAdmin
+from .corrections import CorrectionInline, legs_text  # noqa: F401 - re-exported
+from .pages import Subject, confirm, forbidden, log_change
 
 
 def _actor(request: HttpRequest) -> str:
     return f"operator:{request.user.get_username()}"
+
+
+def _table(header: tuple[str, ...], rows, money_columns: tuple[int, ...] = ()) -> str:
+    """An HTML table of ``rows`` (cells already formatted), amounts right-aligned."""
+    if not rows:
+        return "-"
+    head = format_html_join("", '<th scope="col">{}</th>', ((name,) for name in header))
+
+    def cells(row) -> str:
+        return format_html_join("", "{}", ((format_html('<td class="money">{}</td>' if i in money_columns
+                                                        else "<td>{}</td>", cell),) for i, cell in enumerate(row)))
+
+    body = format_html_join("", "<tr>{}</tr>", ((cells(row),) for row in rows))
+    return format_html('<table class="recon-data"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>', head, body)
 
 
 def _money(amount: int | None, currency: str) -> str:
@@ -101,29 +119,26 @@ class SettlementFileAdmin(ReadOnlyAdmin):
                     "imported_by")
     list_filter = ("format", "imported_at")
     search_fields = ("name", "sha256")
-    readonly_fields = ("sha256", "name", "format", "size", "line_count", "malformed_count", "counts_by_type",
+    readonly_fields = ("sha256", "name", "format", "size", "line_count", "malformed_count", "counts_display",
                        "statements_display", "fees_display", "settled_at", "imported_at", "imported_by")
-    exclude = ("statements", "fees")  # JSON in minor units: shown formatted by the two displays above
+    exclude = ("statements", "fees", "counts_by_type")  # JSON (amounts in minor units): shown as tables instead
+
+    @admin.display(description="Lines per type")
+    def counts_display(self, obj: SettlementFile) -> str:
+        return _table(("record type", "lines"), [(kind, f"{count:,}") for kind, count in
+                                                  sorted((obj.counts_by_type or {}).items())], (1,))
 
     @admin.display(description="Statements")
     def statements_display(self, obj: SettlementFile) -> str:
-        rows = format_html_join(
-            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((s.get("statement_id") or "-", s.get("account") or "-",
-              _money(s.get("opening_balance"), s.get("currency") or ""),
-              _money(s.get("closing_balance"), s.get("currency") or "")) for s in obj.statements or ()),
-        )
-        if not obj.statements:
-            return "-"
-        return format_html("<table><tr><th>statement</th><th>account</th><th>opening</th><th>closing</th></tr>{}"
-                           "</table>", rows)
+        return _table(("statement", "account", "opening", "closing"), [
+            (s.get("statement_id") or "-", s.get("account") or "-",
+             _money(s.get("opening_balance"), s.get("currency") or ""),
+             _money(s.get("closing_balance"), s.get("currency") or "")) for s in obj.statements or ()], (2, 3))
 
     @admin.display(description="Fees")
     def fees_display(self, obj: SettlementFile) -> str:
-        if not obj.fees:
-            return "-"
-        return "; ".join(f"{payout or '-'}: {_money(total, currency)} ({lines} lines)"
-                         for payout, currency, total, lines in obj.fees)
+        return _table(("payout", "fees", "lines"), [(payout or "-", _money(total, currency), f"{lines:,}")
+                                                    for payout, currency, total, lines in obj.fees or ()], (1, 2))
 
     def has_add_permission(self, request, obj=None):
         return request.user.has_perm("reconciliation.add_settlementfile")
@@ -131,7 +146,9 @@ class SettlementFileAdmin(ReadOnlyAdmin):
     def add_view(self, request, form_url="", extra_context=None):
         """The upload page: imports through ``settlement_file_import``, optionally reconciles."""
         if not self.has_add_permission(request):
-            return HttpResponse(status=403)
+            return forbidden(request, self.admin_site, permission="reconciliation.add_settlementfile",
+                             what="import a settlement file",
+                             back=reverse("admin:reconciliation_settlementfile_changelist"))
         form = SettlementUploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
@@ -148,6 +165,10 @@ class SettlementFileAdmin(ReadOnlyAdmin):
                     result = None
             if result is not None:
                 if result.created:
+                    LogEntry.objects.log_actions(
+                        user_id=request.user.pk, queryset=[result.file], action_flag=ADDITION, single_object=True,
+                        change_message=f"Imported {result.file.name} ({result.file.format}): {result.lines} lines,"
+                                       f" {result.malformed} malformed")
                     self.message_user(request, f"Imported {result.file.name}: {result.lines} lines, "
                                                f"{result.malformed} malformed.", messages.SUCCESS)
                 else:
@@ -155,6 +176,7 @@ class SettlementFileAdmin(ReadOnlyAdmin):
                                       messages.WARNING)
                 if form.cleaned_data["reconcile"] and form.cleaned_data["date"]:
                     run = reconciliation_run(day=form.cleaned_data["date"], actor=_actor(request))
+                    log_change(request, run, f"Reconciled {run.date} after importing {result.file.name}")
                     return HttpResponseRedirect(reverse("admin:reconciliation_reconciliationrun_change",
                                                         args=[run.pk]))
                 return HttpResponseRedirect(reverse("admin:reconciliation_settlementfile_change",
@@ -206,20 +228,71 @@ class SettlementLineAdmin(ReadOnlyAdmin):
 class ReconciliationRunAdmin(ReadOnlyAdmin):
     list_display = ("id", "date", "started_at", "finished_at", "lines_evaluated", "breaks_summary", "actor")
     list_filter = ("date",)
-    readonly_fields = ("date", "started_at", "finished_at", "actor", "lines_evaluated", "summary", "stats_display")
-    exclude = ("stats",)  # JSON in minor units: shown formatted by summary and stats_display
+    readonly_fields = ("date", "started_at", "finished_at", "actor", "lines_evaluated", "summary", "lines_display",
+                       "booked_display")
+    exclude = ("stats",)  # JSON in minor units: shown as tables by summary, lines_display and booked_display
+    change_form_template = "admin/reconciliation/reconciliationrun/change_form.html"
 
-    @admin.display(description="Stats")
-    def stats_display(self, obj: ReconciliationRun) -> str:
-        """``stats`` without its minor units: lines per match state, fees booked and payouts per currency."""
+    @admin.display(description="Lines")
+    def lines_display(self, obj: ReconciliationRun) -> str:
+        """Lines per match state."""
+        return _table(("match state", "lines"), [(state, f"{count:,}") for state, count in
+                                                  ((obj.stats or {}).get("lines") or {}).items()], (1,))
+
+    @admin.display(description="Booked")
+    def booked_display(self, obj: ReconciliationRun) -> str:
+        """Fees booked and payouts matched to the bank, per currency, in major units."""
         stats = obj.stats or {}
-        lines = ", ".join(f"{state} {count}" for state, count in (stats.get("lines") or {}).items()) or "-"
-        fees = ", ".join(_money(a, c) for c, a in (stats.get("fees_booked") or {}).items()) or "-"
+        fees = stats.get("fees_booked") or {}
         payouts = stats.get("payouts") or {}
-        matched = ", ".join(_money(a, c) for c, a in (payouts.get("matched_amounts") or {}).items()) or "-"
-        return (f"lines: {lines}; fees booked: {fees}; payouts: {payouts.get('count', 0)},"
-                f" matched to the bank: {matched}")
+        matched = payouts.get("matched_amounts") or {}
+        rows = [(currency.upper(), _money(fees.get(currency), currency) if currency in fees else "-",
+                 _money(matched.get(currency), currency) if currency in matched else "-")
+                for currency in sorted(set(fees) | set(matched))]
+        table = _table(("currency", "PSP fees booked", "payouts matched to the bank"), rows, (1, 2))
+        return format_html("{}<p>Payouts seen: {}</p>", table, f"{payouts.get('count', 0):,}")
+
     actions = ["export_breaks"]
+
+    def get_urls(self):
+        return [path("<path:object_id>/rerun/", self.admin_site.admin_view(self.rerun_view),
+                     name="reconciliation_reconciliationrun_rerun"), *super().get_urls()]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        rerun = reverse("admin:reconciliation_reconciliationrun_rerun", args=[object_id]) \
+            if request.user.has_perm("reconciliation.run_reconciliation") else ""
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "rerun_url": rerun})
+
+    def rerun_view(self, request: HttpRequest, object_id: str):
+        """Reconcile the run's day again, after a confirmation page and with a reason (admin log)."""
+        run = get_object_or_404(ReconciliationRun, pk=object_id)
+        back = reverse("admin:reconciliation_reconciliationrun_change", args=[run.pk])
+        if not request.user.has_perm("reconciliation.run_reconciliation"):
+            return forbidden(request, self.admin_site, permission="reconciliation.run_reconciliation",
+                             what="re-run reconciliation", back=back)
+        form = ReasonForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                new_run = reconciliation_run(day=run.date, actor=_actor(request))
+            except ReconciliationError as exc:
+                form.add_error(None, str(exc))
+            else:
+                log_change(request, new_run, f"Re-ran reconciliation of {run.date} (after run #{run.pk}):"
+                                             f" {form.cleaned_data['reason']}")
+                self.message_user(request, f"Reconciled {run.date} again: run #{new_run.pk}.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:reconciliation_reconciliationrun_change",
+                                                    args=[new_run.pk]))
+        subject = Subject(f"Run #{run.pk}", [("Day", run.date), ("Started", run.started_at),
+                                             ("Lines evaluated", f"{run.lines_evaluated:,}"),
+                                             ("Breaks", self.breaks_summary(run))])
+        return confirm(request, self, title=f"Reconcile {run.date} again", subjects=[subject], form=form,
+                       submit="Reconcile again", back=back, status=400 if request.method == "POST" else 200,
+                       will=["Match again every settlement line still open, as a new run for the same day.",
+                             "Record breaks by their key: a break seen again keeps its id, owner and notes; an open"
+                             " one no longer observed is closed automatically.",
+                             "Book PSP fees and payouts received, each once under its own key."],
+                       will_not=["Import any file.", "Reopen or change a resolved break.",
+                                 "Post anything twice: every posting has its idempotency key."])
 
     @admin.display(description="Breaks")
     def breaks_summary(self, obj: ReconciliationRun) -> str:
@@ -229,103 +302,16 @@ class ReconciliationRunAdmin(ReadOnlyAdmin):
     @admin.display(description="Per class")
     def summary(self, obj: ReconciliationRun) -> str:
         breaks = obj.stats.get("breaks", {})
-        rows = format_html_join(
-            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((klass, e["count"], e["new"], e["open"],
-              ", ".join(_money(a, c) for c, a in e["amounts"].items()) or "-") for klass, e in breaks.items()),
-        )
+        table = _table(("class", "breaks", "new", "open", "amounts"), [
+            (klass, f"{e['count']:,}", f"{e['new']:,}", f"{e['open']:,}",
+             ", ".join(_money(a, c) for c, a in e["amounts"].items()) or "-") for klass, e in breaks.items()],
+            (1, 2, 3, 4))
         link = reverse("admin:reconciliation_break_changelist") + f"?last_seen_run__id__exact={obj.pk}"
-        return format_html('<table><tr><th>class</th><th>breaks</th><th>new</th><th>open</th><th>amounts</th></tr>'
-                           '{}</table><p><a href="{}">Open this run\'s breaks</a></p>', rows, link)
+        return format_html('{}<p><a href="{}">Open this run\'s breaks</a></p>', table, link)
 
     @admin.action(description="Export the breaks of the selected runs (CSV)")
     def export_breaks(self, request, queryset):
         return _csv_response(selectors.break_export_rows(breaks=selectors.breaks_of_runs(runs=queryset)), "breaks.csv")
 
 
-class BreakResolutionInline(admin.TabularInline):
-    model = BreakResolution
-    fields = ("created_at", "from_state", "to_state", "resolution", "actor", "reason")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-
-@admin.register(Break)
-class BreakAdmin(ReadOnlyAdmin):
-    list_display = ("id", "break_class", "state", "psp_reference", "object_id", "expected_display", "actual_display",
-                    "file_format", "occurred_on", "created_at")
-    list_filter = ("break_class", "state", "file_format", "occurred_on", "created_at", "last_seen_run")
-    search_fields = ("psp_reference", "object_id", "description", "key")
-    date_hierarchy = "created_at"
-    readonly_fields = ("key", "break_class", "state", "run", "last_seen_run", "line", "file_format", "occurred_on",
-                       "expected_amount_money", "actual_amount_money", "object_kind", "object_id", "psp_reference",
-                       "description", "source_line", "resolution", "reason", "resolved_by", "resolved_at",
-                       "created_at")
-    inlines = [BreakResolutionInline, CorrectionInline]
-    actions = ["resolve_breaks", "propose_correction", "export_csv"]
-    list_select_related = ("line", "line__file")
-
-    @admin.display(description="Our books")
-    def expected_display(self, obj: Break) -> str:
-        return _money(obj.expected_amount, obj.expected_currency)
-
-    @admin.display(description="PSP / bank")
-    def actual_display(self, obj: Break) -> str:
-        return _money(obj.actual_amount, obj.actual_currency)
-
-    @admin.display(description="Settlement line")
-    def source_line(self, obj: Break) -> str:
-        """The raw text of a malformed line; the fields read from any other."""
-        line = obj.line
-        if line is None:
-            return "-"
-        if line.source_line:
-            return line.source_line
-        return (f"{line.file.name} line {line.line_number}: {line.record_type} ({line.raw_type}),"
-                f" PSP ref {line.psp_reference or '-'}, merchant ref {line.merchant_reference or '-'},"
-                f" payout {line.payout_reference or '-'}, gross {_money(line.gross, line.currency)},"
-                f" fee {_money(line.fee, line.currency)}, net {_money(line.net, line.currency)},"
-                f" at {line.occurred_at or '-'}")
-
-    def has_resolve_permission(self, request) -> bool:
-        return request.user.has_perm("reconciliation.resolve_break")
-
-    @admin.action(description="Resolve the selected breaks (asks for a reason)", permissions=["resolve"])
-    def resolve_breaks(self, request, queryset):
-        def resolve(brk, data):
-            try:
-                break_resolve(break_id=brk.pk, resolution=data["resolution"], reason=data["reason"],
-                              actor=_actor(request))
-            except BreakResolutionError as exc:
-                return f"not resolved ({exc})"
-            return "resolved"
-
-        return action_with_reason(self, request, queryset.order_by("pk"), action_name="resolve_breaks",
-                                  title="Resolve breaks", apply=resolve, form_class=BreakResolveForm)
-
-    def has_propose_correction_permission(self, request) -> bool:
-        return request.user.has_perm("reconciliation.propose_correction")
-
-    @admin.action(description="Propose a correction: an adjusting posting, once another operator approves",
-                  permissions=["propose_correction"])
-    def propose_correction(self, request, queryset):
-        def propose(brk, data):
-            currency = data["currency"].strip() or brk.actual_currency or brk.expected_currency
-            try:
-                amount = to_minor_units(data["amount"], currency) if data["amount"].strip() else None
-                correction = correction_propose(break_id=brk.pk, adjustment=data["adjustment"], amount=amount,
-                                                currency=currency, reason=data["reason"], actor=_actor(request))
-            except (ReconciliationError, InexactAmount, UnknownCurrency) as exc:
-                return f"not proposed ({exc})"
-            return f"correction #{correction.pk} proposed ({legs_text(correction)}), awaiting approval"
-
-        return action_with_reason(self, request, queryset.order_by("pk"), action_name="propose_correction",
-                                  title="Propose a correction", apply=propose, form_class=CorrectionProposeForm)
-
-    @admin.action(description="Export the selected breaks (CSV)")
-    def export_csv(self, request, queryset):
-        return _csv_response(selectors.break_export_rows(breaks=queryset), "breaks.csv")
+admin.site.register(Break, BreakAdmin)

@@ -1,22 +1,55 @@
 """The approvals list: corrections proposed on a break by one operator, approved (posted) or rejected by
-another with ``approve_correction``, each decision asking for a reason. Proposing is an action on the break
-(``BreakAdmin.propose_correction``)."""
+another with ``approve_correction``, each decision on a confirmation page asking for a reason and written to the
+admin log. Proposing is on the break (``breaks.BreakAdmin``)."""
 from __future__ import annotations
 
-from django.contrib import admin
-from django.http import HttpRequest
-from django.urls import reverse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.http import Http404, HttpRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
 from django.utils.html import format_html
 
-from core.admin_base import ReadOnlyAdmin, action_with_reason
-from core.money import format_money
+from core.admin_base import ReadOnlyAdmin
 from reconciliation.exceptions import ReconciliationError
+from reconciliation.forms import ReasonForm
 from reconciliation.models import Correction, CorrectionTransition
-from reconciliation.services import correction_approve, correction_reject
+from reconciliation.services import ADJUSTMENTS, correction_approve, correction_reject
+
+from .pages import Subject, actor_of, break_rows, confirm, correction_rows, forbidden, legs_text, log_change
 
 
-def _actor(request: HttpRequest) -> str:
-    return f"operator:{request.user.get_username()}"
+@dataclass(frozen=True)
+class Decision:
+    """Approving or rejecting a correction: its service, its page's words, what it will and will not do."""
+
+    service: Callable[..., Correction]
+    title: str
+    submit: str
+    done: str
+    will: Callable[[Correction], list[str]]
+    will_not: Callable[[Correction], list[str]]
+
+
+DECISIONS = {
+    "approve": Decision(
+        correction_approve, "Approve and post the correction", "Approve and post", "approved and posted",
+        lambda c: [f"Post these legs to the ledger, once, under the key correction:{c.pk}: {legs_text(c)}.",
+                   f"Resolve break #{c.brk_id} as {ADJUSTMENTS[c.adjustment].resolution.label}, in the same"
+                   " transaction, with your name and reason in its audit trail."],
+        lambda c: ["Let the operator who proposed it approve it (maker-checker: another operator must).",
+                   "Post twice: a retried or repeated approval finds the posting already made.",
+                   "Change the legs: what was proposed is exactly what is posted.",
+                   "Move any seller's wallet or call the PSP."]),
+    "reject": Decision(
+        correction_reject, "Reject the correction", "Reject", "rejected",
+        lambda c: ["Mark the correction rejected, with your name and reason.",
+                   f"Leave break #{c.brk_id} open, for another proposal or a resolution."],
+        lambda c: ["Post anything to the ledger.", "Resolve the break."]),
+}
 
 
 class CorrectionInline(admin.TabularInline):
@@ -39,10 +72,6 @@ class CorrectionInline(admin.TabularInline):
     @admin.display(description="Postings")
     def legs(self, obj: Correction) -> str:
         return legs_text(obj)
-
-
-def legs_text(correction: Correction) -> str:
-    return "; ".join(f"{code} {format_money(amount, currency)}" for code, currency, amount in correction.entries)
 
 
 class CorrectionTransitionInline(admin.TabularInline):
@@ -103,25 +132,85 @@ class CorrectionAdmin(ReadOnlyAdmin):
     def has_approve_correction_permission(self, request) -> bool:
         return request.user.has_perm("reconciliation.approve_correction")
 
-    def _decide(self, request, queryset, *, service, action_name: str, title: str, done: str):
-        def decide(correction, data):
-            try:
-                service(correction_id=correction.pk, reason=data["reason"], actor=_actor(request))
-            except ReconciliationError as exc:
-                return f"not {done} ({exc})"
-            return done
+    def get_urls(self):
+        return [path("<path:object_id>/decide/<str:decision>/", self.admin_site.admin_view(self.decide_view),
+                     name="reconciliation_correction_decide"), *super().get_urls()]
 
-        return action_with_reason(self, request, queryset.order_by("pk"), action_name=action_name, title=title,
-                                  apply=decide)
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        correction = self.get_object(request, unquote(object_id))  # None for an id that is no correction's
+        decide = []
+        if correction is not None and correction.state == "proposed" \
+                and request.user.has_perm("reconciliation.approve_correction"):
+            decide = [(DECISIONS[d].submit, reverse("admin:reconciliation_correction_decide", args=[correction.pk, d]))
+                      for d in DECISIONS]
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "decide": decide})
+
+    def _apply(self, request, correction: Correction, decision: str, reason: str) -> str:
+        DECISIONS[decision].service(correction_id=correction.pk, reason=reason, actor=actor_of(request))
+        message = f"Correction #{correction.pk} of break #{correction.brk_id} {DECISIONS[decision].done}: {reason}"
+        log_change(request, correction, message)
+        return message
+
+    def decide_view(self, request: HttpRequest, object_id: str, decision: str):
+        """One correction approved or rejected, from its page or the break's: a confirmation page first."""
+        if decision not in DECISIONS:
+            raise Http404(f"no decision {decision!r}")
+        correction = get_object_or_404(Correction.objects.select_related("brk", "brk__line", "brk__line__file",
+                                                                         "brk__owner"), pk=object_id)
+        back = reverse("admin:reconciliation_break_change", args=[correction.brk_id])
+        chosen = DECISIONS[decision]
+        if not request.user.has_perm("reconciliation.approve_correction"):
+            return forbidden(request, self.admin_site, permission="reconciliation.approve_correction",
+                             what=chosen.title.lower(), back=back)
+        form = ReasonForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                message = self._apply(request, correction, decision, form.cleaned_data["reason"])
+            except ReconciliationError as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(request, message, messages.SUCCESS)
+                return HttpResponseRedirect(back)
+        notice = ("You proposed this correction: another operator must approve it."
+                  if correction.proposed_by == actor_of(request) and decision == "approve" else "")
+        subjects = [Subject(f"Correction #{correction.pk}", correction_rows(correction)),
+                    Subject(f"Its break, #{correction.brk_id}", break_rows(correction.brk))]
+        return confirm(request, self, title=chosen.title, subjects=subjects, will=chosen.will(correction),
+                       will_not=chosen.will_not(correction), form=form, submit=chosen.submit, back=back, notice=notice,
+                       status=400 if request.method == "POST" else 200)
+
+    def _decide(self, request, queryset, decision: str):
+        """The changelist action: one confirmation page for the selected corrections, then each decided."""
+        corrections = list(queryset.select_related("brk", "brk__line", "brk__line__file", "brk__owner")
+                           .order_by("pk"))
+        chosen = DECISIONS[decision]
+        form = ReasonForm(request.POST if request.POST.get("confirmed") else None)
+        if request.POST.get("confirmed") and form.is_valid():
+            outcomes = []
+            for correction in corrections:
+                try:
+                    self._apply(request, correction, decision, form.cleaned_data["reason"])
+                except ReconciliationError as exc:
+                    outcomes.append(f"{correction}: not {chosen.done} ({exc})")
+                else:
+                    outcomes.append(f"{correction}: {chosen.done}")
+            self.message_user(request, "; ".join(outcomes), messages.SUCCESS)
+            return None
+        action = f"{decision}_corrections"
+        hidden = [("action", action), ("confirmed", "1"), *(("_selected_action", c.pk) for c in corrections)]
+        subjects = [Subject(f"Correction #{c.pk}", correction_rows(c)) for c in corrections]
+        return confirm(request, self, title=f"{chosen.title}: {len(corrections)} selected", subjects=subjects,
+                       will=[line for c in corrections for line in chosen.will(c)],
+                       will_not=chosen.will_not(corrections[0]) if corrections else [], form=form,
+                       submit=chosen.submit,
+                       back=reverse("admin:reconciliation_correction_changelist"), hidden=hidden)
 
     @admin.action(description="Approve the selected corrections: post them (asks for a reason)",
                   permissions=["approve_correction"])
     def approve_corrections(self, request, queryset):
-        return self._decide(request, queryset, service=correction_approve, action_name="approve_corrections",
-                            title="Approve corrections", done="approved and posted")
+        return self._decide(request, queryset, "approve")
 
     @admin.action(description="Reject the selected corrections: nothing is posted (asks for a reason)",
                   permissions=["approve_correction"])
     def reject_corrections(self, request, queryset):
-        return self._decide(request, queryset, service=correction_reject, action_name="reject_corrections",
-                            title="Reject corrections", done="rejected")
+        return self._decide(request, queryset, "reject")

@@ -6,7 +6,7 @@ Matching and booking are the ``reconciliation.matching`` package, re-exported he
 """
 from reconciliation.matching import fee_posting_key, payout_posting_key, reconciliation_run
 
-from .breaks import OPERATOR_RESOLUTIONS, break_resolve
+from .breaks import OPERATOR_RESOLUTIONS, break_assign, break_note_add, break_resolve
 from .corrections import ADJUSTMENTS, CORRECTABLE_CLASSES, correction_approve, correction_propose, correction_reject
 from .importing import ImportResult, file_sha256, settlement_file_import
 from .inbox import InboxResult, settlement_inbox_process
@@ -17,6 +17,8 @@ __all__ = [
     "OPERATOR_RESOLUTIONS",
     "ImportResult",
     "InboxResult",
+    "break_assign",
+    "break_note_add",
     "break_resolve",
     "correction_approve",
     "correction_propose",

@@ -3,11 +3,20 @@ from __future__ import annotations
 
 import logging
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from reconciliation.exceptions import BreakResolutionError
-from reconciliation.models import Break, BreakResolution, BreakState, CorrectionState, Resolution
+from reconciliation.exceptions import BreakResolutionError, BreakWorkError
+from reconciliation.models import (
+    Break,
+    BreakNote,
+    BreakNoteKind,
+    BreakResolution,
+    BreakState,
+    CorrectionState,
+    Resolution,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,4 +57,40 @@ def break_close(*, brk: Break, resolution: str, reason: str, actor: str) -> Brea
                                    reason=reason, actor=actor[:100])
     logger.info("event=break_resolved break_id=%s class=%s resolution=%s actor=%s", brk.pk, brk.break_class,
                 resolution, actor)
+    return brk
+
+
+def break_note_add(*, break_id: int, text: str, actor: str) -> BreakNote:
+    """Append an operator's note to a break (open or not): notes are never edited or deleted."""
+    text = (text or "").strip()
+    if not text:
+        raise BreakWorkError("a note needs some text", param="text")
+    if not Break.objects.filter(pk=break_id).exists():
+        raise BreakWorkError(f"no break {break_id}")
+    note = BreakNote.objects.create(brk_id=break_id, kind=BreakNoteKind.NOTE, text=text, actor=actor[:100])
+    logger.info("event=break_note_added break_id=%s note_id=%s actor=%s", break_id, note.pk, actor)
+    return note
+
+
+@transaction.atomic
+def break_assign(*, break_id: int, owner_username: str | None, reason: str, actor: str) -> Break:
+    """Give an open break to an operator (an active staff user), or to nobody with ``None``; the change and
+    its reason are written as a note in the same transaction."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise BreakWorkError("a reason is required", param="reason")
+    owner = None
+    if owner_username:
+        owner = get_user_model().objects.filter(username=owner_username, is_active=True, is_staff=True).first()
+        if owner is None:
+            raise BreakWorkError(f"{owner_username!r} is not an active operator", param="owner")
+    brk = Break.objects.select_for_update(of=("self",)).select_related("owner").get(pk=break_id)
+    if brk.state != BreakState.OPEN:
+        raise BreakWorkError(f"break {brk.pk} is {brk.state}, not open")
+    previous = brk.owner.get_username() if brk.owner else "nobody"
+    brk.owner = owner
+    brk.save(update_fields=["owner"])
+    BreakNote.objects.create(brk=brk, kind=BreakNoteKind.OWNER, actor=actor[:100],
+                             text=f"owner: {previous} → {owner.get_username() if owner else 'nobody'}: {reason}")
+    logger.info("event=break_assigned break_id=%s owner=%s actor=%s", brk.pk, owner_username or "", actor)
     return brk

@@ -63,8 +63,15 @@ class DeliveryAdmin(ReadOnlyAdmin):
                                         reason=data["reason"])
             return "queued"
 
-        return action_with_reason(self, request, queryset, action_name="redeliver",
-                                  title="Deliver outbound webhooks again", apply=again)
+        return action_with_reason(
+            self, request, queryset.select_related("event", "endpoint"), action_name="redeliver",
+            title="Deliver outbound webhooks again", apply=again,
+            describe=lambda d: {"Delivery": d.pk, "Event": f"{d.event_id} {d.event.type}", "Endpoint": d.endpoint.url,
+                                "Status": d.get_status_display(), "Attempts": d.attempts,
+                                "Last answer": d.last_status_code or "-"},
+            will=("Sends each delivery below to the merchant's endpoint again, now, with its attempts counted "
+                  "afresh; the attempt log keeps every earlier try."),
+            will_not="It moves no money and changes nothing in our books: the merchant receives the same event again.")
 
     def has_redeliver_permission(self, request):
         return request.user.has_perm("notifications.redeliver_delivery")

@@ -141,6 +141,21 @@ class PaymentOrderTransitionInline(admin.TabularInline):
         return False
 
 
+REPLAY_WILL = ("For each order below, asks the PSP first what became of it under its idempotency key: a payment "
+               "the PSP already made is recorded (captured, posted to the ledger and the seller's wallet); "
+               "otherwise the order is sent to the PSP again, under the same idempotency key.")
+REPLAY_WILL_NOT = ("It cannot charge a buyer twice: the PSP answers a resend under the same key with the first "
+                   "payment. A new key is used only when the PSP saved a failure against the old one and its search "
+                   "shows no payment for the order. It never changes an amount, and does nothing to an order that "
+                   "is no longer dead-lettered.")
+
+
+def _not_dead_letter(order) -> str:
+    if order.state == PaymentOrderState.DEAD_LETTER:
+        return ""
+    return f"it is {order.get_state_display()}: only dead-lettered orders are replayed"
+
+
 @admin.register(PaymentOrder)
 class PaymentOrderAdmin(_TimelineAdmin, ReadOnlyAdmin):
     list_display = ("id", "amount_display", "state_badge", "psp_reference", "attempts", "failure_short",
@@ -161,9 +176,11 @@ class PaymentOrderAdmin(_TimelineAdmin, ReadOnlyAdmin):
             except ReplayNotPossible as exc:
                 return f"not replayed: {exc}"
 
-        return action_with_reason(self, request, queryset.filter(state=PaymentOrderState.DEAD_LETTER),
-                                  action_name="replay_dead_letter", title="Replay dead-lettered payment orders",
-                                  apply=replay)
+        return action_with_reason(
+            self, request, queryset.select_related("seller").order_by("created_at", "id"),
+            action_name="replay_dead_letter", title="Replay dead-lettered payment orders", apply=replay,
+            describe=admin_console.order_action_row, exclude=_not_dead_letter, will=REPLAY_WILL,
+            will_not=REPLAY_WILL_NOT)
 
     def has_replay_permission(self, request):
         return request.user.has_perm("payments.replay_paymentorder")
@@ -224,9 +241,19 @@ class RefundAdmin(ReadOnlyAdmin):
             except PSPError as exc:
                 return f"not replayed: the PSP could not be asked ({exc})"
 
-        return action_with_reason(self, request, queryset.filter(state=RefundState.DEAD_LETTER),
-                                  action_name="replay_dead_letter", title="Replay dead-lettered refunds",
-                                  apply=replay)
+        def not_dead_letter(refund):
+            return "" if refund.state == RefundState.DEAD_LETTER else (
+                f"it is {refund.get_state_display()}: only dead-lettered refunds are replayed")
+
+        return action_with_reason(
+            self, request, queryset.select_related("payment_order__seller").order_by("created_at", "id"),
+            action_name="replay_dead_letter", title="Replay dead-lettered refunds", apply=replay,
+            describe=admin_console.refund_action_row, exclude=not_dead_letter,
+            will=("For each refund below, asks the PSP first what became of it: a refund the PSP made is recorded "
+                  "(the reversal posted to the ledger and the seller's wallet); otherwise it is sent again under "
+                  "its own idempotency key."),
+            will_not=("It cannot refund twice (same idempotency key) and never changes an amount; the amount stays "
+                      "reserved on the order until the PSP answers."))
 
     def has_replay_permission(self, request):
         return request.user.has_perm("payments.replay_refund")
@@ -243,17 +270,36 @@ class WebhookEventAdmin(ReadOnlyAdmin):
     list_filter = ("status", "type", "received_at")
     actions = ["reprocess"]
 
-    @admin.action(description="Re-run processing of the selected events", permissions=["reprocess"])
+    @admin.action(description="Re-run processing of the selected events (asks for a reason)",
+                  permissions=["reprocess"])
     def reprocess(self, request, queryset):
         actor = f"operator:{request.user.get_username()}"
-        outcomes = [f"{event.id}: {services.webhook_event_process(event_id=event.id, actor=actor)}"
-                    for event in queryset]
-        self.message_user(request, "; ".join(outcomes))
+
+        def rerun(event, data):
+            return services.webhook_event_process(event_id=event.id, actor=actor)
+
+        def done_already(event):
+            if event.status in (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED):
+                return f"already {event.get_status_display().lower()}: re-running would change nothing"
+            return ""
+
+        return action_with_reason(
+            self, request, queryset.order_by("received_at", "id"), action_name="reprocess",
+            title="Re-run processing of PSP webhook events", apply=rerun, describe=admin_console.webhook_action_row,
+            exclude=done_already,
+            will=("Applies each stored event below again, as if the PSP had just sent it: the same services the "
+                  "webhook calls, which record what the PSP said about the order or refund."),
+            will_not=("It does not call the PSP, and it never moves a decided order or refund nor posts money twice: "
+                      "each posting has its idempotency key."))
 
     def has_reprocess_permission(self, request):
         # A custom permission (ensured and given to Payment operators by create_operator_groups):
         # the action is neither offered nor run without it.
         return request.user.has_perm("payments.reprocess_webhookevent")
+
+
+def _not_open(row) -> str:
+    return "" if row.state == SuspectedDoubleCharge.State.OPEN else f"already {row.get_state_display().lower()}"
 
 
 @admin.register(SuspectedDoubleCharge)
@@ -273,9 +319,14 @@ class SuspectedDoubleChargeAdmin(ReadOnlyAdmin):
             except (DoubleChargeRefundFailed, PSPError) as exc:
                 return f"not refunded: {exc}"
 
-        return action_with_reason(self, request, queryset.filter(state=SuspectedDoubleCharge.State.OPEN),
-                                  action_name="refund_extra_charge", title="Refund suspected double charges",
-                                  apply=refund)
+        return action_with_reason(
+            self, request, queryset.select_related("payment_order__seller"), action_name="refund_extra_charge",
+            title="Refund suspected double charges", apply=refund, describe=admin_console.double_charge_action_row,
+            exclude=_not_open,
+            will=("Refunds each extra charge below in full at the PSP (the PaymentIntent shown, not the order's "
+                  "own), under one idempotency key per charge, and closes it."),
+            will_not=("It posts nothing to the ledger or wallets (the books never held this money) and does not "
+                      "touch the order's own payment."))
 
     @admin.action(description="Dismiss: not a double charge (asks for a reason)", permissions=["refund"])
     def dismiss(self, request, queryset):
@@ -283,8 +334,11 @@ class SuspectedDoubleChargeAdmin(ReadOnlyAdmin):
             return suspected_double_charge_dismiss(suspected_id=row.pk, operator=request.user.get_username(),
                                                    reason=data["reason"])
 
-        return action_with_reason(self, request, queryset.filter(state=SuspectedDoubleCharge.State.OPEN),
-                                  action_name="dismiss", title="Dismiss suspected double charges", apply=close)
+        return action_with_reason(
+            self, request, queryset.select_related("payment_order__seller"), action_name="dismiss",
+            title="Dismiss suspected double charges", apply=close, describe=admin_console.double_charge_action_row,
+            exclude=_not_open, will="Closes each suspicion below as not a double charge, with your reason.",
+            will_not="It refunds nothing and posts nothing.")
 
     def has_refund_permission(self, request):
         return request.user.has_perm("payments.refund_suspecteddoublecharge")

@@ -4,7 +4,8 @@ from django import forms
 from django.contrib import admin
 from django.utils import timezone
 
-from core.admin_base import ReadOnlyAdmin, ReasonForm, action_with_reason
+from core.admin_base import ReadOnlyAdmin, ReasonForm, action_with_reason, state_badge
+from core.money import format_money
 from payments.psp.base import PSPError
 from payouts import services
 from payouts.exceptions import PayoutReplayNotPossible
@@ -61,8 +62,16 @@ class PayoutAccountAdmin(ReadOnlyAdmin):
             outcomes = ", ".join(f"{i.currency} {i.outcome}" for i in result.items.all()) or "no balance"
             return f"run {result.id}: {outcomes}"
 
-        return action_with_reason(self, request, queryset, action_name="pay_out_now",
-                                  title="Pay out the selected sellers now", apply=run, form_class=PayoutRunForm)
+        return action_with_reason(
+            self, request, queryset.select_related("seller"), action_name="pay_out_now",
+            title="Pay out the selected sellers now", apply=run, form_class=PayoutRunForm,
+            describe=lambda account: {"Seller": account.seller.name, "Seller id": account.seller_id,
+                                      "Bank account": f"{account.bank_name or 'bank'} ••{account.bank_last4}",
+                                      "Currency": account.currency.upper(), "PSP account": account.psp_account_id},
+            will=("Runs a payout for each seller below now: their available balance in the account's currency, "
+                  "transferred and paid out through the PSP, one payout per seller, currency and date."),
+            will_not=("It pays nothing a seller does not have available, and a second run for the same date makes no "
+                      "second payout."))
 
     def has_run_payouts_permission(self, request):
         return request.user.has_perm("payouts.run_payouts")
@@ -94,9 +103,19 @@ class PayoutAdmin(ReadOnlyAdmin):
             except (PayoutReplayNotPossible, PSPError) as exc:
                 return f"not replayed: {exc}"
 
-        return action_with_reason(self, request, queryset.filter(state=PayoutState.DEAD_LETTER),
-                                  action_name="replay_dead_letter", title="Replay dead-lettered payouts",
-                                  apply=replay)
+        return action_with_reason(
+            self, request, queryset.select_related("seller").order_by("created_at", "id"),
+            action_name="replay_dead_letter", title="Replay dead-lettered payouts", apply=replay,
+            describe=lambda payout: {
+                "Payout": payout.pk, "Amount": format_money(payout.amount, payout.currency),
+                "Seller": payout.seller.name, "State": state_badge(payout.state, payout.get_state_display()),
+                "Attempts": payout.attempts,
+                "Last error": ": ".join(x for x in (payout.failure_code, payout.failure_message) if x) or "-"},
+            exclude=lambda payout: "" if payout.state == PayoutState.DEAD_LETTER else (
+                f"it is {payout.get_state_display()}: only dead-lettered payouts are replayed"),
+            will=("For each payout below, asks the PSP first: a transfer or payout it already made is recorded; "
+                  "otherwise it is sent again as the recovery round would, under its idempotency keys."),
+            will_not="It cannot pay a seller twice (same idempotency keys) and never changes an amount.")
 
     def has_replay_permission(self, request):
         return request.user.has_perm("payouts.replay_payout")

@@ -15,6 +15,11 @@ class OperatorsAdminSite(admin.AdminSite):
     index_title = "Dashboard"
     index_template = "admin/dashboard_index.html"
 
+    def owner_names(self, owner_ids) -> dict[str, str]:
+        """``{owner id: name}`` for the ledger's and the wallets' pages, which know sellers only by id (those apps
+        import no other): asked of payments here, above the apps."""
+        return payment_selectors.seller_names(seller_ids=list(owner_ids))
+
     def index(self, request, extra_context=None):
         since = timezone.now() - timedelta(hours=24)
         volumes = [

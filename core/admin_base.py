@@ -2,6 +2,7 @@ from collections.abc import Callable
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.paginator import Paginator
 from django.db import models
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
@@ -164,3 +165,34 @@ def action_with_reason(modeladmin, request, queryset, *, action_name: str, title
                "columns": columns, "rows": [[row.get(c, "") for c in columns] for row in described],
                "excluded": excluded, "selected_count": len(objects), "will": will, "will_not": will_not}
     return TemplateResponse(request, "admin/action_with_reason.html", context)
+
+
+class OwnerNamesMixin:
+    """Lists and pages that name a seller (an owner) known only by id: ``owner_ids_of(obj)`` says which ids an
+    object mentions; the admin site's ``owner_names`` (``config.admin_site``) names them, once per page, into
+    ``obj.owner_names``."""
+
+    def owner_ids_of(self, obj) -> list[str]:
+        return []
+
+    def owner_names_fill(self, objects) -> None:
+        objects = list(objects)
+        ids = {owner for obj in objects for owner in self.owner_ids_of(obj) if owner}
+        names_of = getattr(self.admin_site, "owner_names", None)
+        names = names_of(ids) if ids and names_of else {}
+        for obj in objects:
+            obj.owner_names = names
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        self.owner_names_fill(changelist.result_list)
+        return changelist
+
+    @staticmethod
+    def owner_name(obj, owner_id: str) -> str:
+        return getattr(obj, "owner_names", {}).get(owner_id, "")
+
+
+def page_of(request, queryset, *, per_page: int = 50, param: str = "page"):
+    """One page of ``queryset`` for a detail page's own table (``?page=N``; out of range: the last page)."""
+    return Paginator(queryset, per_page).get_page(request.GET.get(param))

@@ -31,6 +31,11 @@ def seller_list(*, client: ApiClient) -> QuerySet[Seller]:
     return Seller.objects.filter(client=client)
 
 
+def seller_names(*, seller_ids: list[str]) -> dict[str, str]:
+    """``{seller id: name}`` of the given sellers (any client's: the operators' console names them)."""
+    return dict(Seller.objects.filter(pk__in=set(seller_ids)).values_list("id", "name"))
+
+
 def seller_get(*, client: ApiClient, seller_id: str) -> Seller | None:
     return Seller.objects.filter(client=client, pk=seller_id).first()
 

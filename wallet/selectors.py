@@ -99,3 +99,8 @@ def movement_amounts_by_key(*, keys: list[str]) -> dict[str, tuple[str, int]]:
     rows = WalletMovement.objects.filter(idempotency_key__in=keys).values_list(
         "idempotency_key", "wallet__owner_id", "amount")
     return {key: (owner, amount) for key, owner, amount in rows}
+
+
+def wallet_movements(*, wallet_id: int):
+    """One wallet's movements, newest first (for paging)."""
+    return WalletMovement.objects.filter(wallet_id=wallet_id).order_by("-id")

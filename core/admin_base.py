@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db import models
 from django.template.response import TemplateResponse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from core.money import format_money
 
@@ -196,3 +196,22 @@ class OwnerNamesMixin:
 def page_of(request, queryset, *, per_page: int = 50, param: str = "page"):
     """One page of ``queryset`` for a detail page's own table (``?page=N``; out of range: the last page)."""
     return Paginator(queryset, per_page).get_page(request.GET.get(param))
+
+
+def json_table(value, *, _depth: int = 0) -> str:
+    """JSON as nested tables an operator can read (keys in a column, values beside them), never a raw blob."""
+    if isinstance(value, dict):
+        if not value:
+            return "—"
+        rows = format_html_join("", '<tr><th scope="row">{}</th><td>{}</td></tr>',
+                                ((key, json_table(item, _depth=_depth + 1)) for key, item in value.items()))
+        return format_html('<table class="json-table">{}</table>', rows)
+    if isinstance(value, list):
+        if not value:
+            return "—"
+        rows = format_html_join("", '<tr><th scope="row">{}</th><td>{}</td></tr>',
+                                ((n, json_table(item, _depth=_depth + 1)) for n, item in enumerate(value)))
+        return format_html('<table class="json-table">{}</table>', rows)
+    if value is None:
+        return "null"
+    return format_html("{}", value)

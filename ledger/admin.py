@@ -8,7 +8,7 @@ from django.db.models import Prefetch, Sum
 from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import NoReverseMatch, path, reverse
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from core.admin_base import OwnerNamesMixin, ReadOnlyAdmin, page_of
@@ -39,7 +39,7 @@ def _url(name: str, *args) -> str:
 
 @admin.register(Account)
 class AccountAdmin(OwnerNamesMixin, ReadOnlyAdmin):
-    list_display = ("display_name", "code", "kind", "balances")
+    list_display = ("display_name", "code_cut", "kind", "balances")
     search_fields = ("code", "name")
     list_filter = ("kind",)
     fields = ("code", "name", "kind", "created_at")
@@ -64,6 +64,10 @@ class AccountAdmin(OwnerNamesMixin, ReadOnlyAdmin):
         if seller_of(obj.code):
             return account_label(obj.code, getattr(obj, "owner_names", {}))
         return obj.name
+
+    @admin.display(description="Code", ordering="code")
+    def code_cut(self, obj):
+        return format_html('<span title="{}">{}</span>', obj.code, obj.code)
 
     @admin.display(description="Balance (debit +)")
     def balances(self, obj):

@@ -2,7 +2,7 @@
 redelivery (asks a reason; needs ``notifications.redeliver_delivery``). Secrets are never shown."""
 from django.contrib import admin
 
-from core.admin_base import ReadOnlyAdmin, action_with_reason
+from core.admin_base import ReadOnlyAdmin, action_with_reason, json_table
 from notifications import services
 from notifications.models import Delivery, DeliveryAttempt, OutboundEvent, WebhookEndpoint
 
@@ -43,7 +43,12 @@ class OutboundEventAdmin(ReadOnlyAdmin):
     list_display = ("id", "type", "client", "created_at")
     list_filter = ("type", "created_at")
     search_fields = ("id", "client__id")
+    fields = ("id", "type", "client", "created_at", "data_table")
     inlines = [DeliveryInline]
+
+    @admin.display(description="Data")
+    def data_table(self, obj):
+        return json_table(obj.data)
 
 
 @admin.register(Delivery)

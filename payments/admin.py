@@ -1,10 +1,12 @@
 """Operator console for payments: look and search; money and states are read-only."""
+from datetime import UTC
+
 from django.contrib import admin
 from django.db.models import Count
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from core.admin_base import ReadOnlyAdmin, action_with_reason
+from core.admin_base import ReadOnlyAdmin, action_with_reason, json_table
 from core.money import format_money
 from payments import admin_console, selectors, services
 from payments.exceptions import DoubleChargeRefundFailed, ReplayNotPossible
@@ -87,6 +89,10 @@ class _TimelineAdmin:
         return [path("<path:object_id>/timeline/", self.admin_site.admin_view(self.timeline_view), name=name),
                 *super().get_urls()]
 
+    @admin.display(description="Created (UTC)", ordering="created_at")
+    def created(self, obj):
+        return obj.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
     @admin.display(description="Timeline")
     def timeline_link(self, obj):
         url = reverse(f"admin:payments_{self.model._meta.model_name}_timeline", args=[obj.pk])
@@ -104,8 +110,8 @@ class _TimelineAdmin:
 class PaymentEventAdmin(_TimelineAdmin, ReadOnlyAdmin):
     """Read-only; the state is derived from the orders (payments/services/checkout_outcome.py)."""
 
-    list_display = ("id", "created_at", "buyer_reference", "buyer_email", "order_count", "state_badge",
-                    "completed_at", "timeline_link")
+    list_display = ("id", "created", "buyer_reference", "buyer_email", "order_count", "state_badge",
+                    "completed", "timeline_link")
     list_filter = ("state", "client", admin_console.CreatedRangeFilter, "completed_at")
     readonly_fields = ("state", "completed_at", "failure_reason", "orders_succeeded", "orders_failed")
     inlines = [PaymentOrderInline, PaymentEventTransitionInline]
@@ -113,6 +119,10 @@ class PaymentEventAdmin(_TimelineAdmin, ReadOnlyAdmin):
     def get_queryset(self, request):
         # distinct: a search or filter that joins the orders must not multiply the count.
         return super().get_queryset(request).annotate(order_total=Count("orders", distinct=True))
+
+    @admin.display(description="Completed (UTC)", ordering="completed_at")
+    def completed(self, obj):
+        return obj.completed_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if obj.completed_at else "-"
 
     @admin.display(description="Orders", ordering="order_total")
     def order_count(self, obj):
@@ -158,10 +168,10 @@ def _not_dead_letter(order) -> str:
 
 @admin.register(PaymentOrder)
 class PaymentOrderAdmin(_TimelineAdmin, ReadOnlyAdmin):
-    list_display = ("id", "amount_display", "state_badge", "psp_reference", "attempts", "failure_short",
-                    "seller_name", "created_at", "timeline_link")
+    list_display = ("id", "amount_display", "state_badge", "psp_reference_cut", "calls", "failure_short",
+                    "seller_name", "created", "timeline_link")
     list_filter = ("state", "currency", admin_console.AmountRangeFilter, admin_console.CreatedRangeFilter,
-                   "failure_code")
+                   admin_console.FailureCodeFilter)
     list_select_related = ("seller",)
     inlines = [PaymentOrderTransitionInline]
     actions = ["replay_dead_letter"]
@@ -201,7 +211,16 @@ class PaymentOrderAdmin(_TimelineAdmin, ReadOnlyAdmin):
 
     @admin.display(description="Seller", ordering="seller__name")
     def seller_name(self, obj):
-        return obj.seller.name
+        return format_html('<span title="{}">{}</span>', obj.seller.name, obj.seller.name)
+
+    @admin.display(description="PSP reference", ordering="psp_reference")
+    def psp_reference_cut(self, obj):
+        return format_html('<span title="{}">{}</span>', obj.psp_reference, obj.psp_reference or "-")
+
+    @admin.display(description="Calls", ordering="attempts")
+    def calls(self, obj):
+        """Calls made to the PSP (attempts)."""
+        return obj.attempts
 
     def search(self, queryset, term, psp_references, object_ids):
         return selectors.payment_orders_search(orders=queryset, query=term, psp_references=psp_references,
@@ -265,10 +284,20 @@ class RefundAdmin(ReadOnlyAdmin):
 
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(ReadOnlyAdmin):
-    list_display = ("id", "type", "object_id", "status", "deliveries", "attempts", "received_at", "processed_at")
+    list_display = ("id", "type", "object_id", "status_badge", "deliveries", "attempts", "received_at", "processed_at")
     search_fields = ("id", "object_id", "type")
     list_filter = ("status", "type", "received_at")
+    fields = ("id", "type", "object_id", "status", "deliveries", "attempts", "last_error", "received_at",
+              "processed_at", "payload_table")
     actions = ["reprocess"]
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj):
+        return admin_console.state_badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="Payload")
+    def payload_table(self, obj):
+        return json_table(obj.payload)
 
     @admin.action(description="Re-run processing of the selected events (asks for a reason)",
                   permissions=["reprocess"])

@@ -156,6 +156,24 @@ class CreatedRangeFilter(RangeFilter):
         return queryset
 
 
+class FailureCodeFilter(admin.SimpleListFilter):
+    """The failure codes orders carry, and "none" (Django's own filter would offer the blank code as an empty,
+    nameless link)."""
+
+    title = "failure code"
+    parameter_name = "failure_code"
+
+    def lookups(self, request, model_admin):
+        codes = selectors.payment_order_failure_codes()
+        return [("-", "no failure"), *((code, code) for code in codes)]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        return queryset.filter(failure_code="" if value == "-" else value)
+
+
 # --- Search ------------------------------------------------------------------------------------------
 
 # Object ids a PSP's settlement report carries that payments does not store: Stripe's charge (``ch_``), payment

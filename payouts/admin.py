@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin
 from django.utils import timezone
 
-from core.admin_base import ReadOnlyAdmin, ReasonForm, action_with_reason, state_badge
+from core.admin_base import ReadOnlyAdmin, ReasonForm, action_with_reason, json_table, state_badge
 from core.money import format_money
 from payments.psp.base import PSPError
 from payouts import services
@@ -140,3 +140,9 @@ class PayoutWebhookEventAdmin(ReadOnlyAdmin):
     list_display = ("id", "type", "psp_account_id", "object_id", "status", "attempts", "deliveries", "received_at")
     search_fields = ("id", "object_id", "psp_account_id")
     list_filter = ("status", "type")
+    fields = ("id", "type", "psp_account_id", "object_id", "status", "attempts", "deliveries", "last_error",
+              "received_at", "processed_at", "payload_table")
+
+    @admin.display(description="Payload")
+    def payload_table(self, obj):
+        return json_table(obj.payload)

@@ -95,3 +95,15 @@ def test_the_books_pages_make_a_fixed_number_of_queries(operator, seller, django
             EntrySpec(accounts.PSP_RECEIVABLE, "usd", 100), EntrySpec(accounts.seller_payable(other.pk), "usd", -100)])
     with django_assert_max_num_queries(12):
         operator.get("/admin/ledger/ledgertransaction/")
+
+
+def test_a_webhooks_payload_is_shown_as_a_table(operator):
+    from payments.models import WebhookEvent
+
+    WebhookEvent.objects.create(id="evt_t", type="payment_intent.succeeded", object_id="pi_t", status="processed",
+                                payload={"id": "evt_t", "data": {"object": {"id": "pi_t", "amount": 4999,
+                                                                            "charges": [{"id": "ch_t"}]}}})
+    html = operator.get("/admin/payments/webhookevent/evt_t/change/").content.decode()
+    assert '<table class="json-table"><tr><th scope="row">id</th><td>evt_t</td></tr>' in html
+    assert '<th scope="row">amount</th><td>4999</td>' in html and '<th scope="row">0</th>' in html
+    assert "{&quot;" not in html and '{"id"' not in html  # no raw JSON

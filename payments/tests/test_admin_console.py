@@ -198,8 +198,8 @@ def test_the_orders_list_shows_the_columns_that_matter_formatted(operator, payme
     table = page[page.index('id="result_list"'):]
     header = [re.sub(r"^\d+ +", "", re.sub(r"<[^>]+>|\s+", " ", h).strip())  # less a sort priority
               for h in re.findall(r"<th[^>]*scope=\"col\"[^>]*>(.*?)</th>", table, re.S)]
-    assert [h for h in header if h] == ["Id", "Amount", "State", "Psp reference", "Attempts", "Failure", "Seller",
-                                        "Created at", "Timeline"]
+    assert [h for h in header if h] == ["Id", "Amount", "State", "PSP reference", "Calls", "Failure", "Seller",
+                                        "Created (UTC)", "Timeline"]
     assert "49.99 USD" in page and "25,000 JPY" in page and "12.50 USD" in page
     assert "4999" not in re.sub(r"<[^>]+>", " ", page)
     # A short badge, the long explanation in its title; the failure's message in the code's title.

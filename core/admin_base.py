@@ -2,13 +2,29 @@ from collections.abc import Callable
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.paginator import Paginator
 from django.db import models
 from django.template.response import TemplateResponse
+from django.utils.html import format_html, format_html_join
 
 from core.money import format_money
 
 # Integer fields that hold money in minor units, by name; their currency is found by ``money_fields_of``.
 _MONEY_NAMES = {"amount", "balance", "gross", "fee", "net"}
+
+
+# Short state labels and their colour class: the long explanations stay in the badge's title.
+STATE_COLOURS = {
+    "succeeded": "ok", "partially_succeeded": "warn", "failed": "bad", "dead_letter": "bad", "unknown": "warn",
+    "pending": "info", "processing": "info", "executing": "info", "requires_action": "warn", "not_started": "muted",
+    "open": "bad", "resolved": "ok", "auto_resolved": "ok", "processed": "ok", "received": "info",
+    "ignored": "muted",
+}
+
+
+def state_badge(value: str, label: str = "") -> str:
+    return format_html('<span class="state-badge state-{}" title="{}">{}</span>', STATE_COLOURS.get(value, "muted"),
+                       label or value, value.replace("_", " "))
 
 
 def money_fields_of(model) -> dict[str, str]:
@@ -109,17 +125,93 @@ class ReasonForm(forms.Form):
 
 def action_with_reason(modeladmin, request, queryset, *, action_name: str, title: str,
                        apply: Callable[[object, dict], str],
-                       form_class: type[forms.Form] = ReasonForm) -> TemplateResponse | None:
-    """An admin action that first asks for a reason (and whatever else ``form_class`` asks),
-    then calls ``apply(obj, cleaned_data)`` per object and reports what each call said."""
+                       form_class: type[forms.Form] = ReasonForm,
+                       describe: Callable[[object], dict[str, object]] | None = None,
+                       exclude: Callable[[object], str] | None = None,
+                       will: str = "", will_not: str = "") -> TemplateResponse | None:
+    """An admin action that first shows a confirmation page and asks for a reason (and whatever else
+    ``form_class`` asks), then calls ``apply(obj, cleaned_data)`` per object and reports what each call said.
+
+    The page lists each selected object as a row (``describe(obj)``: ``{column: value}``, e.g. amount, seller,
+    last error, attempts) and says what the action ``will`` and ``will_not`` do. ``exclude(obj)`` answers why an
+    object cannot be acted on ("" when it can): such objects are listed apart with that reason, never dropped
+    silently, and are not acted on. Each object acted on gets a Django admin log entry (``LogEntry``: "Recent
+    actions") with the action, its outcome and the reason."""
+    objects = list(queryset)
+    excluded = [(obj, why) for obj in objects if exclude and (why := exclude(obj))]
+    skipped = {obj.pk for obj, _ in excluded}
+    chosen = [obj for obj in objects if obj.pk not in skipped]
     if request.POST.get("confirmed"):
         form = form_class(request.POST)
         if form.is_valid():
-            outcomes = [f"{obj}: {apply(obj, form.cleaned_data)}" for obj in queryset]
-            modeladmin.message_user(request, "; ".join(outcomes), messages.SUCCESS)
+            outcomes = []
+            for obj in chosen:
+                outcome = apply(obj, form.cleaned_data)
+                outcomes.append(f"{obj}: {outcome}")
+                reason = form.cleaned_data.get("reason", "")
+                modeladmin.log_change(request, obj, f"{title}: {outcome}. Reason: {reason}"[:2000])
+            if excluded:
+                outcomes.append(f"not acted on: {', '.join(f'{obj} ({why})' for obj, why in excluded)}")
+            level = messages.SUCCESS if chosen else messages.WARNING
+            modeladmin.message_user(request, "; ".join(outcomes) or "Nothing to do.", level)
             return None
     else:
         form = form_class()
-    context = {**modeladmin.admin_site.each_context(request), "title": title, "queryset": queryset,
-               "opts": modeladmin.model._meta, "form": form, "action_name": action_name}
+    describe = describe or (lambda obj: {str(modeladmin.model._meta.verbose_name).capitalize(): obj})
+    described = [describe(obj) for obj in chosen]
+    columns = list(described[0]) if described else []
+    context = {**modeladmin.admin_site.each_context(request), "title": title, "queryset": chosen,
+               "opts": modeladmin.model._meta, "form": form, "action_name": action_name,
+               "columns": columns, "rows": [[row.get(c, "") for c in columns] for row in described],
+               "excluded": excluded, "selected_count": len(objects), "will": will, "will_not": will_not}
     return TemplateResponse(request, "admin/action_with_reason.html", context)
+
+
+class OwnerNamesMixin:
+    """Lists and pages that name a seller (an owner) known only by id: ``owner_ids_of(obj)`` says which ids an
+    object mentions; the admin site's ``owner_names`` (``config.admin_site``) names them, once per page, into
+    ``obj.owner_names``."""
+
+    def owner_ids_of(self, obj) -> list[str]:
+        return []
+
+    def owner_names_fill(self, objects) -> None:
+        objects = list(objects)
+        ids = {owner for obj in objects for owner in self.owner_ids_of(obj) if owner}
+        names_of = getattr(self.admin_site, "owner_names", None)
+        names = names_of(ids) if ids and names_of else {}
+        for obj in objects:
+            obj.owner_names = names
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        self.owner_names_fill(changelist.result_list)
+        return changelist
+
+    @staticmethod
+    def owner_name(obj, owner_id: str) -> str:
+        return getattr(obj, "owner_names", {}).get(owner_id, "")
+
+
+def page_of(request, queryset, *, per_page: int = 50, param: str = "page"):
+    """One page of ``queryset`` for a detail page's own table (``?page=N``; out of range: the last page)."""
+    return Paginator(queryset, per_page).get_page(request.GET.get(param))
+
+
+def json_table(value, *, _depth: int = 0) -> str:
+    """JSON as nested tables an operator can read (keys in a column, values beside them), never a raw blob."""
+    if isinstance(value, dict):
+        if not value:
+            return "—"
+        rows = format_html_join("", '<tr><th scope="row">{}</th><td>{}</td></tr>',
+                                ((key, json_table(item, _depth=_depth + 1)) for key, item in value.items()))
+        return format_html('<table class="json-table">{}</table>', rows)
+    if isinstance(value, list):
+        if not value:
+            return "—"
+        rows = format_html_join("", '<tr><th scope="row">{}</th><td>{}</td></tr>',
+                                ((n, json_table(item, _depth=_depth + 1)) for n, item in enumerate(value)))
+        return format_html('<table class="json-table">{}</table>', rows)
+    if value is None:
+        return "null"
+    return format_html("{}", value)

@@ -14,11 +14,13 @@ from functools import cache
 from django.db import connection, models
 from django.utils import timezone
 from django_fsm import ConcurrentTransition, FSMFieldMixin, TransitionNotAllowed, can_proceed
+from psycopg.types.json import Jsonb
 
 
 @cache
-def _transition_sql(model: type[models.Model]) -> tuple[str, str, tuple[str, ...]]:
-    """(statement, state field name, fields written) for ``model``, built once from its own names."""
+def _transition_sql(model: type[models.Model]) -> tuple[str, str, tuple[str, ...], bool]:
+    """(statement, state field name, fields written, whether the audit row has a ``detail``) for ``model``,
+    built once from its own names."""
     meta = model._meta
     state = next(f for f in meta.concrete_fields if isinstance(f, FSMFieldMixin))
     fields = tuple(model.TRANSITION_FIELDS)
@@ -27,24 +29,30 @@ def _transition_sql(model: type[models.Model]) -> tuple[str, str, tuple[str, ...
     audit = meta.get_field("transitions")  # the reverse side of the audit model's foreign key
     audit_meta = audit.related_model._meta
     sets = ", ".join(f'"{meta.get_field(name).column}" = %s' for name in fields)
-    columns = ", ".join(f'"{c}"' for c in (audit.field.column, *(audit_meta.get_field(n).column for n in (
-        "from_state", "to_state", "actor", "reason", "created_at"))))
+    audit_fields = ["from_state", "to_state", "actor", "reason", "created_at"]
+    has_detail = any(f.name == "detail" for f in audit_meta.concrete_fields)
+    if has_detail:
+        audit_fields.append("detail")
+    columns = ", ".join(f'"{c}"' for c in (audit.field.column, *(audit_meta.get_field(n).column
+                                                                 for n in audit_fields)))
+    values = ", ".join("%s" for _ in audit_fields)
     pk = meta.pk.column
     return (f'WITH moved AS (UPDATE "{meta.db_table}" SET {sets} WHERE "{pk}" = %s AND "{state.column}" = %s '
             f'RETURNING "{pk}") INSERT INTO "{audit_meta.db_table}" ({columns}) '
-            f'SELECT "{pk}", %s, %s, %s, %s, %s FROM moved RETURNING 1'), state.name, fields
+            f'SELECT "{pk}", {values} FROM moved RETURNING 1'), state.name, fields, has_detail
 
 
 def transition_apply(obj: models.Model, method: Callable[..., object], *, actor: str, reason: str,
-                     **kwargs: object) -> None:
+                     audit_detail: dict | None = None, **kwargs: object) -> None:
     """Apply one django-fsm transition to a locked ``obj`` and write it with its audit row.
 
     The transition method checks the move (``can_proceed``) and changes fields in memory; one
     statement then writes ``TRANSITION_FIELDS`` (only if the row is still in the state it was
-    read in: django-fsm's concurrency check) and inserts the audit row with actor and reason.
+    read in: django-fsm's concurrency check) and inserts the audit row with actor and reason, and
+    ``audit_detail`` (JSON) when the audit model has a ``detail`` field.
     Raises ``TransitionNotAllowed`` or ``ConcurrentTransition``.
     """
-    sql, state_name, fields = _transition_sql(type(obj))
+    sql, state_name, fields, has_detail = _transition_sql(type(obj))
     if not can_proceed(method):
         raise TransitionNotAllowed(f"{obj.pk} cannot {method.__name__} from {getattr(obj, state_name)}",
                                    object=obj, method=method)
@@ -54,8 +62,11 @@ def transition_apply(obj: models.Model, method: Callable[..., object], *, actor:
     if "updated_at" in fields:
         obj.updated_at = now
     with connection.cursor() as cur:
-        cur.execute(sql, [*(getattr(obj, name) for name in fields), obj.pk, from_state,
-                          from_state, getattr(obj, state_name), actor[:100], reason[:500], now])
+        params = [*(getattr(obj, name) for name in fields), obj.pk, from_state,
+                  from_state, getattr(obj, state_name), actor[:100], reason[:500], now]
+        if has_detail:
+            params.append(Jsonb(audit_detail) if audit_detail is not None else None)
+        cur.execute(sql, params)
         if cur.fetchone() is None:
             raise ConcurrentTransition(f"{obj.pk} is no longer {from_state}")
     obj._update_initial_state()  # as django-fsm's save() does: a later save() checks the new state

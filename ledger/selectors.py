@@ -23,6 +23,15 @@ def account_balances(*, code: str) -> dict[str, int]:
         return {}
     rows = Entry.objects.filter(account_id=account_id).order_by().values_list("currency").annotate(total=Sum("amount"))
     return {currency: total for currency, total in rows}
+def account_balances_by_currency(*, account_id: int) -> list[tuple[str, int]]:
+    """``[(currency, debit-positive balance)]`` of one account, by currency."""
+    rows = Entry.objects.filter(account_id=account_id).values_list("currency").annotate(total=Sum("amount"))
+    return list(rows.order_by("currency"))
+
+
+def account_entries(*, account_id: int):
+    """One account's entries with their transactions, newest first (for paging)."""
+    return Entry.objects.filter(account_id=account_id).select_related("transaction").order_by("-id")
 
 
 def balances_by_account(*, code_prefix: str = "") -> dict[tuple[str, str], int]:

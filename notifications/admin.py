@@ -2,7 +2,7 @@
 redelivery (asks a reason; needs ``notifications.redeliver_delivery``). Secrets are never shown."""
 from django.contrib import admin
 
-from core.admin_base import ReadOnlyAdmin, action_with_reason
+from core.admin_base import ReadOnlyAdmin, action_with_reason, json_table
 from notifications import services
 from notifications.models import Delivery, DeliveryAttempt, OutboundEvent, WebhookEndpoint
 
@@ -43,7 +43,12 @@ class OutboundEventAdmin(ReadOnlyAdmin):
     list_display = ("id", "type", "client", "created_at")
     list_filter = ("type", "created_at")
     search_fields = ("id", "client__id")
+    fields = ("id", "type", "client", "created_at", "data_table")
     inlines = [DeliveryInline]
+
+    @admin.display(description="Data")
+    def data_table(self, obj):
+        return json_table(obj.data)
 
 
 @admin.register(Delivery)
@@ -63,8 +68,15 @@ class DeliveryAdmin(ReadOnlyAdmin):
                                         reason=data["reason"])
             return "queued"
 
-        return action_with_reason(self, request, queryset, action_name="redeliver",
-                                  title="Deliver outbound webhooks again", apply=again)
+        return action_with_reason(
+            self, request, queryset.select_related("event", "endpoint"), action_name="redeliver",
+            title="Deliver outbound webhooks again", apply=again,
+            describe=lambda d: {"Delivery": d.pk, "Event": f"{d.event_id} {d.event.type}", "Endpoint": d.endpoint.url,
+                                "Status": d.get_status_display(), "Attempts": d.attempts,
+                                "Last answer": d.last_status_code or "-"},
+            will=("Sends each delivery below to the merchant's endpoint again, now, with its attempts counted "
+                  "afresh; the attempt log keeps every earlier try."),
+            will_not="It moves no money and changes nothing in our books: the merchant receives the same event again.")
 
     def has_redeliver_permission(self, request):
         return request.user.has_perm("notifications.redeliver_delivery")

@@ -21,24 +21,47 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.utils.html import format_html
 
+from core.admin_base import STATE_COLOURS, state_badge  # noqa: F401 (used by the admins through here)
 from core.money import format_money
 from payments import selectors
 from payments.models import Refund
 from payments.selectors import TimelineRow
 from reconciliation import selectors as reconciliation_selectors
 
-# Short state labels and their colour class: the long explanations stay in the badge's title.
-STATE_COLOURS = {
-    "succeeded": "ok", "partially_succeeded": "warn", "failed": "bad", "dead_letter": "bad", "unknown": "warn",
-    "pending": "info", "processing": "info", "executing": "info", "requires_action": "warn", "not_started": "muted",
-    "open": "bad", "resolved": "ok", "auto_resolved": "ok", "processed": "ok", "received": "info",
-    "ignored": "muted",
-}
+# --- Confirmation rows of the actions (core.admin_base.action_with_reason) ---------------------------------
+
+def _error(code: str, message: str) -> str:
+    if not code and not message:
+        return "-"
+    return f"{code}: {message}" if code and message else (code or message)
 
 
-def state_badge(value: str, label: str = "") -> str:
-    return format_html('<span class="state-badge state-{}" title="{}">{}</span>', STATE_COLOURS.get(value, "muted"),
-                       label or value, value.replace("_", " "))
+def order_action_row(order) -> dict[str, object]:
+    """A payment order as an action's confirmation page lists it."""
+    return {"Order": order.pk, "Amount": format_money(order.amount, order.currency), "Seller": order.seller.name,
+            "State": state_badge(order.state, order.get_state_display()), "Attempts": order.attempts,
+            "Last error": _error(order.failure_code, order.failure_message),
+            "Idempotency key": order.psp_idempotency_key}
+
+
+def refund_action_row(refund) -> dict[str, object]:
+    return {"Refund": refund.pk, "Order": refund.payment_order_id,
+            "Amount": format_money(refund.amount, refund.currency), "Seller": refund.payment_order.seller.name,
+            "State": state_badge(refund.state, refund.get_state_display()), "Attempts": refund.attempts,
+            "Last error": refund.failure_code or "-"}
+
+
+def webhook_action_row(event) -> dict[str, object]:
+    return {"Event": event.pk, "Type": event.type, "About": event.object_id or "-",
+            "Status": state_badge(event.status, event.get_status_display()), "Attempts": event.attempts,
+            "Last error": (event.last_error or "-")[:300], "Received": event.received_at.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def double_charge_action_row(row) -> dict[str, object]:
+    return {"Extra charge": row.psp_reference, "Order": row.payment_order_id,
+            "Amount": format_money(row.amount, row.currency), "Seller": row.payment_order.seller.name,
+            "Kind": row.get_kind_display(), "State": state_badge(row.state, row.get_state_display()),
+            "Detected by": row.detected_by}
 
 
 # --- Range filters ------------------------------------------------------------------------------------
@@ -131,6 +154,24 @@ class CreatedRangeFilter(RangeFilter):
         if high is not None:
             queryset = queryset.filter(**{f"{self.field}__lt": high + timedelta(days=1)})
         return queryset
+
+
+class FailureCodeFilter(admin.SimpleListFilter):
+    """The failure codes orders carry, and "none" (Django's own filter would offer the blank code as an empty,
+    nameless link)."""
+
+    title = "failure code"
+    parameter_name = "failure_code"
+
+    def lookups(self, request, model_admin):
+        codes = selectors.payment_order_failure_codes()
+        return [("-", "no failure"), *((code, code) for code in codes)]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        return queryset.filter(failure_code="" if value == "-" else value)
 
 
 # --- Search ------------------------------------------------------------------------------------------

@@ -300,6 +300,11 @@ class PaymentOrderTransition(TransitionAudit):
     """Audit row: every state change of a payment order, who made it and why."""
 
     payment_order = models.ForeignKey(PaymentOrder, on_delete=models.PROTECT, related_name="transitions")
+    detail = models.JSONField(
+        null=True, blank=True,
+        help_text="What the row records beyond the move, e.g. the PSP call it answers: {'psp_call': {'attempt', "
+                  "'idempotency_key', 'status', 'error', 'latency_ms', 'psp_reference'}} (written in the same "
+                  "statement as the row: core.transitions).")
 
     class Meta(TransitionAudit.Meta):
         pass

@@ -32,6 +32,17 @@ def seller_list(*, client: ApiClient) -> QuerySet[Seller]:
     return Seller.objects.filter(client=client)
 
 
+def seller_names(*, seller_ids: list[str]) -> dict[str, str]:
+    """``{seller id: name}`` of the given sellers (any client's: the operators' console names them)."""
+    return dict(Seller.objects.filter(pk__in=set(seller_ids)).values_list("id", "name"))
+
+
+def payment_order_failure_codes() -> list[str]:
+    """The failure codes orders carry, each once, sorted."""
+    return list(PaymentOrder.objects.exclude(failure_code="").order_by("failure_code")
+                .values_list("failure_code", flat=True).distinct())
+
+
 def seller_get(*, client: ApiClient, seller_id: str) -> Seller | None:
     return Seller.objects.filter(client=client, pk=seller_id).first()
 
@@ -433,9 +444,10 @@ def payment_events_search(*, events: QuerySet[PaymentEvent], query: str, psp_ref
 class TimelineRow:
     """One thing that happened to a payment, as the operators' timeline shows it.
 
-    ``kind``: created, transition, psp_attempt, refund, refund_transition, webhook, ledger, wallet, settlement,
-    break. ``link``: ``(admin model label, object id)`` of the row's own page, or ``(label, "?q=…")`` for a
-    search of that list; resolved to a URL by the admin."""
+    ``kind``: created, transition, psp_request (the order sent to the PSP), psp_call (a PSP call's answer),
+    refund, refund_transition, webhook, ledger, wallet, settlement, break. ``link``: ``(admin model label,
+    object id)`` of the row's own page, or ``(label, "?q=…")`` for a search of that list; resolved to a URL by
+    the admin."""
 
     at: datetime
     kind: str
@@ -447,6 +459,7 @@ class TimelineRow:
     currency: str = ""
     link: tuple[str, str] | None = None
     entries: tuple[tuple[str, str, int], ...] = ()
+    facts: tuple[tuple[str, str], ...] = ()  # shown as a small table (a PSP call's key, status, latency...)
 
     @property
     def money(self) -> str:
@@ -464,11 +477,21 @@ class TimelineRow:
 
 
 def _transition_row(transition, subject: str, *, refund: bool) -> TimelineRow:
+    """An audit row as a timeline row. One that records a PSP call's answer (``detail["psp_call"]``, written by
+    the executor) is that call's row: attempt, status, latency, idempotency key, error and the PSP's reference."""
+    call = (getattr(transition, "detail", None) or {}).get("psp_call")
+    move = f"{transition.from_state} → {transition.to_state}"
+    if call:
+        latency = f" in {call['latency_ms']} ms" if call.get("latency_ms") is not None else ""
+        facts = [("State", move), ("Idempotency key", call.get("idempotency_key", "")),
+                 ("PSP reference", call.get("psp_reference") or "-"), ("Error", call.get("error") or "-"),
+                 ("Latency", f"{call['latency_ms']} ms" if call.get("latency_ms") is not None else "-")]
+        return TimelineRow(at=transition.created_at, kind="psp_call", subject=subject, actor=transition.actor,
+                           title=f"PSP call {call.get('attempt', '?')}: {call.get('status', '?')}{latency}",
+                           detail=transition.reason, facts=tuple(facts))
     to_psp = not refund and transition.to_state == PaymentOrderState.EXECUTING
-    kind = "psp_attempt" if to_psp else ("refund_transition" if refund else "transition")
-    title = f"{transition.from_state} → {transition.to_state}"
-    if to_psp:
-        title += " (sent to the PSP)"
+    kind = "psp_request" if to_psp else ("refund_transition" if refund else "transition")
+    title = move + (" (sent to the PSP)" if to_psp else "")
     return TimelineRow(at=transition.created_at, kind=kind, title=title, subject=subject, actor=transition.actor,
                        detail=transition.reason)
 
@@ -528,7 +551,7 @@ def payment_orders_timeline(*, payment_order_ids: list[str]) -> list[TimelineRow
 
 
 _KIND_ORDER = {kind: n for n, kind in enumerate(
-    ["created", "psp_attempt", "transition", "refund", "refund_transition", "webhook", "ledger", "wallet",
+    ["created", "psp_request", "psp_call", "transition", "refund", "refund_transition", "webhook", "ledger", "wallet",
      "settlement", "break"])}
 
 

@@ -33,7 +33,8 @@ def payment_order_execute_task(self, *, payment_order_id: str) -> str:
         return services.payment_order_execute(payment_order_id=payment_order_id)
     except PSPRetryableError as exc:
         delay = services.payment_order_schedule_retry(payment_order_id=payment_order_id, error=str(exc),
-                                                      actor="task:payment_order_execute")
+                                                      actor="task:payment_order_execute",
+                                                      psp_call=getattr(exc, "psp_call", None))
         if delay is None:
             return "dead_letter"
         logger.warning("event=payment_order_retry order=%s delay=%.2f error=%s", payment_order_id, delay, exc)

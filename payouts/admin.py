@@ -6,7 +6,8 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from core.admin_base import ReadOnlyAdmin, ReasonForm, action_with_reason
+from core.admin_base import ReadOnlyAdmin, ReasonForm, action_with_reason, json_table, state_badge
+from core.money import format_money
 from payments.models import Seller
 from payments.psp.base import PSPError
 from payouts import services
@@ -66,8 +67,16 @@ class PayoutAccountAdmin(ReadOnlyAdmin):
             outcomes = ", ".join(f"{i.currency} {i.outcome}" for i in result.items.all()) or "no balance"
             return f"run {result.id}: {outcomes}"
 
-        return action_with_reason(self, request, queryset, action_name="pay_out_now",
-                                  title="Pay out the selected sellers now", apply=run, form_class=PayoutRunForm)
+        return action_with_reason(
+            self, request, queryset.select_related("seller"), action_name="pay_out_now",
+            title="Pay out the selected sellers now", apply=run, form_class=PayoutRunForm,
+            describe=lambda account: {"Seller": account.seller.name, "Seller id": account.seller_id,
+                                      "Bank account": f"{account.bank_name or 'bank'} ••{account.bank_last4}",
+                                      "Currency": account.currency.upper(), "PSP account": account.psp_account_id},
+            will=("Runs a payout for each seller below now: their available balance in the account's currency, "
+                  "transferred and paid out through the PSP, one payout per seller, currency and date."),
+            will_not=("It pays nothing a seller does not have available, and a second run for the same date makes no "
+                      "second payout."))
 
     def has_run_payouts_permission(self, request):
         return request.user.has_perm("payouts.run_payouts")
@@ -99,9 +108,19 @@ class PayoutAdmin(ReadOnlyAdmin):
             except (PayoutReplayNotPossible, PSPError) as exc:
                 return f"not replayed: {exc}"
 
-        return action_with_reason(self, request, queryset.filter(state=PayoutState.DEAD_LETTER),
-                                  action_name="replay_dead_letter", title="Replay dead-lettered payouts",
-                                  apply=replay)
+        return action_with_reason(
+            self, request, queryset.select_related("seller").order_by("created_at", "id"),
+            action_name="replay_dead_letter", title="Replay dead-lettered payouts", apply=replay,
+            describe=lambda payout: {
+                "Payout": payout.pk, "Amount": format_money(payout.amount, payout.currency),
+                "Seller": payout.seller.name, "State": state_badge(payout.state, payout.get_state_display()),
+                "Attempts": payout.attempts,
+                "Last error": ": ".join(x for x in (payout.failure_code, payout.failure_message) if x) or "-"},
+            exclude=lambda payout: "" if payout.state == PayoutState.DEAD_LETTER else (
+                f"it is {payout.get_state_display()}: only dead-lettered payouts are replayed"),
+            will=("For each payout below, asks the PSP first: a transfer or payout it already made is recorded; "
+                  "otherwise it is sent again as the recovery round would, under its idempotency keys."),
+            will_not="It cannot pay a seller twice (same idempotency keys) and never changes an amount.")
 
     def has_replay_permission(self, request):
         return request.user.has_perm("payouts.replay_payout")
@@ -179,3 +198,9 @@ class NegativeBalanceWriteOffAdmin(ReadOnlyAdmin):
     search_fields = ("id", "seller__id", "seller__name", "idempotency_key")
     list_filter = ("currency", "created_at")
     list_select_related = ("seller",)
+    fields = ("id", "type", "psp_account_id", "object_id", "status", "attempts", "deliveries", "last_error",
+              "received_at", "processed_at", "payload_table")
+
+    @admin.display(description="Payload")
+    def payload_table(self, obj):
+        return json_table(obj.payload)

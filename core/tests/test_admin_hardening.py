@@ -32,7 +32,10 @@ def failed_event():
 
 
 def _reprocess(client, event):
-    return client.post(WEBHOOKS, {"action": "reprocess", "_selected_action": [event.pk]})
+    """The action's confirmation page, then its confirmation with a reason."""
+    client.post(WEBHOOKS, {"action": "reprocess", "_selected_action": [event.pk]})
+    return client.post(WEBHOOKS, {"action": "reprocess", "_selected_action": [event.pk], "confirmed": "1",
+                                  "reason": "PSP outage over"})
 
 
 def test_a_finance_operator_is_neither_offered_nor_allowed_to_rerun_webhooks(failed_event):

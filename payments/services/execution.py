@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -12,7 +13,7 @@ from django.utils import timezone
 from core.db import db_connection_release
 from core.transitions import transition_apply
 from payments.exceptions import PSPAmountMismatch, PSPMismatch
-from payments.models import PaymentOrder, PaymentOrderState, SuspectedDoubleCharge
+from payments.models import PaymentOrder, PaymentOrderState, PaymentOrderTransition, SuspectedDoubleCharge
 from payments.psp import get_psp
 from payments.psp.base import (
     PaymentRequest,
@@ -21,6 +22,7 @@ from payments.psp.base import (
     PSPKeySpent,
     PSPPaymentMethodRefused,
     PSPPermanentError,
+    PSPRetryableError,
     PSPUnknownOutcome,
 )
 from payments.services.checkout_outcome import payment_event_order_decided
@@ -62,17 +64,37 @@ def payment_order_execute(*, payment_order_id: str, actor: str = "task:payment_o
             payment_order_id=payment_order_id, actor=actor,
             result=_refused(order, code=exc.code, message=f"the PSP refused the payment method: {exc}"))
     request = payment_request(order, payment_method=payment_method, customer=customer)
+    started = time.monotonic()
     try:
         result = get_psp().create_payment(request)
     except PSPKeySpent as exc:
         return payment_order_mark_unknown(payment_order_id=payment_order_id, reason=str(exc), actor=actor,
-                                          key_spent=True)
+                                          key_spent=True,
+                                          psp_call=psp_call_detail(order, started, status="key spent", error=str(exc)))
     except PSPUnknownOutcome as exc:
-        return payment_order_mark_unknown(payment_order_id=payment_order_id, reason=str(exc), actor=actor)
+        return payment_order_mark_unknown(payment_order_id=payment_order_id, reason=str(exc), actor=actor,
+                                          psp_call=psp_call_detail(order, started, status="no answer", error=str(exc)))
     except PSPPermanentError as exc:
         # The PSP refused the request itself; no charge can exist for it.
         result = _refused(order, code=exc.code, message=str(exc))
-    return payment_order_apply_result_or_dead_letter(payment_order_id=payment_order_id, result=result, actor=actor)
+        call = psp_call_detail(order, started, status="refused", error=f"{exc.code}: {exc}" if exc.code else str(exc))
+    except PSPRetryableError as exc:
+        exc.psp_call = psp_call_detail(order, started, status="retryable error", error=str(exc))  # for the task
+        raise
+    else:
+        call = psp_call_detail(order, started, status=str(result.status.value), psp_reference=result.psp_reference,
+                               error=": ".join(x for x in (result.failure_code, result.failure_message) if x))
+    return payment_order_apply_result_or_dead_letter(payment_order_id=payment_order_id, result=result, actor=actor,
+                                                     psp_call=call)
+
+
+def psp_call_detail(order: PaymentOrder, started: float, *, status: str, error: str = "",
+                    psp_reference: str = "") -> dict:
+    """One call to the PSP as the audit row that records its answer keeps it (``detail``, no statement of its
+    own): which attempt, under which idempotency key, what came back and how long it took."""
+    return {"psp_call": {"attempt": order.attempts, "idempotency_key": order.psp_idempotency_key,
+                         "status": status, "error": error[:500], "psp_reference": psp_reference,
+                         "latency_ms": round((time.monotonic() - started) * 1000)}}
 
 
 def payment_request(order: PaymentOrder, *, payment_method: str, customer: str = "") -> PaymentRequest:
@@ -94,27 +116,32 @@ def _refused(order: PaymentOrder, *, code: str, message: str) -> PaymentResult:
                          currency=order.currency, failure_code=code, failure_message=message)
 
 
-def payment_order_apply_result_or_dead_letter(*, payment_order_id: str, result: PaymentResult, actor: str) -> str:
+def payment_order_apply_result_or_dead_letter(*, payment_order_id: str, result: PaymentResult, actor: str,
+                                              psp_call: dict | None = None) -> str:
     """Apply the PSP's answer; an answer that contradicts the order goes to an operator."""
     try:
-        return payment_order_apply_result(payment_order_id=payment_order_id, result=result, actor=actor)
+        return payment_order_apply_result(payment_order_id=payment_order_id, result=result, actor=actor,
+                                          psp_call=psp_call)
     except PSPMismatch as exc:
         return payment_order_dead_letter(payment_order_id=payment_order_id, code=exc.code, message=str(exc),
-                                         actor=actor)
+                                         actor=actor, psp_call=psp_call)
 
 
 @transaction.atomic
-def payment_order_dead_letter(*, payment_order_id: str, code: str, message: str, actor: str) -> str:
+def payment_order_dead_letter(*, payment_order_id: str, code: str, message: str, actor: str,
+                              psp_call: dict | None = None) -> str:
     order = lock_order(payment_order_id)
     if order.state in (PaymentOrderState.EXECUTING, PaymentOrderState.PENDING, PaymentOrderState.UNKNOWN,
                        PaymentOrderState.REQUIRES_ACTION):
-        transition_apply(order, order.dead_letter, actor=actor, code=code, message=message, reason=message)
+        transition_apply(order, order.dead_letter, actor=actor, code=code, message=message, reason=message,
+                         audit_detail=psp_call)
         logger.error("event=payment_order_dead_letter order=%s code=%s message=%s", order.id, code, message)
     return order.state
 
 
 @transaction.atomic
-def payment_order_mark_unknown(*, payment_order_id: str, reason: str, actor: str, key_spent: bool = False) -> str:
+def payment_order_mark_unknown(*, payment_order_id: str, reason: str, actor: str, key_spent: bool = False,
+                               psp_call: dict | None = None) -> str:
     """No answer from the PSP: not a failure. The janitor asks the PSP after a short delay.
 
     ``key_spent``: the PSP saved its failure against the key, so the janitor may send the
@@ -129,36 +156,45 @@ def payment_order_mark_unknown(*, payment_order_id: str, reason: str, actor: str
         order.psp_key_spent_at = timezone.now()
         if order.attempts >= settings.PAYMENT_EXECUTE_MAX_ATTEMPTS:
             transition_apply(order, order.dead_letter, actor=actor, code="retries_exhausted", reason=reason,
-                             message=f"{order.attempts} attempts failed; last error: {reason}")
+                             message=f"{order.attempts} attempts failed; last error: {reason}", audit_detail=psp_call)
             return order.state
         order.next_action_at = _after(settings.PSP_SEARCH_CONSISTENCY_SECONDS)
-        transition_apply(order, order.lose_track, actor=actor,
+        transition_apply(order, order.lose_track, actor=actor, audit_detail=psp_call,
                          reason=f"the PSP failed and saved it against key {order.psp_idempotency_key}: {reason}")
     else:
         order.next_action_at = _after(settings.PAYMENT_UNKNOWN_CHECK_SECONDS)
-        transition_apply(order, order.lose_track, actor=actor, reason=f"no answer from the PSP: {reason}")
+        transition_apply(order, order.lose_track, actor=actor, reason=f"no answer from the PSP: {reason}",
+                         audit_detail=psp_call)
     return order.state
 
 
 @transaction.atomic
-def payment_order_schedule_retry(*, payment_order_id: str, error: str, actor: str) -> float | None:
+def payment_order_schedule_retry(*, payment_order_id: str, error: str, actor: str,
+                                 psp_call: dict | None = None) -> float | None:
     """After a retryable PSP error: the delay before the next attempt, or ``None`` once
-    the attempts are used up and the order has gone to the dead-letter state."""
+    the attempts are used up and the order has gone to the dead-letter state. ``psp_call``
+    (``psp_call_detail``) is kept on an audit row ``executing → executing`` (the retry path's
+    own statement: the settled path writes no more than before)."""
     order = lock_order(payment_order_id)
     if order.state != PaymentOrderState.EXECUTING:
         return None
     if order.attempts >= settings.PAYMENT_EXECUTE_MAX_ATTEMPTS:
         payment_order_dead_letter(payment_order_id=order.id, code="retries_exhausted", actor=actor,
-                                  message=f"{order.attempts} attempts failed; last error: {error}")
+                                  message=f"{order.attempts} attempts failed; last error: {error}", psp_call=psp_call)
         return None
     delay = retry_delay(order.attempts)
     order.next_action_at = _after(delay + settings.PAYMENT_STALL_SECONDS)
     order.save(update_fields=["next_action_at", "updated_at"])
+    if psp_call is not None:
+        PaymentOrderTransition.objects.create(
+            payment_order=order, from_state=order.state, to_state=order.state, actor=actor[:100], detail=psp_call,
+            reason=f"PSP error, retrying in {delay:.1f} s with the same key: {error}"[:500])
     return delay
 
 
 @transaction.atomic
-def payment_order_apply_result(*, payment_order_id: str, result: PaymentResult, actor: str) -> str:
+def payment_order_apply_result(*, payment_order_id: str, result: PaymentResult, actor: str,
+                               psp_call: dict | None = None) -> str:
     """Record what the PSP said about an order. Idempotent and monotonic: a decided order
     never changes. Used by the task, the webhook inbox and the janitor alike.
 
@@ -167,6 +203,7 @@ def payment_order_apply_result(*, payment_order_id: str, result: PaymentResult, 
     or failure) is counted on the payment event in the same transaction, which decides the event
     when it was its last undecided order (``checkout_outcome``). The dead-letter path decides
     nothing: a dead-lettered order leaves its event ``processing`` until a replay decides it here.
+    ``psp_call``: the executor's call this answers, kept in the transition's audit row.
     """
     order = lock_order(payment_order_id)
     if order.is_terminal or order.state == PaymentOrderState.NOT_STARTED:
@@ -183,13 +220,13 @@ def payment_order_apply_result(*, payment_order_id: str, result: PaymentResult, 
     if result.status is PaymentStatus.SUCCEEDED:
         _check_success_is_ours(order, result)
         transition_apply(order, order.succeed, actor=actor, reason="PSP captured the payment",
-                         psp_reference=result.psp_reference)
+                         psp_reference=result.psp_reference, audit_detail=psp_call)
         capture_post(order)
         payment_event_order_decided(order=order, actor=actor)  # last: the event's row lock is held shortest
     elif result.status is PaymentStatus.FAILED:
         transition_apply(order, order.fail, actor=actor, reason=f"PSP: {result.failure_code}",
                          code=result.failure_code, message=result.failure_message,
-                         psp_reference=result.psp_reference)
+                         psp_reference=result.psp_reference, audit_detail=psp_call)
         payment_event_order_decided(order=order, actor=actor)
     elif result.status is PaymentStatus.REQUIRES_ACTION:
         # Only before an answer: a late "requires_action" never moves a pending order back.
@@ -198,11 +235,11 @@ def payment_order_apply_result(*, payment_order_id: str, result: PaymentResult, 
             order.next_action_at = _after(settings.PAYMENT_ACTION_EXPIRY_SECONDS)
             transition_apply(order, order.require_action, actor=actor,
                              reason="the PSP asks the buyer to authenticate (3-D Secure)",
-                             psp_reference=result.psp_reference, url=result.action_url)
+                             psp_reference=result.psp_reference, url=result.action_url, audit_detail=psp_call)
     elif order.state != PaymentOrderState.PENDING:
         order.next_action_at = _after(settings.PAYMENT_PENDING_CHECK_SECONDS)
         transition_apply(order, order.await_psp, actor=actor, reason="PSP is still processing",
-                         psp_reference=result.psp_reference)
+                         psp_reference=result.psp_reference, audit_detail=psp_call)
     return order.state
 
 

@@ -198,8 +198,8 @@ def test_the_orders_list_shows_the_columns_that_matter_formatted(operator, payme
     table = page[page.index('id="result_list"'):]
     header = [re.sub(r"^\d+ +", "", re.sub(r"<[^>]+>|\s+", " ", h).strip())  # less a sort priority
               for h in re.findall(r"<th[^>]*scope=\"col\"[^>]*>(.*?)</th>", table, re.S)]
-    assert [h for h in header if h] == ["Id", "Amount", "State", "Psp reference", "Attempts", "Failure", "Seller",
-                                        "Created at", "Timeline"]
+    assert [h for h in header if h] == ["Id", "Amount", "State", "PSP reference", "Calls", "Failure", "Seller",
+                                        "Created (UTC)", "Timeline"]
     assert "49.99 USD" in page and "25,000 JPY" in page and "12.50 USD" in page
     assert "4999" not in re.sub(r"<[^>]+>", " ", page)
     # A short badge, the long explanation in its title; the failure's message in the code's title.
@@ -231,12 +231,12 @@ def test_an_orders_timeline_tells_its_whole_story_in_time_order(operator, paymen
     assert response.status_code == 200
     rows = _rows(response)
     kinds = [kind for kind, *_ in rows]
-    assert set(kinds) == {"created", "psp_attempt", "transition", "refund", "refund_transition", "webhook",
+    assert set(kinds) == {"created", "psp_request", "transition", "refund", "refund_transition", "webhook",
                           "ledger", "wallet", "settlement", "break"}
     times = [row.at for row, _ in response.context["rows"]]
     assert times == sorted(times)
-    assert kinds.index("created") < kinds.index("psp_attempt") < kinds.index("transition") < kinds.index("ledger")
-    assert ("psp_attempt", "not_started → executing (sent to the PSP)", "", "") in rows
+    assert kinds.index("created") < kinds.index("psp_request") < kinds.index("transition") < kinds.index("ledger")
+    assert ("psp_request", "not_started → executing (sent to the PSP)", "", "") in rows
     assert ("transition", "executing → succeeded", "", "") in rows
     assert ("created", "Order created for Alpha Books", "49.99 USD", "") in rows
     assert ("refund", f"Refund {refund.pk} requested", "10.00 USD", f"/admin/payments/refund/{refund.pk}/change/") \

@@ -118,7 +118,11 @@ def test_operator_reruns_a_failed_event_from_the_admin(order, admin_client):
     deliver(payload, signature)
     assert WebhookEvent.objects.get().status == WebhookEvent.Status.FAILED
     PaymentOrder.objects.filter(pk=order.pk).update(amount=4200)
-    response = admin_client.post("/admin/payments/webhookevent/", {"action": "reprocess",
+    asked = admin_client.post("/admin/payments/webhookevent/", {"action": "reprocess",
+                                                               "_selected_action": ["evt_rerun"]})
+    assert asked.status_code == 200 and WebhookEvent.objects.get().status == WebhookEvent.Status.FAILED  # asks first
+    response = admin_client.post("/admin/payments/webhookevent/", {"action": "reprocess", "confirmed": "1",
+                                                                  "reason": "amount fixed (INC-7)",
                                                                   "_selected_action": ["evt_rerun"]})
     assert response.status_code == 302
     assert WebhookEvent.objects.get().status == WebhookEvent.Status.PROCESSED

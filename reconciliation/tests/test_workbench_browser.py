@@ -37,7 +37,11 @@ def operator_in(browser, live_server, username: str, group: str, *, width: int =
 
 
 def sideways_scroll(page) -> int:
-    return page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    """How far the page, or a list's table inside its own scrolling box (Django's ``.results``), scrolls sideways."""
+    return page.evaluate("""() => Math.max(
+        document.documentElement.scrollWidth - document.documentElement.clientWidth,
+        ...[...document.querySelectorAll('.results, .recon-workbench, #content-main')].map(
+            box => box.scrollWidth - box.clientWidth))""")
 
 
 def serious_violations(page) -> list[str]:

@@ -102,7 +102,9 @@ def test_one_operator_proposes_the_write_off_another_approves_and_the_ledger_pos
         assert Break.objects.get(pk=amount_break.pk).resolution == "written_off"
 
         for path in ("/admin/reconciliation/correction/?state=all", "/admin/reconciliation/reconciliationrun/",
-                     f"/admin/reconciliation/reconciliationrun/{amount_break.run_id}/change/"):
+                     f"/admin/reconciliation/reconciliationrun/{amount_break.run_id}/change/",
+                     "/admin/reconciliation/settlementfile/", "/admin/reconciliation/settlementline/",
+                     f"/admin/reconciliation/settlementfile/{amount_break.line.file_id}/change/"):
             bob.goto(live_server.url + path)
             assert sideways_scroll(bob) <= 0, f"{path} scrolls sideways at 1440 px"
             assert serious_violations(bob) == [], path

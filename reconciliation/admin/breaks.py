@@ -152,9 +152,10 @@ class OwnerFilter(admin.SimpleListFilter):
 
 
 class BreakAdmin(ReadOnlyAdmin):
-    list_display = ("id", "class_display", "state", "difference_display", "age_display", "owner", "object_link",
-                    "line_link", "occurred_on")
-    list_display_links = ("id", "class_display")
+    # Fits beside the navigation and the filters at 1440 px: the id is in the class's link, the date in the age.
+    list_display = ("class_display", "state", "difference_display", "age_display", "owner", "object_link",
+                    "line_link")
+    list_display_links = ("class_display",)
     list_filter = ("break_class", "state", OwnerFilter, "file_format", "occurred_on", "created_at", "last_seen_run")
     search_fields = ("psp_reference", "object_id", "description", "key")
     date_hierarchy = "created_at"
@@ -171,9 +172,9 @@ class BreakAdmin(ReadOnlyAdmin):
     change_form_template = "admin/reconciliation/break/change_form.html"
 
     # -- the queue ------------------------------------------------------------------------------------------
-    @admin.display(description="Class", ordering="break_class")
+    @admin.display(description="Break", ordering="break_class")
     def class_display(self, obj: Break) -> str:
-        return obj.break_class.replace("_", " ")
+        return f"#{obj.pk} {obj.break_class.replace('_', ' ')}"
 
     @admin.display(description="Difference / amount")
     def difference_display(self, obj: Break) -> str:

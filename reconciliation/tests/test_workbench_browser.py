@@ -37,7 +37,11 @@ def operator_in(browser, live_server, username: str, group: str, *, width: int =
 
 
 def sideways_scroll(page) -> int:
-    return page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    """How far the page, or a list's table inside its own scrolling box (Django's ``.results``), scrolls sideways."""
+    return page.evaluate("""() => Math.max(
+        document.documentElement.scrollWidth - document.documentElement.clientWidth,
+        ...[...document.querySelectorAll('.results, .recon-workbench, #content-main')].map(
+            box => box.scrollWidth - box.clientWidth))""")
 
 
 def serious_violations(page) -> list[str]:
@@ -98,7 +102,9 @@ def test_one_operator_proposes_the_write_off_another_approves_and_the_ledger_pos
         assert Break.objects.get(pk=amount_break.pk).resolution == "written_off"
 
         for path in ("/admin/reconciliation/correction/?state=all", "/admin/reconciliation/reconciliationrun/",
-                     f"/admin/reconciliation/reconciliationrun/{amount_break.run_id}/change/"):
+                     f"/admin/reconciliation/reconciliationrun/{amount_break.run_id}/change/",
+                     "/admin/reconciliation/settlementfile/", "/admin/reconciliation/settlementline/",
+                     f"/admin/reconciliation/settlementfile/{amount_break.line.file_id}/change/"):
             bob.goto(live_server.url + path)
             assert sideways_scroll(bob) <= 0, f"{path} scrolls sideways at 1440 px"
             assert serious_violations(bob) == [], path

@@ -36,6 +36,11 @@ def seller_names(*, seller_ids: list[str]) -> dict[str, str]:
     return dict(Seller.objects.filter(pk__in=set(seller_ids)).values_list("id", "name"))
 
 
+def seller_ids_named(*, name: str, limit: int = 200) -> list[str]:
+    """Ids of the sellers whose name contains ``name`` (any client's: the operators' console searches by it)."""
+    return list(Seller.objects.filter(name__icontains=name.strip()).values_list("id", flat=True)[:limit])
+
+
 def payment_order_failure_codes() -> list[str]:
     """The failure codes orders carry, each once, sorted."""
     return list(PaymentOrder.objects.exclude(failure_code="").order_by("failure_code")

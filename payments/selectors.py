@@ -466,9 +466,10 @@ def _transition_row(transition, subject: str, *, refund: bool) -> TimelineRow:
         facts = [("State", move), ("Idempotency key", call.get("idempotency_key", "")),
                  ("PSP reference", call.get("psp_reference") or "-"), ("Error", call.get("error") or "-"),
                  ("Latency", f"{call['latency_ms']} ms" if call.get("latency_ms") is not None else "-")]
+        name = "PSP asked" if call.get("kind") == "lookup" else f"PSP call {call.get('attempt', '?')}"
+        status = str(call.get("status", "?")).removeprefix("lookup: ")
         return TimelineRow(at=transition.created_at, kind="psp_call", subject=subject, actor=transition.actor,
-                           title=f"PSP call {call.get('attempt', '?')}: {call.get('status', '?')}{latency}",
-                           detail=transition.reason, facts=tuple(facts))
+                           title=f"{name}: {status}{latency}", detail=transition.reason, facts=tuple(facts))
     to_psp = not refund and transition.to_state == PaymentOrderState.EXECUTING
     kind = "psp_request" if to_psp else ("refund_transition" if refund else "transition")
     title = move + (" (sent to the PSP)" if to_psp else "")

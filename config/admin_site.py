@@ -24,6 +24,10 @@ class OperatorsAdminSite(admin.AdminSite):
         import no other): asked of payments here, above the apps."""
         return payment_selectors.seller_names(seller_ids=list(owner_ids))
 
+    def owner_ids_named(self, name: str) -> list[str]:
+        """Owner ids whose seller's name contains ``name``: the ledger's and the wallets' search boxes."""
+        return payment_selectors.seller_ids_named(name=name) if name.strip() else []
+
     def index(self, request, extra_context=None):
         since = timezone.now() - timedelta(hours=24)
         volumes = [

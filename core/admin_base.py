@@ -188,6 +188,19 @@ class OwnerNamesMixin:
         self.owner_names_fill(changelist.result_list)
         return changelist
 
+    def owner_search_q(self, owner_ids: list[str]) -> models.Q | None:
+        """What the search box also finds for sellers named like the term (``None``: nothing more)."""
+        return None
+
+    def get_search_results(self, request, queryset, search_term):
+        found, duplicates = super().get_search_results(request, queryset, search_term)
+        named_like = getattr(self.admin_site, "owner_ids_named", None)
+        ids = named_like(search_term) if named_like and search_term.strip() else []
+        extra = self.owner_search_q(ids) if ids else None
+        if extra is not None:
+            found = found | queryset.filter(extra)
+        return found, duplicates
+
     @staticmethod
     def owner_name(obj, owner_id: str) -> str:
         return getattr(obj, "owner_names", {}).get(owner_id, "")

@@ -4,7 +4,7 @@ Seller accounts are named by the seller's name (the admin site's ``owner_names``
 by id); an account's page shows its balance per currency and its entries, a page at a time; a transaction's row
 its amount, currency and accounts."""
 from django.contrib import admin
-from django.db.models import Prefetch, Sum
+from django.db.models import Prefetch, Q, Sum
 from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import NoReverseMatch, path, reverse
@@ -41,12 +41,16 @@ def _url(name: str, *args) -> str:
 class AccountAdmin(OwnerNamesMixin, ReadOnlyAdmin):
     list_display = ("display_name", "code_cut", "kind", "balances")
     search_fields = ("code", "name")
+    search_help_text = "An account's code or name, or a seller's name"
     list_filter = ("kind",)
     fields = ("code", "name", "kind", "created_at")
     change_form_template = "admin/ledger/account/change_form.html"
 
     def owner_ids_of(self, obj):
         return [seller_of(obj.code)]
+
+    def owner_search_q(self, owner_ids):
+        return Q(code__in=[accounts.seller_payable(owner) for owner in owner_ids])
 
     def get_urls(self):
         return [path("of-seller/<str:seller_id>/", self.admin_site.admin_view(self.of_seller_view),

@@ -37,6 +37,11 @@ def seller_names(*, seller_ids: list[str]) -> dict[str, str]:
     return dict(Seller.objects.filter(pk__in=set(seller_ids)).values_list("id", "name"))
 
 
+def seller_ids_named(*, name: str, limit: int = 200) -> list[str]:
+    """Ids of the sellers whose name contains ``name`` (any client's: the operators' console searches by it)."""
+    return list(Seller.objects.filter(name__icontains=name.strip()).values_list("id", flat=True)[:limit])
+
+
 def payment_order_failure_codes() -> list[str]:
     """The failure codes orders carry, each once, sorted."""
     return list(PaymentOrder.objects.exclude(failure_code="").order_by("failure_code")
@@ -486,9 +491,10 @@ def _transition_row(transition, subject: str, *, refund: bool) -> TimelineRow:
         facts = [("State", move), ("Idempotency key", call.get("idempotency_key", "")),
                  ("PSP reference", call.get("psp_reference") or "-"), ("Error", call.get("error") or "-"),
                  ("Latency", f"{call['latency_ms']} ms" if call.get("latency_ms") is not None else "-")]
+        name = "PSP asked" if call.get("kind") == "lookup" else f"PSP call {call.get('attempt', '?')}"
+        status = str(call.get("status", "?")).removeprefix("lookup: ")
         return TimelineRow(at=transition.created_at, kind="psp_call", subject=subject, actor=transition.actor,
-                           title=f"PSP call {call.get('attempt', '?')}: {call.get('status', '?')}{latency}",
-                           detail=transition.reason, facts=tuple(facts))
+                           title=f"{name}: {status}{latency}", detail=transition.reason, facts=tuple(facts))
     to_psp = not refund and transition.to_state == PaymentOrderState.EXECUTING
     kind = "psp_request" if to_psp else ("refund_transition" if refund else "transition")
     title = move + (" (sent to the PSP)" if to_psp else "")

@@ -6,7 +6,8 @@ everything (payments/tests/console_seed.py: no PSP sandbox, no worker, nothing e
 from this process on a free port, logs in as an operator and writes docs/screenshots/admin-<page>-<width>.png of
 the main pages (``MAIN``; ``--all``: every page measured). For each page it prints whether it scrolls sideways
 (``document.documentElement.scrollWidth`` against the window's width, and the widest table's overflow inside its
-own box). Exits 1 if a page scrolls sideways at 1440 px. ``--measure-only`` writes no PNGs."""
+own box) and, at 1440 px, axe-core's serious violations. Exits 1 if a page scrolls sideways at 1440 px.
+``--measure-only`` writes no PNGs."""
 from __future__ import annotations
 
 import argparse
@@ -57,6 +58,18 @@ def _serve(port: int):
     server.set_app(StaticFilesHandler(get_wsgi_application()))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def serious_violations(page) -> list[str]:
+    """axe-core's serious and critical findings on the page (axe-playwright-python bundles axe-core)."""
+    try:
+        from axe_playwright_python.sync_playwright import Axe
+    except ImportError:
+        return ["(axe-playwright-python not installed)"]
+    page.evaluate(Axe().axe_script)
+    results = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    return [f"{v['id']} ({v['impact']}, {len(v['nodes'])})" for v in results["violations"]
+            if v["impact"] in ("serious", "critical")]
 
 
 def pages(seeded: dict) -> list[tuple[str, str]]:
@@ -132,7 +145,9 @@ def main() -> int:
                 inner = page.evaluate("Math.max(0, ...[...document.querySelectorAll('.results, .scroll-x')]"
                                       ".map(e => e.scrollWidth - e.clientWidth))")
                 verdict = "ok" if scroll <= client and inner <= 0 else "SCROLLS SIDEWAYS"
-                print(f"{label:>5} px  {name:<22} page {scroll:>5} / {client:>5}, tables {inner:>+5} px  {verdict}")
+                axe = ", ".join(serious_violations(page)) or "none" if label == "1440" else "-"
+                print(f"{label:>5} px  {name:<22} page {scroll:>5} / {client:>5}, tables {inner:>+5} px  {verdict:<8}"
+                      f"  axe serious: {axe}")
                 if verdict != "ok" and os.environ.get("SCREENSHOTS_PROBE"):
                     print(page.evaluate("[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect()"
                                         ".right > document.documentElement.clientWidth + 1).slice(0, 8).map(e => "

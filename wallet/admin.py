@@ -2,6 +2,7 @@
 its movements a page at a time, and links to the seller and the seller's ledger account (by URL name: wallet
 imports no other app; the admin site's ``owner_names`` names the seller)."""
 from django.contrib import admin
+from django.db.models import Q
 from django.urls import NoReverseMatch, reverse
 
 from core.admin_base import OwnerNamesMixin, ReadOnlyAdmin, page_of
@@ -21,12 +22,16 @@ def _url(name: str, *args) -> str:
 class WalletAdmin(OwnerNamesMixin, ReadOnlyAdmin):
     list_display = ("seller", "owner_id", "currency_code", "balance_display", "updated_at")
     search_fields = ("owner_id",)
+    search_help_text = "A seller's id or name"
     list_filter = ("currency",)
     fields = ("owner_id", "currency", "balance", "updated_at")
     change_form_template = "admin/wallet/wallet/change_form.html"
 
     def owner_ids_of(self, obj):
         return [obj.owner_id]
+
+    def owner_search_q(self, owner_ids):
+        return Q(owner_id__in=owner_ids)
 
     @admin.display(description="Seller", ordering="owner_id")
     def seller(self, obj):

@@ -3,6 +3,7 @@ unknown and pending orders, and operators send dead-lettered orders back (Kill B
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -16,7 +17,7 @@ from payments.models import PaymentOrder, PaymentOrderState, Refund, RefundState
 from payments.psp import get_psp
 from payments.psp.base import PaymentResult, PSPError
 from payments.services.enqueue import enqueue_payment_order, enqueue_refund
-from payments.services.execution import payment_order_apply_result_or_dead_letter
+from payments.services.execution import payment_order_apply_result_or_dead_letter, psp_call_detail
 from payments.services.order_rows import lock_order
 
 logger = logging.getLogger(__name__)
@@ -58,18 +59,31 @@ def payment_order_resolve(*, payment_order_id: str, actor: str = "janitor") -> s
     order = PaymentOrder.objects.get(pk=payment_order_id)
     if order.state not in (PaymentOrderState.UNKNOWN, PaymentOrderState.PENDING):
         return order.state
+    started = time.monotonic()
     try:
         result = _ask_psp(order)
     except PSPError as exc:
         logger.warning("event=janitor_psp_error order=%s error=%s", order.id, exc)
         return order.state  # the next round asks again
+    lookup = _lookup_detail(order, started, result)
     if result is not None:
-        return payment_order_apply_result_or_dead_letter(payment_order_id=order.id, result=result, actor=actor)
+        return payment_order_apply_result_or_dead_letter(payment_order_id=order.id, result=result, actor=actor,
+                                                         psp_call=lookup)
     with transaction.atomic():
         order = lock_order(payment_order_id)
         if order.state == PaymentOrderState.UNKNOWN:
-            _send_again(order, actor=actor, reason="")
+            _send_again(order, actor=actor, reason="", psp_call=lookup)
     return order.state
+
+
+def _lookup_detail(order: PaymentOrder, started: float, result: PaymentResult | None) -> dict:
+    """The janitor's or an operator's question to the PSP, as the audit row of its answer keeps it."""
+    status = f"lookup: {result.status.value}" if result is not None else "lookup: no payment"
+    detail = psp_call_detail(order, started, status=status, psp_reference=result.psp_reference if result else "",
+                             error=": ".join(x for x in (result.failure_code, result.failure_message) if x)
+                             if result else "")
+    detail["psp_call"]["kind"] = "lookup"
+    return detail
 
 
 def _ask_psp(order: PaymentOrder) -> PaymentResult | None:
@@ -82,7 +96,7 @@ def _ask_psp(order: PaymentOrder) -> PaymentResult | None:
     return psp.find_payment(order.id)
 
 
-def _send_again(order: PaymentOrder, *, actor: str, reason: str) -> bool:
+def _send_again(order: PaymentOrder, *, actor: str, reason: str, psp_call: dict | None = None) -> bool:
     """Send a locked order the PSP shows no payment for back to the executor. Returns False
     when it must wait: its key is spent and the search may still be lagging.
 
@@ -104,7 +118,8 @@ def _send_again(order: PaymentOrder, *, actor: str, reason: str) -> bool:
         why = "the PSP shows no payment for this key: sending it again with the same key"
     order.next_action_at = timezone.now() + timedelta(seconds=settings.PAYMENT_STALL_SECONDS)
     logger.info("event=payment_order_send_again order=%s key=%s why=%s", order.id, order.psp_idempotency_key, why)
-    transition_apply(order, order.redrive, actor=actor, reason=reason or why)  # an operator's words verbatim
+    transition_apply(order, order.redrive, actor=actor, reason=reason or why,  # an operator's words verbatim
+                     audit_detail=psp_call)
     enqueue_payment_order(order.id)
     return True
 
@@ -128,18 +143,21 @@ def payment_order_replay_dead_letter(*, payment_order_id: str, operator: str, re
     order = PaymentOrder.objects.get(pk=payment_order_id)
     if order.state != PaymentOrderState.DEAD_LETTER:
         return order.state
+    started = time.monotonic()
     try:
         result = _ask_psp(order)
     except PSPError as exc:
         raise ReplayNotPossible(f"The PSP could not be asked about {order.id}: {exc}") from exc
+    lookup = _lookup_detail(order, started, result)
     if result is not None:
-        return payment_order_apply_result_or_dead_letter(payment_order_id=order.id, result=result, actor=actor)
+        return payment_order_apply_result_or_dead_letter(payment_order_id=order.id, result=result, actor=actor,
+                                                         psp_call=lookup)
     with transaction.atomic():
         order = lock_order(payment_order_id)
         if order.state != PaymentOrderState.DEAD_LETTER:
             return order.state
         order.attempts = 0
-        if not _send_again(order, actor=actor, reason=reason):
+        if not _send_again(order, actor=actor, reason=reason, psp_call=lookup):
             raise ReplayNotPossible(f"{order.id}: the PSP saved a failure against its key less than "
                                     f"{settings.PSP_SEARCH_CONSISTENCY_SECONDS:.0f} s ago and its search may "
                                     "lag; try again in a moment.")

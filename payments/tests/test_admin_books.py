@@ -107,3 +107,18 @@ def test_a_webhooks_payload_is_shown_as_a_table(operator):
     assert '<table class="json-table"><tr><th scope="row">id</th><td>evt_t</td></tr>' in html
     assert '<th scope="row">amount</th><td>4999</td>' in html and '<th scope="row">0</th>' in html
     assert "{&quot;" not in html and '{"id"' not in html  # no raw JSON
+
+
+def test_accounts_and_wallets_are_found_by_the_sellers_name(operator, seller):
+    SellerFactory(name="Zulu Garden")
+
+    def found(url, term):
+        response = operator.get(url, {"q": term})
+        return response, [str(obj) for obj in response.context["cl"].result_list]
+
+    page, accounts_found = found("/admin/ledger/account/", "alpha")
+    assert accounts_found == [accounts.seller_payable(seller.pk)] and "Payable to Alpha Books" in page.content.decode()
+    page, wallets_found = found("/admin/wallet/wallet/", "Alpha")
+    assert wallets_found == [f"{seller.pk} usd"] and "1,111.11 USD" in page.content.decode()
+    assert found("/admin/wallet/wallet/", "zulu")[1] == []  # a seller without a wallet
+    assert found("/admin/ledger/account/", "psp_receivable")[1] == [accounts.PSP_RECEIVABLE]  # codes still found

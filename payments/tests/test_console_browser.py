@@ -1,7 +1,7 @@
 """The operators' console in Debian's Chromium (issue 15): an operator finds an order by the buyer's email and by
 its amount, opens its timeline, replays a dead-lettered order from its confirmation page (the real PSP sandbox
-and Celery worker then settle it), and axe-core finds no serious violation on the dashboard, the orders list and
-an order's timeline; no page scrolls sideways at 1440 px. Skipped without chromium."""
+and Celery worker then settle it), and axe-core finds no serious violation on the dashboard, the orders list,
+an order's timeline and the breaks list; no page scrolls sideways at 1440 px. Skipped without chromium."""
 import re
 
 import pytest
@@ -102,7 +102,7 @@ def test_an_operator_replays_a_dead_letter_from_its_confirmation_page(desk, seed
 def test_axe_finds_no_serious_violation_on_the_main_pages(desk, seeded):
     for path in ("/admin/", "/admin/payments/paymentorder/",
                  f"/admin/payments/paymentorder/{seeded['found'].pk}/timeline/",
-                 f"/admin/payments/paymentorder/{seeded['dead'].pk}/timeline/"):
+                 f"/admin/payments/paymentorder/{seeded['dead'].pk}/timeline/", "/admin/reconciliation/break/"):
         desk.goto(desk.base + path)
         found = serious_violations(desk)
         assert found == [], f"{path}: {found}"

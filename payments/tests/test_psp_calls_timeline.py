@@ -63,3 +63,17 @@ def test_each_retry_is_its_own_row_on_the_timeline(api, sandbox):
     assert all(r.title.endswith(" ms") for r in rows)
     html = response.content.decode()
     assert html.count(order.psp_idempotency_key) >= 3 and "executing → succeeded" in html
+
+
+def test_the_psp_asked_before_a_replay_is_kept_on_the_replays_row(sandbox):
+    order = PaymentOrderFactory(state=PaymentOrderState.DEAD_LETTER, attempts=5, failure_code="retries_exhausted")
+    services.payment_order_replay_dead_letter(payment_order_id=order.id, operator="alice", reason="INC-42")
+    replay = order.transitions.get(from_state="dead_letter")
+    call = replay.detail["psp_call"]
+    assert (call["kind"], call["status"], call["idempotency_key"]) == ("lookup", "lookup: no payment",
+                                                                       order.psp_idempotency_key)
+    assert isinstance(call["latency_ms"], int) and replay.reason == "INC-42"
+    response = _operator().get(f"/admin/payments/paymentorder/{order.pk}/timeline/")
+    titles = [row.title for row, _ in response.context["rows"] if row.kind == "psp_call"]
+    assert titles[0].startswith("PSP asked: no payment in ")  # then, if a worker ran it already, "PSP call 1: ..."
+    assert all(title.startswith("PSP call 1: ") for title in titles[1:])

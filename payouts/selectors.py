@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Exists, Q, QuerySet, Sum
+from django.db.models import Exists, QuerySet, Sum
 from django.utils import timezone
 
 from core.models import ApiClient, IdempotencyRecord
@@ -131,16 +131,16 @@ def payouts_for_settlement(*, psp_references: Iterable[str] = (), payout_ids: It
     (``po_...``) ids in ``psp_references``, our payout ids in ``payout_ids``. An empty name finds nothing."""
     references = sorted({r for r in psp_references if r})
     ids = sorted({i for i in payout_ids if i})
-    if not references and not ids:
-        return {}
-    found = Payout.objects.filter(Q(psp_transfer_id__in=references) | Q(psp_payout_id__in=references) | Q(pk__in=ids)
-                                  ).values_list(*_SETTLED_FIELDS)
     by_name: dict[str, SettledPayout] = {}
-    for row in found:
-        payout = SettledPayout(*row)
-        for name in (payout.id, payout.psp_transfer_id, payout.psp_payout_id):
-            if name:
-                by_name[name] = payout
+    # One indexed lookup per name (``= ANY``), not an OR of them, which PostgreSQL would answer with a scan.
+    for column, names in (("psp_transfer_id", references), ("psp_payout_id", references), ("id", ids)):
+        if not names:
+            continue
+        for row in Payout.objects.filter(**{f"{column}__in": names}).order_by().values_list(*_SETTLED_FIELDS):
+            payout = SettledPayout(*row)
+            for name in (payout.id, payout.psp_transfer_id, payout.psp_payout_id):
+                if name:
+                    by_name[name] = payout
     return by_name
 
 
@@ -168,7 +168,9 @@ def payouts_by_id(*, payout_ids: Iterable[str]) -> dict[str, SettledPayout]:
 def payout_amounts(*, payout_ids: Iterable[str]) -> dict[str, tuple[str, int]]:
     """``id -> (state, amount)`` of the payouts of ``payout_ids`` that exist."""
     return {pid: (state, amount) for pid, state, amount in
-            Payout.objects.filter(pk__in=sorted(set(payout_ids))).values_list("id", "state", "amount")}
+            Payout.objects.filter(pk__in=sorted(set(payout_ids))).order_by().values_list("id", "state", "amount")}
+
+
 def open_payout_totals() -> dict[str, int]:
     """``{currency: amount}`` of the payouts whose money has left the sellers' balances and not yet reached their
     banks nor come back (pending, in transit, dead letter): what ``liabilities:payouts_in_transit`` should hold."""

@@ -81,33 +81,41 @@ class MoneyOutLine:
         return self.source_reference or self.payout_reference
 
 
+_BATCH = 5000
+
+
 def money_out_lines_decide(cursor: CursorWrapper, scope: RunScope) -> int:
-    """An outcome for every open transfer and seller-payout line. Returns how many."""
+    """An outcome for every open transfer and seller-payout line, in batches (each payout looked up by its names,
+    with the lines matched to it before). Returns how many."""
     cursor.execute(f"""
 SELECT line.id, line.record_type, line.source_reference, line.merchant_reference, line.payout_reference,
        line.currency, line.net
 FROM {open_lines(reopened=MatchState.BREAK)} line WHERE line.record_type IN ({sql_list(MONEY_OUT_LINES)})
 ORDER BY line.id""", scope.params)
-    lines = []
-    for line_id, record_type, source, merchant, payout_ref, currency, net in cursor.fetchall():
-        kind = RecordType(record_type)
-        lines.append(MoneyOutLine(line_id, kind, source, merchant, payout_ref, currency,
-                                  -(net or 0) if kind in TAKEN_OUT else (net or 0)))
-    if not lines:
-        return 0
-    payouts = payout_selectors.payouts_for_settlement(
-        psp_references=[r for line in lines for r in (line.source_reference, line.payout_reference)],
-        payout_ids=[line.merchant_reference for line in lines])
-    earlier = _matched_before(payout_ids={p.id for p in payouts.values()}, deciding={line.line_id for line in lines})
-    outcomes = []
-    for line in lines:
-        payout = _payout_of(line, payouts)
-        outcome = money_out_line_outcome(line=line, payout=payout, earlier=earlier[payout.id] if payout else [])
-        if outcome.match_state == MatchState.MATCHED and payout is not None:
-            earlier[payout.id].append((line.record_type, line.psp_object, line.amount))
-        outcomes.append(outcome)
-    outcomes_add(outcomes)
-    return len(lines)
+    decided = 0
+    matched_now: dict[str, list[tuple[str, str, int]]] = defaultdict(list)  # this run's matches, per payout
+    while rows := cursor.fetchmany(_BATCH):
+        lines = []
+        for line_id, record_type, source, merchant, payout_ref, currency, net in rows:
+            kind = RecordType(record_type)
+            lines.append(MoneyOutLine(line_id, kind, source, merchant, payout_ref, currency,
+                                      -(net or 0) if kind in TAKEN_OUT else (net or 0)))
+        payouts = payout_selectors.payouts_for_settlement(
+            psp_references=[r for line in lines for r in (line.source_reference, line.payout_reference)],
+            payout_ids=[line.merchant_reference for line in lines])
+        # Lines decided now have no matched row yet (new, or a break decided again): earlier runs' matches only.
+        earlier = _matched_before(payout_ids={p.id for p in payouts.values()})
+        outcomes = []
+        for line in lines:
+            payout = _payout_of(line, payouts)
+            seen = earlier[payout.id] + matched_now[payout.id] if payout else []
+            outcome = money_out_line_outcome(line=line, payout=payout, earlier=seen)
+            if outcome.match_state == MatchState.MATCHED and payout is not None:
+                matched_now[payout.id].append((line.record_type, line.psp_object, line.amount))
+            outcomes.append(outcome)
+        outcomes_add(outcomes)
+        decided += len(lines)
+    return decided
 
 
 def _payout_of(line: MoneyOutLine, payouts: dict[str, payout_selectors.SettledPayout]
@@ -120,12 +128,10 @@ def _payout_of(line: MoneyOutLine, payouts: dict[str, payout_selectors.SettledPa
     return payouts.get(line.merchant_reference) if line.merchant_reference else None
 
 
-def _matched_before(*, payout_ids: set[str], deciding: set[int]) -> dict[str, list[tuple[str, str, int]]]:
-    """Per payout, ``(record type, PSP object, amount)`` of the lines matched to it already (not those decided
-    now)."""
+def _matched_before(*, payout_ids: set[str]) -> dict[str, list[tuple[str, str, int]]]:
+    """Per payout, ``(record type, PSP object, amount)`` of the lines earlier runs matched to it."""
     matched: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
     rows = (SettlementMatch.objects.filter(kind=KIND, state=MatchState.MATCHED, object_id__in=sorted(payout_ids))
-            .exclude(line_id__in=sorted(deciding))
             .values_list("object_id", "line__record_type", "line__source_reference", "line__payout_reference",
                          "line__net"))
     for payout_id, record_type, source, payout_ref, net in rows:

@@ -21,6 +21,14 @@ orders neither succeeded nor failed when the run gave up (must be 0); ``converge
 faults stopping until every order is terminal; ``states`` orders per state; ``audit_money`` the last line
 of ``manage.py audit_money``; ``psp_captured`` / ``our_succeeded_total`` what the sandbox captured and
 what we booked as succeeded (must be equal).
+
+Disputes (``--dispute-every 10``; off by default): every n-th checkout pays with ``pm_card_createDispute``; the
+sandbox disputes it shortly after, and during the chaos half of the disputes are decided won and half lost (the
+last ones after the faults stop). ``disputes_psp`` / ``disputes_ours`` the disputes the sandbox opened and those we
+hold; ``disputes_state_mismatch`` ours whose state is not the PSP's (must be 0); ``disputes_booked_twice`` disputes with
+more than one withdrawal or reinstatement posting or wallet movement (must be 0); ``disputes_psp_taken`` /
+``disputes_our_taken`` what the disputes took from the PSP balance (withdrawn less reinstated, fees included),
+per the sandbox and per our ledger (must be equal).
 """
 from __future__ import annotations
 
@@ -40,7 +48,7 @@ from _stack import POOLS, Stack  # noqa: E402
 FAULTS = {"error_rate": 0.05, "transient_error_rate": 0.05, "drop_rate": 0.03, "timeout_rate": 0.03,
           "processing_rate": 0.05, "decline_rate": 0.03, "latency_ms": [2, 40], "timeout_delay_s": 3.0,
           "processing_delay_s": 1.0, "webhook_duplicate_rate": 0.2, "webhook_reorder": True,
-          "webhook_reorder_window_s": 0.5}
+          "webhook_reorder_window_s": 0.5, "dispute_delay_s": 0.5}
 NO_FAULTS = {"error_rate": 0.0, "transient_error_rate": 0.0, "drop_rate": 0.0, "timeout_rate": 0.0,
              "processing_rate": 0.0, "decline_rate": 0.0, "latency_ms": [0, 0]}
 # Short timers so that recovery is visible within a run; production defaults are in config/settings.
@@ -48,7 +56,50 @@ FAST_RECOVERY = {"PSP_TIMEOUT_SECONDS": "2", "PAYMENT_STALL_SECONDS": "5", "PAYM
                  "PAYMENT_PENDING_CHECK_SECONDS": "3", "SWEEPER_INTERVAL_SECONDS": "2",
                  "JANITOR_INTERVAL_SECONDS": "2", "PAYMENT_RETRY_BASE_SECONDS": "0.5",
                  "PAYMENT_RETRY_MAX_SECONDS": "5", "PAYMENT_EXECUTE_MAX_ATTEMPTS": "20",
-                 "PSP_SEARCH_CONSISTENCY_SECONDS": "4"}  # the sandbox's search lags 2 s
+                 "PSP_SEARCH_CONSISTENCY_SECONDS": "4",  # the sandbox's search lags 2 s
+                 "DISPUTES_RECOVERY_INTERVAL_SECONDS": "2"}
+
+
+def decide_disputes(psp: httpx.Client, log) -> None:
+    """The banks decide the open disputes: won or lost by the id's parity (half each, the same every time)."""
+    try:
+        for dispute_id in psp.get("/_sandbox/disputes").json()["open"]:
+            outcome = "won" if sum(dispute_id.encode()) % 2 else "lost"
+            psp.post(f"/_sandbox/disputes/{dispute_id}/outcome", json={"outcome": outcome})
+    except (httpx.HTTPError, ValueError, KeyError) as exc:  # the next round decides them
+        log(f"deciding disputes: {exc!r}")
+
+
+_OUR_DISPUTES = "SELECT psp_dispute_id, state FROM disputes_dispute"
+_BOOKED_TWICE = """
+SELECT count(DISTINCT d.id) FROM disputes_dispute d
+WHERE (SELECT count(*) FROM ledger_ledgertransaction t WHERE t.idempotency_key IN
+          ('dispute:' || d.id || ':withdrawn', 'dispute:' || d.id || ':reinstated'))
+      > 1 + (d.reinstated_at IS NOT NULL)::int
+   OR (SELECT count(*) FROM wallet_walletmovement m WHERE m.idempotency_key LIKE 'dispute:' || d.id || ':%%')
+      > 2
+"""
+_OUR_TAKEN = """
+SELECT e.currency, -sum(e.amount)::bigint FROM ledger_entry e
+JOIN ledger_ledgertransaction t ON t.id = e.transaction_id JOIN ledger_account a ON a.id = e.account_id
+WHERE t.idempotency_key LIKE 'dispute:%%' AND a.code = 'assets:psp_receivable' GROUP BY 1
+"""
+
+
+def disputes_converge(conn, psp: httpx.Client, timeout: float) -> dict:
+    """Wait until we hold every dispute the sandbox opened, in its state; then the figures."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        theirs = psp.get("/_sandbox/disputes").json()
+        ours = dict(conn.execute(_OUR_DISPUTES).fetchall())
+        mismatch = sum(1 for dispute_id, state in theirs["states"].items() if ours.get(dispute_id) != state)
+        if (len(ours) == theirs["count"] and not mismatch) or time.perf_counter() > deadline:
+            break
+        time.sleep(0.5)
+    return {"disputes_psp": theirs["count"], "disputes_ours": len(ours), "disputes_by_status": theirs["by_status"],
+            "disputes_state_mismatch": mismatch,
+            "disputes_booked_twice": conn.execute(_BOOKED_TWICE).fetchone()[0],
+            "disputes_psp_taken": theirs["taken"], "disputes_our_taken": dict(conn.execute(_OUR_TAKEN).fetchall())}
 
 
 def main() -> None:
@@ -59,6 +110,8 @@ def main() -> None:
     parser.add_argument("--converge-timeout", type=float, default=600.0)
     parser.add_argument("--worker-pool", choices=POOLS, help="default: $CELERY_WORKER_POOL, else the Procfile")
     parser.add_argument("--worker-concurrency", type=int, help="default: $CELERY_WORKER_CONCURRENCY, else the Procfile")
+    parser.add_argument("--dispute-every", type=int, default=0,
+                        help="every n-th checkout is disputed (pm_card_createDispute), e.g. 10; 0 (default): none")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
@@ -84,15 +137,22 @@ def main() -> None:
                 kills += 1
                 stack.start_worker()
 
+        def decider() -> None:  # the banks decide disputes during the chaos
+            while not stop.wait(max(args.kill_every, 1.0)):
+                decide_disputes(psp, log)
+
         started = time.perf_counter()
         chaos = threading.Thread(target=killer, daemon=True)
         chaos.start()
+        threading.Thread(target=decider, daemon=True).start()
         local = threading.local()
 
         def checkout(i: int) -> int:
             if not hasattr(local, "client"):
                 local.client = httpx.Client(base_url=stack.web_url, headers=auth, timeout=60)
-            body = {"buyer": {"reference": f"b{i}"}, "payment_method": "pm_card_visa",
+            disputed = args.dispute_every and i % args.dispute_every == 0
+            body = {"buyer": {"reference": f"b{i}"}, "payment_method": "pm_card_createDispute" if disputed
+                    else "pm_card_visa",
                     "orders": [{"seller": sellers[i % len(sellers)], "amount": 100 + i % 5000, "currency": "usd"}]}
             for _ in range(5):  # a client retries a failed request with the same key
                 try:
@@ -113,6 +173,9 @@ def main() -> None:
         stop.set()
         chaos.join()
         psp.post("/_sandbox/config", json=NO_FAULTS).raise_for_status()
+        while args.dispute_every and psp.get("/_sandbox/disputes").json()["scheduled"]:
+            time.sleep(0.2)  # every dispute opened, then each one decided
+        decide_disputes(psp, log)
         faults_stopped = time.perf_counter()
         log(f"{args.orders} checkouts sent and every order tried at least once in {faults_stopped - started:.1f} s; "
             f"worker kills: {kills}; faults stopped, converging...")
@@ -129,6 +192,7 @@ def main() -> None:
             ours = conn.execute("SELECT coalesce(sum(amount), 0)::bigint FROM payments_paymentorder "
                                 "WHERE state = 'succeeded'").fetchone()[0]
             created = conn.execute("SELECT count(*) FROM payments_paymentorder").fetchone()[0]
+            disputes = disputes_converge(conn, psp, args.converge_timeout)
         time.sleep(1)  # let in-flight webhooks land before reading the PSP's record
         money = psp.get("/_sandbox/charges").json()
         try:
@@ -143,6 +207,7 @@ def main() -> None:
             "double_charges": len(money["double_charges"]), "not_terminal": left,
             "converge_seconds": round(converge, 1), "states": states, "audit_money": audit,
             "psp_captured": captured, "our_succeeded_total": ours, "captured_equals_succeeded": captured == ours,
+            **disputes,
         }
         if args.json:
             print(json.dumps(result))

@@ -185,12 +185,38 @@ def balance_transactions(store: Store, lo: float, hi: float) -> list[tuple[dict[
     return moves
 
 
+def report(store: Store) -> dict[str, Any]:
+    """``GET /_sandbox/disputes``: the sandbox's own record of disputes: how many per status, each one's status,
+    the open ones' ids, and per currency what they took from the balance (withdrawals less reinstatements, fees
+    included)."""
+    by_status: dict[str, int] = {}
+    taken: dict[str, int] = {}
+    open_ids, states = [], {}
+    for row in store.connect_rows("disputes", {}, newest_first=False):
+        if row["status"] in ("scheduled", "superseded"):
+            continue
+        dispute = row["object"]
+        by_status[dispute["status"]] = by_status.get(dispute["status"], 0) + 1
+        states[dispute["id"]] = dispute["status"]
+        if dispute["status"] in ("needs_response", "under_review"):
+            open_ids.append(dispute["id"])
+        for bt in dispute["balance_transactions"]:
+            taken[bt["currency"]] = taken.get(bt["currency"], 0) - bt["net"]
+    return {"count": sum(by_status.values()), "by_status": by_status, "open": open_ids, "states": states,
+            "taken": taken,
+            "scheduled": len(store.connect_rows("disputes", {"status": "scheduled"}))}
+
+
 def sandbox_route(api: Api, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]] | None:
     """``POST /_sandbox/disputes`` (``{"charge" | "payment_intent", "amount"?, "reason"?}``) and
     ``POST /_sandbox/disputes/{id}/outcome`` (``{"outcome": "won" | "lost"}``); None for another path."""
     import re
 
-    if method != "POST" or not path.startswith("/_sandbox/disputes"):
+    if not path.startswith("/_sandbox/disputes"):
+        return None
+    if method == "GET" and path == "/_sandbox/disputes":
+        return 200, report(api.store)
+    if method != "POST":
         return None
     try:
         params = json.loads(body or b"{}")

@@ -52,6 +52,8 @@ def _refundable(store: Store, req: dict[str, Any]) -> tuple[dict[str, Any], dict
             param="payment_intent",
             code="charge_not_refundable",
         )
+    if store.charge_disputed(charge["id"]):  # as Stripe: the dispute decides where the money goes
+        raise invalid(f"Charge {charge['id']} has been charged back; cannot issue a refund.", code="charge_disputed")
     return pi, charge
 
 

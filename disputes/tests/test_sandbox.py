@@ -86,6 +86,13 @@ def test_a_dispute_opened_by_hand_and_accepted_is_lost(api, sandbox, live_server
     again = httpx.post(f"{sandbox}/_sandbox/disputes", json={"payment_intent": order.psp_reference})
     assert again.status_code == 400 and again.json()["error"]["code"] == "charge_already_disputed"
     wait_dispute(DisputeState.NEEDS_RESPONSE, psp_dispute_id=dispute_id)
+    # A disputed charge cannot be refunded as well (Stripe's charge_disputed): the seller is not debited twice.
+    refund = api.post(f"/api/v1/payment-orders/{order.id}/refunds", json={"amount": 1_000},
+                      headers={"Idempotency-Key": f"rf-{order.id}"})
+    assert refund.status_code < 300, refund.text
+    refused = wait_for(lambda: (r := api.get(f"/api/v1/refunds/{refund.json()['id']}").json())["state"] != "pending"
+                       and r, message="the refund's answer")
+    assert (refused["state"], refused["failure_code"]) == ("failed", "charge_disputed")
     closed = httpx.post(f"{sandbox}/v1/disputes/{dispute_id}/close", headers=PSP_AUTH)
     assert closed.status_code == 200 and closed.json()["status"] == "lost"
     lost = wait_dispute(DisputeState.LOST, psp_dispute_id=dispute_id)

@@ -57,6 +57,8 @@ WITH wallet AS (
 )
 SELECT (SELECT id FROM balance), EXISTS (SELECT 1 FROM wallet)
 """
+
+
 def negative_since_sql(*, wallet: str, amount: str, movement_id: str) -> str:
     """The SET clauses that keep ``negative_since`` and ``negative_since_movement_id`` in step with a balance
     moved by ``amount`` (SQL expressions, the table of wallets named ``wallet``). A negative episode starts with

@@ -23,6 +23,8 @@ def account_balances(*, code: str) -> dict[str, int]:
         return {}
     rows = Entry.objects.filter(account_id=account_id).order_by().values_list("currency").annotate(total=Sum("amount"))
     return {currency: total for currency, total in rows}
+
+
 def account_balances_by_currency(*, account_id: int) -> list[tuple[str, int]]:
     """``[(currency, debit-positive balance)]`` of one account, by currency."""
     rows = Entry.objects.filter(account_id=account_id).values_list("currency").annotate(total=Sum("amount"))

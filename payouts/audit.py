@@ -99,6 +99,9 @@ def write_off_problems() -> list[str]:
             problems.append(f"write-off {key} moved {payable.get(key)} on the seller's payable, not {-amount}")
         if moved.get(key) != (seller, amount):
             problems.append(f"write-off {key} moved the wallet by {moved.get(key)}, not {(seller, amount)}")
+    return problems
+
+
 #: What the PSP's reports show of one payout: its transfer, its payout to the bank and (once) that payout's failure.
 _ONE_LINE_EACH = (RecordType.TRANSFER, RecordType.SELLER_PAYOUT, RecordType.SELLER_PAYOUT_FAILURE)
 

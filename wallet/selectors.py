@@ -116,6 +116,8 @@ def wallets_negative(*, since_before: datetime | None = None) -> list[tuple[str,
         wallets = wallets.filter(negative_since__lt=since_before)
     return list(wallets.order_by("negative_since", "id").values_list("owner_id", "currency", "balance",
                                                                      "negative_since"))
+
+
 def wallet_movements_of(*, wallet_id: int):
     """One wallet's movements, newest first (for paging)."""
     return WalletMovement.objects.filter(wallet_id=wallet_id).order_by("-id")

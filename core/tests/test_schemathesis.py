@@ -47,6 +47,7 @@ EXCLUDED_CHECKS: dict[str, list[str]] = {
     "sellers_list": ["positive_data_acceptance"],
     "sellers_payouts_list": ["positive_data_acceptance"],
     "sellers_movements_list": ["positive_data_acceptance"],
+    "sellers_disputes_list": ["positive_data_acceptance"],
     "webhook_endpoints_list": ["positive_data_acceptance"],
     # A checkout session names sellers this API key onboarded and clears the PSP's minimum charge,
     # as a checkout does (above); its success and cancel URLs must be http(s) URLs.

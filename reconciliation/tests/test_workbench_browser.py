@@ -108,8 +108,9 @@ def test_one_operator_proposes_the_write_off_another_approves_and_the_ledger_pos
             bob.goto(live_server.url + path)
             assert sideways_scroll(bob) <= 0, f"{path} scrolls sideways at 1440 px"
             assert serious_violations(bob) == [], path
-        bob.goto(f"{live_server.url}/admin/ledger/ledgertransaction/?q={key}")
-        assert key in bob.inner_text("#result_list")
+        bob.goto(f"{live_server.url}/admin/ledger/ledgertransaction/?q={key}")  # the posting, found by its key
+        posted = bob.inner_text("#result_list")
+        assert f"Correction #{correction.pk} of break #{amount_break.pk}" in posted and "1.00 USD" in posted
         assert ledger_selectors.postings_count_by_key(keys=[key]) == {key: 1}
     finally:
         alice_context.close()

@@ -6,7 +6,9 @@ from django.utils import timezone
 
 from core.admin_base import state_badge
 from core.money import format_money
+from disputes import selectors as dispute_selectors
 from payments import selectors as payment_selectors
+from payments.selectors import TimelineRow
 from reconciliation import selectors as reconciliation_selectors
 
 
@@ -27,6 +29,27 @@ class OperatorsAdminSite(admin.AdminSite):
     def owner_ids_named(self, name: str) -> list[str]:
         """Owner ids whose seller's name contains ``name``: the ledger's and the wallets' search boxes."""
         return payment_selectors.seller_ids_named(name=name) if name.strip() else []
+
+    def order_timeline_rows(self, payment_order_ids) -> list[TimelineRow]:
+        """What apps above payments know of these orders, as timeline rows: their disputes (opened, each state
+        change with its actor, evidence notes). Asked here, above the apps: payments imports no dispute code."""
+        rows = []
+        for dispute in dispute_selectors.disputes_of_orders(payment_order_ids=list(payment_order_ids)):
+            link = ("disputes.dispute", dispute.pk)
+            fee = format_money(dispute.fee, dispute.fee_currency or dispute.currency)
+            detail = (f"{dispute.psp_dispute_id} · {dispute.reason or 'no reason given'} · fee {fee} "
+                      f"({dispute.fee_payer}) · evidence due {dispute.due_by or '-'}"
+                      + (f" · kept: {dispute.problem_detail}" if dispute.problem else ""))
+            rows.append(TimelineRow(at=dispute.created_at, kind="dispute", title=f"Dispute opened ({dispute.source})",
+                                    subject=dispute.payment_order_id, detail=detail, amount=-dispute.amount,
+                                    currency=dispute.currency, link=link))
+            rows += [TimelineRow(at=t.created_at, kind="dispute", title=f"Dispute {t.from_state or 'new'} → "
+                                 f"{t.to_state}", subject=dispute.payment_order_id, actor=t.actor, detail=t.reason,
+                                 link=link) for t in dispute.transitions.all()]
+            rows += [TimelineRow(at=n.created_at, kind="dispute", title="Dispute evidence note",
+                                 subject=dispute.payment_order_id, actor=n.author, detail=n.text, link=link)
+                     for n in dispute.notes.all()]
+        return rows
 
     def index(self, request, extra_context=None):
         since = timezone.now() - timedelta(hours=24)

@@ -36,3 +36,9 @@ def dispute_get_for_client(*, client: ApiClient, dispute_id: str) -> Dispute | N
 
 def seller_disputes(*, client: ApiClient, seller_id: str) -> QuerySet[Dispute]:
     return Dispute.objects.filter(seller__client=client, seller_id=seller_id)
+
+
+def disputes_of_orders(*, payment_order_ids: list[str]) -> list[Dispute]:
+    """The disputes on these payment orders, with their audit rows and notes (for the operators' timeline)."""
+    return list(Dispute.objects.filter(payment_order_id__in=payment_order_ids)
+                .prefetch_related("transitions", "notes").order_by("created_at"))

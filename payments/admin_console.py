@@ -253,13 +253,19 @@ def _order_facts(order) -> list[tuple[str, str]]:
     ]
 
 
+def _above_payments(modeladmin, payment_order_ids: list[str]) -> list[TimelineRow]:
+    """The rows the admin site adds from apps payments does not know (disputes), when it offers them."""
+    rows_of = getattr(modeladmin.admin_site, "order_timeline_rows", None)
+    return list(rows_of(payment_order_ids)) if rows_of else []
+
+
 def order_timeline_view(modeladmin, request: HttpRequest, object_id: str):
     order = modeladmin.get_object(request, object_id)
     if order is None:
         raise Http404(f"no payment order {object_id}")
     if not modeladmin.has_view_permission(request, order):
         raise PermissionDenied
-    rows = selectors.payment_orders_timeline(payment_order_ids=[order.pk])
+    rows = selectors.payment_orders_timeline(payment_order_ids=[order.pk]) + _above_payments(modeladmin, [order.pk])
     refunds = list(Refund.objects.filter(payment_order=order).values_list("id", "psp_reference"))
     rows = selectors.timeline_sorted(rows + settlement_rows(
         object_ids=[order.pk, *(r[0] for r in refunds)],
@@ -278,6 +284,7 @@ def event_timeline_view(modeladmin, request: HttpRequest, object_id: str):
         raise PermissionDenied
     _, rows = selectors.payment_event_timeline(payment_event_id=event.pk)
     orders = list(event.orders.select_related("seller").order_by("created_at", "id"))
+    rows = rows + _above_payments(modeladmin, [o.pk for o in orders])
     refunds = list(Refund.objects.filter(payment_order__payment_event=event).values_list("id", "psp_reference"))
     rows = selectors.timeline_sorted(rows + settlement_rows(
         object_ids=[*(o.pk for o in orders), *(r[0] for r in refunds)],

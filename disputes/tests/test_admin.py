@@ -54,3 +54,20 @@ def test_a_kept_dispute_is_booked_after_a_second_look(admin_client):
     assert booked.booked and not booked.problem
     assert booked.notes.get().text == "booked after a second look: the order is ours after all"
 
+
+
+def test_an_orders_timeline_shows_its_dispute_its_changes_and_notes(admin_client):
+    """The order's and the checkout's timelines (payments' pages) show the dispute, given by the admin site: payments
+    imports no dispute code."""
+    order = captured_order(10_000, psp_reference="pi_1")
+    dispute, _ = services.dispute_report_apply(report=report("dp_on_time", psp_payment_reference="pi_1",
+                                                             amount=2_500), actor="webhook:evt_1")
+    admin_client.post("/admin/disputes/dispute/", {"action": "add_note", "_selected_action": [dispute.pk],
+                                                   "confirmed": "1", "reason": "receipt sent"})
+    for url in (f"/admin/payments/paymentorder/{order.pk}/timeline/",
+                f"/admin/payments/paymentevent/{order.payment_event_id}/timeline/"):
+        page = admin_client.get(url)
+        assert page.status_code == 200, url
+        body = page.content.decode()
+        assert "Dispute opened" in body and "dp_on_time" in body and "-25.00 USD" in body, url
+        assert "receipt sent" in body and f"/admin/disputes/dispute/{dispute.pk}/change/" in body, url

@@ -69,16 +69,20 @@ class ListSerializerSchema(OpenApiSerializerFieldExtension):
 
 
 class CharFieldSchema(OpenApiSerializerFieldExtension):
-    """A required-to-be-non-blank ``CharField`` (``FreeTextField`` too) is stripped before it is checked:
-    a string of only whitespace is blank, and refused. The pattern says so (any non-whitespace character)."""
+    """A required-to-be-non-blank ``CharField`` is stripped before it is checked: a string of only whitespace is
+    blank, and refused. The pattern says so: any non-whitespace character (for ``FreeTextField``, which trims
+    only JSON's whitespace, any character but space, tab, CR and LF)."""
 
     target_class = "rest_framework.serializers.CharField"
     match_subclasses = True
 
     def map_serializer_field(self, auto_schema, direction):
         schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
-        if direction == "request" and not self.target.allow_blank and self.target.trim_whitespace:
-            schema.setdefault("pattern", r"\S")
+        if direction == "request" and not self.target.allow_blank:
+            if self.target.trim_whitespace:
+                schema.setdefault("pattern", r"\S")
+            elif getattr(self.target, "_trim", False):  # FreeTextField: JSON's whitespace only is trimmed
+                schema.setdefault("pattern", r"[^ \t\n\r]")
         return schema
 
 

@@ -133,6 +133,9 @@ def _schema(url: str, key: str):
             # 422 (an Idempotency-Key reused with another body) is valid data arriving in a state
             # that refuses it, like the 409 schemathesis already expects: the generator reuses keys.
             "positive_data_acceptance": {"expected-statuses": ["2xx", "401", "403", "404", "409", "422"]},
+            # A body over the upload limit is refused whole, before it is parsed: 413 is a rejection too.
+            "negative_data_rejection": {"expected-statuses": ["400", "401", "403", "404", "405", "406", "409", "413",
+                                                              "415", "422", "428", "429", "5xx"]},
         },
         "operations": [
             {"include-operation-id": operation_id, "checks": {name: {"enabled": False} for name in names}}

@@ -21,7 +21,7 @@ export PSP_SANDBOX_WEBHOOK_URL ?= http://$(WEB_HOST):$(WEB_PORT)/webhooks/psp
 export DJANGO_SETTINGS_MODULE ?= config.settings.local
 export DJANGO_DEBUG ?= false
 
-.PHONY: install migrate manage demo run stop test lint chromium screenshots bench-checkout bench-chaos bench-reconcile clean mutation
+.PHONY: install migrate manage demo run stop test fuzz lint chromium screenshots bench-checkout bench-chaos bench-reconcile clean mutation
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,13 @@ test: export DATABASE_URL = $(DATABASE_OWNER_URL)
 test: install chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
+
+# The API fuzzed against its OpenAPI schema for longer than the suite does (core/tests/test_schemathesis.py, 1,200
+# examples per operation, phase and mode instead of the suite's 300).
+fuzz: export DJANGO_SETTINGS_MODULE = config.settings.test
+fuzz: export DATABASE_URL = $(DATABASE_OWNER_URL)
+fuzz: install
+	SCHEMATHESIS_MAX_EXAMPLES=$${SCHEMATHESIS_MAX_EXAMPLES:-1200} $(VENV)/bin/pytest core/tests/test_schemathesis.py
 
 # The browser tests drive Debian's chromium (Playwright's own browser download is not reachable here);
 # where it can't be installed they skip and say so.

@@ -26,8 +26,9 @@ from schemathesis.engine import Status, events, from_schema
 
 from conftest import ROOT, _stop, free_port, wait_for
 
-# Examples per operation, phase and mode: 9 operations, valid and invalid data, about 5,000 requests.
-MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "600"))
+# Examples per operation, phase and mode. The suite's 300 send about 10,000 requests in about 2.5 minutes (600 took
+# 4 minutes of a 10-minute suite); `make fuzz` runs 1,200: the long fuzz is kept out of the suite, not dropped.
+MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "300"))
 SEED = 20260901
 
 pytestmark = pytest.mark.integration

@@ -2,7 +2,6 @@
 ``ChargebackReversed``, ``SecondChargeback``): reconciliation matches a line to the dispute it names, opens the
 dispute from the line when the webhook has not come yet, and raises a break for what disagrees."""
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -17,11 +16,11 @@ from reconciliation.models import Break
 from reconciliation.selectors import settlement_lines_with_match
 from reconciliation.services import reconciliation_run, settlement_file_import
 from reconciliation.tests.helpers import row, stripe_report
+from reconciliation.tests.test_importers import SAMPLES, needs_samples
 
 from .helpers import captured_order, payable, report, wallet
 
 pytestmark = pytest.mark.django_db
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples"
 ADYEN_HEADER = ("Company Account,Merchant Account,Psp Reference,Merchant Reference,Payment Method,Creation Date,"
                 "TimeZone,Type,Modification Reference,Gross Currency,Gross Debit (GC),Gross Credit (GC),Exchange Rate,"
                 "Net Currency,Net Debit (NC),Net Credit (NC),Commission (NC),Markup (NC),Scheme Fees (NC),"
@@ -112,6 +111,7 @@ def test_a_line_that_disagrees_is_a_break_and_moves_nothing(tmp_path):
     assert first.state == DisputeState.WON and line_states().count(("chargeback_reversal", "matched", "dispute")) == 1
 
 
+@needs_samples
 def test_the_real_adyen_chargeback_of_a_charge_we_do_not_know_is_kept_with_a_break():
     reconcile(SAMPLES / "adyen" / "settlement_detail_report_chargeback.csv")
     dispute = Dispute.objects.get()

@@ -25,7 +25,7 @@ from reconciliation.models import Break, BreakNote, Correction, ReconciliationRu
 from .helpers import row
 from .test_corrections import amount_break, fee, receivable, settled  # noqa: F401 - fixtures and helpers
 from .test_corrections_admin import operator
-from .test_importers import SAMPLES
+from .test_importers import SAMPLES, needs_samples
 
 pytestmark = pytest.mark.django_db
 
@@ -259,6 +259,7 @@ def test_the_dashboard_flags_ledger_accounts_that_should_be_zero(admin_client):
     assert "liabilities:payouts_in_transit in EUR is -5.00 EUR" in html and "should be 0" in html
 
 
+@needs_samples
 def test_upload_is_logged(alice):
     content = (SAMPLES / "adyen/settlement_detail_report_refund.csv").read_bytes()
     response = alice.post(reverse("admin:reconciliation_settlementfile_add"),

@@ -121,9 +121,8 @@ def _activity(store: Store, lo: float, hi: float | None) -> dict[str, list]:
     }
 
 
-def write_settlement(store: Store, config: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """Write the day's settlement report, bank statement and connected accounts' payouts; return their paths
-    and payouts."""
+def _settlement_params(params: dict[str, Any], config: dict[str, Any]) -> tuple[date, Path, int, int]:
+    """``(day, directory, fee bps, fixed fee)`` of a settlement request, checked."""
     try:
         day = date.fromisoformat(str(params.get("date")))
     except ValueError:
@@ -132,95 +131,115 @@ def write_settlement(store: Store, config: dict[str, Any], params: dict[str, Any
     if not directory.is_absolute():
         raise SettlementError("directory must be an absolute path")
     bps = _int_param(params, config, "fee_percent_bps", DEFAULT_FEE_PERCENT_BPS)
-    fixed = _int_param(params, config, "fee_fixed", DEFAULT_FEE_FIXED)
-    start, close = _day_bounds(day)
-    lo, hi = start.timestamp(), close.timestamp()
+    return day, directory, bps, _int_param(params, config, "fee_fixed", DEFAULT_FEE_FIXED)
 
-    rows: list[dict[str, str]] = []
-    nets: dict[str, int] = {}
+
+class _DayReport:
+    """The rows of one day's payout reconciliation report, and the net of each currency (its payout)."""
+
+    def __init__(self, day: date, moved: dict[str, list], dispute_moves: list) -> None:
+        self.close = _day_bounds(day)[1]
+        self.rows: list[dict[str, str]] = []
+        self.nets: dict[str, int] = {}
+        # A payout's id names its batch: the same day settled again gives the same files (and
+        # imports as a no-op), while a batch with other contents is another payout.
+        batches: dict[str, list[str]] = {}
+        for obj in moved["charges"] + moved["refunds"] + moved["transfers"] + [r for r, _ in moved["reversals"]]:
+            batches.setdefault(obj["currency"], []).append(obj["id"])
+        for _, bt in dispute_moves:
+            batches.setdefault(bt["currency"], []).append(bt["id"])
+        self.payout_ids = {
+            currency: "po_" + hashlib.sha256(f"{day.isoformat()}:{currency}:{','.join(sorted(ids))}".encode()
+                                             ).hexdigest()[:24]
+            for currency, ids in batches.items()
+        }
+
+    def _add(self, currency: str, net: int, /, **columns: str) -> None:
+        self.nets[currency] = self.nets.get(currency, 0) + net
+        self.rows.append({**dict.fromkeys(COLUMNS, ""), "automatic_payout_effective_at": _stamp(self.close),
+                          "currency": currency, "automatic_payout_id": self.payout_ids[currency], **columns})
+
+    def charge_row(self, kind: str, obj: dict[str, Any], gross: int, fee: int, charge_id: str, category: str,
+                   **columns: str) -> None:
+        """A charge, a refund or a dispute's money: ``gross`` less ``fee``."""
+        currency = obj["currency"]
+        columns = {"balance_transaction_id": "txn_" + hashlib.sha256(obj["id"].encode()).hexdigest()[:24],
+                   "payment_metadata[payment_order_id]": obj.get("payment_order_id") or "", **columns}
+        self._add(
+            currency, gross - fee, source_id=obj["id"], payment_intent_id=obj["payment_intent"], charge_id=charge_id,
+            created=_stamp(obj["created"]), available_on=_stamp(self.close),
+            gross=major(gross, currency), fee=major(fee, currency), net=major(gross - fee, currency),
+            reporting_category=category, payment_method_type="card", card_brand="visa", card_country="US",
+            card_funding="credit", description=f"sandbox {kind}", gateway_account="acct_sandbox",
+            customer_facing_amount=major(gross, currency), customer_facing_currency=currency, **columns,
+        )
+
+    def connect_row(self, obj: dict[str, Any], transfer: dict[str, Any], amount: int, category: str) -> None:
+        """A transfer to a connected account (negative) or a reversal of one (positive)."""
+        currency = obj["currency"]
+        self._add(
+            currency, amount, balance_transaction_id=obj["balance_transaction"], source_id=obj["id"],
+            created=_stamp(obj["created"]), available_on=_stamp(obj["created"]), gross=major(amount, currency),
+            fee=major(0, currency), net=major(amount, currency), reporting_category=category,
+            description=transfer.get("description") or f"sandbox {category}",
+            connected_account=transfer["destination"],
+            **{"transfer_metadata[payout_id]": (transfer.get("metadata") or {}).get("payout_id", "")},
+        )
+
+    def payouts(self) -> list[dict[str, Any]]:
+        """Close the report: a ``payout`` row of minus each currency's net; the payouts."""
+        payouts = []
+        for currency, net in sorted(self.nets.items()):
+            po = self.payout_ids[currency]
+            payouts.append({"id": po, "currency": currency, "amount": net})
+            self.rows.append({
+                **dict.fromkeys(COLUMNS, ""),
+                "balance_transaction_id": "txn_" + po[3:], "source_id": po, "created": _stamp(self.close),
+                "available_on": _stamp(self.close), "automatic_payout_effective_at": _stamp(self.close),
+                "currency": currency, "gross": major(-net, currency), "fee": major(0, currency),
+                "net": major(-net, currency), "reporting_category": "payout", "description": "STRIPE PAYOUT",
+                "automatic_payout_id": po,
+            })
+        return payouts
+
+
+def _day_report(store: Store, day: date, bps: int, fixed: int) -> _DayReport:
+    lo, hi = (bound.timestamp() for bound in _day_bounds(day))
     moved = _activity(store, lo, hi)
-    charges, refunds = moved["charges"], moved["refunds"]
     dispute_moves = disputes.balance_transactions(store, lo, hi)  # withdrawals and reinstatements of the day
-    # A payout's id names its batch: the same day settled again gives the same files (and
-    # imports as a no-op), while a batch with other contents is another payout.
-    batches: dict[str, list[str]] = {}
-    for obj in charges + refunds + moved["transfers"] + [r for r, _ in moved["reversals"]]:
-        batches.setdefault(obj["currency"], []).append(obj["id"])
-    for _, bt in dispute_moves:
-        batches.setdefault(bt["currency"], []).append(bt["id"])
-    payout_ids = {
-        currency: "po_" + hashlib.sha256(f"{day.isoformat()}:{currency}:{','.join(sorted(ids))}".encode()
-                                         ).hexdigest()[:24]
-        for currency, ids in batches.items()
-    }
-
-    def payout_id(currency: str) -> str:
-        return payout_ids[currency]
-
-    def row(kind: str, obj: dict[str, Any], gross: int, fee: int, charge_id: str, category: str) -> dict[str, str]:
-        currency = obj["currency"]
-        nets[currency] = nets.get(currency, 0) + gross - fee
-        return {
-            **dict.fromkeys(COLUMNS, ""),
-            "balance_transaction_id": "txn_" + hashlib.sha256(obj["id"].encode()).hexdigest()[:24],
-            "payment_metadata[payment_order_id]": obj.get("payment_order_id") or "",
-            "source_id": obj["id"], "payment_intent_id": obj["payment_intent"], "charge_id": charge_id,
-            "created": _stamp(obj["created"]), "available_on": _stamp(close),
-            "automatic_payout_effective_at": _stamp(close), "currency": currency,
-            "gross": major(gross, currency), "fee": major(fee, currency), "net": major(gross - fee, currency),
-            "reporting_category": category, "payment_method_type": "card", "card_brand": "visa",
-            "card_country": "US", "card_funding": "credit", "description": f"sandbox {kind}",
-            "trace_id_status": "", "gateway_account": "acct_sandbox", "automatic_payout_id": payout_id(currency),
-            "customer_facing_amount": major(gross, currency), "customer_facing_currency": currency,
-        }
-
-    def connect_row(obj: dict[str, Any], transfer: dict[str, Any], amount: int, category: str) -> dict[str, str]:
-        currency = obj["currency"]
-        nets[currency] = nets.get(currency, 0) + amount
-        return {
-            **dict.fromkeys(COLUMNS, ""),
-            "balance_transaction_id": obj["balance_transaction"], "source_id": obj["id"],
-            "created": _stamp(obj["created"]), "available_on": _stamp(obj["created"]),
-            "automatic_payout_effective_at": _stamp(close), "currency": currency, "gross": major(amount, currency),
-            "fee": major(0, currency), "net": major(amount, currency), "reporting_category": category,
-            "description": transfer.get("description") or f"sandbox {category}",
-            "automatic_payout_id": payout_id(currency), "connected_account": transfer["destination"],
-            "transfer_metadata[payout_id]": (transfer.get("metadata") or {}).get("payout_id", ""),
-        }
-
-    for charge in charges:
-        rows.append(row("charge", charge, charge["amount"], fee_for(charge["amount"], bps, fixed), charge["id"],
-                        "charge"))
-    for refund in refunds:
-        rows.append(row("refund", refund, -refund["amount"], 0, refund["charge"], "refund"))
+    report = _DayReport(day, moved, dispute_moves)
+    for charge in moved["charges"]:
+        report.charge_row("charge", charge, charge["amount"], fee_for(charge["amount"], bps, fixed), charge["id"],
+                          "charge")
+    for refund in moved["refunds"]:
+        report.charge_row("refund", refund, -refund["amount"], 0, refund["charge"], "refund")
     for transfer in moved["transfers"]:
-        rows.append(connect_row(transfer, transfer, -transfer["amount"], "transfer"))
+        report.connect_row(transfer, transfer, -transfer["amount"], "transfer")
     for reversal, transfer in moved["reversals"]:
-        rows.append(connect_row(reversal, transfer, reversal["amount"], "transfer_reversal"))
+        report.connect_row(reversal, transfer, reversal["amount"], "transfer_reversal")
     for dispute, bt in dispute_moves:  # source_id: the dispute; its fee is the dispute fee (or its return)
         obj = {"id": dispute["id"], "payment_intent": dispute["payment_intent"], "created": bt["created"],
                "currency": bt["currency"]}
-        rows.append({**row(bt["reporting_category"], obj, bt["amount"], bt["fee"], dispute["charge"],
-                           bt["reporting_category"]), "balance_transaction_id": bt["id"]})
-    payouts = []
-    for currency, net in sorted(nets.items()):
-        po = payout_id(currency)
-        payouts.append({"id": po, "currency": currency, "amount": net})
-        rows.append({
-            **dict.fromkeys(COLUMNS, ""),
-            "balance_transaction_id": "txn_" + po[3:], "source_id": po, "created": _stamp(close),
-            "available_on": _stamp(close), "automatic_payout_effective_at": _stamp(close), "currency": currency,
-            "gross": major(-net, currency), "fee": major(0, currency), "net": major(-net, currency),
-            "reporting_category": "payout", "description": "STRIPE PAYOUT", "automatic_payout_id": po,
-        })
+        report.charge_row(bt["reporting_category"], obj, bt["amount"], bt["fee"], dispute["charge"],
+                          bt["reporting_category"], balance_transaction_id=bt["id"])
+    return report
 
+
+def write_settlement(store: Store, config: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Write the day's settlement report, bank statement and connected accounts' payouts; return their paths
+    and payouts."""
+    day, directory, bps, fixed = _settlement_params(params, config)
+    day_report = _day_report(store, day, bps, fixed)
+    payouts = day_report.payouts()
     directory.mkdir(parents=True, exist_ok=True)
     report = directory / f"stripe_payout_reconciliation_{day.isoformat()}.csv"
-    _write_csv(report, COLUMNS, rows)
+    _write_csv(report, COLUMNS, day_report.rows)
     statement = directory / f"bank_statement_{day.isoformat()}.xml"
-    statement.write_text(camt053(day, close, payouts))
+    currency = payouts[0]["currency"] if payouts else "usd"
+    opening = paid_out_before(store, day, bps, fixed).get(currency, 0)
+    statement.write_text(camt053(day, day_report.close, payouts, opening=opening))
     connected = directory / f"stripe_connected_account_payouts_{day.isoformat()}.csv"
-    seller_payouts = _connected_payout_rows(store, lo, hi)
+    seller_payouts = _connected_payout_rows(store, *(bound.timestamp() for bound in _day_bounds(day)))
     _write_csv(connected, CONNECTED_PAYOUT_COLUMNS, seller_payouts)
     return {"settlement_report": str(report), "bank_statement": str(statement),
             "connected_payouts_report": str(connected), "payouts": payouts,
@@ -259,6 +278,27 @@ def _connected_payout_rows(store: Store, lo: float, hi: float) -> list[dict[str,
     return sorted(rows, key=lambda r: r["effective_at"])
 
 
+def _platform_nets(store: Store, lo: float, hi: float, bps: int, fixed: int) -> dict[str, int]:
+    """What the platform's balance gained in ``[lo, hi)``, per currency: charges less fees, refunds, transfers
+    and disputes (their fees too), plus reversals. A day's payout to the bank is that day's figure."""
+    moved = _activity(store, lo, hi)
+    nets: dict[str, int] = {}
+    amounts = [(c["currency"], c["amount"] - fee_for(c["amount"], bps, fixed)) for c in moved["charges"]]
+    amounts += [(r["currency"], -r["amount"]) for r in moved["refunds"]]
+    amounts += [(t["currency"], -t["amount"]) for t in moved["transfers"]]
+    amounts += [(r["currency"], r["amount"]) for r, _ in moved["reversals"]]
+    amounts += [(bt["currency"], bt["amount"] - bt["fee"]) for _, bt in disputes.balance_transactions(store, lo, hi)]
+    for currency, amount in amounts:
+        nets[currency] = nets.get(currency, 0) + amount
+    return nets
+
+
+def paid_out_before(store: Store, day: date, bps: int, fixed: int) -> dict[str, int]:
+    """The platform's bank account before ``day``, per currency: every earlier day's payout (each day is paid
+    out by its settlement), so a statement opens where the previous day's closed."""
+    return _platform_nets(store, float("-inf"), _day_bounds(day)[0].timestamp(), bps, fixed)
+
+
 def balance(store: Store, config: dict[str, Any], paid_out_through: date) -> dict[str, dict[str, int]]:
     """What the PSP holds for the platform, per currency (minor units): its own balance (everything after
     ``paid_out_through``'s daily payout: charges less fees, refunds, transfers and disputes, plus reversals), the
@@ -266,7 +306,6 @@ def balance(store: Store, config: dict[str, Any], paid_out_through: date) -> dic
     bps = _int_param({}, config, "fee_percent_bps", DEFAULT_FEE_PERCENT_BPS)
     fixed = _int_param({}, config, "fee_fixed", DEFAULT_FEE_FIXED)
     since = _day_bounds(paid_out_through)[1].timestamp()
-    moved = _activity(store, since, None)
     result: dict[str, dict[str, int]] = {}
 
     def add(currency: str, part: str, amount: int) -> None:
@@ -274,16 +313,8 @@ def balance(store: Store, config: dict[str, Any], paid_out_through: date) -> dic
         held[part] += amount
         held["total"] += amount
 
-    for charge in moved["charges"]:
-        add(charge["currency"], "platform", charge["amount"] - fee_for(charge["amount"], bps, fixed))
-    for refund in moved["refunds"]:
-        add(refund["currency"], "platform", -refund["amount"])
-    for transfer in moved["transfers"]:
-        add(transfer["currency"], "platform", -transfer["amount"])
-    for reversal, _ in moved["reversals"]:
-        add(reversal["currency"], "platform", reversal["amount"])
-    for _, bt in disputes.balance_transactions(store, since, float("inf")):  # a dispute's amount and its fee
-        add(bt["currency"], "platform", bt["amount"] - bt["fee"])
+    for currency, amount in _platform_nets(store, since, float("inf"), bps, fixed).items():
+        add(currency, "platform", amount)
     accounts = {(row["destination"], row["currency"]) for row in store.connect_rows("transfers", {})}
     for account, currency in sorted(accounts):
         add(currency, "connected", store.connect_balance(account, currency))
@@ -292,8 +323,9 @@ def balance(store: Store, config: dict[str, Any], paid_out_through: date) -> dic
     return result
 
 
-def camt053(day: date, booked: datetime, payouts: list[dict[str, Any]]) -> str:
-    """A camt.053.001.02 statement: one booked entry per payout."""
+def camt053(day: date, booked: datetime, payouts: list[dict[str, Any]], opening: int = 0) -> str:
+    """A camt.053.001.02 statement: one booked entry per payout; it opens at ``opening`` and closes at that plus
+    its entries (in the first payout's currency)."""
     booking_day = booked.date().isoformat()
     entries = []
     for n, payout in enumerate(payouts, 1):
@@ -314,9 +346,8 @@ def camt053(day: date, booked: datetime, payouts: list[dict[str, Any]]) -> str:
         </TxDtls></NtryDtls>
       </Ntry>""")
     currency = (payouts[0]["currency"] if payouts else "usd").upper()
-    total = sum(p["amount"] for p in payouts if p["currency"].upper() == currency)
+    total = opening + sum(p["amount"] for p in payouts if p["currency"].upper() == currency)
     stamp = booked.strftime("%Y-%m-%dT%H:%M:%S")
-    closing = "CRDT" if total >= 0 else "DBIT"
     body = "\n".join(entries)
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02">
@@ -326,15 +357,19 @@ def camt053(day: date, booked: datetime, payouts: list[dict[str, Any]]) -> str:
       <Id>SANDBOX-STMT-{day.strftime('%Y%m%d')}</Id>
       <CreDtTm>{stamp}</CreDtTm>
       <Acct><Id><IBAN>DE89370400440532013000</IBAN></Id><Ccy>{currency}</Ccy></Acct>
-      <Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy="{currency}">0.00</Amt>
-        <CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>{booking_day}</Dt></Dt></Bal>
-      <Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy="{currency}">{major(abs(total), currency)}</Amt>
-        <CdtDbtInd>{closing}</CdtDbtInd><Dt><Dt>{booking_day}</Dt></Dt></Bal>
+{_camt_balance("OPBD", opening, currency, booking_day)}
+{_camt_balance("CLBD", total, currency, booking_day)}
 {body}
     </Stmt>
   </BkToCstmrStmt>
 </Document>
 """
+
+
+def _camt_balance(code: str, amount: int, currency: str, booking_day: str) -> str:
+    figure, indicator = major(abs(amount), currency), "CRDT" if amount >= 0 else "DBIT"
+    return f"""      <Bal><Tp><CdOrPrtry><Cd>{code}</Cd></CdOrPrtry></Tp><Amt Ccy="{currency}">{figure}</Amt>
+        <CdtDbtInd>{indicator}</CdtDbtInd><Dt><Dt>{booking_day}</Dt></Dt></Bal>"""
 
 
 def handle_balance(store: Store, config: dict[str, Any], query: dict[str, str]) -> tuple[int, dict[str, Any]]:

@@ -1,7 +1,8 @@
 """The bank statement's closing balance against ``assets:bank`` after each reconcile: a break of its own."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -9,6 +10,10 @@ from django.utils import timezone
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from payments.audit import money_audit
+from psp_sandbox.settlement import write_settlement
+from psp_sandbox.store import Store
+from reconciliation.importers import iter_records
+from reconciliation.importers.records import FileHeader
 from reconciliation.models import Break
 from reconciliation.services import correction_approve, correction_propose, reconciliation_run, settlement_file_import
 
@@ -86,3 +91,35 @@ def test_a_statement_short_of_the_books_is_a_break(tmp_path, now, paid_out):
     reconciliation_run(day=now.date(), actor="test")
     [brk] = bank_breaks()
     assert (brk.expected_amount, brk.actual_amount) == (paid_out, paid_out - 250)
+
+
+def sandbox_charge(store: Store, *, payment_intent: str, amount: int, at: datetime) -> None:
+    """A succeeded charge in the sandbox's own store, made at ``at``."""
+    store.insert_charge({"id": "ch_" + payment_intent[3:], "payment_intent": payment_intent, "amount": amount,
+                         "amount_refunded": 0, "currency": "usd", "status": "succeeded",
+                         "created": int(at.timestamp()), "created_at": at.timestamp()})
+
+
+def test_two_sandbox_days_statements_chain_their_balances_with_no_false_break(tmp_path):
+    """The sandbox's second statement opens at the first's closing balance (its bank account's history), so
+    the bank's closing balance is all that was paid out, as ``assets:bank`` holds: no ``bank_balance_mismatch``."""
+    store = Store(":memory:")
+    first = timezone.now().date() - timedelta(days=3)
+    days, nets = (first, first + timedelta(days=1)), (1000 - fee(1000), 2500 - fee(2500))
+    statements = []
+    for n, (day, amount) in enumerate(zip(days, (1000, 2500), strict=True)):
+        captured(amount=amount, psp_reference=f"pi_day{n}")
+        sandbox_charge(store, payment_intent=f"pi_day{n}", amount=amount,
+                       at=datetime(day.year, day.month, day.day, 12, tzinfo=UTC))
+    for day in days:
+        written = write_settlement(store, {}, {"date": day.isoformat(), "directory": str(tmp_path / str(day))})
+        for key in ("settlement_report", "bank_statement"):
+            assert settlement_file_import(path=Path(written[key]), actor="test").malformed == 0
+        reconciliation_run(day=day, actor="test")
+        statements += [item for item in iter_records(Path(written["bank_statement"])) if isinstance(item, FileHeader)]
+
+    assert [(s.opening_balance, s.closing_balance) for s in statements] == [
+        (0, nets[0]), (nets[0], nets[0] + nets[1])]
+    assert ledger_selectors.account_balance(code=accounts.BANK, currency="usd") == nets[0] + nets[1]
+    assert list(Break.objects.values_list("break_class", "description")) == []
+    assert money_audit() == []

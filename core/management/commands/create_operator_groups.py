@@ -15,9 +15,10 @@ GROUPS = {
                            "payments.refund_suspecteddoublecharge", "payments.reprocess_webhookevent"), ()),
     "Finance operators": (("payments", "wallet", "ledger", "reconciliation"), ("reconciliation.add_settlementfile",),
                           ("reconciliation",)),
-    # Maker-checker: the second operator who approves (posts) or rejects the corrections finance operators propose.
-    "Finance approvers": (("payments", "wallet", "ledger", "reconciliation"), ("reconciliation.approve_correction",),
-                          ()),
+    # Maker-checker: the second operator who approves (posts) or rejects the corrections finance operators propose;
+    # they work a break too (assign it, add notes: work_break), which moves no money.
+    "Finance approvers": (("payments", "wallet", "ledger", "reconciliation"),
+                          ("reconciliation.approve_correction", "reconciliation.work_break"), ()),
 }
 
 # Custom permissions a group's apps would give it but it must not hold: who proposes a correction

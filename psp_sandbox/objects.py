@@ -19,109 +19,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import object_fields as fields
+
 API_VERSION = "2026-10-28.endive"  # the API version these shapes follow (stripe-python 16.1.0)
 
-
-def _names(words: str) -> tuple[str, ...]:
-    return tuple(words.split())
-
-
-# Per-payment-method-type keys (all null except the one of the object's type).
-_PI_PMO_TYPES = _names(
-    """acss_debit affirm afterpay_clearpay alipay alma amazon_pay au_becs_debit bacs_debit bancontact billie bizum
-    blik boleto card card_present cashapp crypto customer_balance eps fpx giropay grabpay ideal interac_present
-    kakao_pay klarna konbini kr_card link mb_way mobilepay multibanco naver_pay nz_bank_account oxxo p24
-    pay_by_bank payco paynow paypal paypay payto pix promptpay revolut_pay samsung_pay satispay scalapay
-    sepa_debit sequra sofort sunbit swish twint upi us_bank_account wechat_pay zip"""
-)
-_CHARGE_PMD_TYPES = _names(
-    """ach_credit_transfer ach_debit acss_debit affirm afterpay_clearpay alipay alma amazon_pay au_becs_debit
-    bacs_debit bancontact billie bizum blik boleto card card_present cashapp crypto customer_balance eps fpx
-    giropay grabpay ideal interac_present kakao_pay klarna konbini kr_card link mb_way mobilepay multibanco
-    naver_pay nz_bank_account oxxo p24 pay_by_bank payco paynow paypal paypay payto pix promptpay revolut_pay
-    samsung_pay satispay scalapay sepa_credit_transfer sepa_debit sequra sofort stripe_account sunbit swish twint
-    upi us_bank_account wechat wechat_pay zip"""
-)
-_REFUND_DEST_TYPES = _names(
-    """affirm afterpay_clearpay alipay alma amazon_pay au_bank_transfer blik br_bank_transfer card cashapp crypto
-    customer_cash_balance eps eu_bank_transfer gb_bank_transfer giropay grabpay jp_bank_transfer klarna mb_way
-    multibanco mx_bank_transfer nz_bank_transfer p24 paynow paypal pix revolut scalapay sofort swish
-    th_bank_transfer twint us_bank_transfer wechat_pay zip"""
-)
-_PM_TYPES = _names(
-    """acss_debit affirm afterpay_clearpay alipay alma amazon_pay au_becs_debit bacs_debit bancontact billie bizum
-    blik boleto card card_present cashapp crypto custom customer_balance eps fpx giropay grabpay ideal
-    interac_present kakao_pay klarna konbini kr_card link mb_way mobilepay multibanco naver_pay nz_bank_account
-    oxxo p24 pay_by_bank payco paynow paypal paypay payto pix promptpay revolut_pay samsung_pay satispay scalapay
-    sepa_debit sequra sofort sunbit swish twint upi us_bank_account wechat_pay zip"""
-)
-
-# Nullable fields per object (Stripe sends them as null when there is nothing to say).
-_PI_NULLS = _names(
-    """allowed_payment_method_types application application_fee_amount automatic_payment_methods canceled_at
-    cancellation_reason customer customer_account description excluded_payment_method_types hooks
-    last_payment_error latest_charge managed_payments next_action on_behalf_of payment_details payment_method
-    payment_method_configuration_details payment_method_options payment_record presentment_details processing
-    receipt_email review setup_future_usage shipping source statement_descriptor statement_descriptor_suffix
-    transfer_data transfer_group"""
-)
-_PI_CARD_OPTION_NULLS = _names(
-    """capture_method installments mandate_options network request_extended_authorization
-    request_incremental_authorization request_multicapture request_overcapture request_three_d_secure
-    require_cvc_recollection setup_credential_usage setup_future_usage statement_descriptor_suffix_kana
-    statement_descriptor_suffix_kanji stored_credential_usage"""
-)
-_NEXT_ACTION_NULLS = _names(
-    """alipay_handle_redirect blik_authorize boleto_display_details card_await_notification
-    cashapp_handle_redirect_or_display_qr_code display_bank_transfer_instructions klarna_display_qr_code
-    konbini_display_details multibanco_display_details oxxo_display_details paynow_display_qr_code
-    pix_display_qr_code promptpay_display_qr_code redirect_to_url swish_handle_redirect_or_display_qr_code
-    upi_handle_redirect_or_display_qr_code use_stripe_sdk verify_with_microdeposits wechat_pay_display_qr_code
-    wechat_pay_redirect_to_android_app wechat_pay_redirect_to_ios_app"""
-)
-# A PaymentIntent's last_payment_error; a top-level error object also has user_message.
-_ERROR_NULLS = _names(
-    """advice_code charge code decline_code doc_url message network_advice_code network_decline_code param
-    payment_intent payment_method payment_method_type request_log_url setup_intent source"""
-)
-_CHARGE_NULLS = _names(
-    """application application_fee application_fee_amount authorization_code balance_transaction
-    calculated_statement_descriptor customer description failure_balance_transaction failure_code failure_message
-    fraud_details level3 on_behalf_of outcome payment_intent payment_method payment_method_details
-    presentment_details radar_options receipt_email receipt_number receipt_url refunds review shipping source
-    source_transfer statement_descriptor statement_descriptor_suffix transfer transfer_data transfer_group"""
-)
-_CHARGE_CARD_NULLS = _names(
-    """amount_authorized authorization_code brand capture_before checks country description
-    electronic_commerce_indicator extended_authorization fingerprint funding iin incremental_authorization
-    installments issuer last4 mandate moto multicapture network network_token network_transaction_id overcapture
-    regulated_status setup_credential_usage stored_credential_usage three_d_secure transaction_link_id wallet"""
-)
-_OUTCOME_NULLS = _names(
-    """advice_code network_advice_code network_decline_code network_status reason risk_level risk_score rule
-    seller_message"""
-)
-_REFUND_NULLS = _names(
-    """balance_transaction charge customer customer_account description destination_details
-    failure_balance_transaction failure_reason instructions_email metadata next_action payment_intent
-    payment_method pending_reason presentment_details reason receipt_number source_transfer_reversal status
-    transfer_reversal"""
-)
-_EVENT_NULLS = _names("account api_version context request")
-_CUSTOMER_NULLS = _names(
-    """address balance business_name cash_balance currency customer_account default_source deleted delinquent
-    description discount email individual_name invoice_credit_balance invoice_prefix invoice_settings metadata
-    name next_invoice_sequence phone preferred_locales shipping sources subscriptions tax tax_exempt tax_ids
-    test_clock"""
-)
-_INVOICE_SETTINGS_NULLS = _names("custom_fields default_payment_method footer rendering_options")
-_PM_NULLS = (*_PM_TYPES, *_names("allow_redisplay customer customer_account metadata radar_options"))
-_PM_CARD_NULLS = _names(
-    """checks country description display_brand fingerprint generated_from iin issuer networks regulated_status
-    three_d_secure_usage wallet"""
-)
-_ADDRESS_NULLS = _names("city country line1 line2 postal_code state")
-_CHECKS_NULLS = _names("address_line1_check address_postal_code_check cvc_check")
 
 # Stripe's magic test payment methods -> (brand, last4, funding); anything else looks like a Visa.
 _CARDS: dict[str, tuple[str, str, str]] = {
@@ -177,29 +78,29 @@ def _nested(obj: dict[str, Any], key: str, fn: Callable[[dict[str, Any]], dict[s
 
 
 def _address(obj: dict[str, Any] | None = None) -> dict[str, Any]:
-    return _fill(obj or {}, _ADDRESS_NULLS)
+    return _fill(obj or {}, fields.ADDRESS_NULLS)
 
 
 def _billing_details(obj: dict[str, Any] | None = None) -> dict[str, Any]:
-    out = _fill(obj or {}, _names("email name phone tax_id"), address=lambda o: _address())
+    out = _fill(obj or {}, fields.names("email name phone tax_id"), address=lambda o: _address())
     _nested(out, "address", _address)
     return out
 
 
 # -- PaymentIntent ------------------------------------------------------------
 def _card_options(obj: dict[str, Any]) -> dict[str, Any]:
-    return _fill(obj, _PI_CARD_OPTION_NULLS, request_three_d_secure="automatic")
+    return _fill(obj, fields.PI_CARD_OPTION_NULLS, request_three_d_secure="automatic")
 
 
 def _payment_method_options(obj: dict[str, Any]) -> dict[str, Any]:
-    out = _fill(obj, _PI_PMO_TYPES)
+    out = _fill(obj, fields.PI_PMO_TYPES)
     _nested(out, "card", _card_options)
     return out
 
 
 def _next_action(obj: dict[str, Any]) -> dict[str, Any]:
-    out = _fill(obj, _NEXT_ACTION_NULLS, type="use_stripe_sdk")
-    _nested(out, "redirect_to_url", lambda r: _fill(r, _names("return_url url")))
+    out = _fill(obj, fields.NEXT_ACTION_NULLS, type="use_stripe_sdk")
+    _nested(out, "redirect_to_url", lambda r: _fill(r, fields.names("return_url url")))
     return out
 
 
@@ -208,12 +109,12 @@ def payment_intent(pi: dict[str, Any]) -> dict[str, Any]:
     types = pi.get("payment_method_types") or ["card"]
     out = _fill(
         pi,
-        _PI_NULLS,
+        fields.PI_NULLS,
         amount=0,
         amount_capturable=0,
         amount_received=0,
         amount_details=lambda o: {
-            **dict.fromkeys(_names("discount_amount error line_items shipping tax")),
+            **dict.fromkeys(fields.names("discount_amount error line_items shipping tax")),
             "tip": {"amount": None},
         },
         capture_method="automatic_async",
@@ -240,7 +141,7 @@ def _automatic_payment_methods(obj: dict[str, Any]) -> dict[str, Any]:
 
 # -- errors -------------------------------------------------------------------
 def _error(err: dict[str, Any], top: bool = True) -> dict[str, Any]:
-    out = _fill(err, (*_ERROR_NULLS, "user_message") if top else _ERROR_NULLS, type="api_error")
+    out = _fill(err, (*fields.ERROR_NULLS, "user_message") if top else fields.ERROR_NULLS, type="api_error")
     _nested(out, "payment_intent", payment_intent)
     _nested(out, "payment_method", payment_method)
     return out
@@ -259,7 +160,7 @@ def _charge_card(ch: dict[str, Any]) -> dict[str, Any]:
         {
             "amount_authorized": ch.get("amount") if ok else None,
             "brand": brand,
-            "checks": _fill({"cvc_check": "pass" if ok else None}, _CHECKS_NULLS),
+            "checks": _fill({"cvc_check": "pass" if ok else None}, fields.CHECKS_NULLS),
             "country": "US",
             "exp_month": 12,
             "exp_year": _exp_year(),
@@ -274,7 +175,7 @@ def _charge_card(ch: dict[str, Any]) -> dict[str, Any]:
             "overcapture": {"maximum_amount_capturable": ch.get("amount") or 0, "status": "unavailable"},
             "regulated_status": "unregulated",
         },
-        _CHARGE_CARD_NULLS,
+        fields.CHARGE_CARD_NULLS,
     )
 
 
@@ -300,13 +201,13 @@ def _outcome(ch: dict[str, Any]) -> dict[str, Any] | None:
         }
     else:
         return None
-    return _fill(values, _OUTCOME_NULLS)
+    return _fill(values, fields.OUTCOME_NULLS)
 
 
 def _payment_method_details(ch: dict[str, Any]) -> dict[str, Any] | None:
     if not ch.get("payment_method"):
         return None
-    return _fill({"card": _charge_card(ch), "type": "card"}, _CHARGE_PMD_TYPES)
+    return _fill({"card": _charge_card(ch), "type": "card"}, fields.CHARGE_PMD_TYPES)
 
 
 def charge(ch: dict[str, Any]) -> dict[str, Any]:
@@ -314,7 +215,7 @@ def charge(ch: dict[str, Any]) -> dict[str, Any]:
     ok = ch.get("status") == "succeeded"
     out = _fill(
         ch,
-        _CHARGE_NULLS,
+        fields.CHARGE_NULLS,
         amount=0,
         amount_captured=lambda o: o["amount"] if ok else 0,
         amount_refunded=0,
@@ -332,15 +233,15 @@ def charge(ch: dict[str, Any]) -> dict[str, Any]:
         status="pending",
     )
     _nested(out, "billing_details", _billing_details)
-    _nested(out, "outcome", lambda o: _fill(o, _OUTCOME_NULLS, type="authorized"))
-    _nested(out, "payment_method_details", lambda d: _fill(d, _CHARGE_PMD_TYPES, type="card"))
+    _nested(out, "outcome", lambda o: _fill(o, fields.OUTCOME_NULLS, type="authorized"))
+    _nested(out, "payment_method_details", lambda d: _fill(d, fields.CHARGE_PMD_TYPES, type="card"))
     _nested(out, "payment_intent", payment_intent)
     return out
 
 
 # -- Refund -------------------------------------------------------------------
 def _destination_details(obj: dict[str, Any]) -> dict[str, Any]:
-    return _fill(obj, _REFUND_DEST_TYPES, type="card")
+    return _fill(obj, fields.REFUND_DEST_TYPES, type="card")
 
 
 def refund(rf: dict[str, Any]) -> dict[str, Any]:
@@ -348,7 +249,7 @@ def refund(rf: dict[str, Any]) -> dict[str, Any]:
     ok = rf.get("status") == "succeeded"
     out = _fill(
         rf,
-        _REFUND_NULLS,
+        fields.REFUND_NULLS,
         amount=0,
         balance_transaction=lambda o: "txn_" + _digest(str(o.get("id"))) if ok else None,
         created=lambda o: int(time.time()),
@@ -376,20 +277,20 @@ def customer(cus: dict[str, Any]) -> dict[str, Any]:
     """Complete a Customer."""
     out = _fill(
         cus,
-        _CUSTOMER_NULLS,
+        fields.CUSTOMER_NULLS,
         balance=0,
         created=lambda o: int(time.time()),
         delinquent=False,
         invoice_credit_balance=lambda o: {},
         invoice_prefix=lambda o: _digest(str(o.get("id")), 8).upper(),
-        invoice_settings=lambda o: _fill({}, _INVOICE_SETTINGS_NULLS),
+        invoice_settings=lambda o: _fill({}, fields.INVOICE_SETTINGS_NULLS),
         livemode=False,
         metadata=lambda o: {},
         next_invoice_sequence=1,
         preferred_locales=lambda o: [],
         tax_exempt="none",
     )
-    _nested(out, "invoice_settings", lambda s: _fill(s, _INVOICE_SETTINGS_NULLS))
+    _nested(out, "invoice_settings", lambda s: _fill(s, fields.INVOICE_SETTINGS_NULLS))
     _nested(out, "address", _address)
     return out
 
@@ -398,9 +299,9 @@ def _pm_card(pm_id: Any, obj: dict[str, Any] | None = None) -> dict[str, Any]:
     brand, last4, funding = _card(pm_id)
     out = _fill(
         obj or {},
-        _PM_CARD_NULLS,
+        fields.PM_CARD_NULLS,
         brand=brand,
-        checks=lambda o: _fill({"cvc_check": "unchecked"}, _CHECKS_NULLS),
+        checks=lambda o: _fill({"cvc_check": "unchecked"}, fields.CHECKS_NULLS),
         country="US",
         display_brand=lambda o: o["brand"].replace("amex", "american_express"),
         exp_month=12,
@@ -412,7 +313,7 @@ def _pm_card(pm_id: Any, obj: dict[str, Any] | None = None) -> dict[str, Any]:
         regulated_status="unregulated",
         three_d_secure_usage=lambda o: {"supported": True},
     )
-    _nested(out, "checks", lambda c: _fill(c, _CHECKS_NULLS))
+    _nested(out, "checks", lambda c: _fill(c, fields.CHECKS_NULLS))
     return out
 
 
@@ -420,7 +321,7 @@ def payment_method(pm: dict[str, Any]) -> dict[str, Any]:
     """Complete a PaymentMethod (a card unless it says otherwise)."""
     out = _fill(
         pm,
-        _PM_NULLS,
+        fields.PM_NULLS,
         allow_redisplay="unspecified",
         billing_details=lambda o: _billing_details(),
         created=lambda o: int(time.time()),
@@ -440,14 +341,14 @@ def event(evt: dict[str, Any]) -> dict[str, Any]:
     """Complete an Event (and the object it carries)."""
     out = _fill(
         evt,
-        _EVENT_NULLS,
+        fields.EVENT_NULLS,
         api_version=API_VERSION,
         created=lambda o: int(time.time()),
         livemode=False,
         pending_webhooks=0,
         request=lambda o: {"id": None, "idempotency_key": None},
     )
-    _nested(out, "request", lambda r: _fill(r, _names("id idempotency_key")))
+    _nested(out, "request", lambda r: _fill(r, fields.names("id idempotency_key")))
     if isinstance(out.get("data"), dict):
         data = _fill(out["data"], ("previous_attributes",))
         _nested(data, "object", complete)

@@ -16,19 +16,16 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
-from . import __version__, connect, context, disputes, elements, errors, objects, routes, settlement, validation
+from . import __version__, context, control, elements, errors, objects, routes, validation
 from .api import Api, ApiError, ProcessingWorker, invalid
-from .behaviour import Config, ConfigError, Plan
+from .behaviour import Config, Plan
 from .context import RequestContext
 from .store import Store, new_id
 from .webhooks import WebhookDispatcher
 
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
-_RESEND = re.compile(r"^/_sandbox/events/([A-Za-z0-9_]+)/resend$")
-_CHALLENGE = re.compile(r"^/_sandbox/3ds/([A-Za-z0-9_]+)$")
-_PAYOUT_RETURN = re.compile(r"^/_sandbox/payouts/([A-Za-z0-9_]+)/return$")
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
 
 
@@ -161,7 +158,7 @@ class Handler(BaseHTTPRequestHandler):
         self.api_version = self.headers.get("Stripe-Version") or context.DEFAULT_API_VERSION
         try:
             if url.path.startswith("/_sandbox/"):
-                self._sandbox_route(method, url.path, url.query, body)
+                self._send(*control.route(self.sb, method, url.path, url.query, body))
             elif url.path.startswith("/v1/"):
                 if not _API_VERSION.match(self.api_version):
                     raise invalid(f"Invalid Stripe API version: {self.api_version}", param="Stripe-Version")
@@ -186,79 +183,6 @@ class Handler(BaseHTTPRequestHandler):
                     }
                 },
             )
-
-    # -- /_sandbox ----------------------------------------------------------
-    def _sandbox_route(self, method: str, path: str, query: str, body: bytes) -> None:
-        sb = self.sb
-        if path == "/_sandbox/health" and method == "GET":
-            return self._send(200, {"ok": True, "version": __version__})
-        if path == "/_sandbox/config" and method == "GET":
-            return self._send(200, sb.config.snapshot())
-        if path == "/_sandbox/config" and method == "POST":
-            try:
-                update = json.loads(body or b"{}")
-                return self._send(200, sb.config.update(update))
-            except (ValueError, ConfigError) as exc:
-                return self._send(400, {"error": str(exc)})
-        if path == "/_sandbox/reset" and method == "POST":
-            sb.reset()
-            return self._send(200, {"ok": True})
-        if path == "/_sandbox/settlements" and method == "POST":
-            return self._send(*settlement.handle(sb.store, sb.config.snapshot(), body))
-        if path == "/_sandbox/balance" and method == "GET":
-            return self._send(*settlement.handle_balance(sb.store, sb.config.snapshot(), dict(parse_qsl(query))))
-        m = _PAYOUT_RETURN.match(path)
-        if m and method == "POST":
-            params = json.loads(body or b"{}") if body.strip() else {}
-            return self._send(*connect.return_payout(sb, m.group(1), str(params.get("failure_code")
-                                                                          or "account_closed")))
-        if path == "/_sandbox/charges" and method == "GET":
-            return self._send(200, {**sb.api.charges_report(), "faults": sb.fault_counts()})
-        if (dispute_answer := disputes.sandbox_route(sb.api, method, path, body)) is not None:
-            return self._send(*dispute_answer)
-        if path == "/_sandbox/events" and method == "GET":
-            event_type = dict(parse_qsl(query)).get("type")
-            events = []
-            for e in sb.store.list_events(event_type):
-                payload = json.loads(e.pop("payload"))
-                e.pop("seq", None)
-                events.append({**e, "event": payload})
-            return self._send(200, {"events": events})
-        m = _CHALLENGE.match(path)
-        if m:
-            return self._challenge(method, m.group(1), body)
-        m = _RESEND.match(path)
-        if m and method == "POST":
-            if not sb.config.get("webhook_url"):
-                return self._send(400, {"error": "no webhook_url configured"})
-            if not sb.dispatcher.resend(m.group(1)):
-                return self._send(404, {"error": f"no such event: {m.group(1)}"})
-            return self._send(200, {"id": m.group(1), "status": "pending"})
-        return self._send(404, {"error": f"unknown sandbox endpoint: {method} {path}"})
-
-    def _challenge(self, method: str, pi_id: str, body: bytes) -> None:
-        """The 3-D Secure challenge: a page, then ``outcome=succeed|fail`` back to ``return_url``."""
-        if method == "GET":
-            page = routes.challenge_page(self.sb.api.retrieve_payment_intent(pi_id))
-            return self._send(200, page, content_type="text/html; charset=utf-8")
-        form = dict(parse_qsl(body.decode("utf-8", "replace")))
-        if body.strip().startswith(b"{"):
-            form = json.loads(body)
-        outcome = form.get("outcome")
-        if outcome not in ("succeed", "fail"):
-            return self._send(400, {"error": "outcome must be succeed or fail"})
-        pi, return_url = self.sb.api.complete_challenge(pi_id, outcome == "succeed")
-        if not return_url:
-            return self._send(200, {"payment_intent": objects.complete(pi)})
-        query = urlencode(
-            {
-                "payment_intent": pi["id"],
-                "payment_intent_client_secret": pi["client_secret"],
-                "redirect_status": "succeeded" if pi["status"] in ("succeeded", "requires_capture") else "failed",
-            }
-        )
-        location = return_url + ("&" if "?" in return_url else "?") + query
-        return self._send(302, {"redirect": location}, {"Location": location})
 
     # -- /v1 ----------------------------------------------------------------
     def _api_key(self, publishable_ok: bool = False) -> str:

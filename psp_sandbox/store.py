@@ -4,6 +4,9 @@ One connection shared by all threads, guarded by a single re-entrant lock
 (``Store.lock``).  Callers that need several statements to be atomic (the
 idempotency check + execution) hold ``store.lock`` around them; every public
 method takes the lock itself as well, so single calls are always safe.
+
+The schema is in ``store_schema.py``; the rows of webhook delivery, Connect and disputes in
+``store_tables.py`` (mixins of ``Store``).
 """
 
 from __future__ import annotations
@@ -19,168 +22,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .store_schema import ADDED_COLUMNS, DATA_TABLES, SCHEMA
+from .store_tables import ConnectTables, EventTables
+
 _ALPHABET = string.ascii_letters + string.digits
-# Columns added after the first release: (table, column, type), added to older database files.
-_ADDED_COLUMNS = (("payment_intents", "created_at", "REAL"), ("payment_intents", "extra", "TEXT"),
-                  ("payouts", "failed_at", "REAL"))  # when a payout failed: the connected payouts report's day
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS config (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS payment_intents (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT UNIQUE NOT NULL,
-    api_key TEXT NOT NULL,
-    idempotency_key TEXT,
-    payment_order_id TEXT,
-    status TEXT NOT NULL,
-    complete_at REAL,
-    planned_outcome TEXT,
-    created INTEGER NOT NULL,
-    created_at REAL,
-    extra TEXT,
-    data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS pi_poid ON payment_intents(payment_order_id);
-CREATE INDEX IF NOT EXISTS pi_processing ON payment_intents(status, complete_at);
-CREATE TABLE IF NOT EXISTS charges (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT UNIQUE NOT NULL,
-    payment_intent TEXT NOT NULL,
-    idempotency_key TEXT,
-    payment_order_id TEXT,
-    amount INTEGER NOT NULL,
-    amount_refunded INTEGER NOT NULL DEFAULT 0,
-    currency TEXT NOT NULL,
-    status TEXT NOT NULL,
-    failure_code TEXT,
-    payment_method TEXT,
-    created INTEGER NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS ch_pi ON charges(payment_intent);
-CREATE TABLE IF NOT EXISTS refunds (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT UNIQUE NOT NULL,
-    payment_intent TEXT NOT NULL,
-    charge TEXT NOT NULL,
-    idempotency_key TEXT,
-    payment_order_id TEXT,
-    amount INTEGER NOT NULL,
-    currency TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created INTEGER NOT NULL,
-    created_at REAL NOT NULL,
-    data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS rf_pi ON refunds(payment_intent);
-CREATE TABLE IF NOT EXISTS payment_methods (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT UNIQUE NOT NULL,
-    card TEXT NOT NULL,
-    customer TEXT,
-    consumed_by TEXT,
-    created_at REAL NOT NULL,
-    data TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS customers (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT UNIQUE NOT NULL,
-    created_at REAL NOT NULL,
-    data TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS idempotency (
-    api_key TEXT NOT NULL,
-    key TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    state TEXT NOT NULL,
-    status_code INTEGER,
-    body TEXT,
-    created REAL NOT NULL,
-    PRIMARY KEY (api_key, key)
-);
-CREATE TABLE IF NOT EXISTS flaky_attempts (
-    api_key TEXT NOT NULL,
-    key TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    PRIMARY KEY (api_key, key)
-);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT UNIQUE NOT NULL,
-    type TEXT NOT NULL,
-    created INTEGER NOT NULL,
-    payload TEXT NOT NULL,
-    status TEXT NOT NULL,
-    tries INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL
-);
--- The webhook dispatcher polls for due events every 50 ms: without this, a full scan under the store's lock.
-CREATE INDEX IF NOT EXISTS ev_due ON events(status, next_attempt_at);
-CREATE TABLE IF NOT EXISTS webhook_attempts (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id TEXT NOT NULL,
-    at REAL NOT NULL,
-    status_code INTEGER,
-    error TEXT,
-    duplicate INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS wa_event ON webhook_attempts(event_id);
--- Connect (psp_sandbox/connect.py): connected accounts, their bank accounts, transfers, payouts, endpoints.
-CREATE TABLE IF NOT EXISTS connect_accounts (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, created_at REAL NOT NULL, data TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS bank_accounts (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, account TEXT NOT NULL, currency TEXT NOT NULL,
-    bank TEXT NOT NULL, created_at REAL NOT NULL, data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS ba_account ON bank_accounts(account);
-CREATE TABLE IF NOT EXISTS transfers (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, destination TEXT NOT NULL, transfer_group TEXT,
-    currency TEXT NOT NULL, amount INTEGER NOT NULL, amount_reversed INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL, data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tr_destination ON transfers(destination, currency);
-CREATE INDEX IF NOT EXISTS tr_group ON transfers(transfer_group);
-CREATE TABLE IF NOT EXISTS payouts (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, account TEXT NOT NULL, destination TEXT NOT NULL,
-    currency TEXT NOT NULL, amount INTEGER NOT NULL, status TEXT NOT NULL, complete_at REAL, planned_outcome TEXT,
-    created_at REAL NOT NULL, data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS po_account ON payouts(account, currency);
-CREATE INDEX IF NOT EXISTS po_destination ON payouts(destination);
-CREATE INDEX IF NOT EXISTS po_due ON payouts(status, complete_at);
--- Disputes (psp_sandbox/disputes.py): status is the dispute's, or scheduled (pm_card_createDispute) / superseded.
-CREATE TABLE IF NOT EXISTS disputes (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, charge TEXT NOT NULL, payment_intent TEXT,
-    status TEXT NOT NULL, opens_at REAL, created_at REAL NOT NULL, data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS dp_charge ON disputes(charge);
-CREATE INDEX IF NOT EXISTS dp_due ON disputes(status, opens_at);
-CREATE TABLE IF NOT EXISTS webhook_endpoints (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, connect INTEGER NOT NULL, created_at REAL NOT NULL,
-    data TEXT NOT NULL
-);
-"""
-
-DATA_TABLES = (
-    "payment_intents",
-    "payment_methods",
-    "customers",
-    "charges",
-    "refunds",
-    "idempotency",
-    "flaky_attempts",
-    "events",
-    "webhook_attempts",
-    *("connect_accounts", "bank_accounts", "transfers", "payouts", "webhook_endpoints"),  # connect.py
-    "disputes",  # disputes.py
-)
-# Tables read and written by the ``connect_*`` helpers (an object as JSON beside its search columns).
-_CONNECT_TABLES = frozenset(("connect_accounts", "bank_accounts", "transfers", "payouts", "webhook_endpoints",
-                             "disputes"))
 
 
 def new_id(prefix: str) -> str:
@@ -188,7 +33,7 @@ def new_id(prefix: str) -> str:
     return prefix + "_" + "".join(secrets.choice(_ALPHABET) for _ in range(24))
 
 
-class Store:
+class Store(EventTables, ConnectTables):
     """Thread-safe access to the sandbox's SQLite file."""
 
     def __init__(self, path: str | Path) -> None:
@@ -207,7 +52,7 @@ class Store:
             self._db.execute("DELETE FROM idempotency WHERE state = 'in_progress'")
 
     def _add_columns(self) -> None:
-        for table, column, kind in _ADDED_COLUMNS:
+        for table, column, kind in ADDED_COLUMNS:
             have = {r["name"] for r in self._db.execute(f"PRAGMA table_info({table})")}
             if column not in have:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
@@ -231,15 +76,6 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
-
-    def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        with self.lock:
-            return [dict(r) for r in self._db.execute(sql, args).fetchall()]
-
-    def _one(self, sql: str, args: tuple[Any, ...] = ()) -> dict[str, Any] | None:
-        with self.lock:
-            row = self._db.execute(sql, args).fetchone()
-            return dict(row) if row else None
 
     # -- config -------------------------------------------------------------
     def load_config(self) -> dict[str, Any]:
@@ -523,138 +359,3 @@ class Store:
         """A Customer object or None."""
         row = self._one("SELECT data FROM customers WHERE id = ?", (customer_id,))
         return json.loads(row["data"]) if row else None
-
-    # -- events -------------------------------------------------------------
-    def insert_event(self, event: dict[str, Any], status: str, next_attempt_at: float) -> None:
-        """Store an event for delivery."""
-        with self.lock:
-            self._db.execute(
-                "INSERT INTO events(id, type, created, payload, status, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    event["id"],
-                    event["type"],
-                    event["created"],
-                    json.dumps(event),
-                    status,
-                    next_attempt_at,
-                ),
-            )
-
-    def due_events(self, now: float) -> list[dict[str, Any]]:
-        """Pending events whose next attempt time has come, in creation order."""
-        return self._all(
-            "SELECT * FROM events WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY seq",
-            (now,),
-        )
-
-    def update_event(self, event_id: str, **fields: Any) -> None:
-        """Update delivery columns of an event."""
-        sets = ", ".join(f"{k} = ?" for k in fields)
-        with self.lock:
-            self._db.execute(f"UPDATE events SET {sets} WHERE id = ?", (*fields.values(), event_id))
-
-    def record_attempt(self, event_id: str, status_code: int | None, error: str | None, duplicate: bool) -> None:
-        """Log one delivery attempt."""
-        with self.lock:
-            self._db.execute(
-                "INSERT INTO webhook_attempts(event_id, at, status_code, error, duplicate) VALUES (?, ?, ?, ?, ?)",
-                (event_id, time.time(), status_code, error, int(duplicate)),
-            )
-
-    def get_event(self, event_id: str) -> dict[str, Any] | None:
-        """Return an event row or None."""
-        return self._one("SELECT * FROM events WHERE id = ?", (event_id,))
-
-    def list_events(self, event_type: str | None = None) -> list[dict[str, Any]]:
-        """Event rows with their attempts, oldest first."""
-        with self.lock:
-            if event_type:
-                events = self._all("SELECT * FROM events WHERE type = ? ORDER BY seq", (event_type,))
-            else:
-                events = self._all("SELECT * FROM events ORDER BY seq")
-            attempts = self._all("SELECT * FROM webhook_attempts ORDER BY seq")
-        by_event: dict[str, list[dict[str, Any]]] = {}
-        for a in attempts:
-            by_event.setdefault(a["event_id"], []).append(
-                {
-                    "at": a["at"],
-                    "status_code": a["status_code"],
-                    "error": a["error"],
-                    "duplicate": bool(a["duplicate"]),
-                }
-            )
-        for e in events:
-            e["attempts"] = by_event.get(e["id"], [])
-        return events
-
-    # -- Connect (psp_sandbox/connect.py) -------------------------------------
-    # Each table keeps the object as JSON in ``data`` beside the columns it is searched by.
-    def connect_insert(self, table: str, obj: dict[str, Any], **columns: Any) -> None:
-        """Insert a Connect object (``obj["id"]``) with its search columns."""
-        assert table in _CONNECT_TABLES
-        cols = {"id": obj["id"], "created_at": time.time(), "data": json.dumps(obj), **columns}
-        with self.lock:
-            self._db.execute(
-                f"INSERT INTO {table}({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", tuple(cols.values())
-            )
-
-    def connect_update(self, table: str, obj: dict[str, Any], **columns: Any) -> None:
-        """Persist a changed Connect object and, if given, some of its columns."""
-        assert table in _CONNECT_TABLES
-        cols = {"data": json.dumps(obj), **columns}
-        with self.lock:
-            self._db.execute(
-                f"UPDATE {table} SET {', '.join(f'{k} = ?' for k in cols)} WHERE id = ?", (*cols.values(), obj["id"])
-            )
-
-    def connect_get(self, table: str, obj_id: str) -> dict[str, Any] | None:
-        """The row (its columns) with the object decoded as ``object``, or None."""
-        assert table in _CONNECT_TABLES
-        row = self._one(f"SELECT * FROM {table} WHERE id = ?", (obj_id,))
-        if row:
-            row["object"] = json.loads(row.pop("data"))
-        return row
-
-    def connect_rows(self, table: str, where: dict[str, Any], newest_first: bool = True) -> list[dict[str, Any]]:
-        """Rows whose columns equal ``where`` (names are the caller's, values bound), objects decoded."""
-        assert table in _CONNECT_TABLES and all(k.isidentifier() for k in where)
-        clause = " AND ".join(f"{k} = ?" for k in where) or "1"
-        rows = self._all(
-            f"SELECT * FROM {table} WHERE {clause} ORDER BY seq {'DESC' if newest_first else 'ASC'}",
-            tuple(where.values()),
-        )
-        for row in rows:
-            row["object"] = json.loads(row.pop("data"))
-        return rows
-
-    def connect_balance(self, account: str, currency: str) -> int:
-        """A connected account's balance: transfers less reversals, less payouts that did not fail."""
-        with self.lock:
-            transferred = self._db.execute(
-                "SELECT COALESCE(SUM(amount - amount_reversed), 0) FROM transfers"
-                " WHERE destination = ? AND currency = ?",
-                (account, currency),
-            ).fetchone()[0]
-            paid_out = self._db.execute(
-                "SELECT COALESCE(SUM(amount), 0) FROM payouts WHERE account = ? AND currency = ?"
-                " AND status NOT IN ('failed', 'canceled')",
-                (account, currency),
-            ).fetchone()[0]
-        return int(transferred) - int(paid_out)
-
-    def connect_due_disputes(self, now: float) -> list[dict[str, Any]]:
-        """Scheduled disputes (``pm_card_createDispute``) whose time has come, oldest first."""
-        return self._all(
-            "SELECT id, payment_intent FROM disputes WHERE status = 'scheduled' AND opens_at <= ? ORDER BY seq", (now,)
-        )
-
-    def charge_disputed(self, charge_id: str) -> bool:
-        """Whether a dispute was opened on the charge (Charge.disputed)."""
-        return self._one("SELECT 1 AS x FROM disputes WHERE charge = ? AND status NOT IN ('scheduled', 'superseded')",
-                         (charge_id,)) is not None
-
-    def connect_due_payouts(self, now: float) -> list[dict[str, Any]]:
-        """Ids of pending payouts whose completion time has come, oldest first."""
-        return self._all(
-            "SELECT id FROM payouts WHERE status = 'pending' AND complete_at <= ? ORDER BY seq", (now,)
-        )

@@ -125,33 +125,55 @@ def phase_setup(sellers: int) -> dict:
 # --- measure -----------------------------------------------------------------------------------------
 
 
-def phase_measure(sellers: int, batch: int, queue: str) -> dict:
-    _django()
-    from django.db import connection
-    from django.db.models import Sum
-    from django.utils import timezone
+class _StatementCounter:
+    """A ``connection.execute_wrapper``: counts the statements and sums their seconds by kind."""
 
-    from config.celery_app import app
-    from ledger import accounts
-    from ledger import selectors as ledger_selectors
-    from ledger.models import LedgerTransaction
-    from payouts.models import Payout, PayoutRunItem
-    from payouts.services import payouts_run
-    from wallet import selectors as wallet_selectors
-    from wallet.models import Wallet
+    def __init__(self) -> None:
+        self.n = 0
+        self.by_kind: dict[str, float] = {}
 
-    statements = {"n": 0}
-    by_kind: dict[str, float] = {}
-
-    def count(execute, sql_, params, many, context):
-        statements["n"] += 1
+    def __call__(self, execute, sql_, params, many, context):
+        self.n += 1
         started = time.perf_counter()
         try:
             return execute(sql_, params, many, context)
         finally:
             kind = " ".join(sql_.split())[:70]
-            by_kind[kind] = by_kind.get(kind, 0.0) + time.perf_counter() - started
+            self.by_kind[kind] = self.by_kind.get(kind, 0.0) + time.perf_counter() - started
 
+
+def _books_checks(run, again) -> dict:
+    """What the books hold after the run (and a second run of the same date)."""
+    from django.db.models import Sum
+
+    from ledger import accounts
+    from ledger import selectors as ledger_selectors
+    from ledger.models import LedgerTransaction
+    from payouts.models import Payout, PayoutRunItem
+    from wallet.models import Wallet
+
+    return {
+        "payouts": Payout.objects.count(),
+        "created_postings": LedgerTransaction.objects.filter(idempotency_key__startswith="payout:",
+                                                             idempotency_key__endswith=":created").count(),
+        "paid_out": Payout.objects.aggregate(total=Sum("amount"))["total"],
+        "in_transit": -ledger_selectors.account_balance(code=accounts.PAYOUTS_IN_TRANSIT, currency="usd"),
+        "wallets_not_zero": Wallet.objects.exclude(balance=0).count(),
+        "report_lines": PayoutRunItem.objects.filter(run=run).count(),
+        "second_run_created": again.payouts_created, "second_run_lines": again.items.count(),
+    }
+
+
+def phase_measure(sellers: int, batch: int, queue: str) -> dict:
+    _django()
+    from django.db import connection
+    from django.utils import timezone
+
+    from config.celery_app import app
+    from payouts.services import payouts_run
+    from wallet import selectors as wallet_selectors
+
+    count = _StatementCounter()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with connection.cursor() as cursor:
         cursor.execute("CHECKPOINT")
@@ -167,7 +189,7 @@ def phase_measure(sellers: int, batch: int, queue: str) -> dict:
         run = payouts_run(payout_date=DAY, actor="bench", batch_size=batch)
         run_seconds = time.perf_counter() - started
         backend_cpu, own_cpu = _cpu_seconds(backend) - cpu_before[0], _own_cpu_seconds() - cpu_before[1]
-    run_statements = statements["n"]
+    run_statements = count.n
     rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     started = time.perf_counter()
@@ -178,23 +200,13 @@ def phase_measure(sellers: int, batch: int, queue: str) -> dict:
         messages = conn.default_channel.queue_declare(queue, passive=True).message_count
         conn.default_channel.queue_delete(queue)
 
-    paid_out = Payout.objects.aggregate(total=Sum("amount"), n=Sum(1))
-    checks = {
-        "payouts": Payout.objects.count(),
-        "created_postings": LedgerTransaction.objects.filter(idempotency_key__startswith="payout:",
-                                                             idempotency_key__endswith=":created").count(),
-        "paid_out": paid_out["total"],
-        "in_transit": -ledger_selectors.account_balance(code=accounts.PAYOUTS_IN_TRANSIT, currency="usd"),
-        "wallets_not_zero": Wallet.objects.exclude(balance=0).count(),
-        "report_lines": PayoutRunItem.objects.filter(run=run).count(),
-        "second_run_created": again.payouts_created, "second_run_lines": again.items.count(),
-    }
+    checks = _books_checks(run, again)
     return {"select_seconds": select_seconds, "selected": selected, "run_seconds": run_seconds,
             "created": run.payouts_created, "skipped": run.skipped, "statements": run_statements,
             "rss_before_mb": rss_before / 1024, "rss_peak_mb": rss_peak / 1024, "again_seconds": again_seconds,
             "messages": messages, "checks": checks, "backend_cpu": backend_cpu, "own_cpu": own_cpu,
             "load": os.getloadavg()[0],
-            "slowest": sorted(by_kind.items(), key=lambda kv: -kv[1])[:6]}
+            "slowest": sorted(count.by_kind.items(), key=lambda kv: -kv[1])[:6]}
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -275,57 +287,48 @@ def _sandbox(port: int, workdir: Path) -> subprocess.Popen:
     raise RuntimeError("the PSP sandbox did not start")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sellers", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=1000, help="sellers per transaction of the run")
-    parser.add_argument("--psp-sample", type=int, default=0, help="payouts then sent through the PSP sandbox")
-    parser.add_argument("--phase", choices=("setup", "measure", "psp"), help=argparse.SUPPRESS)
-    parser.add_argument("--queue", help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.phase == "setup":
-        print(json.dumps(phase_setup(args.sellers)))
-        return
-    if args.phase == "measure":
-        print(json.dumps(phase_measure(args.sellers, args.batch, args.queue)))
-        return
-    if args.phase == "psp":
-        print(json.dumps(phase_psp(args.psp_sample, args.port)))
-        return
+def _psp_phase(queue: str, sample: int) -> dict:
+    """``sample`` payouts sent through a PSP sandbox of the bench's own."""
+    import socket
+    import tempfile
 
-    queue = f"bench-payouts-{uuid.uuid4().hex[:10]}"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    workdir = Path(tempfile.mkdtemp(prefix="bench-payouts-"))
+    sandbox = _sandbox(port, workdir)
+    try:
+        return _child("psp", queue, psp_sample=sample, port=port)
+    finally:
+        sandbox.terminate()
+        sandbox.wait(timeout=20)
+
+
+def _bench(args, queue: str) -> dict:
+    """The bench's database created and migrated, the sellers set up, the baseline and the run measured (and the
+    PSP sample sent); the database dropped after unless ``BENCH_KEEP_DB``."""
     with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB_NAME)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DB_NAME)))
-    psp = None
     try:
         started = time.perf_counter()
         subprocess.run([sys.executable, "manage.py", "migrate", "--no-input"], cwd=ROOT, env=_env(queue),
                        check=True, capture_output=True)
-        migrate_seconds = time.perf_counter() - started
-        setup = _child("setup", queue, sellers=args.sellers)
-        baseline = insert_baseline(args.sellers)
-        result = _child("measure", queue, sellers=args.sellers, batch=args.batch)
-        if args.psp_sample:
-            import socket
-            import tempfile
-
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-            workdir = Path(tempfile.mkdtemp(prefix="bench-payouts-"))
-            sandbox = _sandbox(port, workdir)
-            try:
-                psp = _child("psp", queue, psp_sample=args.psp_sample, port=port)
-            finally:
-                sandbox.terminate()
-                sandbox.wait(timeout=20)
+        figures = {"migrate_seconds": time.perf_counter() - started}
+        figures["setup"] = _child("setup", queue, sellers=args.sellers)
+        figures["baseline"] = insert_baseline(args.sellers)
+        figures["result"] = _child("measure", queue, sellers=args.sellers, batch=args.batch)
+        figures["psp"] = _psp_phase(queue, args.psp_sample) if args.psp_sample else None
+        return figures
     finally:
         if not os.environ.get("BENCH_KEEP_DB"):
             with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True) as conn:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB_NAME)))
 
+
+def _report(args, migrate_seconds: float, setup: dict, baseline: list[float], result: dict, psp: dict | None
+            ) -> bool:
+    """Print the figures; whether the books are consistent."""
     n = result["created"]
     insert = statistics.median(baseline)
     print(f"setup: migrate {migrate_seconds:.1f}s, {args.sellers:,} sellers with payout accounts, available "
@@ -359,7 +362,29 @@ def main() -> None:
         print(f"PSP (apart, not in the run): {psp['sample']} payouts sent one at a time (transfer + payout each) "
               f"in {psp['execute_seconds']:.2f} s = {per * 1000:.1f} ms each, {psp['in_transit_or_paid']} accepted; "
               f"{args.sellers:,} would take {per * args.sellers / 60:.1f} min on one worker thread")
-    sys.exit(0 if ok else 1)
+    return ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sellers", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=1000, help="sellers per transaction of the run")
+    parser.add_argument("--psp-sample", type=int, default=0, help="payouts then sent through the PSP sandbox")
+    parser.add_argument("--phase", choices=("setup", "measure", "psp"), help=argparse.SUPPRESS)
+    parser.add_argument("--queue", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase == "setup":
+        print(json.dumps(phase_setup(args.sellers)))
+        return
+    if args.phase == "measure":
+        print(json.dumps(phase_measure(args.sellers, args.batch, args.queue)))
+        return
+    if args.phase == "psp":
+        print(json.dumps(phase_psp(args.psp_sample, args.port)))
+        return
+    figures = _bench(args, f"bench-payouts-{uuid.uuid4().hex[:10]}")
+    sys.exit(0 if _report(args, **figures) else 1)
 
 
 if __name__ == "__main__":

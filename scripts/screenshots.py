@@ -89,17 +89,8 @@ def pages(seeded: dict) -> list[tuple[str, str]]:
     ]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
-    parser.add_argument("--measure-only", action="store_true")
-    parser.add_argument("--all", action="store_true", help="a PNG of every page measured, not only the main ones")
-    args = parser.parse_args()
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        print("no chromium: apt-get install chromium", file=sys.stderr)
-        return 2
-    url = os.environ.get("SCREENSHOTS_DATABASE_URL", DEFAULT_DB)
+def _setup_django(url: str):
+    """Django on a fresh database ``url``, migrated and seeded; returns ``(operator, password, pages)``."""
     os.environ["DATABASE_URL"] = url
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
     # Tasks the seed's services publish (a refund's) stay in this process: never on a running stack's broker.
@@ -115,8 +106,39 @@ def main() -> int:
     from payments.tests.console_seed import OPERATOR, PASSWORD, console_seed
 
     call_command("migrate", verbosity=0)
-    seeded = console_seed()
-    shown = pages(seeded)
+    return OPERATOR, PASSWORD, pages(console_seed())
+
+
+def _measure(page, label: str, name: str) -> str:
+    """Print how wide the page is against the window (and axe's serious findings at 1440 px); its verdict."""
+    scroll = page.evaluate("document.documentElement.scrollWidth")
+    client = page.evaluate("document.documentElement.clientWidth")
+    # A changelist's table scrolls inside its own box (.results): hidden columns all the same.
+    inner = page.evaluate("Math.max(0, ...[...document.querySelectorAll('.results, .scroll-x')]"
+                          ".map(e => e.scrollWidth - e.clientWidth))")
+    verdict = "ok" if scroll <= client and inner <= 0 else "SCROLLS SIDEWAYS"
+    axe = ", ".join(serious_violations(page)) or "none" if label == "1440" else "-"
+    print(f"{label:>5} px  {name:<22} page {scroll:>5} / {client:>5}, tables {inner:>+5} px  {verdict:<8}"
+          f"  axe serious: {axe}")
+    if verdict != "ok" and os.environ.get("SCREENSHOTS_PROBE"):
+        print(page.evaluate("[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect()"
+                            ".right > document.documentElement.clientWidth + 1).slice(0, 8).map(e => "
+                            "e.tagName + '.' + e.className + '#' + e.id + '=' + "
+                            "Math.round(e.getBoundingClientRect().right)).join(' ')"))
+    return verdict
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    parser.add_argument("--measure-only", action="store_true")
+    parser.add_argument("--all", action="store_true", help="a PNG of every page measured, not only the main ones")
+    args = parser.parse_args()
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        print("no chromium: apt-get install chromium", file=sys.stderr)
+        return 2
+    operator, password, shown = _setup_django(os.environ.get("SCREENSHOTS_DATABASE_URL", DEFAULT_DB))
     port = _free_port()
     server = _serve(port)
     base = f"http://127.0.0.1:{port}"
@@ -133,27 +155,13 @@ def main() -> int:
             context = browser.new_context(viewport={"width": width, "height": height})
             page = context.new_page()
             page.goto(f"{base}/admin/login/")
-            page.fill("#id_username", OPERATOR)
-            page.fill("#id_password", PASSWORD)
+            page.fill("#id_username", operator)
+            page.fill("#id_password", password)
             page.click("input[type=submit]")
             page.wait_for_url(f"{base}/admin/")
             for name, path in shown:
                 page.goto(base + path)
-                scroll = page.evaluate("document.documentElement.scrollWidth")
-                client = page.evaluate("document.documentElement.clientWidth")
-                # A changelist's table scrolls inside its own box (.results): hidden columns all the same.
-                inner = page.evaluate("Math.max(0, ...[...document.querySelectorAll('.results, .scroll-x')]"
-                                      ".map(e => e.scrollWidth - e.clientWidth))")
-                verdict = "ok" if scroll <= client and inner <= 0 else "SCROLLS SIDEWAYS"
-                axe = ", ".join(serious_violations(page)) or "none" if label == "1440" else "-"
-                print(f"{label:>5} px  {name:<22} page {scroll:>5} / {client:>5}, tables {inner:>+5} px  {verdict:<8}"
-                      f"  axe serious: {axe}")
-                if verdict != "ok" and os.environ.get("SCREENSHOTS_PROBE"):
-                    print(page.evaluate("[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect()"
-                                        ".right > document.documentElement.clientWidth + 1).slice(0, 8).map(e => "
-                                        "e.tagName + '.' + e.className + '#' + e.id + '=' + "
-                                        "Math.round(e.getBoundingClientRect().right)).join(' ')"))
-                if verdict != "ok" and label == "1440":
+                if _measure(page, label, name) != "ok" and label == "1440":
                     sideways.append(name)
                 if not args.measure_only and (args.all or name in MAIN):
                     page.screenshot(path=str(out / f"admin-{name}-{label}.png"), full_page=True)

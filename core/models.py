@@ -70,3 +70,33 @@ class TransitionAudit(models.Model):
         abstract = True
         ordering = ["created_at", "id"]
 
+
+
+class WebhookInbox(models.Model):
+    """An inbox of a PSP's webhooks: each event stored once (by its id, ``deliveries`` counting how often the PSP
+    sent it) before it is processed, and how its processing went. Concrete inboxes: payments' ``WebhookEvent``
+    and payouts' ``PayoutWebhookEvent``."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received"
+        PROCESSED = "processed"
+        IGNORED = "ignored"
+        FAILED = "failed"
+
+    id = models.CharField(primary_key=True, max_length=100, help_text="The PSP's event id.")
+    type = models.CharField(max_length=100, db_index=True)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED, db_index=True)
+    object_id = models.CharField(max_length=100, blank=True, db_index=True, help_text="The PSP object it is about.")
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    deliveries = models.PositiveIntegerField(default=1, help_text="How many times the PSP sent it.")
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.type}"

@@ -8,7 +8,7 @@ from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from core.ids import IdFactory
-from core.models import TransitionAudit
+from core.models import TransitionAudit, WebhookInbox
 from wallet.models import Wallet
 
 
@@ -221,32 +221,10 @@ class PayoutRunItem(models.Model):
         return f"{self.seller_id} {self.currency}: {self.outcome}"
 
 
-class PayoutWebhookEvent(models.Model):
+class PayoutWebhookEvent(WebhookInbox):
     """Inbox of the PSP's Connect webhooks (payout.*), stored (deduplicated by event id) before processing."""
 
-    class Status(models.TextChoices):
-        RECEIVED = "received"
-        PROCESSED = "processed"
-        IGNORED = "ignored"
-        FAILED = "failed"
-
-    id = models.CharField(primary_key=True, max_length=100, help_text="The PSP's event id.")
-    type = models.CharField(max_length=100, db_index=True)
     psp_account_id = models.CharField(max_length=100, blank=True)
-    object_id = models.CharField(max_length=100, blank=True, db_index=True)
-    payload = models.JSONField()
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED, db_index=True)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True)
-    deliveries = models.PositiveIntegerField(default=1)
-    received_at = models.DateTimeField(auto_now_add=True)
-    processed_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-received_at"]
-
-    def __str__(self) -> str:
-        return f"{self.id} {self.type}"
 
 
 class NegativeBalanceWriteOff(models.Model):

@@ -8,7 +8,7 @@ from drf_spectacular.extensions import (
     OpenApiSerializerExtension,
     OpenApiSerializerFieldExtension,
 )
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 
 from core.money import CURRENCY_EXPONENTS
@@ -183,3 +183,23 @@ def paginated(name: str, item_serializer) -> serializers.Serializer:
         "previous": serializers.URLField(allow_null=True, help_text="The previous page's URL, or null."),
         "results": item_serializer(many=True),
     })
+
+
+# --- The usual operations' schemas ---------------------------------------------------------------------
+
+def retrieve_schema(output, operation_id: str):
+    """A GET of one object: ``output``, or a 404."""
+    return extend_schema(responses={200: output, **error_responses(404)}, parameters=[RETRY_AFTER_HEADER],
+                         operation_id=operation_id)
+
+
+def list_schema(name: str, output, operation_id: str, *statuses: int):
+    """A GET of a cursor-paginated list of ``output`` (``paginated``), with the errors ``statuses`` besides."""
+    return extend_schema(responses={200: paginated(name, output), **error_responses(*statuses)},
+                         parameters=PAGINATION_PARAMETERS, operation_id=operation_id)
+
+
+def create_schema(request, output, operation_id: str, *statuses: int, key_required: bool):
+    """An idempotent POST that creates ``output`` (201), with the errors ``statuses`` besides a write's."""
+    return extend_schema(request=request, responses={201: output, **error_responses(*statuses, *WRITE_ERRORS)},
+                         parameters=idempotent_write(required=key_required), operation_id=operation_id)

@@ -5,16 +5,18 @@ import hashlib
 import json
 import logging
 import secrets
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from core.exceptions import Conflict, IdempotencyMismatch, InvalidRequest
-from core.models import ApiClient, IdempotencyRecord
+from core.models import ApiClient, IdempotencyRecord, WebhookInbox
 from core.selectors import api_key_hash
 
 logger = logging.getLogger(__name__)
@@ -194,3 +196,39 @@ def idempotency_keys_expire() -> int:
     cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
     deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
     return deleted
+
+
+def webhook_inbox_store(*, inbox: type[WebhookInbox], event: dict, **columns: str) -> tuple[WebhookInbox, bool]:
+    """Store one verified event (its shape checked) in ``inbox``, with the inbox's own ``columns``. Returns
+    ``(row, created)``; a duplicate delivery is counted, not stored again."""
+    obj = event["data"]["object"]
+    try:
+        with transaction.atomic():
+            return inbox.objects.create(id=event["id"], type=event["type"], payload=event,
+                                        object_id=str(obj.get("id", ""))[:100], **columns), True
+    except IntegrityError:
+        inbox.objects.filter(pk=event["id"]).update(deliveries=F("deliveries") + 1)
+        return inbox.objects.get(pk=event["id"]), False
+
+
+def webhook_inbox_process(*, inbox: type[WebhookInbox], event_id: str, apply: Callable[[WebhookInbox], str],
+                          failure_event: str) -> str:
+    """Apply a stored event with ``apply`` (which returns its new status), under the row's lock. Safe to run
+    again: a processed or ignored event is left alone. A failure is kept on the row (logged as
+    ``failure_event``) for a redelivery to run it again."""
+    try:
+        with transaction.atomic():
+            event = inbox.objects.select_for_update().get(pk=event_id)
+            if event.status in (WebhookInbox.Status.PROCESSED, WebhookInbox.Status.IGNORED):
+                return event.status
+            event.status = apply(event)
+            event.attempts += 1
+            event.processed_at = timezone.now()
+            event.last_error = ""
+            event.save(update_fields=["status", "attempts", "processed_at", "last_error"])
+            return event.status
+    except Exception:
+        logger.exception("event=%s webhook_event=%s", failure_event, event_id)
+        inbox.objects.filter(pk=event_id).update(status=WebhookInbox.Status.FAILED, attempts=F("attempts") + 1,
+                                                 last_error=traceback.format_exc()[-4000:])
+        return WebhookInbox.Status.FAILED

@@ -1,22 +1,16 @@
 """HTTP API: one view per operation, thin callers of services and selectors."""
 from django.db import IntegrityError, transaction
-from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from core.errors import ApiError
-from core.pagination import CreatedCursorPagination
-from core.parsers import JSONParser
+from core.exceptions import NotFound
 from core.schema import (
-    PAGINATION_PARAMETERS,
-    RETRY_AFTER_HEADER,
-    WRITE_ERRORS,
-    error_responses,
-    idempotent_write,
-    paginated,
+    create_schema,
+    list_schema,
+    retrieve_schema,
 )
-from core.views import idempotent_response
+from core.views import ApiView, found, idempotent_response, paginated_response, validated
 from payments import selectors, services
 from payments.exceptions import PaymentOrderNotFound
 from payments.serializers import (
@@ -34,34 +28,15 @@ from payments.serializers import (
 SELLER_EXTERNAL_REFERENCE_CONSTRAINT = "seller_external_reference_unique_per_client"
 
 
-class ApiView(APIView):
-    # Here rather than in DEFAULT_PARSER_CLASSES: deeply nested JSON, NUL and lone surrogates are 400s.
-    parser_classes = [JSONParser]
-
-
 def _constraint_name(exc: IntegrityError) -> str:
     diag = getattr(exc.__cause__, "diag", None)
     return getattr(diag, "constraint_name", None) or ""
 
 
-def _validated(serializer_class, request):
-    request._request.body  # noqa: B018  (read the raw body first: the idempotency fingerprint needs it)
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
-def _paginated(request, view, queryset, output_class):
-    paginator = CreatedCursorPagination()
-    page = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator.get_paginated_response(output_class(page, many=True).data)
-
-
 class SellerListCreateApi(ApiView):
-    @extend_schema(request=SellerInput, responses={201: SellerOutput, **error_responses(409, 422, *WRITE_ERRORS)},
-                   parameters=idempotent_write(required=False), operation_id="sellers_create")
+    @create_schema(SellerInput, SellerOutput, "sellers_create", 409, 422, key_required=False)
     def post(self, request):
-        data = _validated(SellerInput, request)
+        data = validated(SellerInput, request)
 
         def onboard():
             try:
@@ -77,28 +52,23 @@ class SellerListCreateApi(ApiView):
 
         return idempotent_response(request, onboard, key_required=False)
 
-    @extend_schema(responses={200: paginated("Seller", SellerOutput), **error_responses()},
-                   parameters=PAGINATION_PARAMETERS, operation_id="sellers_list")
+    @list_schema("Seller", SellerOutput, "sellers_list")
     def get(self, request):
-        return _paginated(request, self, selectors.seller_list(client=request.user), SellerOutput)
+        return paginated_response(request, self, selectors.seller_list(client=request.user), SellerOutput)
 
 
 class SellerDetailApi(ApiView):
-    @extend_schema(responses={200: SellerOutput, **error_responses(404)}, parameters=[RETRY_AFTER_HEADER],
-                   operation_id="sellers_retrieve")
+    @retrieve_schema(SellerOutput, "sellers_retrieve")
     def get(self, request, seller_id: str):
-        seller = selectors.seller_get(client=request.user, seller_id=seller_id)
-        if seller is None:
-            raise ApiError("No such seller.", code="resource_missing", status_code=404, param="id")
+        seller = found(selectors.seller_get(client=request.user, seller_id=seller_id),
+                       NotFound("No such seller.", param="id"))
         return Response(SellerOutput(seller).data)
 
 
 class CheckoutListCreateApi(ApiView):
-    @extend_schema(request=CheckoutInput,
-                   responses={201: PaymentEventOutput, **error_responses(409, 422, *WRITE_ERRORS)},
-                   parameters=idempotent_write(required=True), operation_id="checkouts_create")
+    @create_schema(CheckoutInput, PaymentEventOutput, "checkouts_create", 409, 422, key_required=True)
     def post(self, request):
-        data = _validated(CheckoutInput, request)
+        data = validated(CheckoutInput, request)
 
         def checkout():
             event = services.payment_event_create(
@@ -114,37 +84,31 @@ class CheckoutListCreateApi(ApiView):
 
         return idempotent_response(request, checkout)
 
-    @extend_schema(responses={200: paginated("PaymentEvent", PaymentEventOutput), **error_responses()},
-                   parameters=PAGINATION_PARAMETERS, operation_id="checkouts_list")
+    @list_schema("PaymentEvent", PaymentEventOutput, "checkouts_list")
     def get(self, request):
-        return _paginated(request, self, selectors.payment_event_list(client=request.user), PaymentEventOutput)
+        return paginated_response(request, self, selectors.payment_event_list(client=request.user), PaymentEventOutput)
 
 
 class CheckoutDetailApi(ApiView):
-    @extend_schema(responses={200: PaymentEventOutput, **error_responses(404)}, parameters=[RETRY_AFTER_HEADER],
-                   operation_id="checkouts_retrieve")
+    @retrieve_schema(PaymentEventOutput, "checkouts_retrieve")
     def get(self, request, payment_event_id: str):
-        event = selectors.payment_event_get(client=request.user, payment_event_id=payment_event_id)
-        if event is None:
-            raise ApiError("No such checkout.", code="resource_missing", status_code=404, param="id")
+        event = found(selectors.payment_event_get(client=request.user, payment_event_id=payment_event_id),
+                      NotFound("No such checkout.", param="id"))
         return Response(PaymentEventOutput(event).data)
 
 
 class PaymentOrderDetailApi(ApiView):
-    @extend_schema(responses={200: PaymentOrderDetailOutput, **error_responses(404)}, parameters=[RETRY_AFTER_HEADER],
-                   operation_id="payment_orders_retrieve")
+    @retrieve_schema(PaymentOrderDetailOutput, "payment_orders_retrieve")
     def get(self, request, payment_order_id: str):
-        order = selectors.payment_order_get(client=request.user, payment_order_id=payment_order_id)
-        if order is None:
-            raise PaymentOrderNotFound(param="id")
+        order = found(selectors.payment_order_get(client=request.user, payment_order_id=payment_order_id),
+                      PaymentOrderNotFound(param="id"))
         return Response(PaymentOrderDetailOutput(order).data)
 
 
 class RefundCreateApi(ApiView):
-    @extend_schema(request=RefundInput, responses={201: RefundOutput, **error_responses(404, 409, 422, *WRITE_ERRORS)},
-                   parameters=idempotent_write(required=True), operation_id="refunds_create")
+    @create_schema(RefundInput, RefundOutput, "refunds_create", 404, 409, 422, key_required=True)
     def post(self, request, payment_order_id: str):
-        data = _validated(RefundInput, request)
+        data = validated(RefundInput, request)
 
         def refund():
             created = services.refund_create(client=request.user, payment_order_id=payment_order_id,
@@ -154,34 +118,29 @@ class RefundCreateApi(ApiView):
 
         return idempotent_response(request, refund)
 
-    @extend_schema(responses={200: paginated("Refund", RefundOutput), **error_responses(404)},
-                   parameters=PAGINATION_PARAMETERS, operation_id="refunds_list")
+    @list_schema("Refund", RefundOutput, "refunds_list", 404)
     def get(self, request, payment_order_id: str):
         """A payment order's refunds, newest first."""
         if selectors.payment_order_get(client=request.user, payment_order_id=payment_order_id) is None:
             raise PaymentOrderNotFound(param="payment_order")
-        return _paginated(request, self, selectors.refund_list(client=request.user, payment_order_id=payment_order_id),
-                          RefundOutput)
+        refunds = selectors.refund_list(client=request.user, payment_order_id=payment_order_id)
+        return paginated_response(request, self, refunds, RefundOutput)
 
 
 class RefundDetailApi(ApiView):
-    @extend_schema(responses={200: RefundOutput, **error_responses(404)}, parameters=[RETRY_AFTER_HEADER],
-                   operation_id="refunds_retrieve")
+    @retrieve_schema(RefundOutput, "refunds_retrieve")
     def get(self, request, refund_id: str):
         """A refund's state: pending until the PSP answers, then succeeded, failed or dead_letter."""
-        refund = selectors.refund_get(client=request.user, refund_id=refund_id)
-        if refund is None:
-            raise ApiError("No such refund.", code="resource_missing", status_code=404, param="id")
+        refund = found(selectors.refund_get(client=request.user, refund_id=refund_id),
+                       NotFound("No such refund.", param="id"))
         return Response(RefundOutput(refund).data)
 
 
 class CheckoutSessionCreateApi(ApiView):
-    @extend_schema(request=CheckoutSessionInput,
-                   responses={201: CheckoutSessionOutput, **error_responses(409, 422, *WRITE_ERRORS)},
-                   parameters=idempotent_write(required=True), operation_id="checkout_sessions_create")
+    @create_schema(CheckoutSessionInput, CheckoutSessionOutput, "checkout_sessions_create", 409, 422, key_required=True)
     def post(self, request):
         """A hosted payment page for a checkout: send the buyer to its `url`."""
-        data = _validated(CheckoutSessionInput, request)
+        data = validated(CheckoutSessionInput, request)
 
         def create():
             session = services.checkout_session_create(
@@ -198,10 +157,8 @@ class CheckoutSessionCreateApi(ApiView):
 
 
 class CheckoutSessionDetailApi(ApiView):
-    @extend_schema(responses={200: CheckoutSessionOutput, **error_responses(404)}, parameters=[RETRY_AFTER_HEADER],
-                   operation_id="checkout_sessions_retrieve")
+    @retrieve_schema(CheckoutSessionOutput, "checkout_sessions_retrieve")
     def get(self, request, checkout_session_id: str):
-        session = selectors.checkout_session_get(client=request.user, checkout_session_id=checkout_session_id)
-        if session is None:
-            raise ApiError("No such checkout session.", code="resource_missing", status_code=404, param="id")
+        session = found(selectors.checkout_session_get(client=request.user, checkout_session_id=checkout_session_id),
+                        NotFound("No such checkout session.", param="id"))
         return Response(CheckoutSessionOutput(session, context={"request": request}).data)

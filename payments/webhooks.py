@@ -10,6 +10,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from core.errors import error_body
+from core.views import webhook_answer, webhook_post_only
 from payments import services
 from payments.models import WebhookEvent
 from payments.psp.base import WebhookSignatureError
@@ -22,12 +23,8 @@ _RUN_AGAIN = (WebhookEvent.Status.RECEIVED, WebhookEvent.Status.FAILED)
 
 
 @csrf_exempt
+@webhook_post_only
 def psp_webhook(request):
-    if request.method != "POST":
-        response = JsonResponse(error_body(error_type="invalid_request_error", code="method_not_allowed",
-                                           message="Webhooks are delivered with POST."), status=405)
-        response["Allow"] = "POST"
-        return response
     signature = request.headers.get("Stripe-Signature", "")
     try:
         event, created = services.webhook_event_receive(payload=request.body, signature=signature)
@@ -43,8 +40,4 @@ def psp_webhook(request):
         status = services.webhook_event_process(event_id=event.id)
     else:
         status = event.status
-    if status == WebhookEvent.Status.FAILED:
-        return JsonResponse(error_body(
-            error_type="api_error", code="webhook_processing_failed",
-            message=f"Event {event.id} is stored but its processing failed; send it again later."), status=500)
-    return JsonResponse({"received": True, "id": event.id, "duplicate": not created, "status": status})
+    return webhook_answer(event, created, status)

@@ -7,15 +7,14 @@ from rest_framework.response import Response
 from core.exceptions import Conflict, NotFound
 from core.pagination import CreatedCursorPagination
 from core.schema import (
-    PAGINATION_PARAMETERS,
     RETRY_AFTER_HEADER,
     WRITE_ERRORS,
     error_responses,
     idempotent_write,
-    paginated,
+    list_schema,
+    retrieve_schema,
 )
-from core.views import idempotent_response
-from payments.apis import ApiView
+from core.views import ApiView, found, idempotent_response, paginated_response, validated
 from payouts import selectors, services
 from payouts.exceptions import PayoutAccountNotFound, SellerNotFound
 from payouts.serializers import (
@@ -28,13 +27,6 @@ from payouts.serializers import (
 )
 
 
-def _validated(serializer_class, request):
-    request._request.body  # noqa: B018  (read the raw body first: the idempotency fingerprint needs it)
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 class PayoutAccountApi(ApiView):
     @extend_schema(request=PayoutAccountInput,
                    responses={201: PayoutAccountOutput, 200: PayoutAccountOutput,
@@ -42,7 +34,7 @@ class PayoutAccountApi(ApiView):
                    parameters=idempotent_write(required=True), operation_id="sellers_payout_account_set")
     def post(self, request, seller_id: str):
         """Open the seller's payout account at the PSP (201), or replace its bank account (200)."""
-        data = _validated(PayoutAccountInput, request)
+        data = validated(PayoutAccountInput, request)
         opened = None
         if not selectors.idempotency_answer_expected(client=request.user, key=request.headers.get("Idempotency-Key"),
                                                      method=request.method, path=request.path,
@@ -61,12 +53,10 @@ class PayoutAccountApi(ApiView):
 
         return idempotent_response(request, save)
 
-    @extend_schema(responses={200: PayoutAccountOutput, **error_responses(404)}, parameters=[RETRY_AFTER_HEADER],
-                   operation_id="sellers_payout_account_retrieve")
+    @retrieve_schema(PayoutAccountOutput, "sellers_payout_account_retrieve")
     def get(self, request, seller_id: str):
-        account = selectors.payout_account_get(client=request.user, seller_id=seller_id)
-        if account is None:
-            raise PayoutAccountNotFound(param="seller")
+        account = found(selectors.payout_account_get(client=request.user, seller_id=seller_id),
+                        PayoutAccountNotFound(param="seller"))
         return Response(PayoutAccountOutput(account).data)
 
 
@@ -82,23 +72,19 @@ class SellerBalanceApi(ApiView):
         query = BalanceQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         as_of = query.validated_data.get("as_of")
-        buckets = selectors.seller_balance(client=request.user, seller_id=seller_id, as_of=as_of)
-        if buckets is None:
-            raise SellerNotFound(param="seller")
+        buckets = found(selectors.seller_balance(client=request.user, seller_id=seller_id, as_of=as_of),
+                        SellerNotFound(param="seller"))
         return Response(BalanceOutput.of(seller_id=seller_id, as_of=as_of, buckets=buckets))
 
 
 class SellerPayoutListApi(ApiView):
-    @extend_schema(responses={200: paginated("Payout", PayoutOutput), **error_responses(404)},
-                   parameters=PAGINATION_PARAMETERS, operation_id="sellers_payouts_list")
+    @list_schema("Payout", PayoutOutput, "sellers_payouts_list", 404)
     def get(self, request, seller_id: str):
         """The seller's payouts, newest first."""
         if not selectors.seller_visible(client=request.user, seller_id=seller_id):
             raise SellerNotFound(param="seller")
-        paginator = CreatedCursorPagination()
-        page = paginator.paginate_queryset(selectors.payout_list(client=request.user, seller_id=seller_id),
-                                           request, view=self)
-        return paginator.get_paginated_response(PayoutOutput(page, many=True).data)
+        return paginated_response(request, self, selectors.payout_list(client=request.user, seller_id=seller_id),
+                                  PayoutOutput)
 
 
 class MovementCursorPagination(CreatedCursorPagination):
@@ -106,26 +92,22 @@ class MovementCursorPagination(CreatedCursorPagination):
 
 
 class SellerMovementListApi(ApiView):
-    @extend_schema(responses={200: paginated("Movement", MovementOutput), **error_responses(404)},
-                   parameters=PAGINATION_PARAMETERS, operation_id="sellers_movements_list")
+    @list_schema("Movement", MovementOutput, "sellers_movements_list", 404)
     def get(self, request, seller_id: str):
         """The seller's balance movements in every currency, newest first: each capture credited, refund and
         dispute debited, payout taken out (or given back when it failed) and negative balance written off,
         naming the object behind it."""
-        movements = selectors.seller_movements(client=request.user, seller_id=seller_id)
-        if movements is None:
-            raise SellerNotFound(param="seller")
+        movements = found(selectors.seller_movements(client=request.user, seller_id=seller_id),
+                          SellerNotFound(param="seller"))
         paginator = MovementCursorPagination()
         page = paginator.paginate_queryset(movements, request, view=self)
         return paginator.get_paginated_response(MovementOutput(selectors.movement_lines(page), many=True).data)
 
 
 class PayoutDetailApi(ApiView):
-    @extend_schema(responses={200: PayoutOutput, **error_responses(404)}, parameters=[RETRY_AFTER_HEADER],
-                   operation_id="payouts_retrieve")
+    @retrieve_schema(PayoutOutput, "payouts_retrieve")
     def get(self, request, payout_id: str):
         """One payout: pending, in_transit, then paid or failed (dead_letter: an operator decides)."""
-        payout = selectors.payout_get(client=request.user, payout_id=payout_id)
-        if payout is None:
-            raise NotFound("No such payout.", param="id")
+        payout = found(selectors.payout_get(client=request.user, payout_id=payout_id),
+                       NotFound("No such payout.", param="id"))
         return Response(PayoutOutput(payout).data)

@@ -13,6 +13,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from core.errors import error_body
+from core.views import webhook_answer, webhook_post_only
 from payments.psp.base import WebhookSignatureError
 from payouts import services
 from payouts.models import PayoutWebhookEvent
@@ -50,12 +51,8 @@ def _malformed(event) -> tuple[str, str | None] | None:
 
 
 @csrf_exempt
+@webhook_post_only
 def psp_connect_webhook(request):
-    if request.method != "POST":
-        response = JsonResponse(error_body(error_type="invalid_request_error", code="method_not_allowed",
-                                           message="Webhooks are delivered with POST."), status=405)
-        response["Allow"] = "POST"
-        return response
     signature = request.headers.get("Stripe-Signature", "")
     try:
         if _future_timestamp(signature):
@@ -72,8 +69,4 @@ def psp_connect_webhook(request):
     stored, created = services.payout_webhook_receive(event=event)
     status = services.payout_webhook_process(event_id=stored.id) if created or stored.status in _RUN_AGAIN \
         else stored.status
-    if status == PayoutWebhookEvent.Status.FAILED:
-        return JsonResponse(error_body(
-            error_type="api_error", code="webhook_processing_failed",
-            message=f"Event {stored.id} is stored but its processing failed; send it again later."), status=500)
-    return JsonResponse({"received": True, "id": stored.id, "duplicate": not created, "status": status})
+    return webhook_answer(stored, created, status)

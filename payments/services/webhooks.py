@@ -5,17 +5,14 @@ from __future__ import annotations
 import logging
 import re
 import time
-import traceback
 from collections.abc import Callable
 from functools import cache
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F
-from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from core.parsers import json_loads_problem, json_problem
+from core.services import webhook_inbox_process, webhook_inbox_store
 from payments.models import PaymentOrder, Refund, WebhookEvent
 from payments.psp import get_psp
 from payments.psp.base import WebhookSignatureError
@@ -55,15 +52,7 @@ def webhook_event_receive(*, payload: bytes, signature: str) -> tuple[WebhookEve
             "The event must be a JSON object." if not isinstance(exc, RecursionError) else json_loads_problem(exc)
         ) from exc
     _check_shape(event)
-    event_id = event["id"]
-    obj = event["data"]["object"]
-    try:
-        with transaction.atomic():
-            return WebhookEvent.objects.create(id=event_id, type=event["type"], payload=event,
-                                               object_id=str(obj.get("id", ""))[:100]), True
-    except IntegrityError:
-        WebhookEvent.objects.filter(pk=event_id).update(deliveries=F("deliveries") + 1)
-        return WebhookEvent.objects.get(pk=event_id), False
+    return webhook_inbox_store(inbox=WebhookEvent, event=event)
 
 
 def _refuse_future_timestamp(signature: str) -> None:
@@ -113,22 +102,8 @@ def webhook_event_process(*, event_id: str, actor: str | None = None) -> str:
     """Apply a stored event. Safe to run again: a processed event is left alone, and the
     services it calls never move a decided order. A failure is kept on the row for re-running."""
     actor = actor or f"webhook:{event_id}"
-    try:
-        with transaction.atomic():
-            event = WebhookEvent.objects.select_for_update().get(pk=event_id)
-            if event.status in (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED):
-                return event.status
-            event.status = _apply(event, actor)
-            event.attempts += 1
-            event.processed_at = timezone.now()
-            event.last_error = ""
-            event.save(update_fields=["status", "attempts", "processed_at", "last_error"])
-            return event.status
-    except Exception:
-        logger.exception("event=webhook_processing_failed webhook_event=%s", event_id)
-        WebhookEvent.objects.filter(pk=event_id).update(
-            status=WebhookEvent.Status.FAILED, attempts=F("attempts") + 1, last_error=traceback.format_exc()[-4000:])
-        return WebhookEvent.Status.FAILED
+    return webhook_inbox_process(inbox=WebhookEvent, event_id=event_id, apply=lambda event: _apply(event, actor),
+                                 failure_event="webhook_processing_failed")
 
 
 @cache

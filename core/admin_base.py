@@ -118,6 +118,34 @@ class ReadOnlyAdmin(MoneyAdminMixin, admin.ModelAdmin):
         return False
 
 
+class ReadOnlyInline(admin.TabularInline):
+    """An inline of rows nobody adds, changes or deletes from here (audit rows, what a run made)."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class TransitionInline(ReadOnlyInline):
+    """The audit rows of a stateful object (``core.models.TransitionAudit``): each state change, who and why."""
+
+    fields = ("created_at", "from_state", "to_state", "actor", "reason")
+    readonly_fields = fields
+
+
+class AmountColumn:
+    """``amount_display``: the row's ``amount`` in its ``currency``, formatted (and sorted by amount)."""
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, obj):
+        return format_money(obj.amount, obj.currency)
+
+
 class ReasonForm(forms.Form):
     reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
                              help_text="Why — kept in the audit trail.")

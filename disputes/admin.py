@@ -7,31 +7,18 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from core.admin_base import ReadOnlyAdmin, action_with_reason
+from core.admin_base import ReadOnlyAdmin, ReadOnlyInline, TransitionInline, action_with_reason
 
 from . import services
 from .exceptions import DisputeNotBookable, DisputeOrderUndecided
 from .models import Dispute, DisputeNote, DisputeState, DisputeTransition
 
 
-class _ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class DisputeTransitionInline(_ReadOnlyInline):
+class DisputeTransitionInline(TransitionInline):
     model = DisputeTransition
-    fields = ("created_at", "from_state", "to_state", "actor", "reason")
-    readonly_fields = fields
 
 
-class DisputeNoteInline(_ReadOnlyInline):
+class DisputeNoteInline(ReadOnlyInline):
     model = DisputeNote
     fields = ("created_at", "author", "text")
     readonly_fields = fields

@@ -2,7 +2,7 @@
 redelivery (asks a reason; needs ``notifications.redeliver_delivery``). Secrets are never shown."""
 from django.contrib import admin
 
-from core.admin_base import ReadOnlyAdmin, action_with_reason, json_table
+from core.admin_base import ReadOnlyAdmin, ReadOnlyInline, action_with_reason, json_table
 from notifications import services
 from notifications.models import Delivery, DeliveryAttempt, OutboundEvent, WebhookEndpoint
 
@@ -26,16 +26,11 @@ class DeliveryAttemptInline(admin.TabularInline):
         return False
 
 
-class DeliveryInline(admin.TabularInline):
+class DeliveryInline(ReadOnlyInline):
     model = Delivery
     fields = ("endpoint", "status", "attempts", "last_status_code", "next_attempt_at", "delivered_at")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(OutboundEvent)

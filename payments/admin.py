@@ -6,8 +6,14 @@ from django.db.models import Count
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from core.admin_base import ReadOnlyAdmin, action_with_reason, json_table
-from core.money import format_money
+from core.admin_base import (
+    AmountColumn,
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    TransitionInline,
+    action_with_reason,
+    json_table,
+)
 from payments import admin_console, selectors, services
 from payments.exceptions import DoubleChargeRefundFailed, ReplayNotPossible
 from payments.models import (
@@ -43,35 +49,19 @@ class SellerAdmin(admin.ModelAdmin):
         return False
 
 
-class PaymentOrderInline(admin.TabularInline):
+class PaymentOrderInline(AmountColumn, ReadOnlyInline):
     model = PaymentOrder
     fields = ("id", "seller", "amount_display", "state", "psp_reference", "failure_code", "timeline")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    @admin.display(description="Amount")
-    def amount_display(self, obj):
-        return format_money(obj.amount, obj.currency)
 
     @admin.display(description="Timeline")
     def timeline(self, obj):
         return format_html('<a href="{}">timeline</a>', reverse("admin:payments_paymentorder_timeline", args=[obj.pk]))
 
 
-class PaymentEventTransitionInline(admin.TabularInline):
+class PaymentEventTransitionInline(TransitionInline):
     model = PaymentEventTransition
-    fields = ("created_at", "from_state", "to_state", "actor", "reason")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 class _TimelineAdmin:
@@ -140,15 +130,8 @@ class PaymentEventAdmin(_TimelineAdmin, ReadOnlyAdmin):
         return admin_console.event_timeline_view(self, request, object_id)
 
 
-class PaymentOrderTransitionInline(admin.TabularInline):
+class PaymentOrderTransitionInline(TransitionInline):
     model = PaymentOrderTransition
-    fields = ("created_at", "from_state", "to_state", "actor", "reason")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 REPLAY_WILL = ("For each order below, asks the PSP first what became of it under its idempotency key: a payment "
@@ -167,7 +150,7 @@ def _not_dead_letter(order) -> str:
 
 
 @admin.register(PaymentOrder)
-class PaymentOrderAdmin(_TimelineAdmin, ReadOnlyAdmin):
+class PaymentOrderAdmin(AmountColumn, _TimelineAdmin, ReadOnlyAdmin):
     list_display = ("id", "amount_display", "state_badge", "psp_reference_cut", "calls", "failure_short",
                     "seller_name", "created", "timeline_link")
     list_filter = ("state", "currency", admin_console.AmountRangeFilter, admin_console.CreatedRangeFilter,
@@ -194,10 +177,6 @@ class PaymentOrderAdmin(_TimelineAdmin, ReadOnlyAdmin):
 
     def has_replay_permission(self, request):
         return request.user.has_perm("payments.replay_paymentorder")
-
-    @admin.display(description="Amount", ordering="amount")
-    def amount_display(self, obj):
-        return format_money(obj.amount, obj.currency)
 
     @admin.display(description="State", ordering="state")
     def state_badge(self, obj):
@@ -237,12 +216,12 @@ class PaymentOrderTransitionAdmin(ReadOnlyAdmin):
     list_filter = ("to_state", "from_state", "created_at")
 
 
-class RefundTransitionInline(PaymentOrderTransitionInline):
+class RefundTransitionInline(TransitionInline):
     model = RefundTransition
 
 
 @admin.register(Refund)
-class RefundAdmin(ReadOnlyAdmin):
+class RefundAdmin(AmountColumn, ReadOnlyAdmin):
     list_display = ("id", "payment_order", "amount_display", "state", "psp_reference", "attempts", "failure_code",
                     "created_at")
     search_fields = ("id", "payment_order__id", "psp_reference")
@@ -276,10 +255,6 @@ class RefundAdmin(ReadOnlyAdmin):
 
     def has_replay_permission(self, request):
         return request.user.has_perm("payments.replay_refund")
-
-    @admin.display(description="Amount", ordering="amount")
-    def amount_display(self, obj):
-        return format_money(obj.amount, obj.currency)
 
 
 @admin.register(WebhookEvent)
@@ -332,7 +307,7 @@ def _not_open(row) -> str:
 
 
 @admin.register(SuspectedDoubleCharge)
-class SuspectedDoubleChargeAdmin(ReadOnlyAdmin):
+class SuspectedDoubleChargeAdmin(AmountColumn, ReadOnlyAdmin):
     list_display = ("psp_reference", "payment_order", "kind", "amount_display", "state", "detected_by", "detected_at",
                     "resolved_by", "refund_psp_reference")
     list_filter = ("state", "kind", "currency")
@@ -371,10 +346,6 @@ class SuspectedDoubleChargeAdmin(ReadOnlyAdmin):
 
     def has_refund_permission(self, request):
         return request.user.has_perm("payments.refund_suspecteddoublecharge")
-
-    @admin.display(description="Amount", ordering="amount")
-    def amount_display(self, obj):
-        return format_money(obj.amount, obj.currency)
 
 
 @admin.register(RefundTransition)

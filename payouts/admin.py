@@ -6,7 +6,15 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from core.admin_base import ReadOnlyAdmin, ReasonForm, action_with_reason, json_table, state_badge
+from core.admin_base import (
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    ReasonForm,
+    TransitionInline,
+    action_with_reason,
+    json_table,
+    state_badge,
+)
 from core.money import format_money
 from payments.models import Seller
 from payments.psp.base import PSPError
@@ -26,18 +34,7 @@ from payouts.models import (
 )
 
 
-class _ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class PayoutAccountChangeInline(_ReadOnlyInline):
+class PayoutAccountChangeInline(ReadOnlyInline):
     model = PayoutAccountChange
     fields = ("created_at", "from_bank_account", "to_bank_account", "to_last4", "actor", "reason")
     readonly_fields = fields
@@ -82,10 +79,8 @@ class PayoutAccountAdmin(ReadOnlyAdmin):
         return request.user.has_perm("payouts.run_payouts")
 
 
-class PayoutTransitionInline(_ReadOnlyInline):
+class PayoutTransitionInline(TransitionInline):
     model = PayoutTransition
-    fields = ("created_at", "from_state", "to_state", "actor", "reason")
-    readonly_fields = fields
 
 
 @admin.register(Payout)
@@ -126,7 +121,7 @@ class PayoutAdmin(ReadOnlyAdmin):
         return request.user.has_perm("payouts.replay_payout")
 
 
-class PayoutRunItemInline(_ReadOnlyInline):
+class PayoutRunItemInline(ReadOnlyInline):
     model = PayoutRunItem
     fields = ("seller_id", "currency", "available_amount", "outcome", "payout")
     readonly_fields = fields

@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from core.admin_base import ReadOnlyAdmin
+from core.admin_base import ReadOnlyAdmin, TransitionInline
 from reconciliation.exceptions import ReconciliationError
 from reconciliation.forms import ReasonForm
 from reconciliation.models import Correction, CorrectionTransition
@@ -74,15 +74,8 @@ class CorrectionInline(admin.TabularInline):
         return legs_text(obj)
 
 
-class CorrectionTransitionInline(admin.TabularInline):
+class CorrectionTransitionInline(TransitionInline):
     model = CorrectionTransition
-    fields = ("created_at", "from_state", "to_state", "actor", "reason")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 class CorrectionStateFilter(admin.SimpleListFilter):

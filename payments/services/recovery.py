@@ -65,10 +65,9 @@ def payment_order_resolve(*, payment_order_id: str, actor: str = "janitor") -> s
     except PSPError as exc:
         logger.warning("event=janitor_psp_error order=%s error=%s", order.id, exc)
         return order.state  # the next round asks again
-    lookup = _lookup_detail(order, started, result)
-    if result is not None:
-        return payment_order_apply_result_or_dead_letter(payment_order_id=order.id, result=result, actor=actor,
-                                                         psp_call=lookup)
+    lookup, decided = _record_answer(order, started, result, actor)
+    if decided is not None:
+        return decided
     with transaction.atomic():
         order = lock_order(payment_order_id)
         if order.state == PaymentOrderState.UNKNOWN:
@@ -84,6 +83,17 @@ def _lookup_detail(order: PaymentOrder, started: float, result: PaymentResult | 
                              if result else "")
     detail["psp_call"]["kind"] = "lookup"
     return detail
+
+
+def _record_answer(order: PaymentOrder, started: float, result: PaymentResult | None, actor: str
+                   ) -> tuple[dict, str | None]:
+    """The PSP's answer about ``order`` (its call as the audit row keeps it), and the order's state once the
+    payment it found is applied; ``None``: the PSP knows of no payment."""
+    lookup = _lookup_detail(order, started, result)
+    if result is None:
+        return lookup, None
+    return lookup, payment_order_apply_result_or_dead_letter(payment_order_id=order.id, result=result, actor=actor,
+                                                             psp_call=lookup)
 
 
 def _ask_psp(order: PaymentOrder) -> PaymentResult | None:
@@ -148,10 +158,9 @@ def payment_order_replay_dead_letter(*, payment_order_id: str, operator: str, re
         result = _ask_psp(order)
     except PSPError as exc:
         raise ReplayNotPossible(f"The PSP could not be asked about {order.id}: {exc}") from exc
-    lookup = _lookup_detail(order, started, result)
-    if result is not None:
-        return payment_order_apply_result_or_dead_letter(payment_order_id=order.id, result=result, actor=actor,
-                                                         psp_call=lookup)
+    lookup, decided = _record_answer(order, started, result, actor)
+    if decided is not None:
+        return decided
     with transaction.atomic():
         order = lock_order(payment_order_id)
         if order.state != PaymentOrderState.DEAD_LETTER:

@@ -48,8 +48,8 @@ def route(sb: Sandbox, method: str, path: str, query: str, body: bytes) -> Answe
     m = _PAYOUT_RETURN.match(path)
     if m and method == "POST":
         params = json.loads(body or b"{}") if body.strip() else {}
-        return answer(*connect.return_payout(sb, m.group(1), str(params.get("failure_code")
-                                                                      or "account_closed")))
+        failure_code = str(params.get("failure_code") or "account_closed")
+        return answer(*connect.return_payout(sb, m.group(1), failure_code))
     if path == "/_sandbox/charges" and method == "GET":
         return answer(200, {**sb.api.charges_report(), "faults": sb.fault_counts()})
     if (dispute_answer := disputes.sandbox_route(sb.api, method, path, body)) is not None:
@@ -73,6 +73,7 @@ def route(sb: Sandbox, method: str, path: str, query: str, body: bytes) -> Answe
             return answer(404, {"error": f"no such event: {m.group(1)}"})
         return answer(200, {"id": m.group(1), "status": "pending"})
     return answer(404, {"error": f"unknown sandbox endpoint: {method} {path}"})
+
 
 def _challenge(sb: Sandbox, method: str, pi_id: str, body: bytes) -> Answer:
     """The 3-D Secure challenge: a page, then ``outcome=succeed|fail`` back to ``return_url``."""

@@ -191,6 +191,7 @@ def parts_phases(args: argparse.Namespace, meter: Meter, client, key: str, selle
 
     from core.throttling import RateLimitedApiKeyAuthentication, hit
     from payments.serializers import CheckoutInput
+    from payments.services.enqueue import task_publish
     from payments.tasks import payment_event_execute_task
 
     bodies = [json.loads(checkout_body(sellers, i, args.orders)) for i in range(args.requests + args.warmup)]
@@ -202,7 +203,7 @@ def parts_phases(args: argparse.Namespace, meter: Meter, client, key: str, selle
         serializer.is_valid(raise_exception=True)
 
     def publish(i: int) -> None:
-        payment_event_execute_task.delay(payment_event_id=f"pe_bench{i}")
+        task_publish(payment_event_execute_task, payment_event_id=f"pe_bench{i}")
 
     def authenticate(i: int) -> None:
         RateLimitedApiKeyAuthentication().authenticate(Request(key_request))

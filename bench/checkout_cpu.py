@@ -46,6 +46,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--database", default="marketplace_checkout_cpu")
     parser.add_argument("--broker-db", type=int, default=13)
     parser.add_argument("--ratelimit-db", type=int, default=14)
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="gc.collect() then gc.freeze() after the warm-up (as gunicorn.conf.py does after boot)")
+    parser.add_argument("--gc-threshold", metavar="A,B,C", help="gc.set_threshold(A, B, C) after the warm-up")
     parser.add_argument("--cprofile", metavar="FILE", help="also profile the checkouts with cProfile into FILE "
                                                              "(read it with python -m pstats)")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
@@ -177,10 +180,50 @@ def requests_phases(args: argparse.Namespace, meter: Meter, wsgi: Wsgi, sellers:
     for i in range(args.warmup):
         checkout("warm")(i)
         ping(i)
+    gc_setup(args)
     empty = meter.measure("empty", lambda i: None, 1)
     n = args.requests
-    return {"checkout": (meter.measure("checkout", checkout("run"), n) - empty) / n,
-            "ping": (meter.measure("ping", ping, n) - empty) / n, "empty": empty}
+    with GcPauses() as pauses:
+        figures = {"checkout": (meter.measure("checkout", checkout("run"), n) - empty) / n}
+    figures["gc"] = pauses.summary(n)
+    figures["ping"] = (meter.measure("ping", ping, n) - empty) / n
+    return figures
+
+
+def gc_setup(args: argparse.Namespace) -> None:
+    import gc
+
+    if args.gc_threshold:
+        gc.set_threshold(*(int(x) for x in args.gc_threshold.split(",")))
+    if args.gc_freeze:
+        gc.collect()
+        gc.freeze()
+
+
+class GcPauses:
+    """Python's garbage collections during a phase: how many per generation, their total and longest pause
+    (wall clock: under callgrind, ~50x slow), and how many objects a full collection would walk."""
+
+    def __enter__(self):
+        import gc
+
+        self.gc, self.started, self.pauses = gc, {}, {0: [], 1: [], 2: []}
+        gc.callbacks.append(self._callback)
+        return self
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append(time.perf_counter() - self.started)
+
+    def __exit__(self, *exc) -> None:
+        self.gc.callbacks.remove(self._callback)
+
+    def summary(self, n: int) -> dict:
+        return {"tracked": len(self.gc.get_objects()), "frozen": self.gc.get_freeze_count(),
+                "threshold": self.gc.get_threshold(),
+                **{f"gen{g}": [len(p), sum(p) * 1e3 / n, max(p, default=0) * 1e3] for g, p in self.pauses.items()}}
 
 
 def parts_phases(args: argparse.Namespace, meter: Meter, client, key: str, sellers: list[str]) -> dict[str, float]:
@@ -225,7 +268,7 @@ def profile(args: argparse.Namespace, wsgi: Wsgi, sellers: list[str]) -> None:
     import cProfile
 
     tag = uuid.uuid4().hex[:8]
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.process_time)  # CPU, not the waits on PostgreSQL and Redis
     for i in range(args.requests):
         body = checkout_body(sellers, i, args.orders)
         profiler.runcall(wsgi, "POST", "/api/v1/checkouts", body, idempotency_key=f"{tag}-{i}")
@@ -258,6 +301,11 @@ def report(args: argparse.Namespace, figures: dict[str, float]) -> None:
         print(f"  {name:<12} {figures[name] / scale:8.2f} {unit}")
     print(f"  checkout / ping cost = {figures['checkout'] / figures['ping']:.2f} "
           f"(a ceiling of {figures['ping'] / figures['checkout']:.3f}x ping's rate, by this cost alone)")
+    gc = figures["gc"]
+    print(f"  gc during the checkouts (threshold {gc['threshold']}, {gc['tracked']} objects tracked, "
+          f"{gc['frozen']} frozen): " + "; ".join(
+              f"gen{g} {gc[f'gen{g}'][0]} collections, {gc[f'gen{g}'][1]:.2f} ms per checkout, longest "
+              f"{gc[f'gen{g}'][2]:.1f} ms" for g in range(3)))
     for name in ("validate", "publish", "authenticate", "rate_limit"):
         if name in figures:
             share = figures[name] / figures["checkout"]

@@ -21,3 +21,19 @@ limit_request_line = _int("GUNICORN_LIMIT_REQUEST_LINE", 4094)
 limit_request_fields = _int("GUNICORN_LIMIT_REQUEST_FIELDS", 100)
 # One header field's size. gunicorn's default.
 limit_request_field_size = _int("GUNICORN_LIMIT_REQUEST_FIELD_SIZE", 8190)
+
+
+def post_worker_init(worker) -> None:
+    """Once a worker has loaded the application: import every view (Django does so on the first request),
+    then move everything alive into the GC's permanent generation (``gc.freeze``). A full collection then
+    walks only what requests made since, a few thousand objects instead of ~140,000: in-process (bench/
+    checkout_cpu.py) one full collection per ~3,000 checkouts paused a worker 30-320 ms (quiet to loaded
+    machine); frozen, none happened. The objects frozen are the code and settings, which live as long as
+    the worker anyway."""
+    import gc
+
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018  (imports the URLconf, hence every view, serializer and service)
+    gc.collect()
+    gc.freeze()

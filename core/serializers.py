@@ -12,8 +12,32 @@ CARD_NUMBER_MESSAGE = ("This looks like a payment card number, which is never ac
                        "Remove it: cards reach us only as the PSP's payment-method token (pm_...).")
 
 
-class StrictSerializer(serializers.Serializer):
-    """Refuses parameters it does not know, as Stripe does (a typo is an error, not ignored)."""
+class FieldsBoundOnce:
+    """A serializer whose fields are built and bound once per class, not for every instance.
+
+    DRF deep-copies each declared field (and nested serializer) whenever a serializer is made: most of the
+    cost of rendering a small object or validating a small body, paid on every request. Here they are bound
+    once to a context-less prototype instance and shared. That holds while neither rendering nor validating
+    keeps state on a field (DRF's fields and ours don't: errors are raised, values returned), no field reads
+    the context, the instance or ``partial`` (the prototype has none), and a nested list of serializers keeps
+    DRF's ``run_child_validation`` (which sets nothing on the child). ``validate_<field>`` methods and
+    ``to_internal_value`` still run on each instance."""
+
+    @property
+    def fields(self):
+        cls = type(self)
+        shared = cls.__dict__.get("_shared_fields")
+        if shared is None:
+            shared = serializers.Serializer.fields.func(cls())  # DRF's own build, on a context-less prototype
+            cls._shared_fields = shared
+        return shared
+
+
+class StrictSerializer(FieldsBoundOnce, serializers.Serializer):
+    """Refuses parameters it does not know, as Stripe does (a typo is an error, not ignored).
+
+    An input: its fields are bound once per class (``FieldsBoundOnce``): never give one a context, an
+    instance or ``partial``."""
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
@@ -35,23 +59,9 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-class OutputSerializer(serializers.Serializer):
-    """A response body: its fields are built and bound once per class, not for every instance.
-
-    DRF deep-copies each declared field (and nested serializer) whenever a serializer is made: most of the
-    cost of rendering a small object, paid on every response. Here they are bound once to a prototype
-    instance and shared, which holds while rendering keeps no state on a field (DRF's fields don't) and no
-    field reads the context or the instance's attributes (the prototype has neither). Read-only: never
-    validate input with one."""
-
-    @property
-    def fields(self):
-        cls = type(self)
-        shared = cls.__dict__.get("_shared_fields")
-        if shared is None:
-            shared = serializers.Serializer.fields.func(cls())  # DRF's own build, on a context-less prototype
-            cls._shared_fields = shared
-        return shared
+class OutputSerializer(FieldsBoundOnce, serializers.Serializer):
+    """A response body, its fields bound once per class (``FieldsBoundOnce``). Read-only: never validate
+    input with one."""
 
 
 class CardNumberScreeningMixin:

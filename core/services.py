@@ -89,8 +89,13 @@ class _Key:
 
 # The request path's statements, written once: the ORM compiled each of them on every request.
 _TABLE = IdempotencyRecord._meta.db_table
+# The claim commits without waiting for its WAL flush (synchronous_commit off for its own transaction only):
+# a claim lost in a crash is as if the request never came (the client's retry claims the key again), and
+# the operation's transaction, committed synchronously after it, flushes the claim with it. One flush wait
+# per request less (4-7 ms at the median, 20+ at the 99th percentile on a busy disk).
 _CLAIM = (f"INSERT INTO {_TABLE} (client_id, key, request_method, request_path, request_fingerprint, status,"
-          " created_at, locked_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+          " created_at, locked_at) SELECT %s, %s, %s, %s, %s, %s, %s, %s"
+          " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS claim_commits_without_flush_wait"
           " ON CONFLICT (client_id, key) DO NOTHING RETURNING id")
 _FIND = (f"SELECT id, request_fingerprint, status, response_status, response_body, created_at FROM {_TABLE}"
          " WHERE client_id = %s AND key = %s")

@@ -1,11 +1,12 @@
 """Rate limits kept in Redis: per API key for authenticated API requests, per client IP for everything
 unauthenticated (no key, a bad key, the schema views) and for the PSP's webhook endpoint.
 
-Each limit is a fixed window counted atomically in one Redis transaction (``SET key 0 EX window NX``,
-``INCR key``, ``TTL key``): no read-modify-write, and the counter always carries its expiry. Over the limit,
+Each limit is a fixed window counted atomically in one Redis script (``SET key 0 EX window NX``,
+``INCR key``, ``TTL key``, run by ``EVALSHA``: one command, where a MULTI/EXEC transaction cost five): no
+read-modify-write, and the counter always carries its expiry. Over the limit,
 the request is answered 429 ``rate_limited`` in the error shape with ``Retry-After`` (the window's TTL).
 The counters live in the ``ratelimit`` cache (Django's ``RedisCache``, ``CACHES["ratelimit"]``: its own Redis
-database and key prefix), whose connection pool we borrow for the transaction.
+database and key prefix), whose connection pool we borrow for the script.
 
 A Redis that does not answer never takes the API down: the request is let through (fail open), a warning
 is logged (at most one per ``RATE_LIMIT_REDIS_RETRY_SECONDS``), and Redis is not asked again for that long.
@@ -25,6 +26,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import caches
@@ -39,6 +41,7 @@ _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\w*\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+@lru_cache(maxsize=64)  # read on every request, from a handful of settings
 def parse_rate(rate: str | None) -> tuple[int, int] | None:
     """``"100/s"``, ``"60/m"``, ``"1000/h"``, ``"20/10s"`` -> (requests, window seconds); empty or ``"off"``:
     no limit."""
@@ -107,6 +110,19 @@ def _redis_failed(exc: Exception) -> None:
                    settings.RATE_LIMIT_REDIS_RETRY_SECONDS, type(exc).__name__)
 
 
+_COUNT = """redis.call('SET', KEYS[1], 0, 'EX', ARGV[1], 'NX')
+local count = redis.call('INCR', KEYS[1])
+return {count, redis.call('TTL', KEYS[1])}"""
+_count_scripts: list = []
+
+
+def _count_script(client):
+    """The counting script, registered once (redis-py loads it again by itself after a Redis restart)."""
+    if not _count_scripts:
+        _count_scripts.append(client.register_script(_COUNT))
+    return _count_scripts[0]
+
+
 def hit(scope: str, ident: str, rate: str | None) -> Decision:
     """Count one request of ``ident`` against ``rate`` in ``scope``; atomic, and open when Redis is not."""
     parsed = parse_rate(rate)
@@ -117,15 +133,13 @@ def hit(scope: str, ident: str, rate: str | None) -> Decision:
     limit, window = parsed
     try:
         cache = caches[settings.RATE_LIMIT_CACHE]
-        key = cache.make_and_validate_key(f"{scope}:{window}:{ident}")
+        # make_key, not make_and_validate_key: memcached's key checks (a loop over every character) mean
+        # nothing to Redis, and the scope and ident are ours (an id, an address).
+        key = cache.make_key(f"{scope}:{window}:{ident}")
         # Django's RedisCache.incr() is EXISTS then INCR (a counter expiring in between would come back
-        # without a TTL): one MULTI/EXEC on the cache's own connection pool instead.
+        # without a TTL): one script on the cache's own connection pool instead.
         client = cache._cache.get_client(key, write=True)
-        with client.pipeline(transaction=True) as pipe:
-            pipe.set(key, 0, ex=window, nx=True)
-            pipe.incr(key)
-            pipe.ttl(key)
-            _, count, ttl = pipe.execute()
+        count, ttl = _count_script(client)(keys=[key], args=[window], client=client)
     except Exception as exc:  # noqa: BLE001  (any failure of the limiter lets the request through)
         _redis_failed(exc)
         return _ALLOWED

@@ -63,3 +63,29 @@ def test_values_written_as_they_are_are_what_djangos_preparation_gives():
     field = PaymentOrder._meta.get_field("next_action_at")
     with pytest.warns(RuntimeWarning, match="naive datetime"):  # Django's preparation makes it aware, and says so
         assert _prepared(field, (datetime,), naive).tzinfo is not None
+
+
+def test_values_written_as_literals_come_back_exactly():
+    """Quotes, percent signs, backslashes, non-ASCII text, JSON, NULLs and times: stored as given."""
+    from datetime import UTC, datetime
+
+    from core.models import IdempotencyRecord
+
+    client = ApiClientFactory()
+    awkward = "it's 100% \\ 'x' %s %(a)s $1 é 😀 \" ;--"
+    event = PaymentEvent(client=client, buyer_reference=awkward, buyer_email="", payment_method="pm_card_visa",
+                         idempotency_key=awkward)
+    order = PaymentOrder(payment_event=event, seller=SellerFactory(client=client), amount=2**62, currency="usd",
+                         next_action_at=datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC))
+    record = IdempotencyRecord(client=client, key=awkward, request_method="POST", request_path="/%", status="completed",
+                               request_fingerprint="f", response_body={"a": [1, None, awkward], "b": {"c": 1.5}},
+                               locked_at=order.next_action_at, completed_at=None)
+    objects_insert([event], [order])
+    objects_insert([record])
+    stored = PaymentEvent.objects.get(pk=event.pk)
+    assert (stored.buyer_reference, stored.idempotency_key) == (awkward, awkward)
+    stored_order = PaymentOrder.objects.get(pk=order.pk)
+    assert (stored_order.amount, stored_order.next_action_at) == (2**62, order.next_action_at)
+    stored_record = IdempotencyRecord.objects.get(client=client, key=awkward)
+    assert (stored_record.response_body, stored_record.completed_at, stored_record.request_path) == (
+        {"a": [1, None, awkward], "b": {"c": 1.5}}, None, "/%")

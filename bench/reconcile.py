@@ -343,7 +343,7 @@ def main() -> None:
         print(json.dumps(phase_measure(args.workdir, args.nights)))
         return
 
-    db_name = f"marketplace_bench_{uuid.uuid4().hex[:8]}"
+    db_name = f"marketplace_bench_{os.environ.get('BENCH_DB_TAG', '')}{uuid.uuid4().hex[:8]}"
     workdir = ROOT / "var" / "bench" / db_name
     workdir.mkdir(parents=True, exist_ok=True)
     with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True) as conn:

@@ -31,10 +31,13 @@ SELECT '{BreakClass.MISSING_IN_SETTLEMENT}:object:' || payment_order.id, '{Break
        payment_order.amount, payment_order.currency, NULL, '', 'payment_order', payment_order.id,
        payment_order.psp_reference, {rules.MISSING_IN_SETTLEMENT_DESCRIPTION}, '', '', '', NULL, %(now)s
 FROM {ORDERS} payment_order
-WHERE {rules.MISSING_IN_SETTLEMENT_WINDOW} AND NOT EXISTS ({_SETTLING})
-  AND (payment_order.completed_at >= %(missing_checked_before)s OR payment_order.id IN (
-       SELECT brk.object_id FROM {BREAKS} brk WHERE brk.break_class = '{BreakClass.MISSING_IN_SETTLEMENT}'
-       AND brk.object_kind = 'payment_order'))
+WHERE payment_order.id IN (  -- the orders new to the window, and those with a break (see above)
+    SELECT new.id FROM {ORDERS} new
+    WHERE new.completed_at >= %(missing_checked_before)s AND new.completed_at < %(missing_before)s
+    UNION
+    SELECT brk.object_id FROM {BREAKS} brk
+    WHERE brk.break_class = '{BreakClass.MISSING_IN_SETTLEMENT}' AND brk.object_kind = 'payment_order')
+  AND {rules.MISSING_IN_SETTLEMENT_WINDOW} AND NOT EXISTS ({_SETTLING})
 ON CONFLICT (key) DO UPDATE SET last_seen_run_id = EXCLUDED.last_seen_run_id
 """
 

@@ -48,6 +48,7 @@ class RunScope:
         return {
             "run": self.run_id, "now": self.now, "actor": SYSTEM_ACTOR, "files": self.files,
             "settled_at": self.settled_at, "reconciled_files": self.reconciled_files,
+            "settled_files": self.reconciled_files + self.files,
             "timing_window": self.timing_window, "missing_before": self.missing_before,
             "missing_since": self.missing_since, "missing_checked_before": self.missing_checked_before,
         }

@@ -1,9 +1,10 @@
 """Step 1: the open charge-like lines, each with the payment order it finds (``recon_candidate``).
 
 Charge-like lines are every line but refunds, payouts, bank and malformed lines
-(``record_types.MATCHED_ONE_BY_ONE``). Each finds its order by PSP reference (a parallel hash
-join: the biggest statement of a run), else by merchant reference, our order id. A candidate
-is *clean* when it is new and has no difference (``rules.CLEAN``).
+(``record_types.MATCHED_ONE_BY_ONE``). Each finds its order by PSP reference (a probe of the
+orders' index per line: the biggest statement of a run, bounded by the night's lines, never a hash
+of every order), else by merchant reference, our order id. A candidate is *clean* when it is new
+and has no difference (``rules.CLEAN``).
 
 Usually only the lines that are not clean need a decision: a clean line is matched by
 reference and only counted. That holds when no duplicate can hide among the clean ones (the
@@ -103,7 +104,10 @@ SELECT line.id, line.record_type, line.currency, {rules.SETTLED_GROSS} AS actual
        COALESCE(payment_order.id, NULLIF(line.psp_reference, '')) AS dup_key,  -- what a duplicate settles twice
        {rules.CLEAN} AS clean
 FROM {open_lines(reopened=MatchState.BREAK)} line
-LEFT JOIN {ORDERS} payment_order ON line.psp_reference <> '' AND payment_order.psp_reference = line.psp_reference
+LEFT JOIN LATERAL (  -- one probe of the orders' reference index per line (OFFSET 0): not a hash of every order
+    SELECT * FROM {ORDERS} payment_order
+    WHERE line.psp_reference <> '' AND payment_order.psp_reference = line.psp_reference OFFSET 0
+) payment_order ON true
 WHERE line.record_type NOT IN ({sql_list(MATCHED_ONE_BY_ONE)})
 ) cand WHERE {keep}
 """

@@ -43,17 +43,18 @@ def settled_by_reference_collect(cursor: CursorWrapper, params: dict) -> int:
     """``recon_settled``: the charges of the run's files whose PSP reference a charge of a reconciled file
     has, that charge matched by reference. Returns how many (usually none).
 
-    A join of the run's lines with the history's on their own, so that the big candidate join stays
-    parallel (see ``candidates``).
+    Apart from the candidate statement, so that it stays simple; bounded by the run's lines.
     """
     cursor.execute("DROP TABLE IF EXISTS recon_settled")
     cursor.execute(f"""
 CREATE TEMP TABLE recon_settled ON COMMIT DROP AS
-SELECT DISTINCT line.id FROM {LINES} line
-JOIN {LINES} earlier ON earlier.psp_reference = line.psp_reference AND earlier.id <> line.id
+SELECT line.id FROM {LINES} line
 WHERE line.file_id = ANY(%(files)s) AND line.record_type = '{RecordType.CHARGE}' AND line.psp_reference <> ''
-  AND earlier.file_id = ANY(%(reconciled_files)s) AND earlier.record_type = '{RecordType.CHARGE}'
-  AND NOT EXISTS (SELECT 1 FROM {MATCHES} other WHERE other.line_id = earlier.id)
+  AND EXISTS (  -- a probe of the reference index per line (OFFSET 0 keeps it one), never a scan of the history
+    SELECT 1 FROM {LINES} earlier
+    WHERE earlier.psp_reference = line.psp_reference AND earlier.id <> line.id
+      AND earlier.file_id = ANY(%(reconciled_files)s) AND earlier.record_type = '{RecordType.CHARGE}'
+      AND NOT EXISTS (SELECT 1 FROM {MATCHES} other WHERE other.line_id = earlier.id) OFFSET 0)
 """, params)
     return cursor.rowcount
 

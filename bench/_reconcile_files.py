@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -39,24 +40,40 @@ def _charge(i: int, every: int) -> tuple[str | None, int, int, str, int]:
     return kind, amount, fee, "eur" if kind == "currency_mismatch" else "usd", amount + (kind == "amount_mismatch")
 
 
+def _settled(night: int, lines: int, every: int) -> Iterator[tuple[int, str | None, int, str, int, int]]:
+    """The night's orders the report settles: ``i``, its difference, fee, currency and gross, and what it adds
+    to the payout."""
+    for i in range(lines * night + 1, lines * (night + 1) + 1):
+        kind, _, fee, currency, gross = _charge(i, every)
+        if kind == "missing_in_settlement":
+            continue
+        paid = (gross - fee) * (1 + (kind == "duplicate")) if currency == "usd" and kind != "malformed_line" else 0
+        yield i, kind, fee, currency, gross, paid
+
+
+def _batch_close(night: int) -> tuple[date, datetime]:
+    """Night ``night``'s business day, and when its batch closes (the next midnight, UTC)."""
+    day = DAY + timedelta(days=night)
+    return day, datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+
+
+def _report_writer(handle, columns) -> tuple:
+    """A CSV writer that has written the header, each column's position, and an empty row."""
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(columns)
+    return writer, {name: n for n, name in enumerate(columns)}, [""] * len(columns)
+
+
 def write_night(workdir: Path, night: int, lines: int, every: int, columns, camt053, major) -> None:
     """Night ``night``'s Stripe report (one charge per order, then the payout) and bank statement."""
     report, statement = night_files(workdir, night)
-    day = DAY + timedelta(days=night)
-    close = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+    day, close = _batch_close(night)
     payout_id = f"po_bench{night + 1}"
     total = 0
     with open(report, "w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(columns)
-        index = {name: n for n, name in enumerate(columns)}
-        base = [""] * len(columns)
-        for i in range(lines * night + 1, lines * (night + 1) + 1):
-            kind, amount, fee, currency, gross = _charge(i, every)
-            if kind == "missing_in_settlement":
-                continue
-            if currency == "usd" and kind != "malformed_line":
-                total += (gross - fee) * (1 + (kind == "duplicate"))
+        writer, index, base = _report_writer(handle, columns)
+        for i, kind, fee, currency, gross, paid in _settled(night, lines, every):
+            total += paid
             created = (close - timedelta(days=1) + timedelta(seconds=i % 86000)).strftime("%Y-%m-%d %H:%M:%S")
             known = kind != "missing_in_books"
             row = base.copy()
@@ -86,23 +103,15 @@ def write_adyen_night(workdir: Path, night: int, lines: int, every: int, columns
     """Night ``night``'s Adyen settlement details report (``Settled`` rows, a ``MerchantPayout`` of batch
     ``night + 1``) and the bank's credit naming that batch."""
     report, statement = night_files(workdir, night)
-    day = DAY + timedelta(days=night)
-    close = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+    day, close = _batch_close(night)
     batch = str(night + 1)
     total = 0
     with open(report, "w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(ADYEN_COLUMNS)
-        index = {name: n for n, name in enumerate(ADYEN_COLUMNS)}
-        base = [""] * len(ADYEN_COLUMNS)
+        writer, index, base = _report_writer(handle, ADYEN_COLUMNS)
         base[index["Company Account"]], base[index["Merchant Account"]] = "Bench", "BenchCOM"
         base[index["TimeZone"]], base[index["Batch Number"]] = "UTC", batch
-        for i in range(lines * night + 1, lines * (night + 1) + 1):
-            kind, amount, fee, currency, gross = _charge(i, every)
-            if kind == "missing_in_settlement":
-                continue
-            if currency == "usd" and kind != "malformed_line":
-                total += (gross - fee) * (1 + (kind == "duplicate"))
+        for i, kind, fee, currency, gross, paid in _settled(night, lines, every):
+            total += paid
             known = kind != "missing_in_books"
             row = base.copy()
             for name, value in (

@@ -74,10 +74,12 @@ def iter_stripe_chunks(path: Path, file_id: int) -> Iterator[CopyChunk | Referen
         skipped = [number for number in range(next_line, numbers[-1] + 1) if number in invalid] if numbers else []
         if numbers:
             next_line = numbers[-1] + 1
-        chunk, psp = (None, None) if skipped else _fast_chunk(batch, numbers, layout, rows)
+        chunk, psp = (None, None) if skipped else _fast_chunk(batch, numbers, columns, layout, rows)
         if chunk is None:
             references = None
             chunk = _row_by_row(batch, numbers, skipped, invalid, columns, layout, rows)
+        elif psp is None:  # some rows went row by row: their references are the row parser's
+            references = None
         elif references is not None:
             references.append(pc.filter(psp, pc.not_equal(psp, "")))
             kept += len(references[-1])
@@ -238,9 +240,9 @@ def _block(batch: pa.RecordBatch, layout: StripeLayout) -> _Block:
     )
 
 
-def _convertible(block: _Block) -> bool:
-    """Every row of the block is one the conversions read as ``stripe_csv`` would: ASCII, not blank, a category,
-    a two-decimal currency, plain amounts, a real ``YYYY-MM-DD HH:MM:SS`` time or none."""
+def _convertible(block: _Block) -> pa.Array:
+    """Per row, whether the conversions read it as ``stripe_csv`` would: ASCII, not blank, a category, a
+    two-decimal currency, plain amounts, a real ``YYYY-MM-DD HH:MM:SS`` time or none."""
     # strptime rolls "02-30" over into March: a real date is one that reads back the same.
     real_date = pc.equal(pc.strftime(block.created_at, format="%Y-%m-%d %H:%M:%S"), block.spaced)
     checks = [
@@ -254,20 +256,64 @@ def _convertible(block: _Block) -> bool:
         pc.or_(pc.equal(block.fee, ""), pc.match_substring_regex(block.fee, _AMOUNT)),
         pc.or_(pc.equal(block.created, ""), pc.and_(pc.match_substring_regex(block.created, _TIME), real_date)),
     ]
-    # A null (an unparsable time, say) counts as a failed check.
-    return all(pc.all(pc.fill_null(check, False)).as_py() for check in checks)
+    every = checks[0]
+    for check in checks[1:]:
+        every = pc.and_kleene(every, check)
+    return pc.fill_null(every, False)  # a null (an unparsable time, say) counts as a failed check
 
 
-def _fast_chunk(batch: pa.RecordBatch, numbers: list[int], layout: StripeLayout,
+def _fast_chunk(batch: pa.RecordBatch, numbers: list[int], columns: Columns, layout: StripeLayout,
                 rows: ChunkBuilder) -> tuple[CopyChunk | None, pa.Array | None]:
-    """The block converted column by column, with its PSP references; ``(None, None)`` when a row
-    needs ``render_rows``."""
+    """The block converted column by column, with its PSP references; the few rows the conversions are not sure
+    of rendered by ``render_rows`` in their place (then no references: ``None``). ``(None, None)`` when the
+    block has no row to convert, or a blank odd row (it is no line: the ordinals after it move)."""
     count = batch.num_rows
     if count == 0:
         return None, None
     block = _block(batch, layout)
-    if not _convertible(block):
+    convertible = _convertible(block)
+    odd = pc.indices_nonzero(pc.invert(convertible)).to_pylist()
+    first_ordinal = rows.ordinal + 1
+    ordinals = pa.array(range(first_ordinal, first_ordinal + count))
+    if not odd:
+        rows.ordinal += count
+        return _converted(batch, block, ordinals, pa.array(numbers), layout, rows.file_id)
+    items = _csv_rows(batch, odd, numbers)
+    if len(odd) == count or any(not item.raw.replace(",", "").strip() for item in items):
         return None, None
+    good = _Block(*(pc.filter(getattr(block, name), convertible) for name in _Block.__dataclass_fields__))
+    chunk, _ = _converted(batch.filter(convertible), good, ordinals.filter(convertible),
+                          pa.array(numbers).filter(convertible), layout, rows.file_id)
+    for position, line in zip(odd, render_rows(items, columns, layout), strict=True):
+        rows.ordinal = first_ordinal + position - 1
+        rows.add(line)
+    rows.ordinal = first_ordinal + count - 1
+    odd_chunk = rows.flush()
+    # In line order (the first of twins is the first line); COPY text escapes a newline within a value.
+    lines = chunk.text.split(b"\n")[:-1]
+    for position, text in zip(odd, odd_chunk.text.split("\n"), strict=False):
+        lines.insert(position, text.encode())
+    lines.append(b"")
+    chunk.text = b"\n".join(lines)
+    chunk.absorb(odd_chunk)
+    return chunk, None
+
+
+def _csv_rows(batch: pa.RecordBatch, positions: list[int], numbers: list[int]) -> list[CsvRow]:
+    """The rows at ``positions`` as the row-by-row parser reads them."""
+    taken = pa.array(positions)
+    values = [column.take(taken).to_pylist() for column in batch.columns]
+    items = []
+    for n, position in enumerate(positions):
+        fields = [value[n] for value in values]
+        items.append(CsvRow(numbers[position], fields, ",".join(fields) + "\n"))
+    return items
+
+
+def _converted(batch: pa.RecordBatch, block: _Block, ordinals: pa.Array, numbers: pa.Array, layout: StripeLayout,
+               file_id: int) -> tuple[CopyChunk, pa.Array]:
+    """Rows every one of which the conversions read (``_convertible``), as a chunk, with their PSP references."""
+    count = batch.num_rows
     record_type = pc.fill_null(
         pc.take(_TYPES, pc.index_in(pc.utf8_lower(block.category), value_set=_CATEGORIES)), _UNKNOWN)
     if layout.connected_account is not None:  # a connected account's payouts (``stripe_csv``)
@@ -284,13 +330,10 @@ def _fast_chunk(batch: pa.RecordBatch, numbers: list[int], layout: StripeLayout,
     stamp = pc.if_else(pc.equal(block.created, ""), _NULL,
                        pc.binary_join_element_wise(block.spaced, "+00:00", ""))
     psp = _first_nonempty(batch, layout.psp)
-    first_ordinal = rows.ordinal + 1
-    rows.ordinal += count
     table = pa.table([
-        pa.array([str(rows.file_id)] * count), _text(pa.array(range(first_ordinal, first_ordinal + count))),
-        _text(pa.array(numbers)), record_type, block.category, psp, source_id,
-        _first_nonempty(batch, layout.merchant), payout, block.currency, _text(gross_units), _text(fee_units),
-        _text(net_units), stamp, pa.array([""] * count), pa.array([""] * count),
+        pa.array([str(file_id)] * count), _text(ordinals), _text(numbers), record_type, block.category, psp,
+        source_id, _first_nonempty(batch, layout.merchant), payout, block.currency, _text(gross_units),
+        _text(fee_units), _text(net_units), stamp, pa.array([""] * count), pa.array([""] * count),
     ], names=[f"c{n}" for n in range(16)])
     sink = pa.BufferOutputStream()
     pacsv.write_csv(table, sink, write_options=pacsv.WriteOptions(include_header=False, delimiter="\t",

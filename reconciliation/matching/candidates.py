@@ -1,17 +1,19 @@
 """Step 1: the open charge-like lines, each with the payment order it finds (``recon_candidate``).
 
 Charge-like lines are every line but refunds, payouts, bank and malformed lines
-(``record_types.MATCHED_ONE_BY_ONE``). Each finds its order by PSP reference (a parallel hash
-join: the biggest statement of a run), else by merchant reference, our order id. A candidate
-is *clean* when it is new and has no difference (``rules.CLEAN``).
+(``record_types.MATCHED_ONE_BY_ONE``). Each finds its order by PSP reference (a probe of the
+orders' index per line: the biggest statement of a run, bounded by the night's lines, never a hash
+of every order), else by merchant reference, our order id. A candidate is *clean* when it is new
+and has no difference (``rules.CLEAN``).
 
 Usually only the lines that are not clean need a decision: a clean line is matched by
 reference and only counted. That holds when no duplicate can hide among the clean ones (the
-*lean* case): the run's charge-like lines all come from one file whose PSP references the
-import found unique, no break is decided again and no line is found by merchant reference
-(its order may be another line's). Then the clean lines are left out, but for charges whose
-order a line of an earlier run settled. Otherwise every open charge-like line is a candidate
-and ``charges`` looks for duplicates among them.
+*lean* case), so a clean line is a candidate only when it may be one: its PSP reference is a
+charge's of another line of the run's files (``recon_twin_ref``: not looked for when the run's one
+file of charges was found free of them on import) or of a break decided again, or its order was
+settled by a line of an earlier run. Duplicates are then looked for among the candidates, each
+group of twins whole. A line found by merchant reference (its order may be another line's) ends
+the lean case: every open charge-like line is then a candidate.
 """
 from __future__ import annotations
 
@@ -19,21 +21,19 @@ from dataclasses import dataclass
 
 from django.db.backends.utils import CursorWrapper
 
-from reconciliation.models import MatchState, SettlementFile, SettlementMatch
+from reconciliation.models import MatchState, SettlementFile
 from reconciliation.record_types import MATCHED_ONE_BY_ONE, RecordType, sql_list
 
 from . import rules
 from .history import ORDERS_SETTLED_BY_MATCH_ROW, open_lines, settled_by_reference_collect
 from .scope import RunScope
-from .tables import LINES, ORDERS
+from .tables import LINES, MATCHES, ORDERS
 
 
 @dataclass(frozen=True)
 class Candidates:
     #: Charge-like lines in the run's files.
     new_lines: int
-    #: Whether duplicates must be looked for among the candidates (not the lean case).
-    check_twins: bool
 
 
 def charge_candidates_collect(cursor: CursorWrapper, scope: RunScope) -> Candidates:
@@ -43,27 +43,49 @@ def charge_candidates_collect(cursor: CursorWrapper, scope: RunScope) -> Candida
                    for f in run_files]
     with_candidates = [f for f, counts in zip(run_files, charge_like, strict=True) if counts]
     new_lines = sum(sum(counts.values()) for counts in charge_like)
-    lean = (len(with_candidates) <= 1 and all(f.unique_references is True for f in with_candidates)
-            and not SettlementMatch.objects.filter(state=MatchState.BREAK).exists())
-    if lean and _collect(cursor, scope, lean=True) == 0:
-        return Candidates(new_lines=new_lines, check_twins=False)
-    _collect(cursor, scope, lean=False)
-    return Candidates(new_lines=new_lines, check_twins=True)
+    checked = len(with_candidates) <= 1 and all(f.unique_references is True for f in with_candidates)
+    _twin_references_collect(cursor, scope, within_files=not checked)
+    if _collect(cursor, scope, lean=True):
+        _collect(cursor, scope, lean=False)
+    return Candidates(new_lines=new_lines)
+
+
+def _twin_references_collect(cursor: CursorWrapper, scope: RunScope, *, within_files: bool) -> None:
+    """``recon_twin_ref``: the PSP references a clean line may share with another charge, so that it is a
+    candidate: those of the charges of breaks decided again, and (``within_files``) those several charges
+    of the run's files have. A set-based check over the run's lines (a hash aggregate), not the history."""
+    within = f"""
+UNION
+SELECT line.psp_reference FROM {LINES} line
+WHERE line.file_id = ANY(%(files)s) AND line.record_type = '{RecordType.CHARGE}' AND line.psp_reference <> ''
+GROUP BY line.psp_reference HAVING count(*) > 1""" if within_files else ""
+    cursor.execute("DROP TABLE IF EXISTS recon_twin_ref")
+    cursor.execute(f"""
+CREATE TEMP TABLE recon_twin_ref ON COMMIT DROP AS
+SELECT line.psp_reference FROM {MATCHES} line_match JOIN {LINES} line ON line.id = line_match.line_id
+WHERE line_match.state = '{MatchState.BREAK}' AND line.record_type = '{RecordType.CHARGE}'
+  AND line.psp_reference <> ''{within}
+""", scope.params)
+    cursor.execute("ANALYZE recon_twin_ref")
 
 
 def _collect(cursor: CursorWrapper, scope: RunScope, *, lean: bool) -> int:
     """``recon_candidate`` anew; returns how many candidates were found by merchant reference."""
     cursor.execute("DROP TABLE IF EXISTS recon_candidate")
-    keep = f"NOT cand.clean OR {_SETTLED_BY_MATCH_ROW}" if lean else "true"
+    keep = f"NOT cand.clean OR {_SETTLED_BY_MATCH_ROW} OR {_MAY_BE_TWIN}" if lean else "true"
     cursor.execute(f"CREATE TEMP TABLE recon_candidate ON COMMIT DROP AS {_candidate_lines(keep=keep)}",
                    scope.params)
     if lean and scope.reconciled_files and settled_by_reference_collect(cursor, scope.params):
         # The clean charges among them are kept too (the others are in already).
-        keep = f"cand.clean AND cand.id IN (SELECT id FROM recon_settled) AND NOT {_SETTLED_BY_MATCH_ROW}"
+        keep = (f"cand.clean AND cand.id IN (SELECT id FROM recon_settled) AND NOT {_SETTLED_BY_MATCH_ROW}"
+                f" AND NOT {_MAY_BE_TWIN}")
         cursor.execute(f"INSERT INTO recon_candidate {_candidate_lines(keep=keep)}", scope.params)
     cursor.execute("ANALYZE recon_candidate")
     return _find_by_merchant_reference(cursor)
 
+
+#: SQL (over ``cand``, a clean line: its order's PSP reference is its own): a line that may have a twin.
+_MAY_BE_TWIN = "(cand.order_psp_reference IN (SELECT psp_reference FROM recon_twin_ref))"
 
 #: SQL (over ``cand``): a charge whose order a charge line settled already, matched by a match row.
 _SETTLED_BY_MATCH_ROW = f"(cand.record_type = '{RecordType.CHARGE}' AND cand.order_id IN {ORDERS_SETTLED_BY_MATCH_ROW})"
@@ -82,7 +104,10 @@ SELECT line.id, line.record_type, line.currency, {rules.SETTLED_GROSS} AS actual
        COALESCE(payment_order.id, NULLIF(line.psp_reference, '')) AS dup_key,  -- what a duplicate settles twice
        {rules.CLEAN} AS clean
 FROM {open_lines(reopened=MatchState.BREAK)} line
-LEFT JOIN {ORDERS} payment_order ON line.psp_reference <> '' AND payment_order.psp_reference = line.psp_reference
+LEFT JOIN LATERAL (  -- one probe of the orders' reference index per line (OFFSET 0): not a hash of every order
+    SELECT * FROM {ORDERS} payment_order
+    WHERE line.psp_reference <> '' AND payment_order.psp_reference = line.psp_reference OFFSET 0
+) payment_order ON true
 WHERE line.record_type NOT IN ({sql_list(MATCHED_ONE_BY_ONE)})
 ) cand WHERE {keep}
 """

@@ -1,7 +1,7 @@
 """Step 2: the charge-like candidates decided at once, by the break rules (``rules.CHARGE_LINE_BREAK``).
 
 A candidate gets an outcome when it is not clean, or when it may be a duplicate: its reference
-is settled by several open lines (``twins``, looked for unless ``candidates`` ruled them out),
+is settled by several open lines (``twins``: ``candidates`` keeps each group of them whole),
 or its order by a line an earlier run matched (``history.CANDIDATES_SETTLED_BEFORE``). A new
 line matched by its PSP reference with no break gets none (it is only counted); with a timing
 break it gets one, ``by_reference``, for its break only.
@@ -21,7 +21,7 @@ from .tables import FILES
 _DECIDE = f"""
 WITH twins AS (  -- a reference settled more than once among the open lines: the first line counts
     SELECT dup_key, min(id) AS first_id FROM recon_candidate
-    WHERE %(check_twins)s AND record_type = '{RecordType.CHARGE}' AND dup_key IS NOT NULL
+    WHERE record_type = '{RecordType.CHARGE}' AND dup_key IS NOT NULL
     GROUP BY dup_key HAVING count(*) > 1
 ),
 settled_before AS (  -- ... or an order settled already by a line an earlier run matched
@@ -56,6 +56,6 @@ SELECT 1
 """
 
 
-def charge_lines_decide(cursor: CursorWrapper, scope: RunScope, *, check_twins: bool) -> None:
+def charge_lines_decide(cursor: CursorWrapper, scope: RunScope) -> None:
     """An outcome for every candidate that needs one (see above)."""
-    cursor.execute(_DECIDE, {**scope.params, "check_twins": check_twins})
+    cursor.execute(_DECIDE, scope.params)

@@ -18,7 +18,7 @@ from django.db.backends.utils import CursorWrapper
 from reconciliation.models import MatchState
 from reconciliation.record_types import RecordType
 
-from .tables import FILES, LINES, MATCHES
+from .tables import LINES, MATCHES
 
 
 def open_lines(*, reopened: MatchState) -> str:
@@ -43,17 +43,18 @@ def settled_by_reference_collect(cursor: CursorWrapper, params: dict) -> int:
     """``recon_settled``: the charges of the run's files whose PSP reference a charge of a reconciled file
     has, that charge matched by reference. Returns how many (usually none).
 
-    A join of the run's lines with the history's on their own, so that the big candidate join stays
-    parallel (see ``candidates``).
+    Apart from the candidate statement, so that it stays simple; bounded by the run's lines.
     """
     cursor.execute("DROP TABLE IF EXISTS recon_settled")
     cursor.execute(f"""
 CREATE TEMP TABLE recon_settled ON COMMIT DROP AS
-SELECT DISTINCT line.id FROM {LINES} line
-JOIN {LINES} earlier ON earlier.psp_reference = line.psp_reference AND earlier.id <> line.id
+SELECT line.id FROM {LINES} line
 WHERE line.file_id = ANY(%(files)s) AND line.record_type = '{RecordType.CHARGE}' AND line.psp_reference <> ''
-  AND earlier.file_id = ANY(%(reconciled_files)s) AND earlier.record_type = '{RecordType.CHARGE}'
-  AND NOT EXISTS (SELECT 1 FROM {MATCHES} other WHERE other.line_id = earlier.id)
+  AND EXISTS (  -- a probe of the reference index per line (OFFSET 0 keeps it one), never a scan of the history
+    SELECT 1 FROM {LINES} earlier
+    WHERE earlier.psp_reference = line.psp_reference AND earlier.id <> line.id
+      AND earlier.file_id = ANY(%(reconciled_files)s) AND earlier.record_type = '{RecordType.CHARGE}'
+      AND NOT EXISTS (SELECT 1 FROM {MATCHES} other WHERE other.line_id = earlier.id) OFFSET 0)
 """, params)
     return cursor.rowcount
 
@@ -79,14 +80,15 @@ CANDIDATES_SETTLED_BEFORE = f"""
 
 def charge_lines_settling(*, order_id: str, order_psp_reference: str) -> str:
     """SQL (a subquery of line ids): the charge lines that settled the order whose id and PSP reference are the
-    SQL expressions given, matched by a match row or by reference in a reconciled file (read from the files
-    themselves: once this run has marked its files, they count too)."""
+    SQL expressions given, matched by reference in a reconciled file (``%(settled_files)s``: the files reconciled
+    before this run and this run's, once it has marked them) or by a match row. By reference first: nearly every
+    order is settled so, and ``EXISTS`` stops at the first line."""
     return f"""
+        SELECT earlier.id FROM {LINES} earlier
+        WHERE {order_psp_reference} <> '' AND earlier.psp_reference = {order_psp_reference}
+          AND earlier.record_type = '{RecordType.CHARGE}' AND earlier.file_id = ANY(%(settled_files)s)
+          AND NOT EXISTS (SELECT 1 FROM {MATCHES} other WHERE other.line_id = earlier.id)
+        UNION ALL
         SELECT earlier.id FROM {MATCHES} line_match JOIN {LINES} earlier ON earlier.id = line_match.line_id
         WHERE line_match.kind = 'payment_order' AND line_match.object_id = {order_id}
-          AND line_match.state = 'matched' AND earlier.record_type = '{RecordType.CHARGE}'
-        UNION ALL
-        SELECT earlier.id FROM {LINES} earlier JOIN {FILES} earlier_file ON earlier_file.id = earlier.file_id
-        WHERE {order_psp_reference} <> '' AND earlier.psp_reference = {order_psp_reference}
-          AND earlier.record_type = '{RecordType.CHARGE}' AND earlier_file.reconciled_at IS NOT NULL
-          AND NOT EXISTS (SELECT 1 FROM {MATCHES} other WHERE other.line_id = earlier.id)"""
+          AND line_match.state = 'matched' AND earlier.record_type = '{RecordType.CHARGE}'"""

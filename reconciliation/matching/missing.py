@@ -4,6 +4,10 @@ An order completed within the lookback and before the cut-off (``RunScope.missin
 ``missing_before``) with no charge line settling it (``history.charge_lines_settling``) is a
 break, keyed by the order; once a line settles it, the open break is auto-resolved
 ``settled_later`` with an audit row.
+
+Bounded by the night, not the history: an order an earlier run checked (``RunScope.missing_checked_before``)
+and found settled stays settled, so only the orders completed since, and those with a break, are looked at
+(each a probe of the lines' reference index), not the whole lookback's orders every night.
 """
 from __future__ import annotations
 
@@ -27,7 +31,13 @@ SELECT '{BreakClass.MISSING_IN_SETTLEMENT}:object:' || payment_order.id, '{Break
        payment_order.amount, payment_order.currency, NULL, '', 'payment_order', payment_order.id,
        payment_order.psp_reference, {rules.MISSING_IN_SETTLEMENT_DESCRIPTION}, '', '', '', NULL, %(now)s
 FROM {ORDERS} payment_order
-WHERE {rules.MISSING_IN_SETTLEMENT_WINDOW} AND NOT EXISTS ({_SETTLING})
+WHERE payment_order.id IN (  -- the orders new to the window, and those with a break (see above)
+    SELECT new.id FROM {ORDERS} new
+    WHERE new.completed_at >= %(missing_checked_before)s AND new.completed_at < %(missing_before)s
+    UNION
+    SELECT brk.object_id FROM {BREAKS} brk
+    WHERE brk.break_class = '{BreakClass.MISSING_IN_SETTLEMENT}' AND brk.object_kind = 'payment_order')
+  AND {rules.MISSING_IN_SETTLEMENT_WINDOW} AND NOT EXISTS ({_SETTLING})
 ON CONFLICT (key) DO UPDATE SET last_seen_run_id = EXCLUDED.last_seen_run_id
 """
 

@@ -62,7 +62,9 @@ SELECT outcome.break_class || ':line:' || outcome.line_id, outcome.break_class,
        CASE WHEN {_ON_SIGHT} THEN %(now)s END,
        %(now)s
 FROM recon_outcome outcome
-JOIN {LINES} line ON line.id = outcome.line_id
+CROSS JOIN LATERAL (  -- a probe per outcome (OFFSET 0), never a scan of every line
+    SELECT line.occurred_at, line.psp_reference, line.file_id FROM {LINES} line WHERE line.id = outcome.line_id OFFSET 0
+) line
 JOIN {FILES} file ON file.id = line.file_id
 WHERE outcome.break_class IS NOT NULL
 ON CONFLICT (key) DO UPDATE SET last_seen_run_id = EXCLUDED.last_seen_run_id

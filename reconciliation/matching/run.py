@@ -44,7 +44,7 @@ def reconciliation_run(*, day: date, actor: str = SYSTEM_ACTOR) -> Reconciliatio
         with connection.cursor() as cursor:
             outcomes_table_create(cursor)
             candidates = charge_candidates_collect(cursor, scope)
-            charge_lines_decide(cursor, scope, check_twins=candidates.check_twins)
+            charge_lines_decide(cursor, scope)
             chargeback_lines_decide(cursor, scope)  # disputes' lines: matched to disputes, or opening them
             matched_by_reference = candidates.new_lines - new_candidates_decided(cursor)
             refund_lines_decide(cursor, scope)
@@ -63,7 +63,8 @@ def reconciliation_run(*, day: date, actor: str = SYSTEM_ACTOR) -> Reconciliatio
         run.finished_at = timezone.now()
         run.stats = {"breaks": selectors.run_break_stats(run_id=run.pk), "lines": lines, "fees_booked": booked.fees,
                      "payouts": {"matched_amounts": booked.payouts, "count": payouts.count},
-                     "money_out": {"lines": money_out, "paid_payouts_unsettled": money_out_unsettled}}
+                     "money_out": {"lines": money_out, "paid_payouts_unsettled": money_out_unsettled},
+                     "missing_window": scope.missing_window}
         run.save(update_fields=["lines_evaluated", "finished_at", "stats"])
     logger.info("event=reconciliation_run run_id=%s date=%s lines=%s actor=%s", run.pk, day,
                 run.lines_evaluated, actor)

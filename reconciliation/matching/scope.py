@@ -37,6 +37,9 @@ class RunScope:
     #: Succeeded orders completed in ``[missing_since, missing_before)`` and unsettled are ``missing_in_settlement``.
     missing_before: datetime
     missing_since: datetime
+    #: Orders completed in ``[missing_since, missing_checked_before)`` were checked by an earlier run: those it
+    #: found settled stay settled (a matched charge line is never decided again), the others have a break.
+    missing_checked_before: datetime
     #: How long after a payout its bank credit may be booked, when matched by amount.
     payout_window: timedelta
 
@@ -45,9 +48,15 @@ class RunScope:
         return {
             "run": self.run_id, "now": self.now, "actor": SYSTEM_ACTOR, "files": self.files,
             "settled_at": self.settled_at, "reconciled_files": self.reconciled_files,
+            "settled_files": self.reconciled_files + self.files,
             "timing_window": self.timing_window, "missing_before": self.missing_before,
-            "missing_since": self.missing_since,
+            "missing_since": self.missing_since, "missing_checked_before": self.missing_checked_before,
         }
+
+    @property
+    def missing_window(self) -> dict[str, str]:
+        """What this run checks for ``missing_in_settlement`` (kept in its stats, read by the next runs)."""
+        return {"since": self.missing_since.isoformat(), "before": self.missing_before.isoformat()}
 
 
 def run_scope(*, run: ReconciliationRun, day: date) -> RunScope:
@@ -55,6 +64,7 @@ def run_scope(*, run: ReconciliationRun, day: date) -> RunScope:
     (``RECONCILIATION_TIMING_WINDOW_HOURS``, ``_MISSING_CUTOFF_HOURS``, ``_MISSING_LOOKBACK_DAYS``,
     ``_PAYOUT_WINDOW_DAYS``)."""
     end_of_day = datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
+    missing_since = end_of_day - timedelta(days=_setting("RECONCILIATION_MISSING_LOOKBACK_DAYS", 30))
     unreconciled = list(SettlementFile.objects.filter(reconciled_at__isnull=True).order_by("id")
                         .values_list("id", "settled_at"))
     return RunScope(
@@ -66,9 +76,23 @@ def run_scope(*, run: ReconciliationRun, day: date) -> RunScope:
                               .values_list("id", flat=True)),
         timing_window=timedelta(hours=_setting("RECONCILIATION_TIMING_WINDOW_HOURS", 24)),
         missing_before=end_of_day - timedelta(hours=_setting("RECONCILIATION_MISSING_CUTOFF_HOURS", 48)),
-        missing_since=end_of_day - timedelta(days=_setting("RECONCILIATION_MISSING_LOOKBACK_DAYS", 30)),
+        missing_since=missing_since,
+        missing_checked_before=_missing_checked_before(missing_since),
         payout_window=timedelta(days=_setting("RECONCILIATION_PAYOUT_WINDOW_DAYS", 5)),
     )
+
+
+def _missing_checked_before(since: datetime) -> datetime:
+    """The end of what earlier runs checked for ``missing_in_settlement`` from ``since`` on: the latest ``before``
+    of a finished run whose window began no later (and not past its own start, so that an order completed
+    after it was not yet succeeded then); ``since`` when none did."""
+    checked = since
+    for started_at, window in (ReconciliationRun.objects.filter(finished_at__isnull=False,
+                                                                stats__has_key="missing_window")
+                               .values_list("started_at", "stats__missing_window")):
+        if datetime.fromisoformat(window["since"]) <= since:
+            checked = max(checked, min(datetime.fromisoformat(window["before"]), started_at))
+    return checked
 
 
 def session_prepare() -> None:

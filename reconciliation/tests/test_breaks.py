@@ -248,3 +248,15 @@ def test_duplicate_of_an_order_found_by_merchant_reference(tmp_path, now):
     reconciliation_run(day=now.date(), actor="test")
     assert classes() == [("duplicate", "open")]
     assert Break.objects.get().line.psp_reference == "pi_other"
+
+
+def test_missing_in_settlement_looks_at_the_orders_new_to_its_window_and_those_with_a_break(now):
+    start = now.replace(hour=0, minute=0, second=0)
+    old = order(amount=800, psp_reference="pi_old", completed_at=start - timedelta(days=2))
+    later = order(amount=900, psp_reference="pi_later", completed_at=start - timedelta(hours=12))
+    first = reconciliation_run(day=now.date(), actor="test")  # the cut-off: the start of yesterday
+    assert Break.objects.get().object_id == old.id
+    second = reconciliation_run(day=now.date() + timedelta(days=1), actor="test")  # ...of today
+    assert second.stats["missing_window"]["before"] == start.isoformat()
+    assert sorted(Break.objects.values_list("object_id", "run_id", "last_seen_run_id")) == sorted([
+        (old.id, first.pk, second.pk), (later.id, second.pk, second.pk)])

@@ -119,6 +119,29 @@ def test_odd_rows_read_the_same_by_both_parsers(tmp_path, monkeypatch):
     assert sum(1 for row in fast if row[3] == "malformed") == 9
 
 
+def test_blocks_with_odd_rows_convert_the_rest_and_read_the_same(tmp_path, monkeypatch):
+    # An odd row in every block (as 1% of breaks puts one in each): the block's other rows still go through
+    # Arrow, the odd ones through the row parser, in their place; rows of another width or blank lines excepted.
+    monkeypatch.setattr(stripe_arrow, "BLOCK_BYTES", 4096)
+    same_width = [odd for odd in ODD_ROWS if len(odd.split(",")) == len(COLUMNS)
+                  and odd.replace(",", "").strip()]
+    rows = plain_rows(1500)
+    for position in range(len(rows) // 12, 0, -1):  # one every 12 rows, a few in each 4 KB block
+        rows.insert(position * 12, same_width[position % len(same_width)])
+    rows.append(rows[100])  # a twin: the first line stays first
+    path = report(tmp_path / "mixed.csv", rows)
+    fast, fast_totals, fast_checks, by_arrow = read(path, fast=True)
+    slow, slow_totals, slow_checks, _ = read(path, fast=False)
+    assert fast == slow and fast_totals == slow_totals
+    chunks = sum(1 for item in iter_copy_chunks(path, "stripe", 7, fast=True) if isinstance(item, CopyChunk))
+    assert by_arrow == chunks > 10  # no block went wholly row by row
+    assert [row[1] for row in fast] == [str(n) for n in range(1, len(fast) + 1)]
+    assert [row[2] for row in fast] == sorted((row[2] for row in fast), key=int)  # line numbers in order
+    assert sum(1 for row in fast if row[3] == "malformed") > 20
+    assert {"pi_yen", "pi_cafe", "pi_tz", "pi_1dp"} <= {row[5] for row in fast}
+    assert fast_checks == [] and slow_checks == []  # odd rows: uniqueness left to matching
+
+
 def test_plain_report_goes_through_arrow_and_checks_references(tmp_path, monkeypatch):
     monkeypatch.setattr(stripe_arrow, "BLOCK_BYTES", 4096)
     path = report(tmp_path / "plain.csv", plain_rows(500))

@@ -28,7 +28,6 @@ from .webhooks import WebhookDispatcher
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _RESEND = re.compile(r"^/_sandbox/events/([A-Za-z0-9_]+)/resend$")
 _CHALLENGE = re.compile(r"^/_sandbox/3ds/([A-Za-z0-9_]+)$")
-_PAYOUT_RETURN = re.compile(r"^/_sandbox/payouts/([A-Za-z0-9_]+)/return$")
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
 
 
@@ -207,11 +206,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(*settlement.handle(sb.store, sb.config.snapshot(), body))
         if path == "/_sandbox/balance" and method == "GET":
             return self._send(*settlement.handle_balance(sb.store, sb.config.snapshot(), dict(parse_qsl(query))))
-        m = _PAYOUT_RETURN.match(path)
-        if m and method == "POST":
-            params = json.loads(body or b"{}") if body.strip() else {}
-            return self._send(*connect.return_payout(sb, m.group(1), str(params.get("failure_code")
-                                                                          or "account_closed")))
+        if (connect_answer := connect.sandbox_route(sb, method, path, body)) is not None:
+            return self._send(*connect_answer)
         if path == "/_sandbox/charges" and method == "GET":
             return self._send(200, {**sb.api.charges_report(), "faults": sb.fault_counts()})
         if (dispute_answer := disputes.sandbox_route(sb.api, method, path, body)) is not None:

@@ -145,9 +145,10 @@ def stack_env(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _progress(conn) -> int:
-    """Moves the system has made: the orders' and the payouts' audit rows."""
-    return conn.execute("SELECT (SELECT count(*) FROM payments_paymentordertransition)"
-                        " + (SELECT count(*) FROM payouts_payouttransition)").fetchone()[0]
+    """Moves the worker has made: the orders' and the payouts' transitions past their creation (a checkout or a
+    payout run writes the first one)."""
+    return conn.execute("SELECT (SELECT count(*) FROM payments_paymentordertransition WHERE from_state <> '')"
+                        " + (SELECT count(*) FROM payouts_payouttransition WHERE from_state <> '')").fetchone()[0]
 
 
 class Chaos:

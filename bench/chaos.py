@@ -162,15 +162,17 @@ class Chaos:
                         threading.Thread(target=self._decider, daemon=True), *([self.payer] if self.payer else [])]
 
     def _killer(self) -> None:
-        """Each kill comes ``kill_every`` seconds after the last restart and once the new worker has moved
-        something (a transition since): on a loaded machine a worker takes longer than that to start, and
-        killed before it works it only stalls the run."""
+        """Each kill comes ``kill_every`` seconds after the restarted worker's first move (a transition since the
+        restart; at most a minute's wait for it): on a loaded machine a worker takes longer than that to start,
+        and killed before it works it only stalls the run."""
         with self.stack.db() as conn:
-            while not self.stop.wait(self.args.kill_every):
+            while not self.stop.is_set():
                 before = time.perf_counter()
                 while _progress(conn) == self.progress and time.perf_counter() - before < 60:
                     if self.stop.wait(0.2):
                         return
+                if self.stop.wait(self.args.kill_every):
+                    return
                 self.stack.kill_workers()
                 self.kills += 1
                 self.progress = _progress(conn)

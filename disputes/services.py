@@ -1,7 +1,8 @@
 """Disputes' writes. One entry point for the PSP's word, ``dispute_report_apply``, whichever source carries it
 (a webhook, a settlement line, a look at the PSP): the first report of a dispute stores it and books its money,
 later ones only move it forward; repeated, late or out-of-order reports change nothing. Keyed on the PSP's
-dispute id; concurrent reports of one dispute queue on its row (the unique id, then the row lock)."""
+dispute id; concurrent reports of one dispute queue on its row (the unique id, then the row lock), disputes of
+one order on the order's row (locked after the dispute's, as refunds lock it before theirs)."""
 from __future__ import annotations
 
 import logging
@@ -15,7 +16,7 @@ from django.utils import timezone
 from core.transitions import transition_apply
 from payments import selectors as payment_selectors
 from payments.models import TERMINAL_STATES, PaymentOrderState
-from payments.services import webhook_event_process
+from payments.services import payment_order_lock, webhook_event_process
 
 from . import postings
 from .exceptions import (
@@ -80,6 +81,9 @@ def _bookable_check(dispute: Dispute) -> None:
         psp_references=[dispute.psp_payment_reference, dispute.psp_charge_id])
     if order is None:
         raise DisputeUnknownCharge()
+    # Locked before its disputes and refunds are read: two disputes of one charge (or a refund) book one
+    # after the other, so together they never take more than was captured.
+    order = payment_order_lock(payment_order_id=order.id)
     dispute.payment_order, dispute.seller_id = order, order.seller_id
     if order.state not in TERMINAL_STATES:
         raise DisputeOrderUndecided(f"Order {order.id} is {order.state}: its payment is not decided yet.")

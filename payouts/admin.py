@@ -47,7 +47,8 @@ class PayoutRunForm(ReasonForm):
 
 @admin.register(PayoutAccount)
 class PayoutAccountAdmin(ReadOnlyAdmin):
-    list_display = ("id", "seller", "psp_account_id", "bank_name", "bank_last4", "currency", "updated_at")
+    list_display = ("id", "seller", "psp_account_id", "bank_name", "bank_last4", "currency", "unusable_reason",
+                    "updated_at")
     search_fields = ("id", "seller__id", "seller__name", "psp_account_id", "psp_bank_account_id")
     list_filter = ("currency", "bank_country")
     list_select_related = ("seller",)

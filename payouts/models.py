@@ -23,6 +23,10 @@ class PayoutAccount(models.Model):
     bank_name = models.CharField(max_length=100, blank=True)
     bank_country = models.CharField(max_length=2)
     currency = models.CharField(max_length=3, help_text="The bank account's currency: payouts are made in it only.")
+    unusable_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a payout to this bank account failed for good (closed, no such "
+                                         "account...): no payout is made to it until the seller gives another.")
+    unusable_reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -206,6 +210,8 @@ class PayoutRunItem(models.Model):
         NOTHING_AVAILABLE = "nothing_available", "nothing available (all held)"
         NEGATIVE_BALANCE = "negative_balance", "the seller owes: netted off the money that becomes available next"
         SELLER_SUSPENDED = "seller_suspended"
+        PAYOUT_ACCOUNT_UNUSABLE = "payout_account_unusable", "the bank account refused a payout: the seller must " \
+                                                             "give another (money stays available)"
 
     run = models.ForeignKey(PayoutRun, on_delete=models.CASCADE, related_name="items")
     seller_id = models.CharField(max_length=40, db_index=True)

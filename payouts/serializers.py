@@ -75,6 +75,8 @@ class PayoutAccountOutput(serializers.Serializer):
     seller = serializers.CharField(source="seller_id")
     psp_account = serializers.CharField(source="psp_account_id", help_text="The connected account (acct_...).")
     bank_account = BankAccountOutput(source="*")
+    unusable_reason = serializers.CharField(help_text="Why no payout is made to this bank account (a payout to it "
+                                                      "failed for good: give another); empty when usable.")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 

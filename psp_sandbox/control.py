@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 
 _RESEND = re.compile(r"^/_sandbox/events/([A-Za-z0-9_]+)/resend$")
 _CHALLENGE = re.compile(r"^/_sandbox/3ds/([A-Za-z0-9_]+)$")
-_PAYOUT_RETURN = re.compile(r"^/_sandbox/payouts/([A-Za-z0-9_]+)/return$")
 #: ``(status, body, headers, content type)``, as ``Handler._send`` takes them.
 Answer = tuple[int, Any, dict[str, str] | None, str]
 
@@ -45,11 +44,8 @@ def route(sb: Sandbox, method: str, path: str, query: str, body: bytes) -> Answe
         return answer(*settlement.handle(sb.store, sb.config.snapshot(), body))
     if path == "/_sandbox/balance" and method == "GET":
         return answer(*settlement.handle_balance(sb.store, sb.config.snapshot(), dict(parse_qsl(query))))
-    m = _PAYOUT_RETURN.match(path)
-    if m and method == "POST":
-        params = json.loads(body or b"{}") if body.strip() else {}
-        failure_code = str(params.get("failure_code") or "account_closed")
-        return answer(*connect.return_payout(sb, m.group(1), failure_code))
+    if (connect_answer := connect.sandbox_route(sb, method, path, body)) is not None:
+        return answer(*connect_answer)
     if path == "/_sandbox/charges" and method == "GET":
         return answer(200, {**sb.api.charges_report(), "faults": sb.fault_counts()})
     if (dispute_answer := disputes.sandbox_route(sb.api, method, path, body)) is not None:

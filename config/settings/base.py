@@ -244,6 +244,11 @@ PAYOUT_MINIMUMS = {k.lower(): int(v) for k, v in env.dict("PAYOUT_MINIMUMS", def
 PAYOUT_EXECUTE_MAX_ATTEMPTS = env.int("PAYOUT_EXECUTE_MAX_ATTEMPTS", default=6)
 # How often the recovery round asks the PSP about a payout in transit whose payout.paid/failed has not come.
 PAYOUT_IN_TRANSIT_CHECK_SECONDS = env.float("PAYOUT_IN_TRANSIT_CHECK_SECONDS", default=3600.0)
+# A paid payout the bank may still send back (Stripe then reports it failed): the recovery round asks the PSP
+# about it every PAYOUT_RETURN_CHECK_SECONDS for PAYOUT_RETURN_WINDOW_DAYS after it was paid, so a return whose
+# webhook is lost is found by us, not only by reconciliation.
+PAYOUT_RETURN_CHECK_SECONDS = env.float("PAYOUT_RETURN_CHECK_SECONDS", default=86400.0)
+PAYOUT_RETURN_WINDOW_DAYS = env.float("PAYOUT_RETURN_WINDOW_DAYS", default=10.0)
 PAYOUTS_RECOVERY_INTERVAL_SECONDS = env.float("PAYOUTS_RECOVERY_INTERVAL_SECONDS", default=15.0)
 # A seller's balance below zero this many days (a refund or lost dispute after its money was paid out, not
 # netted off since) is written off by the platform: expenses:seller_losses, once per negative episode (the

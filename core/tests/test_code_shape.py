@@ -16,9 +16,9 @@ MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 SKIPPED_DIRS = {"migrations", "tests", "mutants", "var", "staticfiles", "node_modules", "__pycache__"}
 
-# Being split on other branches (moneyout, reconspeed); removed here when those land.
-KNOWN_LONG_MODULES = {"psp_sandbox/connect.py"}
-KNOWN_LONG_FUNCTIONS = {"bench/chaos.py:main", "bench/reconcile.py:main"}
+# A module or function allowed past the limits, each with its reason (none today).
+KNOWN_LONG_MODULES: set[str] = set()
+KNOWN_LONG_FUNCTIONS: set[str] = set()
 
 
 def _project_sources() -> list[Path]:

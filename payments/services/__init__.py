@@ -25,7 +25,7 @@ from payments.services.recovery import (
     payment_orders_redrive_stalled,
     payment_orders_resolve_unknown,
 )
-from payments.services.refunds import refund_apply_result, refund_create, refund_execute
+from payments.services.refunds import payment_order_lock, refund_apply_result, refund_create, refund_execute
 from payments.services.webhooks import webhook_event_process, webhook_event_receive
 
 __all__ = [
@@ -33,7 +33,7 @@ __all__ = [
     "checkout_session_create", "commission_for", "merchant_events_relay", "payment_event_buyer_returned",
     "payment_event_create",
     "payment_order_apply_result", "payment_order_expire_action", "payment_orders_expire_actions",
-    "payment_order_execute", "payment_order_mark_unknown", "payment_order_replay_dead_letter",
+    "payment_order_execute", "payment_order_lock", "payment_order_mark_unknown", "payment_order_replay_dead_letter",
     "payment_order_resolve", "payment_order_schedule_retry", "payment_orders_redrive_stalled",
     "payment_orders_resolve_unknown", "refund_apply_result", "refund_create", "refund_execute",
     "refund_posting_key", "seller_onboard", "webhook_event_process", "webhook_event_receive",

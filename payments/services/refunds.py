@@ -25,6 +25,12 @@ from payments.services.postings import refund_post
 logger = logging.getLogger(__name__)
 
 
+def payment_order_lock(*, payment_order_id: str) -> PaymentOrder:
+    """The order, locked until the transaction ends: what refunds lock before they touch its refunded amount,
+    for another app whose money on the order must not race them or itself (two disputes of one charge)."""
+    return PaymentOrder.objects.select_for_update().get(pk=payment_order_id)
+
+
 @transaction.atomic
 def refund_create(*, client: ApiClient, payment_order_id: str, amount: int | None, reason: str,
                   actor: str) -> Refund:
@@ -59,7 +65,9 @@ def refund_execute(*, refund_id: str, actor: str = "task:refund_execute") -> str
     """Send a pending refund to the PSP (refund id as idempotency key) and record the answer.
     Raises ``PSPRetryableError`` (timeouts included: the same key is safe to send again)."""
     with transaction.atomic():
-        refund = Refund.objects.select_for_update().select_related("payment_order").get(pk=refund_id)
+        # The refund's row only: FOR UPDATE over the join would lock the order too, after the refund, the
+        # reverse of refund_apply_result's order -> refund (a deadlock when a webhook's answer lands now).
+        refund = Refund.objects.select_for_update(of=("self",)).select_related("payment_order").get(pk=refund_id)
         if refund.state != RefundState.PENDING:
             return refund.state
         refund.attempts += 1

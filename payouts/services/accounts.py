@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from core.db import db_connection_release
 from core.exceptions import Conflict
@@ -79,10 +80,11 @@ def payout_account_connect(*, client: ApiClient, seller_id: str, bank_token: str
 @transaction.atomic
 def payout_account_save(*, opened: PayoutAccountOpened, actor: str, reason: str = "") -> tuple[PayoutAccount, bool]:
     """Record what the PSP made. Returns ``(account, created)``; the same answer again changes nothing.
-    A bank account replaced is an audit row with the old and new ids."""
+    A bank account replaced is an audit row with the old and new ids; it makes the account usable again."""
     bank = opened.bank
     fields = {"psp_bank_account_id": bank.psp_reference, "bank_last4": bank.last4[-4:],
-              "bank_name": bank.bank_name[:100], "bank_country": bank.country[:2], "currency": bank.currency}
+              "bank_name": bank.bank_name[:100], "bank_country": bank.country[:2], "currency": bank.currency,
+              "unusable_at": None, "unusable_reason": ""}  # another bank account: usable until it fails too
     account = PayoutAccount.objects.select_for_update().filter(seller_id=opened.seller_id).first()
     if account is None:
         try:
@@ -110,3 +112,32 @@ def payout_account_save(*, opened: PayoutAccountOpened, actor: str, reason: str 
     account.save(update_fields=[*fields, "updated_at"])
     logger.info("event=payout_account_bank_replaced seller=%s account=%s", opened.seller_id, opened.psp_account)
     return account, False
+
+
+# Stripe's payout failure codes that say the bank account itself will not take money: sent again, the payout
+# would fail again. Others (insufficient_funds, could_not_process...) may pass next time.
+UNUSABLE_BANK_CODES = frozenset({"account_closed", "account_frozen", "bank_account_restricted", "no_account",
+                                 "invalid_account_number", "bank_ownership_changed", "invalid_currency"})
+
+
+def payout_account_mark_unusable(*, payout_id: str, account_id: str, psp_bank_account_id: str, code: str,
+                                 actor: str) -> bool:
+    """After a payout to ``psp_bank_account_id`` failed with ``code``: the account takes no payout until the
+    seller gives another bank account (the run reports ``payout_account_unusable``; the money stays available).
+    Only if it still pays to that bank account and the code says the account is unusable; an audit row.
+    Call inside the failing payout's transaction. Returns whether it was marked now."""
+    if code not in UNUSABLE_BANK_CODES:
+        return False
+    account = (PayoutAccount.objects.select_for_update()
+               .filter(pk=account_id, psp_bank_account_id=psp_bank_account_id, unusable_at__isnull=True).first())
+    if account is None:
+        return False
+    account.unusable_at = timezone.now()
+    account.unusable_reason = f"payout {payout_id} failed: {code}"[:200]
+    account.save(update_fields=["unusable_at", "unusable_reason", "updated_at"])
+    PayoutAccountChange.objects.create(account=account, from_bank_account=psp_bank_account_id,
+                                       to_bank_account=psp_bank_account_id, to_last4=account.bank_last4,
+                                       actor=actor[:100], reason=f"unusable: {account.unusable_reason}"[:500])
+    logger.warning("event=payout_account_unusable account=%s bank_account=%s code=%s", account.id,
+                   psp_bank_account_id, code)
+    return True

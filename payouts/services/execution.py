@@ -32,6 +32,7 @@ from payments.services.execution import retry_delay
 from payouts.models import Payout, PayoutAccount, PayoutRunItem, PayoutState, PayoutTransition
 from payouts.psp import get_payout_provider
 from payouts.psp.base import PayoutRequest, PayoutResult, PayoutStatus, TransferRequest, TransferResult
+from payouts.services.accounts import payout_account_mark_unusable
 from payouts.services.enqueue import enqueue_payout, enqueue_transfer_reversal
 from wallet.services import wallet_available_locked, wallet_credit, wallet_debit
 
@@ -219,6 +220,7 @@ def payout_apply_result(*, payout_id: str, result: PayoutResult, actor: str) -> 
         return payout.state
     _check_result_is_ours(payout, result)
     if result.status is PayoutStatus.PAID:
+        payout.next_action_at = _after(settings.PAYOUT_RETURN_CHECK_SECONDS)  # the bank may still send it back
         transition_apply(payout, payout.pay, actor=actor, reason="the PSP paid it out to the bank",
                          psp_payout_id=result.psp_reference, arrival_date=result.arrival_date)
         ledger_transaction_post(
@@ -270,7 +272,7 @@ def _fail(payout: Payout, *, code: str, message: str, actor: str, psp_payout_id:
     and its transfer, if one was made, is taken back from the connected account (a task, on commit)."""
     transition_apply(payout, payout.fail, actor=actor, reason=f"PSP: {code}: {message}", code=code,
                      message=message, psp_payout_id=psp_payout_id)
-    _give_back(payout, code=code)
+    _give_back(payout, code=code, actor=actor)
 
 
 def _bank_return(payout: Payout, *, code: str, message: str, actor: str) -> None:
@@ -285,11 +287,12 @@ def _bank_return(payout: Payout, *, code: str, message: str, actor: str) -> None
         description=f"Payout {payout.id} sent back by seller {payout.seller_id}'s bank ({code}): at the PSP again",
         entries=[EntrySpec(accounts.PSP_RECEIVABLE, payout.currency, payout.amount),
                  EntrySpec(accounts.PAYOUTS_IN_TRANSIT, payout.currency, -payout.amount)])
-    _give_back(payout, code=code)
+    _give_back(payout, code=code, actor=actor)
 
 
-def _give_back(payout: Payout, *, code: str) -> None:
-    """A payout's money from transit back to the seller's payable and wallet, and its transfer taken back."""
+def _give_back(payout: Payout, *, code: str, actor: str) -> None:
+    """A payout's money from transit back to the seller's payable and wallet, and its transfer taken back; a
+    bank account that will not take money (closed...) is marked unusable, so no run pays to it again."""
     key = payout_posting_key(payout.id, "returned")
     ledger_transaction_post(idempotency_key=key, reference=payout.id,
                             description=f"Payout {payout.id} failed ({code}): back to seller {payout.seller_id}",
@@ -299,6 +302,8 @@ def _give_back(payout: Payout, *, code: str) -> None:
     wallet_credit(owner_id=payout.seller_id, currency=payout.currency, amount=payout.amount, idempotency_key=key,
                   reason=f"payout {payout.id} failed: {code}", held=False)
     logger.warning("event=payout_failed payout=%s code=%s", payout.id, code)
+    payout_account_mark_unusable(payout_id=payout.id, account_id=payout.account_id, code=code, actor=actor,
+                                 psp_bank_account_id=payout.psp_bank_account_id)
     if payout.psp_transfer_id:
         Payout.objects.filter(pk=payout.pk).update(next_action_at=_after(settings.PAYMENT_STALL_SECONDS))
         enqueue_transfer_reversal(payout.id)

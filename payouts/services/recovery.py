@@ -1,6 +1,7 @@
 """Nothing left hanging: the recovery round re-sends payouts whose task was lost, asks the PSP about those
-it did not answer for and those in transit whose webhook has not come, and takes back failed payouts'
-transfers; operators send dead-lettered payouts back (the orders' sweeper and janitor, in one round)."""
+it did not answer for, those in transit whose webhook has not come and those paid lately (a bank return
+whose webhook was lost), and takes back failed payouts' transfers; operators send dead-lettered payouts
+back (the orders' sweeper and janitor, in one round)."""
 from __future__ import annotations
 
 import logging
@@ -8,6 +9,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core.db import db_connection_release
@@ -38,9 +40,12 @@ def _due(queryset, *, limit: int) -> list[str]:
 
 
 def payouts_recover(*, limit: int = 500) -> int:
-    """One round: every pending or in-transit payout that is due is resolved; every failed payout whose
+    """One round: every pending, in-transit or lately paid payout that is due is resolved; every failed payout whose
     transfer is not taken back yet gets its reversal task. Returns how many payouts were looked at."""
-    due = _due(Payout.objects.filter(state__in=[PayoutState.PENDING, PayoutState.IN_TRANSIT]), limit=limit)
+    returnable = Q(state=PayoutState.PAID, completed_at__gte=timezone.now() - timedelta(
+        days=settings.PAYOUT_RETURN_WINDOW_DAYS))
+    due = _due(Payout.objects.filter(Q(state__in=[PayoutState.PENDING, PayoutState.IN_TRANSIT]) | returnable),
+               limit=limit)
     for payout_id in due:
         try:
             payout_resolve(payout_id=payout_id)
@@ -60,14 +65,8 @@ def payout_resolve(*, payout_id: str, actor: str = "janitor") -> str:
     """What became of a payout nobody has finished: asked at the PSP and applied as a webhook would be; a
     pending one the PSP shows no payout for is sent again (under new keys if the PSP spent the old ones)."""
     payout = Payout.objects.get(pk=payout_id)
-    if payout.state == PayoutState.IN_TRANSIT:
-        db_connection_release()
-        result = get_payout_provider().retrieve_payout(payout.psp_payout_id, psp_account=payout.psp_account_id)
-        state = payout_apply_result_or_dead_letter(payout_id=payout.id, result=result, actor=actor)
-        if state == PayoutState.IN_TRANSIT:
-            Payout.objects.filter(pk=payout.pk, state=PayoutState.IN_TRANSIT).update(
-                next_action_at=timezone.now() + timedelta(seconds=settings.PAYOUT_IN_TRANSIT_CHECK_SECONDS))
-        return state
+    if payout.state in (PayoutState.IN_TRANSIT, PayoutState.PAID):
+        return _ask_again(payout, actor=actor)
     if payout.state != PayoutState.PENDING:
         return payout.state
     if payout.attempts:  # sent at least once: the PSP may have made the transfer or the payout
@@ -79,6 +78,25 @@ def payout_resolve(*, payout_id: str, actor: str = "janitor") -> str:
         if payout.state == PayoutState.PENDING:
             _send_again(payout, reason="the PSP shows no payout for it")
     return payout.state
+
+
+def _ask_again(payout: Payout, *, actor: str) -> str:
+    """A payout in transit whose payout.paid/failed has not come, or a paid one whose return (payout.failed
+    after paid) may have been lost: the PSP's payout is read and applied; still the same, asked again later
+    (a paid one until ``PAYOUT_RETURN_WINDOW_DAYS`` after it was paid)."""
+    before = payout.state
+    db_connection_release()
+    result = get_payout_provider().retrieve_payout(payout.psp_payout_id, psp_account=payout.psp_account_id)
+    state = payout_apply_result_or_dead_letter(payout_id=payout.id, result=result, actor=actor)
+    if state == before == PayoutState.IN_TRANSIT:
+        Payout.objects.filter(pk=payout.pk, state=state).update(
+            next_action_at=timezone.now() + timedelta(seconds=settings.PAYOUT_IN_TRANSIT_CHECK_SECONDS))
+    elif state == before == PayoutState.PAID:
+        window_ends = payout.completed_at + timedelta(days=settings.PAYOUT_RETURN_WINDOW_DAYS)
+        later = timezone.now() + timedelta(seconds=settings.PAYOUT_RETURN_CHECK_SECONDS)
+        Payout.objects.filter(pk=payout.pk, state=state).update(
+            next_action_at=None if later > window_ends else later)
+    return state
 
 
 def _ask_psp(payout: Payout, *, actor: str) -> PayoutResult | None:

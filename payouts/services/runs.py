@@ -89,13 +89,15 @@ class _NewPayout:
 def _run_batch(*, run: PayoutRun, batch: list[tuple[str, str, int]], payout_date: date, actor: str
                ) -> Counter[str]:
     owners = list({owner for owner, _, _ in batch})
-    payout_accounts, suspended = {}, set()
+    payout_accounts, suspended, unusable = {}, set(), set()
     with connection.cursor() as cur:  # the sellers' payout accounts and whether they may be paid, one statement
         cur.execute(_ACCOUNTS_SQL, [json.dumps(owners)])
-        for seller, account, currency, status in cur.fetchall():
+        for seller, account, currency, status, account_unusable in cur.fetchall():
             payout_accounts[seller] = (account, currency)
             if status != Seller.Status.ACTIVE:
                 suspended.add(seller)
+            if account_unusable:
+                unusable.add(seller)
     report: dict[tuple[str, str], tuple[str, int]] = {}  # (seller, currency) -> (outcome, available)
     candidates = []
     for owner, currency, available in batch:
@@ -104,6 +106,8 @@ def _run_batch(*, run: PayoutRun, batch: list[tuple[str, str, int]], payout_date
             outcome = Outcome.NO_PAYOUT_ACCOUNT
         elif owner in suspended:
             outcome = Outcome.SELLER_SUSPENDED
+        elif owner in unusable:
+            outcome = Outcome.PAYOUT_ACCOUNT_UNUSABLE
         elif account[1] != currency:
             outcome = Outcome.CURRENCY_NOT_SUPPORTED
         else:
@@ -162,7 +166,7 @@ WITH payout AS (
 SELECT array(SELECT id FROM payout)
 """
 _ACCOUNTS_SQL = """
-SELECT a.seller_id, a.id, a.currency, s.status
+SELECT a.seller_id, a.id, a.currency, s.status, a.unusable_at IS NOT NULL
 FROM payouts_payoutaccount a JOIN payments_seller s ON s.id = a.seller_id
 WHERE a.seller_id IN (SELECT jsonb_array_elements_text(%s::jsonb))"""
 _RUN_ITEMS_SQL = """

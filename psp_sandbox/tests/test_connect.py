@@ -107,3 +107,16 @@ def test_payout_faults_as_for_charges(url: str, client: stripe.StripeClient) -> 
                                           options={"idempotency_key": key})
     assert transfer.amount == 100
     assert sb_call(url, "/_sandbox/charges")["faults"] == {"error": 1, "transient": 1}
+
+
+def test_the_sandbox_reports_its_transfers_and_payouts(url: str, client: stripe.StripeClient) -> None:
+    account = _account(client)
+    transfer = _fund(client, account.id, 2000, group="pyt_7")
+    payout = _payout(client, account, 1500)
+    wait_for(lambda: client.v1.payouts.retrieve(payout.id).status == "paid", timeout=10)
+    returned = sb_call(url, f"/_sandbox/payouts/{payout.id}/return", {"failure_code": "no_account"})
+    assert (returned["status"], returned["failure_code"]) == ("failed", "no_account")
+    record = sb_call(url, "/_sandbox/payouts")
+    assert [transfer.id, "pyt_7", account.id, 2000, 0] in record["transfers"]
+    assert [payout.id, "pyt_1", account.id, 1500, "failed"] in record["payouts"]
+    assert record["paid"].get("usd", 0) == sum(p[3] for p in record["payouts"] if p[4] == "paid")

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payouts', '0005_payout_returned_by_the_bank'),
+        ('payouts', '0006_payout_account_unusable'),
     ]
 
     operations = [

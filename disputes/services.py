@@ -29,7 +29,15 @@ from .exceptions import (
     DisputeReportInvalid,
     DisputeUnknownCharge,
 )
-from .models import CLOSED_STATES, STATE_RANK, Dispute, DisputeNote, DisputeState, DisputeTransition
+from .models import (
+    CLOSED_STATES,
+    STATE_RANK,
+    Dispute,
+    DisputeNote,
+    DisputeProblem,
+    DisputeState,
+    DisputeTransition,
+)
 from .psp import DisputeReport
 
 logger = logging.getLogger(__name__)
@@ -46,8 +54,8 @@ def dispute_report_apply(*, report: DisputeReport, actor: str) -> tuple[Dispute,
     under_review → won | lost); a won dispute gets its money back in the transaction that marks it won."""
     with transaction.atomic():
         dispute, created = _claim(report, actor)
-        if created:
-            _book(dispute, actor)
+        if created or dispute.problem == DisputeProblem.UNKNOWN_CHARGE:
+            _book(dispute, actor)  # a charge unknown at first may be ours by now (our order learnt its reference)
         _advance(dispute, report, actor)
         _details_update(dispute, report)
     return dispute, created
@@ -110,12 +118,25 @@ def _book(dispute: Dispute, actor: str) -> None:
                        dispute.id, dispute.psp_dispute_id, exc.code, actor, exc.message)
         dispute.save(update_fields=["payment_order", "seller", "problem", "problem_detail", "updated_at"])
         return
-    postings.withdrawn_post(dispute)
-    dispute.problem, dispute.problem_detail, dispute.withdrawn_at = "", "", timezone.now()
-    dispute.save(update_fields=["payment_order", "seller", "problem", "problem_detail", "withdrawn_at", "updated_at"])
+    _withdraw(dispute)
     logger.info("event=dispute_withdrawn dispute=%s order=%s amount=%s %s fee=%s %s payer=%s actor=%s", dispute.id,
                 dispute.payment_order_id, dispute.amount, dispute.currency, dispute.fee, dispute.fee_currency,
                 dispute.fee_payer, actor)
+
+
+def _withdraw(dispute: Dispute) -> None:
+    """Book a bookable dispute's money; a dispute already won (booked late) gets it back at once."""
+    postings.withdrawn_post(dispute)
+    dispute.problem, dispute.problem_detail, dispute.withdrawn_at = "", "", timezone.now()
+    dispute.save(update_fields=["payment_order", "seller", "problem", "problem_detail", "withdrawn_at", "updated_at"])
+    if dispute.state == DisputeState.WON:
+        _reinstate(dispute)
+
+
+def _reinstate(dispute: Dispute) -> None:
+    postings.reinstated_post(dispute)
+    dispute.reinstated_at = timezone.now()
+    dispute.save(update_fields=["reinstated_at", "updated_at"])
 
 
 def _advance(dispute: Dispute, report: DisputeReport, actor: str) -> None:
@@ -131,9 +152,7 @@ def _advance(dispute: Dispute, report: DisputeReport, actor: str) -> None:
     elif target == DisputeState.WON:
         transition_apply(dispute, dispute.win, actor=actor, reason=why, psp_status=report.psp_status)
         if dispute.booked and dispute.reinstated_at is None:
-            postings.reinstated_post(dispute)
-            dispute.reinstated_at = timezone.now()
-            dispute.save(update_fields=["reinstated_at", "updated_at"])
+            _reinstate(dispute)
     elif target == DisputeState.LOST:
         transition_apply(dispute, dispute.lose, actor=actor, reason=why, psp_status=report.psp_status)
 
@@ -162,16 +181,9 @@ def dispute_book_retry(*, dispute_id: str, actor: str, reason: str = "") -> Disp
         if dispute.booked or not dispute.problem:
             return dispute
         _bookable_check(dispute)
-        postings.withdrawn_post(dispute)
-        dispute.problem, dispute.problem_detail, dispute.withdrawn_at = "", "", timezone.now()
-        dispute.save(update_fields=["payment_order", "seller", "problem", "problem_detail", "withdrawn_at",
-                                    "updated_at"])
+        _withdraw(dispute)
         DisputeNote.objects.create(dispute=dispute, author=actor[:100],
                                    text=f"booked after a second look{': ' + reason if reason else ''}")
-        if dispute.state == DisputeState.WON:
-            postings.reinstated_post(dispute)
-            dispute.reinstated_at = timezone.now()
-            dispute.save(update_fields=["reinstated_at", "updated_at"])
     logger.info("event=dispute_booked_on_retry dispute=%s actor=%s", dispute.id, actor)
     return dispute
 
@@ -186,6 +198,31 @@ def dispute_webhooks_recover(*, older_than_seconds: float = 60.0) -> int:
         status = webhook_event_process(event_id=event_id, actor=f"task:disputes_recover:{event_id}")
         logger.info("event=dispute_webhook_rerun webhook_event=%s status=%s", event_id, status)
     return len(event_ids)
+
+
+def disputes_unknown_charges_retry(*, younger_than_days: float) -> int:
+    """Book again the disputes kept because their charge was unknown: a dispute can come before our order holds
+    the charge's reference (a worker killed after the PSP answered; the janitor finds the charge later). Each
+    is tried in its own transaction; one still unknown, or whose order is still undecided, is left as it is.
+    Returns how many were booked."""
+    since = timezone.now() - timedelta(days=younger_than_days)
+    dispute_ids = list(Dispute.objects.filter(problem=DisputeProblem.UNKNOWN_CHARGE, withdrawn_at__isnull=True,
+                                              created_at__gte=since).values_list("pk", flat=True))
+    booked = 0
+    for dispute_id in dispute_ids:
+        try:
+            with transaction.atomic():
+                dispute = Dispute.objects.select_for_update().get(pk=dispute_id)
+                if dispute.problem != DisputeProblem.UNKNOWN_CHARGE:
+                    continue
+                _book(dispute, actor="task:disputes_recover")
+                if dispute.booked:
+                    DisputeNote.objects.create(dispute=dispute, author="task:disputes_recover",
+                                               text="booked by the recovery round: its charge is ours now")
+                    booked += 1
+        except DisputeOrderUndecided:
+            continue
+    return booked
 
 
 def dispute_note_add(*, dispute_id: str, author: str, text: str) -> DisputeNote:

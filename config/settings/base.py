@@ -332,6 +332,9 @@ CELERY_BEAT_SCHEDULE["payouts-write-off-negative-balances"] = {
 }
 # Disputes (disputes/tasks.py): dispute webhooks left unfinished in payments' inbox are run again.
 DISPUTES_RECOVERY_INTERVAL_SECONDS = env.float("DISPUTES_RECOVERY_INTERVAL_SECONDS", default=60.0)
+# A dispute whose charge we did not know yet (it came before our order held the charge's reference) is tried
+# again by that round for this many days, then left to an operator.
+DISPUTES_UNKNOWN_CHARGE_RETRY_DAYS = env.float("DISPUTES_UNKNOWN_CHARGE_RETRY_DAYS", default=7.0)
 CELERY_BEAT_SCHEDULE["disputes-recover"] = {"task": "disputes.recover", "schedule": DISPUTES_RECOVERY_INTERVAL_SECONDS}
 
 # --- Buyer side: 3-D Secure, hosted payment page (README "The buyer's side") -----------------

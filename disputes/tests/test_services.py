@@ -1,6 +1,7 @@
 """Each state of a dispute and its money: opened (withdrawn from the seller), under review, won (given back),
 lost (kept), reported again, out of order, by either source; the fee payer; what is kept for an operator."""
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -195,3 +196,32 @@ def test_audit_money_holds_after_every_kind_of_dispute(capsys, settings):
     apply(report("dp_x", psp_payment_reference="pi_nobody"))
     call_command("audit_money")
     assert "all invariants hold" in capsys.readouterr().out
+
+
+def test_a_later_report_books_a_dispute_whose_charge_was_unknown_when_it_came():
+    dispute, _ = apply(report(psp_payment_reference="pi_late", psp_charge_id="ch_late"))
+    assert dispute.problem == DisputeProblem.UNKNOWN_CHARGE and postings(dispute) == {}
+    order = captured_order(10_000, psp_reference="pi_late")  # the janitor found the charge: the order knows it now
+    again, created = apply(report(psp_payment_reference="pi_late", psp_charge_id="ch_late", state=REVIEW))
+    assert not created and again.booked and not again.problem and again.payment_order_id == order.id
+    assert postings(again) == {withdrawn_key(dispute.id): 1}
+    assert payable(order.seller_id) == 10_000 - commission_for(10_000) - 11_500  # amount and fee
+
+
+def test_the_recovery_round_books_kept_disputes_once_their_charge_is_ours():
+    won, _ = apply(report("dp_won", psp_payment_reference="pi_w", psp_charge_id="ch_w", state=WON))
+    lost, _ = apply(report("dp_lost", psp_payment_reference="pi_l", psp_charge_id="ch_l", state=LOST))
+    unknown, _ = apply(report("dp_x", psp_payment_reference="pi_x", psp_charge_id="ch_x"))
+    old, _ = apply(report("dp_old", psp_payment_reference="pi_o", psp_charge_id="ch_o"))
+    Dispute.objects.filter(pk=old.pk).update(created_at=old.created_at - timedelta(days=8))
+    orders = {ref: captured_order(10_000, psp_reference=ref) for ref in ("pi_w", "pi_l", "pi_o")}
+    assert services.disputes_unknown_charges_retry(younger_than_days=7) == 2
+    won, lost, unknown, old = (Dispute.objects.get(pk=d.pk) for d in (won, lost, unknown, old))
+    assert won.booked and won.reinstated_at and lost.booked and lost.reinstated_at is None
+    assert postings(won) == {withdrawn_key(won.id): 1, reinstated_key(won.id): 1}
+    assert postings(lost) == {withdrawn_key(lost.id): 1}
+    assert unknown.problem == DisputeProblem.UNKNOWN_CHARGE and not old.booked  # still unknown; past the window
+    share = 10_000 - commission_for(10_000)
+    assert payable(orders["pi_w"].seller_id) == share and payable(orders["pi_l"].seller_id) == share - 11_500
+    assert won.notes.get().author == "task:disputes_recover"
+    assert services.disputes_unknown_charges_retry(younger_than_days=7) == 0  # booked once

@@ -132,12 +132,12 @@ def _copy_chunks(settlement_file: SettlementFile, path: Path, fmt: str, progress
                 if progress is not None and total.rows // progress_every > reported:
                     reported = total.rows // progress_every
                     progress(total.rows)
-        # The new lines' page ranges summarized in the BRIN index on ``file``: unsummarized ranges match every
-        # file, so matching's scans of a night's lines would read every night not yet vacuumed.
-        cursor.execute("SELECT brin_summarize_new_values('settlement_line_file_brin')")
-        # Fresh statistics (a small sample), so that matching plans its joins for the lines just added.
+        # The new lines' page ranges summarized in the BRIN index on ``file`` (unsummarized ranges match every
+        # file, so matching's scans of a night's lines would read every night not yet vacuumed), and fresh
+        # statistics (a small sample) so that matching plans its joins for the lines just added. Both need the
+        # table's owner: a function of the owner's does them (migration 0008), as the app role owns nothing.
         cursor.execute("SET LOCAL default_statistics_target = 10")
-        cursor.execute(f"ANALYZE {table}")
+        cursor.execute("SELECT reconciliation_settlement_lines_refresh()")
         cursor.execute("RESET default_statistics_target")
     settlement_file.line_count = total.rows
     settlement_file.malformed_count = total.counts.get(RecordType.MALFORMED, 0)

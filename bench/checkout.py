@@ -182,15 +182,15 @@ class Run:
         if errors:
             raise SystemExit(f"creating sellers failed: {dict(errors)}")
 
+    def ping(self, client: httpx.Client, i: int) -> bool | int:
+        response = client.get(f"{self.stack.web_url}/api/v1/ping", headers=self.auth)
+        return response.status_code == 200 or response.status_code
+
     def ping_rate(self) -> float:
         """The trivial authenticated endpoint's req/s on the same gunicorn: the checkout's baseline."""
-        def ping(client: httpx.Client, i: int) -> bool | int:
-            response = client.get(f"{self.stack.web_url}/api/v1/ping", headers=self.auth)
-            return response.status_code == 200 or response.status_code
-
         n_ping = max(500, self.n_checkouts)
-        drive(min(200, n_ping), self.args.concurrency, ping)  # warm-up
-        return report("GET /api/v1/ping", n_ping, *drive(n_ping, self.args.concurrency, ping))
+        drive(min(200, n_ping), self.args.concurrency, self.ping)  # warm-up
+        return report("GET /api/v1/ping", n_ping, *drive(n_ping, self.args.concurrency, self.ping))
 
     # --- the load ---------------------------------------------------------------------------
 
@@ -209,7 +209,11 @@ class Run:
                                                       rate=rate))
 
     def half_load(self, max_rate: float) -> None:
+        """Checkouts paced at half their max rate, then pings paced at that same rate: the ping's tail is the
+        stack's and the client's own (the machine, the client's threads, gunicorn's queue), not the checkout's."""
         self.checkouts("half", f"POST /api/v1/checkouts @ {max_rate / 2:.0f}/s (half)", rate=max_rate / 2)
+        report(f"GET /api/v1/ping @ {max_rate / 2:.0f}/s (same pace)", self.n_checkouts,
+               *drive(self.n_checkouts, self.args.concurrency, self.ping, rate=max_rate / 2))
 
     def wait_terminal(self, conn, since: float, on_first=None) -> tuple[int, dict]:
         """Poll until no order is left non-terminal (or --timeout); call ``on_first`` when one is picked up."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import stripe
 
-from psp_sandbox.tests.test_sandbox import _Receiver, create, receiver, sb_call, wait_for  # noqa: F401 - fixture
+from psp_sandbox.tests.test_sandbox import _Receiver, create, sb_call, wait_for
 
 
 def fail(url: str, refund_id: str, body: dict | None = None) -> tuple[int, dict]:

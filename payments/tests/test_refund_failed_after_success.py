@@ -2,9 +2,11 @@
 bank sent the money back): the refund goes ``succeeded -> failed`` with an audit row naming the PSP's reason, its
 posting is reversed once (``refund:<id>:failed``), the seller's wallet gets back what the refund took, and its
 amount can be refunded again. Duplicated and out-of-order webhooks move money once."""
+import httpx
 import pytest
 from django.test import Client
 
+from conftest import wait_for
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from ledger.models import LedgerTransaction
@@ -14,6 +16,7 @@ from payments.services import payment_order_apply_result, refund_apply_result, r
 from payments.services.postings import refund_failed_posting_key
 from payments.tests.factories import PaymentOrderFactory
 from payments.tests.test_checkout_flow import assert_audit_clean
+from payments.tests.test_psp_faults import configure, one_order, wait_state
 from payments.tests.webhook_signing import signed
 from wallet import selectors as wallet_selectors
 from wallet.models import WalletMovement
@@ -46,8 +49,8 @@ def money(order) -> dict[str, int]:
         return ledger_selectors.account_balance(code=code, currency="usd")
 
     return {"wallet": wallet_selectors.wallet_balance(owner_id=order.seller_id, currency="usd"),
-            "payable": account(accounts.seller_payable(order.seller_id)), "receivable": account(accounts.PSP_RECEIVABLE),
-            "commission": account(accounts.PLATFORM_COMMISSION)}
+            "payable": account(accounts.seller_payable(order.seller_id)),
+            "receivable": account(accounts.PSP_RECEIVABLE), "commission": account(accounts.PLATFORM_COMMISSION)}
 
 
 def refund_event(event_id, row, status, *, kind=None, reason="expired_or_canceled_card") -> dict:
@@ -165,4 +168,43 @@ def test_a_failure_that_does_not_match_the_refund_is_not_applied():
             status=PaymentStatus.FAILED, psp_reference=reference, amount=amount, currency="usd")) == "succeeded"
     assert money(order) == refunded
     assert Refund.objects.get(pk=row.pk).state == RefundState.SUCCEEDED
+    assert_audit_clean()
+
+
+@pytest.mark.integration
+def test_the_psp_failing_a_paid_refund_reaches_us_by_webhook(api, sandbox, live_server):
+    """The sandbox fails a succeeded refund (``POST /_sandbox/refunds/{id}/fail``) and sends ``refund.updated`` and
+    ``refund.failed`` to our endpoint: the refund is reversed once; the event sent again moves nothing."""
+    configure(sandbox, webhook_url=f"{live_server.url}/webhooks/psp")
+    order = wait_state(one_order(api, amount=1000), "succeeded")
+    created = api.post(f"/api/v1/payment-orders/{order.id}/refunds", json={"amount": 1000},
+                       headers={"Idempotency-Key": "rf-webhook"})
+    assert created.status_code == 201, created.text
+    row = Refund.objects.get(pk=created.json()["id"])
+    wait_for(lambda: Refund.objects.get(pk=row.pk).state == RefundState.SUCCEEDED, message="the refund")
+    row.refresh_from_db()
+    assert money(order) == {"wallet": 0, "payable": 0, "receivable": 0, "commission": 0}
+
+    httpx.post(f"{sandbox}/_sandbox/refunds/{row.psp_reference}/fail", json={"failure_reason": "lost_or_stolen_card"},
+               timeout=5).raise_for_status()
+
+    def processed() -> set[str]:
+        return set(WebhookEvent.objects.filter(object_id=row.psp_reference, status=WebhookEvent.Status.PROCESSED,
+                                               type__in=["refund.updated", "refund.failed"]).values_list("type",
+                                                                                                          flat=True))
+    wait_for(lambda: Refund.objects.get(pk=row.pk).state == RefundState.FAILED, message="the refund to fail")
+    wait_for(lambda: processed() == {"refund.updated", "refund.failed"}, message="both events processed")
+    row.refresh_from_db()
+    order.refresh_from_db()
+    assert (row.failure_code, order.amount_refunded) == ("lost_or_stolen_card", 0)
+    assert row.transitions.get(from_state="succeeded", to_state="failed").actor.startswith("webhook:evt_")
+    assert money(order) == {"wallet": 1000, "payable": -1000, "receivable": 1000, "commission": 0}
+    assert api.get(f"/api/v1/refunds/{row.id}").json()["state"] == "failed"
+    movements = WalletMovement.objects.count()
+
+    sent = httpx.get(f"{sandbox}/_sandbox/events", params={"type": "refund.failed"}, timeout=5).json()["events"]
+    httpx.post(f"{sandbox}/_sandbox/events/{sent[0]['id']}/resend", timeout=5).raise_for_status()
+    wait_for(lambda: WebhookEvent.objects.get(pk=sent[0]["id"]).deliveries == 2, message="the resent event")
+    assert WalletMovement.objects.count() == movements
+    assert money(order) == {"wallet": 1000, "payable": -1000, "receivable": 1000, "commission": 0}
     assert_audit_clean()

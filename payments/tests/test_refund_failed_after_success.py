@@ -208,3 +208,33 @@ def test_the_psp_failing_a_paid_refund_reaches_us_by_webhook(api, sandbox, live_
     assert WalletMovement.objects.count() == movements
     assert money(order) == {"wallet": 1000, "payable": -1000, "receivable": 1000, "commission": 0}
     assert_audit_clean()
+
+
+@pytest.mark.integration
+def test_an_operator_asks_the_psp_and_a_refund_failed_there_is_reversed(api, sandbox):
+    """The recovery path from the refunds admin: no webhook came (none configured); the operator's question to the
+    PSP finds the refund failed and reverses it, written to the admin log with the reason."""
+    from django.contrib.admin.models import LogEntry
+
+    from payments.tests.test_admin_actions import _ask, _login
+
+    order = wait_state(one_order(api, amount=1000), "succeeded")
+    created = api.post(f"/api/v1/payment-orders/{order.id}/refunds", json={"amount": 250},
+                       headers={"Idempotency-Key": "rf-ask"})
+    row = Refund.objects.get(pk=created.json()["id"])
+    wait_for(lambda: Refund.objects.get(pk=row.pk).state == RefundState.SUCCEEDED, message="the refund")
+    row.refresh_from_db()
+    httpx.post(f"{sandbox}/_sandbox/refunds/{row.psp_reference}/fail", json={}, timeout=5).raise_for_status()
+    assert Refund.objects.get(pk=row.pk).state == RefundState.SUCCEEDED  # we have not heard
+    operator = _login("pat", "Payment operators")
+
+    page = _ask(operator, "/admin/payments/refund/", "ask_psp", [row.pk])
+    assert page.status_code == 200 and b"Ask the PSP about succeeded refunds" in page.content
+    done = _ask(operator, "/admin/payments/refund/", "ask_psp", [row.pk], confirmed="1", reason="settlement break")
+    assert done.status_code == 302
+    row.refresh_from_db()
+    assert (row.state, row.failure_code) == (RefundState.FAILED, "expired_or_canceled_card")
+    assert row.transitions.get(from_state="succeeded").actor == "operator:pat"
+    assert "Reason: settlement break" in LogEntry.objects.get(object_id=row.pk).change_message
+    assert money(order) == {"wallet": 1000, "payable": -1000, "receivable": 1000, "commission": 0}
+    assert_audit_clean()

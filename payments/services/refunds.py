@@ -164,7 +164,9 @@ def _fail_after_success(order: PaymentOrder, refund: Refund, result: RefundResul
     refund's locks: the transition with its audit row, the refund's posting reversed and the seller's wallet
     credited back (``refund:<id>:failed``), and its amount released on the order, so it can be refunded again.
     Once: a repeated or late answer finds the refund failed and changes nothing."""
-    if (result.psp_reference and result.psp_reference != refund.psp_reference) or (
+    # Only the PSP's own refund object, failed, says so: not a failure made up from a refused request (a
+    # permanent error, a spent key) that raced the success, nor an answer about another refund or amount.
+    if not result.psp_reference or result.psp_reference != refund.psp_reference or (
             result.amount, result.currency) != (refund.amount, refund.currency):
         logger.error("event=refund_failure_not_applied refund=%s psp_reference=%s amount=%s %s (ours: %s %s %s)",
                      refund.id, result.psp_reference, result.amount, result.currency, refund.psp_reference,

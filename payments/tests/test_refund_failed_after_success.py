@@ -21,7 +21,8 @@ from payments.tests.webhook_signing import signed
 from wallet import selectors as wallet_selectors
 from wallet.models import WalletMovement
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# In the test's transaction: no refund task is enqueued (on commit) for the worker another test may have started.
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
@@ -163,7 +164,7 @@ def test_a_failure_that_does_not_match_the_refund_is_not_applied():
     refund_apply_result(refund_id=row.id, actor="test", result=RefundResult(
         status=PaymentStatus.SUCCEEDED, psp_reference="re_ours", amount=400, currency="usd"))
     refunded = money(order)
-    for reference, amount in (("re_other", 400), ("re_ours", 300)):
+    for reference, amount in (("re_other", 400), ("re_ours", 300), ("", 400)):  # "": a refused request's
         assert refund_apply_result(refund_id=row.id, actor="test", result=RefundResult(
             status=PaymentStatus.FAILED, psp_reference=reference, amount=amount, currency="usd")) == "succeeded"
     assert money(order) == refunded
@@ -172,6 +173,7 @@ def test_a_failure_that_does_not_match_the_refund_is_not_applied():
 
 
 @pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
 def test_the_psp_failing_a_paid_refund_reaches_us_by_webhook(api, sandbox, live_server):
     """The sandbox fails a succeeded refund (``POST /_sandbox/refunds/{id}/fail``) and sends ``refund.updated`` and
     ``refund.failed`` to our endpoint: the refund is reversed once; the event sent again moves nothing."""
@@ -211,6 +213,7 @@ def test_the_psp_failing_a_paid_refund_reaches_us_by_webhook(api, sandbox, live_
 
 
 @pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
 def test_an_operator_asks_the_psp_and_a_refund_failed_there_is_reversed(api, sandbox):
     """The recovery path from the refunds admin: no webhook came (none configured); the operator's question to the
     PSP finds the refund failed and reverses it, written to the admin log with the reason."""

@@ -31,7 +31,7 @@ from payments.models import (
 )
 from payments.psp.base import PSPError
 from payments.services.double_charges import suspected_double_charge_dismiss, suspected_double_charge_refund
-from payments.services.refunds import refund_replay_dead_letter
+from payments.services.refunds import refund_refresh, refund_replay_dead_letter
 
 
 @admin.register(Seller)
@@ -227,7 +227,27 @@ class RefundAdmin(AmountColumn, ReadOnlyAdmin):
     search_fields = ("id", "payment_order__id", "psp_reference")
     list_filter = ("state", "currency", "created_at")
     inlines = [RefundTransitionInline]
-    actions = ["replay_dead_letter"]
+    actions = ["replay_dead_letter", "ask_psp"]
+
+    @admin.action(description="Ask the PSP whether succeeded refunds failed since (asks for a reason)",
+                  permissions=["replay"])
+    def ask_psp(self, request, queryset):
+        def ask(refund, data):
+            try:
+                return refund_refresh(refund_id=refund.pk, actor=f"operator:{request.user.get_username()}")
+            except PSPError as exc:
+                return f"not asked: the PSP could not be reached ({exc})"
+
+        return action_with_reason(
+            self, request, queryset.select_related("payment_order__seller").order_by("created_at", "id"),
+            action_name="ask_psp", title="Ask the PSP about succeeded refunds", apply=ask,
+            describe=admin_console.refund_action_row,
+            exclude=lambda refund: "" if refund.state == RefundState.SUCCEEDED else (
+                f"it is {refund.get_state_display()}: only succeeded refunds are asked about"),
+            will=("For each refund below, asks the PSP for it: one the buyer's bank sent back (failed after it "
+                  "succeeded) is reversed as its webhook would: its posting reversed, the seller's wallet credited "
+                  "back, its amount refundable again."),
+            will_not="Any other answer changes nothing; a refund is never reversed twice (its reversal's key).")
 
     @admin.action(description="Send dead-lettered refunds back (asks the PSP first; asks for a reason)",
                   permissions=["replay"])

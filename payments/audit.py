@@ -7,7 +7,15 @@ from django.utils.module_loading import import_string
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from payments import selectors as payment_selectors
-from payments.services.postings import CAPTURE_KEY_PREFIX, CAPTURE_KEY_SUFFIX, capture_posting_key, refund_posting_key
+from payments.services.postings import (
+    CAPTURE_KEY_PREFIX,
+    CAPTURE_KEY_SUFFIX,
+    REFUND_FAILED_KEY_SUFFIX,
+    REFUND_KEY_PREFIX,
+    capture_posting_key,
+    refund_failed_posting_key,
+    refund_posting_key,
+)
 from wallet import selectors as wallet_selectors
 
 
@@ -52,8 +60,29 @@ def money_audit() -> list[str]:
     for refund_id, key in zip(refunded, refund_keys, strict=True):
         if refund_counts.get(key, 0) != 1:
             violations.append(f"succeeded refund {refund_id} has {refund_counts.get(key, 0)} postings, not 1")
+    violations += _refund_failures_audit()
     for order_id, amount, refunded_amount in payment_selectors.orders_with_refunds_above_capture():
         violations.append(f"order {order_id} has {refunded_amount} refunded of {amount} captured")
     for check in settings.MONEY_AUDIT_EXTRA_CHECKS:  # other apps' invariants (payouts), named by setting
         violations += import_string(check)()
+    return violations
+
+
+def _refund_failures_audit() -> list[str]:
+    """A refund that failed after it succeeded has its posting and exactly one reversal of it; no other refund
+    has a reversal. (Its wallet credit is checked with every wallet against its payable above.)"""
+    violations = []
+    reversed_ids = payment_selectors.reversed_refund_ids()
+    keys = [key for refund_id in reversed_ids for key in (refund_posting_key(refund_id),
+                                                          refund_failed_posting_key(refund_id))]
+    counts = ledger_selectors.postings_count_by_key(keys=keys)
+    for refund_id in reversed_ids:
+        posted = (counts.get(refund_posting_key(refund_id), 0), counts.get(refund_failed_posting_key(refund_id), 0))
+        if posted != (1, 1):
+            violations.append(f"refund {refund_id} failed after it succeeded has {posted[0]} postings and "
+                              f"{posted[1]} reversals, not 1 and 1")
+    expected = {refund_failed_posting_key(refund_id) for refund_id in reversed_ids}
+    reversals = ledger_selectors.posting_keys_with_prefix(prefix=REFUND_KEY_PREFIX, suffix=REFUND_FAILED_KEY_SUFFIX)
+    for key in sorted(set(reversals) - expected):
+        violations.append(f"refund reversal {key} belongs to no refund that failed after it succeeded")
     return violations

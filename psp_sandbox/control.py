@@ -1,5 +1,6 @@
 """The sandbox's own ``/_sandbox/...`` endpoints: health, config, reset, settlements and balance, the charges and
-events it keeps, disputes, a payout returned by the bank, the 3-D Secure challenge and webhook resends."""
+events it keeps, disputes, a payout returned by the bank, a refund failing after it succeeded, the 3-D Secure
+challenge and webhook resends."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
-from . import __version__, connect, disputes, objects, routes, settlement
+from . import __version__, connect, context, disputes, objects, refunds, routes, settlement
 from .behaviour import ConfigError
+from .errors import ApiError
 
 if TYPE_CHECKING:
     from .server import Sandbox
 
 _RESEND = re.compile(r"^/_sandbox/events/([A-Za-z0-9_]+)/resend$")
 _CHALLENGE = re.compile(r"^/_sandbox/3ds/([A-Za-z0-9_]+)$")
+_REFUND_FAIL = re.compile(r"^/_sandbox/refunds/([A-Za-z0-9_]+)/fail$")
 #: ``(status, body, headers, content type)``, as ``Handler._send`` takes them.
 Answer = tuple[int, Any, dict[str, str] | None, str]
 
@@ -58,6 +61,9 @@ def route(sb: Sandbox, method: str, path: str, query: str, body: bytes) -> Answe
             e.pop("seq", None)
             events.append({**e, "event": payload})
         return answer(200, {"events": events})
+    m = _REFUND_FAIL.match(path)
+    if m and method == "POST":
+        return _refund_fail(sb, m.group(1), body)
     m = _CHALLENGE.match(path)
     if m:
         return _challenge(sb, method, m.group(1), body)
@@ -69,6 +75,23 @@ def route(sb: Sandbox, method: str, path: str, query: str, body: bytes) -> Answe
             return answer(404, {"error": f"no such event: {m.group(1)}"})
         return answer(200, {"id": m.group(1), "status": "pending"})
     return answer(404, {"error": f"unknown sandbox endpoint: {method} {path}"})
+
+
+def _refund_fail(sb: Sandbox, refund_id: str, body: bytes) -> Answer:
+    """``POST /_sandbox/refunds/{id}/fail`` ``{"failure_reason"?}`` (default ``expired_or_canceled_card``)."""
+    try:
+        params = json.loads(body or b"{}")
+        if not isinstance(params, dict):
+            raise ValueError
+    except ValueError:
+        return answer(400, {"error": "the body must be a JSON object"})
+    refund = sb.store.get_refund(refund_id)
+    with sb.store.transaction(), context.use(sb.api._background(refund["payment_intent"] if refund else "")):
+        try:
+            return answer(200, refunds.fail_succeeded(sb.store, sb.api.emit, refund_id,
+                                                      str(params.get("failure_reason") or "expired_or_canceled_card")))
+        except ApiError as exc:
+            return answer(exc.status, exc.payload())
 
 
 def _challenge(sb: Sandbox, method: str, pi_id: str, body: bytes) -> Answer:

@@ -118,6 +118,34 @@ def fail(store: Store, emit: Emit, refund_id: str) -> bool:
     return True
 
 
+#: Stripe's ``failure_reason`` values of a refund the buyer's bank sent back.
+FAILURE_REASONS = ("charge_for_pending_refund_disputed", "declined", "expired_or_canceled_card", "insufficient_funds",
+                   "lost_or_stolen_card", "merchant_request", "unknown")
+
+
+def fail_succeeded(store: Store, emit: Emit, refund_id: str, reason: str) -> dict[str, Any]:
+    """Fail a succeeded refund later, as Stripe does when the buyer's bank rejects it (a closed or expired card):
+    ``failed`` with ``failure_reason``, the amount back on the platform's balance (a ``refund_failure`` row in
+    the settlement of the day it failed) and refundable again on the charge; ``refund.updated`` then
+    ``refund.failed`` are sent. ``POST /_sandbox/refunds/{id}/fail``."""
+    if reason not in FAILURE_REASONS:
+        raise invalid(f"failure_reason must be one of {', '.join(FAILURE_REASONS)}", param="failure_reason")
+    refund = store.get_refund(refund_id)
+    if refund is None:
+        raise not_found("refund", refund_id)
+    if refund["status"] != "succeeded":
+        raise invalid(f"Refund {refund_id} is {refund['status']}: only a succeeded refund can fail later.",
+                      code="refund_not_succeeded")
+    refund.update(status="failed", failure_reason=reason, failure_balance_transaction=new_id("txn"))
+    store.update_refund(refund, failed_at=time.time())
+    charge = store.get_charge(refund["charge"])
+    if charge is not None:
+        store.update_charge(charge["id"], amount_refunded=max(0, charge["amount_refunded"] - refund["amount"]))
+    emit("refund.updated", refund)
+    emit("refund.failed", refund)
+    return refund
+
+
 def retrieve(store: Store, refund_id: str) -> dict[str, Any]:
     """``GET /v1/refunds/{id}``."""
     refund = store.get_refund(refund_id)

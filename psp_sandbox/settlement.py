@@ -5,12 +5,13 @@
 * ``stripe_payout_reconciliation_<day>.csv``: Stripe's itemized payout reconciliation
   columns (as in ``payout_reconciliation.itemized``) plus ``payment_metadata[payment_order_id]``
   and ``transfer_metadata[payout_id]``. One row per succeeded charge created that UTC day (gross,
-  fee, net), one negative row per succeeded refund, one per dispute withdrawal (``dispute``: minus the
-  amount, the dispute fee) and reinstatement (``dispute_reversal``), one negative ``transfer`` row per
-  transfer to a connected account and one positive ``transfer_reversal`` row per reversal of one (Connect:
-  the platform's balance pays the sellers' payouts, so its own payout is net of them; the
-  ``connected_account`` column names the account), and per currency a ``payout`` row of minus the
-  sum, its id ``po_...`` in ``automatic_payout_id``, created at the batch's close (midnight after ``day``).
+  fee, net), one negative row per refund that succeeded (a positive ``refund_failure`` row, ``source_id`` the
+  refund, the day it failed later), one per dispute withdrawal (``dispute``: minus the amount, the dispute
+  fee) and reinstatement (``dispute_reversal``), one negative ``transfer`` row per transfer to a connected
+  account and one positive ``transfer_reversal`` row per reversal of one (Connect: the platform's balance pays
+  the sellers' payouts, so its own payout is net of them; the ``connected_account`` column names the account),
+  and per currency a ``payout`` row of minus the sum, its id ``po_...`` in ``automatic_payout_id``, created
+  at the batch's close (midnight after ``day``).
 * ``bank_statement_<day>.xml``: ISO 20022 camt.053.001.02, one booked entry per payout
   (credit of its amount, or a debit when refunds and transfers exceeded charges) with the payout
   id in the references and remittance information.
@@ -108,14 +109,16 @@ def _reversals(transfers: list[dict[str, Any]]) -> list[tuple[dict[str, Any], di
 
 
 def _activity(store: Store, lo: float, hi: float | None) -> dict[str, list]:
-    """What moved the platform's balance in ``[lo, hi)``: charges, refunds, transfers and their reversals."""
+    """What moved the platform's balance in ``[lo, hi)``: charges, refunds, failures of succeeded ones, transfers..."""
     def within(created: float) -> bool:
         return lo <= created and (hi is None or created < hi)
 
-    transfers = _transfers(store)
+    transfers, refunds = _transfers(store), store.list_refunds()
     return {
         "charges": [c for c in store.list_charges() if c["status"] == "succeeded" and within(c["created"])],
-        "refunds": [r for r in store.list_refunds() if r["status"] == "succeeded" and within(r["created"])],
+        "refunds": [r for r in refunds if (r["status"] == "succeeded" or r["failed_at"] is not None)
+                    and within(r["created"])],
+        "refund_failures": [r for r in refunds if r["failed_at"] is not None and within(r["failed_at"])],
         "transfers": [t for t in transfers if within(t["created"])],
         "reversals": [(r, t) for r, t in _reversals(transfers) if within(r["created"])],
     }
@@ -144,10 +147,10 @@ class _DayReport:
         # A payout's id names its batch: the same day settled again gives the same files (and
         # imports as a no-op), while a batch with other contents is another payout.
         batches: dict[str, list[str]] = {}
-        for obj in moved["charges"] + moved["refunds"] + moved["transfers"] + [r for r, _ in moved["reversals"]]:
-            batches.setdefault(obj["currency"], []).append(obj["id"])
-        for _, bt in dispute_moves:
-            batches.setdefault(bt["currency"], []).append(bt["id"])
+        objects = moved["charges"] + moved["refunds"] + moved["transfers"] + [r for r, _ in moved["reversals"]]
+        moves = [(o["currency"], o["id"]) for o in objects] + [(bt["currency"], bt["id"]) for _, bt in dispute_moves]
+        for currency, object_id in moves + [(r["currency"], f"{r['id']}:failure") for r in moved["refund_failures"]]:
+            batches.setdefault(currency, []).append(object_id)
         self.payout_ids = {
             currency: "po_" + hashlib.sha256(f"{day.isoformat()}:{currency}:{','.join(sorted(ids))}".encode()
                                              ).hexdigest()[:24]
@@ -213,6 +216,10 @@ def _day_report(store: Store, day: date, bps: int, fixed: int) -> _DayReport:
                           "charge")
     for refund in moved["refunds"]:
         report.charge_row("refund", refund, -refund["amount"], 0, refund["charge"], "refund")
+    for refund in moved["refund_failures"]:  # the money back: source_id the refund, its failure's transaction
+        failure_bt = (store.get_refund(refund["id"]) or {}).get("failure_balance_transaction") or ""
+        report.charge_row("refund failure", {**refund, "created": refund["failed_at"]}, refund["amount"], 0,
+                          refund["charge"], "refund_failure", balance_transaction_id=failure_bt)
     for transfer in moved["transfers"]:
         report.connect_row(transfer, transfer, -transfer["amount"], "transfer")
     for reversal, transfer in moved["reversals"]:
@@ -285,6 +292,7 @@ def _platform_nets(store: Store, lo: float, hi: float, bps: int, fixed: int) -> 
     nets: dict[str, int] = {}
     amounts = [(c["currency"], c["amount"] - fee_for(c["amount"], bps, fixed)) for c in moved["charges"]]
     amounts += [(r["currency"], -r["amount"]) for r in moved["refunds"]]
+    amounts += [(r["currency"], r["amount"]) for r in moved["refund_failures"]]
     amounts += [(t["currency"], -t["amount"]) for t in moved["transfers"]]
     amounts += [(r["currency"], r["amount"]) for r, _ in moved["reversals"]]
     amounts += [(bt["currency"], bt["amount"] - bt["fee"]) for _, bt in disputes.balance_transactions(store, lo, hi)]

@@ -285,12 +285,12 @@ class Store(EventTables, ConnectTables):
                 ),
             )
 
-    def update_refund(self, refund: dict[str, Any]) -> None:
-        """Persist a changed refund object (its status)."""
+    def update_refund(self, refund: dict[str, Any], failed_at: float | None = None) -> None:
+        """Persist a changed refund object (its status; ``failed_at``: when a succeeded one failed)."""
         with self.lock:
             self._db.execute(
-                "UPDATE refunds SET status = ?, data = ? WHERE id = ?",
-                (refund["status"], json.dumps(refund), refund["id"]),
+                "UPDATE refunds SET status = ?, data = ?, failed_at = COALESCE(?, failed_at) WHERE id = ?",
+                (refund["status"], json.dumps(refund), failed_at, refund["id"]),
             )
 
     def due_pending_refunds(self, created_before: float) -> list[dict[str, Any]]:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 # Columns added after the first release: (table, column, type), added to older database files.
 ADDED_COLUMNS = (("payment_intents", "created_at", "REAL"), ("payment_intents", "extra", "TEXT"),
-                 ("payouts", "failed_at", "REAL"))  # when a payout failed: the connected payouts report's day
+                 ("payouts", "failed_at", "REAL"),  # when a payout failed: the connected payouts report's day
+                 ("refunds", "failed_at", "REAL"))  # when a succeeded refund failed: its refund_failure row's day
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS config (

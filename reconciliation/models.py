@@ -173,6 +173,7 @@ class BreakClass(models.TextChoices):
     UNKNOWN_RECORD_TYPE = "unknown_record_type"
     PAYOUT_NOT_RECEIVED = "payout_not_received"
     PAYOUT_FAILED_AT_PSP = "payout_failed_at_psp", "payout failed at the PSP (not failed in our books)"
+    REFUND_FAILED_AT_PSP = "refund_failed_at_psp", "refund failed at the PSP (succeeded in our books)"
     MALFORMED_LINE = "malformed_line"
     BANK_BALANCE_MISMATCH = "bank_balance_mismatch", "bank balance mismatch (statement's closing vs assets:bank)"
 

@@ -16,6 +16,9 @@ class RecordType(StrEnum):
 
     CHARGE = "charge"
     REFUND = "refund"
+    #: A refund that succeeded and failed later (Stripe ``refund_failure``): the money back on our balance, positive.
+    #: Charge-like on import, decided against its refund by ``matching.refund_failures``.
+    REFUND_FAILURE = "refund_failure"
     CHARGEBACK = "chargeback"
     CHARGEBACK_REVERSAL = "chargeback_reversal"
     FEE = "fee"

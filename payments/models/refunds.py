@@ -59,7 +59,7 @@ class Refund(ConcurrentTransitionMixin, models.Model):
     currency = models.CharField(max_length=3)
     reason = models.CharField(max_length=200, blank=True)
     TRANSITION_FIELDS = ("state", "psp_reference", "failure_code", "attempts", "psp_key_generation",
-                         "next_action_at", "updated_at", "completed_at")  # core.transitions
+                         "next_action_at", "updated_at", "completed_at", "reversed_at")  # core.transitions
 
     state = FSMField(default=RefundState.PENDING, choices=RefundState.choices, protected=True, db_index=True)
     psp_reference = models.CharField(max_length=100, blank=True, db_index=True)
@@ -71,6 +71,10 @@ class Refund(ConcurrentTransitionMixin, models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    reversed_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the PSP said the refund failed after it had succeeded (the buyer's bank sent the money back): "
+                  "its postings were reversed then.")
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -93,6 +97,13 @@ class Refund(ConcurrentTransitionMixin, models.Model):
     def fail(self, code: str) -> None:
         self.failure_code = code[:100]
         self.completed_at = timezone.now()
+
+    @transition(field=state, source=RefundState.SUCCEEDED, target=RefundState.FAILED)
+    def fail_after_success(self, code: str) -> None:
+        """The buyer's bank sent a paid refund back (Stripe's ``refund.failed`` after ``refund.succeeded``): the
+        PSP holds the money again. ``completed_at`` stays the success's; the reversal's time is ``reversed_at``."""
+        self.failure_code = code[:100]
+        self.reversed_at = timezone.now()
 
     @transition(field=state, source=RefundState.PENDING, target=RefundState.DEAD_LETTER)
     def dead_letter(self, code: str) -> None:

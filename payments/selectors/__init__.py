@@ -24,6 +24,7 @@ from payments.selectors.orders import (
     refund_get,
     refund_list,
     refunds_by_psp_reference,
+    reversed_refund_ids,
     seller_get,
     seller_ids_named,
     seller_list,
@@ -56,5 +57,6 @@ __all__ = [
     "payment_order_failure_codes", "payment_order_get", "payment_orders_in_amount_range", "payment_orders_search",
     "payment_orders_timeline", "refund_get", "refund_list", "refunds_by_psp_reference", "seller_get",
     "seller_ids_named", "seller_list", "seller_names", "settleable_order_view", "settleable_orders",
-    "succeeded_order_ids", "succeeded_refund_ids", "timeline_sorted", "webhook_events_unfinished",
+    "reversed_refund_ids", "succeeded_order_ids", "succeeded_refund_ids", "timeline_sorted",
+    "webhook_events_unfinished",
 ]

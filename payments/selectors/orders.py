@@ -119,6 +119,11 @@ def succeeded_refund_ids() -> list[str]:
     return list(Refund.objects.filter(state=RefundState.SUCCEEDED).values_list("id", flat=True))
 
 
+def reversed_refund_ids() -> list[str]:
+    """Refunds that failed after they had succeeded (their postings reversed)."""
+    return list(Refund.objects.filter(state=RefundState.FAILED, reversed_at__isnull=False).values_list("id", flat=True))
+
+
 def orders_with_refunds_above_capture() -> list[tuple[str, int, int]]:
     """Orders whose succeeded refunds add up to more than they captured (never, if the DB holds)."""
     rows = (PaymentOrder.objects.filter(refunds__state=RefundState.SUCCEEDED)

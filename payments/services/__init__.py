@@ -25,7 +25,13 @@ from payments.services.recovery import (
     payment_orders_redrive_stalled,
     payment_orders_resolve_unknown,
 )
-from payments.services.refunds import payment_order_lock, refund_apply_result, refund_create, refund_execute
+from payments.services.refunds import (
+    payment_order_lock,
+    refund_apply_result,
+    refund_create,
+    refund_execute,
+    refund_refresh,
+)
 from payments.services.webhooks import webhook_event_process, webhook_event_receive
 
 __all__ = [
@@ -36,5 +42,5 @@ __all__ = [
     "payment_order_execute", "payment_order_lock", "payment_order_mark_unknown", "payment_order_replay_dead_letter",
     "payment_order_resolve", "payment_order_schedule_retry", "payment_orders_redrive_stalled",
     "payment_orders_resolve_unknown", "refund_apply_result", "refund_create", "refund_execute",
-    "refund_posting_key", "seller_onboard", "webhook_event_process", "webhook_event_receive",
+    "refund_posting_key", "refund_refresh", "seller_onboard", "webhook_event_process", "webhook_event_receive",
 ]

@@ -4,16 +4,18 @@ Each runs inside its caller's transaction, under the order's row lock."""
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import Sum
+from django.db.models import Q, Sum
 
 from ledger import accounts
-from ledger.services import EntrySpec, ledger_transaction_post
+from ledger.services import EntrySpec, ledger_transaction_post, ledger_transaction_reverse
 from payments.models import PaymentOrder, Refund, RefundState
+from wallet import selectors as wallet_selectors
 from wallet.services import wallet_credit, wallet_debit
 
-# A capture's key is payment_order:<id>:capture; a refund's, refund:<id>.
+# A capture's key is payment_order:<id>:capture; a refund's, refund:<id>; its reversal (the refund failed after it
+# succeeded), refund:<id>:failed.
 CAPTURE_KEY_PREFIX, CAPTURE_KEY_SUFFIX = "payment_order:", ":capture"
-REFUND_KEY_PREFIX = "refund:"
+REFUND_KEY_PREFIX, REFUND_FAILED_KEY_SUFFIX = "refund:", ":failed"
 
 
 def commission_for(amount: int) -> int:
@@ -37,6 +39,10 @@ def capture_posting_key(payment_order_id: str) -> str:
 
 def refund_posting_key(refund_id: str) -> str:
     return f"{REFUND_KEY_PREFIX}{refund_id}"
+
+
+def refund_failed_posting_key(refund_id: str) -> str:
+    return f"{REFUND_KEY_PREFIX}{refund_id}{REFUND_FAILED_KEY_SUFFIX}"
 
 
 def capture_post(order: PaymentOrder) -> None:
@@ -65,7 +71,10 @@ def capture_post(order: PaymentOrder) -> None:
 def refund_post(order: PaymentOrder, refund: Refund) -> None:
     """Reverse the capture in proportion: the seller gives back its share, the platform its cut.
     Runs under the order's lock, so the refunds of one order are reversed one at a time."""
-    refunded_before = (Refund.objects.filter(payment_order=order, state=RefundState.SUCCEEDED)
+    # Every refund reversed before counts (one that failed after it succeeded): its reversal gave back exactly what
+    # it took, so the cumulative rounding still adds up to the commission over a full refund.
+    refunded_before = (Refund.objects.filter(Q(state=RefundState.SUCCEEDED) | Q(reversed_at__isnull=False),
+                                             payment_order=order)
                        .exclude(pk=refund.pk).aggregate(total=Sum("amount"))["total"] or 0)
     commission = commission_reversed(commission=commission_for(order.amount), captured=order.amount,
                                      refunded_before=refunded_before, amount=refund.amount)
@@ -79,3 +88,16 @@ def refund_post(order: PaymentOrder, refund: Refund) -> None:
                             reference=refund.id, entries=entries)
     wallet_debit(owner_id=order.seller_id, currency=refund.currency, amount=seller_share,
                  idempotency_key=refund_posting_key(refund.id), reason=f"refund {refund.id} of {order.id}")
+
+
+def refund_failed_post(order: PaymentOrder, refund: Refund) -> None:
+    """The refund failed after it succeeded: the exact reverse of its posting (the PSP holds the money again; the
+    seller's payable and the platform's cut are restored) and the seller's wallet credited back what the refund
+    debited (not held: money given back), both under ``refund:<id>:failed``. In the caller's transaction."""
+    key = refund_failed_posting_key(refund.id)
+    ledger_transaction_reverse(original_key=refund_posting_key(refund.id), idempotency_key=key, reference=refund.id,
+                               description=f"Refund {refund.id} of payment order {order.id} failed at the PSP")
+    taken = wallet_selectors.movement_amounts_by_key(keys=[refund_posting_key(refund.id)])
+    if refund_posting_key(refund.id) in taken:  # nothing, when the seller's share was 0
+        wallet_credit(owner_id=order.seller_id, currency=refund.currency, held=False, idempotency_key=key,
+                      amount=-taken[refund_posting_key(refund.id)][1], reason=f"refund {refund.id} failed at the PSP")

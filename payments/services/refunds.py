@@ -1,5 +1,6 @@
 """Refunds: reserve the amount on the order (PostgreSQL refuses to exceed the capture), ask
-the PSP, then debit the seller's wallet and post the reversing ledger transaction."""
+the PSP, then debit the seller's wallet and post the reversing ledger transaction. A refund the PSP
+fails after it succeeded (the buyer's bank sent it back) is reversed: postings, wallet and reservation."""
 from __future__ import annotations
 
 import logging
@@ -20,7 +21,7 @@ from payments.psp.base import PaymentStatus, PSPKeySpent, PSPPermanentError, Ref
 from payments.services.enqueue import enqueue_refund
 from payments.services.execution import retry_delay
 from payments.services.merchant_events import refund_succeeded_record
-from payments.services.postings import refund_post
+from payments.services.postings import refund_failed_post, refund_post
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +137,8 @@ def refund_apply_result(*, refund_id: str, result: RefundResult, actor: str) -> 
     order_id = Refund.objects.values_list("payment_order_id", flat=True).get(pk=refund_id)
     order = PaymentOrder.objects.select_for_update().get(pk=order_id)
     refund = Refund.objects.select_for_update().get(pk=refund_id)
+    if refund.state == RefundState.SUCCEEDED and result.status is PaymentStatus.FAILED:
+        _fail_after_success(order, refund, result, actor)
     if refund.state != RefundState.PENDING:
         return refund.state
     if result.status is PaymentStatus.SUCCEEDED and (result.amount, result.currency) != (refund.amount,
@@ -153,6 +156,41 @@ def refund_apply_result(*, refund_id: str, result: RefundResult, actor: str) -> 
                          code=result.failure_code)
         PaymentOrder.objects.filter(pk=order.pk).update(amount_refunded=F("amount_refunded") - refund.amount)
     return refund.state
+
+
+def _fail_after_success(order: PaymentOrder, refund: Refund, result: RefundResult, actor: str) -> None:
+    """The PSP says a refund we hold succeeded has failed (Stripe's ``refund.failed`` after ``refund.succeeded``:
+    the buyer's bank sent the money back to the PSP). In the caller's transaction, under the order's and the
+    refund's locks: the transition with its audit row, the refund's posting reversed and the seller's wallet
+    credited back (``refund:<id>:failed``), and its amount released on the order, so it can be refunded again.
+    Once: a repeated or late answer finds the refund failed and changes nothing."""
+    # Only the PSP's own refund object, failed, says so: not a failure made up from a refused request (a
+    # permanent error, a spent key) that raced the success, nor an answer about another refund or amount.
+    if not result.psp_reference or result.psp_reference != refund.psp_reference or (
+            result.amount, result.currency) != (refund.amount, refund.currency):
+        logger.error("event=refund_failure_not_applied refund=%s psp_reference=%s amount=%s %s (ours: %s %s %s)",
+                     refund.id, result.psp_reference, result.amount, result.currency, refund.psp_reference,
+                     refund.amount, refund.currency)
+        return
+    code = result.failure_code or "refund_failed"
+    transition_apply(refund, refund.fail_after_success, actor=actor, code=code,
+                     reason=f"PSP: the refund failed after it succeeded ({code}); the money is back at the PSP")
+    refund_failed_post(order, refund)
+    PaymentOrder.objects.filter(pk=order.pk).update(amount_refunded=F("amount_refunded") - refund.amount)
+    logger.warning("event=refund_failed_after_success refund=%s order=%s amount=%s %s code=%s", refund.id, order.id,
+                   refund.amount, refund.currency, code)
+
+
+def refund_refresh(*, refund_id: str, actor: str) -> str:
+    """Ask the PSP about a refund our books hold succeeded and apply its answer: the recovery path (an operator's
+    question, a settlement's ``refund_failure`` line for a refund we still hold succeeded). A refund the PSP
+    now shows failed is reversed as its webhook would; any other answer changes nothing."""
+    refund = Refund.objects.get(pk=refund_id)
+    if refund.state != RefundState.SUCCEEDED or not refund.psp_reference:
+        return refund.state
+    db_connection_release()
+    result = get_psp().retrieve_refund(refund.psp_reference)
+    return refund_apply_result(refund_id=refund.id, result=result, actor=actor)
 
 
 def refund_replay_dead_letter(*, refund_id: str, operator: str, reason: str) -> str:

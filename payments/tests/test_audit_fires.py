@@ -96,3 +96,28 @@ def test_refunds_above_the_capture(order, capsys):
             EntrySpec(accounts.PSP_FEES, "usd", refund.amount),
             EntrySpec(accounts.PSP_RECEIVABLE, "usd", -refund.amount)])
     assert violations(capsys) == [f"order {order.id} has 3000 refunded of 2500 captured"]
+
+
+def _reversed_refund(order):
+    """A refund that succeeded and failed after it (its posting, no reversal yet), as only the database can make."""
+    refund = Refund.objects.create(payment_order=order, amount=100, currency="usd")
+    superuser_sql("UPDATE payments_refund SET state = 'failed', reversed_at = now() WHERE id = %s", [refund.id])
+    ledger_transaction_post(idempotency_key=f"refund:{refund.id}", description="test", entries=[
+        EntrySpec(accounts.BANK, "usd", 100), EntrySpec(accounts.PSP_RECEIVABLE, "usd", -100)])
+    return refund
+
+
+def test_a_refund_failed_after_it_succeeded_without_its_reversal(order, capsys):
+    refund = _reversed_refund(order)
+    assert violations(capsys) == [f"refund {refund.id} failed after it succeeded has 1 postings and 0 reversals, "
+                                  "not 1 and 1"]
+
+
+def test_a_refund_reversal_without_a_refund_that_failed_after_it_succeeded(order, capsys):
+    refund = _reversed_refund(order)
+    ledger_transaction_post(idempotency_key=f"refund:{refund.id}:failed", description="test", entries=[
+        EntrySpec(accounts.BANK, "usd", -100), EntrySpec(accounts.PSP_RECEIVABLE, "usd", 100)])
+    call_command("audit_money")  # the refund and its reversal: sound
+    superuser_sql("UPDATE payments_refund SET reversed_at = NULL WHERE id = %s", [refund.id])
+    assert violations(capsys) == [f"refund reversal refund:{refund.id}:failed belongs to no refund that failed "
+                                  "after it succeeded"]

@@ -45,7 +45,7 @@ CATEGORY_TYPES = {
     "adjustment": RecordType.ADJUSTMENT,
     "other_adjustment": RecordType.ADJUSTMENT,
     "charge_failure": RecordType.ADJUSTMENT,
-    "refund_failure": RecordType.ADJUSTMENT,
+    "refund_failure": RecordType.REFUND_FAILURE,
     "partial_capture_reversal": RecordType.ADJUSTMENT,
     "risk_reserved_funds": RecordType.ADJUSTMENT,
     "connect_reserved_funds": RecordType.ADJUSTMENT,

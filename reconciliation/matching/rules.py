@@ -15,6 +15,8 @@ Every class and where it is decided:
 ``payout_not_received``  a payout no bank line has received (yet)
 ``payout_failed_at_psp`` a seller's payout the PSP reports failed, not failed in our books
                          (money out's classes and rules: ``transfers``)
+``refund_failed_at_psp`` a refund the PSP settled the failure of (``refund_failure``), succeeded in our books
+                         (``refund_failures``)
 ``malformed_line``       a line the parser could not read
 ``missing_in_settlement`` a succeeded order no charge line settled by the cut-off
 ======================== ================================================================

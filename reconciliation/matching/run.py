@@ -21,6 +21,7 @@ from .missing import missing_in_settlement_find
 from .outcomes import lines_by_state, new_candidates_decided, outcomes_count, outcomes_table_create
 from .payouts import payout_lines_decide
 from .recording import files_mark_reconciled, line_breaks_write, matches_write
+from .refund_failures import refund_failure_lines_decide
 from .refunds import refund_lines_decide
 from .scope import SYSTEM_ACTOR, run_scope, session_prepare
 from .transfers import money_out_lines_decide, paid_payouts_unsettled_find
@@ -48,6 +49,7 @@ def reconciliation_run(*, day: date, actor: str = SYSTEM_ACTOR) -> Reconciliatio
             chargeback_lines_decide(cursor, scope)  # disputes' lines: matched to disputes, or opening them
             matched_by_reference = candidates.new_lines - new_candidates_decided(cursor)
             refund_lines_decide(cursor, scope)
+            refund_failure_lines_decide(cursor, scope)  # charge-like on import; matched to the failed refund
             payouts = payout_lines_decide(cursor, scope)
             money_out = money_out_lines_decide(cursor, scope)
             malformed_lines_decide(cursor, scope)

@@ -1,0 +1,188 @@
+"""Adyen settlement details reports through Apache Arrow's CSV reader (``arrow_blocks``), column by column.
+
+The conversions accept only what ``adyen_csv._record`` turns into the same values: printable ASCII without a
+quote, a ``Type``, a known net currency, plain amounts with at most the currency's decimals (the gross ones in
+the gross currency's), a ``TimeZone`` abbreviation ``dates.zone`` knows as a fixed offset (or none), and a
+``Creation Date`` of ``YYYY-MM-DD HH:MM:SS`` (or none). Any other row (a malformed amount, a time zone by IANA
+name, a quoted payout description, ...) is rendered by ``adyen_csv.render_rows`` in its place, so a report is
+read the same either way (``tests/test_fast_import_adyen.py``). A quote is allowed in the file (Adyen quotes a
+payout's description): its rows are the row parser's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from core.money import CURRENCY_EXPONENTS
+from reconciliation.record_types import DISPUTE_LINES, RecordType
+
+from . import arrow_blocks
+from .adyen_csv import FEE_COLUMNS, TYPE_MAP, read_header, render_rows
+from .arrow_columns import (
+    all_of,
+    column,
+    copy_text,
+    minor_units,
+    parse_times,
+    plain_amount,
+    plain_text,
+    sum_up,
+    utc_text,
+    write_rows,
+)
+from .chunks import CopyChunk, ReferencesChecked
+from .csv_rows import Columns, CsvRow
+from .dates import TZ_ABBREVIATIONS
+from .records import RenderedLine
+
+BLOCK_BYTES = 1 << 20  # about 6,000 rows of an Adyen report per block
+UNIQUE_CHECK_LIMIT = 1_200_000  # as ``stripe_arrow``'s
+_CODES = pa.array(sorted(CURRENCY_EXPONENTS))
+_EXPONENTS = pa.array([CURRENCY_EXPONENTS[code] for code in sorted(CURRENCY_EXPONENTS)], pa.int64())
+_TYPE_NAMES = pa.array(list(TYPE_MAP))
+_TYPES = pa.array([str(t) for t in TYPE_MAP.values()])
+_DISPUTES = pa.array([str(t) for t in DISPUTE_LINES])
+_ZONES = pa.array(["", *TZ_ABBREVIATIONS])
+_OFFSETS = pa.array([0, *(round(hours * 3600) for hours in TZ_ABBREVIATIONS.values())], pa.int64())
+_UNKNOWN = RecordType.UNKNOWN.value
+_NAMES = {"type": "Type", "currency": "Net Currency", "net_debit": "Net Debit (NC)",
+          "net_credit": "Net Credit (NC)", "gross_currency": "Gross Currency", "gross_debit": "Gross Debit (GC)",
+          "gross_credit": "Gross Credit (GC)", "created": "Creation Date", "zone": "TimeZone",
+          "psp": "Psp Reference", "merchant": "Merchant Reference", "batch": "Batch Number",
+          "modification": "Modification Reference"}
+
+
+def is_plain(path: Path) -> bool:
+    """No byte that would make Arrow's rows differ from the file's lines or need escaping for COPY (quotes
+    allowed: their rows go to the row parser)."""
+    return arrow_blocks.is_plain(path, quotes=True)
+
+
+def iter_adyen_chunks(path: Path, file_id: int) -> Iterator[CopyChunk | ReferencesChecked]:
+    """The report's lines as ``CopyChunk``s of rows of ``settlement_line`` for ``file_id``; then, if every
+    block was converted by column, whether its PSP references are unique.
+
+    Raises ``FastPathUnavailable`` (possibly after some chunks) when Arrow cannot read the file.
+    """
+    header = arrow_blocks.header(path)
+    columns = read_header(header)
+    return arrow_blocks.iter_chunks(path, file_id, _AdyenFormat(columns), len(header),
+                                    block_bytes=BLOCK_BYTES, unique_limit=UNIQUE_CHECK_LIMIT)
+
+
+@dataclass(frozen=True)
+class _Block:
+    """A block's columns as the conversions read them (trimmed), with what the checks found."""
+
+    raw: pa.Array  # each row's text
+    type: pa.Array
+    currency: pa.Array  # lowercased
+    exponent: pa.Array  # null for an unknown currency
+    net_debit: pa.Array
+    net_credit: pa.Array
+    fee_1: pa.Array  # FEE_COLUMNS, in order
+    fee_2: pa.Array
+    fee_3: pa.Array
+    fee_4: pa.Array
+    gross_currency: pa.Array  # lowercased
+    gross_exponent: pa.Array
+    gross_debit: pa.Array
+    gross_credit: pa.Array
+    created: pa.Array
+    created_at: pa.Array  # naive, in the row's time zone; null where it is no time
+    real_time: pa.Array  # ``created`` is a time the row parser reads as ``created_at``, or empty
+    offset: pa.Array  # the time zone's offset from UTC in seconds; null for a zone not converted here
+    psp: pa.Array
+    merchant: pa.Array
+    batch: pa.Array
+    modification: pa.Array
+
+    @property
+    def fees(self) -> tuple[pa.Array, ...]:
+        return self.fee_1, self.fee_2, self.fee_3, self.fee_4
+
+
+class _AdyenFormat:
+    def __init__(self, columns: Columns) -> None:
+        self.columns = columns
+        self.positions = {key: columns.position(name) for key, name in _NAMES.items()}
+        self.fee_positions = [columns.position(name) for name in FEE_COLUMNS]
+
+    def render(self, rows: Iterable[CsvRow]) -> Iterator[RenderedLine]:
+        return render_rows(rows, self.columns)
+
+    def block(self, batch: pa.RecordBatch) -> _Block:
+        values = {key: column(batch, position) for key, position in self.positions.items()}
+        currency = pc.utf8_lower(values.pop("currency"))
+        gross_currency = pc.utf8_lower(values.pop("gross_currency"))
+        zone = pc.utf8_upper(values.pop("zone"))
+        created_at, real_time = parse_times(values["created"])
+        return _Block(
+            raw=pc.binary_join_element_wise(*batch.columns, ","), currency=currency,
+            exponent=pc.take(_EXPONENTS, pc.index_in(currency, value_set=_CODES)), gross_currency=gross_currency,
+            gross_exponent=pc.take(_EXPONENTS, pc.index_in(gross_currency, value_set=_CODES)),
+            fee_1=column(batch, self.fee_positions[0]), fee_2=column(batch, self.fee_positions[1]),
+            fee_3=column(batch, self.fee_positions[2]), fee_4=column(batch, self.fee_positions[3]),
+            created_at=created_at, real_time=real_time,
+            offset=pc.take(_OFFSETS, pc.index_in(zone, value_set=_ZONES)), **values,
+        )
+
+    def convertible(self, block: _Block) -> pa.Array:
+        """Per row, whether the conversions read it as ``adyen_csv._record`` would."""
+        exponent, gross_exponent = block.exponent, block.gross_exponent
+        has_gross = pc.or_(pc.not_equal(block.gross_debit, ""), pc.not_equal(block.gross_credit, ""))
+        gross = pc.and_kleene(pc.is_valid(gross_exponent), pc.and_kleene(
+            plain_amount(block.gross_debit, gross_exponent), plain_amount(block.gross_credit, gross_exponent)))
+        return all_of([
+            plain_text(block.raw),
+            pc.invert(pc.match_substring(block.raw, '"')),  # the row parser's csv.reader splits a quoted row
+            pc.not_equal(block.type, ""),
+            pc.is_valid(exponent),
+            pc.or_(pc.not_equal(block.net_debit, ""), pc.not_equal(block.net_credit, "")),
+            plain_amount(block.net_debit, exponent),
+            plain_amount(block.net_credit, exponent),
+            *(plain_amount(fee, exponent) for fee in block.fees),
+            pc.or_kleene(pc.invert(has_gross), gross),
+            pc.is_valid(block.offset),
+            block.real_time,
+        ])
+
+    def converted(self, batch: pa.RecordBatch, block: _Block, ordinals: pa.Array, numbers: pa.Array,
+                  file_id: int) -> tuple[CopyChunk, pa.Array]:
+        """Rows every one of which the conversions read, as a chunk, with their PSP references."""
+        count, exponent = batch.num_rows, block.exponent
+        net = _signed(block.net_debit, block.net_credit, exponent)
+        fees = [minor_units(value, exponent) for value in block.fees]
+        any_fee = pc.is_valid(fees[0])
+        total = pc.fill_null(fees[0], 0)
+        for fee in fees[1:]:
+            any_fee, total = pc.or_(any_fee, pc.is_valid(fee)), pc.add(total, pc.fill_null(fee, 0))
+        fee = pc.if_else(any_fee, total, pa.scalar(None, pa.int64()))
+        has_gross = pc.or_(pc.not_equal(block.gross_debit, ""), pc.not_equal(block.gross_credit, ""))
+        # Converted (another gross currency): the gross in the net currency, net + fee (``adyen_csv``).
+        same = pc.fill_null(pc.equal(block.gross_currency, block.currency), False)
+        gross = pc.if_else(same, _signed(block.gross_debit, block.gross_credit, pc.fill_null(block.gross_exponent, 0)),
+                           pc.add(net, pc.fill_null(fee, 0)))
+        gross = pc.if_else(has_gross, gross, pa.scalar(None, pa.int64()))
+        record_type = pc.fill_null(pc.take(_TYPES, pc.index_in(pc.utf8_lower(block.type), value_set=_TYPE_NAMES)),
+                                   _UNKNOWN)
+        source = pc.if_else(pc.is_in(record_type, value_set=_DISPUTES), block.modification, "")
+        utc = pc.subtract(block.created_at, pc.cast(block.offset, pa.duration("s")))
+        empty = pa.array([""] * count)
+        chunk = write_rows([
+            pa.array([str(file_id)] * count), copy_text(ordinals), copy_text(numbers), record_type, block.type,
+            block.psp, source, block.merchant, block.batch, block.currency, copy_text(gross), copy_text(fee),
+            copy_text(net), utc_text(utc, pc.not_equal(block.created, "")), empty, empty,
+        ], count)
+        sum_up(chunk, record_type, utc, block.batch, block.currency, fee, net)
+        return chunk, block.psp
+
+
+def _signed(debit: pa.Array, credit: pa.Array, exponent: pa.Array) -> pa.Array:
+    """``credit - debit`` in minor units, an empty one as 0 (at least one is there: ``convertible``)."""
+    return pc.subtract(pc.fill_null(minor_units(credit, exponent), 0), pc.fill_null(minor_units(debit, exponent), 0))

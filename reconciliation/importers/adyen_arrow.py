@@ -1,12 +1,12 @@
 """Adyen settlement details reports through Apache Arrow's CSV reader (``arrow_blocks``), column by column.
 
-The conversions accept only what ``adyen_csv._record`` turns into the same values: printable ASCII without a
-quote, a ``Type``, a known net currency, plain amounts with at most the currency's decimals (the gross ones in
+The conversions accept only what ``adyen_csv._record`` turns into the same values: a row without a quote, an
+ASCII ``Type``, a known net currency, plain amounts with at most the currency's decimals (the gross ones in
 the gross currency's), a ``TimeZone`` abbreviation ``dates.zone`` knows as a fixed offset (or none), and a
 ``Creation Date`` of ``YYYY-MM-DD HH:MM:SS`` (or none). Any other row (a malformed amount, a time zone by IANA
-name, a quoted payout description, ...) is rendered by ``adyen_csv.render_rows`` in its place, so a report is
-read the same either way (``tests/test_fast_import_adyen.py``). A quote is allowed in the file (Adyen quotes a
-payout's description): its rows are the row parser's.
+name, a quoted payout description, a type in another script...) is rendered by ``adyen_csv.render_rows`` in its
+place, so a report is read the same either way (``tests/test_fast_import_adyen.py``). A quote is allowed in the
+file (Adyen quotes a payout's description): its rows are the row parser's.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from .arrow_columns import (
     minor_units,
     parse_times,
     plain_amount,
-    plain_text,
     sum_up,
     utc_text,
     write_rows,
@@ -71,7 +70,8 @@ def iter_adyen_chunks(path: Path, file_id: int) -> Iterator[CopyChunk | Referenc
     """
     header = arrow_blocks.header(path)
     columns = read_header(header)
-    return arrow_blocks.iter_chunks(path, file_id, _AdyenFormat(columns), len(header),
+    quoted = not arrow_blocks.is_plain(path, quotes=False)  # is_plain(path) holds: only a quote can be there
+    return arrow_blocks.iter_chunks(path, file_id, _AdyenFormat(columns, quoted), len(header),
                                     block_bytes=BLOCK_BYTES, unique_limit=UNIQUE_CHECK_LIMIT)
 
 
@@ -79,7 +79,7 @@ def iter_adyen_chunks(path: Path, file_id: int) -> Iterator[CopyChunk | Referenc
 class _Block:
     """A block's columns as the conversions read them (trimmed), with what the checks found."""
 
-    raw: pa.Array  # each row's text
+    quote: pa.Array  # the row holds a quote somewhere
     type: pa.Array
     currency: pa.Array  # lowercased
     exponent: pa.Array  # null for an unknown currency
@@ -108,8 +108,8 @@ class _Block:
 
 
 class _AdyenFormat:
-    def __init__(self, columns: Columns) -> None:
-        self.columns = columns
+    def __init__(self, columns: Columns, quoted: bool) -> None:
+        self.columns, self.quoted = columns, quoted
         self.positions = {key: columns.position(name) for key, name in _NAMES.items()}
         self.fee_positions = [columns.position(name) for name in FEE_COLUMNS]
 
@@ -118,12 +118,18 @@ class _AdyenFormat:
 
     def block(self, batch: pa.RecordBatch) -> _Block:
         values = {key: column(batch, position) for key, position in self.positions.items()}
-        currency = pc.utf8_lower(values.pop("currency"))
-        gross_currency = pc.utf8_lower(values.pop("gross_currency"))
-        zone = pc.utf8_upper(values.pop("zone"))
+        # ASCII case only: str.lower/upper can make ASCII of other letters ("ß".upper() == "SS"), and such a row
+        # is the row parser's.
+        currency = pc.ascii_lower(values.pop("currency"))
+        gross_currency = pc.ascii_lower(values.pop("gross_currency"))
+        zone = pc.ascii_upper(values.pop("zone"))
         created_at, real_time = parse_times(values["created"])
+        # A quote anywhere makes csv.reader split the row (what a column holds is checked column by column:
+        # Arrow's utf8_trim_whitespace trims what str.strip does, every code point of the BMP compared).
+        quote = (pc.match_substring(pc.binary_join_element_wise(*batch.columns, ","), '"') if self.quoted
+                 else pa.repeat(False, batch.num_rows))
         return _Block(
-            raw=pc.binary_join_element_wise(*batch.columns, ","), currency=currency,
+            quote=quote, currency=currency,
             exponent=pc.take(_EXPONENTS, pc.index_in(currency, value_set=_CODES)), gross_currency=gross_currency,
             gross_exponent=pc.take(_EXPONENTS, pc.index_in(gross_currency, value_set=_CODES)),
             fee_1=column(batch, self.fee_positions[0]), fee_2=column(batch, self.fee_positions[1]),
@@ -139,9 +145,9 @@ class _AdyenFormat:
         gross = pc.and_kleene(pc.is_valid(gross_exponent), pc.and_kleene(
             plain_amount(block.gross_debit, gross_exponent), plain_amount(block.gross_credit, gross_exponent)))
         return all_of([
-            plain_text(block.raw),
-            pc.invert(pc.match_substring(block.raw, '"')),  # the row parser's csv.reader splits a quoted row
-            pc.not_equal(block.type, ""),
+            pc.invert(block.quote),  # the row parser's csv.reader splits a quoted row
+            pc.not_equal(block.type, ""),  # and so the row is not blank
+            pc.string_is_ascii(block.type),  # lowercased as str.lower does
             pc.is_valid(exponent),
             pc.or_(pc.not_equal(block.net_debit, ""), pc.not_equal(block.net_credit, "")),
             plain_amount(block.net_debit, exponent),
@@ -169,7 +175,7 @@ class _AdyenFormat:
         gross = pc.if_else(same, _signed(block.gross_debit, block.gross_credit, pc.fill_null(block.gross_exponent, 0)),
                            pc.add(net, pc.fill_null(fee, 0)))
         gross = pc.if_else(has_gross, gross, pa.scalar(None, pa.int64()))
-        record_type = pc.fill_null(pc.take(_TYPES, pc.index_in(pc.utf8_lower(block.type), value_set=_TYPE_NAMES)),
+        record_type = pc.fill_null(pc.take(_TYPES, pc.index_in(pc.ascii_lower(block.type), value_set=_TYPE_NAMES)),
                                    _UNKNOWN)
         source = pc.if_else(pc.is_in(record_type, value_set=_DISPUTES), block.modification, "")
         utc = pc.subtract(block.created_at, pc.cast(block.offset, pa.duration("s")))

@@ -86,6 +86,12 @@ SAME_WIDTH = [
     ref("", Type="DepositCorrection", **{"Net Credit (NC)": "3.00", "Gross Credit (GC)": ""}),
     ref("t_cafe", **{"Merchant Reference": "Café  du  coin"}),  # not ASCII
     ref("t_ctrl", **{"Merchant Reference": "ord\x0b1"}),  # a control character the row parser strips
+    ref("t_edge", **{"Merchant Reference": "ord_e\x1f"}),  # stripped by the row parser, not by Arrow's trim
+    ref("t_nbsp", **{"Merchant Reference": "\u00a0ord_n\u2003", "Batch Number": "7\x1c"}),
+    ref("t_eszett", TimeZone="E\ufb05", Type="Settl\u212a"),  # upper "EST", lower "settlk": the row parser's
+    ref("t_kelvin", Type="Chargebac\u212a", **{"Net Currency": "\u212aRW", "Net Credit (NC)": "1168",
+                                              "Commission (NC)": "66"}),
+    ref("t_unused", **{"Company Account": "Café", "Payment Method": "vi\x0bsa "}),  # in columns no one reads
     ref("t_quoted", **{"Company Account": '"Co"', "Merchant Reference": '"ord_q"'}),  # split by csv.reader
     ref("t_badquote", **{"Merchant Reference": 'a"b"c'}),
     ",".join(["", "", "", "", ""] + [""] * (len(COLUMNS) - 5)),  # only separators: no row

@@ -25,11 +25,10 @@ from . import arrow_blocks
 from .adyen_csv import FEE_COLUMNS, TYPE_MAP, read_header, render_rows
 from .arrow_columns import (
     all_of,
+    amounts,
     column,
     copy_text,
-    minor_units,
     parse_times,
-    plain_amount,
     sum_up,
     utc_text,
     write_rows,
@@ -77,22 +76,17 @@ def iter_adyen_chunks(path: Path, file_id: int) -> Iterator[CopyChunk | Referenc
 
 @dataclass(frozen=True)
 class _Block:
-    """A block's columns as the conversions read them (trimmed), with what the checks found."""
+    """A block's columns as the conversions read them (trimmed; amounts in minor units), with what the checks
+    found."""
 
     quote: pa.Array  # the row holds a quote somewhere
     type: pa.Array
     currency: pa.Array  # lowercased
-    exponent: pa.Array  # null for an unknown currency
-    net_debit: pa.Array
-    net_credit: pa.Array
-    fee_1: pa.Array  # FEE_COLUMNS, in order
-    fee_2: pa.Array
-    fee_3: pa.Array
-    fee_4: pa.Array
-    gross_currency: pa.Array  # lowercased
-    gross_exponent: pa.Array
-    gross_debit: pa.Array
-    gross_credit: pa.Array
+    known_currency: pa.Array
+    net: pa.Array  # credit - debit
+    fee: pa.Array  # the four fee columns added up; null when all are empty
+    gross: pa.Array  # in the net currency; null when there is none
+    amounts_ok: pa.Array  # every amount one the row parser reads the same, and a net one
     created: pa.Array
     created_at: pa.Array  # naive, in the row's time zone; null where it is no time
     real_time: pa.Array  # ``created`` is a time the row parser reads as ``created_at``, or empty
@@ -101,10 +95,6 @@ class _Block:
     merchant: pa.Array
     batch: pa.Array
     modification: pa.Array
-
-    @property
-    def fees(self) -> tuple[pa.Array, ...]:
-        return self.fee_1, self.fee_2, self.fee_3, self.fee_4
 
 
 class _AdyenFormat:
@@ -121,6 +111,7 @@ class _AdyenFormat:
         # ASCII case only: str.lower/upper can make ASCII of other letters ("ß".upper() == "SS"), and such a row
         # is the row parser's.
         currency = pc.ascii_lower(values.pop("currency"))
+        exponent = pc.take(_EXPONENTS, pc.index_in(currency, value_set=_CODES))
         gross_currency = pc.ascii_lower(values.pop("gross_currency"))
         zone = pc.ascii_upper(values.pop("zone"))
         created_at, real_time = parse_times(values["created"])
@@ -128,32 +119,25 @@ class _AdyenFormat:
         # Arrow's utf8_trim_whitespace trims what str.strip does, every code point of the BMP compared).
         quote = (pc.match_substring(pc.binary_join_element_wise(*batch.columns, ","), '"') if self.quoted
                  else pa.repeat(False, batch.num_rows))
+        net_ok, net, has_net = _signed(values.pop("net_debit"), values.pop("net_credit"), exponent)
+        fee_checks, fee = _fees([column(batch, position) for position in self.fee_positions], exponent)
+        gross_debit, gross_credit = values.pop("gross_debit"), values.pop("gross_credit")
+        gross_ok, gross, has_gross = _gross(gross_debit, gross_credit, gross_currency, currency, net, fee)
         return _Block(
-            quote=quote, currency=currency,
-            exponent=pc.take(_EXPONENTS, pc.index_in(currency, value_set=_CODES)), gross_currency=gross_currency,
-            gross_exponent=pc.take(_EXPONENTS, pc.index_in(gross_currency, value_set=_CODES)),
-            fee_1=column(batch, self.fee_positions[0]), fee_2=column(batch, self.fee_positions[1]),
-            fee_3=column(batch, self.fee_positions[2]), fee_4=column(batch, self.fee_positions[3]),
+            quote=quote, currency=currency, known_currency=pc.is_valid(exponent), net=net, fee=fee, gross=gross,
+            amounts_ok=all_of([net_ok, has_net, *fee_checks, pc.or_(pc.invert(has_gross), gross_ok)]),
             created_at=created_at, real_time=real_time,
             offset=pc.take(_OFFSETS, pc.index_in(zone, value_set=_ZONES)), **values,
         )
 
     def convertible(self, block: _Block) -> pa.Array:
         """Per row, whether the conversions read it as ``adyen_csv._record`` would."""
-        exponent, gross_exponent = block.exponent, block.gross_exponent
-        has_gross = pc.or_(pc.not_equal(block.gross_debit, ""), pc.not_equal(block.gross_credit, ""))
-        gross = pc.and_kleene(pc.is_valid(gross_exponent), pc.and_kleene(
-            plain_amount(block.gross_debit, gross_exponent), plain_amount(block.gross_credit, gross_exponent)))
         return all_of([
             pc.invert(block.quote),  # the row parser's csv.reader splits a quoted row
             pc.not_equal(block.type, ""),  # and so the row is not blank
             pc.string_is_ascii(block.type),  # lowercased as str.lower does
-            pc.is_valid(exponent),
-            pc.or_(pc.not_equal(block.net_debit, ""), pc.not_equal(block.net_credit, "")),
-            plain_amount(block.net_debit, exponent),
-            plain_amount(block.net_credit, exponent),
-            *(plain_amount(fee, exponent) for fee in block.fees),
-            pc.or_kleene(pc.invert(has_gross), gross),
+            block.known_currency,
+            block.amounts_ok,
             pc.is_valid(block.offset),
             block.real_time,
         ])
@@ -161,20 +145,7 @@ class _AdyenFormat:
     def converted(self, batch: pa.RecordBatch, block: _Block, ordinals: pa.Array, numbers: pa.Array,
                   file_id: int) -> tuple[CopyChunk, pa.Array]:
         """Rows every one of which the conversions read, as a chunk, with their PSP references."""
-        count, exponent = batch.num_rows, block.exponent
-        net = _signed(block.net_debit, block.net_credit, exponent)
-        fees = [minor_units(value, exponent) for value in block.fees]
-        any_fee = pc.is_valid(fees[0])
-        total = pc.fill_null(fees[0], 0)
-        for fee in fees[1:]:
-            any_fee, total = pc.or_(any_fee, pc.is_valid(fee)), pc.add(total, pc.fill_null(fee, 0))
-        fee = pc.if_else(any_fee, total, pa.scalar(None, pa.int64()))
-        has_gross = pc.or_(pc.not_equal(block.gross_debit, ""), pc.not_equal(block.gross_credit, ""))
-        # Converted (another gross currency): the gross in the net currency, net + fee (``adyen_csv``).
-        same = pc.fill_null(pc.equal(block.gross_currency, block.currency), False)
-        gross = pc.if_else(same, _signed(block.gross_debit, block.gross_credit, pc.fill_null(block.gross_exponent, 0)),
-                           pc.add(net, pc.fill_null(fee, 0)))
-        gross = pc.if_else(has_gross, gross, pa.scalar(None, pa.int64()))
+        count = batch.num_rows
         record_type = pc.fill_null(pc.take(_TYPES, pc.index_in(pc.ascii_lower(block.type), value_set=_TYPE_NAMES)),
                                    _UNKNOWN)
         source = pc.if_else(pc.is_in(record_type, value_set=_DISPUTES), block.modification, "")
@@ -182,13 +153,38 @@ class _AdyenFormat:
         empty = pa.array([""] * count)
         chunk = write_rows([
             pa.array([str(file_id)] * count), copy_text(ordinals), copy_text(numbers), record_type, block.type,
-            block.psp, source, block.merchant, block.batch, block.currency, copy_text(gross), copy_text(fee),
-            copy_text(net), utc_text(utc, pc.not_equal(block.created, "")), empty, empty,
+            block.psp, source, block.merchant, block.batch, block.currency, copy_text(block.gross),
+            copy_text(block.fee), copy_text(block.net), utc_text(utc, pc.not_equal(block.created, "")), empty, empty,
         ], count)
-        sum_up(chunk, record_type, utc, block.batch, block.currency, fee, net)
+        sum_up(chunk, record_type, utc, block.batch, block.currency, block.fee, block.net)
         return chunk, block.psp
 
 
-def _signed(debit: pa.Array, credit: pa.Array, exponent: pa.Array) -> pa.Array:
-    """``credit - debit`` in minor units, an empty one as 0 (at least one is there: ``convertible``)."""
-    return pc.subtract(pc.fill_null(minor_units(credit, exponent), 0), pc.fill_null(minor_units(debit, exponent), 0))
+def _signed(debit: pa.Array, credit: pa.Array, exponent: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """Whether both are amounts (or empty), ``credit - debit`` in minor units (an empty one as 0), and whether
+    there is either."""
+    debit_ok, debit_units = amounts(debit, exponent)
+    credit_ok, credit_units = amounts(credit, exponent)
+    signed = pc.subtract(pc.fill_null(credit_units, 0), pc.fill_null(debit_units, 0))
+    return pc.and_(debit_ok, credit_ok), signed, pc.or_(pc.not_equal(debit, ""), pc.not_equal(credit, ""))
+
+
+def _fees(values: list[pa.Array], exponent: pa.Array) -> tuple[list[pa.Array], pa.Array]:
+    """Per fee column whether it is an amount (or empty), and their sum (null when all are empty)."""
+    checks, units = zip(*(amounts(value, exponent) for value in values), strict=True)
+    any_fee, total = pc.is_valid(units[0]), pc.fill_null(units[0], 0)
+    for fee in units[1:]:
+        any_fee, total = pc.or_(any_fee, pc.is_valid(fee)), pc.add(total, pc.fill_null(fee, 0))
+    return list(checks), pc.if_else(any_fee, total, pa.scalar(None, pa.int64()))
+
+
+def _gross(debit: pa.Array, credit: pa.Array, gross_currency: pa.Array, currency: pa.Array, net: pa.Array,
+           fee: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """Whether the gross is read the same (a known gross currency, amounts in its decimals), the gross in the
+    net currency (converted: net + fee, as ``adyen_csv``), and whether the row has one."""
+    exponent = pc.take(_EXPONENTS, pc.index_in(gross_currency, value_set=_CODES))
+    ok, signed, has_gross = _signed(debit, credit, exponent)
+    same = pc.fill_null(pc.equal(gross_currency, currency), False)
+    gross = pc.if_else(same, signed, pc.add(net, pc.fill_null(fee, 0)))
+    return pc.and_kleene(pc.is_valid(exponent), ok), pc.if_else(has_gross, gross, pa.scalar(None, pa.int64())), \
+        has_gross

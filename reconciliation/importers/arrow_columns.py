@@ -83,26 +83,24 @@ def _amount_parts(value: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array, pa.Arr
     return negative, digits, whole, decimals
 
 
-def plain_amount(value: pa.Array, exponent: pa.Array | int, *, optional: bool = True) -> pa.Array:
-    """Per row, whether ``value`` is an amount ``amounts.minor_units`` reads on its fast path: ``-?D+(.D+)?``
-    in ASCII digits with at most ``exponent`` decimals (and at most 14 whole digits). ``optional``: an empty
-    value passes (it is no amount)."""
-    _, digits, whole, decimals = _amount_parts(value)
-    checks = pc.and_(pc.and_(pc.ascii_is_decimal(digits), pc.greater_equal(whole, 1)),
-                     pc.and_(pc.less_equal(whole, _WHOLE_DIGITS), pc.less_equal(decimals, exponent)))
+def amounts(value: pa.Array, exponent: pa.Array | int, *, optional: bool = True) -> tuple[pa.Array, pa.Array]:
+    """Per row, whether ``value`` is an amount ``amounts.minor_units`` reads on its fast path (``-?D+(.D+)?`` in
+    ASCII digits with at most ``exponent`` decimals, at most 14 whole digits; ``optional``: or empty), and the
+    amounts as minor units of a currency of ``exponent`` (null where empty or not such an amount). A column
+    empty throughout (most of a report's fee and debit columns) costs one comparison."""
+    present = pc.not_equal(value, "")
+    if not pc.any(present).as_py():
+        return pa.repeat(optional, len(value)), pa.nulls(len(value), pa.int64())
+    negative, digits, whole, decimals = _amount_parts(value)
+    ok = pc.and_kleene(pc.and_(pc.ascii_is_decimal(digits), pc.greater_equal(whole, 1)),
+                       pc.and_kleene(pc.less_equal(whole, _WHOLE_DIGITS), pc.less_equal(decimals, exponent)))
     # "1." has no decimal digit: the row parser's strict path reads it, not this one.
-    checks = pc.and_(checks, pc.invert(pc.ends_with(value, ".")))
-    return pc.or_(pc.equal(value, ""), checks) if optional else checks
-
-
-def minor_units(value: pa.Array, exponent: pa.Array | int) -> pa.Array:
-    """Amounts that passed ``plain_amount`` as minor units of a currency of ``exponent``; ``""`` gives null."""
-    negative, digits, _, decimals = _amount_parts(value)
-    blank = pc.equal(value, "")
-    units = pc.cast(pc.if_else(blank, "0", digits), pa.int64())
-    units = pc.multiply(units, pc.power(10, pc.cast(pc.subtract(exponent, decimals), pa.int64())))
-    units = pc.if_else(negative, pc.negate(units), units)
-    return pc.if_else(blank, pa.scalar(None, pa.int64()), units)
+    ok = pc.fill_null(pc.and_(ok, pc.invert(pc.ends_with(value, "."))), False)
+    units = pc.cast(pc.if_else(ok, digits, "0"), pa.int64())
+    scale = pc.if_else(ok, pc.cast(pc.subtract(exponent, decimals), pa.int64()), 0)
+    units = pc.multiply(units, pc.power(10, scale))
+    units = pc.if_else(ok, pc.if_else(negative, pc.negate(units), units), pa.scalar(None, pa.int64()))
+    return (pc.or_(pc.invert(present), ok) if optional else ok), units
 
 
 def parse_times(value: pa.Array) -> tuple[pa.Array, pa.Array]:

@@ -26,11 +26,10 @@ from . import arrow_blocks
 from .arrow_columns import (
     NULL,
     all_of,
+    amounts,
     copy_text,
     first_nonempty,
-    minor_units,
     parse_times,
-    plain_amount,
     plain_text,
     sum_up,
     trim,
@@ -75,9 +74,10 @@ class _Block:
     raw: pa.Array  # each row's text
     category: pa.Array
     currency: pa.Array  # lowercased
-    net: pa.Array
+    net: pa.Array  # minor units (null where not an amount)
     gross: pa.Array
     fee: pa.Array
+    amounts_ok: pa.Array  # the three are amounts the row parser reads the same (or empty gross, fee)
     created: pa.Array
     spaced: pa.Array  # ``created`` with a space for a "T"
     created_at: pa.Array  # null where it is no time
@@ -95,12 +95,14 @@ class _StripeFormat:
         layout = self.layout
         created = first_nonempty(batch, layout.created)
         created_at, real_time = parse_times(created)
-        net, gross, fee = (trim(batch.column(position)) for position in (layout.net, layout.gross, layout.fee))
+        net_ok, net = amounts(trim(batch.column(layout.net)), 2, optional=False)
+        gross_ok, gross = amounts(trim(batch.column(layout.gross)), 2)
+        fee_ok, fee = amounts(trim(batch.column(layout.fee)), 2)
         return _Block(
             raw=pc.binary_join_element_wise(*batch.columns, ","), category=trim(batch.column(layout.category)),
             currency=pc.utf8_lower(trim(batch.column(layout.currency))), net=net, gross=gross, fee=fee,
-            created=created, spaced=pc.replace_substring(created, "T", " "), created_at=created_at,
-            real_time=real_time,
+            amounts_ok=all_of([net_ok, gross_ok, fee_ok]), created=created,
+            spaced=pc.replace_substring(created, "T", " "), created_at=created_at, real_time=real_time,
         )
 
     def convertible(self, block: _Block) -> pa.Array:
@@ -110,9 +112,7 @@ class _StripeFormat:
             plain_text(block.raw),
             pc.not_equal(block.category, ""),
             pc.is_in(block.currency, value_set=_CENTS),
-            plain_amount(block.net, 2, optional=False),
-            plain_amount(block.gross, 2),
-            plain_amount(block.fee, 2),
+            block.amounts_ok,
             block.real_time,
         ])
 
@@ -127,7 +127,7 @@ class _StripeFormat:
             for name, connected_type in CONNECTED_CATEGORY_TYPES.items():
                 record_type = pc.if_else(pc.and_(connected, pc.equal(category, name)), str(connected_type),
                                          record_type)
-        net_units, gross_units, fee_units = (minor_units(value, 2) for value in (block.net, block.gross, block.fee))
+        net_units, gross_units, fee_units = block.net, block.gross, block.fee
         source_id = trim(batch.column(layout.source_id)) if layout.source_id is not None else pa.array([""] * count)
         payout = first_nonempty(batch, layout.payout)
         payout = pc.if_else(

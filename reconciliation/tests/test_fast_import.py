@@ -182,3 +182,11 @@ def test_references_past_the_limit_are_not_checked(tmp_path, monkeypatch):
     path = report(tmp_path / "many.csv", plain_rows(300))
     rows, _, checks, by_arrow = read(path, fast=True)
     assert len(rows) == 300 and by_arrow > 5 and checks == []
+
+
+def test_block_without_a_net_amount_is_read_row_by_row(tmp_path):
+    # Every row of the block lacks its net: none is converted (a column empty throughout is checked too).
+    path = report(tmp_path / "nonet.csv", [line(payment_intent_id=f"pi_{n}", net="") for n in range(3)])
+    fast, fast_totals, _, by_arrow = read(path, fast=True)
+    assert (fast, fast_totals) == read(path, fast=False)[:2]
+    assert by_arrow == 0 and [row[3] for row in fast] == ["malformed"] * 3

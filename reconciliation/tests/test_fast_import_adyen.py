@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from psp_sandbox.settlement import camt053, major
-from reconciliation.importers import CopyChunk, ReferencesChecked, adyen_arrow, iter_copy_chunks
+from reconciliation.importers import CopyChunk, ReferencesChecked, adyen_arrow, arrow_columns, iter_copy_chunks
 from reconciliation.models import SettlementLine
 from reconciliation.services import settlement_file_import
 
@@ -261,3 +261,17 @@ def test_quoted_value_over_two_lines_is_read_row_by_row(tmp_path):
     stored = list(SettlementLine.objects.filter(file=result.file).order_by("ordinal")
                   .values_list("line_number", "record_type"))
     assert stored == [(int(row[2]), row[3]) for row in slow]
+
+
+def test_fees_summed_by_group_by_past_a_few_payouts(tmp_path, monkeypatch):
+    # A block of many (payout, currency) pairs sums its fees by group_by instead of a mask per pair.
+    monkeypatch.setattr(adyen_arrow, "BLOCK_BYTES", 4096)
+    rows = [ref(f"g{n}", **{"Batch Number": str(n % 5), "Net Currency": ("USD", "EUR", "GBP")[n % 3],
+                             "Gross Currency": ("USD", "EUR", "GBP")[n % 3]}) for n in range(300)]
+    path = report(tmp_path / "batches.csv", rows)
+    slow = read(path, fast=False)[:2]
+    for few in (0, 100):
+        monkeypatch.setattr(arrow_columns, "_FEW_GROUPS", few)
+        fast, fast_totals, _, by_arrow = read(path, fast=True)
+        assert (fast, fast_totals) == slow and by_arrow > 5
+    assert len(slow[1][2]) == 15

@@ -275,3 +275,16 @@ def test_fees_summed_by_group_by_past_a_few_payouts(tmp_path, monkeypatch):
         fast, fast_totals, _, by_arrow = read(path, fast=True)
         assert (fast, fast_totals) == slow and by_arrow > 5
     assert len(slow[1][2]) == 15
+
+
+def test_report_with_a_byte_order_mark_and_columns_reordered(tmp_path, monkeypatch):
+    # Columns are read by name: a merchant's own order, an extra column, and a UTF-8 BOM before the header.
+    monkeypatch.setattr(adyen_arrow, "BLOCK_BYTES", 4096)
+    order = [*reversed(COLUMNS), "Booking Date"]
+    rows = [",".join([*reversed(row.split(",")), "2026-01-16"]) for row in plain_rows(300)]
+    path = tmp_path / "bom.csv"
+    path.write_text(",".join(order) + "\n" + "\n".join(rows) + "\n", encoding="utf-8-sig")
+    fast, fast_totals, checks, by_arrow = read(path, fast=True)
+    assert (fast, fast_totals) == read(path, fast=False)[:2]
+    assert len(fast) == 300 and by_arrow > 5 and checks == [True]
+    assert fast[0][5:11] == ("p0000100", "", "ord_100", "7", "usd", "100")

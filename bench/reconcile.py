@@ -17,8 +17,8 @@ amount and currency mismatches, charges our books don't have, duplicated rows, u
 malformed amounts, orders settled past the timing window, and orders left out of the report (missing in
 settlement once the cut-off passes: the later nights' runs find the earlier nights'). The run then prints
 the breaks found per class beside the lines made per kind. ``--format adyen`` writes Adyen settlement details
-reports (with their ``MerchantPayout`` row, the bank's credit naming the batch) instead of Stripe's: Adyen has
-no fast path (its PSP references are not known unique at import).
+reports (with their ``MerchantPayout`` row, the bank's credit naming the batch) instead of Stripe's; both are
+read by Arrow (``importers.stripe_arrow``, ``importers.adyen_arrow``).
 """
 from __future__ import annotations
 

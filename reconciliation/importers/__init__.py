@@ -137,8 +137,8 @@ def iter_copy_chunks(path: Path, fmt: str, file_id: int, *,
     """The file's lines as rows of ``settlement_line`` for ``file_id`` (``chunks.CopyChunk``), its
     headers and, when the parser checked them, whether its PSP references are unique.
 
-    With ``fast``, a plain Stripe report goes through Arrow (``stripe_arrow``), which may raise
-    ``FastPathUnavailable`` part-way: the caller then starts again with ``fast=False``.
+    With ``fast``, a plain Stripe or Adyen report goes through Arrow (``stripe_arrow``, ``adyen_arrow``), which
+    may raise ``FastPathUnavailable`` part-way: the caller then starts again with ``fast=False``.
     """
     path = Path(path)
     if fmt == "auto":
@@ -148,6 +148,12 @@ def iter_copy_chunks(path: Path, fmt: str, file_id: int, *,
 
         if stripe_arrow.is_plain(path):
             yield from stripe_arrow.iter_stripe_chunks(path, file_id)
+            return
+    if fast and fmt == "adyen":
+        from . import adyen_arrow
+
+        if adyen_arrow.is_plain(path):
+            yield from adyen_arrow.iter_adyen_chunks(path, file_id)
             return
     builder = ChunkBuilder(file_id)
     for item in iter_rendered_lines(path, fmt):

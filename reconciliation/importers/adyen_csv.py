@@ -16,7 +16,7 @@ such as ``PST``/``PDT``, or an IANA name) and converted to UTC.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from reconciliation.record_types import DISPUTE_LINES, RecordType
@@ -25,7 +25,7 @@ from .amounts import currency_of, optional_minor_units
 from .csv_rows import Columns, CsvRow, iter_csv_rows
 from .dates import parse_datetime, zone
 from .errors import ImportFormatError, RowError
-from .records import MalformedRecord, SettlementRecord
+from .records import MalformedRecord, RenderedLine, SettlementRecord, line_row, render_line_row
 
 REQUIRED_COLUMNS = ("Type", "Net Currency", "Net Debit (NC)", "Net Credit (NC)")
 FEE_COLUMNS = ("Commission (NC)", "Markup (NC)", "Scheme Fees (NC)", "Interchange (NC)")
@@ -68,12 +68,27 @@ def iter_adyen(path: Path) -> Iterator[SettlementRecord | MalformedRecord]:
     header = next(rows, None)
     if header is None:
         raise ImportFormatError(f"{path.name}: empty Adyen report (no header)")
-    columns = Columns(header.fields, REQUIRED_COLUMNS, "Adyen settlement details")
+    columns = read_header(header.fields)
     for row in rows:
         try:
             yield _record(row, columns)
         except RowError as exc:
             yield MalformedRecord(row.line_number, str(exc), row.source_line)
+
+
+def read_header(header: list[str]) -> Columns:
+    """The report's columns by name; ``ImportFormatError`` when a required one is missing."""
+    return Columns(header, REQUIRED_COLUMNS, "Adyen settlement details")
+
+
+def render_rows(rows: Iterable[CsvRow], columns: Columns) -> Iterator[RenderedLine]:
+    """Rows of a report, each read by ``_record`` and rendered for COPY (a bad row as a malformed line): what
+    ``iter_adyen`` yields, as the importing service writes it."""
+    for row in rows:
+        try:
+            yield render_line_row(line_row(_record(row, columns)))
+        except RowError as exc:
+            yield render_line_row(line_row(MalformedRecord(row.line_number, str(exc), row.source_line)))
 
 
 def _signed(row: CsvRow, columns: Columns, currency: str, debit: str, credit: str) -> int | None:

@@ -10,7 +10,7 @@ from .errors import RowError
 from .text import clean
 
 # Abbreviations PSP reports write in a "TimeZone" column, as fixed offsets (hours).
-_TZ_ABBREVIATIONS = {
+TZ_ABBREVIATIONS = {
     "UTC": 0,
     "GMT": 0,
     "Z": 0,
@@ -62,7 +62,7 @@ def zone(name: str | None) -> timezone | ZoneInfo:
     name = (name or "").strip()
     if not name:
         return UTC
-    hours = _TZ_ABBREVIATIONS.get(name.upper())
+    hours = TZ_ABBREVIATIONS.get(name.upper())
     if hours is not None:
         return timezone(timedelta(hours=hours), name.upper())
     match = _OFFSET_RE.match(name.upper())

@@ -182,3 +182,27 @@ def test_references_past_the_limit_are_not_checked(tmp_path, monkeypatch):
     path = report(tmp_path / "many.csv", plain_rows(300))
     rows, _, checks, by_arrow = read(path, fast=True)
     assert len(rows) == 300 and by_arrow > 5 and checks == []
+
+
+def test_block_without_a_net_amount_is_read_row_by_row(tmp_path):
+    # Every row of the block lacks its net: none is converted (a column empty throughout is checked too).
+    path = report(tmp_path / "nonet.csv", [line(payment_intent_id=f"pi_{n}", net="") for n in range(3)])
+    fast, fast_totals, _, by_arrow = read(path, fast=True)
+    assert (fast, fast_totals) == read(path, fast=False)[:2]
+    assert by_arrow == 0 and [row[3] for row in fast] == ["malformed"] * 3
+
+
+def test_times_out_of_the_row_parsers_range_are_its_own(tmp_path, monkeypatch):
+    # Year 0 is no date to the row parser (a malformed line); Arrow's strptime reads it: such rows are left to
+    # the row parser, as are the years a time zone could move out of datetime's range.
+    monkeypatch.setattr(stripe_arrow, "BLOCK_BYTES", 4096)
+    rows = plain_rows(200)
+    for n, created in enumerate(("0000-01-15 10:00:00", "0001-01-01 00:00:00", "9999-12-31 23:59:59")):
+        rows.insert(50 + 50 * n, line(payment_intent_id=f"pi_year{n}", created=created))
+    path = report(tmp_path / "years.csv", rows)
+    fast, fast_totals, _, by_arrow = read(path, fast=True)
+    assert (fast, fast_totals) == read(path, fast=False)[:2]
+    assert by_arrow > 3
+    assert [row[3] for row in fast if row[5].startswith("pi_year")] == ["charge", "charge"]
+    malformed = [row for row in fast if row[3] == "malformed"]
+    assert len(malformed) == 1 and "0000-01-15" in malformed[0][14]

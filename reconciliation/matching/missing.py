@@ -32,8 +32,7 @@ SELECT '{BreakClass.MISSING_IN_SETTLEMENT}:object:' || payment_order.id, '{Break
        '{BreakState.OPEN}', %(run)s, %(run)s, NULL, '', (payment_order.completed_at AT TIME ZONE 'UTC')::date,
        payment_order.amount, payment_order.currency, NULL, '', 'payment_order', payment_order.id,
        payment_order.psp_reference, {rules.MISSING_IN_SETTLEMENT_DESCRIPTION}, '', '', '', NULL, %(now)s
-FROM {ORDERS} payment_order
-WHERE payment_order.id IN (  -- the orders new to the window no line marked settled, and those with a break
+FROM (  -- the orders new to the window no line marked settled, and those with a break
     (SELECT new.id FROM {ORDERS} new
      WHERE new.completed_at >= %(missing_checked_before)s AND new.completed_at < %(missing_before)s
      EXCEPT  -- one hash of the window's marks, not a probe of the lines per order
@@ -41,8 +40,12 @@ WHERE payment_order.id IN (  -- the orders new to the window no line marked sett
      WHERE settled.completed_at >= %(missing_checked_before)s AND settled.completed_at < %(missing_before)s)
     UNION
     SELECT brk.object_id FROM {BREAKS} brk
-    WHERE brk.break_class = '{BreakClass.MISSING_IN_SETTLEMENT}' AND brk.object_kind = 'payment_order')
-  AND {rules.MISSING_IN_SETTLEMENT_WINDOW} AND NOT EXISTS ({_SETTLING})
+    WHERE brk.break_class = '{BreakClass.MISSING_IN_SETTLEMENT}' AND brk.object_kind = 'payment_order'
+) unsettled
+CROSS JOIN LATERAL (  -- a probe by id for each of those few (OFFSET 0), never a hash of every order
+    SELECT * FROM {ORDERS} payment_order WHERE payment_order.id = unsettled.id OFFSET 0
+) payment_order
+WHERE {rules.MISSING_IN_SETTLEMENT_WINDOW} AND NOT EXISTS ({_SETTLING})
 ON CONFLICT (key) DO UPDATE SET last_seen_run_id = EXCLUDED.last_seen_run_id
 """
 

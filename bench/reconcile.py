@@ -18,7 +18,8 @@ malformed amounts, orders settled past the timing window, and orders left out of
 settlement once the cut-off passes: the later nights' runs find the earlier nights'). The run then prints
 the breaks found per class beside the lines made per kind. ``--format adyen`` writes Adyen settlement details
 reports (with their ``MerchantPayout`` row, the bank's credit naming the batch) instead of Stripe's: Adyen has
-no fast path (its PSP references are not known unique at import).
+no fast path (its PSP references are not known unique at import). ``BENCH_SCATTER_REFERENCES=1`` gives
+the orders PSP references in no useful order (``_reconcile_files.psp_reference``), as real ones are.
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _reconcile_files import (  # noqa: E402
     BREAK_KINDS,
     DAY,
+    PSP_REFERENCE_SQL,
     break_kind,
     night_files,
     write_adyen_night,
@@ -122,7 +124,7 @@ def phase_setup(workdir: Path, lines: int, nights: int, every: int, report_forma
                                   count))
         cursor.execute(_clone_sql(PaymentOrder, template.pk, {
             "id": "'ord_b' || i", "payment_event_id": "'pe_b' || i", "amount": "100 + (i % 100000)",
-            "psp_reference": "'pi_b' || lpad(i::text, 9, '0')", "completed_at": completed,
+            "psp_reference": PSP_REFERENCE_SQL, "completed_at": completed,
             "created_at": completed, "updated_at": completed}, count))
         cursor.execute(f"DELETE FROM {PaymentOrder._meta.db_table} WHERE id = %s", [template.pk])
         cursor.execute(f"DELETE FROM {PaymentEvent._meta.db_table} WHERE id = %s", [event.pk])

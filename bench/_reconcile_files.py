@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -11,6 +12,22 @@ DAY = date(2026, 1, 15)
 #: What a line made into a difference becomes, in turn (``--breaks-pct``); the break class each should give.
 BREAK_KINDS = ("amount_mismatch", "currency_mismatch", "missing_in_books", "duplicate", "unknown_record_type",
                "malformed_line", "timing", "missing_in_settlement")
+
+
+#: ``BENCH_SCATTER_REFERENCES=1``: order ``i``'s PSP reference is its 9 digits reversed, so that references
+#: follow neither the orders' completion nor the report's order (as a PSP's random ids do), and every probe of a
+#: reference index lands apart from the last; otherwise consecutive orders have neighbouring references.
+SCATTER_REFERENCES = os.environ.get("BENCH_SCATTER_REFERENCES") == "1"
+
+
+def psp_reference(i: int, *, known: bool = True) -> str:
+    digits = f"{i:09d}"
+    return ("pi_b" if known else "pi_x") + (digits[::-1] if SCATTER_REFERENCES else digits)
+
+
+#: SQL (over ``i``): ``psp_reference(i)``.
+PSP_REFERENCE_SQL = ("'pi_b' || reverse(lpad(i::text, 9, '0'))" if SCATTER_REFERENCES
+                     else "'pi_b' || lpad(i::text, 9, '0')")
 
 
 def break_kind(i: int, every: int) -> str | None:
@@ -79,7 +96,7 @@ def write_night(workdir: Path, night: int, lines: int, every: int, columns, camt
             row = base.copy()
             for name, value in (("balance_transaction_id", f"txn_b{i}"), ("payment_metadata[payment_order_id]",
                                 f"ord_b{i}" if known else ""), ("source_id", f"ch_b{i}"),
-                                ("payment_intent_id", f"pi_b{i:09d}" if known else f"pi_x{i:09d}"),
+                                ("payment_intent_id", psp_reference(i, known=known)),
                                 ("charge_id", f"ch_b{i}"), ("created", created), ("currency", currency),
                                 ("gross", "12.3.4" if kind == "malformed_line" else major(gross, currency)),
                                 ("fee", major(fee, currency)), ("net", major(gross - fee, currency)),
@@ -115,7 +132,7 @@ def write_adyen_night(workdir: Path, night: int, lines: int, every: int, columns
             known = kind != "missing_in_books"
             row = base.copy()
             for name, value in (
-                    ("Psp Reference", f"pi_b{i:09d}" if known else f"pi_x{i:09d}"),
+                    ("Psp Reference", psp_reference(i, known=known)),
                     ("Merchant Reference", f"ord_b{i}" if known else ""), ("Payment Method", "visa"),
                     ("Creation Date", (close - timedelta(days=1) + timedelta(seconds=i % 86000)).strftime(
                         "%Y-%m-%d %H:%M:%S")),

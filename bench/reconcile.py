@@ -18,7 +18,8 @@ malformed amounts, orders settled past the timing window, and orders left out of
 settlement once the cut-off passes: the later nights' runs find the earlier nights'). The run then prints
 the breaks found per class beside the lines made per kind. ``--format adyen`` writes Adyen settlement details
 reports (with their ``MerchantPayout`` row, the bank's credit naming the batch) instead of Stripe's; both are
-read by Arrow (``importers.stripe_arrow``, ``importers.adyen_arrow``).
+read by Arrow (``importers.stripe_arrow``, ``importers.adyen_arrow``). ``BENCH_SCATTER_REFERENCES=1`` gives
+the orders PSP references in no useful order (``_reconcile_files.psp_reference``), as real ones are.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -43,11 +45,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _reconcile_files import (  # noqa: E402
     BREAK_KINDS,
     DAY,
+    PSP_REFERENCE_SQL,
     break_kind,
     night_files,
     write_adyen_night,
     write_night,
 )
+from _statements import statements_measured, statements_print  # noqa: E402
 
 
 def _every(breaks_pct: float) -> int:
@@ -62,8 +66,13 @@ def _env(db_name: str) -> dict[str, str]:
 def _child(phase: str, db_name: str, workdir: Path, args: argparse.Namespace) -> dict:
     out = subprocess.run([sys.executable, __file__, "--phase", phase, "--db", db_name, "--workdir", str(workdir),
                           "--lines", str(args.lines), "--nights", str(args.nights), "--breaks-pct",
-                          str(args.breaks_pct), "--format", args.format],
-                         cwd=ROOT, env=_env(db_name), check=True, capture_output=True, text=True)
+                          str(args.breaks_pct), "--format", args.format]
+                         + (["--statements"] if args.statements else [])
+                         + (["--explain", str(args.explain.resolve())] if args.explain else []),
+                         cwd=ROOT, env=_env(db_name), capture_output=True, text=True)
+    if out.returncode:
+        sys.stderr.write(out.stderr)
+        out.check_returncode()
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -115,7 +124,7 @@ def phase_setup(workdir: Path, lines: int, nights: int, every: int, report_forma
                                   count))
         cursor.execute(_clone_sql(PaymentOrder, template.pk, {
             "id": "'ord_b' || i", "payment_event_id": "'pe_b' || i", "amount": "100 + (i % 100000)",
-            "psp_reference": "'pi_b' || lpad(i::text, 9, '0')", "completed_at": completed,
+            "psp_reference": PSP_REFERENCE_SQL, "completed_at": completed,
             "created_at": completed, "updated_at": completed}, count))
         cursor.execute(f"DELETE FROM {PaymentOrder._meta.db_table} WHERE id = %s", [template.pk])
         cursor.execute(f"DELETE FROM {PaymentEvent._meta.db_table} WHERE id = %s", [event.pk])
@@ -142,7 +151,7 @@ def _status_kb(field: str) -> int:
     return 0
 
 
-def phase_measure(workdir: Path, nights: int) -> dict:
+def phase_measure(workdir: Path, nights: int, statements: bool = False, explain: Path | None = None) -> dict:
     _django()
     from django.db import connection
     from django.db.models import Count
@@ -175,7 +184,8 @@ def phase_measure(workdir: Path, nights: int) -> dict:
     report = settlement_file_import(path=report_path, actor="bench")
     settlement_file_import(path=statement_path, actor="bench")
     imported = time.perf_counter()
-    run = reconciliation_run(day=DAY + timedelta(days=nights - 1), actor="bench")
+    with (statements_measured(connection, explain) if statements or explain else nullcontext([])) as rows:
+        run = reconciliation_run(day=DAY + timedelta(days=nights - 1), actor="bench")
     finished = time.perf_counter()
     stop.set()
     sampler.join()
@@ -186,7 +196,7 @@ def phase_measure(workdir: Path, nights: int) -> dict:
         "breaks_by_class": dict(Break.objects.values_list("break_class").annotate(n=Count("id"))),
         "stats": run.stats, "history_seconds": history_seconds,
         "baseline_rss_mb": baseline_kb / 1024, "sampled_peak_rss_mb": peak["rss"] / 1024,
-        "vmhwm_mb": _status_kb("VmHWM") / 1024,
+        "vmhwm_mb": _status_kb("VmHWM") / 1024, "statements": rows,
     }
 
 
@@ -222,6 +232,11 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--breaks-pct", type=float, default=0.0,
                         help="percent of lines made into differences of every class (BREAK_KINDS), e.g. 1")
     parser.add_argument("--format", choices=("stripe", "adyen"), default="stripe", help="the PSP report written")
+    parser.add_argument("--statements", action="store_true",
+                        help="time every SQL statement of the measured reconciliation run, print the longest")
+    parser.add_argument("--explain", type=Path, metavar="FILE",
+                        help="also EXPLAIN (ANALYZE, BUFFERS) each of them first (in a savepoint rolled back), the "
+                             "plans written to FILE (the run's time then includes the plans: read the statements')")
     parser.add_argument("--phase", choices=("setup", "measure"), help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
@@ -272,7 +287,7 @@ def main() -> None:
         print(json.dumps(phase_setup(args.workdir, args.lines, args.nights, _every(args.breaks_pct), args.format)))
         return
     if args.phase == "measure":
-        print(json.dumps(phase_measure(args.workdir, args.nights)))
+        print(json.dumps(phase_measure(args.workdir, args.nights, args.statements, args.explain)))
         return
     migrate_seconds, setup, copy_runs, result = _run(args)
     copy_seconds = statistics.median(copy_runs)
@@ -296,6 +311,8 @@ def main() -> None:
     print(f"run stats: {json.dumps(result['stats'])}")
     if args.breaks_pct:
         _print_breaks(args, result["breaks_by_class"])
+    if result["statements"]:
+        statements_print(result["statements"])
 
 
 if __name__ == "__main__":

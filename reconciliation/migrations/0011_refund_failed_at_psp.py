@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reconciliation', '0008_settlement_lines_refresh'),
+        ('reconciliation', '0010_break_rewrites_stay_on_their_page'),
     ]
 
     operations = [

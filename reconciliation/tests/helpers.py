@@ -44,3 +44,8 @@ def bank_statement(path: Path, booked: datetime, payouts: list[dict]) -> Path:
     """``payouts``: ``{"id": "po_...", "currency": "usd", "amount": 123}``."""
     path.write_text(camt053(booked.date(), booked, payouts))
     return path
+
+
+def fee(amount: int) -> int:
+    """The sandbox's default fee rule: 2.9 % (half up) + 30."""
+    return (amount * 290 + 5000) // 10000 + 30

@@ -24,11 +24,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def now():
-    return timezone.now().replace(microsecond=0)
-
-
-@pytest.fixture
 def paid_out(tmp_path, now) -> int:
     """A captured order settled and paid out by the PSP; returns the payout's amount."""
     captured(amount=1000, psp_reference="pi_paid")

@@ -4,7 +4,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from ledger import accounts
 from ledger import selectors as ledger_selectors
@@ -13,18 +12,9 @@ from reconciliation.models import Break, BreakResolution, SettlementFile, Settle
 from reconciliation.selectors import settlement_lines_with_match
 from reconciliation.services import break_resolve, reconciliation_run, settlement_file_import
 
-from .helpers import bank_statement, order, row, stripe_report
+from .helpers import bank_statement, fee, order, row, stripe_report
 
 pytestmark = pytest.mark.django_db
-
-
-def fee(amount: int) -> int:
-    return (amount * 290 + 5000) // 10000 + 30
-
-
-@pytest.fixture
-def now():
-    return timezone.now().replace(microsecond=0)
 
 
 @pytest.fixture

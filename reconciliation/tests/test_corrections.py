@@ -32,15 +32,11 @@ from reconciliation.services import (
     settlement_file_import,
 )
 
-from .helpers import row, stripe_report
+from .helpers import fee, row, stripe_report
 
 pytestmark = pytest.mark.django_db
 
 ALICE, BOB = "operator:alice", "operator:bob"
-
-
-def fee(amount: int) -> int:
-    return (amount * 290 + 5000) // 10000 + 30
 
 
 def captured(*, amount: int, psp_reference: str, currency: str = "usd"):

@@ -26,11 +26,9 @@ from reconciliation.record_types import RecordType
 from reconciliation.selectors import settlement_lines_with_match
 from reconciliation.services import reconciliation_run, settlement_file_import
 
+from .helpers import fee
+
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-def fee(amount: int) -> int:  # the sandbox's default rule: 2.9 % (half up) + 30
-    return (amount * 290 + 5000) // 10000 + 30
 
 
 def settle(sandbox, day, directory) -> dict:

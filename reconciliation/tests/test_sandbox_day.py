@@ -16,6 +16,8 @@ from reconciliation.models import Break, SettlementLine
 from reconciliation.selectors import settlement_lines_with_match
 from reconciliation.services import reconciliation_run, settlement_file_import
 
+from .helpers import fee
+
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
@@ -55,9 +57,6 @@ def test_a_sandbox_day_reconciles_with_no_breaks(api, sandbox, tmp_path):
     assert list(Break.objects.values_list("break_class", "description")) == []
     assert run.stats["breaks"] == {}
     assert not settlement_lines_with_match().exclude(match_state="matched").exists()
-
-    def fee(amount: int) -> int:  # the sandbox's default rule: 2.9 % (half up) + 30
-        return (amount * 290 + 5000) // 10000 + 30
 
     fees = {"usd": fee(1250) + fee(990) + fee(333), "eur": fee(5000)}
     for currency, total in fees.items():

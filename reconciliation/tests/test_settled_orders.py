@@ -6,23 +6,13 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.utils import timezone
 
 from reconciliation.models import Break, SettledOrder, SettlementLine
 from reconciliation.services import reconciliation_run, settlement_file_import
 
-from .helpers import order, row, stripe_report
+from .helpers import fee, order, row, stripe_report
 
 pytestmark = pytest.mark.django_db
-
-
-def fee(amount: int) -> int:
-    return (amount * 290 + 5000) // 10000 + 30
-
-
-@pytest.fixture
-def now():
-    return timezone.now().replace(microsecond=0)
 
 
 def marks() -> dict[str, str]:

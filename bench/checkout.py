@@ -51,7 +51,13 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _lean_http import ERRORS as LEAN_ERRORS  # noqa: E402
+from _lean_http import LeanClient  # noqa: E402
 from _stack import POOLS, Stack, cpu_delta, format_cpu  # noqa: E402
+
+# The load client (``--client``): the standard library's, one request per connection, light enough that the
+# latencies are the server's (``_lean_http``); or httpx, as the figures before 2026-12-06 were measured.
+CLIENTS = {"stdlib": LeanClient, "httpx": lambda: httpx.Client(timeout=60)}
 
 TERMINAL = ("succeeded", "failed")
 
@@ -61,7 +67,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def drive(n: int, concurrency: int, request, rate: float | None = None) -> tuple[float, list[float], Counter]:
+def drive(n: int, concurrency: int, request, rate: float | None = None,
+          client: str = "stdlib") -> tuple[float, list[float], Counter]:
     """Send ``n`` requests from ``concurrency`` threads, as fast as they go or paced at ``rate`` req/s.
 
     Returns (elapsed seconds, latencies, Counter of unexpected answers). A paced request's latency runs
@@ -75,7 +82,7 @@ def drive(n: int, concurrency: int, request, rate: float | None = None) -> tuple
 
     def one(i: int) -> None:
         if not hasattr(local, "client"):
-            local.client = httpx.Client(timeout=60)
+            local.client = CLIENTS[client]()
         scheduled = None
         if rate:
             scheduled = started + i / rate
@@ -85,7 +92,7 @@ def drive(n: int, concurrency: int, request, rate: float | None = None) -> tuple
         sent = time.perf_counter()
         try:
             outcome = request(local.client, i)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, *LEAN_ERRORS) as exc:
             outcome = type(exc).__name__
         latency = time.perf_counter() - min(sent, scheduled or sent)
         with lock:
@@ -119,6 +126,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--half-load", action="store_true",
                         help="a second checkout pass paced at 50%% of the first's req/s (its p99)")
     parser.add_argument("--concurrency", type=int, default=16, help="client threads (default 16)")
+    parser.add_argument("--client", choices=sorted(CLIENTS), default="stdlib",
+                        help="load client: stdlib (default; one request per connection, light) or httpx")
     parser.add_argument("--web-workers", type=int, default=4, help="gunicorn workers (default 4)")
     parser.add_argument("--worker-pool", choices=POOLS, help="default: $CELERY_WORKER_POOL, else the Procfile")
     parser.add_argument("--worker-concurrency", type=int,
@@ -150,7 +159,7 @@ class Run:
         """The machine's idleness, the sandbox's latency set, pgbench's TPC-B."""
         args, stack = self.args, self.stack
         print(f"stack: {stack.describe()}")
-        print(f"load: {'drain' if args.drain else 'normal'} mode; client threads {args.concurrency}; "
+        print(f"load: {'drain' if args.drain else 'normal'} mode; client {args.client}, threads {args.concurrency}; "
               f"{self.n_checkouts} checkouts x {self.per_checkout} orders; orders spread over {self.n_sellers} "
               f"seller(s); PSP latency {args.psp_latency_ms} ms")
         quiet = stack.cpu_snapshot()
@@ -178,7 +187,7 @@ class Run:
                 return True
             return response.status_code
 
-        _, _, errors = drive(self.n_sellers, self.args.concurrency, create_seller)
+        _, _, errors = drive(self.n_sellers, self.args.concurrency, create_seller, client=self.args.client)
         if errors:
             raise SystemExit(f"creating sellers failed: {dict(errors)}")
 
@@ -189,8 +198,9 @@ class Run:
     def ping_rate(self) -> float:
         """The trivial authenticated endpoint's req/s on the same gunicorn: the checkout's baseline."""
         n_ping = max(500, self.n_checkouts)
-        drive(min(200, n_ping), self.args.concurrency, self.ping)  # warm-up
-        return report("GET /api/v1/ping", n_ping, *drive(n_ping, self.args.concurrency, self.ping))
+        drive(min(200, n_ping), self.args.concurrency, self.ping, client=self.args.client)  # warm-up
+        return report("GET /api/v1/ping", n_ping, *drive(n_ping, self.args.concurrency, self.ping,
+                                                          client=self.args.client))
 
     # --- the load ---------------------------------------------------------------------------
 
@@ -206,14 +216,15 @@ class Run:
 
     def checkouts(self, tag: str, label: str, rate: float | None = None) -> float:
         return report(label, self.n_checkouts, *drive(self.n_checkouts, self.args.concurrency, self.checkout(tag),
-                                                      rate=rate))
+                                                      rate=rate, client=self.args.client))
 
     def half_load(self, max_rate: float) -> None:
         """Checkouts paced at half their max rate, then pings paced at that same rate: the ping's tail is the
         stack's and the client's own (the machine, the client's threads, gunicorn's queue), not the checkout's."""
         self.checkouts("half", f"POST /api/v1/checkouts @ {max_rate / 2:.0f}/s (half)", rate=max_rate / 2)
         report(f"GET /api/v1/ping @ {max_rate / 2:.0f}/s (same pace)", self.n_checkouts,
-               *drive(self.n_checkouts, self.args.concurrency, self.ping, rate=max_rate / 2))
+               *drive(self.n_checkouts, self.args.concurrency, self.ping, rate=max_rate / 2,
+                      client=self.args.client))
 
     def wait_terminal(self, conn, since: float, on_first=None) -> tuple[int, dict]:
         """Poll until no order is left non-terminal (or --timeout); call ``on_first`` when one is picked up."""

@@ -87,7 +87,10 @@ def parse_datetime(value: str | None, column: str, tz: timezone | ZoneInfo = UTC
         raise RowError(f"column {column!r} is not a date/time: {value!r}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31 in a zone west of UTC, 0001-01-01 east of it: no such time in UTC
+        raise RowError(f"column {column!r} is out of range in UTC: {value!r}") from None
 
 
 def midnight_utc(day: date) -> datetime:

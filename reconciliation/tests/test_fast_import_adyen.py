@@ -50,6 +50,10 @@ SAME_WIDTH = [
     ref("t_date", **{"Creation Date": "2026-01-15"}),
     ref("t_frac", **{"Creation Date": "2026-01-15 10:00:00.250"}),
     ref("t_year0", **{"Creation Date": "0000-01-15 10:00:00"}),  # malformed
+    # Valid where written, out of range in UTC: a malformed line, not an OverflowError that fails the file.
+    ref("t_y9999_pst", TimeZone="PST", **{"Creation Date": "9999-12-31 23:30:00"}),  # malformed
+    ref("t_y1_cet", TimeZone="CET", **{"Creation Date": "0001-01-01 00:30:00"}),  # malformed
+    ref("t_y9999_utc", **{"Creation Date": "9999-12-31 23:30:00"}),
     ref("t_yen", **{"Gross Currency": "JPY", "Net Currency": "JPY", "Gross Credit (GC)": "1234",
                     "Net Credit (NC)": "1168", "Commission (NC)": "66"}),
     ref("t_yen_cents", **{"Gross Currency": "JPY", "Net Currency": "JPY", "Gross Credit (GC)": "12.34"}),  # bad
@@ -103,7 +107,7 @@ OTHER_ROWS = [
     ref("t_trailing") + ",,",  # empty values past the header: fine
     ref("t_payout_text", **{"Modification Reference": '"TX1XT batch 7, CoCOM batch 7, CoCOM"'}),
 ]
-MALFORMED = 16
+MALFORMED = 18
 
 
 def report(path: Path, rows: list[str]) -> Path:

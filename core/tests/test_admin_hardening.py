@@ -1,26 +1,17 @@
 """Admin hardening: re-running webhooks needs a permission; nobody deletes idempotency records."""
 import pytest
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
-from django.test import Client
 from django.utils import timezone
 
 from core.models import IdempotencyRecord
 from core.services import api_client_create
+from core.testing import operator_client
 from payments.models import WebhookEvent
 
 pytestmark = pytest.mark.django_db
 
 WEBHOOKS = "/admin/payments/webhookevent/"
-
-
-def operator_client(username, group):
-    call_command("create_operator_groups")
-    user = User.objects.create_user(username, password="x" * 16, is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

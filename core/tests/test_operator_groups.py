@@ -1,22 +1,10 @@
 import pytest
-from django.core.management import call_command
-from django.test import Client
 
+from core.testing import operator_client
 from payments.models import PaymentOrderState
 from payments.tests.factories import PaymentOrderFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def operator_client(username, group):
-    call_command("create_operator_groups")
-    from django.contrib.auth.models import Group, User
-
-    user = User.objects.create_user(username, password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_payment_operators_see_payments_and_may_replay_but_not_edit():

@@ -1,8 +1,7 @@
 """audit_money's dispute check, broken on purpose: it names the dispute at fault."""
 import pytest
-from django.core.management import call_command
-from django.core.management.base import CommandError
 
+from core.testing import audit_violations
 from disputes import services
 from disputes.models import Dispute, DisputeState
 from ledger import accounts
@@ -14,11 +13,7 @@ pytestmark = pytest.mark.django_db
 
 
 def violations(capsys) -> list[str]:
-    capsys.readouterr()
-    with pytest.raises(CommandError, match="violation"):
-        call_command("audit_money")
-    return [line.removeprefix("VIOLATION: ") for line in capsys.readouterr().out.splitlines()
-            if line.startswith("VIOLATION: ")]
+    return audit_violations(capsys)
 
 
 def test_a_won_dispute_whose_money_never_came_back(capsys):

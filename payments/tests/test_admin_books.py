@@ -3,11 +3,9 @@ currency and accounts; seller accounts named by the seller's name; an account's 
 entries a page at a time; a wallet's page with its balance in major units, its movements a page at a time and
 a link to the seller's ledger account. Logged in as a payment operator, against the real PostgreSQL."""
 import pytest
-from django.contrib.auth.models import Group, User
-from django.core.management import call_command
-from django.test import Client
 from django.utils import timezone
 
+from core.testing import operator_client
 from ledger import accounts
 from ledger.models import Account
 from ledger.services import EntrySpec, ledger_transaction_post
@@ -22,12 +20,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def operator():
-    call_command("create_operator_groups")
-    user = User.objects.create_user("pat", password="x" * 16, is_staff=True)
-    user.groups.add(Group.objects.get(name="Payment operators"))
-    client = Client()
-    client.force_login(user)
-    return client
+    return operator_client()
 
 
 @pytest.fixture

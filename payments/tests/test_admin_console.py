@@ -5,13 +5,13 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.contrib.auth.models import Group, User
-from django.core.management import call_command
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from core.testing import operator_client
 from payments.models import PaymentEvent, PaymentOrder, WebhookEvent
 from payments.psp.base import PaymentResult, PaymentStatus, RefundResult
 from payments.services import payment_order_apply_result
@@ -28,12 +28,7 @@ EVENTS = "/admin/payments/paymentevent/"
 
 @pytest.fixture
 def operator():
-    call_command("create_operator_groups")
-    user = User.objects.create_user("pat", password="x" * 16, is_staff=True)
-    user.groups.add(Group.objects.get(name="Payment operators"))
-    client = Client()
-    client.force_login(user)
-    return client
+    return operator_client()
 
 
 def _succeed(order, psp_reference):

@@ -2,9 +2,9 @@
 application cannot), fails the command naming exactly that invariant."""
 import pytest
 from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.db import connection
 
+from core.testing import audit_violations
 from ledger import accounts
 from ledger.services import EntrySpec, ledger_transaction_post
 from payments.models import PaymentOrderState, Refund
@@ -25,11 +25,7 @@ def order():
 
 
 def violations(capsys) -> list[str]:
-    capsys.readouterr()
-    with pytest.raises(CommandError, match="violation"):
-        call_command("audit_money")
-    return [line.removeprefix("VIOLATION: ") for line in capsys.readouterr().out.splitlines()
-            if line.startswith("VIOLATION: ")]
+    return audit_violations(capsys)
 
 
 def superuser_sql(sql: str, params=()) -> None:

@@ -3,25 +3,14 @@ that records its answer, written in the same statement (no statement more on the
 test_statement_counts), and shown as one row per call on the order's timeline (issue 15). Against the real
 PostgreSQL, the PSP sandbox and, for retries, a real Celery worker."""
 import pytest
-from django.contrib.auth.models import Group, User
-from django.core.management import call_command
-from django.test import Client
 
+from core.testing import operator_client
 from payments import services
 from payments.models import PaymentOrderState
 from payments.tests.factories import PaymentOrderFactory
 from payments.tests.test_psp_faults import one_order, wait_state
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _operator():
-    call_command("create_operator_groups")
-    user = User.objects.create_user("pat", password="x" * 16, is_staff=True)
-    user.groups.add(Group.objects.get(name="Payment operators"))
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _calls(order):
@@ -56,7 +45,7 @@ def test_each_retry_is_its_own_row_on_the_timeline(api, sandbox):
                                                            (3, "succeeded")]
     assert {c["idempotency_key"] for c in calls} == {order.psp_idempotency_key}  # one key: a retry cannot charge twice
     assert all(c["error"] for c in calls[:2])
-    response = _operator().get(f"/admin/payments/paymentorder/{order.pk}/timeline/")
+    response = operator_client().get(f"/admin/payments/paymentorder/{order.pk}/timeline/")
     rows = [row for row, _ in response.context["rows"] if row.kind == "psp_call"]
     assert [r.title.split(" in ")[0] for r in rows] == ["PSP call 1: retryable error", "PSP call 2: retryable error",
                                                        "PSP call 3: succeeded"]
@@ -73,7 +62,7 @@ def test_the_psp_asked_before_a_replay_is_kept_on_the_replays_row(sandbox):
     assert (call["kind"], call["status"], call["idempotency_key"]) == ("lookup", "lookup: no payment",
                                                                        order.psp_idempotency_key)
     assert isinstance(call["latency_ms"], int) and replay.reason == "INC-42"
-    response = _operator().get(f"/admin/payments/paymentorder/{order.pk}/timeline/")
+    response = operator_client().get(f"/admin/payments/paymentorder/{order.pk}/timeline/")
     titles = [row.title for row, _ in response.context["rows"] if row.kind == "psp_call"]
     assert titles[0].startswith("PSP asked: no payment in ")  # then, if a worker ran it already, "PSP call 1: ..."
     assert all(title.startswith("PSP call 1: ") for title in titles[1:])

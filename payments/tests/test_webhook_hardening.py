@@ -14,7 +14,7 @@ from payments.services import capture_posting_key
 from payments.services import webhooks as webhook_services
 from payments.tests.factories import PaymentOrderFactory
 from payments.tests.http.errors import assert_error
-from payments.tests.webhook_signing import payment_intent_event, signed
+from payments.tests.webhook_signing import deliver, payment_intent_event, signed
 from wallet import selectors as wallet_selectors
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,11 +25,6 @@ SECRET = "whsec_sandbox_secret"
 def sign_raw(payload: bytes, *, timestamp: int | None = None) -> str:
     t = int(time.time()) if timestamp is None else timestamp
     return f"t={t},v1={hmac.new(SECRET.encode(), f'{t}.'.encode() + payload, hashlib.sha256).hexdigest()}"
-
-
-def deliver(payload: bytes, signature: str | None):
-    headers = {"HTTP_STRIPE_SIGNATURE": signature} if signature is not None else {}
-    return Client().post("/webhooks/psp", payload, content_type="application/json", **headers)
 
 
 @pytest.fixture

@@ -2,21 +2,15 @@
 import time
 
 import pytest
-from django.test import Client
 
 from ledger import selectors as ledger_selectors
 from payments.models import PaymentOrder, PaymentOrderState, WebhookEvent
 from payments.services import capture_posting_key, webhook_event_process
 from payments.tests.factories import PaymentOrderFactory
-from payments.tests.webhook_signing import payment_intent_event, signed
+from payments.tests.webhook_signing import deliver, payment_intent_event, signed
 from wallet import selectors as wallet_selectors
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def deliver(payload: bytes, signature: str | None):
-    headers = {"HTTP_STRIPE_SIGNATURE": signature} if signature is not None else {}
-    return Client().post("/webhooks/psp", payload, content_type="application/json", **headers)
 
 
 @pytest.fixture

@@ -22,3 +22,11 @@ def payment_intent_event(event_id: str, order, status: str, *, pi_id: str = "pi_
             "requires_payment_method": "payment_intent.payment_failed"}[status]
     return {"id": event_id, "object": "event", "type": kind, "created": int(time.time()),
             "data": {"object": intent}}
+
+
+def deliver(payload: bytes, signature: str | None):
+    """POST ``payload`` to our PSP webhook endpoint, with ``Stripe-Signature`` unless it is ``None``."""
+    from django.test import Client
+
+    headers = {"HTTP_STRIPE_SIGNATURE": signature} if signature is not None else {}
+    return Client().post("/webhooks/psp", payload, content_type="application/json", **headers)

@@ -9,21 +9,9 @@ from django.utils import timezone
 from conftest import wait_for
 from ledger import accounts
 from ledger import selectors as ledger_selectors
-from payouts.tests.helpers import onboard
+from payouts.tests.helpers import capture, onboard
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-def pay(api, seller, amount, currency="usd", key="co-1"):
-    body = {"buyer": {"reference": "buyer-1"}, "payment_method": "pm_card_visa",
-            "orders": [{"seller": seller, "amount": amount, "currency": currency}]}
-    response = api.post("/api/v1/checkouts", json=body, headers={"Idempotency-Key": key})
-    assert response.status_code == 201, response.text
-    event = response.json()["id"]
-    done = wait_for(lambda: (b := api.get(f"/api/v1/checkouts/{event}").json())["state"] != "processing" and b,
-                    message="the checkout")
-    assert done["state"] == "succeeded"
-    return done["orders"][0]["id"]
 
 
 def balance(api, seller, **params):
@@ -37,8 +25,8 @@ def test_balance_pending_then_refunded_and_as_of(api, sandbox):
     seller = onboard(api)
     before = timezone.now()
     assert balance(api, seller) == {"available": {}, "pending": {}, "reserved": {}}
-    order = pay(api, seller, 1250)
-    pay(api, seller, 700, currency="eur", key="co-2")
+    order = capture(api, seller, 1250, key="co-1")
+    capture(api, seller, 700, currency="eur", key="co-2")
     after_capture = timezone.now()
     assert balance(api, seller) == {"available": {"eur": 0, "usd": 0}, "pending": {"eur": 700, "usd": 1250},
                                     "reserved": {"eur": 0, "usd": 0}}

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group
 from django.core.management import call_command
-from django.test import Client
 from django.urls import reverse
 
+from core.testing import operator_client
 from ledger import selectors as ledger_selectors
 from reconciliation.models import Break, Correction
 
@@ -16,15 +16,6 @@ pytestmark = pytest.mark.django_db
 
 BREAKS = reverse("admin:reconciliation_break_changelist")
 CORRECTIONS = reverse("admin:reconciliation_correction_changelist")
-
-
-def operator(username: str, group: str) -> Client:
-    call_command("create_operator_groups")
-    user = User.objects.create_user(username, password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def perms(group: str) -> set[str]:
@@ -40,7 +31,7 @@ def test_the_groups_split_proposing_from_approving():
 
 
 def test_one_operator_proposes_another_approves(amount_break):  # noqa: F811
-    alice, bob = operator("alice", "Finance operators"), operator("bob", "Finance approvers")
+    alice, bob = operator_client("alice", "Finance operators"), operator_client("bob", "Finance approvers")
     assert b"propose_correction" in alice.get(BREAKS).content
     assert b"propose_correction" not in bob.get(BREAKS).content
 

@@ -17,8 +17,8 @@ from reconciliation.importers.records import FileHeader
 from reconciliation.models import Break
 from reconciliation.services import correction_approve, correction_propose, reconciliation_run, settlement_file_import
 
-from .helpers import bank_statement, row, stripe_report
-from .test_corrections import ALICE, BOB, captured, fee
+from .helpers import bank_statement, fee, row, stripe_report
+from .test_corrections import ALICE, BOB, captured
 
 pytestmark = pytest.mark.django_db
 

@@ -15,6 +15,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from core.testing import operator_client
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from ledger.services import EntrySpec, ledger_transaction_post
@@ -22,9 +23,8 @@ from payments.models import PaymentOrderState
 from payments.tests.factories import PaymentOrderFactory
 from reconciliation.models import Break, BreakNote, Correction, ReconciliationRun, SettlementFile, SettlementLine
 
-from .helpers import row
-from .test_corrections import amount_break, fee, receivable, settled  # noqa: F401 - fixtures and helpers
-from .test_corrections_admin import operator
+from .helpers import fee, row
+from .test_corrections import amount_break, receivable, settled  # noqa: F401 - fixtures and helpers
 from .test_importers import SAMPLES, needs_samples
 
 pytestmark = pytest.mark.django_db
@@ -50,12 +50,12 @@ def logged(obj, user: str) -> list[str]:
 
 @pytest.fixture
 def alice() -> Client:
-    return operator("alice", "Finance operators")
+    return operator_client("alice", "Finance operators")
 
 
 @pytest.fixture
 def bob() -> Client:
-    return operator("bob", "Finance approvers")
+    return operator_client("bob", "Finance approvers")
 
 
 def test_the_workbench_shows_the_break_its_candidates_and_the_actions_allowed(amount_break, alice, bob,  # noqa: F811

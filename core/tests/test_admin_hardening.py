@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from core.models import IdempotencyRecord
 from core.services import api_client_create
-from core.testing import operator_client
+from core.tests.helpers import operator_client
 from payments.models import WebhookEvent
 
 pytestmark = pytest.mark.django_db

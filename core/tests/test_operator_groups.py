@@ -1,6 +1,6 @@
 import pytest
 
-from core.testing import operator_client
+from core.tests.helpers import operator_client
 from payments.models import PaymentOrderState
 from payments.tests.factories import PaymentOrderFactory
 

@@ -1,7 +1,7 @@
 """audit_money's dispute check, broken on purpose: it names the dispute at fault."""
 import pytest
 
-from core.testing import audit_violations
+from core.tests.helpers import audit_violations
 from disputes import services
 from disputes.models import Dispute, DisputeState
 from ledger import accounts

@@ -5,7 +5,7 @@ a link to the seller's ledger account. Logged in as a payment operator, against 
 import pytest
 from django.utils import timezone
 
-from core.testing import operator_client
+from core.tests.helpers import operator_client
 from ledger import accounts
 from ledger.models import Account
 from ledger.services import EntrySpec, ledger_transaction_post

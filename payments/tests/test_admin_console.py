@@ -11,7 +11,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from core.testing import operator_client
+from core.tests.helpers import operator_client
 from payments.models import PaymentEvent, PaymentOrder, WebhookEvent
 from payments.psp.base import PaymentResult, PaymentStatus, RefundResult
 from payments.services import payment_order_apply_result

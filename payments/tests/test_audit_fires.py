@@ -4,7 +4,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from core.testing import audit_violations
+from core.tests.helpers import audit_violations
 from ledger import accounts
 from ledger.services import EntrySpec, ledger_transaction_post
 from payments.models import PaymentOrderState, Refund

@@ -4,7 +4,7 @@ test_statement_counts), and shown as one row per call on the order's timeline (i
 PostgreSQL, the PSP sandbox and, for retries, a real Celery worker."""
 import pytest
 
-from core.testing import operator_client
+from core.tests.helpers import operator_client
 from payments import services
 from payments.models import PaymentOrderState
 from payments.tests.factories import PaymentOrderFactory

@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.urls import reverse
 
-from core.testing import operator_client
+from core.tests.helpers import operator_client
 from ledger import selectors as ledger_selectors
 from reconciliation.models import Break, Correction
 

@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from core.testing import operator_client
+from core.tests.helpers import operator_client
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from ledger.services import EntrySpec, ledger_transaction_post

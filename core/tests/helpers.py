@@ -1,4 +1,4 @@
-"""Helpers the apps' tests share (importable from any app's tests; nothing here runs in production)."""
+"""Helpers the apps' tests share (importable from any app's tests)."""
 from __future__ import annotations
 
 import pytest

@@ -88,8 +88,9 @@ def phase_setup(sellers: int) -> dict:
         f" SELECT {seller}, %(client)s, 'Bench seller ' || i, '', 'active', now() - interval '30 days'"
         f" FROM generate_series(1, %(n)s) i",
         f"INSERT INTO payouts_payoutaccount (id, seller_id, psp_account_id, psp_bank_account_id, bank_last4,"
-        f" bank_name, bank_country, currency, created_at, updated_at)"
-        f" SELECT 'pa_b' || i, {seller}, 'acct_b' || i, 'ba_b' || i, '6789', 'Bench bank', 'US', 'usd', now(), now()"
+        f" bank_name, bank_country, currency, created_at, updated_at, unusable_reason)"
+        f" SELECT 'pa_b' || i, {seller}, 'acct_b' || i, 'ba_b' || i, '6789', 'Bench bank', 'US', 'usd', now(), now(),"
+        f" ''"
         f" FROM generate_series(1, %(n)s) i",
         f"INSERT INTO wallet_wallet (owner_id, currency, balance, updated_at)"
         f" SELECT {seller}, 'usd', {amount}, now() - interval '3 days' FROM generate_series(1, %(n)s) i",

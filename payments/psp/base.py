@@ -32,6 +32,7 @@ class CustomerRequest:
     idempotency_key: str
     buyer_reference: str
     email: str = ""
+    payment_method: str = ""  # attached to the new customer in the same call (refused as attaching would be)
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,9 @@ class PaymentServiceProvider(abc.ABC):
 
     @abc.abstractmethod
     def create_customer(self, request: CustomerRequest) -> str:
-        """A customer at the PSP for one buyer; returns its id. Idempotent per key."""
+        """A customer at the PSP for one buyer; returns its id. Idempotent per key. With ``payment_method``,
+        the token is attached to it in the same call: ``PSPPaymentMethodRefused`` (and no customer) when the
+        PSP won't attach it; attached, the token is charged as it is (with the customer)."""
 
     @abc.abstractmethod
     def attach_payment_method(self, *, payment_method: str, customer: str, idempotency_key: str) -> str:

@@ -155,6 +155,8 @@ class StripeAdapter(PaymentServiceProvider):
         params = {"metadata": {"buyer_reference": request.buyer_reference}}
         if request.email:
             params["email"] = request.email
+        if request.payment_method:
+            params["payment_method"] = request.payment_method  # attached on create
         try:
             customer = self._call("post", "/v1/customers", params, idempotency_key=request.idempotency_key)
         except stripe.StripeError as exc:

@@ -17,7 +17,7 @@ import stripe
 import typing_extensions
 from stripe import params as stripe_params
 
-from payments.psp.base import CustomerRequest, PaymentRequest, PaymentStatus, RefundRequest
+from payments.psp.base import CustomerRequest, PaymentRequest, PaymentStatus, PSPPaymentMethodRefused, RefundRequest
 from payments.psp.stripe_adapter import StripeAdapter
 
 ENDPOINTS = [
@@ -133,6 +133,26 @@ def test_the_adapters_requests_are_all_documented_for_the_pinned_version(psp_san
     assert len(recorder.sent) == 6
     problems = [problem for sent in recorder.sent for problem in _check(*sent)]
     assert problems == []
+
+
+def test_a_new_buyers_customer_with_the_card_attached_is_one_documented_call(psp_sandbox):
+    """``POST /v1/customers`` with ``payment_method``: the customer and the attachment in one call, then the
+    token itself charged with that customer; a token the PSP won't attach is a refusal, with its code."""
+    recorder = RecordingClient(timeout=10)
+    psp = StripeAdapter(api_base=psp_sandbox, http_client=recorder)
+    customer = psp.create_customer(CustomerRequest(idempotency_key="customer:pe_conformance", buyer_reference="b-10",
+                                                   email="buyer@example.com", payment_method="pm_card_visa"))
+    paid = psp.create_payment(PaymentRequest(
+        idempotency_key="ord_conformance_new", payment_order_id="ord_conformance_new", amount=2500, currency="usd",
+        payment_method="pm_card_visa", customer=customer, metadata={"payment_event_id": "pe_conformance"}))
+    assert paid.status is PaymentStatus.SUCCEEDED
+    assert len(recorder.sent) == 2
+    assert ("payment_method", "pm_card_visa") in parse_qsl(recorder.sent[0][3])
+    assert [problem for sent in recorder.sent for problem in _check(*sent)] == []
+    with pytest.raises(PSPPaymentMethodRefused) as refused:
+        psp.create_customer(CustomerRequest(idempotency_key="customer:pe_refused", buyer_reference="b-11",
+                                            payment_method="pm_doesnotexist"))
+    assert refused.value.code == "resource_missing"
 
 
 def test_the_on_session_requests_of_3d_secure_are_documented_too(psp_sandbox):

@@ -13,7 +13,11 @@ webhooks), and the run prints what the sandbox really charged against our books.
 eventlet, solo) and its size; by default $CELERY_WORKER_POOL / $CELERY_WORKER_CONCURRENCY, else the
 Procfile's ``worker:`` line (see ``bench/_stack.py``).
 
-What each printed figure means: ``orders_created`` payment orders in our database (one per checkout);
+``--orders-per-checkout N`` (default 1): checkouts of N orders (N sellers), each executed by its payment event's
+task; each buyer then checks out three times (a new buyer's card goes with the call creating their customer, a
+returning buyer's is attached to it, at times while their first checkout is still running).
+
+What each printed figure means: ``orders_created`` payment orders in our database (one per checkout by default);
 ``http_statuses`` the checkout answers (after client retries with the same key); ``worker_kills``
 SIGKILLs sent to the worker's process group; ``faults_injected`` the sandbox's count per fault;
 ``double_charges`` orders the sandbox holds more than one succeeded charge for (must be 0); ``not_terminal``
@@ -124,7 +128,10 @@ def disputes_converge(conn, psp: httpx.Client, timeout: float) -> dict:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--orders", type=int, default=500, help="payment orders (one checkout each)")
+    parser.add_argument("--orders", type=int, default=500, help="payment orders (one checkout each by default)")
+    parser.add_argument("--orders-per-checkout", type=int, default=1,
+                        help="orders per checkout (default 1; more: each executed by its event's task, and each "
+                             "buyer checks out three times, new then returning)")
     parser.add_argument("--kill-every", type=float, default=5.0, help="seconds between worker SIGKILLs")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--converge-timeout", type=float, default=600.0)
@@ -194,14 +201,16 @@ class Chaos:
 
 def send_checkouts(stack: Stack, args: argparse.Namespace, auth: dict[str, str], sellers: list[str]) -> list[int]:
     local = threading.local()
+    per = args.orders_per_checkout
 
     def checkout(i: int) -> int:
         if not hasattr(local, "client"):
             local.client = httpx.Client(base_url=stack.web_url, headers=auth, timeout=60)
         disputed = args.dispute_every and i % args.dispute_every == 0
-        body = {"buyer": {"reference": f"b{i}"}, "payment_method": "pm_card_createDispute" if disputed
-                else "pm_card_visa",
-                "orders": [{"seller": sellers[i % len(sellers)], "amount": 100 + i % 5000, "currency": "usd"}]}
+        body = {"buyer": {"reference": f"b{i // 3 if per > 1 else i}"},
+                "payment_method": "pm_card_createDispute" if disputed else "pm_card_visa",
+                "orders": [{"seller": sellers[(i * per + k) % len(sellers)], "amount": 100 + (i + k) % 5000,
+                            "currency": "usd"} for k in range(per)]}
         for _ in range(5):  # a client retries a failed request with the same key
             try:
                 return local.client.post("/api/v1/checkouts", json=body,
@@ -211,7 +220,7 @@ def send_checkouts(stack: Stack, args: argparse.Namespace, auth: dict[str, str],
         return 0
 
     with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
-        return list(pool.map(checkout, range(args.orders)))
+        return list(pool.map(checkout, range(-(-args.orders // per))))
 
 
 def wait_until_all_tried(stack: Stack, chaos: Chaos) -> None:

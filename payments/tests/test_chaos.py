@@ -30,3 +30,17 @@ def test_short_chaos_run_converges_with_no_double_charge_and_no_double_payout():
     assert result["payouts_lost"] == 0 and result["payouts_state_mismatch"] == 0
     assert result["psp_paid_out"] == result["our_paid_total"] == result["psp_net_transferred"] > 0
     assert result["payout_accounts_unusable"] >= 1  # the sellers paying to a closed bank account
+
+
+@pytest.mark.integration
+def test_short_chaos_run_of_multi_order_checkouts_converges_with_no_double_charge():
+    """Checkouts of two orders, each executed by its payment event's task, buyers new and returning."""
+    run = subprocess.run([sys.executable, "bench/chaos.py", "--orders", "80", "--orders-per-checkout", "2",
+                          "--kill-every", "1.5", "--converge-timeout", "120", "--json"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=420)
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["orders_created"] == 80 and result["worker_kills"] >= 2 and result["faults_injected_total"] > 0
+    assert result["double_charges"] == 0 and result["not_terminal"] == 0
+    assert result["audit_money"] == "audit_money: all invariants hold"
+    assert result["psp_captured"] == result["our_succeeded_total"] > 0

@@ -282,7 +282,8 @@ def main() -> None:
             time.sleep(0.2)  # every dispute opened, then each one decided
         decide_disputes(psp, log)
         faults_stopped = time.perf_counter()
-        log(f"{args.orders} checkouts sent and every order tried at least once in {faults_stopped - started:.1f} s; "
+        log(f"{len(statuses)} checkouts ({args.orders} orders) sent and every order tried at least once in "
+            f"{faults_stopped - started:.1f} s; "
             f"worker kills: {chaos.kills}; faults stopped, converging...")
         with stack.db() as conn:
             orders = orders_converge(conn, args.converge_timeout, faults_stopped)

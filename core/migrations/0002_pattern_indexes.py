@@ -1,11 +1,5 @@
-"""Plain btrees only where a query needs one (issue #8: the pay-in path writes these rows on every order).
-
-Django gives an indexed CharField or foreign key to a CharField primary key a second, varchar_pattern_ops
-index for LIKE 'prefix%', which no query of ours asks of these columns; and a foreign key an index of its own
-where a unique constraint already leads with it. Every index is written with every insert and every update
-that changes an indexed column (an order's claim and capture change its state), so they cost each order
-without serving a query. The kept indexes are renamed to the names Meta.indexes gives them, not rebuilt.
-core/tests/test_pay_in_indexes.py pins the indexes of the pay-in path's tables."""
+"""Plain btrees only where a query needs one, for the idempotency record's client (issue #8): see
+payments/migrations/0017_pattern_indexes.py for why. core/tests/test_pay_in_indexes.py pins them."""
 import django.db.models.deletion
 from django.db import migrations, models
 

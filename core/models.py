@@ -32,7 +32,8 @@ class IdempotencyRecord(models.Model):
         IN_PROGRESS = "in_progress"
         COMPLETED = "completed"
 
-    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="+")
+    # Looked up through idempotency_key_unique_per_client (client, key), which leads with it.
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="+", db_index=False)
     key = models.CharField(max_length=255)
     request_method = models.CharField(max_length=8)
     request_path = models.CharField(max_length=255)

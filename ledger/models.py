@@ -33,13 +33,14 @@ class LedgerTransaction(models.Model):
 
     idempotency_key = models.CharField(max_length=200, unique=True)
     description = models.CharField(max_length=300)
-    reference = models.CharField(max_length=100, blank=True, db_index=True,
+    reference = models.CharField(max_length=100, blank=True,
                                  help_text="The business object posted, e.g. a payment order id.")
     occurred_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-id"]
+        indexes = [models.Index(fields=["reference"], name="ledger_transaction_reference")]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.description}"
@@ -47,7 +48,8 @@ class LedgerTransaction(models.Model):
 
 class Entry(models.Model):
     transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="entries")
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
+    # Looked up through the (account, currency) index, which leads with it.
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries", db_index=False)
     currency = models.CharField(max_length=3)
     amount = models.BigIntegerField(help_text="Minor units; debit positive, credit negative.")
 

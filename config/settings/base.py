@@ -98,6 +98,14 @@ if DATABASE_POOL_MAX_SIZE:
     }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+# Parameters bound by PostgreSQL, and a statement run twice on a connection prepared there (psycopg keeps the
+# 100 latest per connection): it is parsed and planned once per connection instead of on every execution, and
+# PostgreSQL keeps a generic plan where it costs no more. A prepared statement whose result columns a
+# migration changes fails once with "cached plan must not change result type": our statements name their
+# columns, and workers restart after migrations. DATABASE_SERVER_SIDE_BINDING=false turns it off.
+if env.bool("DATABASE_SERVER_SIDE_BINDING", default=True):
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=True, prepare_threshold=env.int("DATABASE_PREPARE_THRESHOLD", default=2))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

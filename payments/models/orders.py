@@ -53,7 +53,7 @@ class PaymentEvent(ConcurrentTransitionMixin, models.Model):
     """
 
     id = models.CharField(primary_key=True, max_length=40, default=IdFactory("pe"), editable=False)
-    client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="payment_events")
+    client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="payment_events", db_index=False)
     buyer_reference = models.CharField(max_length=100)
     buyer_email = models.EmailField(blank=True)
     payment_method = models.CharField(max_length=100, help_text="The PSP's payment-method token.")
@@ -76,8 +76,7 @@ class PaymentEvent(ConcurrentTransitionMixin, models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     TRANSITION_FIELDS = ("state", "completed_at", "failure_reason")  # core.transitions
 
-    state = FSMField(default=PaymentEventState.PROCESSING, choices=PaymentEventState.choices, protected=True,
-                     db_index=True)
+    state = FSMField(default=PaymentEventState.PROCESSING, choices=PaymentEventState.choices, protected=True)
     completed_at = models.DateTimeField(null=True, blank=True, db_index=True,
                                         help_text="When every order was decided (and the event with them).")
     failure_reason = models.CharField(max_length=500, blank=True, help_text="Why the event failed.")
@@ -86,6 +85,8 @@ class PaymentEvent(ConcurrentTransitionMixin, models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["client"], name="payment_event_client"),
+                   models.Index(fields=["state"], name="payment_event_state")]
 
     def __str__(self) -> str:
         return self.id
@@ -137,8 +138,9 @@ class PaymentOrder(ConcurrentTransitionMixin, models.Model):
     """
 
     id = models.CharField(primary_key=True, max_length=40, default=IdFactory("ord"), editable=False)
-    payment_event = models.ForeignKey(PaymentEvent, on_delete=models.PROTECT, related_name="orders")
-    seller = models.ForeignKey(Seller, on_delete=models.PROTECT, related_name="payment_orders")
+    # Looked up through payment_order_one_per_seller (payment_event, seller), which leads with it.
+    payment_event = models.ForeignKey(PaymentEvent, on_delete=models.PROTECT, related_name="orders", db_index=False)
+    seller = models.ForeignKey(Seller, on_delete=models.PROTECT, related_name="payment_orders", db_index=False)
     amount = models.BigIntegerField(help_text="Minor units.")
     currency = models.CharField(max_length=3)
     # What its transitions and their callers may change (core.transitions): written by name.
@@ -147,8 +149,8 @@ class PaymentOrder(ConcurrentTransitionMixin, models.Model):
                          "next_action_url")
 
     state = FSMField(default=PaymentOrderState.NOT_STARTED, choices=PaymentOrderState.choices,
-                     protected=True, db_index=True)
-    psp_reference = models.CharField(max_length=100, blank=True, db_index=True)
+                     protected=True)
+    psp_reference = models.CharField(max_length=100, blank=True)
     failure_code = models.CharField(max_length=100, blank=True)
     failure_message = models.CharField(max_length=500, blank=True)
     attempts = models.PositiveIntegerField(default=0, help_text="Calls made to the PSP for this order.")
@@ -174,6 +176,11 @@ class PaymentOrder(ConcurrentTransitionMixin, models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         permissions = [("replay_paymentorder", "Can send a dead-lettered payment order back to the PSP")]
+        # Plain btrees (db_index on a CharField adds a varchar_pattern_ops twin for LIKE 'x%', which nothing
+        # here asks; each order is written three times, and every index is written with it).
+        indexes = [models.Index(fields=["state"], name="payment_order_state"),
+                   models.Index(fields=["psp_reference"], name="payment_order_psp_reference"),
+                   models.Index(fields=["seller"], name="payment_order_seller")]
         constraints = [
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="payment_order_amount_positive"),
             # Refunds can never exceed what was captured, whatever the application does.
@@ -250,7 +257,8 @@ class PSPCustomer(models.Model):
     """A buyer's customer at the PSP: their payment methods are attached to it so that one
     token can pay every seller's order of a checkout."""
 
-    client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="psp_customers")
+    # Looked up through psp_customer_one_per_buyer (client, buyer_reference), which leads with it.
+    client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="psp_customers", db_index=False)
     buyer_reference = models.CharField(max_length=100)
     psp_customer_id = models.CharField(max_length=100)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -265,7 +273,8 @@ class PSPCustomer(models.Model):
 class PaymentOrderTransition(TransitionAudit):
     """Audit row: every state change of a payment order, who made it and why."""
 
-    payment_order = models.ForeignKey(PaymentOrder, on_delete=models.PROTECT, related_name="transitions")
+    payment_order = models.ForeignKey(PaymentOrder, on_delete=models.PROTECT, related_name="transitions",
+                                      db_index=False)
     detail = models.JSONField(
         null=True, blank=True,
         help_text="What the row records beyond the move, e.g. the PSP call it answers: {'psp_call': {'attempt', "
@@ -273,7 +282,7 @@ class PaymentOrderTransition(TransitionAudit):
                   "statement as the row: core.transitions).")
 
     class Meta(TransitionAudit.Meta):
-        pass
+        indexes = [models.Index(fields=["payment_order"], name="order_transition_order")]
 
     def __str__(self) -> str:
         return f"{self.payment_order_id}: {self.from_state} → {self.to_state}"
@@ -282,10 +291,11 @@ class PaymentOrderTransition(TransitionAudit):
 class PaymentEventTransition(TransitionAudit):
     """Audit row: every state change of a payment event, who made it and why."""
 
-    payment_event = models.ForeignKey(PaymentEvent, on_delete=models.PROTECT, related_name="transitions")
+    payment_event = models.ForeignKey(PaymentEvent, on_delete=models.PROTECT, related_name="transitions",
+                                      db_index=False)
 
     class Meta(TransitionAudit.Meta):
-        pass
+        indexes = [models.Index(fields=["payment_event"], name="event_transition_event")]
 
     def __str__(self) -> str:
         return f"{self.payment_event_id}: {self.from_state} → {self.to_state}"

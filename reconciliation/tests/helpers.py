@@ -8,6 +8,7 @@ from pathlib import Path
 from payments.models import PaymentEvent, PaymentOrder
 from payments.tests.factories import SellerFactory
 from psp_sandbox.settlement import COLUMNS, camt053, major
+from reconciliation.importers import CopyChunk, ReferencesChecked, iter_copy_chunks
 
 
 def order(*, amount: int, currency: str = "usd", psp_reference: str, completed_at: datetime,
@@ -49,3 +50,40 @@ def bank_statement(path: Path, booked: datetime, payouts: list[dict]) -> Path:
 def fee(amount: int) -> int:
     """The sandbox's default fee rule: 2.9 % (half up) + 30."""
     return (amount * 290 + 5000) // 10000 + 30
+
+
+def copy_rows(path: Path, source: str, *, fast: bool, instants: bool = False) -> tuple[list[tuple], tuple, list, int]:
+    """The rows the COPY chunks of a report hold, parsed back, what the chunks sum up, the reference checks
+    and how many chunks Arrow converted (bytes; the row parser gives str). ``instants``: times are compared
+    as instants (parsed), not as written."""
+    rows, total, checks, by_arrow = [], CopyChunk(text="", rows=0), [], 0
+    for item in iter_copy_chunks(path, source, 7, fast=fast):
+        if isinstance(item, ReferencesChecked):
+            checks.append(item.unique)
+            continue
+        assert isinstance(item, CopyChunk)
+        by_arrow += isinstance(item.text, bytes)
+        text = item.text.decode() if isinstance(item.text, bytes) else item.text
+        for raw in text.split("\n")[:-1]:  # not splitlines: a value may hold a \x0b
+            fields = raw.split("\t")
+            assert len(fields) == 16, raw
+            if instants and fields[13] != "\\N":
+                fields[13] = datetime.fromisoformat(fields[13])
+            rows.append(tuple(fields))
+        total.absorb(item)
+    sums = (total.rows, dict(total.counts), total.fees, total.latest, total.latest_payout)
+    return rows, sums, checks, by_arrow
+
+
+def fast_and_slow_read_the_same(path: Path, source: str, *, instants: bool = False) -> tuple[list[tuple], list, list]:
+    """A report of odd rows in every block: the Arrow path and the row parser give the same rows and sums,
+    every block went through Arrow (its odd rows rendered in their place), line numbers stay in order, the
+    odd rows are there. Returns the rows and each path's reference checks."""
+    fast, fast_totals, fast_checks, by_arrow = copy_rows(path, source, fast=True, instants=instants)
+    slow, slow_totals, slow_checks, _ = copy_rows(path, source, fast=False, instants=instants)
+    assert fast == slow and fast_totals == slow_totals
+    chunks = sum(1 for item in iter_copy_chunks(path, source, 7, fast=True) if isinstance(item, CopyChunk))
+    assert by_arrow == chunks > 10  # no block went wholly row by row
+    assert [row[2] for row in fast] == sorted((row[2] for row in fast), key=int)  # line numbers in order
+    assert sum(1 for row in fast if row[3] == "malformed") > 20
+    return fast, fast_checks, slow_checks

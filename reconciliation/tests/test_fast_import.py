@@ -8,9 +8,10 @@ import pytest
 
 from psp_sandbox.settlement import COLUMNS
 from reconciliation.exceptions import SettlementImportError
-from reconciliation.importers import CopyChunk, ReferencesChecked, iter_copy_chunks, stripe_arrow
+from reconciliation.importers import stripe_arrow
 from reconciliation.models import SettlementFile, SettlementLine
 from reconciliation.services import settlement_file_import
+from reconciliation.tests.helpers import copy_rows, fast_and_slow_read_the_same
 
 pytestmark = pytest.mark.django_db
 
@@ -75,25 +76,8 @@ def plain_rows(count: int) -> list[str]:
 
 
 def read(path: Path, *, fast: bool) -> tuple[list[tuple], tuple, list, int]:
-    """The rows the chunks hold, parsed back (times compared as instants), what the chunks sum up,
-    the reference checks and how many chunks Arrow converted (bytes; the row parser gives str)."""
-    rows, total, checks, by_arrow = [], CopyChunk(text="", rows=0), [], 0
-    for item in iter_copy_chunks(path, "stripe", 7, fast=fast):
-        if isinstance(item, ReferencesChecked):
-            checks.append(item.unique)
-            continue
-        assert isinstance(item, CopyChunk)
-        by_arrow += isinstance(item.text, bytes)
-        text = item.text.decode() if isinstance(item.text, bytes) else item.text
-        for raw in text.splitlines():
-            fields = raw.split("\t")
-            assert len(fields) == 16, raw
-            if fields[13] != "\\N":
-                fields[13] = datetime.fromisoformat(fields[13])
-            rows.append(tuple(fields))
-        total.absorb(item)
-    sums = (total.rows, dict(total.counts), total.fees, total.latest, total.latest_payout)
-    return rows, sums, checks, by_arrow
+    """``helpers.copy_rows`` of a Stripe report, times compared as instants."""
+    return copy_rows(path, "stripe", fast=fast, instants=True)
 
 
 def test_odd_rows_read_the_same_by_both_parsers(tmp_path, monkeypatch):
@@ -130,14 +114,8 @@ def test_blocks_with_odd_rows_convert_the_rest_and_read_the_same(tmp_path, monke
         rows.insert(position * 12, same_width[position % len(same_width)])
     rows.append(rows[100])  # a twin: the first line stays first
     path = report(tmp_path / "mixed.csv", rows)
-    fast, fast_totals, fast_checks, by_arrow = read(path, fast=True)
-    slow, slow_totals, slow_checks, _ = read(path, fast=False)
-    assert fast == slow and fast_totals == slow_totals
-    chunks = sum(1 for item in iter_copy_chunks(path, "stripe", 7, fast=True) if isinstance(item, CopyChunk))
-    assert by_arrow == chunks > 10  # no block went wholly row by row
+    fast, fast_checks, slow_checks = fast_and_slow_read_the_same(path, "stripe", instants=True)
     assert [row[1] for row in fast] == [str(n) for n in range(1, len(fast) + 1)]
-    assert [row[2] for row in fast] == sorted((row[2] for row in fast), key=int)  # line numbers in order
-    assert sum(1 for row in fast if row[3] == "malformed") > 20
     assert {"pi_yen", "pi_cafe", "pi_tz", "pi_1dp"} <= {row[5] for row in fast}
     assert fast_checks == [] and slow_checks == []  # odd rows: uniqueness left to matching
 

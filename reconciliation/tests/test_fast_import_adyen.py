@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from psp_sandbox.settlement import camt053, major
-from reconciliation.importers import CopyChunk, ReferencesChecked, adyen_arrow, arrow_columns, iter_copy_chunks
+from reconciliation.importers import CopyChunk, adyen_arrow, arrow_columns, iter_copy_chunks
 from reconciliation.models import SettlementLine
 from reconciliation.services import settlement_file_import
+from reconciliation.tests.helpers import copy_rows, fast_and_slow_read_the_same
 
 pytestmark = pytest.mark.django_db
 
@@ -124,23 +125,8 @@ def plain_rows(count: int) -> list[str]:
 
 
 def read(path: Path, *, fast: bool) -> tuple[list[tuple], tuple, list, int]:
-    """The rows the chunks hold, parsed back (times compared as written), what the chunks sum up, the
-    reference checks and how many chunks Arrow converted (bytes; the row parser gives str)."""
-    rows, total, checks, by_arrow = [], CopyChunk(text="", rows=0), [], 0
-    for item in iter_copy_chunks(path, "adyen", 7, fast=fast):
-        if isinstance(item, ReferencesChecked):
-            checks.append(item.unique)
-            continue
-        assert isinstance(item, CopyChunk)
-        by_arrow += isinstance(item.text, bytes)
-        text = item.text.decode() if isinstance(item.text, bytes) else item.text
-        for raw in text.split("\n")[:-1]:  # not splitlines: a value may hold a \x0b
-            fields = tuple(raw.split("\t"))
-            assert len(fields) == 16, raw
-            rows.append(fields)
-        total.absorb(item)
-    sums = (total.rows, dict(total.counts), total.fees, total.latest, total.latest_payout)
-    return rows, sums, checks, by_arrow
+    """``helpers.copy_rows`` of an Adyen report, times compared as written."""
+    return copy_rows(path, "adyen", fast=fast)
 
 
 def test_odd_rows_read_the_same_by_both_parsers(tmp_path, monkeypatch):
@@ -181,13 +167,7 @@ def test_blocks_with_odd_rows_convert_the_rest_and_read_the_same(tmp_path, monke
         rows.insert(position * 10, odd_rows[position % len(odd_rows)])
     rows.append(rows[100])  # a twin: the first line stays first
     path = report(tmp_path / "mixed.csv", rows)
-    fast, fast_totals, fast_checks, by_arrow = read(path, fast=True)
-    slow, slow_totals, _, _ = read(path, fast=False)
-    assert fast == slow and fast_totals == slow_totals
-    chunks = sum(1 for item in iter_copy_chunks(path, "adyen", 7, fast=True) if isinstance(item, CopyChunk))
-    assert by_arrow == chunks > 10  # no block went wholly row by row
-    assert [row[2] for row in fast] == sorted((row[2] for row in fast), key=int)  # line numbers in order
-    assert sum(1 for row in fast if row[3] == "malformed") > 20
+    fast, fast_checks, _ = fast_and_slow_read_the_same(path, "adyen")
     assert {"t_yen", "t_cafe", "t_pst", "t_quoted", "t_iana"} <= {row[5] for row in fast}
     assert fast_checks == []  # odd rows: uniqueness left to matching
 

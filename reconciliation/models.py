@@ -145,28 +145,6 @@ class SettlementMatch(models.Model):
         return f"line {self.line_id}: {self.state} {self.kind} {self.object_id}".rstrip()
 
 
-class SettledOrder(models.Model):
-    """A payment order a charge line settled, written by the run that matched the line (``matching.settled``).
-
-    What ``missing_in_settlement`` reads first: the orders of its window that have a row here are set aside
-    with one hash join over the window's rows (by ``completed_at``), instead of a probe of the lines per order;
-    only the others are checked by the settling rule itself (``matching.history.charge_lines_settling``). A row
-    says no more than that rule would: an order settled stays settled (a matched charge line is never decided
-    again), so a row is never wrong, and an order without one (settled before the table existed) is still found
-    settled by the rule. Append-only; no foreign keys (lines and orders are never deleted).
-    """
-
-    # One index, the key, serves both the window's range and a line's uniqueness: two would cost twice the
-    # writes (a run writes a row per line it matched).
-    pk = models.CompositePrimaryKey("completed_at", "line_id")
-    completed_at = models.DateTimeField(help_text="The order's, when the line was matched.")
-    line_id = models.BigIntegerField(help_text="The charge line that settled the order.")
-    order_id = models.CharField(max_length=64)
-
-    def __str__(self) -> str:
-        return f"order {self.order_id} settled by line {self.line_id}"
-
-
 class ReconciliationRun(models.Model):
     """One execution of matching; ``stats`` holds counts and amounts per break class."""
 

@@ -185,10 +185,6 @@ def test_ordinary_work_as_the_app_role(as_app):
     as_app.execute("SELECT id FROM wallet_wallet WHERE id = %s FOR UPDATE", [wallet])
     as_app.execute("CREATE TEMP TABLE scratch ON COMMIT DROP AS SELECT 1 AS one")  # reconciliation's matching
     as_app.execute("SELECT reconciliation_settlement_lines_refresh()")  # the import, after its COPY (as the owner)
-    as_app.execute("INSERT INTO reconciliation_settledorder (completed_at, line_id, order_id)"  # a run's marks
-                    " VALUES (now(), -1, 'ord_roles')")
-    assert as_app.execute("SELECT order_id FROM reconciliation_settledorder WHERE line_id = -1").fetchone()[0] \
-        == "ord_roles"
     as_app.execute("DELETE FROM wallet_wallet WHERE id = -1")
 
 

@@ -5,15 +5,14 @@ statements, not a million queries. ``reconciliation_run`` (``run``) takes the st
 in one transaction:
 
 1. ``candidates``: the open charge-like lines, each with the payment order it finds
-   (by PSP reference, else our order id), into ``recon_charge_line``, those that need a decision
-   into ``recon_candidate``;
+   (by PSP reference, else our order id), into ``recon_candidate``;
 2. ``charges``: those that need a decision decided by the break rules (``rules``);
 3. ``refunds``: refund lines against our refunds;
 4. ``payouts``: payout rows against the bank lines that received them;
 5. ``malformed``: lines that could not be read;
 6. ``recording``: match rows, the files marked reconciled, breaks upserted by key and
-   auto-resolved with an audit row; ``settled``: the orders the run's charge lines settled (``SettledOrder``);
-7. ``missing``: succeeded orders no line settled by the cut-off (those marked settled set aside first);
+   auto-resolved with an audit row;
+7. ``missing``: succeeded orders no line settled by the cut-off;
 8. ``booking``: fees and payouts posted to the ledger;
 9. ``balance``: the bank statements' closing balance against ``assets:bank``.
 

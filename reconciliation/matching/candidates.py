@@ -45,7 +45,6 @@ def charge_candidates_collect(cursor: CursorWrapper, scope: RunScope) -> Candida
     new_lines = sum(sum(counts.values()) for counts in charge_like)
     checked = len(with_candidates) <= 1 and all(f.unique_references is True for f in with_candidates)
     _twin_references_collect(cursor, scope, within_files=not checked)
-    _charge_lines_collect(cursor, scope)
     if _collect(cursor, scope, lean=True):
         _collect(cursor, scope, lean=False)
     return Candidates(new_lines=new_lines)
@@ -70,25 +69,17 @@ WHERE line_match.state = '{MatchState.BREAK}' AND line.record_type = '{RecordTyp
     cursor.execute("ANALYZE recon_twin_ref")
 
 
-def _charge_lines_collect(cursor: CursorWrapper, scope: RunScope) -> None:
-    """``recon_charge_line``: every open charge-like line with the order its PSP reference finds (one probe of
-    the orders' index each), whether it is clean; the candidates are taken from it (and, once decided, the
-    orders its clean lines settled: ``settled``)."""
-    cursor.execute("DROP TABLE IF EXISTS recon_charge_line")
-    cursor.execute(f"CREATE TEMP TABLE recon_charge_line ON COMMIT DROP AS {_CHARGE_LINES}", scope.params)
-    cursor.execute("ANALYZE recon_charge_line")
-
-
 def _collect(cursor: CursorWrapper, scope: RunScope, *, lean: bool) -> int:
     """``recon_candidate`` anew; returns how many candidates were found by merchant reference."""
     cursor.execute("DROP TABLE IF EXISTS recon_candidate")
     keep = f"NOT cand.clean OR {_SETTLED_BY_MATCH_ROW} OR {_MAY_BE_TWIN}" if lean else "true"
-    cursor.execute(f"CREATE TEMP TABLE recon_candidate ON COMMIT DROP AS {_candidate_lines(keep=keep)}")
+    cursor.execute(f"CREATE TEMP TABLE recon_candidate ON COMMIT DROP AS {_candidate_lines(keep=keep)}",
+                   scope.params)
     if lean and scope.reconciled_files and settled_by_reference_collect(cursor, scope.params):
         # The clean charges among them are kept too (the others are in already).
         keep = (f"cand.clean AND cand.id IN (SELECT id FROM recon_settled) AND NOT {_SETTLED_BY_MATCH_ROW}"
                 f" AND NOT {_MAY_BE_TWIN}")
-        cursor.execute(f"INSERT INTO recon_candidate {_candidate_lines(keep=keep)}")
+        cursor.execute(f"INSERT INTO recon_candidate {_candidate_lines(keep=keep)}", scope.params)
     cursor.execute("ANALYZE recon_candidate")
     return _find_by_merchant_reference(cursor)
 
@@ -101,13 +92,10 @@ _SETTLED_BY_MATCH_ROW = f"(cand.record_type = '{RecordType.CHARGE}' AND cand.ord
 
 
 def _candidate_lines(*, keep: str) -> str:
-    """SQL: the open charge-like lines of ``recon_charge_line`` for which ``keep`` (over ``cand``) holds."""
-    return f"SELECT * FROM recon_charge_line cand WHERE {keep}"
-
-
-#: SQL: the open charge-like lines (``history.open_lines``: a break is decided again) with the order their PSP
-#: reference finds, and the columns the rules read.
-_CHARGE_LINES = f"""
+    """SQL: the open charge-like lines (``history.open_lines``: a break is decided again) with the order their PSP
+    reference finds, and the columns the rules read; those for which ``keep`` (over ``cand``) holds."""
+    return f"""
+SELECT * FROM (
 SELECT line.id, line.record_type, line.currency, {rules.SETTLED_GROSS} AS actual, line.file_id, line.is_new,
        payment_order.id AS order_id, payment_order.amount AS expected, payment_order.currency AS expected_currency,
        payment_order.state AS order_state, payment_order.completed_at,
@@ -121,6 +109,7 @@ LEFT JOIN LATERAL (  -- one probe of the orders' reference index per line (OFFSE
     WHERE line.psp_reference <> '' AND payment_order.psp_reference = line.psp_reference OFFSET 0
 ) payment_order ON true
 WHERE line.record_type NOT IN ({sql_list(MATCHED_ONE_BY_ONE)})
+) cand WHERE {keep}
 """
 
 

@@ -6,10 +6,9 @@ break, keyed by the order; once a line settles it, the open break is auto-resolv
 ``settled_later`` with an audit row.
 
 Bounded by the night, not the history: an order an earlier run checked (``RunScope.missing_checked_before``)
-and found settled stays settled, so only the orders completed since, and those with a break, are looked at,
-not the whole lookback's orders every night. Of the orders completed since, those a run marked settled
-(``SettledOrder``, by ``completed_at``) are set aside with one hash (``EXCEPT``); only the others, a few, are
-probed by the settling rule itself. A mark is never wrong and a missing one only costs a probe.
+and found settled stays settled, so only the orders completed since (read by ``completed_at``), and those with
+a break (each read by id), are looked at, not the whole lookback's orders every night; each is probed by the
+settling rule, the lines' reference index first.
 """
 from __future__ import annotations
 
@@ -20,7 +19,7 @@ from reconciliation.models import BreakClass, BreakState, Resolution
 from . import rules
 from .history import charge_lines_settling
 from .scope import RunScope
-from .tables import BREAK_AUDIT, BREAKS, ORDERS, SETTLED
+from .tables import BREAK_AUDIT, BREAKS, ORDERS
 
 _SETTLING = charge_lines_settling(order_id="payment_order.id", order_psp_reference="payment_order.psp_reference")
 
@@ -32,18 +31,17 @@ SELECT '{BreakClass.MISSING_IN_SETTLEMENT}:object:' || payment_order.id, '{Break
        '{BreakState.OPEN}', %(run)s, %(run)s, NULL, '', (payment_order.completed_at AT TIME ZONE 'UTC')::date,
        payment_order.amount, payment_order.currency, NULL, '', 'payment_order', payment_order.id,
        payment_order.psp_reference, {rules.MISSING_IN_SETTLEMENT_DESCRIPTION}, '', '', '', NULL, %(now)s
-FROM (  -- the orders new to the window no line marked settled, and those with a break
-    (SELECT new.id FROM {ORDERS} new
-     WHERE new.completed_at >= %(missing_checked_before)s AND new.completed_at < %(missing_before)s
-     EXCEPT  -- one hash of the window's marks, not a probe of the lines per order
-     SELECT settled.order_id FROM {SETTLED} settled
-     WHERE settled.completed_at >= %(missing_checked_before)s AND settled.completed_at < %(missing_before)s)
-    UNION
-    SELECT brk.object_id FROM {BREAKS} brk
+FROM (  -- the orders new to the window, read by completion time, and those with a break (each probed by id)
+    SELECT new.* FROM {ORDERS} new
+    WHERE new.completed_at >= %(missing_checked_before)s AND new.completed_at < %(missing_before)s
+    UNION ALL
+    SELECT payment_order.* FROM {BREAKS} brk
+    CROSS JOIN LATERAL (  -- a probe by id (OFFSET 0), never a hash of every order
+        SELECT * FROM {ORDERS} payment_order WHERE payment_order.id = brk.object_id OFFSET 0
+    ) payment_order
     WHERE brk.break_class = '{BreakClass.MISSING_IN_SETTLEMENT}' AND brk.object_kind = 'payment_order'
-) unsettled
-CROSS JOIN LATERAL (  -- a probe by id for each of those few (OFFSET 0), never a hash of every order
-    SELECT * FROM {ORDERS} payment_order WHERE payment_order.id = unsettled.id OFFSET 0
+      AND (payment_order.completed_at >= %(missing_checked_before)s
+           AND payment_order.completed_at < %(missing_before)s) IS NOT TRUE  -- not twice
 ) payment_order
 WHERE {rules.MISSING_IN_SETTLEMENT_WINDOW} AND NOT EXISTS ({_SETTLING})
 ON CONFLICT (key) DO UPDATE SET last_seen_run_id = EXCLUDED.last_seen_run_id

@@ -24,7 +24,6 @@ from .recording import files_mark_reconciled, line_breaks_write, matches_write
 from .refund_failures import refund_failure_lines_decide
 from .refunds import refund_lines_decide
 from .scope import SYSTEM_ACTOR, run_scope, session_prepare
-from .settled import settled_orders_mark
 from .transfers import money_out_lines_decide, paid_payouts_unsettled_find
 
 logger = logging.getLogger(__name__)
@@ -57,7 +56,6 @@ def reconciliation_run(*, day: date, actor: str = SYSTEM_ACTOR) -> Reconciliatio
             run.lines_evaluated = outcomes_count(cursor) + matched_by_reference
             matches_write(cursor, scope)
             files_mark_reconciled(cursor, scope)
-            settled_orders_mark(cursor, scope)
             line_breaks_write(cursor, scope)
             missing_in_settlement_find(cursor, scope)
             money_out_unsettled = paid_payouts_unsettled_find(scope)

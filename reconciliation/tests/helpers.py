@@ -87,3 +87,14 @@ def fast_and_slow_read_the_same(path: Path, source: str, *, instants: bool = Fal
     assert [row[2] for row in fast] == sorted((row[2] for row in fast), key=int)  # line numbers in order
     assert sum(1 for row in fast if row[3] == "malformed") > 20
     return fast, fast_checks, slow_checks
+
+
+def plain_report_checks_references(tmp_path: Path, report, plain_rows, read) -> None:
+    """A report with no odd row goes through Arrow and checks its references' uniqueness on the way: unique,
+    then (one line twice) not. ``report``, ``plain_rows`` and ``read`` are the format's own test helpers."""
+    path = report(tmp_path / "plain.csv", plain_rows(500))
+    fast, fast_totals, checks, by_arrow = read(path, fast=True)
+    assert (fast, fast_totals) == read(path, fast=False)[:2]
+    assert checks == [True] and len(fast) == 500 and by_arrow > 5
+    twice = report(tmp_path / "twice.csv", [*plain_rows(500), plain_rows(1)[0]])
+    assert read(twice, fast=True)[2] == [False]

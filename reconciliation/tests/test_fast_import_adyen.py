@@ -11,7 +11,7 @@ from psp_sandbox.settlement import camt053, major
 from reconciliation.importers import CopyChunk, adyen_arrow, arrow_columns, iter_copy_chunks
 from reconciliation.models import SettlementLine
 from reconciliation.services import settlement_file_import
-from reconciliation.tests.helpers import copy_rows, fast_and_slow_read_the_same
+from reconciliation.tests.helpers import copy_rows, fast_and_slow_read_the_same, plain_report_checks_references
 
 pytestmark = pytest.mark.django_db
 
@@ -174,12 +174,7 @@ def test_blocks_with_odd_rows_convert_the_rest_and_read_the_same(tmp_path, monke
 
 def test_plain_report_goes_through_arrow_and_checks_references(tmp_path, monkeypatch):
     monkeypatch.setattr(adyen_arrow, "BLOCK_BYTES", 4096)
-    path = report(tmp_path / "plain.csv", plain_rows(500))
-    fast, fast_totals, checks, by_arrow = read(path, fast=True)
-    assert (fast, fast_totals) == read(path, fast=False)[:2]
-    assert checks == [True] and len(fast) == 500 and by_arrow > 5
-    twice = report(tmp_path / "twice.csv", [*plain_rows(500), plain_rows(1)[0]])
-    assert read(twice, fast=True)[2] == [False]
+    plain_report_checks_references(tmp_path, report, plain_rows, read)
 
 
 def _bench_files():

@@ -23,6 +23,7 @@ __all__ = ["GENERIC_DECLINE", "Config", "ConfigError", "Decline", "Plan", "decid
 RATE_KEYS = (
     "error_rate",
     "transient_error_rate",
+    "rate_limit_rate",
     "drop_rate",
     "timeout_rate",
     "processing_rate",
@@ -38,6 +39,8 @@ def default_config() -> dict[str, Any]:
         "latency_ms": [0, 0],
         "error_rate": 0.0,
         "transient_error_rate": 0.0,
+        # A 429 rate_limit before execution, not saved against the key (a retry runs the request again).
+        "rate_limit_rate": 0.0,
         "drop_rate": 0.0,
         "timeout_rate": 0.0,
         "processing_rate": 0.0,
@@ -181,7 +184,8 @@ class Plan:
     """What one confirm attempt will do.
 
     pre_fault: before execution. "transient" is a 500 that is not saved against the
-    idempotency key (Stripe's lock timeout: retrying runs the request again), "drop" closes
+    idempotency key (Stripe's lock timeout: retrying runs the request again), "rate_limit" is Stripe's
+    429 (not saved either), "drop" closes
     the connection; nothing is executed or stored. "error" is a 500 saved against the key
     and replayed for it (no PaymentIntent is created). outcome: "succeeded", "declined",
     "requires_action", "processing" (later succeeds) or "processing_fail" (later fails).
@@ -226,6 +230,8 @@ def _chaos(config: Config) -> Plan:
     cfg = config.snapshot()
     if config.chance(cfg["transient_error_rate"]):
         return Plan(pre_fault="transient")
+    if config.chance(cfg["rate_limit_rate"]):
+        return Plan(pre_fault="rate_limit")
     if config.chance(cfg["error_rate"]):
         return Plan(pre_fault="error")
     if config.chance(cfg["drop_rate"]):

@@ -65,6 +65,12 @@ def server_error() -> ApiError:
     return ApiError(500, "api_error", "An unknown error occurred (sandbox fault injection).")
 
 
+def rate_limited() -> ApiError:
+    """Stripe's 429: too many requests (nothing executed; the SDK raises ``RateLimitError``)."""
+    return ApiError(429, "invalid_request_error", "Request rate limit exceeded (sandbox fault injection). "
+                    "Retry later with an exponential backoff.", code="rate_limit")
+
+
 def request_log_url(request_id: str) -> str:
     """The Dashboard link Stripe puts in every error body."""
     return f"https://dashboard.stripe.com/test/logs/{request_id}?t={int(time.time())}"

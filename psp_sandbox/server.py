@@ -270,11 +270,13 @@ class Handler(BaseHTTPRequestHandler):
             self._latency()
             plan = op.plan(req, api_key, idem_key) if op.plan else Plan()
             sb.count_plan(plan)
-            if plan.pre_fault in ("transient", "drop"):  # before execution: nothing saved
+            if plan.pre_fault in ("transient", "drop", "rate_limit"):  # before execution: nothing saved
                 if idem_key:
                     store.release_idempotency(api_key, idem_key)
                 if plan.pre_fault == "drop":
                     return self._drop()
+                if plan.pre_fault == "rate_limit":
+                    return self._send(429, errors.rate_limited().payload())
                 return self._send(500, errors.server_error().payload(), {"Stripe-Should-Retry": "true"})
             with store.transaction():  # execution + saving the response are atomic
                 if plan.pre_fault == "error":  # a 500 saved against the key: nothing executed
@@ -353,8 +355,8 @@ class Sandbox:
             self._faults.update(kinds)
 
     def fault_counts(self) -> dict[str, int]:
-        """Faults by kind: error (saved 500), transient (unsaved 500), drop, timeout, drop_after_charge,
-        processing(_fail), declined, requires_action."""
+        """Faults by kind: error (saved 500), transient (unsaved 500), rate_limit (unsaved 429), drop, timeout,
+        drop_after_charge, processing(_fail), declined, requires_action."""
         with self._faults_lock:
             return dict(self._faults)
 

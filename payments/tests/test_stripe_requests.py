@@ -18,6 +18,7 @@ import typing_extensions
 from stripe import params as stripe_params
 
 from payments.psp.base import CustomerRequest, PaymentRequest, PaymentStatus, PSPPaymentMethodRefused, RefundRequest
+from payments.psp.http_client import PSPHttpClient
 from payments.psp.stripe_adapter import StripeAdapter
 
 ENDPOINTS = [
@@ -36,7 +37,9 @@ EXCLUSIVE_WITH_ALLOWED = {"payment_method_types", "excluded_payment_method_types
                           "payment_method_configuration"}
 
 
-class RecordingClient(stripe.RequestsClient):
+class RecordingClient(PSPHttpClient):
+    """The adapter's own HTTP client, recording what the SDK hands it to send."""
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.sent: list[tuple[str, str, dict, str]] = []
@@ -113,8 +116,13 @@ def _check(method: str, url: str, headers: dict, body: str) -> list[str]:
     return [f"{method} {parts.path}: {problem}" for problem in found]
 
 
+def test_the_recording_client_is_the_adapters_own(psp_sandbox):
+    """What is recorded here is what production sends: the adapter's default client is this class."""
+    assert type(StripeAdapter(api_base=psp_sandbox).client._requestor._client) is PSPHttpClient
+
+
 def test_the_adapters_requests_are_all_documented_for_the_pinned_version(psp_sandbox):
-    recorder = RecordingClient(timeout=10)
+    recorder = RecordingClient(api_base=psp_sandbox, timeout=10)
     psp = StripeAdapter(api_base=psp_sandbox, http_client=recorder)
     customer = psp.create_customer(CustomerRequest(idempotency_key="customer:conformance", buyer_reference="buyer-9",
                                                    email="buyer@example.com"))
@@ -138,7 +146,7 @@ def test_the_adapters_requests_are_all_documented_for_the_pinned_version(psp_san
 def test_a_new_buyers_customer_with_the_card_attached_is_one_documented_call(psp_sandbox):
     """``POST /v1/customers`` with ``payment_method``: the customer and the attachment in one call, then the
     token itself charged with that customer; a token the PSP won't attach is a refusal, with its code."""
-    recorder = RecordingClient(timeout=10)
+    recorder = RecordingClient(api_base=psp_sandbox, timeout=10)
     psp = StripeAdapter(api_base=psp_sandbox, http_client=recorder)
     customer = psp.create_customer(CustomerRequest(idempotency_key="customer:pe_conformance", buyer_reference="b-10",
                                                    email="buyer@example.com", payment_method="pm_card_visa"))
@@ -157,7 +165,7 @@ def test_a_new_buyers_customer_with_the_card_attached_is_one_documented_call(psp
 
 def test_the_on_session_requests_of_3d_secure_are_documented_too(psp_sandbox):
     """The buyer present: confirmed with a return_url (no off_session), then cancelled when abandoned."""
-    recorder = RecordingClient(timeout=10)
+    recorder = RecordingClient(api_base=psp_sandbox, timeout=10)
     psp = StripeAdapter(api_base=psp_sandbox, http_client=recorder)
     asked = psp.create_payment(PaymentRequest(
         idempotency_key="ord_3ds_conformance", payment_order_id="ord_3ds_conformance", amount=2500, currency="eur",

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import stripe
 
+from payments.psp.http_client import PSPHttpClient
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SECRET = "whsec_test_secret"
 
@@ -97,7 +99,7 @@ def make_client(url: str, timeout: float = 5, api_key: str = "sk_test_sandbox") 
         api_key,
         base_addresses={"api": url},
         max_network_retries=0,
-        http_client=stripe.RequestsClient(timeout=timeout),
+        http_client=PSPHttpClient(api_base=url, timeout=timeout),
     )
 
 

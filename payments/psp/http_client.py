@@ -65,6 +65,29 @@ def _dropped(sock) -> bool:
     return bool(poller.poll(0))
 
 
+class _OneWrite:
+    """A request with a body of bytes goes out in one write, headers and body together: ``http.client``
+    writes them separately, two packets (TCP_NODELAY), and the server reads twice. A failed write is then
+    the whole request not sent (``sendall`` hands the kernel all of it, or raises)."""
+
+    def _send_output(self, message_body=None, encode_chunked=False):
+        if not isinstance(message_body, bytes):
+            return super()._send_output(message_body, encode_chunked=encode_chunked)
+        self._buffer.extend((b"", message_body))
+        request = b"\r\n".join(self._buffer)
+        del self._buffer[:]
+        self.send(request)
+        return None
+
+
+class _HTTPConnection(_OneWrite, http.client.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_OneWrite, http.client.HTTPSConnection):
+    pass
+
+
 class PSPHttpClient(stripe.HTTPClient):
     """``stripe.HTTPClient`` over ``http.client``: each thread keeps one connection per host.
 
@@ -123,12 +146,12 @@ class PSPHttpClient(stripe.HTTPClient):
     def _new_connection(self, route) -> http.client.HTTPConnection:
         host, port, https, proxy = route
         if https:
-            connection = http.client.HTTPSConnection(*(proxy[:2] if proxy else (host, port)),
+            connection = _HTTPSConnection(*(proxy[:2] if proxy else (host, port)),
                                                      timeout=self._timeout, context=self._ssl_context)
             if proxy:
                 connection.set_tunnel(host, port, headers=proxy[2])
             return connection
-        return http.client.HTTPConnection(*(proxy[:2] if proxy else (host, port)), timeout=self._timeout)
+        return _HTTPConnection(*(proxy[:2] if proxy else (host, port)), timeout=self._timeout)
 
     def request(self, method: str, url: str, headers, post_data=None) -> tuple[bytes, int, ResponseHeaders]:
         body = post_data.encode() if isinstance(post_data, str) else post_data

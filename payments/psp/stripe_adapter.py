@@ -37,8 +37,10 @@ from payments.psp.base import (
     WebhookSignatureError,
 )
 from payments.psp.http_client import PSPHttpClient
+from payments.psp.stripe_sdk_logging import sdk_logging_when_enabled
 
 API_VERSION = stripe.api_version  # pinned: the version the installed SDK's types describe
+sdk_logging_when_enabled()
 
 _STATUSES = {
     "succeeded": PaymentStatus.SUCCEEDED,

@@ -96,9 +96,9 @@ class PSPHttpClient(stripe.HTTPClient):
     1. Before a connection carries another request, it is polled: if the server closed it (idle
        timeout, restart) or sent anything unasked, it is closed and a new one opened. Nothing was sent:
        always safe.
-    2. If *sending* the request on a re-used connection fails (reset, broken pipe), it is sent once more on
-       a new connection: the write did not complete, so the server never had the whole request (its
-       body is counted by ``Content-Length``) and cannot have acted on it.
+    2. If *writing* the request on a re-used connection fails (reset, broken pipe), it is sent once more on
+       a new connection: headers and body go out in one ``sendall``, which raised, so the server never had
+       the whole request (its body is counted by ``Content-Length``) and cannot have acted on it.
     3. Once the whole request has left, any failure (no answer, reset, timeout, a broken response) raises
        ``stripe.APIConnectionError`` and the connection is closed. A POST is never sent again here, even
        though every POST carries an ``Idempotency-Key`` (ours, or the SDK's own): the outcome is unknown,

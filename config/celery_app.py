@@ -4,7 +4,6 @@ from collections.abc import Iterator, Mapping
 from functools import cached_property
 
 from celery import Celery
-from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
@@ -35,16 +34,3 @@ class DjangoCelerySettings(Mapping):
 app = Celery("marketplace")
 app.config_from_object(DjangoCelerySettings(), namespace="CELERY")
 app.autodiscover_tasks()
-
-
-@worker_init.connect
-def worker_database_settings(**_) -> None:
-    """In a worker, the database pool hands out a connection without first sending it an empty query
-    (``CONN_HEALTH_CHECKS``, which the web keeps: a dead connection there would be a 500). The executor
-    takes a connection twice per order; a dead one (PostgreSQL restarted, a backend terminated) fails
-    that attempt with ``OperationalError``, which its task retries with backoff, and psycopg's pool drops
-    the broken connection when it is handed back. ``WORKER_DATABASE_HEALTH_CHECKS=true`` keeps the check.
-    Runs before the worker's first query, so before the process's pool is made."""
-    from django.conf import settings
-
-    settings.DATABASES["default"]["CONN_HEALTH_CHECKS"] = settings.WORKER_DATABASE_HEALTH_CHECKS

@@ -84,8 +84,6 @@ DATABASE_OWNER_URL = env("DATABASE_OWNER_URL", default=env("DATABASE_URL",
 DATABASE_OWNER_ROLE = env("DATABASE_OWNER_ROLE", default="")
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# Celery workers only: the pool's empty query before each connection it hands out (config/celery_app.py).
-WORKER_DATABASE_HEALTH_CHECKS = env.bool("WORKER_DATABASE_HEALTH_CHECKS", default=False)
 # psycopg's connection pool, one per process (0 turns it off for persistent connections instead).
 # The Celery worker runs a hundred threads that each hand their connection back while they wait
 # for the PSP, so a few connections serve them all; a thread that waits longer than the timeout

@@ -1,6 +1,6 @@
-"""The worker's database connections die under it (PostgreSQL restarted, backends terminated): its pool hands
-out connections without a health check (``config.celery_app.worker_database_settings``), so a dead one fails
-that attempt, which is retried; the order still ends succeeded, charged and credited exactly once."""
+"""The worker's database connections die under it (PostgreSQL restarted, backends terminated) during an order's
+PSP call: the pool's health check replaces them, and a dead one met anyway fails that attempt, which is retried;
+the order still ends succeeded, charged and credited exactly once."""
 import time
 
 import pytest

@@ -43,11 +43,12 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.middleware.RateLimitMiddleware",
     "core.middleware.ApiBodySizeLimitMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's own, passed by for /api/ and /webhooks/ (no cookies there): core.middleware.NotForMachinePaths.
+    "core.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "core.middleware.CsrfViewMiddleware",
+    "core.middleware.AuthenticationMiddleware",
+    "core.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes requires
 ]

@@ -89,10 +89,11 @@ class _Key:
 
 # The request path's statements, written once: the ORM compiled each of them on every request.
 _TABLE = IdempotencyRecord._meta.db_table
-# The claim is the operation's transaction's first statement: a twin's claim waits on the key's unique index
-# until that transaction ends, then finds the stored response (committed) or claims the key itself (rolled back).
+# The claim is the operation's transaction's first statement, under a transaction-scoped advisory lock on the
+# key taken without waiting: a twin whose claimer's transaction is still open gets no lock, inserts nothing
+# and finds no committed row (409), instead of waiting on the key's unique index for that transaction to end.
 _CLAIM = (f"INSERT INTO {_TABLE} (client_id, key, request_method, request_path, request_fingerprint, status,"
-          " created_at, locked_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+          " created_at, locked_at) SELECT %s, %s, %s, %s, %s, %s, %s, %s WHERE pg_try_advisory_xact_lock(%s::bigint)"
           " ON CONFLICT (client_id, key) DO NOTHING RETURNING id")
 _FIND = (f"SELECT id, request_fingerprint, status, response_status, response_body, created_at FROM {_TABLE}"
          " WHERE client_id = %s AND key = %s")
@@ -108,14 +109,21 @@ def _body(value) -> dict | None:
     return _BODY_FIELD.from_db_value(value, None, connection)
 
 
+def _key_lock(client: ApiClient, key: str) -> int:
+    """The key's advisory lock: 64 bits of its hash (PostgreSQL's advisory locks take a bigint)."""
+    digest = hashlib.blake2b(f"{client.pk}:{key}".encode(), digest_size=8, person=b"idempotency").digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 def _claim(*, client: ApiClient, key: str, method: str, path: str, fingerprint: str) -> tuple[_Key, bool]:
-    """Insert the key as in progress in the caller's transaction, or return the existing record (once its
-    claimer's transaction has ended). A record older than the retention period is expired: it is replaced,
-    as if pruned."""
+    """Insert the key as in progress in the caller's transaction, or return the existing committed record;
+    409 while another transaction holds the key. A record older than the retention period is expired: it
+    is replaced, as if pruned."""
+    lock = _key_lock(client, key)
     with connection.cursor() as cur:
         for _ in range(2):
             now = timezone.now()
-            cur.execute(_CLAIM, [client.pk, key, method, path, fingerprint, _IN_PROGRESS, now, now])
+            cur.execute(_CLAIM, [client.pk, key, method, path, fingerprint, _IN_PROGRESS, now, now, lock])
             row = cur.fetchone()
             if row is not None:
                 return _Key(row[0], fingerprint, _IN_PROGRESS, None, None, now), True
@@ -144,12 +152,12 @@ def idempotent_call(
     """Run ``operation`` at most once per (client, key), Stripe's way.
 
     The key is claimed, the operation run and its response stored in one transaction (one commit), so a
-    response is saved if and only if the operation's writes are. A twin request's claim waits until that
-    transaction ends, then gets the stored response (with its own body; 422 with another body), or, if the
-    first was rolled back, runs the operation itself. Later requests get the stored response. A request
-    refused by validation (4xx) or failing (5xx) rolls back its claim with its writes: the key is released
-    and the client may retry with it. A key left in progress by a process that committed its claim on its
-    own (this code before one transaction) is 409 while locked or recent, and taken over once abandoned.
+    response is saved if and only if the operation's writes are. A twin request while that transaction is
+    open gets 409 at once (whatever its body: the claim is not visible yet); later ones get the stored
+    response, or 422 with another body. A request refused by validation (4xx) or failing (5xx) rolls back
+    its claim with its writes: the key is released and the client may retry with it. A key left in progress
+    by a process that committed its claim on its own (this code before one transaction) is 409 while locked
+    or recent, and taken over once abandoned.
     """
     key = _validate_key(key)
     fingerprint = request_fingerprint(method=method, path=path, body=body)

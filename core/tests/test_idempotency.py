@@ -1,6 +1,5 @@
 """Idempotency keys at the service level: retention, release on failure, twins and keys left in progress."""
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -89,9 +88,10 @@ def test_a_key_left_in_progress_by_a_claim_committed_on_its_own_is_409_until_aba
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(("first_fails", "twin_body"),
                          [(False, b'{"a": 1}'), (False, b'{"b": 2}'), (True, b'{"a": 1}')])
-def test_a_twin_waits_for_the_first_request_then_replays_is_refused_or_runs(first_fails, twin_body):
-    """The claim is in the operation's transaction: a twin's claim waits on the key until it ends, then replays
-    the stored response (same body), is refused (another body), or runs itself (the first rolled back)."""
+def test_a_twin_is_409_while_the_first_request_runs_then_replays_is_refused_or_runs(first_fails, twin_body):
+    """The claim is in the operation's transaction, not yet visible to a twin: the twin gets 409 at once
+    (it does not wait), then, once the first request's transaction ended, the stored response (same body),
+    422 (another body), or runs itself (the first was rolled back and released the key)."""
     client, _ = api_client_create(name="c")
     started, release = threading.Event(), threading.Event()
 
@@ -113,7 +113,7 @@ def test_a_twin_waits_for_the_first_request_then_replays_is_refused_or_runs(firs
     def twin():
         try:
             return call(client, "k", body=twin_body, result=(201, {"twin": 1}))
-        except IdempotencyKeyReused as exc:
+        except (IdempotencyKeyInUse, IdempotencyKeyReused) as exc:
             return exc
         finally:
             connection.close()
@@ -121,17 +121,18 @@ def test_a_twin_waits_for_the_first_request_then_replays_is_refused_or_runs(firs
     with ThreadPoolExecutor(max_workers=2) as pool:
         first_done = pool.submit(first)
         assert started.wait(10)
-        twin_done = pool.submit(twin)
-        time.sleep(0.5)
-        assert not twin_done.done()  # waiting on the first's claim
-        release.set()
-        first_result, twin_result = first_done.result(10), twin_done.result(10)
+        try:
+            during = pool.submit(twin).result(5)
+        finally:
+            release.set()
+        first_result = first_done.result(10)
+        after = pool.submit(twin).result(10)
+    assert isinstance(during, IdempotencyKeyInUse)
     if first_fails:
         assert isinstance(first_result, ApiError)
-        assert (twin_result.replayed, twin_result.body) == (False, {"twin": 1})
+        assert (after.replayed, after.body) == (False, {"twin": 1})
     elif twin_body == b'{"a": 1}':
-        assert (first_result.replayed, twin_result.replayed) == (False, True)
-        assert twin_result.body == {"first": 1}
+        assert (first_result.replayed, after.replayed, after.body) == (False, True, {"first": 1})
     else:
-        assert isinstance(twin_result, IdempotencyKeyReused)
+        assert isinstance(after, IdempotencyKeyReused)
     assert IdempotencyRecord.objects.count() == 1

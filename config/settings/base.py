@@ -43,10 +43,10 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.middleware.RateLimitMiddleware",
     "core.middleware.ApiBodySizeLimitMiddleware",
-    # Django's own, passed by for /api/ and /webhooks/ (no cookies there): core.middleware.NotForMachinePaths.
+    # Sessions, the user and messages: Django's own, passed by for /api/ and /webhooks/ (core.middleware).
     "core.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "core.middleware.CsrfViewMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
     "core.middleware.AuthenticationMiddleware",
     "core.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

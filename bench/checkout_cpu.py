@@ -11,6 +11,9 @@ requests, ``callgrind_control --dump`` (which zeroes the counters): instructions
 dump's total, less an empty phase's (the toggling itself), over the requests. Instruction counts do not
 depend on what else the machine runs; ``process_time`` does (caches, frequency), so compare within a run.
 
+Without ``--callgrind`` it also prints the CPU the PostgreSQL backends connected to the database spent per
+request (``/proc/<pid>/stat``, 10 ms ticks: use ``--requests`` in the thousands).
+
 ``--parts`` measures, the same way, pieces of a checkout alone: the input's validation, the Celery
 publish, the API key's authentication, the rate limiter's hit.
 
@@ -99,6 +102,7 @@ class Meter:
         self.callgrind = callgrind
         self.dumps = 0
         self.walls: dict[str, tuple[float, float]] = {}  # label: wall-clock p50, p99 (ms), without callgrind
+        self.backends: dict[str, float] = {}  # label: PostgreSQL backends' CPU microseconds, without callgrind
         self.out = os.environ.get("CHECKOUT_CPU_CALLGRIND_OUT", "")
 
     def _control(self, *flags: str) -> None:
@@ -107,14 +111,17 @@ class Meter:
     def measure(self, label: str, fn, n: int) -> float:
         """``fn(i)`` for i in range(n): its whole cost (instructions, or CPU microseconds)."""
         if not self.callgrind:
+            backends_before = backends_cpu()
             started, walls = time.process_time(), []
             for i in range(n):
                 sent = time.perf_counter()
                 fn(i)
                 walls.append(time.perf_counter() - sent)
+            spent = (time.process_time() - started) * 1e6
+            self.backends[label] = backends_cpu(since=backends_before)
             walls.sort()
             self.walls[label] = (walls[n // 2] * 1e3, walls[min(n - 1, round(n * 0.99))] * 1e3)
-            return (time.process_time() - started) * 1e6
+            return spent
         self._control("-i", "on")
         for i in range(n):
             fn(i)
@@ -128,6 +135,29 @@ class Meter:
             if line.startswith("totals:"):  # "summary:" can come out wrapped below zero (threads)
                 return float(line.split()[1])
         raise SystemExit(f"no totals in {self.out}.{number}")
+
+
+def backends_cpu(since: dict[int, float] | None = None):
+    """CPU microseconds of the PostgreSQL backends connected to our database, per pid (from /proc); with
+    ``since``, their total since then (backends that exited meanwhile are not counted: the pool keeps them)."""
+    import psycopg
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    with psycopg.connect(host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], password=db["PASSWORD"],
+                         dbname=db["NAME"], autocommit=True) as conn:
+        pids = [row[0] for row in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                                               " AND pid <> pg_backend_pid()")]
+    ticks = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks[pid] = (int(fields[11]) + int(fields[12])) * 1e6 / os.sysconf("SC_CLK_TCK")
+    if since is None:
+        return ticks
+    return sum(value - since.get(pid, 0.0) for pid, value in ticks.items())
 
 
 class Wsgi:
@@ -193,6 +223,7 @@ def requests_phases(args: argparse.Namespace, meter: Meter, wsgi: Wsgi, sellers:
     figures["gc"] = pauses.summary(n)
     figures["ping"] = (meter.measure("ping", ping, n) - empty) / n
     figures["walls"] = meter.walls
+    figures["backends"] = {name: value / n for name, value in meter.backends.items() if name in ("checkout", "ping")}
     return figures
 
 
@@ -310,6 +341,8 @@ def report(args: argparse.Namespace, figures: dict[str, float]) -> None:
     for name, (p50, p99) in figures["walls"].items():
         if name in ("checkout", "ping"):
             print(f"  {name:<12} wall clock, one at a time: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    for name, value in figures.get("backends", {}).items():
+        print(f"  {name:<12} PostgreSQL (our database's backends) {value / 1e3:.2f} ms CPU")
     gc = figures["gc"]
     print(f"  gc during the checkouts (threshold {gc['threshold']}, {gc['tracked']} objects tracked, "
           f"{gc['frozen']} frozen): " + "; ".join(

@@ -1,8 +1,12 @@
 """The edge of the API and the webhook endpoint: oversized bodies and NUL bytes refused before
-anything is read, and every error page Django itself answers there turned into the error shape."""
+anything is read, and every error page Django itself answers there turned into the error shape; the browser's
+middleware (sessions, the user, messages) only for the browser's paths."""
 from urllib.parse import unquote_plus
 
 from django.conf import settings
+from django.contrib.auth import middleware as auth_middleware
+from django.contrib.messages import middleware as messages_middleware
+from django.contrib.sessions import middleware as sessions_middleware
 
 from core.errors import error_response_for_status, json_error_response
 from core.throttling import webhook_refusal
@@ -80,3 +84,29 @@ class RateLimitMiddleware:
             if refused is not None:
                 return refused
         return self.get_response(request)
+
+
+class NotForMachinePaths:
+    """Mixed into a browser middleware (sessions, the user, messages): passed by for ``/api/`` and
+    ``/webhooks/``, whose requests carry an API key or a PSP signature and no cookie, and whose views read no
+    session, user or message (DRF authenticates with the key and sets ``request.user`` itself). The admin,
+    the storefront and the buyer's pages get it unchanged. CSRF's middleware stays as Django's own for every
+    path (``check --deploy`` looks for it by name; for the API's CSRF-exempt views it costs little)."""
+
+    def __call__(self, request):
+        if request.path_info.startswith(JSON_PATH_PREFIXES):
+            return self.get_response(request)
+        return super().__call__(request)
+
+
+class SessionMiddleware(NotForMachinePaths, sessions_middleware.SessionMiddleware):
+    pass
+
+
+class AuthenticationMiddleware(NotForMachinePaths, auth_middleware.AuthenticationMiddleware):
+    pass
+
+
+class MessageMiddleware(NotForMachinePaths, messages_middleware.MessageMiddleware):
+    pass
+

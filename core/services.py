@@ -89,21 +89,18 @@ class _Key:
 
 # The request path's statements, written once: the ORM compiled each of them on every request.
 _TABLE = IdempotencyRecord._meta.db_table
-# The claim commits without waiting for its WAL flush (synchronous_commit off for its own transaction only):
-# a claim lost in a crash is as if the request never came (the client's retry claims the key again), and
-# the operation's transaction, committed synchronously after it, flushes the claim with it. One flush wait
-# per request less (4-7 ms at the median, 20+ at the 99th percentile on a busy disk).
+# The claim is the operation's transaction's first statement, under a transaction-scoped advisory lock on the
+# key taken without waiting: a twin whose claimer's transaction is still open gets no lock, inserts nothing
+# and finds no committed row (409), instead of waiting on the key's unique index for that transaction to end.
 _CLAIM = (f"INSERT INTO {_TABLE} (client_id, key, request_method, request_path, request_fingerprint, status,"
-          " created_at, locked_at) SELECT %s, %s, %s, %s, %s, %s, %s, %s"
-          " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS claim_commits_without_flush_wait"
+          " created_at, locked_at) SELECT %s, %s, %s, %s, %s, %s, %s, %s WHERE pg_try_advisory_xact_lock(%s::bigint)"
           " ON CONFLICT (client_id, key) DO NOTHING RETURNING id")
 _FIND = (f"SELECT id, request_fingerprint, status, response_status, response_body, created_at FROM {_TABLE}"
          " WHERE client_id = %s AND key = %s")
 _EXPIRE = f"DELETE FROM {_TABLE} WHERE client_id = %s AND key = %s AND created_at < %s"
-_LOCK = f"SELECT status, response_status, response_body, locked_at FROM {_TABLE} WHERE id = %s FOR UPDATE"
+_LOCK = f"SELECT status, response_status, response_body, locked_at FROM {_TABLE} WHERE id = %s FOR UPDATE SKIP LOCKED"
 _COMPLETE = (f"UPDATE {_TABLE} SET status = %s, response_status = %s, response_body = %s, completed_at = %s"
              " WHERE id = %s")
-_RELEASE = f"DELETE FROM {_TABLE} WHERE id = %s AND status = %s"
 _IN_PROGRESS, _COMPLETED = IdempotencyRecord.Status.IN_PROGRESS, IdempotencyRecord.Status.COMPLETED
 _BODY_FIELD = IdempotencyRecord._meta.get_field("response_body")
 
@@ -112,15 +109,21 @@ def _body(value) -> dict | None:
     return _BODY_FIELD.from_db_value(value, None, connection)
 
 
-def _claim(*, client: ApiClient, key: str, method: str, path: str, fingerprint: str) -> tuple[_Key, bool]:
-    """Insert the key as in progress (committed at once: one autocommit statement), or return the existing record.
+def _key_lock(client: ApiClient, key: str) -> int:
+    """The key's advisory lock: 64 bits of its hash (PostgreSQL's advisory locks take a bigint)."""
+    digest = hashlib.blake2b(f"{client.pk}:{key}".encode(), digest_size=8, person=b"idempotency").digest()
+    return int.from_bytes(digest, "big", signed=True)
 
-    A record older than the retention period is expired: it is replaced, as if pruned.
-    """
+
+def _claim(*, client: ApiClient, key: str, method: str, path: str, fingerprint: str) -> tuple[_Key, bool]:
+    """Insert the key as in progress in the caller's transaction, or return the existing committed record;
+    409 while another transaction holds the key. A record older than the retention period is expired: it
+    is replaced, as if pruned."""
+    lock = _key_lock(client, key)
     with connection.cursor() as cur:
         for _ in range(2):
             now = timezone.now()
-            cur.execute(_CLAIM, [client.pk, key, method, path, fingerprint, _IN_PROGRESS, now, now])
+            cur.execute(_CLAIM, [client.pk, key, method, path, fingerprint, _IN_PROGRESS, now, now, lock])
             row = cur.fetchone()
             if row is not None:
                 return _Key(row[0], fingerprint, _IN_PROGRESS, None, None, now), True
@@ -148,52 +151,47 @@ def idempotent_call(
 ) -> IdempotentResponse:
     """Run ``operation`` at most once per (client, key), Stripe's way.
 
-    The key is claimed in its own committed row; the operation then runs in one
-    transaction that holds that row locked and stores the response with it, so a
-    response is saved if and only if the operation's writes are. A twin request
-    that finds the row locked gets 409; one with another body gets 422; later ones
-    get the stored response. A request refused by validation (4xx) releases the key.
+    The key is claimed, the operation run and its response stored in one transaction (one commit), so a
+    response is saved if and only if the operation's writes are. A twin request while that transaction is
+    open gets 409 at once (whatever its body: the claim is not visible yet); later ones get the stored
+    response, or 422 with another body. A request refused by validation (4xx) or failing (5xx) rolls back
+    its claim with its writes: the key is released and the client may retry with it. A key left in progress
+    by a process that committed its claim on its own (this code before one transaction) is 409 while locked
+    or recent, and taken over once abandoned.
     """
     key = _validate_key(key)
     fingerprint = request_fingerprint(method=method, path=path, body=body)
-    record, created = _claim(client=client, key=key, method=method, path=path, fingerprint=fingerprint)
-    if record.fingerprint != fingerprint:
-        raise IdempotencyKeyReused()
-    if record.status == _COMPLETED:
-        return _replay(record)
-
-    try:
-        return _run_locked(record=record, created=created, operation=operation)
-    except IdempotencyKeyInUse:
-        raise
-    except Exception:
-        # Validation refused it (4xx) or a bug (5xx): the operation's writes were rolled
-        # back, so the key is released and the client may retry with it.
-        if created:
-            with connection.cursor() as cur:
-                cur.execute(_RELEASE, [record.id, _IN_PROGRESS])
-        raise
-
-
-def _run_locked(*, record: _Key, created: bool, operation: Callable[[], tuple[int, dict]]) -> IdempotentResponse:
     with transaction.atomic():
-        with connection.cursor() as cur:
-            # The claimer waits for a twin's brief lock; a twin never waits.
-            cur.execute(_LOCK if created else _LOCK + " SKIP LOCKED", [record.id])
-            row = cur.fetchone()
-        if row is None:
-            raise IdempotencyKeyInUse()
-        locked = _Key(record.id, record.fingerprint, row[0], row[1], _body(row[2]), row[3])
-        if locked.status == _COMPLETED:
-            return _replay(locked)
-        abandoned_before = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_LOCK_TIMEOUT_SECONDS)
-        if not created and locked.locked_at > abandoned_before:
-            raise IdempotencyKeyInUse()
+        record, created = _claim(client=client, key=key, method=method, path=path, fingerprint=fingerprint)
+        if record.fingerprint != fingerprint:
+            raise IdempotencyKeyReused()
+        if record.status == _COMPLETED:
+            return _replay(record)
+        if not created:
+            replay = _take_over(record)
+            if replay is not None:
+                return replay
         status, response_body = operation()
         with connection.cursor() as cur:
             cur.execute(_COMPLETE, [_COMPLETED, status, _BODY_FIELD.get_db_prep_save(response_body, connection),
                                     timezone.now(), record.id])
         return IdempotentResponse(status=status, body=response_body, replayed=False)
+
+
+def _take_over(record: _Key) -> IdempotentResponse | None:
+    """Lock a key committed in progress by an earlier claim (None: this request runs the operation), replay
+    it if it completed meanwhile, or refuse (409) while another request holds it or it is younger than
+    ``IDEMPOTENCY_LOCK_TIMEOUT_SECONDS``. Nothing waits on such a key."""
+    with connection.cursor() as cur:
+        cur.execute(_LOCK, [record.id])
+        row = cur.fetchone()
+    if row is None:
+        raise IdempotencyKeyInUse()
+    if row[0] == _COMPLETED:
+        return IdempotentResponse(status=row[1], body=_body(row[2]), replayed=True)
+    if row[3] > timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_LOCK_TIMEOUT_SECONDS):
+        raise IdempotencyKeyInUse()
+    return None
 
 
 def idempotency_keys_expire() -> int:

@@ -92,7 +92,9 @@ def orders_insert(lines: int, nights: int, every: int) -> dict[str, float]:
                                                state="succeeded", psp_reference="pi_template",
                                                completed_at=datetime(2026, 1, 15, tzinfo=UTC))
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the template rows' deferred checks, before the keys go
-        cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")  # this transaction's index builds only
+        # This transaction's only (the server's settings stay): index builds and the foreign keys' checks in memory.
+        cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        cursor.execute("SET LOCAL work_mem = '256MB'")
         cursor.execute(_KEYS_SQL, {"tables": tables})
         keys = cursor.fetchall()
         cursor.execute(_INDEXES_SQL, {"tables": tables})

@@ -113,7 +113,8 @@ def phase_measure(workdir: Path, nights: int, statements: bool = False, explain:
     from django.db import connection
     from django.db.models import Count
 
-    from reconciliation.models import Break
+    from reconciliation.importers import adyen_arrow, stripe_arrow  # noqa: F401 (pyarrow loaded before the
+    from reconciliation.models import Break  # measurement, as in a worker that has imported a file before)
     from reconciliation.selectors import settlement_lines_with_match
     from reconciliation.services import reconciliation_run, settlement_file_import
 

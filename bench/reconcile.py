@@ -3,11 +3,14 @@
     .venv/bin/python bench/reconcile.py --lines 1000000 [--nights 2] [--breaks-pct 1] [--format adyen]
 
 On a fresh database ``marketplace_bench_*`` (created, migrated, dropped; ``BENCH_KEEP_DB=1``
-keeps it): inserts ``--lines`` succeeded payment orders with set-based SQL, writes a Stripe
-itemized payout reconciliation report with one charge row per order plus the payout row,
-and the bank's camt.053 credit of that payout (setup, timed apart). Then, in a fresh
-process, measures ``settlement_file_import`` of both files and ``reconciliation_run``, with
-that process's peak RSS (VmHWM, and a 20 ms sampling thread on VmRSS); and, in the same run,
+keeps it): inserts ``--lines`` succeeded payment orders a night with set-based SQL, their keys and
+indexes built after (``_reconcile_setup``), and meanwhile writes each night's Stripe itemized payout
+reconciliation report with one charge row per order plus the payout row, and the bank's camt.053 credit
+of that payout (setup, timed apart, per phase). With ``--nights`` N > 1, a process of its own imports and
+reconciles nights 1..N-1 (the history, timed per night), with ``VACUUM (ANALYZE)`` after each as
+autovacuum would (``BENCH_NO_VACUUM=1``: none). Then, in a fresh process, measures
+``settlement_file_import`` of both files and ``reconciliation_run``, with that process's peak RSS
+(VmHWM, and a 20 ms sampling thread on VmRSS); and, in the same run,
 ``COPY ... FROM STDIN`` of the same report into a bare all-text table (the median of three,
 each after a CHECKPOINT, as the measured phase starts after one). Goal: import + reconcile
 within 4.5x of COPY (Adyen: 6x), under 300 MB peak RSS, and zero breaks (``--breaks-pct 0``).

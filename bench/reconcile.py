@@ -3,11 +3,14 @@
     .venv/bin/python bench/reconcile.py --lines 1000000 [--nights 2] [--breaks-pct 1] [--format adyen]
 
 On a fresh database ``marketplace_bench_*`` (created, migrated, dropped; ``BENCH_KEEP_DB=1``
-keeps it): inserts ``--lines`` succeeded payment orders with set-based SQL, writes a Stripe
-itemized payout reconciliation report with one charge row per order plus the payout row,
-and the bank's camt.053 credit of that payout (setup, timed apart). Then, in a fresh
-process, measures ``settlement_file_import`` of both files and ``reconciliation_run``, with
-that process's peak RSS (VmHWM, and a 20 ms sampling thread on VmRSS); and, in the same run,
+keeps it): inserts ``--lines`` succeeded payment orders a night with set-based SQL, their keys and
+indexes built after (``_reconcile_setup``), and meanwhile writes each night's Stripe itemized payout
+reconciliation report with one charge row per order plus the payout row, and the bank's camt.053 credit
+of that payout (setup, timed apart, per phase). With ``--nights`` N > 1, a process of its own imports and
+reconciles nights 1..N-1 (the history, timed per night), with ``VACUUM (ANALYZE)`` after each as
+autovacuum would (``BENCH_NO_VACUUM=1``: none). Then, in a fresh process, measures
+``settlement_file_import`` of both files and ``reconciliation_run``, with that process's peak RSS
+(VmHWM, and a 20 ms sampling thread on VmRSS); and, in the same run,
 ``COPY ... FROM STDIN`` of the same report into a bare all-text table (the median of three,
 each after a CHECKPOINT, as the measured phase starts after one). Goal: import + reconcile
 within 4.5x of COPY (Adyen: 6x), under 300 MB peak RSS, and zero breaks (``--breaks-pct 0``).
@@ -34,7 +37,7 @@ import threading
 import time
 import uuid
 from contextlib import nullcontext
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -45,11 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _reconcile_files import (  # noqa: E402
     BREAK_KINDS,
     DAY,
-    PSP_REFERENCE_SQL,
     break_kind,
     night_files,
-    write_adyen_night,
-    write_night,
 )
 from _statements import statements_measured, statements_print  # noqa: E402
 
@@ -64,15 +64,14 @@ def _env(db_name: str) -> dict[str, str]:
 
 
 def _child(phase: str, db_name: str, workdir: Path, args: argparse.Namespace) -> dict:
+    """Runs one phase in a fresh process; its progress (stderr) goes to ours, its result is its last line."""
     out = subprocess.run([sys.executable, __file__, "--phase", phase, "--db", db_name, "--workdir", str(workdir),
                           "--lines", str(args.lines), "--nights", str(args.nights), "--breaks-pct",
                           str(args.breaks_pct), "--format", args.format]
                          + (["--statements"] if args.statements else [])
                          + (["--explain", str(args.explain.resolve())] if args.explain else []),
-                         cwd=ROOT, env=_env(db_name), capture_output=True, text=True)
-    if out.returncode:
-        sys.stderr.write(out.stderr)
-        out.check_returncode()
+                         cwd=ROOT, env=_env(db_name), stdout=subprocess.PIPE, text=True)
+    out.check_returncode()
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -83,61 +82,22 @@ def _django() -> None:
     django.setup()
 
 
-# --- setup (timed apart) -------------------------------------------------------------------
-
-
-def _clone_sql(model, template_pk: str, overrides: dict[str, str], count: int) -> str:
-    """INSERT ... SELECT that copies a template row ``count`` times with SQL ``overrides`` (``i`` = 1..count)."""
-    columns = [f.column for f in model._meta.concrete_fields]
-    select = [overrides.get(c, f"t.{c}") for c in columns]
-    table = model._meta.db_table
-    return (f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(select)} "
-            f"FROM {table} t CROSS JOIN generate_series(1, {count}) AS i WHERE t.id = '{template_pk}'")
+# --- setup (timed apart; _reconcile_setup) ---------------------------------------------------
 
 
 def phase_setup(workdir: Path, lines: int, nights: int, every: int, report_format: str) -> dict:
     _django()
-    from django.db import connection
+    from _reconcile_setup import setup
 
-    from core.models import ApiClient
-    from payments.models import PaymentEvent, PaymentOrder, Seller
-    from psp_sandbox.settlement import COLUMNS, camt053, major
+    return setup(workdir, lines, nights, every, report_format)
 
-    started = time.perf_counter()
-    client = ApiClient.objects.create(name="bench", key_prefix="bench", key_hash=uuid.uuid4().hex)
-    seller = Seller.objects.create(client=client, name="bench seller")
-    event = PaymentEvent.objects.create(client=client, buyer_reference="b", payment_method="pm_card_visa",
-                                        idempotency_key="template")
-    template = PaymentOrder.objects.create(payment_event=event, seller=seller, amount=1000, currency="usd",
-                                           state="succeeded", psp_reference="pi_template",
-                                           completed_at=datetime(2026, 1, 15, tzinfo=UTC))
-    # Night n (0-based) settles orders lines*n+1 .. lines*(n+1), completed on DAY + n.
-    completed = (f"timestamptz '{DAY.isoformat()} 00:00:00+00' + ((i - 1) / {lines}) * interval '1 day'"
-                 " + (i % 86000) * interval '1 second'")
-    if every:  # the timing kind: completed three days before its batch closes (the window is a day)
-        timing = BREAK_KINDS.index("timing")
-        completed = (f"CASE WHEN i % {every} = 0 AND (i / {every}) % {len(BREAK_KINDS)} = {timing}"
-                     f" THEN ({completed}) - interval '3 days' ELSE {completed} END")
-    count = lines * nights
-    with connection.cursor() as cursor:
-        cursor.execute(_clone_sql(PaymentEvent, event.pk, {"id": "'pe_b' || i", "idempotency_key": "'b' || i"},
-                                  count))
-        cursor.execute(_clone_sql(PaymentOrder, template.pk, {
-            "id": "'ord_b' || i", "payment_event_id": "'pe_b' || i", "amount": "100 + (i % 100000)",
-            "psp_reference": PSP_REFERENCE_SQL, "completed_at": completed,
-            "created_at": completed, "updated_at": completed}, count))
-        cursor.execute(f"DELETE FROM {PaymentOrder._meta.db_table} WHERE id = %s", [template.pk])
-        cursor.execute(f"DELETE FROM {PaymentEvent._meta.db_table} WHERE id = %s", [event.pk])
-        cursor.execute("ANALYZE")
-    orders_seconds = time.perf_counter() - started
 
-    started = time.perf_counter()
-    writer = write_adyen_night if report_format == "adyen" else write_night
-    for night in range(nights):
-        writer(workdir, night, lines, every, COLUMNS, camt053, major)
-    report = night_files(workdir, nights - 1)[0]
-    return {"orders_seconds": orders_seconds, "file_seconds": time.perf_counter() - started,
-            "report": str(report), "size_mb": report.stat().st_size / 1e6}
+def phase_history(workdir: Path, nights: int) -> dict:
+    """The nights before the measured one, in a process of their own (the measured one's peak RSS is its own)."""
+    _django()
+    from _reconcile_setup import history
+
+    return {"nights": history(workdir, nights, vacuum=not os.environ.get("BENCH_NO_VACUUM"))}
 
 
 # --- measure ---------------------------------------------------------------------------------
@@ -156,17 +116,11 @@ def phase_measure(workdir: Path, nights: int, statements: bool = False, explain:
     from django.db import connection
     from django.db.models import Count
 
-    from reconciliation.models import Break
+    from reconciliation.importers import adyen_arrow, stripe_arrow  # noqa: F401 (pyarrow loaded before the
+    from reconciliation.models import Break  # measurement, as in a worker that has imported a file before)
     from reconciliation.selectors import settlement_lines_with_match
     from reconciliation.services import reconciliation_run, settlement_file_import
 
-    history_seconds = 0.0
-    for night in range(nights - 1):  # history: earlier nights imported and reconciled, not measured
-        started = time.perf_counter()
-        for path in night_files(workdir, night):
-            settlement_file_import(path=path, actor="bench")
-        reconciliation_run(day=DAY + timedelta(days=night), actor="bench")
-        history_seconds += time.perf_counter() - started
     with connection.cursor() as cursor:
         cursor.execute("CHECKPOINT")  # as before the COPY baseline
     report_path, statement_path = night_files(workdir, nights - 1)
@@ -194,7 +148,7 @@ def phase_measure(workdir: Path, nights: int, statements: bool = False, explain:
         "lines": report.lines, "malformed": report.malformed, "breaks": Break.objects.count(),
         "matched": settlement_lines_with_match().filter(file=report.file, match_state="matched").count(),
         "breaks_by_class": dict(Break.objects.values_list("break_class").annotate(n=Count("id"))),
-        "stats": run.stats, "history_seconds": history_seconds,
+        "stats": run.stats,
         "baseline_rss_mb": baseline_kb / 1024, "sampled_peak_rss_mb": peak["rss"] / 1024,
         "vmhwm_mb": _status_kb("VmHWM") / 1024, "statements": rows,
     }
@@ -237,15 +191,21 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--explain", type=Path, metavar="FILE",
                         help="also EXPLAIN (ANALYZE, BUFFERS) each of them first (in a savepoint rolled back), the "
                              "plans written to FILE (the run's time then includes the plans: read the statements')")
-    parser.add_argument("--phase", choices=("setup", "measure"), help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=("setup", "history", "measure"), help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
-def _run(args: argparse.Namespace) -> tuple[float, dict, list[float], dict]:
-    """A fresh database (``marketplace_bench_<BENCH_DB_TAG><hex>``): migrate, set up, COPY, measure; dropped
-    after unless ``BENCH_KEEP_DB``. Returns migrate seconds, setup, COPY runs and the measured phase."""
+def _progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')} load {open('/proc/loadavg').read().split(' ', 1)[0]}] {message}",
+          file=sys.stderr, flush=True)
+
+
+def _run(args: argparse.Namespace) -> tuple[dict, list[float], dict]:
+    """A fresh database (``marketplace_bench_<BENCH_DB_TAG><hex>``): migrate, set up, history, COPY, measure;
+    dropped after unless ``BENCH_KEEP_DB``. Returns the setup (migrate and history seconds in it), the COPY runs
+    and the measured phase."""
     db_name = f"marketplace_bench_{os.environ.get('BENCH_DB_TAG', '')}{uuid.uuid4().hex[:8]}"
     workdir = ROOT / "var" / "bench" / db_name
     workdir.mkdir(parents=True, exist_ok=True)
@@ -257,8 +217,11 @@ def _run(args: argparse.Namespace) -> tuple[float, dict, list[float], dict]:
                        check=True, capture_output=True)
         migrate_seconds = time.perf_counter() - started
         setup = _child("setup", db_name, workdir, args)
+        setup["migrate_seconds"] = migrate_seconds
+        _progress(f"setup: {json.dumps(setup)}")
+        setup["history"] = _child("history", db_name, workdir, args)["nights"] if args.nights > 1 else []
         copy_runs = copy_baseline(db_name, Path(setup["report"]))
-        return migrate_seconds, setup, copy_runs, _child("measure", db_name, workdir, args)
+        return setup, copy_runs, _child("measure", db_name, workdir, args)
     finally:
         if not os.environ.get("BENCH_KEEP_DB"):
             with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True) as conn:
@@ -281,24 +244,38 @@ def _print_breaks(args: argparse.Namespace, breaks_by_class: dict[str, int]) -> 
             print(f"  {kind:24} (not made)       breaks {n:8,}")
 
 
+def _print_setup(args: argparse.Namespace, setup: dict) -> None:
+    """Setup seconds per phase (the files are written while the orders are inserted), then the history's."""
+    steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in setup["orders"].items())
+    print(f"setup {setup['setup_seconds']:.1f}s after migrate {setup['migrate_seconds']:.1f}s: "
+          f"{args.lines * args.nights:,} orders {setup['orders_seconds']:.1f}s ({steps}); meanwhile {args.nights} "
+          f"report(s) ({setup['size_mb']:.0f} MB each) + statement(s) written in {setup['file_seconds']:.1f}s")
+    if setup["history"]:
+        total = {step: sum(night[step] for night in setup["history"]) for step in ("import", "reconcile", "vacuum")}
+        print(f"history: {args.nights - 1} night(s) of {args.lines:,} lines imported and reconciled first, not "
+              f"measured, in {sum(total.values()):.1f}s: " + ", ".join(f"{k} {v:.1f}s" for k, v in total.items()))
+        for night, steps in enumerate(setup["history"]):
+            print(f"  night {night + 1}: " + ", ".join(f"{k} {v:.1f}s" for k, v in steps.items()))
+
+
 def main() -> None:
     args = _parse()
     if args.phase == "setup":
         print(json.dumps(phase_setup(args.workdir, args.lines, args.nights, _every(args.breaks_pct), args.format)))
         return
+    if args.phase == "history":
+        print(json.dumps(phase_history(args.workdir, args.nights)))
+        return
     if args.phase == "measure":
         print(json.dumps(phase_measure(args.workdir, args.nights, args.statements, args.explain)))
         return
-    migrate_seconds, setup, copy_runs, result = _run(args)
+    print(f"load average at the start: {open('/proc/loadavg').read().strip()}", flush=True)
+    setup, copy_runs, result = _run(args)
     copy_seconds = statistics.median(copy_runs)
     work = result["import_seconds"] + result["reconcile_seconds"]
     goal = 6 if args.format == "adyen" else 4.5
     print(f"load average at the end: {open('/proc/loadavg').read().strip()}")
-    print(f"setup: migrate {migrate_seconds:.1f}s, {args.lines * args.nights:,} orders {setup['orders_seconds']:.1f}s, "
-          f"{args.nights} report(s) ({setup['size_mb']:.0f} MB each) + statement(s) {setup['file_seconds']:.1f}s")
-    if args.nights > 1:
-        print(f"history: {args.nights - 1} night(s) of {args.lines:,} lines imported and reconciled first in "
-              f"{result['history_seconds']:.1f}s (not measured)")
+    _print_setup(args, setup)
     print(f"COPY into a bare table      {copy_seconds:8.2f} s  (median of {', '.join(f'{t:.2f}' for t in copy_runs)})")
     imported, reconciled = result["import_seconds"], result["reconcile_seconds"]
     print(f"import (report + statement) {imported:8.2f} s  = {imported / copy_seconds:.1f}x COPY "

@@ -42,6 +42,11 @@ class RunScope:
     missing_checked_before: datetime
     #: How long after a payout its bank credit may be booked, when matched by amount.
     payout_window: timedelta
+    #: The settled files (reconciled before, or this run's) whose batch closed within
+    #: ``[missing_checked_before, missing_before + timing_window)``: where the orders new to the missing window
+    #: are looked for first, set-based (``missing``). A charge line that settled such an order cleanly (by
+    #: reference, no match row) is in one of them; any order not found there is probed one by one.
+    missing_nearby_files: list[int]
 
     @property
     def params(self) -> dict:
@@ -51,6 +56,7 @@ class RunScope:
             "settled_files": self.reconciled_files + self.files,
             "timing_window": self.timing_window, "missing_before": self.missing_before,
             "missing_since": self.missing_since, "missing_checked_before": self.missing_checked_before,
+            "missing_nearby_files": self.missing_nearby_files,
         }
 
     @property
@@ -67,18 +73,24 @@ def run_scope(*, run: ReconciliationRun, day: date) -> RunScope:
     missing_since = end_of_day - timedelta(days=_setting("RECONCILIATION_MISSING_LOOKBACK_DAYS", 30))
     unreconciled = list(SettlementFile.objects.filter(reconciled_at__isnull=True).order_by("id")
                         .values_list("id", "settled_at"))
+    reconciled = list(SettlementFile.objects.filter(reconciled_at__isnull=False).order_by("id")
+                      .values_list("id", "settled_at"))
+    timing_window = timedelta(hours=_setting("RECONCILIATION_TIMING_WINDOW_HOURS", 24))
+    missing_before = end_of_day - timedelta(hours=_setting("RECONCILIATION_MISSING_CUTOFF_HOURS", 48))
+    missing_checked_before = _missing_checked_before(missing_since)
     return RunScope(
         run_id=run.pk,
         now=timezone.now(),
         files=[file_id for file_id, _ in unreconciled],
         settled_at=[settled_at for _, settled_at in unreconciled],
-        reconciled_files=list(SettlementFile.objects.filter(reconciled_at__isnull=False).order_by("id")
-                              .values_list("id", flat=True)),
-        timing_window=timedelta(hours=_setting("RECONCILIATION_TIMING_WINDOW_HOURS", 24)),
-        missing_before=end_of_day - timedelta(hours=_setting("RECONCILIATION_MISSING_CUTOFF_HOURS", 48)),
+        reconciled_files=[file_id for file_id, _ in reconciled],
+        timing_window=timing_window,
+        missing_before=missing_before,
         missing_since=missing_since,
-        missing_checked_before=_missing_checked_before(missing_since),
+        missing_checked_before=missing_checked_before,
         payout_window=timedelta(days=_setting("RECONCILIATION_PAYOUT_WINDOW_DAYS", 5)),
+        missing_nearby_files=[file_id for file_id, settled_at in reconciled + unreconciled if settled_at is not None
+                              and missing_checked_before <= settled_at < missing_before + timing_window],
     )
 
 

@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 
-from reconciliation.models import Break
+from reconciliation.matching.scope import run_scope
+from reconciliation.models import Break, ReconciliationRun, SettlementFile
 from reconciliation.services import reconciliation_run, settlement_file_import
 
 from .helpers import fee, order, row, stripe_report
@@ -65,6 +66,33 @@ def test_an_order_whose_line_was_reconciled_by_an_earlier_run_is_not_missing(tmp
     assert missing() == []
     reconciliation_run(day=now.date(), actor="test")
     assert missing() == sorted([broken.id, lost.id])
+
+
+def test_an_order_settled_by_a_line_outside_the_nearby_files_is_not_missing(tmp_path, now):
+    """The orders new to the window are looked for set-based in the files whose batch closed from the window's
+    start to a timing window past its end (``missing_nearby_files``); an order settled cleanly by a line of
+    another file (here a batch that closed before the order completed) is found by its probe all the same."""
+    start = now.replace(hour=0, minute=0, second=0)
+    completed = start - timedelta(days=3)
+    order(amount=1000, psp_reference="pi_nearby", completed_at=completed)
+    order(amount=1500, psp_reference="pi_early", completed_at=completed + timedelta(hours=1))
+    lost = order(amount=3000, psp_reference="pi_missing", completed_at=completed)
+    settlement_file_import(path=stripe_report(tmp_path / "early.csv", [
+        row("charge", gross=1500, fee=fee(1500), pi="pi_early", created=completed - timedelta(days=2)),
+        row("payout", gross=-1, created=completed - timedelta(days=2), source="po_early"),
+    ]), actor="test")
+    settlement_file_import(path=stripe_report(tmp_path / "day.csv", [
+        row("charge", gross=1000, fee=fee(1000), pi="pi_nearby", created=completed),
+        row("payout", gross=-1, created=completed + timedelta(hours=12), source="po_day"),
+    ]), actor="test")
+    reconciliation_run(day=completed.date(), actor="test")
+    assert missing() == []
+    early, day = SettlementFile.objects.order_by("id")
+    assert early.settled_at < completed < day.settled_at
+    scope = run_scope(run=ReconciliationRun(pk=0), day=now.date())
+    assert scope.missing_nearby_files == [day.pk]  # the early file is not among them: its line is probed
+    reconciliation_run(day=now.date(), actor="test")
+    assert missing() == [lost.id]
 
 
 def test_a_break_decided_again_that_clears_settles_its_order(tmp_path, now):

@@ -85,6 +85,8 @@ DATABASE_OWNER_URL = env("DATABASE_OWNER_URL", default=env("DATABASE_URL",
 DATABASE_OWNER_ROLE = env("DATABASE_OWNER_ROLE", default="")
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Django's PostgreSQL backend, whose pool checks a connection by polling its socket first (core/db_backend).
+DATABASES["default"]["ENGINE"] = "core.db_backend"
 # psycopg's connection pool, one per process (0 turns it off for persistent connections instead).
 # The Celery worker runs a hundred threads that each hand their connection back while they wait
 # for the PSP, so a few connections serve them all; a thread that waits longer than the timeout

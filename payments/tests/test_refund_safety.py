@@ -2,6 +2,7 @@
 import httpx
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import transaction
 from django.db.models import F
 from hypothesis import given
 from hypothesis import strategies as st
@@ -108,10 +109,13 @@ def test_refunds_dead_letter_after_their_attempts_and_a_replay_asks_the_psp_firs
     assert refund_replay_dead_letter(refund_id=first.id, operator="alice", reason="PSP fixed (INC-9)") == "pending"
     wait_for(lambda: Refund.objects.filter(pk=first.pk, state="succeeded").exists(), message="the replayed refund")
 
-    # A refund the PSP made while we heard nothing: the replay applies it and sends nothing.
-    second = refund_create(client=order.payment_event.client, payment_order_id=order.id, amount=200, reason="",
-                           actor="t")
-    Refund.objects.filter(pk=second.pk).update(state=RefundState.DEAD_LETTER, attempts=F("attempts") + 6)
+    # A refund the PSP made while we heard nothing: the replay applies it and sends nothing. It is dead-lettered
+    # in the transaction that creates it, so its task (published on commit) finds it dead and sends nothing:
+    # made and dead-lettered in two commits, a fast worker could send it before the test marked it dead.
+    with transaction.atomic():
+        second = refund_create(client=order.payment_event.client, payment_order_id=order.id, amount=200,
+                               reason="", actor="t")
+        Refund.objects.filter(pk=second.pk).update(state=RefundState.DEAD_LETTER, attempts=F("attempts") + 6)
     httpx.post(f"{sandbox}/v1/refunds", auth=("sk_test_sandbox", ""), timeout=5,
                headers={"Idempotency-Key": "made-at-the-psp"},
                data={"payment_intent": order.psp_reference, "amount": 200,

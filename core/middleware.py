@@ -109,4 +109,3 @@ class AuthenticationMiddleware(NotForMachinePaths, auth_middleware.Authenticatio
 
 class MessageMiddleware(NotForMachinePaths, messages_middleware.MessageMiddleware):
     pass
-

@@ -4,6 +4,7 @@ executed by ``payment_event_execute_task`` against a real PSP sandbox process an
     .venv/bin/python bench/executor_cpu.py                  # CPU ms per order (time.process_time)
     .venv/bin/python bench/executor_cpu.py --callgrind      # instructions per order under valgrind
     .venv/bin/python bench/executor_cpu.py --worker         # a real worker process draining N queued events
+    .venv/bin/python bench/executor_cpu.py --worker --callgrind  # the same worker under callgrind: instructions
 
 In-process, each event's task runs as a worker's pool thread runs it: Celery's tracer (``build_tracer``, not
 eager), so ``task_prerun``/``task_postrun`` and the Django fixup's handlers (installed as a worker installs
@@ -161,32 +162,48 @@ def worker_phase(args: argparse.Namespace, env: dict[str, str]) -> dict:
     from payments.models import PaymentOrder
 
     log = open(Path(tempfile.gettempdir()) / f"executor_cpu_worker.{os.getpid()}.log", "w")  # noqa: SIM115
-    worker = subprocess.Popen([str(VENV_BIN / "celery"), "-A", "config", "worker", "-Q", "executor-cpu",
-                               "--pool", "threads", "-c", str(args.concurrency), "-n", f"executor-cpu-{os.getpid()}@%h",
-                               "--without-gossip", "--without-mingle", "-l", "warning"],
-                              cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    argv = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "executor-cpu", "--pool", "threads",
+            "-c", str(args.concurrency), "-n", f"executor-cpu-{os.getpid()}@%h", "--without-gossip",
+            "--without-mingle", "-l", "warning"]
+    out = f"/tmp/executor_cpu_worker.{uuid.uuid4().hex[:8]}.callgrind"
+    if args.callgrind:
+        argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}", *argv]
+    worker = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         events_create(args.warmup, "warm")
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + (1200 if args.callgrind else 120)
         while PaymentOrder.objects.exclude(state="succeeded").exists():
             if time.monotonic() > deadline or worker.poll() is not None:
                 raise SystemExit(f"the worker did not drain the warm-up (log: {log.name})")
             time.sleep(0.2)
         time.sleep(1.0)
         # Published with the worker running, as the API does; the publishing is this process's CPU, not the worker's.
+        if args.callgrind:
+            subprocess.run(["callgrind_control", "-i", "on", str(worker.pid)], check=True, capture_output=True)
         cpu_before, started = process_cpu_ms(worker.pid), time.monotonic()
         ids = events_create(args.events, uuid.uuid4().hex[:8])
         while PaymentOrder.objects.filter(payment_event_id__in=ids).exclude(state="succeeded").exists():
-            if time.monotonic() - started > 600 or worker.poll() is not None:
+            if time.monotonic() - started > (3600 if args.callgrind else 600) or worker.poll() is not None:
                 raise SystemExit(f"the worker did not drain the events (log: {log.name})")
             time.sleep(0.05)
         seconds = time.monotonic() - started
-        spent = process_cpu_ms(worker.pid) - cpu_before
+        spent = (process_cpu_ms(worker.pid) - cpu_before) * 1000  # microseconds
+        if args.callgrind:  # instructions instead of CPU microseconds
+            subprocess.run(["callgrind_control", "--dump=events", str(worker.pid)], check=True, capture_output=True)
+            spent = _callgrind_total(out)
     finally:
         worker.terminate()
         worker.wait(timeout=30)
     orders = 2 * args.events
-    return {"per_order": spent * 1000 / orders, "settled": settled(ids), "orders": orders, "seconds": seconds}
+    return {"per_order": spent / orders, "settled": settled(ids), "orders": orders, "seconds": seconds}
+
+
+def _callgrind_total(out: str) -> float:
+    """The instructions of the worker's first dump (all its threads: ``totals:``, as checkout_cpu reads it)."""
+    for line in Path(f"{out}.1").read_text().splitlines():
+        if line.startswith("totals:"):
+            return float(line.split()[1])
+    raise SystemExit(f"no totals in {out}.1")
 
 
 def sandbox_start(port: int, directory: str) -> subprocess.Popen:
@@ -242,9 +259,11 @@ def measured_process(args: argparse.Namespace, env: dict[str, str]) -> dict:
 
 def report(args: argparse.Namespace, figures: dict, load: str) -> None:
     if args.worker:
+        figure = (f"{figures['per_order'] / 1e6:.3f} M instructions" if args.callgrind
+                  else f"{figures['per_order'] / 1e3:.3f} ms CPU")
         print(f"worker (threads x{args.concurrency}, one process) draining {figures['orders']} orders in "
-              f"{figures['seconds']:.1f} s: {figures['per_order'] / 1e3:.3f} ms CPU per order, {figures['settled']} "
-              f"settled (load {load} at start, {Path('/proc/loadavg').read_text().split()[0]} at end)")
+              f"{figures['seconds']:.1f} s: {figure} per order, {figures['settled']} settled "
+              f"(load {load} at start, {Path('/proc/loadavg').read_text().split()[0]} at end)")
         return
     unit, scale = ("M instructions", 1e6) if args.callgrind else ("ms CPU", 1e3)
     print(f"in-process executor, {figures['orders']} orders after {2 * args.warmup} warm-up: "

@@ -37,11 +37,13 @@ from payments.psp.base import (
     WebhookSignatureError,
 )
 from payments.psp.http_client import PSPHttpClient
+from payments.psp.stripe_sdk_encoding import form_encoding_cached
 from payments.psp.stripe_sdk_headers import request_headers_once
 from payments.psp.stripe_sdk_logging import sdk_logging_when_enabled
 
 API_VERSION = stripe.api_version  # pinned: the version the installed SDK's types describe
 sdk_logging_when_enabled()
+form_encoding_cached()
 
 _STATUSES = {
     "succeeded": PaymentStatus.SUCCEEDED,

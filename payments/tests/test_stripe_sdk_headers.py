@@ -42,3 +42,19 @@ def test_a_kind_is_its_key_account_and_version():
     assert (a["Authorization"], b["Authorization"]) == ("Bearer sk_test_a", "Bearer sk_test_b")
     assert (c["Stripe-Version"], c["Stripe-Account"]) == ("v2", "acct_9")
     assert "Stripe-Account" not in a
+
+
+def test_the_sdks_form_encoding_is_urlencodes_own():
+    """``stripe_sdk_encoding``: the SDK's ``urlencode`` quotes through a cache and writes the same body."""
+    from urllib.parse import urlencode
+
+    from stripe import _api_requestor
+    from stripe._encode import _api_encode
+
+    params = {"amount": 1250, "currency": "usd", "confirm": True, "off_session": True,
+              "allowed_payment_method_types": ["card"], "customer": "cus_é&=+ /x",
+              "metadata": {"payment_order_id": "ord_1", "seller_id": "sel_ü", "note": "a b&c=d"}}
+    for _ in range(2):  # missed, then hit
+        pairs = list(_api_encode(params))
+        assert _api_requestor.urlencode(pairs) == urlencode(pairs)
+    assert _api_requestor.urlencode is not urlencode

@@ -48,6 +48,8 @@ def parse_args() -> argparse.Namespace:
                                                    "1000 with --worker, else 500)")
     parser.add_argument("--warmup", type=int, default=20, help="events executed first, not measured (default 20)")
     parser.add_argument("--concurrency", type=int, default=100, help="--worker's threads (default 100)")
+    parser.add_argument("--worker-option", action="append", default=[], metavar="OPTION",
+                        help="another option for --worker's celery worker (repeat it), e.g. --worker-option=-E")
     parser.add_argument("--database", default="marketplace_worker_bench")
     parser.add_argument("--broker-db", type=int, default=7)
     parser.add_argument("--ratelimit-db", type=int, default=8)
@@ -164,7 +166,7 @@ def worker_phase(args: argparse.Namespace, env: dict[str, str]) -> dict:
     log = open(Path(tempfile.gettempdir()) / f"executor_cpu_worker.{os.getpid()}.log", "w")  # noqa: SIM115
     argv = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "executor-cpu", "--pool", "threads",
             "-c", str(args.concurrency), "-n", f"executor-cpu-{os.getpid()}@%h", "--without-gossip",
-            "--without-mingle", "-l", "warning"]
+            "--without-mingle", "-l", "warning", *args.worker_option]
     out = f"/tmp/executor_cpu_worker.{uuid.uuid4().hex[:8]}.callgrind"
     if args.callgrind:
         argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}", *argv]

@@ -18,13 +18,15 @@ published at once; its CPU (``/proc/<pid>/stat``) from the first publish until e
 Instructions do not depend on the machine's load; CPU seconds do (compare within a pair, give the load).
 
 Production's settings (the connection pool, DEBUG off) on a database of its own (``--database``, dropped and
-migrated anew), the broker on Redis db ``--broker-db`` (flushed at the end). Figures are printed, not asserted.
+migrated anew), a queue of its own on Redis db ``--broker-db`` (its keys deleted at the end). Figures are
+printed, not asserted.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -63,6 +65,8 @@ def parse_args() -> argparse.Namespace:
 
 
 def environment(args: argparse.Namespace, psp_url: str) -> dict[str, str]:
+    """Production's settings on this run's database, sandbox and a queue of its own (runs may overlap)."""
+    queue = f"executor-cpu-{uuid.uuid4().hex[:8]}"
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
@@ -75,10 +79,10 @@ def environment(args: argparse.Namespace, psp_url: str) -> dict[str, str]:
         "PSP_API_BASE": psp_url,
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{args.database}",
         "CELERY_BROKER_URL": f"redis://127.0.0.1:6379/{args.broker_db}",
-        "CELERY_TASK_DEFAULT_QUEUE": "executor-cpu",
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
         "LOG_LEVEL": "WARNING",
         "RATE_LIMIT_REDIS_URL": f"redis://127.0.0.1:6379/{args.ratelimit_db}",
-        "RATE_LIMIT_KEY_PREFIX": "executor-cpu",
+        "RATE_LIMIT_KEY_PREFIX": queue,
     }
 
 
@@ -117,7 +121,7 @@ def inner(args: argparse.Namespace) -> None:
     DjangoWorkerFixup(app).install()  # as the worker does: connections and caches closed around each task
     tag = uuid.uuid4().hex[:8]
     ids = events_create(args.warmup + args.events, tag)
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()  # their messages: executed here instead
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(settings.CELERY_TASK_DEFAULT_QUEUE)  # run here instead
     tracer = build_tracer(task.name, task, app=app, eager=False)
 
     def run(i: int) -> None:
@@ -164,7 +168,8 @@ def worker_phase(args: argparse.Namespace, env: dict[str, str]) -> dict:
     from payments.models import PaymentOrder
 
     log = open(Path(tempfile.gettempdir()) / f"executor_cpu_worker.{os.getpid()}.log", "w")  # noqa: SIM115
-    argv = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "executor-cpu", "--pool", "threads",
+    argv = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", env["CELERY_TASK_DEFAULT_QUEUE"],
+            "--pool", "threads",
             "-c", str(args.concurrency), "-n", f"executor-cpu-{os.getpid()}@%h", "--without-gossip",
             "--without-mingle", "-l", "warning", *args.worker_option]
     out = f"/tmp/executor_cpu_worker.{uuid.uuid4().hex[:8]}.callgrind"
@@ -221,6 +226,7 @@ def main() -> None:
     if args.inner:
         inner(args)
         return
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))  # the sandbox and worker stopped on the way out
     port = free_port()
     env = environment(args, f"http://127.0.0.1:{port}")
     database_create(args, env)
@@ -240,8 +246,11 @@ def main() -> None:
     import redis
     from psycopg import sql
 
+    queue = env["CELERY_TASK_DEFAULT_QUEUE"]  # this run's keys only: its queue and binding, its rate-limit prefix
     for db in (args.broker_db, args.ratelimit_db):
-        redis.Redis(host="127.0.0.1", port=6379, db=db).flushdb()
+        client = redis.Redis(host="127.0.0.1", port=6379, db=db)
+        for key in client.scan_iter(match=f"*{queue}*"):
+            client.delete(key)
     with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(args.database)))
 

@@ -118,7 +118,9 @@ def inner(args: argparse.Namespace) -> None:
     from config.celery_app import app
     from payments.tasks import payment_event_execute_task as task
 
-    DjangoWorkerFixup(app).install()  # as the worker does: connections and caches closed around each task
+    # As the worker does: connections and caches closed around each task. Kept referenced: the signals hold
+    # their receivers (its bound methods) weakly, and an unreferenced fixup's handlers would never run.
+    fixup = DjangoWorkerFixup(app).install()  # noqa: F841  (referenced until the run ends)
     tag = uuid.uuid4().hex[:8]
     ids = events_create(args.warmup + args.events, tag)
     redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(settings.CELERY_TASK_DEFAULT_QUEUE)  # run here instead

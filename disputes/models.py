@@ -2,10 +2,10 @@
 settlement line), its money withdrawn from the seller when it opens and given back when it is won."""
 from django.db import models
 from django.utils import timezone
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from django_fsm import FSMField, transition
 
 from core.ids import IdFactory
-from core.models import TransitionAudit
+from core.models import ConcurrentTransitionMixin, TransitionAudit
 
 
 class DisputeState(models.TextChoices):

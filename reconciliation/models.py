@@ -9,9 +9,9 @@ from django.conf import settings
 from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.utils import timezone
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from django_fsm import FSMField, transition
 
-from core.models import TransitionAudit
+from core.models import ConcurrentTransitionMixin, TransitionAudit
 from reconciliation.record_types import BANK_LINES, MATCHED_ONE_BY_ONE, PAYOUT_LINES
 
 

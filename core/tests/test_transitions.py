@@ -40,3 +40,26 @@ def test_a_row_changed_since_it_was_read_is_not_overwritten():
     stored = PaymentOrder.objects.get(pk=order.pk)
     assert (stored.state, stored.psp_reference) == ("failed", "")
     assert not PaymentOrderTransition.objects.filter(payment_order=order).exists()
+
+
+def test_state_fields_are_found_once_per_class_and_are_django_fsms_own():
+    """``core.models.ConcurrentTransitionMixin`` caches the state fields per class: the same fields django-fsm's
+    own property finds, and a stale ``save`` is still refused by them."""
+    from django_fsm import ConcurrentTransitionMixin as FsmMixin
+    from django_fsm import FSMFieldMixin
+
+    from disputes.models import Dispute
+    from payments.models import PaymentEvent, Refund
+    from reconciliation.models import Correction
+
+    for model in (PaymentOrder, PaymentEvent, Refund, Dispute, Correction):
+        instance = model()
+        assert instance.state_fields is model().state_fields
+        assert list(instance.state_fields) == list(FsmMixin.state_fields.fget(instance))
+        assert all(isinstance(f, FSMFieldMixin) for f in instance.state_fields)
+    order = PaymentOrderFactory()
+    stale = PaymentOrder.objects.get(pk=order.pk)
+    PaymentOrder.objects.filter(pk=order.pk).update(state="executing")
+    stale.amount += 1
+    with pytest.raises(ConcurrentTransition), transaction.atomic():
+        stale.save()

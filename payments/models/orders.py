@@ -2,10 +2,10 @@
 buyer's customer at the PSP and the hosted payment page's session."""
 from django.db import models
 from django.utils import timezone
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from django_fsm import FSMField, transition
 
 from core.ids import IdFactory
-from core.models import ApiClient, TransitionAudit
+from core.models import ApiClient, ConcurrentTransitionMixin, TransitionAudit
 
 
 class Seller(models.Model):

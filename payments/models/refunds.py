@@ -1,10 +1,10 @@
 """Refunds, their audit rows, and the suspected double charges an operator refunds."""
 from django.db import models
 from django.utils import timezone
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from django_fsm import FSMField, transition
 
 from core.ids import IdFactory
-from core.models import TransitionAudit
+from core.models import ConcurrentTransitionMixin, TransitionAudit
 from payments.models.orders import PaymentOrder
 
 

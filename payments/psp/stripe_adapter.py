@@ -37,10 +37,13 @@ from payments.psp.base import (
     WebhookSignatureError,
 )
 from payments.psp.http_client import PSPHttpClient
+from payments.psp.stripe_sdk_encoding import form_encoding_cached
+from payments.psp.stripe_sdk_headers import request_headers_once
 from payments.psp.stripe_sdk_logging import sdk_logging_when_enabled
 
 API_VERSION = stripe.api_version  # pinned: the version the installed SDK's types describe
 sdk_logging_when_enabled()
+form_encoding_cached()
 
 _STATUSES = {
     "succeeded": PaymentStatus.SUCCEEDED,
@@ -123,6 +126,7 @@ class StripeAdapter(PaymentServiceProvider):
             http_client=http_client or PSPHttpClient(api_base=api_base,
                                                      timeout=timeout or settings.PSP_TIMEOUT_SECONDS),
         )
+        request_headers_once(self.client._requestor)
 
     def _call(self, method: str, path: str, params: dict | None = None, *, idempotency_key: str = "") -> dict:
         """One request through the SDK (auth, pinned version, errors as its exceptions), answered as

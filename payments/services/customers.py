@@ -22,6 +22,12 @@ _C = PSPCustomer._meta
 _CUSTOMER_STORE = (f'INSERT INTO "{_C.db_table}" ("{_C.get_field("client").column}", buyer_reference, '
                    f'psp_customer_id, created_at) VALUES (%s, %s, %s, %s) '
                    f'ON CONFLICT ("{_C.get_field("client").column}", buyer_reference) DO NOTHING')
+_E = PaymentEvent._meta
+_METHOD, _CUSTOMER = (f'"{_E.get_field(name).column}"' for name in ("psp_payment_method", "psp_customer"))
+# The event's readied method and customer, kept by the first run of the event to store them (written once: the
+# ORM's update() compiled it anew for every event: more CPU than the event's other statement, its read).
+_METHOD_KEEP = (f'UPDATE "{_E.db_table}" SET {_METHOD} = %s, {_CUSTOMER} = %s '
+                f'WHERE "{_E.pk.column}" = %s AND {_METHOD} = \'\'')
 
 
 def buyer_psp_customer(*, event: PaymentEvent) -> str:
@@ -69,8 +75,10 @@ def _ready(event: PaymentEvent, known: str) -> tuple[str, str]:
 
 def _ready_and_keep(event: PaymentEvent, known: str) -> tuple[str, str]:
     method, customer = _ready(event, known)
-    if not PaymentEvent.objects.filter(pk=event.pk, psp_payment_method="").update(
-            psp_payment_method=method, psp_customer=customer):
+    with connection.cursor() as cur:
+        cur.execute(_METHOD_KEEP, [method, customer, event.pk])
+        kept = cur.rowcount
+    if not kept:
         # Another run of the event stored its answer first: every order charges that one (not
         # refresh_from_db: the event's state is a protected FSM field, which django-fsm refuses to reload).
         method, customer = (PaymentEvent.objects.filter(pk=event.pk)

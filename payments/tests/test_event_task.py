@@ -145,3 +145,16 @@ def test_past_its_time_budget_the_event_task_hands_its_orders_to_their_own_tasks
     assert payment_event_orders_execute(ids, budget=-1) == 2
     for order in orders:
         assert wait_state(order, "succeeded", "failed", "dead_letter").state == PaymentOrderState.SUCCEEDED
+
+
+def test_the_first_run_to_keep_the_events_method_wins(monkeypatch):
+    """Two runs of one event readied its method: the second to store it charges the first's answer."""
+    event, _orders = event_of(2)
+    stale = PaymentEvent.objects.get(pk=event.pk)
+    monkeypatch.setattr(customers, "_ready", lambda event, known: ("pm_first", "cus_first"))
+    assert customers._ready_and_keep(event, "") == ("pm_first", "cus_first")
+    monkeypatch.setattr(customers, "_ready", lambda event, known: ("pm_second", "cus_second"))
+    assert customers._ready_and_keep(stale, "") == ("pm_first", "cus_first")
+    assert (stale.psp_payment_method, stale.psp_customer) == ("pm_first", "cus_first")
+    stored = PaymentEvent.objects.get(pk=event.pk)
+    assert (stored.psp_payment_method, stored.psp_customer) == ("pm_first", "cus_first")

@@ -281,3 +281,39 @@ def test_plain_http_goes_through_the_environments_proxy(sandbox, monkeypatch):
     finally:
         proxy.shutdown()
         proxy.server_close()
+
+
+@pytest.mark.parametrize("head", [
+    b"Content-Type: application/json\r\nContent-Length: 2\r\nRequest-Id: req_1\r\nIdempotent-Replayed: true\r\n\r\n",
+    b"Set-Cookie: a=1\r\nset-cookie: b=2\r\nX-Folded: one\r\n  two\r\n\tthree\r\nX-Empty:\r\nX-Colons: a: b :c\r\n\r\n",
+    b"Server:  padded value  \r\nX-Latin: caf\xe9\r\n\n",
+    b"X-Only: the connection closed before the empty line\r\n",
+    b" leading continuation\r\nX-A: 1\r\n\r\n",
+    b"From someone\r\nX-A: 1\r\n\r\n",
+    b"no colon here\r\nX-A: 1\r\n\r\n",
+    b": no name\r\nX-A: 1\r\n\r\n",
+    b"X-A: 1\r\nBad Name: 2\r\nX-B: 3\r\n\r\n",
+    b"\r\n",
+])
+def test_response_headers_are_read_as_http_client_reads_them(head):
+    """The client's header parser (without the email package's feed parser) gives ``http.client``'s own message:
+    the same headers, in order, with the same values, and what follows left unread."""
+    import io
+
+    ours_fp, theirs_fp = io.BytesIO(head + b"BODY"), io.BytesIO(head + b"BODY")
+    ours = http_client_module._parse_headers(ours_fp)
+    theirs = http.client.parse_headers(theirs_fp)
+    assert type(ours) is type(theirs)
+    assert ours.items() == theirs.items()
+    assert ours.get_all("set-cookie") == theirs.get_all("set-cookie")
+    assert ours_fp.read() == theirs_fp.read()
+
+
+def test_the_response_class_is_http_clients_begin_with_only_its_header_parser_swapped():
+    response = http_client_module._Response
+    assert response.begin.__code__ is http.client.HTTPResponse.begin.__code__
+    assert response.begin.__globals__["parse_headers"] is http_client_module._parse_headers
+    assert {k: v for k, v in response.begin.__globals__.items() if k != "parse_headers"} == {
+        k: v for k, v in vars(http.client).items() if k != "parse_headers"}
+    assert http_client_module._HTTPConnection.response_class is response
+    assert http_client_module._HTTPSConnection.response_class is response

@@ -26,11 +26,18 @@ from .store_schema import ADDED_COLUMNS, DATA_TABLES, SCHEMA
 from .store_tables import ConnectTables, EventTables
 
 _ALPHABET = string.ascii_letters + string.digits
+# Random bytes to id characters in one ``translate``: byte b < 248 (4 x 62) is _ALPHABET[b % 62], each
+# character equally likely; bytes 248-255 are dropped (and more drawn when fewer than 24 are left).
+_TO_ALPHABET = bytes(ord(_ALPHABET[b % 62]) if b < 248 else 0 for b in range(256))
+_DROPPED = bytes(range(248, 256))
 
 
 def new_id(prefix: str) -> str:
     """Return a Stripe-looking id such as ``pi_3xY...`` (24 random chars)."""
-    return prefix + "_" + "".join(secrets.choice(_ALPHABET) for _ in range(24))
+    chars = b""
+    while len(chars) < 24:
+        chars += secrets.token_bytes(28).translate(_TO_ALPHABET, _DROPPED)
+    return prefix + "_" + chars[:24].decode("ascii")
 
 
 class Store(EventTables, ConnectTables):

@@ -77,7 +77,8 @@ class Api:
             # becomes due at once and the dispatcher delivers the batch shuffled.
             due = (math.floor(due / window) + 2) * window
         self.store.insert_event(event, "pending" if cfg["webhook_url"] else "no_endpoint", due)
-        self.notify()
+        if cfg["webhook_url"]:  # the dispatcher delivers pending events only
+            self.notify()
         return event
 
     def _background(self, pi_id: str) -> RequestContext:

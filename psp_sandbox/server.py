@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import collections
 import hashlib
-import json
 import re
 import socket
 import threading
@@ -22,6 +21,7 @@ from . import __version__, context, control, elements, errors, objects, routes, 
 from .api import Api, ApiError, ProcessingWorker, invalid
 from .behaviour import Config, Plan
 from .context import RequestContext
+from .encoding import dumps
 from .http_io import LeanRequestHandler
 from .store import Store, new_id
 from .webhooks import WebhookDispatcher
@@ -60,7 +60,7 @@ def decode_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
 
 def fingerprint(method: str, path: str, pairs: list[tuple[str, str]]) -> str:
     """Hash identifying a request's parameters (for idempotency-key reuse checks)."""
-    return hashlib.sha256(json.dumps([method, path, sorted(pairs)]).encode()).hexdigest()
+    return hashlib.sha256(dumps([method, path, sorted(pairs)]).encode()).hexdigest()
 
 
 class SandboxHTTPServer(ThreadingHTTPServer):
@@ -108,7 +108,7 @@ class Handler(LeanRequestHandler):
         body = self._logged(body)
         if isinstance(body, dict) and self.path.startswith("/v1/"):
             body = objects.complete(body)  # every field Stripe returns, at the output boundary
-        raw = (body if isinstance(body, str) else json.dumps(body)).encode()
+        raw = (body if isinstance(body, str) else dumps(body)).encode()
         sent = [("Content-Type", content_type), ("Content-Length", str(len(raw))), ("Request-Id", self.request_id)]
         if self.path.startswith("/v1/"):
             sent.append(("Stripe-Version", self.api_version))
@@ -279,7 +279,7 @@ class Handler(LeanRequestHandler):
                     status, payload = 500, errors.server_error().payload()
                 else:
                     status, payload = op.execute(req, plan, api_key, idem_key)
-                raw = json.dumps(objects.complete(self._logged(payload)))
+                raw = dumps(objects.complete(self._logged(payload)))
                 if idem_key:
                     store.complete_idempotency(api_key, idem_key, status, raw)
         except BaseException:

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .encoding import dumps
 from .store_schema import ADDED_COLUMNS, DATA_TABLES, SCHEMA
 from .store_tables import ConnectTables, EventTables
 
@@ -96,7 +97,7 @@ class Store(EventTables, ConnectTables):
                 db.execute(
                     "INSERT INTO config(key, value) VALUES (?, ?) "
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    (key, json.dumps(value)),
+                    (key, dumps(value)),
                 )
 
     def reset(self) -> None:
@@ -109,11 +110,13 @@ class Store(EventTables, ConnectTables):
     def get_idempotency(self, api_key: str, key: str, ttl_s: float | None = None) -> dict[str, Any] | None:
         """Return the idempotency record for (api_key, key); one older than ``ttl_s`` is forgotten."""
         with self.lock:
-            if ttl_s is not None:
-                self._db.execute(
-                    "DELETE FROM idempotency WHERE api_key = ? AND key = ? AND state = 'done' AND created < ?",
-                    (api_key, key, time.time() - ttl_s),
-                )
+            row = self._one("SELECT * FROM idempotency WHERE api_key = ? AND key = ?", (api_key, key))
+            if row is None or ttl_s is None or row["state"] != "done" or row["created"] >= time.time() - ttl_s:
+                return row
+            self._db.execute(
+                "DELETE FROM idempotency WHERE api_key = ? AND key = ? AND state = 'done' AND created < ?",
+                (api_key, key, time.time() - ttl_s),
+            )
             return self._one("SELECT * FROM idempotency WHERE api_key = ? AND key = ?", (api_key, key))
 
     def claim_idempotency(self, api_key: str, key: str, fingerprint: str) -> None:
@@ -180,8 +183,8 @@ class Store(EventTables, ConnectTables):
                     planned_outcome,
                     pi["created"],
                     time.time(),
-                    json.dumps(extra or {}),
-                    json.dumps(pi),
+                    dumps(extra or {}),
+                    dumps(pi),
                 ),
             )
 
@@ -191,7 +194,7 @@ class Store(EventTables, ConnectTables):
             self._db.execute(
                 "UPDATE payment_intents SET status = ?, data = ?,"
                 " complete_at = CASE WHEN ? = 'processing' THEN complete_at END WHERE id = ?",
-                (pi["status"], json.dumps(pi), pi["status"], pi["id"]),
+                (pi["status"], dumps(pi), pi["status"], pi["id"]),
             )
 
     def get_payment_intent(self, pi_id: str) -> dict[str, Any] | None:
@@ -288,7 +291,7 @@ class Store(EventTables, ConnectTables):
                     refund["status"],
                     refund["created"],
                     time.time(),
-                    json.dumps(refund),
+                    dumps(refund),
                 ),
             )
 
@@ -297,7 +300,7 @@ class Store(EventTables, ConnectTables):
         with self.lock:
             self._db.execute(
                 "UPDATE refunds SET status = ?, data = ?, failed_at = COALESCE(?, failed_at) WHERE id = ?",
-                (refund["status"], json.dumps(refund), failed_at, refund["id"]),
+                (refund["status"], dumps(refund), failed_at, refund["id"]),
             )
 
     def due_pending_refunds(self, created_before: float) -> list[dict[str, Any]]:
@@ -335,7 +338,7 @@ class Store(EventTables, ConnectTables):
             self._db.execute(
                 "INSERT INTO payment_methods(id, card, customer, consumed_by, created_at, data)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (pm["id"], card, pm.get("customer"), consumed_by, time.time(), json.dumps(pm)),
+                (pm["id"], card, pm.get("customer"), consumed_by, time.time(), dumps(pm)),
             )
 
     def get_payment_method(self, pm_id: str) -> dict[str, Any] | None:
@@ -351,7 +354,7 @@ class Store(EventTables, ConnectTables):
             self._db.execute(
                 "UPDATE payment_methods SET customer = ?, consumed_by = COALESCE(?, consumed_by), data = ?"
                 " WHERE id = ?",
-                (pm.get("customer"), consumed_by, json.dumps(pm), pm["id"]),
+                (pm.get("customer"), consumed_by, dumps(pm), pm["id"]),
             )
 
     def insert_customer(self, customer: dict[str, Any]) -> None:
@@ -359,8 +362,12 @@ class Store(EventTables, ConnectTables):
         with self.lock:
             self._db.execute(
                 "INSERT INTO customers(id, created_at, data) VALUES (?, ?, ?)",
-                (customer["id"], time.time(), json.dumps(customer)),
+                (customer["id"], time.time(), dumps(customer)),
             )
+
+    def customer_exists(self, customer_id: str) -> bool:
+        """Whether the customer exists (its object left undecoded)."""
+        return self._one("SELECT 1 AS x FROM customers WHERE id = ?", (customer_id,)) is not None
 
     def get_customer(self, customer_id: str) -> dict[str, Any] | None:
         """A Customer object or None."""

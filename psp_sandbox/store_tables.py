@@ -9,6 +9,7 @@ import threading
 import time
 from typing import Any
 
+from .encoding import dumps
 from .store_schema import CONNECT_TABLES
 
 
@@ -39,7 +40,7 @@ class EventTables(StoreRows):
                     event["id"],
                     event["type"],
                     event["created"],
-                    json.dumps(event),
+                    dumps(event),
                     status,
                     next_attempt_at,
                 ),
@@ -99,7 +100,7 @@ class ConnectTables(StoreRows):
     def connect_insert(self, table: str, obj: dict[str, Any], **columns: Any) -> None:
         """Insert a Connect object (``obj["id"]``) with its search columns."""
         assert table in CONNECT_TABLES
-        cols = {"id": obj["id"], "created_at": time.time(), "data": json.dumps(obj), **columns}
+        cols = {"id": obj["id"], "created_at": time.time(), "data": dumps(obj), **columns}
         with self.lock:
             self._db.execute(
                 f"INSERT INTO {table}({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", tuple(cols.values())
@@ -108,7 +109,7 @@ class ConnectTables(StoreRows):
     def connect_update(self, table: str, obj: dict[str, Any], **columns: Any) -> None:
         """Persist a changed Connect object and, if given, some of its columns."""
         assert table in CONNECT_TABLES
-        cols = {"data": json.dumps(obj), **columns}
+        cols = {"data": dumps(obj), **columns}
         with self.lock:
             self._db.execute(
                 f"UPDATE {table} SET {', '.join(f'{k} = ?' for k in cols)} WHERE id = ?", (*cols.values(), obj["id"])

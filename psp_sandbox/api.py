@@ -185,7 +185,7 @@ class Api:
         """``charge.<status>`` then ``payment_intent.<status>``, as Stripe sends them."""
         row = self.store.get_charge(charge["id"]) or charge
         status = {"failed": "failed", "pending": "pending"}.get(row["status"], "succeeded")
-        self.emit(f"charge.{status}", charges.charge_object(self.store, row))
+        self.emit(f"charge.{status}", charges.charge_object(self.store, row, pi))  # pi: stored by every caller
         self.emit(
             {
                 "requires_payment_method": "payment_intent.payment_failed",

@@ -49,6 +49,8 @@ class Store(EventTables, ConnectTables):
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
+        # Idempotency keys whose request is executing: (api_key, key) -> (fingerprint, claimed at).
+        self._claims: dict[tuple[str, str], tuple[str, float]] = {}
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         with self.lock:
@@ -105,11 +107,19 @@ class Store(EventTables, ConnectTables):
         with self.transaction() as db:
             for table in (*DATA_TABLES, "config"):
                 db.execute(f"DELETE FROM {table}")
+            self._claims.clear()
 
     # -- idempotency --------------------------------------------------------
+    # A claim (the request is executing) is kept in memory, under the lock: it dies with the process, as
+    # the rows 'in_progress' older versions wrote (deleted at start) did. The row is written once, 'done',
+    # in the transaction that executes the request: one write transaction per POST, not two.
     def get_idempotency(self, api_key: str, key: str, ttl_s: float | None = None) -> dict[str, Any] | None:
         """Return the idempotency record for (api_key, key); one older than ``ttl_s`` is forgotten."""
         with self.lock:
+            claim = self._claims.get((api_key, key))
+            if claim is not None:
+                return {"api_key": api_key, "key": key, "fingerprint": claim[0], "state": "in_progress",
+                        "status_code": None, "body": None, "created": claim[1]}
             row = self._one("SELECT * FROM idempotency WHERE api_key = ? AND key = ?", (api_key, key))
             if row is None or ttl_s is None or row["state"] != "done" or row["created"] >= time.time() - ttl_s:
                 return row
@@ -122,26 +132,25 @@ class Store(EventTables, ConnectTables):
     def claim_idempotency(self, api_key: str, key: str, fingerprint: str) -> None:
         """Mark (api_key, key) as executing."""
         with self.lock:
-            self._db.execute(
-                "INSERT INTO idempotency(api_key, key, fingerprint, state, created) VALUES (?, ?, ?, 'in_progress', ?)",
-                (api_key, key, fingerprint, time.time()),
-            )
+            self._claims[(api_key, key)] = (fingerprint, time.time())
 
     def release_idempotency(self, api_key: str, key: str) -> None:
         """Forget a claim (nothing was executed, so nothing is replayed)."""
         with self.lock:
-            self._db.execute(
-                "DELETE FROM idempotency WHERE api_key = ? AND key = ? AND state = 'in_progress'",
-                (api_key, key),
-            )
+            self._claims.pop((api_key, key), None)
 
     def complete_idempotency(self, api_key: str, key: str, status: int, body: str) -> None:
-        """Store the response to replay for (api_key, key)."""
+        """Store the response to replay for (api_key, key) (nothing if its claim was reset meanwhile)."""
         with self.lock:
+            claim = self._claims.get((api_key, key))
+            if claim is None:
+                return
             self._db.execute(
-                "UPDATE idempotency SET state = 'done', status_code = ?, body = ? WHERE api_key = ? AND key = ?",
-                (status, body, api_key, key),
+                "INSERT INTO idempotency(api_key, key, fingerprint, state, status_code, body, created)"
+                " VALUES (?, ?, ?, 'done', ?, ?, ?)",
+                (api_key, key, claim[0], status, body, claim[1]),
             )
+            del self._claims[(api_key, key)]
 
     def bump_flaky(self, api_key: str, key: str) -> int:
         """Count one more attempt for (api_key, key); return the new count."""

@@ -279,7 +279,8 @@ class Handler(LeanRequestHandler):
                     status, payload = 500, errors.server_error().payload()
                 else:
                     status, payload = op.execute(req, plan, api_key, idem_key)
-                raw = dumps(objects.complete(self._logged(payload)))
+                # An operation answers a dict, or the JSON text of a complete object (its event's).
+                raw = payload if isinstance(payload, str) else dumps(objects.complete(self._logged(payload)))
                 if idem_key:
                     store.complete_idempotency(api_key, idem_key, status, raw)
         except BaseException:

@@ -31,8 +31,10 @@ class StoreRows:
 
 class EventTables(StoreRows):
     # -- events -------------------------------------------------------------
-    def insert_event(self, event: dict[str, Any], status: str, next_attempt_at: float) -> None:
-        """Store an event for delivery."""
+    def insert_event(
+        self, event: dict[str, Any], status: str, next_attempt_at: float, payload: str | None = None
+    ) -> None:
+        """Store an event for delivery (``payload``: its JSON text, if the caller has it)."""
         with self.lock:
             self._db.execute(
                 "INSERT INTO events(id, type, created, payload, status, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -40,7 +42,7 @@ class EventTables(StoreRows):
                     event["id"],
                     event["type"],
                     event["created"],
-                    dumps(event),
+                    dumps(event) if payload is None else payload,
                     status,
                     next_attempt_at,
                 ),

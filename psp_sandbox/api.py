@@ -8,7 +8,6 @@ Refunds, charges, customers and payment methods have modules of their own.
 
 from __future__ import annotations
 
-import math
 import re
 import secrets
 import threading
@@ -22,8 +21,8 @@ from . import (
     context,
     customers,
     disputes,
+    events,
     intent_params,
-    objects,
     payment_methods,
     refunds,
     validation,
@@ -57,28 +56,21 @@ class Api:
     # -- events -------------------------------------------------------------
     def emit(self, event_type: str, obj: dict[str, Any]) -> dict[str, Any]:
         """Store an event for the current request; it is delivered if a webhook URL is configured."""
-        cfg, ctx = self.config.snapshot(), context.current()
-        event = {
-            "id": new_id("evt"),
-            "object": "event",
-            "api_version": ctx.api_version,
-            "type": event_type,
-            "created": int(time.time()),
-            "livemode": False,
-            "pending_webhooks": 1 if cfg["webhook_url"] else 0,
-            "request": {"id": ctx.request_id, "idempotency_key": ctx.idempotency_key},
-            "data": {"object": obj},
-        }
-        event = objects.complete(event)  # webhooks and /_sandbox/events carry complete objects
-        due = time.time() + cfg["webhook_delay_s"]
-        window = cfg["webhook_reorder_window_s"]
-        if cfg["webhook_reorder"] and window > 0:
-            # Hold events until the end of the next window boundary so every event of a window
-            # becomes due at once and the dispatcher delivers the batch shuffled.
-            due = (math.floor(due / window) + 2) * window
-        self.store.insert_event(event, "pending" if cfg["webhook_url"] else "no_endpoint", due)
-        self.notify()
-        return event
+        return self._emit(event_type, obj)[0]
+
+    def emit_encoded(self, event_type: str, obj: dict[str, Any]) -> str:
+        """``emit``, answering the JSON text of the (complete) object the event carries: an answer's body."""
+        return self._emit(event_type, obj)[1]
+
+    def _emit(self, event_type: str, obj: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        cfg = self.config.snapshot()
+        event = events.new(event_type, obj, cfg, context.current())
+        payload, obj_json = events.encode(event)
+        status = "pending" if cfg["webhook_url"] else "no_endpoint"
+        self.store.insert_event(event, status, events.due(cfg), payload)
+        if cfg["webhook_url"]:  # the dispatcher delivers pending events only
+            self.notify()
+        return event, obj_json
 
     def _background(self, pi_id: str) -> RequestContext:
         """The context of work no request caused: the PaymentIntent's API version, no request id."""
@@ -169,10 +161,10 @@ class Api:
         self.store.insert_payment_intent(pi, key[0], key[1], complete_at, planned, extra=extra)
         self.store.insert_charge(charge)
         disputes.after_charge(self.store, self.config.snapshot(), charge)
-        self._emit_outcome(pi, charge)
+        sent = self._emit_outcome(pi, charge)
         if decline is not None:
             return 402, {"error": {**pi["last_payment_error"], "payment_intent": pi}}
-        return 200, pi
+        return 200, sent  # the PaymentIntent's text as its event carries it, not encoded again
 
     @staticmethod
     def _paid(pi: dict[str, Any]) -> dict[str, Any]:
@@ -180,12 +172,12 @@ class Api:
             return {"status": "requires_capture", "amount_capturable": pi["amount"]}
         return {"status": "succeeded", "amount_received": pi["amount"]}
 
-    def _emit_outcome(self, pi: dict[str, Any], charge: dict[str, Any]) -> None:
-        """``charge.<status>`` then ``payment_intent.<status>``, as Stripe sends them."""
+    def _emit_outcome(self, pi: dict[str, Any], charge: dict[str, Any]) -> str:
+        """``charge.<status>`` then ``payment_intent.<status>``, as Stripe sends them; the PaymentIntent's text."""
         row = self.store.get_charge(charge["id"]) or charge
         status = {"failed": "failed", "pending": "pending"}.get(row["status"], "succeeded")
-        self.emit(f"charge.{status}", charges.charge_object(self.store, row))
-        self.emit(
+        self.emit(f"charge.{status}", charges.charge_object(self.store, row, pi))  # pi: stored by every caller
+        return self.emit_encoded(
             {
                 "requires_payment_method": "payment_intent.payment_failed",
                 "processing": "payment_intent.processing",
@@ -363,7 +355,14 @@ class Api:
 
     def create_customer(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """POST /v1/customers."""
-        return 200, customers.create(self.store, self.emit, params)
+        sent: dict[str, str] = {}
+
+        def emit(event_type: str, obj: dict[str, Any]) -> dict[str, Any]:
+            event, sent[event_type] = self._emit(event_type, obj)
+            return event
+
+        customers.create(self.store, emit, params)
+        return 200, sent["customer.created"]  # the customer as its event carries it (attaching leaves it as is)
 
     def attach_payment_method(self, pm_id: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """POST /v1/payment_methods/{id}/attach."""

@@ -62,9 +62,8 @@ _CARD_NULLS = (
 ).split()
 
 
-def _card_details(store: Store, row: dict[str, Any]) -> dict[str, Any] | None:
+def _card_details(row: dict[str, Any], pm: dict[str, Any] | None) -> dict[str, Any] | None:
     """``payment_method_details`` from the PaymentMethod the charge used (brand, last4, expiry...)."""
-    pm = store.get_payment_method(row["payment_method"] or "")
     if pm is None:
         return None
     card = pm["object"]["card"]
@@ -84,9 +83,10 @@ def _card_details(store: Store, row: dict[str, Any]) -> dict[str, Any] | None:
     return {"type": "card", "card": details}
 
 
-def charge_object(store: Store, row: dict[str, Any]) -> dict[str, Any]:
-    """A Stripe Charge object from a charges row."""
-    pi = store.get_payment_intent(row["payment_intent"]) or {}
+def charge_object(store: Store, row: dict[str, Any], pi: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A Stripe Charge object from a charges row (``pi``: its PaymentIntent as just stored, if the caller has it)."""
+    if pi is None or pi.get("id") != row["payment_intent"]:
+        pi = store.get_payment_intent(row["payment_intent"]) or {}
     status = row["status"]
     ok, failed, held = status == "succeeded", status == "failed", status in ("authorized", "released")
     error = (pi.get("last_payment_error") or {}) if failed and pi.get("latest_charge") == row["id"] else {}
@@ -112,7 +112,7 @@ def charge_object(store: Store, row: dict[str, Any]) -> dict[str, Any]:
         "paid": ok or held,
         "payment_intent": row["payment_intent"],
         "payment_method": row["payment_method"],
-        "payment_method_details": _card_details(store, row),
+        "payment_method_details": _card_details(row, pm),
         "refunded": (ok and row["amount_refunded"] >= row["amount"]) or status == "released",
         "status": "succeeded" if held else status,
     }

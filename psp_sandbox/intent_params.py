@@ -139,7 +139,7 @@ def validate_create(store: Store, params: dict[str, Any]) -> dict[str, Any]:
 
 def _customer(store: Store, raw: Any) -> str | None:
     customer = validation.parse_string(raw, "customer")
-    if customer and store.get_customer(customer) is None:
+    if customer and not store.customer_exists(customer):
         raise missing("customer", customer, "customer")
     return customer
 

@@ -206,7 +206,7 @@ def attach(store: Store, emit: Emit, pm_id: str, params: dict[str, Any]) -> dict
     customer = params.get("customer")
     if not customer:
         raise required("customer")
-    if store.get_customer(customer) is None:
+    if not store.customer_exists(customer):
         raise missing("customer", customer, "customer")
     pm = resolve(store, pm_id, param="payment_method")
     if pm.customer == customer:

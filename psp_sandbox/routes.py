@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .server import Sandbox
 
 _ID = r"([A-Za-z0-9_]+)"
-Result = tuple[int, dict[str, Any]]
+Result = tuple[int, dict[str, Any] | str]  # a dict, or the JSON text of a complete object
 
 
 @dataclass(frozen=True)

@@ -22,15 +22,23 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .encoding import dumps
 from .store_schema import ADDED_COLUMNS, DATA_TABLES, SCHEMA
 from .store_tables import ConnectTables, EventTables
 
 _ALPHABET = string.ascii_letters + string.digits
+# Random bytes to id characters in one ``translate``: byte b < 248 (4 x 62) is _ALPHABET[b % 62], each
+# character equally likely; bytes 248-255 are dropped (and more drawn when fewer than 24 are left).
+_TO_ALPHABET = bytes(ord(_ALPHABET[b % 62]) if b < 248 else 0 for b in range(256))
+_DROPPED = bytes(range(248, 256))
 
 
 def new_id(prefix: str) -> str:
     """Return a Stripe-looking id such as ``pi_3xY...`` (24 random chars)."""
-    return prefix + "_" + "".join(secrets.choice(_ALPHABET) for _ in range(24))
+    chars = b""
+    while len(chars) < 24:
+        chars += secrets.token_bytes(28).translate(_TO_ALPHABET, _DROPPED)
+    return prefix + "_" + chars[:24].decode("ascii")
 
 
 class Store(EventTables, ConnectTables):
@@ -41,6 +49,8 @@ class Store(EventTables, ConnectTables):
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
+        # Idempotency keys whose request is executing: (api_key, key) -> (fingerprint, claimed at).
+        self._claims: dict[tuple[str, str], tuple[str, float]] = {}
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         with self.lock:
@@ -89,7 +99,7 @@ class Store(EventTables, ConnectTables):
                 db.execute(
                     "INSERT INTO config(key, value) VALUES (?, ?) "
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    (key, json.dumps(value)),
+                    (key, dumps(value)),
                 )
 
     def reset(self) -> None:
@@ -97,41 +107,50 @@ class Store(EventTables, ConnectTables):
         with self.transaction() as db:
             for table in (*DATA_TABLES, "config"):
                 db.execute(f"DELETE FROM {table}")
+            self._claims.clear()
 
     # -- idempotency --------------------------------------------------------
+    # A claim (the request is executing) is kept in memory, under the lock: it dies with the process, as
+    # the rows 'in_progress' older versions wrote (deleted at start) did. The row is written once, 'done',
+    # in the transaction that executes the request: one write transaction per POST, not two.
     def get_idempotency(self, api_key: str, key: str, ttl_s: float | None = None) -> dict[str, Any] | None:
         """Return the idempotency record for (api_key, key); one older than ``ttl_s`` is forgotten."""
         with self.lock:
-            if ttl_s is not None:
-                self._db.execute(
-                    "DELETE FROM idempotency WHERE api_key = ? AND key = ? AND state = 'done' AND created < ?",
-                    (api_key, key, time.time() - ttl_s),
-                )
+            claim = self._claims.get((api_key, key))
+            if claim is not None:
+                return {"api_key": api_key, "key": key, "fingerprint": claim[0], "state": "in_progress",
+                        "status_code": None, "body": None, "created": claim[1]}
+            row = self._one("SELECT * FROM idempotency WHERE api_key = ? AND key = ?", (api_key, key))
+            if row is None or ttl_s is None or row["state"] != "done" or row["created"] >= time.time() - ttl_s:
+                return row
+            self._db.execute(
+                "DELETE FROM idempotency WHERE api_key = ? AND key = ? AND state = 'done' AND created < ?",
+                (api_key, key, time.time() - ttl_s),
+            )
             return self._one("SELECT * FROM idempotency WHERE api_key = ? AND key = ?", (api_key, key))
 
     def claim_idempotency(self, api_key: str, key: str, fingerprint: str) -> None:
         """Mark (api_key, key) as executing."""
         with self.lock:
-            self._db.execute(
-                "INSERT INTO idempotency(api_key, key, fingerprint, state, created) VALUES (?, ?, ?, 'in_progress', ?)",
-                (api_key, key, fingerprint, time.time()),
-            )
+            self._claims[(api_key, key)] = (fingerprint, time.time())
 
     def release_idempotency(self, api_key: str, key: str) -> None:
         """Forget a claim (nothing was executed, so nothing is replayed)."""
         with self.lock:
-            self._db.execute(
-                "DELETE FROM idempotency WHERE api_key = ? AND key = ? AND state = 'in_progress'",
-                (api_key, key),
-            )
+            self._claims.pop((api_key, key), None)
 
     def complete_idempotency(self, api_key: str, key: str, status: int, body: str) -> None:
-        """Store the response to replay for (api_key, key)."""
+        """Store the response to replay for (api_key, key) (nothing if its claim was reset meanwhile)."""
         with self.lock:
+            claim = self._claims.get((api_key, key))
+            if claim is None:
+                return
             self._db.execute(
-                "UPDATE idempotency SET state = 'done', status_code = ?, body = ? WHERE api_key = ? AND key = ?",
-                (status, body, api_key, key),
+                "INSERT INTO idempotency(api_key, key, fingerprint, state, status_code, body, created)"
+                " VALUES (?, ?, ?, 'done', ?, ?, ?)",
+                (api_key, key, claim[0], status, body, claim[1]),
             )
+            del self._claims[(api_key, key)]
 
     def bump_flaky(self, api_key: str, key: str) -> int:
         """Count one more attempt for (api_key, key); return the new count."""
@@ -173,8 +192,8 @@ class Store(EventTables, ConnectTables):
                     planned_outcome,
                     pi["created"],
                     time.time(),
-                    json.dumps(extra or {}),
-                    json.dumps(pi),
+                    dumps(extra or {}),
+                    dumps(pi),
                 ),
             )
 
@@ -184,7 +203,7 @@ class Store(EventTables, ConnectTables):
             self._db.execute(
                 "UPDATE payment_intents SET status = ?, data = ?,"
                 " complete_at = CASE WHEN ? = 'processing' THEN complete_at END WHERE id = ?",
-                (pi["status"], json.dumps(pi), pi["status"], pi["id"]),
+                (pi["status"], dumps(pi), pi["status"], pi["id"]),
             )
 
     def get_payment_intent(self, pi_id: str) -> dict[str, Any] | None:
@@ -281,7 +300,7 @@ class Store(EventTables, ConnectTables):
                     refund["status"],
                     refund["created"],
                     time.time(),
-                    json.dumps(refund),
+                    dumps(refund),
                 ),
             )
 
@@ -290,7 +309,7 @@ class Store(EventTables, ConnectTables):
         with self.lock:
             self._db.execute(
                 "UPDATE refunds SET status = ?, data = ?, failed_at = COALESCE(?, failed_at) WHERE id = ?",
-                (refund["status"], json.dumps(refund), failed_at, refund["id"]),
+                (refund["status"], dumps(refund), failed_at, refund["id"]),
             )
 
     def due_pending_refunds(self, created_before: float) -> list[dict[str, Any]]:
@@ -328,7 +347,7 @@ class Store(EventTables, ConnectTables):
             self._db.execute(
                 "INSERT INTO payment_methods(id, card, customer, consumed_by, created_at, data)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (pm["id"], card, pm.get("customer"), consumed_by, time.time(), json.dumps(pm)),
+                (pm["id"], card, pm.get("customer"), consumed_by, time.time(), dumps(pm)),
             )
 
     def get_payment_method(self, pm_id: str) -> dict[str, Any] | None:
@@ -344,7 +363,7 @@ class Store(EventTables, ConnectTables):
             self._db.execute(
                 "UPDATE payment_methods SET customer = ?, consumed_by = COALESCE(?, consumed_by), data = ?"
                 " WHERE id = ?",
-                (pm.get("customer"), consumed_by, json.dumps(pm), pm["id"]),
+                (pm.get("customer"), consumed_by, dumps(pm), pm["id"]),
             )
 
     def insert_customer(self, customer: dict[str, Any]) -> None:
@@ -352,8 +371,12 @@ class Store(EventTables, ConnectTables):
         with self.lock:
             self._db.execute(
                 "INSERT INTO customers(id, created_at, data) VALUES (?, ?, ?)",
-                (customer["id"], time.time(), json.dumps(customer)),
+                (customer["id"], time.time(), dumps(customer)),
             )
+
+    def customer_exists(self, customer_id: str) -> bool:
+        """Whether the customer exists (its object left undecoded)."""
+        return self._one("SELECT 1 AS x FROM customers WHERE id = ?", (customer_id,)) is not None
 
     def get_customer(self, customer_id: str) -> dict[str, Any] | None:
         """A Customer object or None."""

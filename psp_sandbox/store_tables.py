@@ -9,6 +9,7 @@ import threading
 import time
 from typing import Any
 
+from .encoding import dumps
 from .store_schema import CONNECT_TABLES
 
 
@@ -30,8 +31,10 @@ class StoreRows:
 
 class EventTables(StoreRows):
     # -- events -------------------------------------------------------------
-    def insert_event(self, event: dict[str, Any], status: str, next_attempt_at: float) -> None:
-        """Store an event for delivery."""
+    def insert_event(
+        self, event: dict[str, Any], status: str, next_attempt_at: float, payload: str | None = None
+    ) -> None:
+        """Store an event for delivery (``payload``: its JSON text, if the caller has it)."""
         with self.lock:
             self._db.execute(
                 "INSERT INTO events(id, type, created, payload, status, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -39,7 +42,7 @@ class EventTables(StoreRows):
                     event["id"],
                     event["type"],
                     event["created"],
-                    json.dumps(event),
+                    dumps(event) if payload is None else payload,
                     status,
                     next_attempt_at,
                 ),
@@ -99,7 +102,7 @@ class ConnectTables(StoreRows):
     def connect_insert(self, table: str, obj: dict[str, Any], **columns: Any) -> None:
         """Insert a Connect object (``obj["id"]``) with its search columns."""
         assert table in CONNECT_TABLES
-        cols = {"id": obj["id"], "created_at": time.time(), "data": json.dumps(obj), **columns}
+        cols = {"id": obj["id"], "created_at": time.time(), "data": dumps(obj), **columns}
         with self.lock:
             self._db.execute(
                 f"INSERT INTO {table}({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", tuple(cols.values())
@@ -108,7 +111,7 @@ class ConnectTables(StoreRows):
     def connect_update(self, table: str, obj: dict[str, Any], **columns: Any) -> None:
         """Persist a changed Connect object and, if given, some of its columns."""
         assert table in CONNECT_TABLES
-        cols = {"data": json.dumps(obj), **columns}
+        cols = {"data": dumps(obj), **columns}
         with self.lock:
             self._db.execute(
                 f"UPDATE {table} SET {', '.join(f'{k} = ?' for k in cols)} WHERE id = ?", (*cols.values(), obj["id"])

@@ -1,0 +1,55 @@
+"""The events ``Api.emit`` stores: built for the current request, completed, and encoded with their object
+encoded once, so that the answer carrying the same object can send that text instead of encoding it again."""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from typing import Any
+
+from . import objects
+from .context import RequestContext
+from .encoding import dumps
+from .store import new_id
+
+# Stands for the object while the event around it is encoded: unguessable (a client's string cannot hold it).
+_SLOT = "\0" + secrets.token_hex(16)
+_SLOT_JSON = dumps(_SLOT)
+
+
+def new(event_type: str, obj: dict[str, Any], cfg: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+    """The complete event (webhooks and /_sandbox/events carry complete objects)."""
+    event = {
+        "id": new_id("evt"),
+        "object": "event",
+        "api_version": ctx.api_version,
+        "type": event_type,
+        "created": int(time.time()),
+        "livemode": False,
+        "pending_webhooks": 1 if cfg["webhook_url"] else 0,
+        "request": {"id": ctx.request_id, "idempotency_key": ctx.idempotency_key},
+        "data": {"object": obj},
+    }
+    return objects.complete(event)
+
+
+def due(cfg: dict[str, Any]) -> float:
+    """When the event is to be delivered."""
+    at = time.time() + cfg["webhook_delay_s"]
+    window = cfg["webhook_reorder_window_s"]
+    if cfg["webhook_reorder"] and window > 0:
+        # Hold events until the end of the next window boundary so every event of a window
+        # becomes due at once and the dispatcher delivers the batch shuffled.
+        at = (math.floor(at / window) + 2) * window
+    return at
+
+
+def encode(event: dict[str, Any]) -> tuple[str, str]:
+    """``(dumps(event), dumps(event["data"]["object"]))``, the same texts, the object encoded once."""
+    data = event["data"]
+    obj_json = dumps(data["object"])
+    text = dumps({**event, "data": {**data, "object": _SLOT}})
+    if text.count(_SLOT_JSON) != 1:  # never seen: the slot's text elsewhere in the event
+        return dumps(event), obj_json
+    return text.replace(_SLOT_JSON, obj_json, 1), obj_json

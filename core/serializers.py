@@ -1,7 +1,12 @@
 """Serializer building blocks shared by the API apps."""
+from collections.abc import Mapping
+
+from django.core.exceptions import ObjectDoesNotExist
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import SkipField
+from rest_framework.relations import PKOnlyObject
 from rest_framework.settings import api_settings
 
 from core.money import is_known_currency, normalize_currency
@@ -61,7 +66,63 @@ class StrictSerializer(FieldsBoundOnce, serializers.Serializer):
 
 class OutputSerializer(FieldsBoundOnce, serializers.Serializer):
     """A response body, its fields bound once per class (``FieldsBoundOnce``). Read-only: never validate
-    input with one."""
+    input with one.
+
+    Rendered as DRF's ``Serializer.to_representation`` renders, with a field of one plain ``source`` read by
+    ``getattr`` (DRF's ``get_attribute`` walks a list of attributes under a ``try`` per field, asks whether the
+    instance is a mapping and whether the value is callable: a third of rendering an order). Anything else
+    (a mapping instance, a callable or missing attribute, a field that reads its attribute its own way) takes
+    DRF's own path, field by field; ``core/tests/test_output_serializer.py`` holds every output serializer to
+    DRF's rendering."""
+
+    def to_representation(self, instance):
+        plan = type(self).__dict__.get("_plan")
+        if plan is None:
+            plan = type(self)._plan = _rendering_plan(self.fields)
+        if isinstance(instance, Mapping):
+            return super().to_representation(instance)
+        ret = {}
+        for name, field, attr in plan:
+            if attr is _OWN_WAY:
+                try:
+                    value = field.get_attribute(instance)
+                except SkipField:
+                    continue
+            elif attr is None:  # source="*"
+                value = instance
+            else:
+                try:
+                    value = getattr(instance, attr)
+                except (AttributeError, KeyError, ObjectDoesNotExist):  # what DRF's path answers its own way
+                    value = _MISSING
+                if value is _MISSING or callable(value):
+                    try:
+                        value = field.get_attribute(instance)
+                    except SkipField:
+                        continue
+            if isinstance(value, PKOnlyObject):
+                value = value if value.pk is not None else None
+            ret[name] = None if value is None else field.to_representation(value)
+        return ret
+
+
+_OWN_WAY, _MISSING = object(), object()
+
+
+def _rendering_plan(fields) -> list[tuple[str, serializers.Field, object]]:
+    """Per readable field: its name, itself, and the attribute it reads (None: the instance itself;
+    ``_OWN_WAY``: DRF's ``get_attribute``, for a source of several steps or a field that overrides it)."""
+    plan = []
+    for field in fields.values():
+        if field.write_only:
+            continue
+        attrs = field.source_attrs
+        if type(field).get_attribute is not serializers.Field.get_attribute or len(attrs) > 1:
+            attr = _OWN_WAY
+        else:
+            attr = attrs[0] if attrs else None
+        plan.append((field.field_name, field, attr))
+    return plan
 
 
 class CardNumberScreeningMixin:

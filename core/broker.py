@@ -10,8 +10,9 @@ parent and root ids), options (``countdown``, ``retries``), a task or a configur
 queues, priorities, expiry or time limits, another serializer, compression or transport, anybody listening to
 the publish signals, and a process's first publish to a queue (Celery declares it).
 
-A failed LPUSH raises ``redis.exceptions.RedisError`` (redis-py retries a lost connection first, as kombu's
-``ensure`` did); the caller publishes on commit with ``robust=True`` and the sweeper re-drives the work.
+A failed LPUSH raises ``redis.exceptions.RedisError`` (after 3 retries of a lost connection, as kombu's
+``ensure`` retried under Celery's default policy); the caller publishes on commit with ``robust=True``
+and the sweeper re-drives the work.
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from celery import Task, signals
 from celery.utils.nodenames import anon_nodename
 from kombu.utils.json import dumps
 from kombu.utils.uuid import uuid
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 
 #: The body's third member, as Celery writes it for a task without callbacks, errbacks, chain or chord.
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
@@ -135,6 +138,9 @@ def _client(url: str, timeout: float | None) -> redis.Redis:
         with _lock:
             client = _clients.get(url)
             if client is None:
-                client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+                # Retried as Celery's default publish policy retries (3 times, at most 0.2 s apart), on
+                # ``broker_connection_timeout`` as kombu connects.
+                client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout,
+                                              retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.2), 3))
                 _clients[url] = client
     return client

@@ -13,21 +13,8 @@ from functools import cache
 
 from django.db import connection, models
 from django.utils import timezone
-from django_fsm import ConcurrentTransition, ConcurrentTransitionMixin, FSMFieldMixin, TransitionNotAllowed, can_proceed
+from django_fsm import ConcurrentTransition, FSMFieldMixin, TransitionNotAllowed, can_proceed
 from psycopg.types.json import Jsonb
-
-
-class StateFieldsOnce(ConcurrentTransitionMixin):
-    """django-fsm's ``ConcurrentTransitionMixin``, its model's state fields found once per class: django-fsm
-    filters every field of the model for each instance made (to record its initial state) and each save."""
-
-    @property
-    def state_fields(self):
-        cls = type(self)
-        fields = cls.__dict__.get("_state_fields_once")
-        if fields is None:
-            fields = cls._state_fields_once = tuple(super().state_fields)
-        return fields
 
 
 @cache

@@ -2,11 +2,10 @@
 buyer's customer at the PSP and the hosted payment page's session."""
 from django.db import models
 from django.utils import timezone
-from django_fsm import FSMField, transition
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from core.ids import IdFactory
 from core.models import ApiClient, TransitionAudit
-from core.transitions import StateFieldsOnce
 
 
 class Seller(models.Model):
@@ -42,7 +41,7 @@ class PaymentEventState(models.TextChoices):
     FAILED = "failed", "failed (no order succeeded, or the succeeded ones were refunded)"
 
 
-class PaymentEvent(StateFieldsOnce, models.Model):
+class PaymentEvent(ConcurrentTransitionMixin, models.Model):
     """One buyer's checkout. Holds no card data: only the PSP's payment-method token.
 
     Its ``state`` is derived from its orders (``payments.services.checkout_outcome``): ``processing``
@@ -131,7 +130,7 @@ OPEN_STATES = [PaymentOrderState.EXECUTING, PaymentOrderState.PENDING, PaymentOr
                PaymentOrderState.DEAD_LETTER, PaymentOrderState.REQUIRES_ACTION]
 
 
-class PaymentOrder(StateFieldsOnce, models.Model):
+class PaymentOrder(ConcurrentTransitionMixin, models.Model):
     """One seller's part of a checkout, executed against the PSP.
 
     Transition methods only change fields; ``payments.services`` locks the row, checks,

@@ -1,11 +1,10 @@
 """Refunds, their audit rows, and the suspected double charges an operator refunds."""
 from django.db import models
 from django.utils import timezone
-from django_fsm import FSMField, transition
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from core.ids import IdFactory
 from core.models import TransitionAudit
-from core.transitions import StateFieldsOnce
 from payments.models.orders import PaymentOrder
 
 
@@ -51,7 +50,7 @@ class RefundState(models.TextChoices):
     FAILED = "failed"
 
 
-class Refund(StateFieldsOnce, models.Model):
+class Refund(ConcurrentTransitionMixin, models.Model):
     """Money returned to the buyer for (part of) a succeeded payment order."""
 
     id = models.CharField(primary_key=True, max_length=40, default=IdFactory("rf"), editable=False)

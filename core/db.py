@@ -73,8 +73,19 @@ def objects_insert(*groups: Sequence[models.Model]) -> None:
         tx = Transformer(connection.connection)
         encoding = connection.connection.info.encoding
 
+        written: dict[tuple[type, object], str] = {}  # a statement's repeated strings and numbers, adapted once
+
         def literal(value) -> str:
-            return "NULL" if value is None else tx.as_literal(value).decode(encoding)
+            if value is None:
+                return "NULL"
+            kind = type(value)
+            if kind is not str and kind is not int and kind is not bool:
+                return tx.as_literal(value).decode(encoding)
+            key = (kind, value)
+            text = written.get(key)
+            if text is None:
+                text = written[key] = tx.as_literal(value).decode(encoding)
+            return text
 
         inserts = [_insert(objs, literal) for objs in groups if objs]
         ctes = [f"g{i} AS ({insert})" for i, insert in enumerate(inserts[:-1])]

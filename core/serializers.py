@@ -1,8 +1,17 @@
 """Serializer building blocks shared by the API apps."""
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.core.validators import MaxLengthValidator, MaxValueValidator, MinLengthValidator, MinValueValidator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import SkipField
+from rest_framework.relations import PKOnlyObject
 from rest_framework.settings import api_settings
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from core.money import is_known_currency, normalize_currency
 from core.validators import contains_card_number
@@ -29,8 +38,64 @@ class FieldsBoundOnce:
         shared = cls.__dict__.get("_shared_fields")
         if shared is None:
             shared = serializers.Serializer.fields.func(cls())  # DRF's own build, on a context-less prototype
+            for field in shared.values():
+                field.validators = [_quick(validator) for validator in field.validators]
             cls._shared_fields = shared
         return shared
+
+
+class _QuickSurrogates(ProhibitSurrogateCharactersValidator):
+    """DRF's check, by one UTF-8 encoding (it fails exactly on a surrogate) instead of a generator over
+    every character; DRF's own loop only to word the error."""
+
+    def __call__(self, value):
+        try:
+            str(value).encode("utf-8")
+        except UnicodeEncodeError:
+            super().__call__(value)
+
+
+class _QuickLimit:
+    """Django's ``BaseValidator`` (max/min length, max/min value) answering a value within its limit at once;
+    Django's own call, with its error's parameters, otherwise."""
+
+    measure = staticmethod(lambda value: value)
+
+    def __call__(self, value):
+        if not self.compare(self.measure(value), self.limit_value):
+            return
+        super().__call__(value)
+
+
+class _QuickMaxLength(_QuickLimit, MaxLengthValidator):
+    measure = staticmethod(len)
+
+
+class _QuickMinLength(_QuickLimit, MinLengthValidator):
+    measure = staticmethod(len)
+
+
+class _QuickMaxValue(_QuickLimit, MaxValueValidator):
+    pass
+
+
+class _QuickMinValue(_QuickLimit, MinValueValidator):
+    pass
+
+
+_QUICK = {ProhibitSurrogateCharactersValidator: _QuickSurrogates, MaxLengthValidator: _QuickMaxLength,
+          MinLengthValidator: _QuickMinLength, MaxValueValidator: _QuickMaxValue, MinValueValidator: _QuickMinValue}
+
+
+def _quick(validator):
+    """The same validator (same limit, message and code), answering a valid value with less work; a
+    callable limit, or any other validator, as it is."""
+    quick = _QUICK.get(type(validator))
+    if quick is None or callable(getattr(validator, "limit_value", None)):
+        return validator
+    validator = copy.copy(validator)
+    validator.__class__ = quick
+    return validator
 
 
 class StrictSerializer(FieldsBoundOnce, serializers.Serializer):
@@ -41,7 +106,8 @@ class StrictSerializer(FieldsBoundOnce, serializers.Serializer):
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
+            shape = _shape(self)
+            unknown = sorted(set(data) - shape.names)
             if unknown:
                 if any(len(name) <= 255 and contains_card_number(name) for name in unknown):
                     # the name is not echoed as ``param`` either
@@ -51,17 +117,101 @@ class StrictSerializer(FieldsBoundOnce, serializers.Serializer):
                     {unknown[0]: serializers.ErrorDetail("Unknown parameter.", code="parameter_unknown")}
                 )
             # A string is a JSON string: DRF's CharField would take 0 or 1.5 as "0" and "1.5".
-            for name, field in self.fields.items():
-                if isinstance(field, serializers.CharField) and data.get(name) is not None \
-                        and not isinstance(data[name], str):
+            for name in shape.strings:
+                if data.get(name) is not None and not isinstance(data[name], str):
                     raise serializers.ValidationError(
                         {name: serializers.ErrorDetail("Must be a string.", code="invalid")})
         return super().to_internal_value(data)
 
+    # DRF's own two, answered from the fields' shape (known once per class, as the fields are).
+    @property
+    def _writable_fields(self):
+        return _shape(self).writable
+
+    def _read_only_defaults(self):
+        return super()._read_only_defaults() if _shape(self).read_only else {}
+
+
+@dataclass(frozen=True)
+class _Shape:
+    names: frozenset[str]  # every field's name
+    strings: tuple[str, ...]  # the CharFields' names
+    writable: tuple[serializers.Field, ...]  # what DRF's ``_writable_fields`` yields, in order
+    read_only: bool  # whether any field is read-only (DRF's ``_read_only_defaults`` only reads those)
+
+
+def _shape(serializer: StrictSerializer) -> _Shape:
+    cls = type(serializer)
+    shape = cls.__dict__.get("_shape_cache")
+    if shape is None:
+        fields = serializer.fields
+        shape = cls._shape_cache = _Shape(
+            names=frozenset(fields),
+            strings=tuple(name for name, field in fields.items() if isinstance(field, serializers.CharField)),
+            writable=tuple(field for field in fields.values() if not field.read_only),
+            read_only=any(field.read_only for field in fields.values()))
+    return shape
+
 
 class OutputSerializer(FieldsBoundOnce, serializers.Serializer):
     """A response body, its fields bound once per class (``FieldsBoundOnce``). Read-only: never validate
-    input with one."""
+    input with one.
+
+    Rendered as DRF's ``Serializer.to_representation`` renders, with a field of one plain ``source`` read by
+    ``getattr`` (DRF's ``get_attribute`` walks a list of attributes under a ``try`` per field, asks whether the
+    instance is a mapping and whether the value is callable: a third of rendering an order). Anything else
+    (a mapping instance, a callable or missing attribute, a field that reads its attribute its own way) takes
+    DRF's own path, field by field; ``core/tests/test_output_serializer.py`` holds every output serializer to
+    DRF's rendering."""
+
+    def to_representation(self, instance):
+        plan = type(self).__dict__.get("_plan")
+        if plan is None:
+            plan = type(self)._plan = _rendering_plan(self.fields)
+        if isinstance(instance, Mapping):
+            return super().to_representation(instance)
+        ret = {}
+        for name, field, attr in plan:
+            if attr is _OWN_WAY:
+                try:
+                    value = field.get_attribute(instance)
+                except SkipField:
+                    continue
+            elif attr is None:  # source="*"
+                value = instance
+            else:
+                try:
+                    value = getattr(instance, attr)
+                except (AttributeError, KeyError, ObjectDoesNotExist):  # what DRF's path answers its own way
+                    value = _MISSING
+                if value is _MISSING or callable(value):
+                    try:
+                        value = field.get_attribute(instance)
+                    except SkipField:
+                        continue
+            if isinstance(value, PKOnlyObject):
+                value = value if value.pk is not None else None
+            ret[name] = None if value is None else field.to_representation(value)
+        return ret
+
+
+_OWN_WAY, _MISSING = object(), object()
+
+
+def _rendering_plan(fields) -> list[tuple[str, serializers.Field, object]]:
+    """Per readable field: its name, itself, and the attribute it reads (None: the instance itself;
+    ``_OWN_WAY``: DRF's ``get_attribute``, for a source of several steps or a field that overrides it)."""
+    plan = []
+    for field in fields.values():
+        if field.write_only:
+            continue
+        attrs = field.source_attrs
+        if type(field).get_attribute is not serializers.Field.get_attribute or len(attrs) > 1:
+            attr = _OWN_WAY
+        else:
+            attr = attrs[0] if attrs else None
+        plan.append((field.field_name, field, attr))
+    return plan
 
 
 class CardNumberScreeningMixin:

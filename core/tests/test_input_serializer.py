@@ -25,7 +25,7 @@ VALID = {
 }
 ODD_VALUES = [None, "", " ", "\t", 0, -1, 1.5, True, "0", "x" * 300, [], {}, [1], {"a": 1}, "4242424242424242",
               "pm_4242 4242 4242 4242", "sel_1", "usd", "zzz", "ftp://a.example", "https://a.example/" + "p" * 2100,
-              "a\x00b", "é", 10**15, "b@example.com", "not an email"]
+              "a\x00b", "é", "\ud800", "a\udfffb", "ab", 10**15, "b@example.com", "not an email"]
 
 
 def _mutations(body: dict, rng: random.Random, n: int):

@@ -4,19 +4,16 @@
 committed the work still answers; the sweeper enqueues the work once its lease expires."""
 from django.db import transaction
 
-_declared: set[str] = set()
+from core.broker import task_push
 
 
 def task_publish(task, *, options: dict | None = None, **kwargs: str) -> None:
-    """``task.delay(**kwargs)`` for ids, without what a publish paid for nothing (a quarter of its CPU):
-    the arguments' log form is written plainly (Celery's ``saferepr`` walks them in Python), and the
-    queue is declared on the process's first publish only (Celery re-checks it on every one; a Redis
-    list needs no declaring, and the queue outlives our processes on a broker that does). ``options``:
-    ``apply_async``'s (``countdown``, ``retries``)."""
-    queue = task.app.conf.task_default_queue
-    declare = [] if queue in _declared else None
-    task.apply_async(kwargs=kwargs, argsrepr="()", kwargsrepr=repr(kwargs), declare=declare, **(options or {}))
-    _declared.add(queue)
+    """``task.delay(**kwargs)`` for ids, without what a publish paid for nothing: the arguments' log form is
+    written plainly (Celery's ``saferepr`` walks them in Python), and the message goes straight to its Redis
+    list (``core.broker.task_push``: the same message, one LPUSH; Celery's own ``apply_async`` for a first
+    publish, which declares the queue, and whenever it would do more). ``options``: ``apply_async``'s
+    (``countdown``, ``retries``)."""
+    task_push(task, argsrepr="()", kwargsrepr=repr(kwargs), options=options, **kwargs)
 
 
 def enqueue_payment_order(payment_order_id: str) -> None:

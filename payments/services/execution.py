@@ -221,13 +221,13 @@ def payment_order_apply_result(*, payment_order_id: str, result: PaymentResult, 
     if result.status is PaymentStatus.SUCCEEDED:
         _check_success_is_ours(order, result)
         _transition_apply_own_reference(order, order.succeed, actor=actor, reason="PSP captured the payment",
-                         psp_reference=result.psp_reference, audit_detail=psp_call)
+                                        psp_reference=result.psp_reference, audit_detail=psp_call)
         capture_post(order)
         payment_event_order_decided(order=order, actor=actor)  # last: the event's row lock is held shortest
     elif result.status is PaymentStatus.FAILED:
         _transition_apply_own_reference(order, order.fail, actor=actor, reason=f"PSP: {result.failure_code}",
-                         code=result.failure_code, message=result.failure_message,
-                         psp_reference=result.psp_reference, audit_detail=psp_call)
+                                        code=result.failure_code, message=result.failure_message,
+                                        psp_reference=result.psp_reference, audit_detail=psp_call)
         payment_event_order_decided(order=order, actor=actor)
     elif result.status is PaymentStatus.REQUIRES_ACTION:
         # Only before an answer: a late "requires_action" never moves a pending order back.
@@ -235,12 +235,13 @@ def payment_order_apply_result(*, payment_order_id: str, result: PaymentResult, 
             # The buyer's answer comes back by redirect or webhook; the janitor expires the challenge.
             order.next_action_at = _after(settings.PAYMENT_ACTION_EXPIRY_SECONDS)
             _transition_apply_own_reference(order, order.require_action, actor=actor,
-                             reason="the PSP asks the buyer to authenticate (3-D Secure)",
-                             psp_reference=result.psp_reference, url=result.action_url, audit_detail=psp_call)
+                                            reason="the PSP asks the buyer to authenticate (3-D Secure)",
+                                            psp_reference=result.psp_reference, url=result.action_url,
+                                            audit_detail=psp_call)
     elif order.state != PaymentOrderState.PENDING:
         order.next_action_at = _after(settings.PAYMENT_PENDING_CHECK_SECONDS)
         _transition_apply_own_reference(order, order.await_psp, actor=actor, reason="PSP is still processing",
-                         psp_reference=result.psp_reference, audit_detail=psp_call)
+                                        psp_reference=result.psp_reference, audit_detail=psp_call)
     return order.state
 
 

@@ -15,7 +15,7 @@ PAY_IN_INDEXES = {
     "payments_paymentevent": {"payments_paymentevent_pkey", "payment_event_client", "payment_event_state",
                               "payments_paymentevent_completed_at_f52078bf"},
     "payments_paymentorder": {"payments_paymentorder_pkey", "payment_order_one_per_seller", "payment_order_state",
-                              "payment_order_psp_reference", "payment_order_seller",
+                              "payment_order_seller", "payment_order_one_per_psp_reference",
                               "payments_paymentorder_completed_at_1f1021b2",
                               "payments_paymentorder_next_action_at_94fb6189"},
     "payments_paymentordertransition": {"payments_paymentordertransition_pkey", "order_transition_order",
@@ -48,12 +48,16 @@ def test_the_pay_in_tables_have_only_the_indexes_a_query_needs(table):
 
 @pytest.mark.django_db
 def test_the_kept_indexes_are_still_used_by_the_lookups_they_serve():
-    """The foreign keys whose own index went are looked up through the unique index that leads with them."""
+    """The foreign keys whose own index went are looked up through the unique index that leads with them; an
+    order's PSP reference through the partial unique index that replaced its plain one (issue #12)."""
     lookups = {
         "SELECT 1 FROM payments_paymentorder WHERE payment_event_id = 'pe_x'": "payment_order_one_per_seller",
         "SELECT 1 FROM payments_pspcustomer WHERE client_id = 'c'": "psp_customer_one_per_buyer",
         "SELECT 1 FROM core_idempotencyrecord WHERE client_id = 'c'": "idempotency_key_unique_per_client",
         "SELECT 1 FROM ledger_entry WHERE account_id = 1": "ledger_entr_account_899a33_idx",
+        # Partial (psp_reference <> ''): a lookup by a given reference implies it (a join must say it: see
+        # reconciliation.matching.candidates).
+        "SELECT 1 FROM payments_paymentorder WHERE psp_reference = 'pi_x'": "payment_order_one_per_psp_reference",
     }
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")

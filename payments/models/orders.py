@@ -179,7 +179,6 @@ class PaymentOrder(ConcurrentTransitionMixin, models.Model):
         # Plain btrees (db_index on a CharField adds a varchar_pattern_ops twin for LIKE 'x%', which nothing
         # here asks; each order is written three times, and every index is written with it).
         indexes = [models.Index(fields=["state"], name="payment_order_state"),
-                   models.Index(fields=["psp_reference"], name="payment_order_psp_reference"),
                    models.Index(fields=["seller"], name="payment_order_seller")]
         constraints = [
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="payment_order_amount_positive"),
@@ -189,6 +188,10 @@ class PaymentOrder(ConcurrentTransitionMixin, models.Model):
                 name="payment_order_refunds_within_amount",
             ),
             models.UniqueConstraint(fields=["payment_event", "seller"], name="payment_order_one_per_seller"),
+            # A PaymentIntent is made for one order: no two orders share a PSP reference (an order not yet sent
+            # has none). Reconciliation relies on it (a settlement line finds at most one order). Migration 0018.
+            models.UniqueConstraint(fields=["psp_reference"], condition=~models.Q(psp_reference=""),
+                                    name="payment_order_one_per_psp_reference"),
         ]
 
     def __str__(self) -> str:

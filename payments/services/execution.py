@@ -4,10 +4,11 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.db import db_connection_release
@@ -219,28 +220,47 @@ def payment_order_apply_result(*, payment_order_id: str, result: PaymentResult, 
         return order.state
     if result.status is PaymentStatus.SUCCEEDED:
         _check_success_is_ours(order, result)
-        transition_apply(order, order.succeed, actor=actor, reason="PSP captured the payment",
-                         psp_reference=result.psp_reference, audit_detail=psp_call)
+        _transition_apply_own_reference(order, order.succeed, actor=actor, reason="PSP captured the payment",
+                                        psp_reference=result.psp_reference, audit_detail=psp_call)
         capture_post(order)
         payment_event_order_decided(order=order, actor=actor)  # last: the event's row lock is held shortest
     elif result.status is PaymentStatus.FAILED:
-        transition_apply(order, order.fail, actor=actor, reason=f"PSP: {result.failure_code}",
-                         code=result.failure_code, message=result.failure_message,
-                         psp_reference=result.psp_reference, audit_detail=psp_call)
+        _transition_apply_own_reference(order, order.fail, actor=actor, reason=f"PSP: {result.failure_code}",
+                                        code=result.failure_code, message=result.failure_message,
+                                        psp_reference=result.psp_reference, audit_detail=psp_call)
         payment_event_order_decided(order=order, actor=actor)
     elif result.status is PaymentStatus.REQUIRES_ACTION:
         # Only before an answer: a late "requires_action" never moves a pending order back.
         if order.state in (PaymentOrderState.EXECUTING, PaymentOrderState.UNKNOWN, PaymentOrderState.DEAD_LETTER):
             # The buyer's answer comes back by redirect or webhook; the janitor expires the challenge.
             order.next_action_at = _after(settings.PAYMENT_ACTION_EXPIRY_SECONDS)
-            transition_apply(order, order.require_action, actor=actor,
-                             reason="the PSP asks the buyer to authenticate (3-D Secure)",
-                             psp_reference=result.psp_reference, url=result.action_url, audit_detail=psp_call)
+            _transition_apply_own_reference(order, order.require_action, actor=actor,
+                                            reason="the PSP asks the buyer to authenticate (3-D Secure)",
+                                            psp_reference=result.psp_reference, url=result.action_url,
+                                            audit_detail=psp_call)
     elif order.state != PaymentOrderState.PENDING:
         order.next_action_at = _after(settings.PAYMENT_PENDING_CHECK_SECONDS)
-        transition_apply(order, order.await_psp, actor=actor, reason="PSP is still processing",
-                         psp_reference=result.psp_reference, audit_detail=psp_call)
+        _transition_apply_own_reference(order, order.await_psp, actor=actor, reason="PSP is still processing",
+                                        psp_reference=result.psp_reference, audit_detail=psp_call)
     return order.state
+
+
+#: The partial unique index on orders' PSP references (migration 0018): no two orders share one.
+PSP_REFERENCE_UNIQUE = "payment_order_one_per_psp_reference"
+
+
+def _transition_apply_own_reference(order: PaymentOrder, method: Callable[..., object], *, psp_reference: str,
+                                    **kwargs: object) -> None:
+    """``transition_apply`` of a transition that records the PSP's reference: a reference another order holds
+    (a PaymentIntent made for one order, reported for another) is refused by the database's unique index and
+    raised as ``PSPMismatch`` (an operator looks), not as the database's error. Costs no statement: the
+    index checks it on the write. The caller's transaction (or savepoint) is rolled back by the raise."""
+    try:
+        transition_apply(order, method, psp_reference=psp_reference, **kwargs)
+    except IntegrityError as exc:
+        if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) != PSP_REFERENCE_UNIQUE:
+            raise
+        raise PSPMismatch(f"PaymentIntent {psp_reference} is another order's, not {order.id}'s") from exc
 
 
 def _check_success_is_ours(order: PaymentOrder, result: PaymentResult) -> None:

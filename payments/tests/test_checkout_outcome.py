@@ -117,7 +117,8 @@ def test_the_event_state_is_protected_and_moves_only_by_transitions():
 
 def test_deciding_the_event_costs_one_statement_per_order_and_one_more_for_the_last():
     event, (first, second) = event_with(2)
-    apply(PaymentOrderFactory(state=PaymentOrderState.EXECUTING), succeeded(first))  # accounts exist
+    warm = PaymentOrderFactory(state=PaymentOrderState.EXECUTING)
+    apply(warm, succeeded(warm))  # accounts exist (its own PaymentIntent: no two orders share one, 0018)
     with CaptureQueriesContext(connection) as not_deciding:
         apply(first, succeeded(first))
     with CaptureQueriesContext(connection) as deciding:

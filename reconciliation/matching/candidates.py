@@ -1,10 +1,15 @@
 """Step 1: the open charge-like lines, each with the payment order it finds (``recon_candidate``).
 
 Charge-like lines are every line but refunds, payouts, bank and malformed lines
-(``record_types.MATCHED_ONE_BY_ONE``). Each finds its order by PSP reference (a probe of the
-orders' index per line: the biggest statement of a run, bounded by the night's lines, never a hash
-of every order), else by merchant reference, our order id. A candidate is *clean* when it is new
-and has no difference (``rules.CLEAN``).
+(``record_types.MATCHED_ONE_BY_ONE``). Each finds its order by PSP reference, else by merchant
+reference, our order id. A candidate is *clean* when it is new and has no difference (``rules.CLEAN``).
+
+By PSP reference, set-based: at most one order has a reference (payments' unique index,
+``payment_order_one_per_psp_reference``), so the lines are first hash-joined to the orders a clean line
+can settle (completed at most a timing window before the earliest of the run's batches closed:
+``RunScope.candidates_since``, read by completion time, never every order), and only the lines that found
+none there probe the orders' index, one by one (those with a difference, or no order: few). A line
+found by the hash join has found its only order, so what is found is what a probe per line would find.
 
 Usually only the lines that are not clean need a decision: a clean line is matched by
 reference and only counted. That holds when no duplicate can hide among the clean ones (the
@@ -104,13 +109,26 @@ SELECT line.id, line.record_type, line.currency, {rules.SETTLED_GROSS} AS actual
        COALESCE(payment_order.id, NULLIF(line.psp_reference, '')) AS dup_key,  -- what a duplicate settles twice
        {rules.CLEAN} AS clean
 FROM {open_lines(reopened=MatchState.BREAK)} line
-LEFT JOIN LATERAL (  -- one probe of the orders' reference index per line (OFFSET 0): not a hash of every order
-    SELECT * FROM {ORDERS} payment_order
-    WHERE line.psp_reference <> '' AND payment_order.psp_reference = line.psp_reference OFFSET 0
-) payment_order ON true
+LEFT JOIN {ORDERS} near  -- a hash join: the orders a clean line can settle, read by completion time
+    ON near.completed_at >= %(candidates_since)s AND near.psp_reference = line.psp_reference
+       AND line.psp_reference <> ''  -- (near.psp_reference <> '' unsaid: no probe of the partial index here)
+LEFT JOIN LATERAL (  -- the lines left: a probe of the orders' reference index each (OFFSET 0 keeps it one)
+    SELECT * FROM {ORDERS} far
+    WHERE near.id IS NULL AND line.psp_reference <> ''
+      AND far.psp_reference = line.psp_reference AND far.psp_reference <> ''  -- the index is partial
+    OFFSET 0
+) far ON true
+CROSS JOIN LATERAL (  -- the one order found, by either (at most one order per reference)
+    SELECT {_ORDER_COLUMNS}
+) payment_order
 WHERE line.record_type NOT IN ({sql_list(MATCHED_ONE_BY_ONE)})
 ) cand WHERE {keep}
 """
+
+
+#: The orders' columns the candidates read, from the order the hash join or the probe found.
+_ORDER_COLUMNS = ", ".join(f"COALESCE(near.{column}, far.{column}) AS {column}"
+                           for column in ("id", "amount", "currency", "state", "completed_at", "psp_reference"))
 
 
 def _find_by_merchant_reference(cursor: CursorWrapper) -> int:

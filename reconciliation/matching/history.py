@@ -27,7 +27,10 @@ def open_lines(*, reopened: MatchState) -> str:
     return f"""(
     SELECT line.*, true AS is_new FROM {LINES} line WHERE line.file_id = ANY(%(files)s)
     UNION ALL
-    SELECT line.*, false FROM {MATCHES} line_match JOIN {LINES} line ON line.id = line_match.line_id
+    SELECT line.*, false FROM {MATCHES} line_match
+    CROSS JOIN LATERAL (  -- a probe by id per reopened line (OFFSET 0): never a scan of every line of the history
+        SELECT * FROM {LINES} line WHERE line.id = line_match.line_id OFFSET 0
+    ) line
     WHERE line_match.state = '{reopened.value}'
 )"""
 

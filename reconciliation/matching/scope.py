@@ -49,6 +49,13 @@ class RunScope:
     missing_nearby_files: list[int]
 
     @property
+    def candidates_since(self) -> datetime | None:
+        """The earliest completion of an order a clean line of this run's files can settle: a timing window
+        before the earliest of their batches closed (``candidates``; None: no batch closed, no order)."""
+        closed = [settled_at for settled_at in self.settled_at if settled_at is not None]
+        return min(closed) - self.timing_window if closed else None
+
+    @property
     def params(self) -> dict:
         return {
             "run": self.run_id, "now": self.now, "actor": SYSTEM_ACTOR, "files": self.files,
@@ -56,7 +63,7 @@ class RunScope:
             "settled_files": self.reconciled_files + self.files,
             "timing_window": self.timing_window, "missing_before": self.missing_before,
             "missing_since": self.missing_since, "missing_checked_before": self.missing_checked_before,
-            "missing_nearby_files": self.missing_nearby_files,
+            "missing_nearby_files": self.missing_nearby_files, "candidates_since": self.candidates_since,
         }
 
     @property

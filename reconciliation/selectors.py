@@ -311,7 +311,8 @@ def break_candidate_orders(*, brk: Break, limit: int = 20) -> list[Candidate]:
     if brk.object_kind == "payment_order" and brk.object_id:
         found(orders.filter(pk=brk.object_id), "the break's order")
     if brk.psp_reference:
-        found(orders.filter(psp_reference=brk.psp_reference), "its PSP reference finds it")
+        found(orders.filter(psp_reference=brk.psp_reference).exclude(psp_reference=""),  # the partial unique index
+              "its PSP reference finds it")
     if brk.line_id and brk.line.merchant_reference:
         found(orders.filter(pk=brk.line.merchant_reference), "the line's merchant reference names it")
     amounts = _break_amounts(brk) if brk.break_class != BreakClass.BANK_BALANCE_MISMATCH else set()

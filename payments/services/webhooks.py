@@ -123,8 +123,8 @@ def _apply(event: WebhookEvent, actor: str) -> str:
         return handler(event=event.payload, actor=actor)
     notice = get_psp().webhook_notice(event.payload)
     if notice.payment is not None:
-        order_id = notice.payment_order_id or PaymentOrder.objects.filter(
-            psp_reference=notice.object_id).values_list("id", flat=True).first()
+        order_id = notice.payment_order_id or PaymentOrder.objects.filter(  # never '': the partial unique index
+            psp_reference=notice.object_id).exclude(psp_reference="").values_list("id", flat=True).first()
         if not order_id or not PaymentOrder.objects.filter(pk=order_id).exists():
             return WebhookEvent.Status.IGNORED  # not one of ours
         payment_order_apply_result(payment_order_id=order_id, result=notice.payment, actor=actor)

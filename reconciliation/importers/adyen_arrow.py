@@ -61,15 +61,17 @@ def is_plain(path: Path) -> bool:
     return arrow_blocks.is_plain(path, quotes=True)
 
 
-def iter_adyen_chunks(path: Path, file_id: int) -> Iterator[CopyChunk | ReferencesChecked]:
+def iter_adyen_chunks(path: Path, file_id: int, *,
+                      scanned: arrow_blocks.FileBytes | None = None) -> Iterator[CopyChunk | ReferencesChecked]:
     """The report's lines as ``CopyChunk``s of rows of ``settlement_line`` for ``file_id``; then, if every
-    block was converted by column, whether its PSP references are unique.
+    block was converted by column, whether its PSP references are unique. ``scanned``: the file's
+    ``arrow_blocks.scan``, when the caller has it.
 
     Raises ``FastPathUnavailable`` (possibly after some chunks) when Arrow cannot read the file.
     """
     header = arrow_blocks.header(path)
     columns = read_header(header)
-    quoted = not arrow_blocks.is_plain(path, quotes=False)  # is_plain(path) holds: only a quote can be there
+    quoted = (scanned or arrow_blocks.scan(path)).quote
     return arrow_blocks.iter_chunks(path, file_id, _AdyenFormat(columns, quoted), len(header),
                                     block_bytes=BLOCK_BYTES, unique_limit=UNIQUE_CHECK_LIMIT)
 

@@ -28,7 +28,9 @@ from .arrow_columns import (
     amounts,
     column,
     copy_text,
+    empty,
     parse_times,
+    repeated,
     sum_up,
     utc_text,
     write_rows,
@@ -152,11 +154,11 @@ class _AdyenFormat:
                                    _UNKNOWN)
         source = pc.if_else(pc.is_in(record_type, value_set=_DISPUTES), block.modification, "")
         utc = pc.subtract(block.created_at, pc.cast(block.offset, pa.duration("s")))
-        empty = pa.array([""] * count)
+        blank = empty(count)
         chunk = write_rows([
-            pa.array([str(file_id)] * count), copy_text(ordinals), copy_text(numbers), record_type, block.type,
+            repeated(str(file_id), count), copy_text(ordinals), copy_text(numbers), record_type, block.type,
             block.psp, source, block.merchant, block.batch, block.currency, copy_text(block.gross),
-            copy_text(block.fee), copy_text(block.net), utc_text(utc, pc.not_equal(block.created, "")), empty, empty,
+            copy_text(block.fee), copy_text(block.net), utc_text(utc, pc.not_equal(block.created, "")), blank, blank,
         ], count)
         sum_up(chunk, record_type, utc, block.batch, block.currency, block.fee, block.net)
         return chunk, block.psp

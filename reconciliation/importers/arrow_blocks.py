@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
@@ -180,10 +180,10 @@ def _unique(references: list[pa.Array]) -> bool:
     return pc.count_distinct(every).as_py() == len(every)
 
 
-def _line_numbers(start: int, count: int, invalid: dict[int, str]) -> list[int]:
+def _line_numbers(start: int, count: int, invalid: dict[int, str]) -> Sequence[int]:
     """Physical line numbers of ``count`` valid rows from ``start`` on, past the invalid ones."""
     if not invalid or max(invalid) < start:
-        return list(range(start, start + count))
+        return range(start, start + count)
     numbers, number = [], start
     while len(numbers) < count:
         if number not in invalid:
@@ -234,7 +234,7 @@ def _csv_row(number: int, text: str) -> CsvRow | None:
     return CsvRow(number, fields, raw) if any(field.strip() for field in fields) else None
 
 
-def _row_by_row(batch: pa.RecordBatch | None, numbers: list[int], skipped: list[int], invalid: dict[int, str],
+def _row_by_row(batch: pa.RecordBatch | None, numbers: Sequence[int], skipped: list[int], invalid: dict[int, str],
                 fmt: ArrowFormat, rows: ChunkBuilder) -> CopyChunk | None:
     """A block the row parser renders: its rows and the invalid rows among them, in line order."""
     texts = []
@@ -249,7 +249,7 @@ def _row_by_row(batch: pa.RecordBatch | None, numbers: list[int], skipped: list[
     return rows.flush()
 
 
-def _fast_chunk(batch: pa.RecordBatch, numbers: list[int], fmt: ArrowFormat,
+def _fast_chunk(batch: pa.RecordBatch, numbers: Sequence[int], fmt: ArrowFormat,
                 rows: ChunkBuilder) -> tuple[CopyChunk | None, pa.Array | None]:
     """The block converted column by column, with its PSP references; the few rows the conversions are not sure
     of rendered by the row parser in their place (then no references: ``None``). ``(None, None)`` when the
@@ -261,10 +261,12 @@ def _fast_chunk(batch: pa.RecordBatch, numbers: list[int], fmt: ArrowFormat,
     convertible = fmt.convertible(block)
     odd = pc.indices_nonzero(pc.invert(convertible)).to_pylist()
     first_ordinal = rows.ordinal + 1
-    ordinals = pa.array(range(first_ordinal, first_ordinal + count))
+    ordinals = _counting(first_ordinal, count)
+    line_numbers = (_counting(numbers[0], count) if numbers[-1] - numbers[0] + 1 == count
+                    else pa.array(numbers, pa.int64()))
     if not odd:
         rows.ordinal += count
-        return fmt.converted(batch, block, ordinals, pa.array(numbers), rows.file_id)
+        return fmt.converted(batch, block, ordinals, line_numbers, rows.file_id)
     if len(odd) == count:
         return None, None
     items = _csv_rows(batch, odd, numbers)
@@ -273,7 +275,7 @@ def _fast_chunk(batch: pa.RecordBatch, numbers: list[int], fmt: ArrowFormat,
     good = type(block)(*(None if (value := getattr(block, field.name)) is None else pc.filter(value, convertible)
                          for field in fields(block)))
     chunk, _ = fmt.converted(batch.filter(convertible), good, ordinals.filter(convertible),
-                             pa.array(numbers).filter(convertible), rows.file_id)
+                             line_numbers.filter(convertible), rows.file_id)
     for position, line in zip(odd, fmt.render(items), strict=True):
         rows.ordinal = first_ordinal + position - 1
         rows.add(line)
@@ -289,7 +291,19 @@ def _fast_chunk(batch: pa.RecordBatch, numbers: list[int], fmt: ArrowFormat,
     return chunk, None
 
 
-def _csv_rows(batch: pa.RecordBatch, positions: list[int], numbers: list[int]) -> list[CsvRow | None]:
+_COUNT = pa.array(range(1 << 14), pa.int64())
+
+
+def _counting(start: int, count: int) -> pa.Array:
+    """``start, start + 1, ...``: ``count`` integers (``pa.array(range(...))`` converts each one in Python, 2 ms
+    a block; this adds ``start`` to a slice of numbers made once)."""
+    global _COUNT
+    if len(_COUNT) < count:
+        _COUNT = pa.array(range(count), pa.int64())
+    return pc.add(_COUNT.slice(0, count), start)
+
+
+def _csv_rows(batch: pa.RecordBatch, positions: list[int], numbers: Sequence[int]) -> list[CsvRow | None]:
     """The rows at ``positions`` as the row parser reads them (``None`` for a blank one)."""
     taken = pa.array(positions)
     values = [column.take(taken).to_pylist() for column in batch.columns]

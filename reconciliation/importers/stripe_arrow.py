@@ -28,9 +28,11 @@ from .arrow_columns import (
     all_of,
     amounts,
     copy_text,
+    empty,
     first_nonempty,
     parse_times,
     plain_text,
+    repeated,
     sum_up,
     trim,
     write_rows,
@@ -134,7 +136,7 @@ class _StripeFormat:
                 record_type = pc.if_else(pc.and_(connected, pc.equal(category, name)), str(connected_type),
                                          record_type)
         net_units, gross_units, fee_units = block.net, block.gross, block.fee
-        source_id = trim(batch.column(layout.source_id)) if layout.source_id is not None else pa.array([""] * count)
+        source_id = trim(batch.column(layout.source_id)) if layout.source_id is not None else empty(count)
         payout = first_nonempty(batch, layout.payout)
         payout = pc.if_else(
             pc.and_(pc.and_(pc.equal(payout, ""), pc.equal(record_type, _PAYOUT)), pc.starts_with(source_id, "po_")),
@@ -143,9 +145,9 @@ class _StripeFormat:
                            pc.binary_join_element_wise(block.spaced, "+00:00", ""))
         psp = first_nonempty(batch, layout.psp)
         chunk = write_rows([
-            pa.array([str(file_id)] * count), copy_text(ordinals), copy_text(numbers), record_type, block.category,
+            repeated(str(file_id), count), copy_text(ordinals), copy_text(numbers), record_type, block.category,
             psp, source_id, first_nonempty(batch, layout.merchant), payout, block.currency, copy_text(gross_units),
-            copy_text(fee_units), copy_text(net_units), stamp, pa.array([""] * count), pa.array([""] * count),
+            copy_text(fee_units), copy_text(net_units), stamp, empty(count), empty(count),
         ], count)
         sum_up(chunk, record_type, block.created_at, payout, block.currency, fee_units, net_units)
         return chunk, psp

@@ -110,7 +110,8 @@ def iter_chunks(path: Path, file_id: int, fmt: ArrowFormat, width: int, *, block
     next_line = 2  # the header is line 1
     while (batch := _next_batch(reader)) is not None:
         numbers = _line_numbers(next_line, batch.num_rows, invalid)
-        skipped = [number for number in range(next_line, numbers[-1] + 1) if number in invalid] if numbers else []
+        skipped = ([number for number in range(next_line, numbers[-1] + 1) if number in invalid]
+                   if numbers and invalid else [])
         if numbers:
             next_line = numbers[-1] + 1
         chunk, psp = (None, None) if skipped else _fast_chunk(batch, numbers, fmt, rows)

@@ -299,9 +299,10 @@ def _counting(start: int, count: int) -> pa.Array:
     """``start, start + 1, ...``: ``count`` integers (``pa.array(range(...))`` converts each one in Python, 2 ms
     a block; this adds ``start`` to a slice of numbers made once)."""
     global _COUNT
-    if len(_COUNT) < count:
-        _COUNT = pa.array(range(count), pa.int64())
-    return pc.add(_COUNT.slice(0, count), start)
+    numbers = _COUNT  # read once: another import's thread may replace it meanwhile
+    if len(numbers) < count:
+        numbers = _COUNT = pa.array(range(count), pa.int64())
+    return pc.add(numbers.slice(0, count), start)
 
 
 def _csv_rows(batch: pa.RecordBatch, positions: list[int], numbers: Sequence[int]) -> list[CsvRow | None]:

@@ -78,6 +78,24 @@ def _measure(report: Path, statement: Path, fmt: str) -> dict:
             "statements": statements, "heavy": heavy}
 
 
+def _history(workdir: Path, nights: int, fmt: str) -> None:
+    """The nights before the measured one, imported by the service; then vacuumed and a checkpoint."""
+    from _reconcile_files import night_files
+    from django.db import connection
+
+    from reconciliation.services import settlement_file_import
+
+    for night in range(nights):
+        started = time.perf_counter()
+        report, statement = night_files(workdir, night)
+        settlement_file_import(path=report, actor="bench", fmt=fmt)
+        settlement_file_import(path=statement, actor="bench")
+        print(f"history night {night}: {time.perf_counter() - started:.2f} s (load {_load()})", flush=True)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE reconciliation_settlementline")
+        cursor.execute("CHECKPOINT")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, default=1_000_000)
@@ -113,20 +131,11 @@ def main() -> None:
     from django.db import connection
 
     from reconciliation.importers import adyen_arrow, stripe_arrow  # noqa: F401 (loaded before the clock)
-    from reconciliation.services import settlement_file_import
 
     try:
         if not exists:
             call_command("migrate", verbosity=0)
-            for night in range(args.history):
-                started = time.perf_counter()
-                report, statement = night_files(workdir, night)
-                settlement_file_import(path=report, actor="bench", fmt=args.format)
-                settlement_file_import(path=statement, actor="bench")
-                print(f"history night {night}: {time.perf_counter() - started:.2f} s (load {_load()})", flush=True)
-            with connection.cursor() as cursor:
-                cursor.execute("VACUUM ANALYZE reconciliation_settlementline")
-                cursor.execute("CHECKPOINT")
+            _history(workdir, args.history, args.format)
         report, statement = night_files(workdir, args.history)
         print(f"db {db_name}, {args.format}, {args.lines:,} lines, {args.history} nights before", flush=True)
         for _ in range(args.repeat):

@@ -143,17 +143,19 @@ def iter_copy_chunks(path: Path, fmt: str, file_id: int, *,
     path = Path(path)
     if fmt == "auto":
         fmt = detect_format(path)
-    if fast and fmt == "stripe":
-        from . import stripe_arrow  # pyarrow is loaded by the processes that import files, not by every one
+    if fast and fmt in ("stripe", "adyen"):
+        from . import arrow_blocks  # pyarrow is loaded by the processes that import files, not by every one
 
-        if stripe_arrow.is_plain(path):
-            yield from stripe_arrow.iter_stripe_chunks(path, file_id)
+        scanned = arrow_blocks.scan(path)  # one pass: is it plain, has it quotes, is it all printable ASCII
+        if fmt == "stripe" and scanned.plain():
+            from . import stripe_arrow
+
+            yield from stripe_arrow.iter_stripe_chunks(path, file_id, scanned=scanned)
             return
-    if fast and fmt == "adyen":
-        from . import adyen_arrow
+        if fmt == "adyen" and scanned.plain(quotes=True):  # a quoted row goes to the row parser
+            from . import adyen_arrow
 
-        if adyen_arrow.is_plain(path):
-            yield from adyen_arrow.iter_adyen_chunks(path, file_id)
+            yield from adyen_arrow.iter_adyen_chunks(path, file_id, scanned=scanned)
             return
     builder = ChunkBuilder(file_id)
     for item in iter_rendered_lines(path, fmt):

@@ -28,7 +28,9 @@ from .arrow_columns import (
     amounts,
     column,
     copy_text,
+    empty,
     parse_times,
+    repeated,
     sum_up,
     utc_text,
     write_rows,
@@ -61,15 +63,17 @@ def is_plain(path: Path) -> bool:
     return arrow_blocks.is_plain(path, quotes=True)
 
 
-def iter_adyen_chunks(path: Path, file_id: int) -> Iterator[CopyChunk | ReferencesChecked]:
+def iter_adyen_chunks(path: Path, file_id: int, *,
+                      scanned: arrow_blocks.FileBytes | None = None) -> Iterator[CopyChunk | ReferencesChecked]:
     """The report's lines as ``CopyChunk``s of rows of ``settlement_line`` for ``file_id``; then, if every
-    block was converted by column, whether its PSP references are unique.
+    block was converted by column, whether its PSP references are unique. ``scanned``: the file's
+    ``arrow_blocks.scan``, when the caller has it.
 
     Raises ``FastPathUnavailable`` (possibly after some chunks) when Arrow cannot read the file.
     """
     header = arrow_blocks.header(path)
     columns = read_header(header)
-    quoted = not arrow_blocks.is_plain(path, quotes=False)  # is_plain(path) holds: only a quote can be there
+    quoted = (scanned or arrow_blocks.scan(path)).quote
     return arrow_blocks.iter_chunks(path, file_id, _AdyenFormat(columns, quoted), len(header),
                                     block_bytes=BLOCK_BYTES, unique_limit=UNIQUE_CHECK_LIMIT)
 
@@ -150,11 +154,11 @@ class _AdyenFormat:
                                    _UNKNOWN)
         source = pc.if_else(pc.is_in(record_type, value_set=_DISPUTES), block.modification, "")
         utc = pc.subtract(block.created_at, pc.cast(block.offset, pa.duration("s")))
-        empty = pa.array([""] * count)
+        blank = empty(count)
         chunk = write_rows([
-            pa.array([str(file_id)] * count), copy_text(ordinals), copy_text(numbers), record_type, block.type,
+            repeated(str(file_id), count), copy_text(ordinals), copy_text(numbers), record_type, block.type,
             block.psp, source, block.merchant, block.batch, block.currency, copy_text(block.gross),
-            copy_text(block.fee), copy_text(block.net), utc_text(utc, pc.not_equal(block.created, "")), empty, empty,
+            copy_text(block.fee), copy_text(block.net), utc_text(utc, pc.not_equal(block.created, "")), blank, blank,
         ], count)
         sum_up(chunk, record_type, utc, block.batch, block.currency, block.fee, block.net)
         return chunk, block.psp

@@ -34,7 +34,12 @@ def trim(array: pa.Array) -> pa.Array:
 
 
 def empty(count: int) -> pa.Array:
-    return pa.array([""] * count, pa.string())
+    return repeated("", count)
+
+
+def repeated(text: str, count: int) -> pa.Array:
+    """``count`` times ``text`` (``pa.repeat``: 8x cheaper than converting a list of them)."""
+    return pa.repeat(pa.scalar(text, pa.string()), count)
 
 
 def column(batch: pa.RecordBatch, position: int | None) -> pa.Array:

@@ -28,9 +28,11 @@ from .arrow_columns import (
     all_of,
     amounts,
     copy_text,
+    empty,
     first_nonempty,
     parse_times,
     plain_text,
+    repeated,
     sum_up,
     trim,
     write_rows,
@@ -55,15 +57,18 @@ def is_plain(path: Path) -> bool:
     return arrow_blocks.is_plain(path)
 
 
-def iter_stripe_chunks(path: Path, file_id: int) -> Iterator[CopyChunk | ReferencesChecked]:
+def iter_stripe_chunks(path: Path, file_id: int, *,
+                       scanned: arrow_blocks.FileBytes | None = None) -> Iterator[CopyChunk | ReferencesChecked]:
     """The report's lines as ``CopyChunk``s of rows of ``settlement_line`` for ``file_id``; then, if every
-    block was converted by column, whether its PSP references are unique.
+    block was converted by column, whether its PSP references are unique. ``scanned``: the file's
+    ``arrow_blocks.scan``, when the caller has it.
 
     Raises ``FastPathUnavailable`` (possibly after some chunks) when Arrow cannot read the file.
     """
     header = arrow_blocks.header(path)
     columns, layout = read_header(header)
-    return arrow_blocks.iter_chunks(path, file_id, _StripeFormat(columns, layout), len(header),
+    printable = (scanned or arrow_blocks.scan(path)).printable
+    return arrow_blocks.iter_chunks(path, file_id, _StripeFormat(columns, layout, printable), len(header),
                                     block_bytes=BLOCK_BYTES, unique_limit=UNIQUE_CHECK_LIMIT)
 
 
@@ -71,7 +76,7 @@ def iter_stripe_chunks(path: Path, file_id: int) -> Iterator[CopyChunk | Referen
 class _Block:
     """A block's columns as the conversions read them: trimmed text, and the creation times parsed."""
 
-    raw: pa.Array  # each row's text
+    raw: pa.Array | None  # each row's text (``None`` when the whole file is printable ASCII: not looked at)
     category: pa.Array
     currency: pa.Array  # lowercased
     net: pa.Array  # minor units (null where not an amount)
@@ -85,8 +90,10 @@ class _Block:
 
 
 class _StripeFormat:
-    def __init__(self, columns: Columns, layout: StripeLayout) -> None:
-        self.columns, self.layout = columns, layout
+    def __init__(self, columns: Columns, layout: StripeLayout, printable: bool = False) -> None:
+        #: ``printable``: every line of the file is printable ASCII, so no row needs ``plain_text``: a row with
+        #: a category (checked) holds something besides separators and spaces.
+        self.columns, self.layout, self.printable = columns, layout, printable
 
     def render(self, rows: Iterable[CsvRow]) -> Iterator[RenderedLine]:
         return render_rows(rows, self.columns, self.layout)
@@ -99,7 +106,8 @@ class _StripeFormat:
         gross_ok, gross = amounts(trim(batch.column(layout.gross)), 2)
         fee_ok, fee = amounts(trim(batch.column(layout.fee)), 2)
         return _Block(
-            raw=pc.binary_join_element_wise(*batch.columns, ","), category=trim(batch.column(layout.category)),
+            raw=None if self.printable else pc.binary_join_element_wise(*batch.columns, ","),
+            category=trim(batch.column(layout.category)),
             currency=pc.utf8_lower(trim(batch.column(layout.currency))), net=net, gross=gross, fee=fee,
             amounts_ok=all_of([net_ok, gross_ok, fee_ok]), created=created,
             spaced=pc.replace_substring(created, "T", " "), created_at=created_at, real_time=real_time,
@@ -108,13 +116,13 @@ class _StripeFormat:
     def convertible(self, block: _Block) -> pa.Array:
         """Per row, whether the conversions read it as ``stripe_csv`` would: printable ASCII, not blank, a
         category, a two-decimal currency, plain amounts, a real ``YYYY-MM-DD HH:MM:SS`` time or none."""
-        return all_of([
-            plain_text(block.raw),
+        checks = [
             pc.not_equal(block.category, ""),
             pc.is_in(block.currency, value_set=_CENTS),
             block.amounts_ok,
             block.real_time,
-        ])
+        ]
+        return all_of(checks if block.raw is None else [plain_text(block.raw), *checks])
 
     def converted(self, batch: pa.RecordBatch, block: _Block, ordinals: pa.Array, numbers: pa.Array,
                   file_id: int) -> tuple[CopyChunk, pa.Array]:
@@ -128,7 +136,7 @@ class _StripeFormat:
                 record_type = pc.if_else(pc.and_(connected, pc.equal(category, name)), str(connected_type),
                                          record_type)
         net_units, gross_units, fee_units = block.net, block.gross, block.fee
-        source_id = trim(batch.column(layout.source_id)) if layout.source_id is not None else pa.array([""] * count)
+        source_id = trim(batch.column(layout.source_id)) if layout.source_id is not None else empty(count)
         payout = first_nonempty(batch, layout.payout)
         payout = pc.if_else(
             pc.and_(pc.and_(pc.equal(payout, ""), pc.equal(record_type, _PAYOUT)), pc.starts_with(source_id, "po_")),
@@ -137,9 +145,9 @@ class _StripeFormat:
                            pc.binary_join_element_wise(block.spaced, "+00:00", ""))
         psp = first_nonempty(batch, layout.psp)
         chunk = write_rows([
-            pa.array([str(file_id)] * count), copy_text(ordinals), copy_text(numbers), record_type, block.category,
+            repeated(str(file_id), count), copy_text(ordinals), copy_text(numbers), record_type, block.category,
             psp, source_id, first_nonempty(batch, layout.merchant), payout, block.currency, copy_text(gross_units),
-            copy_text(fee_units), copy_text(net_units), stamp, pa.array([""] * count), pa.array([""] * count),
+            copy_text(fee_units), copy_text(net_units), stamp, empty(count), empty(count),
         ], count)
         sum_up(chunk, record_type, block.created_at, payout, block.currency, fee_units, net_units)
         return chunk, psp

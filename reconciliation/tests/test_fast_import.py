@@ -8,7 +8,7 @@ import pytest
 
 from psp_sandbox.settlement import COLUMNS
 from reconciliation.exceptions import SettlementImportError
-from reconciliation.importers import stripe_arrow
+from reconciliation.importers import arrow_blocks, stripe_arrow
 from reconciliation.models import SettlementFile, SettlementLine
 from reconciliation.services import settlement_file_import
 from reconciliation.tests.helpers import copy_rows, fast_and_slow_read_the_same, plain_report_checks_references
@@ -179,3 +179,37 @@ def test_times_out_of_the_row_parsers_range_are_its_own(tmp_path, monkeypatch):
     assert [row[3] for row in fast if row[5].startswith("pi_year")] == ["charge", "charge"]
     malformed = [row for row in fast if row[3] == "malformed"]
     assert len(malformed) == 1 and "0000-01-15" in malformed[0][14]
+
+
+def test_printable_report_reads_the_same_without_the_per_row_text_check(tmp_path, monkeypatch):
+    # A file of printable ASCII only (one pass over its bytes says so) skips the per-row printable/blank check:
+    # a row with a category holds more than separators and spaces. Its odd rows still read as the row parser's.
+    monkeypatch.setattr(stripe_arrow, "BLOCK_BYTES", 4096)
+    ascii_rows = [odd for odd in ODD_ROWS if odd.isascii() and len(odd.split(",")) == len(COLUMNS)
+                  and odd.replace(",", "").strip()]
+    rows = plain_rows(1500)
+    for position in range(len(rows) // 12, 0, -1):
+        rows.insert(position * 12, ascii_rows[position % len(ascii_rows)])
+    path = report(tmp_path / "printable.csv", rows)
+    assert arrow_blocks.scan(path).printable
+    fast, _, _ = fast_and_slow_read_the_same(path, "stripe", instants=True)
+    assert {"pi_tz", "pi_yen", "pi_1dp"} <= {row[5] for row in fast}
+
+
+@pytest.mark.parametrize(("text", "plain", "plain_with_quotes", "printable"), [
+    (b"a,b\n1,2\n", True, True, True),
+    (b'a,b\n"1",2\n', False, True, True),
+    (b"a,b\n1\\,2\n", False, False, True),
+    (b"a,b\r\n1,2\r\n", False, False, False),
+    (b"a,b\n1\t,2\n", False, False, False),
+    (b"a,b\n\x001,2\n", False, False, False),
+    (b"\xef\xbb\xbfa,b\n1,2\n", True, True, False),  # a BOM: plain, not printable
+    ("a,b\ncafé,2\n".encode(), True, True, False),
+    (b"a,b\n1,\x7f\n", True, True, False),
+])
+def test_one_pass_over_the_bytes(tmp_path, text, plain, plain_with_quotes, printable):
+    path = tmp_path / "f.csv"
+    path.write_bytes(text)
+    scanned = arrow_blocks.scan(path)
+    assert (scanned.plain(), scanned.plain(quotes=True), scanned.printable) == (plain, plain_with_quotes, printable)
+    assert stripe_arrow.is_plain(path) is plain

@@ -222,8 +222,10 @@ def payment_order_apply_result(*, payment_order_id: str, result: PaymentResult, 
         _check_success_is_ours(order, result)
         _transition_apply_own_reference(order, order.succeed, actor=actor, reason="PSP captured the payment",
                                         psp_reference=result.psp_reference, audit_detail=psp_call)
+        # The event's decision before the books: the capture's last statement takes the seller's wallet row,
+        # the one row every order of a hot seller waits on, so it is held from there to the commit only.
+        payment_event_order_decided(order=order, actor=actor)
         capture_post(order)
-        payment_event_order_decided(order=order, actor=actor)  # last: the event's row lock is held shortest
     elif result.status is PaymentStatus.FAILED:
         _transition_apply_own_reference(order, order.fail, actor=actor, reason=f"PSP: {result.failure_code}",
                                         code=result.failure_code, message=result.failure_message,

@@ -2,10 +2,10 @@
 
 A settled order: one statement to claim it (lock, count the attempt, start it with its audit row,
 and read it back with its event: committed on its own, payments.services.order_rows), then one
-transaction to record the PSP's answer (lock, transition with audit row, the ledger posting in one
-statement, the wallet movement in one, the decision counted on its payment event in one, and, for
-the order that decides the event, the event's transition with its audit row in one) with its
-BEGIN and COMMIT. The order measured is its event's only order, so it decides the event: 8 + 1 = 9
+transaction to record the PSP's answer (lock, transition with audit row, the decision counted on its
+payment event in one, and, for the order that decides the event, the event's transition with its audit
+row in one, then the ledger posting in one statement and the wallet movement in one, last: a hot
+seller's orders queue on its wallet row) with its BEGIN and COMMIT. The order measured is its event's only order, so it decides the event: 8 + 1 = 9
 (an order that does not decide its event costs 8). A seller's first order in a currency opens its
 ledger account and wallet: two statements more, and the posting and the movement run again. A
 checkout: the API client, then one transaction: the idempotency claim (one INSERT ... ON CONFLICT DO NOTHING),

@@ -61,8 +61,8 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def environment(args: argparse.Namespace) -> dict[str, str]:
-    """Production's settings as bench/_stack.py runs gunicorn, on this run's database and Redis dbs."""
+def environment(args: argparse.Namespace, *, queue: str = "checkout-cpu") -> dict[str, str]:
+    """Production's settings as bench/_stack.py runs gunicorn, on this run's database, Redis dbs and queue."""
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
@@ -74,13 +74,13 @@ def environment(args: argparse.Namespace) -> dict[str, str]:
         "PSP_WEBHOOK_SECRET": "whsec_bench_" + uuid.uuid4().hex,
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{args.database}",
         "CELERY_BROKER_URL": f"redis://127.0.0.1:6379/{args.broker_db}",
-        "CELERY_TASK_DEFAULT_QUEUE": "checkout-cpu",
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
         "LOG_LEVEL": "WARNING",
         "RATE_LIMIT_API_KEY": "100000000/s",
         "RATE_LIMIT_ANONYMOUS": "100000000/s",
         "RATE_LIMIT_WEBHOOK": "100000000/s",
         "RATE_LIMIT_REDIS_URL": f"redis://127.0.0.1:6379/{args.ratelimit_db}",
-        "RATE_LIMIT_KEY_PREFIX": "checkout-cpu",
+        "RATE_LIMIT_KEY_PREFIX": queue,
     }
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _stack import free_port, wait_http  # noqa: E402
 from checkout_cpu import Meter, database_create  # noqa: E402
+from checkout_cpu import environment as checkout_environment  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -66,24 +67,7 @@ def parse_args() -> argparse.Namespace:
 
 def environment(args: argparse.Namespace, psp_url: str) -> dict[str, str]:
     """Production's settings on this run's database, sandbox and a queue of its own (runs may overlap)."""
-    queue = f"executor-cpu-{uuid.uuid4().hex[:8]}"
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "DJANGO_SECRET_KEY": "bench-" + uuid.uuid4().hex,
-        "DJANGO_SECURE_COOKIES": "false",
-        "DJANGO_SECURE_SSL_REDIRECT": "false",
-        "PSP_API_KEY": "sk_test_bench_" + uuid.uuid4().hex,
-        "PSP_PUBLISHABLE_KEY": "pk_test_bench_" + uuid.uuid4().hex,
-        "PSP_WEBHOOK_SECRET": "whsec_bench_" + uuid.uuid4().hex,
-        "PSP_API_BASE": psp_url,
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{args.database}",
-        "CELERY_BROKER_URL": f"redis://127.0.0.1:6379/{args.broker_db}",
-        "CELERY_TASK_DEFAULT_QUEUE": queue,
-        "LOG_LEVEL": "WARNING",
-        "RATE_LIMIT_REDIS_URL": f"redis://127.0.0.1:6379/{args.ratelimit_db}",
-        "RATE_LIMIT_KEY_PREFIX": queue,
-    }
+    return {**checkout_environment(args, queue=f"executor-cpu-{uuid.uuid4().hex[:8]}"), "PSP_API_BASE": psp_url}
 
 
 def events_create(n: int, tag: str) -> list[str]:

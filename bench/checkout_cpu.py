@@ -354,6 +354,20 @@ def report(args: argparse.Namespace, figures: dict[str, float]) -> None:
             print(f"  part {name:<12} {figures[name] / scale:8.2f} {unit}  ({share:.0%} of a checkout)")
 
 
+def inner_run(script: str, env: dict[str, str], *, callgrind: bool, name: str) -> dict:
+    """``script --inner`` with this run's arguments, in a process of its own (under callgrind with ``callgrind``):
+    the figures it prints as JSON on its last line."""
+    argv = [sys.executable, script, "--inner", *sys.argv[1:]]
+    if callgrind:
+        out = f"/tmp/{name}.{uuid.uuid4().hex[:8]}.callgrind"
+        env["CHECKOUT_CPU_CALLGRIND_OUT"] = out
+        argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}", *argv]
+    try:
+        done = subprocess.run(argv, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit(f"the measured process failed:\n{exc.stdout[-3000:]}\n{exc.stderr[-3000:]}") from None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
 def main() -> None:
     args = parse_args()
     env = environment(args)
@@ -361,16 +375,7 @@ def main() -> None:
         inner(args)
         return
     database_create(args, env)
-    argv = [sys.executable, __file__, "--inner", *sys.argv[1:]]
-    if args.callgrind:
-        out = f"/tmp/checkout_cpu.{uuid.uuid4().hex[:8]}.callgrind"
-        env["CHECKOUT_CPU_CALLGRIND_OUT"] = out
-        argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}", *argv]
-    try:
-        done = subprocess.run(argv, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
-    except subprocess.CalledProcessError as exc:
-        raise SystemExit(f"the measured process failed:\n{exc.stdout[-3000:]}\n{exc.stderr[-3000:]}") from None
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    figures = inner_run(__file__, env, callgrind=args.callgrind, name="checkout_cpu")
     report(args, figures)
     import redis
 

@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _stack import free_port, wait_http  # noqa: E402
-from checkout_cpu import Meter, database_create  # noqa: E402
+from checkout_cpu import Meter, database_create, inner_run  # noqa: E402
 from checkout_cpu import environment as checkout_environment  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -242,16 +242,7 @@ def main() -> None:
 
 
 def measured_process(args: argparse.Namespace, env: dict[str, str]) -> dict:
-    argv = [sys.executable, __file__, "--inner", *sys.argv[1:]]
-    if args.callgrind:
-        out = f"/tmp/executor_cpu.{uuid.uuid4().hex[:8]}.callgrind"
-        env["CHECKOUT_CPU_CALLGRIND_OUT"] = out
-        argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}", *argv]
-    try:
-        done = subprocess.run(argv, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
-    except subprocess.CalledProcessError as exc:
-        raise SystemExit(f"the measured process failed:\n{exc.stdout[-3000:]}\n{exc.stderr[-3000:]}") from None
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return inner_run(__file__, env, callgrind=args.callgrind, name="executor_cpu")
 
 
 def report(args: argparse.Namespace, figures: dict, load: str) -> None:

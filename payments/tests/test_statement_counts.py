@@ -5,9 +5,10 @@ and read it back with its event: committed on its own, payments.services.order_r
 transaction to record the PSP's answer (lock, transition with audit row, the decision counted on its
 payment event in one, and, for the order that decides the event, the event's transition with its audit
 row in one, then the ledger posting in one statement and the wallet movement in one, last: a hot
-seller's orders queue on its wallet row) with its BEGIN and COMMIT. The order measured is its event's only order, so it decides the event: 8 + 1 = 9
-(an order that does not decide its event costs 8). A seller's first order in a currency opens its
-ledger account and wallet: two statements more, and the posting and the movement run again. A
+seller's orders queue on its wallet row) with its BEGIN and COMMIT. The order measured is its event's
+only order, so it decides the event: 8 + 1 = 9 (an order that does not decide its event costs 8). A
+seller's first order in a currency opens its ledger account and wallet: two statements more, and the
+posting and the movement run again. A
 checkout: the API client, then one transaction: the idempotency claim (one INSERT ... ON CONFLICT DO NOTHING),
 the sellers checked, the event with its orders and their audit rows in one statement (core.db.objects_insert),
 the stored response (the orders shown as created, not read back), with its BEGIN and COMMIT: 7 (8 while the

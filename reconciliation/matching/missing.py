@@ -31,6 +31,11 @@ _UPSERT_MISSING = f"""
 INSERT INTO {BREAKS} (key, break_class, state, run_id, last_seen_run_id, line_id, file_format, occurred_on,
                       expected_amount, expected_currency, actual_amount, actual_currency, object_kind, object_id,
                       psp_reference, description, resolution, reason, resolved_by, resolved_at, created_at)
+WITH nearby AS MATERIALIZED (  -- the nearby files' charge lines without a match row: read once, then hashed
+    SELECT nearby.psp_reference FROM {LINES} nearby
+    WHERE nearby.file_id = ANY(%(missing_nearby_files)s) AND nearby.record_type = '{RecordType.CHARGE}'
+      AND NOT EXISTS (SELECT 1 FROM {MATCHES} other WHERE other.line_id = nearby.id)
+)
 SELECT '{BreakClass.MISSING_IN_SETTLEMENT}:object:' || payment_order.id, '{BreakClass.MISSING_IN_SETTLEMENT}',
        '{BreakState.OPEN}', %(run)s, %(run)s, NULL, '', (payment_order.completed_at AT TIME ZONE 'UTC')::date,
        payment_order.amount, payment_order.currency, NULL, '', 'payment_order', payment_order.id,
@@ -48,11 +53,9 @@ SELECT payment_order.* FROM (  -- the orders new to the window, read by completi
       AND (payment_order.completed_at >= %(missing_checked_before)s
            AND payment_order.completed_at < %(missing_before)s) IS NOT TRUE  -- not twice
 ) payment_order
-WHERE {rules.MISSING_IN_SETTLEMENT_WINDOW} AND NOT EXISTS (  -- a hash anti-join (merge joins off: no text sorts)
-    SELECT 1 FROM {LINES} nearby
-    WHERE nearby.file_id = ANY(%(missing_nearby_files)s) AND nearby.psp_reference = payment_order.psp_reference
-      AND nearby.record_type = '{RecordType.CHARGE}' AND payment_order.psp_reference <> ''
-      AND NOT EXISTS (SELECT 1 FROM {MATCHES} other WHERE other.line_id = nearby.id))
+WHERE {rules.MISSING_IN_SETTLEMENT_WINDOW} AND NOT EXISTS (  -- a hash anti-join (merge joins off: no text sorts;
+    -- from a CTE, never a probe of the lines' reference index per order, which the planner chose at ten nights)
+    SELECT 1 FROM nearby WHERE nearby.psp_reference = payment_order.psp_reference AND payment_order.psp_reference <> '')
 OFFSET 0  -- so that the probes below are not pushed under the anti-join, run for every order
 ) payment_order
 WHERE NOT EXISTS ({_SETTLING})  -- then the few orders left, probed one by one by the whole rule

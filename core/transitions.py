@@ -18,9 +18,10 @@ from psycopg.types.json import Jsonb
 
 
 @cache
-def _transition_sql(model: type[models.Model]) -> tuple[str, str, tuple[str, ...], bool]:
+def _transition_sql(model: type[models.Model], guarded: bool = False) -> tuple[str, str, tuple[str, ...], bool]:
     """(statement, state field name, fields written, whether the audit row has a ``detail``) for ``model``,
-    built once from its own names."""
+    built once from its own names. ``guarded``: the UPDATE also requires each written field to hold the
+    value it was read with (one more parameter per field, after the state's)."""
     meta = model._meta
     state = next(f for f in meta.concrete_fields if isinstance(f, FSMFieldMixin))
     fields = tuple(model.TRANSITION_FIELDS)
@@ -37,32 +38,38 @@ def _transition_sql(model: type[models.Model]) -> tuple[str, str, tuple[str, ...
                                                                  for n in audit_fields)))
     values = ", ".join("%s" for _ in audit_fields)
     pk = meta.pk.column
-    return (f'WITH moved AS (UPDATE "{meta.db_table}" SET {sets} WHERE "{pk}" = %s AND "{state.column}" = %s '
+    guard = "".join(f' AND "{meta.get_field(name).column}" IS NOT DISTINCT FROM %s' for name in fields if guarded)
+    return (f'WITH moved AS (UPDATE "{meta.db_table}" SET {sets} WHERE "{pk}" = %s AND "{state.column}" = %s{guard} '
             f'RETURNING "{pk}") INSERT INTO "{audit_meta.db_table}" ({columns}) '
             f'SELECT "{pk}", {values} FROM moved RETURNING 1'), state.name, fields, has_detail
 
 
 def transition_apply(obj: models.Model, method: Callable[..., object], *, actor: str, reason: str,
-                     audit_detail: dict | None = None, **kwargs: object) -> None:
+                     audit_detail: dict | None = None, guarded: bool = False, **kwargs: object) -> None:
     """Apply one django-fsm transition to a locked ``obj`` and write it with its audit row.
 
     The transition method checks the move (``can_proceed``) and changes fields in memory; one
     statement then writes ``TRANSITION_FIELDS`` (only if the row is still in the state it was
     read in: django-fsm's concurrency check) and inserts the audit row with actor and reason, and
     ``audit_detail`` (JSON) when the audit model has a ``detail`` field.
+    ``guarded``, for an ``obj`` read without its row lock: written only if every one of
+    ``TRANSITION_FIELDS`` still holds the value ``obj`` has on entry (optimistic concurrency: the
+    row is then as it was read, so the decision taken on it stands), else ``ConcurrentTransition``
+    and nothing written.
     Raises ``TransitionNotAllowed`` or ``ConcurrentTransition``.
     """
-    sql, state_name, fields, has_detail = _transition_sql(type(obj))
+    sql, state_name, fields, has_detail = _transition_sql(type(obj), guarded)
     if not can_proceed(method):
         raise TransitionNotAllowed(f"{obj.pk} cannot {method.__name__} from {getattr(obj, state_name)}",
                                    object=obj, method=method)
     from_state = getattr(obj, state_name)
+    read = [getattr(obj, name) for name in fields] if guarded else []
     method(**kwargs)
     now = timezone.now()
     if "updated_at" in fields:
         obj.updated_at = now
     with connection.cursor() as cur:
-        params = [*(getattr(obj, name) for name in fields), obj.pk, from_state,
+        params = [*(getattr(obj, name) for name in fields), obj.pk, from_state, *read,
                   from_state, getattr(obj, state_name), actor[:100], reason[:500], now]
         if has_detail:
             params.append(Jsonb(audit_detail) if audit_detail is not None else None)

@@ -63,3 +63,23 @@ def test_state_fields_are_found_once_per_class_and_are_django_fsms_own():
     stale.amount += 1
     with pytest.raises(ConcurrentTransition), transaction.atomic():
         stale.save()
+
+
+def test_a_guarded_transition_is_refused_when_any_field_it_writes_changed_since_it_was_read():
+    order = PaymentOrderFactory(state="executing")
+    PaymentOrder.objects.filter(pk=order.pk).update(attempts=7)  # still executing: only the guard sees it
+    with pytest.raises(ConcurrentTransition), transaction.atomic():
+        transition_apply(order, order.succeed, actor="task:t", reason="PSP captured", psp_reference="pi_9",
+                         guarded=True)
+    stored = PaymentOrder.objects.get(pk=order.pk)
+    assert (stored.state, stored.attempts, stored.psp_reference) == ("executing", 7, "")
+    assert not PaymentOrderTransition.objects.filter(payment_order=order).exists()
+
+
+def test_a_guarded_transition_of_a_row_as_read_is_written():
+    order = PaymentOrder.objects.get(pk=PaymentOrderFactory(state="executing").pk)  # as the database holds it
+    with transaction.atomic():
+        transition_apply(order, order.succeed, actor="task:t", reason="PSP captured", psp_reference="pi_9",
+                         guarded=True)
+    assert PaymentOrder.objects.get(pk=order.pk).state == "succeeded"
+    assert PaymentOrderTransition.objects.filter(payment_order=order).count() == 1

@@ -10,6 +10,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django_fsm import ConcurrentTransition
 
 from core.db import db_connection_release
 from core.transitions import transition_apply
@@ -86,7 +87,7 @@ def payment_order_execute(*, payment_order_id: str, actor: str = "task:payment_o
         call = psp_call_detail(order, started, status=str(result.status.value), psp_reference=result.psp_reference,
                                error=": ".join(x for x in (result.failure_code, result.failure_message) if x))
     return payment_order_apply_result_or_dead_letter(payment_order_id=payment_order_id, result=result, actor=actor,
-                                                     psp_call=call)
+                                                     psp_call=call, claimed=order)
 
 
 def psp_call_detail(order: PaymentOrder, started: float, *, status: str, error: str = "",
@@ -118,11 +119,11 @@ def _refused(order: PaymentOrder, *, code: str, message: str) -> PaymentResult:
 
 
 def payment_order_apply_result_or_dead_letter(*, payment_order_id: str, result: PaymentResult, actor: str,
-                                              psp_call: dict | None = None) -> str:
+                                              psp_call: dict | None = None, claimed: PaymentOrder | None = None) -> str:
     """Apply the PSP's answer; an answer that contradicts the order goes to an operator."""
     try:
         return payment_order_apply_result(payment_order_id=payment_order_id, result=result, actor=actor,
-                                          psp_call=psp_call)
+                                          psp_call=psp_call, claimed=claimed)
     except PSPMismatch as exc:
         return payment_order_dead_letter(payment_order_id=payment_order_id, code=exc.code, message=str(exc),
                                          actor=actor, psp_call=psp_call)
@@ -195,7 +196,7 @@ def payment_order_schedule_retry(*, payment_order_id: str, error: str, actor: st
 
 @transaction.atomic
 def payment_order_apply_result(*, payment_order_id: str, result: PaymentResult, actor: str,
-                               psp_call: dict | None = None) -> str:
+                               psp_call: dict | None = None, claimed: PaymentOrder | None = None) -> str:
     """Record what the PSP said about an order. Idempotent and monotonic: a decided order
     never changes. Used by the task, the webhook inbox and the janitor alike.
 
@@ -205,7 +206,16 @@ def payment_order_apply_result(*, payment_order_id: str, result: PaymentResult, 
     when it was its last undecided order (``checkout_outcome``). The dead-letter path decides
     nothing: a dead-lettered order leaves its event ``processing`` until a replay decides it here.
     ``psp_call``: the executor's call this answers, kept in the transition's audit row.
+
+    ``claimed``: the order as the executor's claim left it (``order_claim``, committed). A success or a
+    failure for it is then written without reading the row again: the transition's UPDATE takes the
+    row's lock and is guarded by every field it writes still holding the claimed value
+    (``transition_apply(guarded=True)``), so it applies only to the row the decision was taken on.
+    Anything else (a webhook or the janitor got there first, another attempt, an answer that does not
+    match the claimed row) is decided below on the locked row, as without ``claimed``.
     """
+    if claimed is not None and _decided_as_claimed(claimed, result, actor=actor, psp_call=psp_call):
+        return claimed.state
     order = lock_order(payment_order_id)
     if order.is_terminal or order.state == PaymentOrderState.NOT_STARTED:
         # Captured money our books don't hold: another PaymentIntent for a decided order, or this order's
@@ -245,6 +255,34 @@ def payment_order_apply_result(*, payment_order_id: str, result: PaymentResult, 
         _transition_apply_own_reference(order, order.await_psp, actor=actor, reason="PSP is still processing",
                                         psp_reference=result.psp_reference, audit_detail=psp_call)
     return order.state
+
+
+def _decided_as_claimed(order: PaymentOrder, result: PaymentResult, *, actor: str, psp_call: dict | None) -> bool:
+    """``payment_order_apply_result``'s success or failure of an order still as its claim read it, without its
+    lock: False (nothing written) when the answer is another kind, does not match the claimed row, or the row
+    changed since the claim (then decided on the locked row). One statement fewer than the locked path."""
+    if order.state != PaymentOrderState.EXECUTING or result.status not in (PaymentStatus.SUCCEEDED,
+                                                                          PaymentStatus.FAILED):
+        return False
+    try:
+        if result.status is PaymentStatus.SUCCEEDED:
+            _check_success_is_ours(order, result)
+            _transition_apply_own_reference(order, order.succeed, actor=actor, reason="PSP captured the payment",
+                                            psp_reference=result.psp_reference, audit_detail=psp_call,
+                                            guarded=True)
+        else:
+            _transition_apply_own_reference(order, order.fail, actor=actor, reason=f"PSP: {result.failure_code}",
+                                            code=result.failure_code, message=result.failure_message,
+                                            psp_reference=result.psp_reference, audit_detail=psp_call,
+                                            guarded=True)
+    except (PSPMismatch, ConcurrentTransition) as exc:
+        if isinstance(exc.__cause__, IntegrityError):  # the statement failed: the transaction is lost
+            raise
+        return False
+    payment_event_order_decided(order=order, actor=actor)
+    if result.status is PaymentStatus.SUCCEEDED:
+        capture_post(order)
+    return True
 
 
 #: The partial unique index on orders' PSP references (migration 0018): no two orders share one.

@@ -348,8 +348,9 @@ def worker_kill_at(point: str, *, worker: Worker, order: PaymentOrder, sandbox_u
     with the time of the kill (the dead worker took its message before it).
 
     ``psp_answered``: the PSP's answer is 1 s late (``timeout_delay_s``); once the charge exists the
-    order's row is held, so the worker, answer in hand, waits at the start of step (c) (lock_order),
-    having written nothing. ``before_commit``: the seller's wallet row is held, so the worker waits at
+    order's row is held, so the worker, answer in hand, waits at the start of step (c) (the order's
+    transition guarded by the claimed row, ``payment_order_apply_result(claimed=...)``), having written
+    nothing. ``before_commit``: the seller's wallet row is held, so the worker waits at
     step (c)'s last statement, the wallet move, with the order's transition, its audit row and the
     ledger posting written and uncommitted."""
     if point == "psp_answered":
@@ -368,9 +369,11 @@ def worker_kill_at(point: str, *, worker: Worker, order: PaymentOrder, sandbox_u
         waiter = wait_for(lock.waiter, timeout=10, message=f"the worker to reach {point}")
         written = tables_written(waiter.pid)
         if point == "psp_answered":
-            # Only a locking read waits on a row lock (the statement's text is cut at 1 kB, before FOR UPDATE).
-            assert waiter.query.startswith("SELECT") and 'FROM "payments_paymentorder"' in waiter.query, waiter.query
-            assert written == set(), written
+            # Step (c)'s first statement, the order's guarded transition, waits on the row lock with nothing written.
+            assert waiter.query.startswith('WITH moved AS (UPDATE "payments_paymentorder"'), waiter.query
+            # The RowExclusiveLocks of that statement's own two tables, taken as it started (it has no row yet):
+            # no other table (the event, the ledger, the wallet) written.
+            assert written <= {"payments_paymentorder", "payments_paymentordertransition"}, written
         else:
             assert "wallet_wallet" in waiter.query, waiter.query
             assert written >= STEP_C_WRITES, written

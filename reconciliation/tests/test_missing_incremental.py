@@ -99,3 +99,14 @@ def test_a_wider_window_checks_the_orders_it_adds(now):
     assert missing() == [(recent.id, "open", first.pk, first.pk)]
     second = reconciliation_run(day=now.date(), actor="test")  # the default lookback, 30 days
     assert missing() == sorted([(recent.id, "open", first.pk, second.pk), (older.id, "open", second.pk, second.pk)])
+
+
+@override_settings(RECONCILIATION_MISSING_CUTOFF_HOURS=0)
+def test_an_order_completed_just_before_a_run_but_committed_after_it_is_checked_by_the_next(now):
+    """``completed_at`` is the application's clock when the order succeeded, its commit comes later: a run whose
+    cut-off is past its own start must not count an order it could not see yet (completed a moment before the run
+    started) as checked."""
+    first = reconciliation_run(day=now.date(), actor="test")  # the cut-off (the end of today) is past its start
+    late = order(amount=900, psp_reference="pi_late_commit", completed_at=first.started_at - timedelta(seconds=1))
+    second = reconciliation_run(day=now.date(), actor="test")
+    assert missing() == [(late.id, "open", second.pk, second.pk)]

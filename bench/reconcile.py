@@ -23,6 +23,9 @@ the breaks found per class beside the lines made per kind. ``--format adyen`` wr
 reports (with their ``MerchantPayout`` row, the bank's credit naming the batch) instead of Stripe's; both are
 read by Arrow (``importers.stripe_arrow``, ``importers.adyen_arrow``). ``BENCH_SCATTER_REFERENCES=1`` gives
 the orders PSP references in no useful order (``_reconcile_files.psp_reference``), as real ones are.
+``BENCH_SNAPSHOT=1`` copies the database after the history, before the measured night (``<db>_snap``, never
+dropped by the bench: drop it yourself), so that the measured night can be re-run on copies of it
+(``CREATE DATABASE x TEMPLATE <db>_snap``, then ``--phase measure --db x --workdir var/bench/<db>``).
 """
 from __future__ import annotations
 
@@ -220,6 +223,11 @@ def _run(args: argparse.Namespace) -> tuple[dict, list[float], dict]:
         setup["migrate_seconds"] = migrate_seconds
         _progress(f"setup: {json.dumps(setup)}")
         setup["history"] = _child("history", db_name, workdir, args)["nights"] if args.nights > 1 else []
+        if os.environ.get("BENCH_SNAPSHOT"):  # the database before the measured night, to re-run it (--phase measure)
+            with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True) as conn:
+                conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(db_name + "_snap"), sql.Identifier(db_name)))
+            _progress(f"snapshot before the measured night: {db_name}_snap")
         copy_runs = copy_baseline(db_name, Path(setup["report"]))
         return setup, copy_runs, _child("measure", db_name, workdir, args)
     finally:

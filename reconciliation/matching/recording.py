@@ -47,11 +47,18 @@ def files_mark_reconciled(cursor: CursorWrapper, scope: RunScope) -> None:
 
 _ON_SIGHT = f"outcome.break_class = '{rules.RESOLVED_ON_SIGHT}'"
 
+_KEY = "outcome.break_class || ':line:' || outcome.line_id"
+
 _UPSERT_LINE_BREAKS = f"""
+WITH seen AS (  -- a break seen again: only its last_seen_run (no line read, nothing else of its row rebuilt)
+    UPDATE {BREAKS} brk SET last_seen_run_id = %(run)s FROM recon_outcome outcome
+    WHERE outcome.break_class IS NOT NULL AND brk.key = {_KEY}
+    RETURNING brk.key
+)
 INSERT INTO {BREAKS} (key, break_class, state, run_id, last_seen_run_id, line_id, file_format, occurred_on,
                       expected_amount, expected_currency, actual_amount, actual_currency, object_kind, object_id,
                       psp_reference, description, resolution, reason, resolved_by, resolved_at, created_at)
-SELECT outcome.break_class || ':line:' || outcome.line_id, outcome.break_class,
+SELECT {_KEY}, outcome.break_class,
        CASE WHEN {_ON_SIGHT} THEN '{BreakState.AUTO_RESOLVED}' ELSE '{BreakState.OPEN}' END,
        %(run)s, %(run)s, outcome.line_id, file.format, (line.occurred_at AT TIME ZONE 'UTC')::date,
        outcome.expected_amount, outcome.expected_currency, outcome.actual_amount, outcome.actual_currency,
@@ -66,7 +73,7 @@ CROSS JOIN LATERAL (  -- a probe per outcome (OFFSET 0), never a scan of every l
     SELECT line.occurred_at, line.psp_reference, line.file_id FROM {LINES} line WHERE line.id = outcome.line_id OFFSET 0
 ) line
 JOIN {FILES} file ON file.id = line.file_id
-WHERE outcome.break_class IS NOT NULL
+WHERE outcome.break_class IS NOT NULL AND {_KEY} NOT IN (SELECT key FROM seen)  -- the new ones
 ON CONFLICT (key) DO UPDATE SET last_seen_run_id = EXCLUDED.last_seen_run_id
 """
 
@@ -94,8 +101,9 @@ FROM cleared
 
 def line_breaks_write(cursor: CursorWrapper, scope: RunScope) -> None:
     """The breaks of the lines decided: new ones inserted (a timing break resolved on sight, with its audit row),
-    breaks seen again marked so; an open break of a line decided again whose class the run no longer observes
-    cleared, with its audit row."""
+    breaks seen again marked so (an ``UPDATE`` of ``last_seen_run`` alone, found by key: their lines are not
+    read again); an open break of a line decided again whose class the run no longer observes cleared, with its
+    audit row."""
     cursor.execute(_UPSERT_LINE_BREAKS, scope.params)
     cursor.execute(_AUDIT_RESOLVED_ON_SIGHT, scope.params)
     cursor.execute(_CLEAR_BREAKS_NO_LONGER_OBSERVED, scope.params)

@@ -101,16 +101,23 @@ def run_scope(*, run: ReconciliationRun, day: date) -> RunScope:
     )
 
 
+#: How long before a run's start an order it could not see may have completed: ``completed_at`` is the
+#: application's clock when the order succeeded, and the transaction that wrote it commits later (and another
+#: host's clock may be behind). Only matters when a run's cut-off is past its own start.
+_UNSEEN_BEFORE_START = timedelta(hours=1)
+
+
 def _missing_checked_before(since: datetime) -> datetime:
     """The end of what earlier runs checked for ``missing_in_settlement`` from ``since`` on: the latest ``before``
-    of a finished run whose window began no later (and not past its own start, so that an order completed
-    after it was not yet succeeded then); ``since`` when none did."""
+    of a finished run whose window began no later (and not past its own start less ``_UNSEEN_BEFORE_START``, so
+    that an order not yet committed when it ran is not counted as checked); ``since`` when none did."""
     checked = since
     for started_at, window in (ReconciliationRun.objects.filter(finished_at__isnull=False,
                                                                 stats__has_key="missing_window")
                                .values_list("started_at", "stats__missing_window")):
         if datetime.fromisoformat(window["since"]) <= since:
-            checked = max(checked, min(datetime.fromisoformat(window["before"]), started_at))
+            seen_before = started_at - _UNSEEN_BEFORE_START
+            checked = max(checked, min(datetime.fromisoformat(window["before"]), seen_before))
     return checked
 
 

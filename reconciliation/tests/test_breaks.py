@@ -250,3 +250,16 @@ def test_missing_in_settlement_looks_at_the_orders_new_to_its_window_and_those_w
     assert second.stats["missing_window"]["before"] == start.isoformat()
     assert sorted(Break.objects.values_list("object_id", "run_id", "last_seen_run_id")) == sorted([
         (old.id, first.pk, second.pk), (later.id, second.pk, second.pk)])
+
+
+def test_a_line_break_seen_again_only_gets_its_last_seen_run(day_report, now):
+    settlement_file_import(path=day_report[0], actor="test")
+    first = reconciliation_run(day=now.date(), actor="test")
+    columns = [f.attname for f in Break._meta.concrete_fields if f.attname != "last_seen_run_id"]
+    line_breaks = Break.objects.filter(line__isnull=False).order_by("id")
+    before = list(line_breaks.values_list(*columns))
+    assert before and set(line_breaks.values_list("last_seen_run_id", flat=True)) == {first.pk}
+    again = reconciliation_run(day=now.date(), actor="test")
+    assert list(line_breaks.values_list(*columns)) == before
+    seen = set(line_breaks.filter(state="open").values_list("last_seen_run_id", flat=True))
+    assert seen == {again.pk}

@@ -10,7 +10,10 @@ form bodies the Stripe SDK sends:
 
 - ``customers``: ``POST /v1/customers`` with ``payment_method=pm_card_visa`` (a new buyer's first call);
 - ``payment_intents``: ``POST /v1/payment_intents`` with ``confirm=true`` (one per order), each under a key
-  of its own, for the customers the first phase made.
+  of its own, for the customers the first phase made;
+- with ``--connections C``, ``orders``: a checkout's drain as the sandbox sees it, per 2-order event one
+  customer and two PaymentIntents, from C client threads at once, each over its own keep-alive connection
+  (the worker's threads keep one each: the sandbox then runs C handler threads), printed per order.
 
 Each phase warms up (``--warmup`` calls), then counts ``--calls`` calls: the sandbox process's user + system
 ticks before and after (``/proc/<pid>/stat``, 10 ms ticks: use calls in the thousands), or, under
@@ -24,17 +27,21 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
 from bench._stack import CLK_TCK, free_port, wait_http  # noqa: E402
 
@@ -59,6 +66,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--calls", type=int, help="measured calls per kind (default 3000; 300 under --callgrind)")
     parser.add_argument("--warmup", type=int, default=50, help="calls of each kind before counting (default 50)")
     parser.add_argument("--callgrind-keep", metavar="DIR", help="copy the callgrind dumps there (callgrind_annotate)")
+    parser.add_argument("--connections", type=int, default=0,
+                        help="also the per-order mix from this many concurrent connections (default: not run)")
     parser.add_argument("--idle-seconds", type=float, default=3.0, help="the idle phase's length (default 3)")
     args = parser.parse_args()
     if args.calls is None:
@@ -162,11 +171,32 @@ def run_phases(args: argparse.Namespace, sandbox: Sandbox) -> dict[str, tuple[fl
         status, raw = client.post("/v1/payment_intents", intent_body(run, i, cus), f"order:{run}:{i}")
         assert status == 200, raw[:300]
 
-    def measure(fn, first: int, n: int) -> tuple[float, float]:
+    def measure(work) -> tuple[float, float]:
         started, wall = sandbox.start(), time.monotonic()
-        for i in range(first, first + n):
-            fn(i)
+        work()
         return sandbox.stop(started), time.monotonic() - wall
+
+    def orders(first: int, n: int) -> None:
+        """``n`` orders (n / 2 events: a customer, then its two PaymentIntents) over ``--connections``."""
+        events = itertools.count(first // 2)
+        lock = threading.Lock()
+
+        def connection(own: Client) -> None:
+            while True:
+                with lock:
+                    j = next(events)
+                if j >= (first + n) // 2:
+                    return
+                status, raw = own.post("/v1/customers", customer_body(run, j), f"mix-customer:{run}:{j}")
+                assert status == 200, raw[:300]
+                cus = raw.split(b'"id": "', 1)[1].split(b'"', 1)[0].decode()
+                for i in (2 * j, 2 * j + 1):
+                    status, raw = own.post("/v1/payment_intents", intent_body(run, i, cus), f"mix:{run}:{i}")
+                    assert status == 200, raw[:300]
+
+        with ThreadPoolExecutor(args.connections) as pool:
+            for done in [pool.submit(connection, own) for own in clients]:
+                done.result()
 
     started = sandbox.start()
     time.sleep(args.idle_seconds)
@@ -175,8 +205,14 @@ def run_phases(args: argparse.Namespace, sandbox: Sandbox) -> dict[str, tuple[fl
     for name, fn in (("customers (payment_method)", customer), ("payment_intents (confirm)", intent)):
         for i in range(args.warmup):
             fn(i)
-        cost, wall = measure(fn, args.warmup, args.calls)
+        cost, wall = measure(lambda fn=fn: [fn(i) for i in range(args.warmup, args.warmup + args.calls)])
         figures[name] = (cost / args.calls, (cost - idle_rate * wall) / args.calls)
+    if args.connections:
+        clients = [Client(sandbox.port) for _ in range(args.connections)]  # kept open, as the worker's are
+        n = 2 * max(args.calls // 2, args.connections)
+        orders(0, 2 * args.connections)  # every connection opened and warm
+        cost, wall = measure(lambda: orders(2 * args.connections, n))
+        figures[f"orders ({args.connections} connections)"] = (cost / n, (cost - idle_rate * wall) / n)
     return figures
 
 
@@ -192,7 +228,7 @@ def main() -> None:
     head = "under callgrind" if args.callgrind else "/proc/<pid>/stat"
     print(f"PSP sandbox, {args.calls} calls per kind after {args.warmup} warm-up, {head}; load {load}")
     for name, (raw, net) in figures.items():
-        per = "" if name.startswith("idle") else " per call"
+        per = "" if name.startswith("idle") else " per order" if name.startswith("orders") else " per call"
         if args.callgrind:
             print(f"  {name:<28} {net:>12,.0f} {unit}{per} (raw {raw:,.0f})")
         else:

@@ -58,3 +58,13 @@ def test_payouts_claim_bank_lines_in_line_order(tmp_path, now, reversed_file):
     claimed = {line.match.object_id: line.ordinal
                for line in SettlementLine.objects.filter(file=bank).select_related("match")}
     assert claimed == {"po_first": 1, "po_second": 2}  # each payout, in line order, the first bank line left
+
+
+def test_the_import_inserts_in_reference_order_and_ordinals_keep_the_files(tmp_path, now):
+    references = ["pi_c", "pi_a", "pi_b"]
+    imported = settlement_file_import(path=stripe_report(tmp_path / "s.csv", [
+        row("charge", gross=100, pi=reference, created=now) for reference in references]), actor="test").file
+    lines = SettlementLine.objects.filter(file=imported)
+    assert list(lines.order_by("ordinal").values_list("psp_reference", "line_number")) == [
+        ("pi_c", 2), ("pi_a", 3), ("pi_b", 4)]
+    assert list(lines.order_by("id").values_list("psp_reference", flat=True)) == sorted(references)

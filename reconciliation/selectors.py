@@ -138,7 +138,7 @@ def settlement_records_of(*, object_ids: list[str], psp_references: list[str]
     line_ids = set(SettlementLine.objects.filter(psp_reference__in=psp_references).values_list("pk", flat=True))
     line_ids |= set(SettlementMatch.objects.filter(object_id__in=object_ids).values_list("line_id", flat=True))
     lines = list(settlement_lines_with_match(lines=SettlementLine.objects.filter(pk__in=line_ids))
-                 .select_related("file").order_by("pk"))
+                 .select_related("file").order_by("file_id", "ordinal"))
     breaks = list(Break.objects.filter(Q(object_id__in=object_ids) | Q(line_id__in=line_ids))
                   .order_by("created_at", "pk"))
     return lines, breaks
@@ -196,7 +196,8 @@ def payout_lines_matched(*, payout_ids: list[str]) -> dict[str, list[tuple[str, 
     matched: dict[str, list[tuple[str, int, int]]] = {}
     rows = (SettlementMatch.objects.filter(kind=SELLER_PAYOUT_MATCH, state=MatchState.MATCHED,
                                            object_id__in=payout_ids)
-            .order_by("line_id").values_list("object_id", "line__record_type", "line_id", "line__net"))
+            .order_by("line__file_id", "line__ordinal")
+            .values_list("object_id", "line__record_type", "line_id", "line__net"))
     for payout_id, record_type, line_id, net in rows:
         amount = -(net or 0) if record_type in TAKEN_OUT else (net or 0)
         matched.setdefault(payout_id, []).append((record_type, line_id, amount))
@@ -292,7 +293,8 @@ def break_candidate_lines(*, brk: Break, limit: int = 20) -> list[Candidate]:
                                             occurred_at__gte=start, occurred_at__lt=end),
               "unexplained, same amount and currency near the date")
     lines = settlement_lines_with_match(lines=SettlementLine.objects.filter(pk__in=list(reasons)[:limit]))
-    return [Candidate(line, reasons[line.pk]) for line in lines.select_related("file").order_by("occurred_at", "pk")]
+    lines = lines.select_related("file").order_by("occurred_at", "file_id", "ordinal")
+    return [Candidate(line, reasons[line.pk]) for line in lines]
 
 
 def break_candidate_orders(*, brk: Break, limit: int = 20) -> list[Candidate]:

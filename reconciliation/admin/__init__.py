@@ -14,6 +14,7 @@ from pathlib import Path
 
 from django.contrib import admin, messages
 from django.contrib.admin.models import ADDITION, LogEntry
+from django.db.models import F, Func, TextField
 from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -199,6 +200,10 @@ class MatchStateFilter(admin.SimpleListFilter):
         return queryset.filter(match_state=self.value()) if self.value() else queryset
 
 
+#: A file's lines in their order in it: ``(file, ordinal)``, not the id (the import draws ids in reference order).
+_LINE_ORDER = Func(F("file_id"), F("ordinal"), function="ROW", output_field=TextField())
+
+
 @admin.register(SettlementLine)
 class SettlementLineAdmin(ReadOnlyAdmin):
     # Fits beside the navigation and the filters at 1440 px; the merchant reference is searched, not shown.
@@ -217,7 +222,7 @@ class SettlementLineAdmin(ReadOnlyAdmin):
     def match_state_display(self, obj: SettlementLine) -> str:
         return obj.match_state
 
-    @admin.display(description="Line", ordering="id")
+    @admin.display(description="Line", ordering=_LINE_ORDER)
     def line_display(self, obj: SettlementLine) -> str:
         return f"{obj.file.name}:{obj.line_number}"
 

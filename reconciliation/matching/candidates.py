@@ -101,7 +101,8 @@ def _candidate_lines(*, keep: str) -> str:
     reference finds, and the columns the rules read; those for which ``keep`` (over ``cand``) holds."""
     return f"""
 SELECT * FROM (
-SELECT line.id, line.record_type, line.currency, {rules.SETTLED_GROSS} AS actual, line.file_id, line.is_new,
+SELECT line.id, line.record_type, line.currency, {rules.SETTLED_GROSS} AS actual, line.file_id, line.ordinal,
+       line.is_new,
        payment_order.id AS order_id, payment_order.amount AS expected, payment_order.currency AS expected_currency,
        payment_order.state AS order_state, payment_order.completed_at,
        payment_order.psp_reference AS order_psp_reference,

@@ -38,7 +38,7 @@ SELECT line.id, line.record_type, line.raw_type, line.source_reference, line.psp
        {SETTLED_GROSS}, line.fee
 FROM recon_outcome outcome JOIN {LINES} line ON line.id = outcome.line_id
 WHERE outcome.from_candidates AND line.record_type IN ({sql_list(DISPUTE_LINES)})
-ORDER BY line.id
+ORDER BY line.file_id, line.ordinal
 """
 
 _UPDATE = """

@@ -19,8 +19,8 @@ from .scope import RunScope
 from .tables import FILES
 
 _DECIDE = f"""
-WITH twins AS (  -- a reference settled more than once among the open lines: the first line counts
-    SELECT dup_key, min(id) AS first_id FROM recon_candidate
+WITH twins AS (  -- a reference settled more than once among the open lines: the first in line order counts
+    SELECT dup_key, min(ARRAY[file_id, ordinal]) AS first_line FROM recon_candidate
     WHERE record_type = '{RecordType.CHARGE}' AND dup_key IS NOT NULL
     GROUP BY dup_key HAVING count(*) > 1
 ),
@@ -33,7 +33,7 @@ classified AS (  -- the lines that are not clean, and the possible duplicates
     LEFT JOIN twins twin ON twin.dup_key = cand.dup_key
     LEFT JOIN settled_before ON settled_before.id = cand.id
     JOIN {FILES} file ON file.id = cand.file_id
-    WHERE NOT cand.clean OR twin.first_id IS NOT NULL OR settled_before.id IS NOT NULL
+    WHERE NOT cand.clean OR twin.first_line IS NOT NULL OR settled_before.id IS NOT NULL
 ),
 decided AS (
     INSERT INTO recon_outcome (line_id, match_state, break_class, object_kind, object_id, expected_amount,

@@ -82,16 +82,17 @@ CANDIDATES_SETTLED_BEFORE = f"""
 
 
 def charge_lines_settling(*, order_id: str, order_psp_reference: str) -> str:
-    """SQL (a subquery of line ids): the charge lines that settled the order whose id and PSP reference are the
-    SQL expressions given, matched by reference in a reconciled file (``%(settled_files)s``: the files reconciled
-    before this run and this run's, once it has marked them) or by a match row. By reference first: nearly every
-    order is settled so, and ``EXISTS`` stops at the first line."""
+    """SQL (a subquery of ``id, file_id, ordinal``): the charge lines that settled the order whose id and PSP
+    reference are the SQL expressions given, matched by reference in a reconciled file (``%(settled_files)s``: the
+    files reconciled before this run and this run's, once it has marked them) or by a match row. By reference
+    first: nearly every order is settled so, and ``EXISTS`` stops at the first line."""
     return f"""
-        SELECT earlier.id FROM {LINES} earlier
+        SELECT earlier.id, earlier.file_id, earlier.ordinal FROM {LINES} earlier
         WHERE {order_psp_reference} <> '' AND earlier.psp_reference = {order_psp_reference}
           AND earlier.record_type = '{RecordType.CHARGE}' AND earlier.file_id = ANY(%(settled_files)s)
           AND NOT EXISTS (SELECT 1 FROM {MATCHES} other WHERE other.line_id = earlier.id)
         UNION ALL
-        SELECT earlier.id FROM {MATCHES} line_match JOIN {LINES} earlier ON earlier.id = line_match.line_id
+        SELECT earlier.id, earlier.file_id, earlier.ordinal FROM {MATCHES} line_match
+        JOIN {LINES} earlier ON earlier.id = line_match.line_id
         WHERE line_match.kind = 'payment_order' AND line_match.object_id = {order_id}
           AND line_match.state = 'matched' AND earlier.record_type = '{RecordType.CHARGE}'"""

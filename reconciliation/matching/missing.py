@@ -67,9 +67,12 @@ WITH cleared AS (
     UPDATE {BREAKS} brk SET state = '{BreakState.AUTO_RESOLVED}', resolution = '{Resolution.SETTLED_LATER}',
            resolved_by = %(actor)s, resolved_at = %(now)s, reason = {rules.SETTLED_LATER_REASON},
            last_seen_run_id = %(run)s
-    FROM {ORDERS} payment_order CROSS JOIN LATERAL (SELECT min(id) AS line_id FROM ({_SETTLING}) settled) settling
+    FROM {ORDERS} payment_order
+    CROSS JOIN LATERAL (  -- the first settling line, in line order
+        SELECT settled.id AS line_id FROM ({_SETTLING}) settled ORDER BY settled.file_id, settled.ordinal LIMIT 1
+    ) settling
     WHERE brk.break_class = '{BreakClass.MISSING_IN_SETTLEMENT}' AND brk.state = '{BreakState.OPEN}'
-      AND payment_order.id = brk.object_id AND settling.line_id IS NOT NULL
+      AND payment_order.id = brk.object_id
     RETURNING brk.id, brk.reason
 )
 INSERT INTO {BREAK_AUDIT} (brk_id, from_state, to_state, resolution, reason, actor, created_at)

@@ -36,7 +36,8 @@ def payout_lines_decide(cursor: CursorWrapper, scope: RunScope) -> PayoutsMatche
     """An outcome for every open payout row and the bank line it found; then the bank lines left over."""
     cursor.execute(f"""
 SELECT line.id, line.payout_reference, line.currency, -line.net, line.occurred_at
-FROM {open_lines(reopened=MatchState.BREAK)} line WHERE line.record_type = '{RecordType.PAYOUT}' ORDER BY line.id
+FROM {open_lines(reopened=MatchState.BREAK)} line WHERE line.record_type = '{RecordType.PAYOUT}'
+ORDER BY line.file_id, line.ordinal
 """, scope.params)
     payouts = [PayoutLine(*row) for row in cursor.fetchall()]
     matched = PayoutsMatched(count=len(payouts))
@@ -68,7 +69,8 @@ def _bank_line_for(cursor: CursorWrapper, scope: RunScope, payout: PayoutLine, c
     before the payout to ``payout_window`` after it. One no other payout of this run claimed."""
     params = {"files": scope.files, "payout_key": payout.key, "claimed": claimed, "reference": payout.reference}
     if payout.reference:
-        cursor.execute(_FREE_BANK_LINES + " AND line.payout_reference = %(reference)s ORDER BY line.id LIMIT 1",
+        cursor.execute(_FREE_BANK_LINES + " AND line.payout_reference = %(reference)s"
+                       " ORDER BY line.file_id, line.ordinal LIMIT 1",
                        params)
         row = cursor.fetchone()
         if row is not None:
@@ -79,7 +81,7 @@ def _bank_line_for(cursor: CursorWrapper, scope: RunScope, payout: PayoutLine, c
         _FREE_BANK_LINES + " AND line.currency = %(currency)s AND line.net = %(amount)s"
         " AND line.occurred_at >= %(earliest)s AND line.occurred_at <= %(latest)s"
         " AND (line.payout_reference = '' OR line.payout_reference = %(reference)s)"
-        " ORDER BY line.occurred_at, line.id LIMIT 1",
+        " ORDER BY line.occurred_at, line.file_id, line.ordinal LIMIT 1",
         {**params, "currency": payout.currency, "amount": payout.amount,
          "earliest": payout.occurred_at - timedelta(days=1), "latest": payout.occurred_at + scope.payout_window},
     )

@@ -19,7 +19,8 @@ _BATCH = 5000
 
 _OPEN_REFUND_LINES = f"""
 SELECT line.id, line.psp_reference, line.source_reference, line.currency, COALESCE(line.gross, line.net)
-FROM {open_lines(reopened=MatchState.BREAK)} line WHERE line.record_type = '{RecordType.REFUND}' ORDER BY line.id
+FROM {open_lines(reopened=MatchState.BREAK)} line WHERE line.record_type = '{RecordType.REFUND}'
+ORDER BY line.file_id, line.ordinal
 """
 
 

@@ -56,14 +56,15 @@ CLEAN = f"""line.is_new AND (line.record_type = '{FEE}' OR (
                 < (%(settled_at)s::timestamptz[])[array_position(%(files)s::bigint[], line.file_id)]
                   - %(timing_window)s) IS NOT TRUE)) IS TRUE"""
 
-#: SQL (over ``cand``, a candidate; ``twin``, the first line settling its reference when several do;
-#: ``settled_before``, set when another line settled its order before; ``file``, its file): the
-#: break class of a charge-like line, NULL for none. The first rule that holds decides.
+#: SQL (over ``cand``, a candidate; ``twin.first_line``, ``[file_id, ordinal]`` of the first line settling its
+#: reference, in line order, when several do; ``settled_before``, set when another line settled its order before;
+#: ``file``, its file): the break class of a charge-like line, NULL for none. The first rule that holds decides.
 CHARGE_LINE_BREAK = f"""CASE
         WHEN cand.record_type = '{UNKNOWN}' THEN '{BreakClass.UNKNOWN_RECORD_TYPE}'
         WHEN cand.record_type = '{FEE}' THEN NULL
         WHEN cand.record_type <> '{CHARGE}' THEN '{BreakClass.MISSING_IN_BOOKS}'
-        WHEN twin.first_id IS NOT NULL AND twin.first_id <> cand.id THEN '{BreakClass.DUPLICATE}'
+        WHEN twin.first_line IS NOT NULL AND twin.first_line <> ARRAY[cand.file_id, cand.ordinal]
+             THEN '{BreakClass.DUPLICATE}'
         WHEN settled_before.id IS NOT NULL THEN '{BreakClass.DUPLICATE}'
         WHEN cand.order_id IS NULL OR cand.order_state <> 'succeeded' THEN '{BreakClass.MISSING_IN_BOOKS}'
         WHEN cand.currency <> cand.expected_currency THEN '{BreakClass.CURRENCY_MISMATCH}'

@@ -91,7 +91,7 @@ def money_out_lines_decide(cursor: CursorWrapper, scope: RunScope) -> int:
 SELECT line.id, line.record_type, line.source_reference, line.merchant_reference, line.payout_reference,
        line.currency, line.net
 FROM {open_lines(reopened=MatchState.BREAK)} line WHERE line.record_type IN ({sql_list(MONEY_OUT_LINES)})
-ORDER BY line.id""", scope.params)
+ORDER BY line.file_id, line.ordinal""", scope.params)
     decided = 0
     matched_now: dict[str, list[tuple[str, str, int]]] = defaultdict(list)  # this run's matches, per payout
     while rows := cursor.fetchmany(_BATCH):

@@ -30,6 +30,13 @@ logger = logging.getLogger(__name__)
 
 MAX_STATEMENT_HEADERS = 1000  # kept on the file; a statement file has a handful
 _LINE_COLUMNS = ("file_id", "ordinal", *LINE_ROW_FIELDS)
+_LINES = SettlementLine._meta.db_table
+#: A file's lines are staged here (``COPY``), then inserted sorted by PSP reference, so that each leaf page of the
+#: reference index is read once for all its new keys rather than once per line (a random page per line once the
+#: index outgrows the cache). At 1M Stripe lines this cut the import's backend CPU from 13.6-18.0 s to 7.4-8.7 s
+#: with nine nights before, and from 7.4-8.7 s to 6.3-6.8 s with none. Their ids are then drawn in reference
+#: order: a file's own order is ``ordinal`` (matching reads it so, never the id).
+_STAGED = "recon_import_line"
 
 
 @dataclass(frozen=True)
@@ -92,7 +99,8 @@ def settlement_file_import(
 
 def _copy_lines(settlement_file: SettlementFile, path: Path, fmt: str,
                 progress: Callable[[int], None] | None, progress_every: int) -> None:
-    """The file's lines into ``settlement_line`` with ``COPY ... FROM STDIN``, a chunk at a time.
+    """The file's lines into ``settlement_line``: ``COPY ... FROM STDIN`` a chunk at a time into ``_STAGED``, then
+    one ``INSERT`` sorted by PSP reference.
 
     A plain Stripe report is read by Arrow; should Arrow give up part-way, what it wrote is
     rolled back (a savepoint) and the file is read again row by row.
@@ -107,31 +115,16 @@ def _copy_lines(settlement_file: SettlementFile, path: Path, fmt: str,
 
 def _copy_chunks(settlement_file: SettlementFile, path: Path, fmt: str, progress: Callable[[int], None] | None,
                  progress_every: int, *, fast: bool) -> None:
-    statements: list[dict] = []
     total = CopyChunk(text="", rows=0)  # what the file's chunks sum up to
-    reported = 0
-    unique_references = None
-    table = SettlementLine._meta.db_table
-    sql = f"COPY {table} ({', '.join(_LINE_COLUMNS)}) FROM STDIN"
+    columns = ", ".join(_LINE_COLUMNS)
     with connection.cursor() as cursor:
-        with cursor.cursor.copy(sql) as copy:
-            # The next chunks are parsed in a thread while PostgreSQL takes this one.
-            for item in _read_ahead(iter_copy_chunks(path, fmt, settlement_file.pk, fast=fast)):
-                if isinstance(item, ReferencesChecked):
-                    unique_references = item.unique
-                    continue
-                if isinstance(item, FileHeader):
-                    if len(statements) < MAX_STATEMENT_HEADERS:
-                        statements.append({
-                            "statement_id": item.statement_id, "account": item.account, "currency": item.currency,
-                            "opening_balance": item.opening_balance, "closing_balance": item.closing_balance,
-                        })
-                    continue
-                copy.write(item.text)
-                total.absorb(item)
-                if progress is not None and total.rows // progress_every > reported:
-                    reported = total.rows // progress_every
-                    progress(total.rows)
+        cursor.execute(f"DROP TABLE IF EXISTS {_STAGED}")
+        cursor.execute(f"CREATE TEMP TABLE {_STAGED} ON COMMIT DROP AS SELECT {columns} FROM {_LINES} WITH NO DATA")
+        with cursor.cursor.copy(f"COPY {_STAGED} ({columns}) FROM STDIN") as copy:
+            statements, unique_references = _chunks_written(copy, settlement_file, path, fmt, total, progress,
+                                                            progress_every, fast=fast)
+        cursor.execute(f"INSERT INTO {_LINES} ({columns}) SELECT {columns} FROM {_STAGED} ORDER BY psp_reference")
+        cursor.execute(f"DROP TABLE {_STAGED}")
         # The new lines' page ranges summarized in the BRIN index on ``file`` (unsummarized ranges match every
         # file, so matching's scans of a night's lines would read every night not yet vacuumed), and fresh
         # statistics (a small sample) so that matching plans its joins for the lines just added. Both need the
@@ -149,6 +142,34 @@ def _copy_chunks(settlement_file: SettlementFile, path: Path, fmt: str, progress
     settlement_file.unique_references = unique_references
     settlement_file.save(update_fields=[
         "line_count", "malformed_count", "counts_by_type", "statements", "settled_at", "fees", "unique_references"])
+
+
+def _chunks_written(copy, settlement_file: SettlementFile, path: Path, fmt: str, total: CopyChunk,
+                    progress: Callable[[int], None] | None, progress_every: int, *,
+                    fast: bool) -> tuple[list[dict], bool | None]:
+    """The file's chunks written to ``copy`` and summed into ``total``; returns the statements' headers and
+    whether the references were found unique (``None``: not checked)."""
+    statements: list[dict] = []
+    unique_references = None
+    reported = 0
+    # The next chunks are parsed in a thread while PostgreSQL takes this one.
+    for item in _read_ahead(iter_copy_chunks(path, fmt, settlement_file.pk, fast=fast)):
+        if isinstance(item, ReferencesChecked):
+            unique_references = item.unique
+            continue
+        if isinstance(item, FileHeader):
+            if len(statements) < MAX_STATEMENT_HEADERS:
+                statements.append({
+                    "statement_id": item.statement_id, "account": item.account, "currency": item.currency,
+                    "opening_balance": item.opening_balance, "closing_balance": item.closing_balance,
+                })
+            continue
+        copy.write(item.text)
+        total.absorb(item)
+        if progress is not None and total.rows // progress_every > reported:
+            reported = total.rows // progress_every
+            progress(total.rows)
+    return statements, unique_references
 
 
 _END = object()

@@ -60,7 +60,8 @@ def test_payouts_claim_bank_lines_in_line_order(tmp_path, now, reversed_file):
     assert claimed == {"po_first": 1, "po_second": 2}  # each payout, in line order, the first bank line left
 
 
-def test_the_import_inserts_in_reference_order_and_ordinals_keep_the_files(tmp_path, now):
+def test_the_import_inserts_in_reference_order_and_ordinals_keep_the_files(tmp_path, now, settings):
+    settings.RECONCILIATION_IMPORT_SORTED_ABOVE_BYTES = -1  # staged and sorted whatever the index's size
     references = ["pi_c", "pi_a", "pi_b"]
     imported = settlement_file_import(path=stripe_report(tmp_path / "s.csv", [
         row("charge", gross=100, pi=reference, created=now) for reference in references]), actor="test").file
@@ -68,3 +69,15 @@ def test_the_import_inserts_in_reference_order_and_ordinals_keep_the_files(tmp_p
     assert list(lines.order_by("ordinal").values_list("psp_reference", "line_number")) == [
         ("pi_c", 2), ("pi_a", 3), ("pi_b", 4)]
     assert list(lines.order_by("id").values_list("psp_reference", flat=True)) == sorted(references)
+
+
+@pytest.mark.parametrize("above", [None, 10**12])  # unset: shared_buffers, far above the tests' index
+def test_the_import_copies_directly_while_the_reference_index_is_small(tmp_path, now, settings, above):
+    settings.RECONCILIATION_IMPORT_SORTED_ABOVE_BYTES = above
+    references = ["pi_c", "pi_a", "pi_b"]
+    imported = settlement_file_import(path=stripe_report(tmp_path / "s.csv", [
+        row("charge", gross=100, pi=reference, created=now) for reference in references]), actor="test").file
+    lines = SettlementLine.objects.filter(file=imported)
+    assert list(lines.order_by("id").values_list("psp_reference", flat=True)) == references  # the file's order
+    assert list(lines.order_by("id").values_list("ordinal", flat=True)) == sorted(
+        lines.values_list("ordinal", flat=True))

@@ -206,10 +206,11 @@ def _progress(message: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> tuple[dict, list[float], dict]:
-    """A fresh database (``marketplace_bench_<BENCH_DB_TAG><hex>``): migrate, set up, history, COPY, measure;
-    dropped after unless ``BENCH_KEEP_DB``. Returns the setup (migrate and history seconds in it), the COPY runs
-    and the measured phase."""
-    db_name = f"marketplace_bench_{os.environ.get('BENCH_DB_TAG', '')}{uuid.uuid4().hex[:8]}"
+    """A fresh database (``<BENCH_DB_PREFIX><BENCH_DB_TAG><hex>``, the prefix ``marketplace_bench_`` by default):
+    migrate, set up, history, COPY, measure; dropped after unless ``BENCH_KEEP_DB``. Returns the setup (migrate and
+    history seconds in it), the COPY runs and the measured phase."""
+    prefix = os.environ.get("BENCH_DB_PREFIX", "marketplace_bench_")
+    db_name = f"{prefix}{os.environ.get('BENCH_DB_TAG', '')}{uuid.uuid4().hex[:8]}"
     workdir = ROOT / "var" / "bench" / db_name
     workdir.mkdir(parents=True, exist_ok=True)
     with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True) as conn:

@@ -39,6 +39,10 @@ class SettlementFile(models.Model):
         null=True, blank=True,
         help_text="No two lines share a PSP reference (checked on import of a plain Stripe report; empty: not"
                   " checked). Matching looks for duplicates within a file only when this is not true.")
+    twin_references = models.JSONField(
+        null=True, blank=True,
+        help_text="The PSP references two charge lines or more of the file have (found on import by Arrow; empty:"
+                  " not checked, or too many). Matching reads them instead of looking in the lines.")
     reconciled_run = models.ForeignKey("ReconciliationRun", null=True, blank=True, on_delete=models.PROTECT,
                                        related_name="files", help_text="The run that first evaluated every line.")
 

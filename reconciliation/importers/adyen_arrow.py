@@ -26,6 +26,7 @@ from .adyen_csv import FEE_COLUMNS, TYPE_MAP, read_header, render_rows
 from .arrow_columns import (
     all_of,
     amounts,
+    charge_references,
     column,
     copy_text,
     empty,
@@ -161,6 +162,7 @@ class _AdyenFormat:
             copy_text(block.fee), copy_text(block.net), utc_text(utc, pc.not_equal(block.created, "")), blank, blank,
         ], count)
         sum_up(chunk, record_type, utc, block.batch, block.currency, block.fee, block.net)
+        chunk.charge_references = charge_references(record_type, block.psp)
         return chunk, block.psp
 
 

@@ -106,6 +106,7 @@ def iter_chunks(path: Path, file_id: int, fmt: ArrowFormat, width: int, *, block
     reader = _open_reader(path, width, invalid, block_bytes)
     rows = ChunkBuilder(file_id, size=sys.maxsize)  # flushed once per block
     references: list[pa.Array] | None = []  # None once a block went row by row, or past the limit
+    charges: list[pa.Array] | None = []  # the charge lines' references, however read; None past the limit
     kept = 0
     next_line = 2  # the header is line 1
     while (batch := _next_batch(reader)) is not None:
@@ -126,6 +127,7 @@ def iter_chunks(path: Path, file_id: int, fmt: ArrowFormat, width: int, *, block
             if kept > unique_limit:
                 references = None
         if chunk is not None:
+            charges = _charges_add(charges, chunk, unique_limit)
             yield chunk
     # Rows of another width after the last valid row.
     tail = sorted(number for number in invalid if number >= next_line)
@@ -133,11 +135,14 @@ def iter_chunks(path: Path, file_id: int, fmt: ArrowFormat, width: int, *, block
         references = None
         chunk = _row_by_row(None, [], tail, invalid, fmt, rows)
         if chunk is not None:
+            charges = _charges_add(charges, chunk, unique_limit)
             yield chunk
-    if references is not None:
-        unique = _unique(references)
-        del references  # before the pool gives back what it can
-        yield ReferencesChecked(unique=unique)
+    unique = None if references is None else _unique(references)
+    del references  # before the twins' sort, and the pool gives back what it can
+    twins = None if charges is None else _twins(charges)
+    del charges
+    if unique is not None or twins is not None:
+        yield ReferencesChecked(unique=unique, twins=twins)
     pa.default_memory_pool().release_unused()  # a worker process lives on after the import
 
 
@@ -179,6 +184,34 @@ def _next_batch(reader: pacsv.CSVStreamingReader) -> pa.RecordBatch | None:
 def _unique(references: list[pa.Array]) -> bool:
     every = pa.chunked_array(references, pa.string())
     return pc.count_distinct(every).as_py() == len(every)
+
+
+#: At most this many twin references are kept on a file (``ReferencesChecked.twins``); past it, matching looks for
+#: them in the lines.
+TWINS_KEPT = 10_000
+
+
+def _charges_add(charges: list[pa.Array] | None, chunk: CopyChunk, limit: int) -> list[pa.Array] | None:
+    """``charges`` with the chunk's charge references added; ``None`` past ``limit`` references (or unknown)."""
+    if charges is None or chunk.charge_references is None:
+        return None
+    references = chunk.charge_references
+    charges.append(references if isinstance(references, pa.Array) else pa.array(references, pa.string()))
+    chunk.charge_references = None
+    return None if sum(len(block) for block in charges) > limit else charges
+
+
+def _twins(charges: list[pa.Array]) -> list[str] | None:
+    """The references more than one charge line has, sorted; ``None`` past ``TWINS_KEPT``."""
+    every = pa.concat_arrays([pa.array([], pa.string()), *charges])
+    if len(every) < 2:
+        return []
+    charges.clear()  # (the caller's list: its blocks go as soon as they are in one array)
+    ordered = every.take(pc.sort_indices(every))  # sorted: a twin is equal to its neighbour (less memory than a hash)
+    del every
+    same = pc.equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1))
+    twins = pc.unique(pc.filter(ordered.slice(1), same))
+    return None if len(twins) > TWINS_KEPT else sorted(twins.to_pylist())
 
 
 def _line_numbers(start: int, count: int, invalid: dict[int, str]) -> Sequence[int]:
@@ -289,6 +322,8 @@ def _fast_chunk(batch: pa.RecordBatch, numbers: Sequence[int], fmt: ArrowFormat,
     lines.append(b"")
     chunk.text = b"\n".join(lines)
     chunk.absorb(odd_chunk)
+    chunk.charge_references = pa.concat_arrays([chunk.charge_references,
+                                                pa.array(odd_chunk.charge_references, pa.string())])
     return chunk, None
 
 

@@ -24,6 +24,7 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 #: longer ones go to the row parser.
 _WHOLE_DIGITS = 14
 _PAYOUT = RecordType.PAYOUT.value
+_CHARGE = RecordType.CHARGE.value
 #: Fees are summed per (payout, currency) with a mask each up to this many pairs in a block; past it by
 #: group_by, whose fixed cost (~2 ms a block) is more than a few masks.
 _FEW_GROUPS = 8
@@ -154,6 +155,11 @@ def sum_up(chunk: CopyChunk, record_type: pa.Array, created_at: pa.Array, payout
     fees = pa.table({"payout": payout, "currency": currency, "amount": amount}).filter(fee_bearing)
     for group in fees.group_by(["payout", "currency"]).aggregate([("amount", "sum"), ("amount", "count")]).to_pylist():
         chunk.add_fee(group["payout"], group["currency"], group["amount_sum"], group["amount_count"])
+
+
+def charge_references(record_type: pa.Array, psp: pa.Array) -> pa.Array:
+    """The non-empty PSP references of the charge rows (``CopyChunk.charge_references``)."""
+    return pc.filter(psp, pc.and_(pc.equal(record_type, _CHARGE), pc.not_equal(psp, "")))
 
 
 def write_rows(columns: list[pa.Array], count: int) -> CopyChunk:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from reconciliation.record_types import RecordType
 
@@ -17,6 +18,7 @@ from .fees import line_fee
 from .records import RenderedLine
 
 _PAYOUT = RecordType.PAYOUT.value
+_CHARGE = RecordType.CHARGE.value
 
 
 @dataclass
@@ -28,6 +30,9 @@ class CopyChunk:
     latest_payout: datetime | None = None  # the latest occurred_at of a payout row
     #: ``(payout_reference, currency) -> [fee total, lines]`` of the lines that bear a fee (``fees``).
     fees: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    #: The non-empty PSP references of the chunk's charge lines (a list, or an Arrow array), when its parser
+    #: collected them (``arrow_blocks``: for ``ReferencesChecked.twins``); not summed by ``absorb``.
+    charge_references: Any = None
 
     def add_fee(self, payout_reference: str, currency: str, amount: int, lines: int = 1) -> None:
         total = self.fees.get((payout_reference, currency))
@@ -69,7 +74,7 @@ class ChunkBuilder:
 
     def _new(self) -> None:
         self._rows: list[str] = []
-        self._chunk = CopyChunk(text="", rows=0)
+        self._chunk = CopyChunk(text="", rows=0, charge_references=[])
 
     def add(self, rendered: RenderedLine) -> CopyChunk | None:
         """Adds a line; returns a chunk when one is full."""
@@ -80,6 +85,8 @@ class ChunkBuilder:
         if (amount := line_fee(record_type, rendered.fee, rendered.net)) is not None:
             chunk.add_fee(rendered.payout_reference, rendered.currency, amount)
         chunk.seen_at(record_type, rendered.occurred_at)
+        if record_type == _CHARGE and rendered.psp_reference:
+            chunk.charge_references.append(rendered.psp_reference)
         self._rows.append(f"{self.file_id}\t{self.ordinal}\t{rendered.text}")
         return self.flush() if len(self._rows) >= self.size else None
 
@@ -96,6 +103,9 @@ class ChunkBuilder:
 @dataclass(frozen=True)
 class ReferencesChecked:
     """Yielded after a file's chunks when the parser checked its PSP references: ``unique`` is
-    true when no two lines share one (matching then need not look for duplicates within it)."""
+    true when no two lines share one (matching then need not look for duplicates within it; ``None``: not
+    checked); ``twins``, when not ``None``, the references two charge lines or more have (sorted), which is what
+    matching would otherwise look for in the file's lines."""
 
-    unique: bool
+    unique: bool | None
+    twins: list[str] | None = None

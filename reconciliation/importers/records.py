@@ -114,6 +114,7 @@ class RenderedLine:
     fee: int | None
     net: int | None
     text: str
+    psp_reference: str = ""
 
 
 def render_line_row(row: LineRow) -> RenderedLine:
@@ -129,7 +130,7 @@ def render_line_row(row: LineRow) -> RenderedLine:
         else:
             values.append(str(value))
     return RenderedLine(row.record_type, row.occurred_at, row.payout_reference, row.currency, row.fee, row.net,
-                        "\t".join(values) + "\n")
+                        "\t".join(values) + "\n", row.psp_reference)
 
 
 def _copy_text(value: str) -> str:

@@ -27,6 +27,7 @@ from .arrow_columns import (
     NULL,
     all_of,
     amounts,
+    charge_references,
     copy_text,
     empty,
     first_nonempty,
@@ -150,4 +151,5 @@ class _StripeFormat:
             copy_text(fee_units), copy_text(net_units), stamp, empty(count), empty(count),
         ], count)
         sum_up(chunk, record_type, block.created_at, payout, block.currency, fee_units, net_units)
+        chunk.charge_references = charge_references(record_type, psp)
         return chunk, psp

@@ -23,6 +23,7 @@ the lean case: every open charge-like line is then a candidate.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.backends.utils import CursorWrapper
 
@@ -43,27 +44,41 @@ class Candidates:
 
 def charge_candidates_collect(cursor: CursorWrapper, scope: RunScope) -> Candidates:
     """Fill ``recon_candidate``, leaving the clean lines out when that is safe (see above)."""
-    run_files = SettlementFile.objects.filter(pk__in=scope.files).only("id", "counts_by_type", "unique_references")
+    run_files = SettlementFile.objects.filter(pk__in=scope.files).only(
+        "id", "counts_by_type", "unique_references", "twin_references")
     charge_like = [{kind: count for kind, count in f.counts_by_type.items() if kind not in MATCHED_ONE_BY_ONE}
                    for f in run_files]
     with_candidates = [f for f, counts in zip(run_files, charge_like, strict=True) if counts]
     new_lines = sum(sum(counts.values()) for counts in charge_like)
-    checked = len(with_candidates) <= 1 and all(f.unique_references is True for f in with_candidates)
-    _twin_references_collect(cursor, scope, within_files=not checked)
-    if _collect(cursor, scope, lean=True):
-        _collect(cursor, scope, lean=False)
+    # One file of charges whose import found its twins (or none): they need not be looked for in its lines.
+    found = (None if len(with_candidates) > 1 else
+             [] if not with_candidates or with_candidates[0].unique_references is True
+             else with_candidates[0].twin_references)
+    _twin_references_collect(cursor, scope, found=found)
+    params = {**scope.params, "clean_before": _clean_before(scope, with_candidates)}
+    if _collect(cursor, scope, params, lean=True):
+        _collect(cursor, scope, params, lean=False)
     return Candidates(new_lines=new_lines)
 
 
-def _twin_references_collect(cursor: CursorWrapper, scope: RunScope, *, within_files: bool) -> None:
+def _clean_before(scope: RunScope, with_candidates: list[SettlementFile]) -> datetime | None:
+    """The batch close less the timing window when every file with charge-like lines has the same close (then
+    ``rules.CLEAN`` need not look up each line's file), else None."""
+    closes = {scope.settled_at[scope.files.index(f.pk)] for f in with_candidates}
+    close = closes.pop() if len(closes) == 1 else None
+    return None if close is None else close - scope.timing_window
+
+
+def _twin_references_collect(cursor: CursorWrapper, scope: RunScope, *, found: list[str] | None) -> None:
     """``recon_twin_ref``: the PSP references a clean line may share with another charge, so that it is a
-    candidate: those of the charges of breaks decided again, and (``within_files``) those several charges
-    of the run's files have. A set-based check over the run's lines (a hash aggregate), not the history."""
-    within = f"""
+    candidate: those of the charges of breaks decided again, and those several charges of the run's files have:
+    ``found`` on import (``SettlementFile.twin_references``), else a set-based check over the run's lines (a hash
+    aggregate), not the history."""
+    within = "" if found is not None else f"""
 UNION
 SELECT line.psp_reference FROM {LINES} line
 WHERE line.file_id = ANY(%(files)s) AND line.record_type = '{RecordType.CHARGE}' AND line.psp_reference <> ''
-GROUP BY line.psp_reference HAVING count(*) > 1""" if within_files else ""
+GROUP BY line.psp_reference HAVING count(*) > 1"""
     cursor.execute("DROP TABLE IF EXISTS recon_twin_ref")
     cursor.execute(f"""
 CREATE TEMP TABLE recon_twin_ref ON COMMIT DROP AS
@@ -71,34 +86,48 @@ SELECT line.psp_reference FROM {MATCHES} line_match JOIN {LINES} line ON line.id
 WHERE line_match.state = '{MatchState.BREAK}' AND line.record_type = '{RecordType.CHARGE}'
   AND line.psp_reference <> ''{within}
 """, scope.params)
+    if found:
+        cursor.execute("INSERT INTO recon_twin_ref (psp_reference) SELECT unnest(%s::text[])", [found])
     cursor.execute("ANALYZE recon_twin_ref")
 
 
-def _collect(cursor: CursorWrapper, scope: RunScope, *, lean: bool) -> int:
+def _collect(cursor: CursorWrapper, scope: RunScope, params: dict, *, lean: bool) -> int:
     """``recon_candidate`` anew; returns how many candidates were found by merchant reference."""
     cursor.execute("DROP TABLE IF EXISTS recon_candidate")
-    keep = f"NOT cand.clean OR {_SETTLED_BY_MATCH_ROW} OR {_MAY_BE_TWIN}" if lean else "true"
-    cursor.execute(f"CREATE TEMP TABLE recon_candidate ON COMMIT DROP AS {_candidate_lines(keep=keep)}",
-                   scope.params)
-    if lean and scope.reconciled_files and settled_by_reference_collect(cursor, scope.params):
+    if lean:  # the clean lines the hash join finds and ``keep`` drops are left out first (an anti-join)
+        keep = f"NOT cand.clean OR {_SETTLED_BY_MATCH_ROW} OR {_MAY_BE_TWIN}"
+        lines = _candidate_lines(keep=keep, orders=_PROBED_ORDER, skip=_LEAN_SKIP)
+    else:
+        lines = _candidate_lines(keep="true")
+    cursor.execute(f"CREATE TEMP TABLE recon_candidate ON COMMIT DROP AS {lines}", params)
+    if lean and scope.reconciled_files and settled_by_reference_collect(cursor, params):
         # The clean charges among them are kept too (the others are in already).
         keep = (f"cand.clean AND cand.id IN (SELECT id FROM recon_settled) AND NOT {_SETTLED_BY_MATCH_ROW}"
                 f" AND NOT {_MAY_BE_TWIN}")
-        cursor.execute(f"INSERT INTO recon_candidate {_candidate_lines(keep=keep)}", scope.params)
+        cursor.execute(f"INSERT INTO recon_candidate {_candidate_lines(keep=keep)}", params)
     cursor.execute("ANALYZE recon_candidate")
     return _find_by_merchant_reference(cursor)
 
 
-#: SQL (over ``cand``, a clean line: its order's PSP reference is its own): a line that may have a twin.
-_MAY_BE_TWIN = "(cand.order_psp_reference IN (SELECT psp_reference FROM recon_twin_ref))"
-
-#: SQL (over ``cand``): a charge whose order a charge line settled already, matched by a match row.
-_SETTLED_BY_MATCH_ROW = f"(cand.record_type = '{RecordType.CHARGE}' AND cand.order_id IN {ORDERS_SETTLED_BY_MATCH_ROW})"
+def _may_be_twin(order_psp_reference: str) -> str:
+    """SQL: a clean line (its order's PSP reference, given, is its own) that may have a twin."""
+    return f"({order_psp_reference} IN (SELECT psp_reference FROM recon_twin_ref))"
 
 
-def _candidate_lines(*, keep: str) -> str:
+def _settled_by_match_row(record_type: str, order_id: str) -> str:
+    """SQL: a charge (its record type and order id given) whose order a charge line settled, by a match row."""
+    return f"({record_type} = '{RecordType.CHARGE}' AND {order_id} IN {ORDERS_SETTLED_BY_MATCH_ROW})"
+
+
+_MAY_BE_TWIN = _may_be_twin("cand.order_psp_reference")
+_SETTLED_BY_MATCH_ROW = _settled_by_match_row("cand.record_type", "cand.order_id")
+
+
+def _candidate_lines(*, keep: str, orders: str | None = None, skip: str = "") -> str:
     """SQL: the open charge-like lines (``history.open_lines``: a break is decided again) with the order their PSP
-    reference finds, and the columns the rules read; those for which ``keep`` (over ``cand``) holds."""
+    reference finds (``orders``, joined as ``payment_order``: by default ``_HASHED_ORDER``), and the columns the
+    rules read; those for which ``skip`` (SQL conditions over ``line``, ``AND`` first) and ``keep`` (over ``cand``)
+    hold."""
     return f"""
 SELECT * FROM (
 SELECT line.id, line.record_type, line.currency, {rules.SETTLED_GROSS} AS actual, line.file_id, line.ordinal,
@@ -110,6 +139,18 @@ SELECT line.id, line.record_type, line.currency, {rules.SETTLED_GROSS} AS actual
        COALESCE(payment_order.id, NULLIF(line.psp_reference, '')) AS dup_key,  -- what a duplicate settles twice
        {rules.CLEAN} AS clean
 FROM {open_lines(reopened=MatchState.BREAK)} line
+{orders or _HASHED_ORDER}
+WHERE line.record_type NOT IN ({sql_list(MATCHED_ONE_BY_ONE)}){skip}
+) cand WHERE {keep}
+"""
+
+
+#: The orders' columns the candidates read.
+_COLUMNS = ("id", "amount", "currency", "state", "completed_at", "psp_reference")
+
+#: SQL (a join of ``line``): the order its PSP reference finds, as ``payment_order``. Hash-joined among the orders a
+#: clean line can settle (read by completion time), else probed (at most one order per reference).
+_HASHED_ORDER = f"""
 LEFT JOIN {ORDERS} near  -- a hash join: the orders a clean line can settle, read by completion time
     ON near.completed_at >= %(candidates_since)s AND near.psp_reference = line.psp_reference
        AND line.psp_reference <> ''  -- (near.psp_reference <> '' unsaid: no probe of the partial index here)
@@ -119,17 +160,28 @@ LEFT JOIN LATERAL (  -- the lines left: a probe of the orders' reference index e
       AND far.psp_reference = line.psp_reference AND far.psp_reference <> ''  -- the index is partial
     OFFSET 0
 ) far ON true
-CROSS JOIN LATERAL (  -- the one order found, by either (at most one order per reference)
-    SELECT {_ORDER_COLUMNS}
-) payment_order
-WHERE line.record_type NOT IN ({sql_list(MATCHED_ONE_BY_ONE)})
-) cand WHERE {keep}
-"""
+CROSS JOIN LATERAL (  -- the one order found, by either
+    SELECT {", ".join(f"COALESCE(near.{column}, far.{column}) AS {column}" for column in _COLUMNS)}
+) payment_order"""
 
+#: SQL (a join of ``line``): the same order, probed for each line (for the few lines ``_LEAN_SKIP`` leaves).
+_PROBED_ORDER = f"""
+LEFT JOIN LATERAL (  -- a probe of the orders' reference index (OFFSET 0 keeps it one)
+    SELECT {", ".join(_COLUMNS)} FROM {ORDERS} probe
+    WHERE line.psp_reference <> '' AND probe.psp_reference = line.psp_reference AND probe.psp_reference <> ''
+    OFFSET 0
+) payment_order ON true"""
 
-#: The orders' columns the candidates read, from the order the hash join or the probe found.
-_ORDER_COLUMNS = ", ".join(f"COALESCE(near.{column}, far.{column}) AS {column}"
-                           for column in ("id", "amount", "currency", "state", "completed_at", "psp_reference"))
+#: SQL (conditions over ``line``): not a line the lean ``keep`` drops that the hash join of ``_HASHED_ORDER`` finds
+#: its order (``rules.CLEAN``, not settled by a match row, no twin). A hash anti-join over the orders a clean line can
+#: settle: only the lines it leaves (breaks, twins: few) are built into candidates; ``keep`` still decides them.
+_LEAN_SKIP = f"""
+  AND NOT EXISTS (
+    SELECT 1 FROM {ORDERS} payment_order
+    WHERE line.is_new AND line.psp_reference <> '' AND payment_order.completed_at >= %(candidates_since)s
+      AND payment_order.psp_reference = line.psp_reference AND {rules.CLEAN}
+      AND NOT {_settled_by_match_row("line.record_type", "payment_order.id")}
+      AND NOT {_may_be_twin("payment_order.psp_reference")})"""
 
 
 def _find_by_merchant_reference(cursor: CursorWrapper) -> int:

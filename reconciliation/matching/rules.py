@@ -48,13 +48,15 @@ SETTLED_GROSS = "COALESCE(line.gross, line.net + COALESCE(line.fee, 0))"
 #: SQL (over an open ``line`` and the ``payment_order`` its PSP reference finds): the line is new and
 #: has no difference: a fee line, or a charge of a succeeded order in its currency and amount, settled
 #: within the timing window. Such a line is matched by reference, unless it turns out to be a duplicate.
-#: The batch's close (``settled_at``) is the line's file's, looked up in the run's lists.
+#: The batch's close (``settled_at``) is the line's file's, looked up in the run's lists; ``%(clean_before)s``, when
+#: not null, is that close less the timing window for every file holding charges (one value per line saved).
 CLEAN = f"""line.is_new AND (line.record_type = '{FEE}' OR (
            line.record_type = '{CHARGE}' AND payment_order.state = 'succeeded'
            AND line.currency = payment_order.currency AND {SETTLED_GROSS} = payment_order.amount
            AND (payment_order.completed_at
-                < (%(settled_at)s::timestamptz[])[array_position(%(files)s::bigint[], line.file_id)]
-                  - %(timing_window)s) IS NOT TRUE)) IS TRUE"""
+                < COALESCE(%(clean_before)s::timestamptz,
+                           (%(settled_at)s::timestamptz[])[array_position(%(files)s::bigint[], line.file_id)]
+                           - %(timing_window)s)) IS NOT TRUE)) IS TRUE"""
 
 #: SQL (over ``cand``, a candidate; ``twin.first_line``, ``[file_id, ordinal]`` of the first line settling its
 #: reference, in line order, when several do; ``settled_before``, set when another line settled its order before;

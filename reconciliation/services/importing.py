@@ -126,8 +126,8 @@ def _copy_chunks(settlement_file: SettlementFile, path: Path, fmt: str, progress
             cursor.execute(f"DROP TABLE IF EXISTS {_STAGED}")
             cursor.execute(f"CREATE TEMP TABLE {_STAGED} ON COMMIT DROP AS SELECT {columns} FROM {_LINES} WITH NO DATA")
         with cursor.cursor.copy(f"COPY {_STAGED if staged else _LINES} ({columns}) FROM STDIN") as copy:
-            statements, unique_references = _chunks_written(copy, settlement_file, path, fmt, total, progress,
-                                                            progress_every, fast=fast)
+            statements, checked = _chunks_written(copy, settlement_file, path, fmt, total, progress,
+                                                  progress_every, fast=fast)
         if staged:
             cursor.execute(f"INSERT INTO {_LINES} ({columns}) SELECT {columns} FROM {_STAGED} ORDER BY psp_reference")
             cursor.execute(f"DROP TABLE {_STAGED}")
@@ -145,9 +145,11 @@ def _copy_chunks(settlement_file: SettlementFile, path: Path, fmt: str, progress
     settlement_file.settled_at = total.latest_payout or total.latest
     settlement_file.fees = [[payout, currency, amount, count]
                             for (payout, currency), (amount, count) in sorted(total.fees.items())]
-    settlement_file.unique_references = unique_references
+    settlement_file.unique_references = checked.unique
+    settlement_file.twin_references = checked.twins
     settlement_file.save(update_fields=[
-        "line_count", "malformed_count", "counts_by_type", "statements", "settled_at", "fees", "unique_references"])
+        "line_count", "malformed_count", "counts_by_type", "statements", "settled_at", "fees", "unique_references",
+        "twin_references"])
 
 
 def _sorted_insert(cursor) -> bool:
@@ -164,16 +166,16 @@ def _sorted_insert(cursor) -> bool:
 
 def _chunks_written(copy, settlement_file: SettlementFile, path: Path, fmt: str, total: CopyChunk,
                     progress: Callable[[int], None] | None, progress_every: int, *,
-                    fast: bool) -> tuple[list[dict], bool | None]:
+                    fast: bool) -> tuple[list[dict], ReferencesChecked]:
     """The file's chunks written to ``copy`` and summed into ``total``; returns the statements' headers and
-    whether the references were found unique (``None``: not checked)."""
+    what the parser found of the references (``None`` in it: not checked)."""
     statements: list[dict] = []
-    unique_references = None
+    checked = ReferencesChecked(unique=None)
     reported = 0
     # The next chunks are parsed in a thread while PostgreSQL takes this one.
     for item in _read_ahead(iter_copy_chunks(path, fmt, settlement_file.pk, fast=fast)):
         if isinstance(item, ReferencesChecked):
-            unique_references = item.unique
+            checked = item
             continue
         if isinstance(item, FileHeader):
             if len(statements) < MAX_STATEMENT_HEADERS:
@@ -187,7 +189,7 @@ def _chunks_written(copy, settlement_file: SettlementFile, path: Path, fmt: str,
         if progress is not None and total.rows // progress_every > reported:
             reported = total.rows // progress_every
             progress(total.rows)
-    return statements, unique_references
+    return statements, checked
 
 
 _END = object()

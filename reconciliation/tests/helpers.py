@@ -59,7 +59,8 @@ def copy_rows(path: Path, source: str, *, fast: bool, instants: bool = False) ->
     rows, total, checks, by_arrow = [], CopyChunk(text="", rows=0), [], 0
     for item in iter_copy_chunks(path, source, 7, fast=fast):
         if isinstance(item, ReferencesChecked):
-            checks.append(item.unique)
+            if item.unique is not None:  # (the twins alone: no uniqueness check)
+                checks.append(item.unique)
             continue
         assert isinstance(item, CopyChunk)
         by_arrow += isinstance(item.text, bytes)

@@ -93,3 +93,23 @@ def test_matching_reads_the_twins_found_on_import_as_it_would_find_them(tmp_path
                                                ("duplicate", "pi_dup3"), ("duplicate", "pi_dup3"),
                                                ("malformed_line", ""),
                                                ("payout_not_received", "po_test")]  # no bank statement here
+
+
+def test_the_timing_limit_is_each_files_own_when_their_batches_close_apart(tmp_path, now):
+    """Two reports closing two days apart in one run: a charge is clean by its own file's close (the lean
+    candidates use one limit only when every file of charges closes at once)."""
+    early_close = now - timedelta(days=2)
+    late = order(amount=1000, psp_reference="pi_late", completed_at=now - timedelta(hours=30))
+    on_time = order(amount=1000, psp_reference="pi_on_time", completed_at=early_close - timedelta(hours=2))
+    settlement_file_import(path=stripe_report(tmp_path / "late.csv", [
+        row("charge", gross=1000, fee=fee(1000), pi="pi_late", created=now - timedelta(hours=1)),
+        row("payout", gross=-9999, created=now, source="po_late")]), actor="test")
+    settlement_file_import(path=stripe_report(tmp_path / "early.csv", [
+        row("charge", gross=1000, fee=fee(1000), pi="pi_on_time", created=early_close - timedelta(hours=1)),
+        row("payout", gross=-9999, created=early_close, source="po_early")]), actor="test")
+    reconciliation_run(day=now.date(), actor="test")
+    lines = dict(settlement_lines_with_match().filter(record_type="charge")
+                 .values_list("psp_reference", "matched_object_id"))
+    assert lines == {"pi_late": late.id, "pi_on_time": on_time.id}
+    assert sorted(Break.objects.filter(break_class="timing").values_list("line__psp_reference", flat=True)) == [
+        "pi_late"]

@@ -26,11 +26,11 @@ from .adyen_csv import FEE_COLUMNS, TYPE_MAP, read_header, render_rows
 from .arrow_columns import (
     all_of,
     amounts,
-    charge_references,
     column,
     copy_text,
     empty,
     parse_times,
+    references_split,
     repeated,
     sum_up,
     utc_text,
@@ -149,7 +149,8 @@ class _AdyenFormat:
 
     def converted(self, batch: pa.RecordBatch, block: _Block, ordinals: pa.Array, numbers: pa.Array,
                   file_id: int) -> tuple[CopyChunk, pa.Array]:
-        """Rows every one of which the conversions read, as a chunk, with their PSP references."""
+        """Rows every one of which the conversions read, as a chunk (its charges' PSP references in
+        ``charge_references``), with the other rows' non-empty PSP references."""
         count = batch.num_rows
         record_type = pc.fill_null(pc.take(_TYPES, pc.index_in(pc.ascii_lower(block.type), value_set=_TYPE_NAMES)),
                                    _UNKNOWN)
@@ -162,8 +163,8 @@ class _AdyenFormat:
             copy_text(block.fee), copy_text(block.net), utc_text(utc, pc.not_equal(block.created, "")), blank, blank,
         ], count)
         sum_up(chunk, record_type, utc, block.batch, block.currency, block.fee, block.net)
-        chunk.charge_references = charge_references(record_type, block.psp)
-        return chunk, block.psp
+        chunk.charge_references, others = references_split(record_type, block.psp)
+        return chunk, others
 
 
 def _signed(debit: pa.Array, credit: pa.Array, exponent: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:

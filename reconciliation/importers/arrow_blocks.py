@@ -105,7 +105,7 @@ def iter_chunks(path: Path, file_id: int, fmt: ArrowFormat, width: int, *, block
     invalid: dict[int, str] = {}  # physical line number -> text of a row of another width
     reader = _open_reader(path, width, invalid, block_bytes)
     rows = ChunkBuilder(file_id, size=sys.maxsize)  # flushed once per block
-    references: list[pa.Array] | None = []  # None once a block went row by row, or past the limit
+    references: list[pa.Array] | None = []  # other than charges'; None once a block went row by row, or past the limit
     charges: list[pa.Array] | None = []  # the charge lines' references, however read; None past the limit
     kept = 0
     next_line = 2  # the header is line 1
@@ -121,9 +121,9 @@ def iter_chunks(path: Path, file_id: int, fmt: ArrowFormat, width: int, *, block
             chunk = _row_by_row(batch, numbers, skipped, invalid, fmt, rows)
         elif psp is None:  # some rows went row by row: their references are the row parser's
             references = None
-        elif references is not None:
-            references.append(pc.filter(psp, pc.not_equal(psp, "")))
-            kept += len(references[-1])
+        elif references is not None:  # (``psp``: the references of the rows that are not charges)
+            references.append(psp)
+            kept += len(psp) + len(chunk.charge_references)
             if kept > unique_limit:
                 references = None
         if chunk is not None:
@@ -137,9 +137,9 @@ def iter_chunks(path: Path, file_id: int, fmt: ArrowFormat, width: int, *, block
         if chunk is not None:
             charges = _charges_add(charges, chunk, unique_limit)
             yield chunk
-    unique = None if references is None else _unique(references)
+    unique = None if references is None or charges is None else _unique(references + charges)
     del references  # before the twins' sort, and the pool gives back what it can
-    twins = None if charges is None else _twins(charges)
+    twins = [] if unique else None if charges is None else _twins(charges)
     del charges
     if unique is not None or twins is not None:
         yield ReferencesChecked(unique=unique, twins=twins)
@@ -285,9 +285,10 @@ def _row_by_row(batch: pa.RecordBatch | None, numbers: Sequence[int], skipped: l
 
 def _fast_chunk(batch: pa.RecordBatch, numbers: Sequence[int], fmt: ArrowFormat,
                 rows: ChunkBuilder) -> tuple[CopyChunk | None, pa.Array | None]:
-    """The block converted column by column, with its PSP references; the few rows the conversions are not sure
-    of rendered by the row parser in their place (then no references: ``None``). ``(None, None)`` when the
-    block has no row to convert, or a blank odd row (it is no line: the ordinals after it move)."""
+    """The block converted column by column, with its PSP references but its charges' (``charge_references``); the
+    few rows the conversions are not sure of rendered by the row parser in their place (then no references:
+    ``None``). ``(None, None)`` when the block has no row to convert, or a blank odd row (it is no line: the
+    ordinals after it move)."""
     count = batch.num_rows
     if count == 0:
         return None, None

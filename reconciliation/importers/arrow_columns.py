@@ -157,9 +157,10 @@ def sum_up(chunk: CopyChunk, record_type: pa.Array, created_at: pa.Array, payout
         chunk.add_fee(group["payout"], group["currency"], group["amount_sum"], group["amount_count"])
 
 
-def charge_references(record_type: pa.Array, psp: pa.Array) -> pa.Array:
-    """The non-empty PSP references of the charge rows (``CopyChunk.charge_references``)."""
-    return pc.filter(psp, pc.and_(pc.equal(record_type, _CHARGE), pc.not_equal(psp, "")))
+def references_split(record_type: pa.Array, psp: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """The non-empty PSP references of the charge rows (``CopyChunk.charge_references``), and of the others."""
+    charge, present = pc.equal(record_type, _CHARGE), pc.not_equal(psp, "")
+    return pc.filter(psp, pc.and_(charge, present)), pc.filter(psp, pc.and_(pc.invert(charge), present))
 
 
 def write_rows(columns: list[pa.Array], count: int) -> CopyChunk:

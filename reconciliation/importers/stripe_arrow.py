@@ -27,12 +27,12 @@ from .arrow_columns import (
     NULL,
     all_of,
     amounts,
-    charge_references,
     copy_text,
     empty,
     first_nonempty,
     parse_times,
     plain_text,
+    references_split,
     repeated,
     sum_up,
     trim,
@@ -127,7 +127,8 @@ class _StripeFormat:
 
     def converted(self, batch: pa.RecordBatch, block: _Block, ordinals: pa.Array, numbers: pa.Array,
                   file_id: int) -> tuple[CopyChunk, pa.Array]:
-        """Rows every one of which the conversions read, as a chunk, with their PSP references."""
+        """Rows every one of which the conversions read, as a chunk (its charges' PSP references in
+        ``charge_references``), with the other rows' non-empty PSP references."""
         layout, count = self.layout, batch.num_rows
         category = pc.utf8_lower(block.category)
         record_type = pc.fill_null(pc.take(_TYPES, pc.index_in(category, value_set=_CATEGORIES)), _UNKNOWN)
@@ -151,5 +152,5 @@ class _StripeFormat:
             copy_text(fee_units), copy_text(net_units), stamp, empty(count), empty(count),
         ], count)
         sum_up(chunk, record_type, block.created_at, payout, block.currency, fee_units, net_units)
-        chunk.charge_references = charge_references(record_type, psp)
-        return chunk, psp
+        chunk.charge_references, others = references_split(record_type, psp)
+        return chunk, others

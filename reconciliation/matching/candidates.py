@@ -14,11 +14,13 @@ found by the hash join has found its only order, so what is found is what a prob
 Usually only the lines that are not clean need a decision: a clean line is matched by
 reference and only counted. That holds when no duplicate can hide among the clean ones (the
 *lean* case), so a clean line is a candidate only when it may be one: its PSP reference is a
-charge's of another line of the run's files (``recon_twin_ref``: not looked for when the run's one
-file of charges was found free of them on import) or of a break decided again, or its order was
-settled by a line of an earlier run. Duplicates are then looked for among the candidates, each
+charge's of another line of the run's files (``recon_twin_ref``: read from the import when the run's one
+file of charges had them found there, ``SettlementFile.twin_references``) or of a break decided again, or its
+order was settled by a line of an earlier run. Duplicates are then looked for among the candidates, each
 group of twins whole. A line found by merchant reference (its order may be another line's) ends
-the lean case: every open charge-like line is then a candidate.
+the lean case: every open charge-like line is then a candidate. In the lean case the clean lines that the
+hash join finds and that are no candidates are left out first, by a hash anti-join (``_LEAN_SKIP``): only
+the lines it leaves are built, their order probed by its reference.
 """
 from __future__ import annotations
 

@@ -7,28 +7,21 @@ import subprocess
 
 
 def specs() -> list[tuple[str, object, str]]:
+    return [*_request(), *_checkout(), *_finer()]
+
+
+def _request() -> list[tuple[str, object, str]]:
+    """What a ping and a checkout share: Django's handler, DRF's dispatch, the connection's handling."""
     from django.core.handlers.base import BaseHandler
     from django.core.handlers.wsgi import WSGIHandler
     from django.db.backends.base.base import BaseDatabaseWrapper
     from django.db.backends.utils import CursorWrapper
-    from django.db.transaction import Atomic
     from django.http.response import HttpResponseBase
     from rest_framework.renderers import JSONRenderer
-    from rest_framework.request import Request
     from rest_framework.response import Response
     from rest_framework.views import APIView
 
-    import core.broker
-    import core.db
-    import core.services
-    import core.views
-    import payments.services
-    import payments.services.checkout
-    import payments.services.enqueue
     from core.throttling import ApiRateThrottle, RateLimitedApiKeyAuthentication
-    from payments.apis import CheckoutListCreateApi
-    from payments.models import PaymentEvent, PaymentOrder, PaymentOrderTransition
-    from payments.serializers import CheckoutInput, PaymentEventOutput
 
     return [
         ("wsgi", WSGIHandler, "__call__"),
@@ -42,6 +35,31 @@ def specs() -> list[tuple[str, object, str]]:
         ("finalize_response", APIView, "finalize_response"),
         ("render", Response, "rendered_content"),
         ("json_render", JSONRenderer, "render"),
+        ("cursor_execute", CursorWrapper, "execute"),
+        ("ensure_connection", BaseDatabaseWrapper, "ensure_connection"),
+        ("close_if_unusable", BaseDatabaseWrapper, "close_if_unusable_or_obsolete"),
+        ("db_close", BaseDatabaseWrapper, "close"),
+    ]
+
+
+def _checkout() -> list[tuple[str, object, str]]:
+    """The checkout's own: its view, validation, the idempotency wrapper, the service, the publish, rendering."""
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.transaction import Atomic
+    from rest_framework.request import Request
+
+    import core.broker
+    import core.db
+    import core.services
+    import core.views
+    import payments.services
+    import payments.services.checkout
+    import payments.services.enqueue
+    from payments.apis import CheckoutListCreateApi
+    from payments.models import PaymentEvent, PaymentOrder, PaymentOrderTransition
+    from payments.serializers import CheckoutInput, PaymentEventOutput
+
+    return [
         ("post", CheckoutListCreateApi, "post"),
         ("validated", core.views, "validated"),
         ("parse", Request, "_load_data_and_files"),
@@ -62,11 +80,6 @@ def specs() -> list[tuple[str, object, str]]:
         ("order_init", PaymentOrder, "__init__"),
         ("transition_init", PaymentOrderTransition, "__init__"),
         ("output", PaymentEventOutput, "data"),
-        ("cursor_execute", CursorWrapper, "execute"),
-        ("ensure_connection", BaseDatabaseWrapper, "ensure_connection"),
-        ("close_if_unusable", BaseDatabaseWrapper, "close_if_unusable_or_obsolete"),
-        ("db_close", BaseDatabaseWrapper, "close"),
-        *_finer(),
     ]
 
 

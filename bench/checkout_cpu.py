@@ -54,6 +54,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--gc-threshold", metavar="A,B,C", help="gc.set_threshold(A, B, C) after the warm-up")
     parser.add_argument("--cprofile", metavar="FILE", help="also profile the checkouts with cProfile into FILE "
                                                              "(read it with python -m pstats)")
+    parser.add_argument("--layers", action="store_true", help="with --callgrind: instructions per layer of the "
+                                                                 "request (bench/_layers.py)")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.requests is None:
@@ -223,6 +225,7 @@ def requests_phases(args: argparse.Namespace, meter: Meter, wsgi: Wsgi, sellers:
     figures["gc"] = pauses.summary(n)
     figures["ping"] = (meter.measure("ping", ping, n) - empty) / n
     figures["walls"] = meter.walls
+    figures["dumps"] = {"checkout": f"{meter.out}.2", "ping": f"{meter.out}.3"}
     figures["backends"] = {name: value / n for name, value in meter.backends.items() if name in ("checkout", "ping")}
     return figures
 
@@ -319,10 +322,15 @@ def inner(args: argparse.Namespace) -> None:
     from core.services import api_client_create
     from payments.models import Seller
 
+    if args.layers:
+        from bench._checkout_layers import install
+
+        labels = install()
     client, key = api_client_create(name="checkout-cpu")
     sellers = [Seller.objects.create(client=client, name=f"s{i}").id for i in range(50)]
     meter = Meter(args.callgrind)
     figures = requests_phases(args, meter, Wsgi(key), sellers)
+    figures["layers"] = labels if args.layers else []
     if args.parts:
         figures.update(parts_phases(args, meter, client, key, sellers))
     if args.cprofile:
@@ -377,6 +385,10 @@ def main() -> None:
     database_create(args, env)
     figures = inner_run(__file__, env, callgrind=args.callgrind, name="checkout_cpu")
     report(args, figures)
+    if args.layers:
+        from bench._checkout_layers import report as layers_report
+
+        layers_report(figures["dumps"], figures["layers"], args.requests)
     import redis
 
     for db in (args.broker_db, args.ratelimit_db):

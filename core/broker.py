@@ -17,6 +17,7 @@ and the sweeper re-drives the work.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import threading
 
@@ -64,7 +65,7 @@ def task_push(task, *, argsrepr: str, kwargsrepr: str, options: dict | None = No
         "parent_id": None, "argsrepr": argsrepr, "kwargsrepr": kwargsrepr, "origin": _origin_name(),
         "ignore_result": real.ignore_result, "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
     }
-    body = dumps(((), kwargs, _EMBED)).encode()
+    body = _json(((), kwargs, _EMBED)).encode()
     message = {
         "body": base64.b64encode(body).decode(), "content-encoding": "utf-8", "content-type": "application/json",
         "headers": headers,
@@ -74,7 +75,17 @@ def task_push(task, *, argsrepr: str, kwargsrepr: str, options: dict | None = No
             "body_encoding": "base64", "delivery_tag": uuid(),
         },
     }
-    _client(url, conf.broker_connection_timeout).lpush(queue, dumps(message))
+    _client(url, conf.broker_connection_timeout).lpush(queue, _json(message))
+
+
+def _json(value) -> str:
+    """kombu's ``dumps`` (what Celery serializes a message with): the same text by the standard library's
+    cached encoder for what JSON holds natively (kombu's encoder differs only in ``default``, called for
+    nothing else; its ``cls`` made a new encoder per call); kombu's own for anything else."""
+    try:
+        return json.dumps(value)
+    except TypeError:
+        return dumps(value)
 
 
 def _direct(app, url: str, queue: str) -> bool:

@@ -35,16 +35,17 @@ def _written_as_is(field: models.Field) -> tuple[type, ...]:
 
 
 @functools.cache
-def _columns(model: type[models.Model]) -> tuple[str, tuple[tuple[models.Field, tuple[type, ...]], ...]]:
-    """The model's insert: its columns and, per field, the value types written as they are."""
+def _columns(model: type[models.Model]) -> tuple[str, tuple[tuple[models.Field, tuple[type, ...], bool], ...]]:
+    """The model's insert: its columns and, per field, the value types written as they are and whether its
+    ``pre_save`` is Django's plain one (the attribute's value, read here without the call)."""
     fields = [f for f in model._meta.concrete_fields if not isinstance(f, models.AutoField)]
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     return (f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({columns}) VALUES ",
-            tuple((f, _written_as_is(f)) for f in fields))
+            tuple((f, _written_as_is(f), type(f).pre_save is models.Field.pre_save) for f in fields))
 
 
-def _prepared(field: models.Field, as_is: tuple[type, ...], obj: models.Model):
-    value = field.pre_save(obj, add=True)
+def _prepared(field: models.Field, as_is: tuple[type, ...], plain: bool, obj: models.Model):
+    value = getattr(obj, field.attname) if plain else field.pre_save(obj, add=True)
     if value is None or type(value) in as_is and (type(value) is not datetime or value.tzinfo is not None):
         return value
     return field.get_db_prep_save(value, connection)
@@ -55,7 +56,7 @@ def _insert(objs: Sequence[models.Model], literal) -> str:
     defaults, ``auto_now_add`` and the field's conversion to the database (an ``AutoField`` left out),
     each value written as the SQL literal ``literal`` makes of it."""
     head, fields = _columns(type(objs[0]))
-    rows = ("(" + ", ".join([literal(_prepared(field, as_is, obj)) for field, as_is in fields]) + ")"
+    rows = ("(" + ", ".join([literal(_prepared(field, as_is, plain, obj)) for field, as_is, plain in fields]) + ")"
             for obj in objs)
     return head + ", ".join(rows)
 

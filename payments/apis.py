@@ -78,7 +78,9 @@ class CheckoutListCreateApi(ApiView):
                 payment_method=data["payment_method"],
                 orders=[services.OrderSpec(o["seller"], o["amount"], o["currency"]) for o in data["orders"]],
                 idempotency_key=request.headers.get("Idempotency-Key", ""),
-                return_url=data["return_url"], public_url=request.build_absolute_uri("/"),
+                return_url=data["return_url"],
+                # our address as the buyer reaches it: only a buyer who is present goes back to it
+                public_url=request.build_absolute_uri("/") if data["return_url"] else "",
             )
             return status.HTTP_201_CREATED, PaymentEventOutput(event).data
 

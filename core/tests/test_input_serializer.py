@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from rest_framework import serializers
 
-from core.serializers import FieldsBoundOnce
+import core.serializers
+from core.serializers import FieldsBoundOnce, StrictSerializer
 from payments.serializers import CheckoutInput, CheckoutSessionInput, RefundInput, SellerInput
 
 VALID = {
@@ -61,9 +62,11 @@ def _outcome(serializer_class, body):
 
 
 def _drf_outcomes(serializer_class, bodies, monkeypatch):
-    """What DRF's own serializers decide: every field, nested ones included, deep-copied per instance."""
+    """What DRF's own serializers decide: every field, nested ones included, deep-copied per instance, and
+    DRF's own validation path (no quick acceptance)."""
     with monkeypatch.context() as patch:
         patch.setattr(FieldsBoundOnce, "fields", serializers.Serializer.fields)
+        patch.setattr(core.serializers, "_accepted", lambda serializer, data: None)
         assert serializer_class(data={}).fields is not serializer_class(data={}).fields
         return [_outcome(serializer_class, body) for body in bodies]
 
@@ -94,3 +97,38 @@ def test_instances_in_many_threads_validate_their_own_body(monkeypatch):
     expected = _drf_outcomes(CheckoutInput, bodies, monkeypatch)
     with ThreadPoolExecutor(8) as pool:
         assert list(pool.map(lambda body: _outcome(CheckoutInput, body), bodies)) == expected
+
+
+def _checkout_bodies(rng: random.Random, n: int):
+    """Checkout bodies that vary what a valid one may: 1-5 orders, optional members present or not, spaces
+    around free text, currencies in either case, amounts at their limits."""
+    for _ in range(n):
+        buyer = {"reference": rng.choice(["b", " b1 ", "buyer-42", "é" * 100, "x\ty"])}
+        if rng.random() < 0.5:
+            buyer["email"] = rng.choice(["", "b@example.com", "B.C+d@example.co.uk"])
+        orders = [{"seller": f"sel_{k}", "amount": rng.choice([1, 50, 99999999]),
+                   "currency": rng.choice(["usd", "EUR", "jpy", "Kwd"])} for k in range(rng.randint(1, 5))]
+        body = {"buyer": buyer, "payment_method": rng.choice(["pm_card_visa", "pm_" + "a" * 96]), "orders": orders}
+        if rng.random() < 0.5:
+            body["return_url"] = rng.choice(["", "https://shop.example/back", "http://a.example"])
+        yield body
+
+
+@pytest.mark.parametrize("serializer_class", [*VALID, *StrictSerializer.__subclasses__()])
+def test_the_quick_acceptance_gives_what_drfs_path_gives(serializer_class, monkeypatch):
+    """``core.serializers._accepted`` (a body DRF accepts, validated without DRF's machinery) against DRF's own
+    path: the same acceptance, errors and cleaned data, over valid bodies and mutated ones; and it is taken."""
+    rng = random.Random(11)
+    valid = VALID.get(serializer_class)
+    bodies = [*_checkout_bodies(rng, 300)] if serializer_class is CheckoutInput else []
+    for body in [valid, *bodies] if valid else []:
+        bodies += [body, *_mutations(body, rng, 3)]
+    bodies += [{}, {"x": 1}, None, [], "x"]
+    taken = []
+    quick = core.serializers._accepted
+    monkeypatch.setattr(core.serializers, "_accepted", lambda s, data: taken.append(quick(s, data)) or taken[-1])
+    ours = [_outcome(serializer_class, body) for body in bodies]
+    monkeypatch.setattr(core.serializers, "_accepted", lambda serializer, data: None)
+    assert ours == [_outcome(serializer_class, body) for body in bodies]
+    if serializer_class is CheckoutInput:
+        assert sum(valid for valid, _, _ in ours) > 300 and any(value is not None for value in taken)

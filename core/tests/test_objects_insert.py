@@ -47,8 +47,10 @@ def test_values_written_as_they_are_are_what_djangos_preparation_gives():
         return (type(value), value.obj) if hasattr(value, "obj") else value
 
     for obj in (event, order, audit, record):
-        for field, as_is in _columns(type(obj))[1]:
-            ours = _prepared(field, as_is, obj)  # first: pre_save sets auto_now_add on the instance
+        for field, as_is, read_plainly in _columns(type(obj))[1]:
+            ours = _prepared(field, as_is, read_plainly, obj)  # first: pre_save sets auto_now_add on the instance
+            if read_plainly:  # read without pre_save: which gives the attribute as it is
+                assert field.pre_save(obj, add=True) is getattr(obj, field.attname)
             django_value = field.get_db_prep_save(getattr(obj, field.attname), connection)
             assert plain(ours) == plain(django_value), (type(obj).__name__, field.name)
     assert _written_as_is(IdempotencyRecord._meta.get_field("response_body")) == ()  # JSON: adapted, always
@@ -62,7 +64,8 @@ def test_values_written_as_they_are_are_what_djangos_preparation_gives():
     naive = PaymentOrder(next_action_at=datetime(2026, 1, 1))
     field = PaymentOrder._meta.get_field("next_action_at")
     with pytest.warns(RuntimeWarning, match="naive datetime"):  # Django's preparation makes it aware, and says so
-        assert _prepared(field, (datetime,), naive).tzinfo is not None
+        assert _prepared(field, (datetime,), False, naive).tzinfo is not None
+    assert not _columns(PaymentOrder)[1][[f.name for f, _, _ in _columns(PaymentOrder)[1]].index("created_at")][2]
 
 
 def test_values_written_as_literals_come_back_exactly():

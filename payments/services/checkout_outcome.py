@@ -67,7 +67,8 @@ def payment_event_order_decided(*, order: PaymentOrder, actor: str) -> str:
         state, n_succeeded, n_failed, total = cursor.fetchone()
     if state != PaymentEventState.PROCESSING or n_succeeded + n_failed < total:
         return state
-    # Loaded with the order (lock_order); still processing, as the row under our lock just said.
+    # Loaded with the order (its claim or lock_order) or by its event's task; still processing, as the row under our
+    # lock just said (the transition's own guard is the state it was read in).
     event = order.payment_event
     if n_failed == 0:
         transition_apply(event, event.succeed, actor=actor, reason=f"all {total} orders succeeded")

@@ -15,7 +15,7 @@ from django_fsm import ConcurrentTransition
 from core.db import db_connection_release
 from core.transitions import transition_apply
 from payments.exceptions import PSPAmountMismatch, PSPMismatch
-from payments.models import PaymentOrder, PaymentOrderState, PaymentOrderTransition, SuspectedDoubleCharge
+from payments.models import PaymentEvent, PaymentOrder, PaymentOrderState, PaymentOrderTransition, SuspectedDoubleCharge
 from payments.psp import get_psp
 from payments.psp.base import (
     PaymentRequest,
@@ -45,16 +45,18 @@ def retry_delay(attempt: int) -> float:
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-def payment_order_execute(*, payment_order_id: str, actor: str = "task:payment_order_execute") -> str:
+def payment_order_execute(*, payment_order_id: str, actor: str = "task:payment_order_execute",
+                          event: PaymentEvent | None = None) -> str:
     """Execute one order against the PSP. Safe to call any number of times, concurrently too.
 
     (a) commit the order as executing and count the attempt; (b) call the PSP with the
     order's key as idempotency key, outside any transaction; (c) record the outcome in a
     new transaction. A timeout, a dropped connection or a failure the PSP saved against the
     key leaves the order ``unknown`` for the janitor. ``PSPRetryableError`` is raised for the
-    task to retry with the same key. Returns the state.
+    task to retry with the same key. Returns the state. ``event``: the order's payment event as its
+    event's task read it (and readied its payment method), not read again with the claim.
     """
-    order = order_claim(payment_order_id, actor=actor, reason="sent to the PSP",
+    order = order_claim(payment_order_id, actor=actor, reason="sent to the PSP", event=event,
                         next_action_at=_after(settings.PSP_TIMEOUT_SECONDS + settings.PAYMENT_STALL_SECONDS))
     if order is None:  # decided, pending at the PSP, or waiting for the janitor or an operator
         return PaymentOrder.objects.values_list("state", flat=True).get(pk=payment_order_id)

@@ -9,6 +9,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from payments import services
+from payments.models import PaymentEvent
 from payments.psp.base import PSPRetryableError
 from payments.services.enqueue import task_publish
 from payments.services.execution import retry_delay
@@ -41,12 +42,12 @@ class _TryAgain(Exception):
         self.delay, self.exc = delay, exc
 
 
-def _order_attempt(payment_order_id: str, *, retries: int) -> str:
+def _order_attempt(payment_order_id: str, *, retries: int, event: PaymentEvent | None = None) -> str:
     """One attempt at an order, wherever it runs (its own task, or its event's). A retryable PSP error
     schedules the retry on the order (or sends it to the dead letter once its attempts are used up),
     an unavailable database backs off by the task's retries: both raise ``_TryAgain``."""
     try:
-        return services.payment_order_execute(payment_order_id=payment_order_id)
+        return services.payment_order_execute(payment_order_id=payment_order_id, event=event)
     except PSPRetryableError as exc:
         delay = services.payment_order_schedule_retry(payment_order_id=payment_order_id, error=str(exc),
                                                       actor="task:payment_order_execute",
@@ -82,10 +83,12 @@ def _hand_off(payment_order_id: str, **options) -> None:
         logger.exception("event=payment_order_hand_off_failed order=%s", payment_order_id)
 
 
-def payment_event_orders_execute(order_ids: list[str], *, budget: float = EVENT_INLINE_SECONDS) -> int:
+def payment_event_orders_execute(order_ids: list[str], *, budget: float = EVENT_INLINE_SECONDS,
+                                 event: PaymentEvent | None = None) -> int:
     """The event's orders, one after the other in its task, each as its own task would execute it (its
     key, its claim, its transaction). One whose attempt ends retryable goes to its own task with the
-    backoff its task would have taken; past ``budget`` seconds the rest go to their own tasks."""
+    backoff its task would have taken; past ``budget`` seconds the rest go to their own tasks. ``event``:
+    their event as the task read it, handed to each claim instead of being read again."""
     deadline = time.monotonic() + budget
     for index, order_id in enumerate(order_ids):
         if time.monotonic() > deadline:
@@ -93,7 +96,7 @@ def payment_event_orders_execute(order_ids: list[str], *, budget: float = EVENT_
                 _hand_off(rest)
             break
         try:
-            _order_attempt(order_id, retries=0)
+            _order_attempt(order_id, retries=0, event=event)
         except _TryAgain as again:
             _hand_off(order_id, countdown=again.delay, retries=1)
         except Exception:  # noqa: BLE001  (one order's bug must not stop its siblings: the sweeper re-drives it)
@@ -107,13 +110,14 @@ def payment_event_execute_task(self, *, payment_event_id: str) -> int:
     for a new buyer), then the orders executed here rather than published one task each."""
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
     try:
-        order_ids = services.payment_event_ready(payment_event_id=payment_event_id, redelivered=redelivered)
+        event, order_ids = services.payment_event_prepare(payment_event_id=payment_event_id,
+                                                          redelivered=redelivered)
     except PSPRetryableError as exc:
         # Bounded: past the last retry the sweeper enqueues the orders, which ready the method themselves.
         raise self.retry(countdown=retry_delay(self.request.retries + 1), exc=exc) from exc
     except OperationalError as exc:
         raise _database_backoff(self, exc, event=payment_event_id) from exc
-    return payment_event_orders_execute(order_ids)
+    return payment_event_orders_execute(order_ids, event=event)
 
 
 @shared_task(bind=True, name="payments.refund_execute", acks_late=True, max_retries=None)

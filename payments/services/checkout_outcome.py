@@ -15,26 +15,53 @@ refunds made retroactively).
 from __future__ import annotations
 
 import logging
+from functools import cache
 
 from django.conf import settings
 from django.db import connection
 
-from core.transitions import transition_apply
+from core.transitions import TransitionWrite, transition_apply
 from payments.models import PaymentEvent, PaymentEventState, PaymentOrder, PaymentOrderState
 from payments.services.merchant_events import OUTBOX_CTE
 
 logger = logging.getLogger(__name__)
+
+_COUNT_CTE = (f"ev AS (UPDATE {PaymentEvent._meta.db_table}"
+              " SET orders_succeeded = orders_succeeded + %s, orders_failed = orders_failed + %s"
+              " WHERE id = %s{written} RETURNING id, client_id, state, orders_succeeded, orders_failed,"
+              f" (SELECT count(*) FROM {PaymentOrder._meta.db_table} WHERE payment_event_id = %s) AS total),"
+              f"{OUTBOX_CTE}")
+_COUNT_SQL = f"WITH {_COUNT_CTE.format(written='')} SELECT state, orders_succeeded, orders_failed, total FROM ev"
+# The order's decision (``{transition}``: its CTEs moved and moved_audit) and the count in one statement: the
+# event's UPDATE runs only once the decision's audit row is written (its condition reads it first), and the one
+# row answered says whether it was.
+_DECIDE_AND_COUNT_SQL = ("WITH {transition}, "
+                         + _COUNT_CTE.format(written=" AND EXISTS (SELECT 1 FROM moved_audit)").replace("{", "{{")
+                         .replace("}", "}}")
+                         + " SELECT (SELECT count(*) FROM moved_audit), ev.state, ev.orders_succeeded,"
+                           " ev.orders_failed, ev.total FROM (SELECT 1) AS one LEFT JOIN ev ON true")
+
+
+@cache
+def _decide_and_count_sql(transition_ctes: str) -> str:
+    return _DECIDE_AND_COUNT_SQL.format(transition=transition_ctes)
+
 
 KEEP = "keep"
 REFUND_ALL = "refund_all"
 REFUND_ALL_ACTOR = "system:refund_all"
 
 
-def payment_event_order_decided(*, order: PaymentOrder, actor: str) -> str:
+def payment_event_order_decided(*, order: PaymentOrder, actor: str, transition: TransitionWrite | None = None) -> str:
     """Count ``order``'s decision on its event and, if it was the last undecided order, decide
     the event. Called by ``payment_order_apply_result`` inside the transaction (and under the
     order's row lock) that has just made the order succeeded or failed, which happens once per
     order. Returns the event's state.
+
+    ``transition``: the order's own decision, made in memory and not yet written (``transition_prepare``):
+    then it is written by the same statement as the count, first (the order's row lock before the event's:
+    the count's UPDATE waits on the decision's audit row), and the count only if it was written; if it was
+    not, nothing is, and ``ConcurrentTransition`` is raised (as ``transition_apply`` would).
 
     Two statements at most: an UPDATE of the event's counters (every decided order) and, for the
     order that decides the event, one statement saving the event's transition with its audit row.
@@ -53,21 +80,22 @@ def payment_event_order_decided(*, order: PaymentOrder, actor: str) -> str:
     sibling's decider can be waiting for the event) the sibling orders: no deadlock.
     """
     succeeded = order.state == PaymentOrderState.SUCCEEDED
+    params = [int(succeeded), int(not succeeded), order.payment_event_id, order.payment_event_id,
+              f"payment_order.{order.state}", order.id]
     with connection.cursor() as cursor:
         # The same statement writes payments' outbox rows for the merchant's webhooks (merchant_events):
         # payment_order.<state>, and checkout.completed when this order is the event's last undecided one.
-        cursor.execute(
-            f"WITH ev AS (UPDATE {PaymentEvent._meta.db_table}"
-            " SET orders_succeeded = orders_succeeded + %s, orders_failed = orders_failed + %s"
-            " WHERE id = %s RETURNING id, client_id, state, orders_succeeded, orders_failed,"
-            f" (SELECT count(*) FROM {PaymentOrder._meta.db_table} WHERE payment_event_id = %s) AS total),"
-            f"{OUTBOX_CTE} SELECT state, orders_succeeded, orders_failed, total FROM ev",
-            [int(succeeded), int(not succeeded), order.payment_event_id, order.payment_event_id,
-             f"payment_order.{order.state}", order.id])
-        state, n_succeeded, n_failed, total = cursor.fetchone()
+        if transition is None:
+            cursor.execute(_COUNT_SQL, params)
+            state, n_succeeded, n_failed, total = cursor.fetchone()
+        else:
+            cursor.execute(_decide_and_count_sql(transition.ctes), [*transition.params, *params])
+            written, state, n_succeeded, n_failed, total = cursor.fetchone()
+            transition.finish(written=bool(written))
     if state != PaymentEventState.PROCESSING or n_succeeded + n_failed < total:
         return state
-    # Loaded with the order (lock_order); still processing, as the row under our lock just said.
+    # Loaded with the order (its claim or lock_order) or by its event's task; still processing, as the row under our
+    # lock just said (the transition's own guard is the state it was read in).
     event = order.payment_event
     if n_failed == 0:
         transition_apply(event, event.succeed, actor=actor, reason=f"all {total} orders succeeded")

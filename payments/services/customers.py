@@ -28,6 +28,11 @@ _METHOD, _CUSTOMER = (f'"{_E.get_field(name).column}"' for name in ("psp_payment
 # ORM's update() compiled it anew for every event: more CPU than the event's other statement, its read).
 _METHOD_KEEP = (f'UPDATE "{_E.db_table}" SET {_METHOD} = %s, {_CUSTOMER} = %s '
                 f'WHERE "{_E.pk.column}" = %s AND {_METHOD} = \'\'')
+# A new buyer's customer stored and the event's method kept in one statement (one commit): the customer's row is
+# written first (the UPDATE's condition reads the INSERT's result, so its row lock is taken after the customer's
+# key; two runs of one event cannot take them in opposite orders).
+_CUSTOMER_STORE_AND_METHOD_KEEP = (f"WITH stored AS ({_CUSTOMER_STORE} RETURNING 1) {_METHOD_KEEP}"
+                                   " AND (SELECT count(*) FROM stored) >= 0")
 
 
 def buyer_psp_customer(*, event: PaymentEvent) -> str:
@@ -36,29 +41,29 @@ def buyer_psp_customer(*, event: PaymentEvent) -> str:
             .values_list("psp_customer_id", flat=True).first() or "")
 
 
-def _create_with_method(event: PaymentEvent) -> tuple[str, str]:
-    """A new customer for the buyer with the event's token attached: one call, keyed by the event."""
+def _create_with_method(event: PaymentEvent) -> tuple[str, str, bool]:
+    """A new customer for the buyer with the event's token attached: one call, keyed by the event. The
+    customer is stored with the event's method (``_ready_and_keep``): the buyer's first stored stays theirs."""
     db_connection_release()
     customer = get_psp().create_customer(CustomerRequest(
         idempotency_key=f"customer:{event.id}", buyer_reference=event.buyer_reference, email=event.buyer_email,
         payment_method=event.payment_method))
-    with connection.cursor() as cur:  # the buyer's first stored customer stays theirs
-        cur.execute(_CUSTOMER_STORE, [event.client_id, event.buyer_reference, customer, timezone.now()])
     # Attached, a created token keeps its id; a test id (pm_card_visa) serves any PaymentIntent of any customer.
-    return event.payment_method, customer
+    return event.payment_method, customer, True
 
 
-def _attach(event: PaymentEvent, customer: str) -> tuple[str, str]:
+def _attach(event: PaymentEvent, customer: str) -> tuple[str, str, bool]:
     db_connection_release()
     return get_psp().attach_payment_method(payment_method=event.payment_method, customer=customer,
-                                           idempotency_key=f"attach:{event.id}"), customer
+                                           idempotency_key=f"attach:{event.id}"), customer, False
 
 
-def _ready(event: PaymentEvent, known: str) -> tuple[str, str]:
-    """``(payment method, customer)`` from the PSP. Two runs of one event (its task and the orders the
-    sweeper re-drove) can see the buyer's stored customer differently and take the two ways: whichever
-    reached the PSP first holds the token, so a refusal is answered by the other way's call, which
-    replays that success under its key (or is refused too: the token really is refused)."""
+def _ready(event: PaymentEvent, known: str) -> tuple[str, str, bool]:
+    """``(payment method, customer, whether the customer is new and to be stored)`` from the PSP. Two runs of
+    one event (its task and the orders the sweeper re-drove) can see the buyer's stored customer differently
+    and take the two ways: whichever reached the PSP first holds the token, so a refusal is answered by the
+    other way's call, which replays that success under its key (or is refused too: the token really is
+    refused)."""
     if known:
         try:
             return _attach(event, known)
@@ -74,9 +79,13 @@ def _ready(event: PaymentEvent, known: str) -> tuple[str, str]:
 
 
 def _ready_and_keep(event: PaymentEvent, known: str) -> tuple[str, str]:
-    method, customer = _ready(event, known)
+    method, customer, new = _ready(event, known)
     with connection.cursor() as cur:
-        cur.execute(_METHOD_KEEP, [method, customer, event.pk])
+        if new:
+            cur.execute(_CUSTOMER_STORE_AND_METHOD_KEEP, [event.client_id, event.buyer_reference, customer,
+                                                          timezone.now(), method, customer, event.pk])
+        else:
+            cur.execute(_METHOD_KEEP, [method, customer, event.pk])
         kept = cur.rowcount
     if not kept:
         # Another run of the event stored its answer first: every order charges that one (not
@@ -102,9 +111,15 @@ def payment_event_payment_method(*, event: PaymentEvent) -> tuple[str, str]:
 
 
 def payment_event_ready(*, payment_event_id: str, redelivered: bool = False) -> list[str]:
-    """Ready the buyer's payment method once for all the event's orders; return the orders for its
-    task to execute: those not started (and, for a task delivered again after its worker died,
-    those it left executing: each goes through ``order_claim`` again, under its own key).
+    """The ids of ``payment_event_prepare``'s orders."""
+    return payment_event_prepare(payment_event_id=payment_event_id, redelivered=redelivered)[1]
+
+
+def payment_event_prepare(*, payment_event_id: str, redelivered: bool = False) -> tuple[PaymentEvent, list[str]]:
+    """Ready the buyer's payment method once for all the event's orders; return the event (as read, its
+    method readied) and the orders for its task to execute: those not started (and, for a task delivered
+    again after its worker died, those it left executing: each goes through ``order_claim`` again, under
+    its own key).
 
     Raises ``PSPRetryableError`` for the task to retry. A refusal is left for each order to
     meet (the PSP answers it again for the same key), so each fails with the PSP's code. Should
@@ -117,4 +132,4 @@ def payment_event_ready(*, payment_event_id: str, redelivered: bool = False) -> 
             _ready_and_keep(event, known)
         except PSPPaymentMethodRefused:
             pass
-    return order_ids
+    return event, order_ids

@@ -4,7 +4,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
@@ -13,9 +14,9 @@ from django.utils import timezone
 from django_fsm import ConcurrentTransition
 
 from core.db import db_connection_release
-from core.transitions import transition_apply
+from core.transitions import transition_apply, transition_prepare
 from payments.exceptions import PSPAmountMismatch, PSPMismatch
-from payments.models import PaymentOrder, PaymentOrderState, PaymentOrderTransition, SuspectedDoubleCharge
+from payments.models import PaymentEvent, PaymentOrder, PaymentOrderState, PaymentOrderTransition, SuspectedDoubleCharge
 from payments.psp import get_psp
 from payments.psp.base import (
     PaymentRequest,
@@ -45,16 +46,18 @@ def retry_delay(attempt: int) -> float:
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-def payment_order_execute(*, payment_order_id: str, actor: str = "task:payment_order_execute") -> str:
+def payment_order_execute(*, payment_order_id: str, actor: str = "task:payment_order_execute",
+                          event: PaymentEvent | None = None) -> str:
     """Execute one order against the PSP. Safe to call any number of times, concurrently too.
 
     (a) commit the order as executing and count the attempt; (b) call the PSP with the
     order's key as idempotency key, outside any transaction; (c) record the outcome in a
     new transaction. A timeout, a dropped connection or a failure the PSP saved against the
     key leaves the order ``unknown`` for the janitor. ``PSPRetryableError`` is raised for the
-    task to retry with the same key. Returns the state.
+    task to retry with the same key. Returns the state. ``event``: the order's payment event as its
+    event's task read it (and readied its payment method), not read again with the claim.
     """
-    order = order_claim(payment_order_id, actor=actor, reason="sent to the PSP",
+    order = order_claim(payment_order_id, actor=actor, reason="sent to the PSP", event=event,
                         next_action_at=_after(settings.PSP_TIMEOUT_SECONDS + settings.PAYMENT_STALL_SECONDS))
     if order is None:  # decided, pending at the PSP, or waiting for the janitor or an operator
         return PaymentOrder.objects.values_list("state", flat=True).get(pk=payment_order_id)
@@ -260,26 +263,27 @@ def payment_order_apply_result(*, payment_order_id: str, result: PaymentResult, 
 def _decided_as_claimed(order: PaymentOrder, result: PaymentResult, *, actor: str, psp_call: dict | None) -> bool:
     """``payment_order_apply_result``'s success or failure of an order still as its claim read it, without its
     lock: False (nothing written) when the answer is another kind, does not match the claimed row, or the row
-    changed since the claim (then decided on the locked row). One statement fewer than the locked path."""
+    changed since the claim (then decided on the locked row). The order's transition and its count on the
+    event in one statement (``payment_event_order_decided(transition=...)``): two statements fewer than the
+    locked path."""
     if order.state != PaymentOrderState.EXECUTING or result.status not in (PaymentStatus.SUCCEEDED,
                                                                           PaymentStatus.FAILED):
         return False
     try:
         if result.status is PaymentStatus.SUCCEEDED:
             _check_success_is_ours(order, result)
-            _transition_apply_own_reference(order, order.succeed, actor=actor, reason="PSP captured the payment",
-                                            psp_reference=result.psp_reference, audit_detail=psp_call,
-                                            guarded=True)
+            write = transition_prepare(order, order.succeed, actor=actor, reason="PSP captured the payment",
+                                       psp_reference=result.psp_reference, audit_detail=psp_call, guarded=True)
         else:
-            _transition_apply_own_reference(order, order.fail, actor=actor, reason=f"PSP: {result.failure_code}",
-                                            code=result.failure_code, message=result.failure_message,
-                                            psp_reference=result.psp_reference, audit_detail=psp_call,
-                                            guarded=True)
+            write = transition_prepare(order, order.fail, actor=actor, reason=f"PSP: {result.failure_code}",
+                                       code=result.failure_code, message=result.failure_message,
+                                       psp_reference=result.psp_reference, audit_detail=psp_call, guarded=True)
+        with _own_reference(order, result.psp_reference):
+            payment_event_order_decided(order=order, actor=actor, transition=write)
     except (PSPMismatch, ConcurrentTransition) as exc:
         if isinstance(exc.__cause__, IntegrityError):  # the statement failed: the transaction is lost
             raise
         return False
-    payment_event_order_decided(order=order, actor=actor)
     if result.status is PaymentStatus.SUCCEEDED:
         capture_post(order)
     return True
@@ -291,12 +295,19 @@ PSP_REFERENCE_UNIQUE = "payment_order_one_per_psp_reference"
 
 def _transition_apply_own_reference(order: PaymentOrder, method: Callable[..., object], *, psp_reference: str,
                                     **kwargs: object) -> None:
-    """``transition_apply`` of a transition that records the PSP's reference: a reference another order holds
+    """``transition_apply`` of a transition that records the PSP's reference, under ``_own_reference``."""
+    with _own_reference(order, psp_reference):
+        transition_apply(order, method, psp_reference=psp_reference, **kwargs)
+
+
+@contextmanager
+def _own_reference(order: PaymentOrder, psp_reference: str) -> Iterator[None]:
+    """Around the write of a transition that records the PSP's reference: a reference another order holds
     (a PaymentIntent made for one order, reported for another) is refused by the database's unique index and
     raised as ``PSPMismatch`` (an operator looks), not as the database's error. Costs no statement: the
     index checks it on the write. The caller's transaction (or savepoint) is rolled back by the raise."""
     try:
-        transition_apply(order, method, psp_reference=psp_reference, **kwargs)
+        yield
     except IntegrityError as exc:
         if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) != PSP_REFERENCE_UNIQUE:
             raise

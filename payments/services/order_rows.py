@@ -58,6 +58,9 @@ WITH prev AS (
 )
 SELECT o.*, {_columns(_EVENT, _EVENT_FIELDS, "e")} FROM claimed o {_EVENT_JOIN}
 """
+# The same claim for a caller that holds the order's event already (its event's task): the order alone.
+_CLAIM_ORDER_SQL = _CLAIM_SQL.replace(
+    f'SELECT o.*, {_columns(_EVENT, _EVENT_FIELDS, "e")} FROM claimed o {_EVENT_JOIN}', "SELECT o.* FROM claimed o")
 
 
 def _order_from_row(row: tuple) -> PaymentOrder:
@@ -78,16 +81,26 @@ def lock_order(payment_order_id: str) -> PaymentOrder:
     return _order_from_row(row)
 
 
-def order_claim(payment_order_id: str, *, actor: str, reason: str, next_action_at: datetime) -> PaymentOrder | None:
+def order_claim(payment_order_id: str, *, actor: str, reason: str, next_action_at: datetime,
+                event: PaymentEvent | None = None) -> PaymentOrder | None:
     """Claim the order for a call to the PSP: ``start`` it (``not_started`` → ``executing``, with its
     audit row) or, already executing, count one more attempt; in one statement, committed on its own
-    when no transaction is open. ``None`` if the order is in any other state (nothing changed)."""
+    when no transaction is open. ``None`` if the order is in any other state (nothing changed).
+    ``event``: the order's payment event as its caller read it (its task), given to the order instead of
+    reading it again with the claim; an event that is not the order's is refused (``ValueError``)."""
     with connection.cursor() as cur:
-        cur.execute(_CLAIM_SQL, {"id": payment_order_id, "source": _START_SOURCE, "target": _START_TARGET,
-                                 "next_action_at": next_action_at, "now": timezone.now(), "actor": actor[:100],
-                                 "reason": reason[:500]})
+        cur.execute(_CLAIM_SQL if event is None else _CLAIM_ORDER_SQL,
+                    {"id": payment_order_id, "source": _START_SOURCE, "target": _START_TARGET,
+                     "next_action_at": next_action_at, "now": timezone.now(), "actor": actor[:100],
+                     "reason": reason[:500]})
         row = cur.fetchone()
-    return None if row is None else _order_from_row(row)
+    if row is None or event is None:
+        return None if row is None else _order_from_row(row)
+    order = PaymentOrder.from_db(DEFAULT_DB_ALIAS, _ORDER_FIELDS, row[:len(_ORDER_FIELDS)])
+    if order.payment_event_id != event.pk:  # committed: the order is executing, and the sweeper re-drives it
+        raise ValueError(f"payment event {event.pk} is not order {order.pk}'s ({order.payment_event_id})")
+    order.payment_event = event
+    return order
 
 
 # The event's task: the event, its buyer's customer at the PSP (if any) and its orders in the given states.

@@ -349,10 +349,10 @@ def worker_kill_at(point: str, *, worker: Worker, order: PaymentOrder, sandbox_u
 
     ``psp_answered``: the PSP's answer is 1 s late (``timeout_delay_s``); once the charge exists the
     order's row is held, so the worker, answer in hand, waits at the start of step (c) (the order's
-    transition guarded by the claimed row, ``payment_order_apply_result(claimed=...)``), having written
-    nothing. ``before_commit``: the seller's wallet row is held, so the worker waits at
-    step (c)'s last statement, the wallet move, with the order's transition, its audit row and the
-    ledger posting written and uncommitted."""
+    transition guarded by the claimed row, with its count on the event in the same statement,
+    ``payment_order_apply_result(claimed=...)``), having written nothing. ``before_commit``: the seller's
+    wallet row is held, so the worker waits at step (c)'s last statement, the wallet move, with the order's
+    transition, its audit row and the ledger posting written and uncommitted."""
     if point == "psp_answered":
         send_to(worker.queue, order)
         wait_for(lambda: psp_charges(sandbox_url, order.id), message="the PSP to charge")
@@ -371,9 +371,15 @@ def worker_kill_at(point: str, *, worker: Worker, order: PaymentOrder, sandbox_u
         if point == "psp_answered":
             # Step (c)'s first statement, the order's guarded transition, waits on the row lock with nothing written.
             assert waiter.query.startswith('WITH moved AS (UPDATE "payments_paymentorder"'), waiter.query
-            # The RowExclusiveLocks of that statement's own two tables, taken as it started (it has no row yet):
-            # no other table (the event, the ledger, the wallet) written.
-            assert written <= {"payments_paymentorder", "payments_paymentordertransition"}, written
+            # The RowExclusiveLocks of that statement's own tables, taken as it started (it has no row yet): the
+            # order, its audit rows, and the event's count with its outbox row, which the same statement writes
+            # only after the order's row (payment_event_order_decided(transition=...)); no other table (the
+            # ledger, the wallet) written, and the event's row not even locked.
+            assert written <= {"payments_paymentorder", "payments_paymentordertransition", "payments_paymentevent",
+                               "payments_merchantevent"}, written
+            with connection.cursor() as cur:  # LockNotAvailable if the waiting statement had reached the event
+                cur.execute("SELECT 1 FROM payments_paymentevent WHERE id = %s FOR UPDATE NOWAIT",
+                            [order.payment_event_id])
         else:
             assert "wallet_wallet" in waiter.query, waiter.query
             assert written >= STEP_C_WRITES, written

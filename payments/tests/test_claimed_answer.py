@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from ledger import selectors as ledger_selectors
-from payments.models import PaymentOrder, PaymentOrderState, SuspectedDoubleCharge
+from payments.models import MerchantEvent, PaymentEvent, PaymentOrder, PaymentOrderState, SuspectedDoubleCharge
 from payments.psp.base import PaymentResult, PaymentStatus
 from payments.services.execution import payment_order_apply_result, payment_order_apply_result_or_dead_letter
 from payments.services.order_rows import order_claim
@@ -66,6 +66,11 @@ def test_an_order_decided_since_its_claim_moves_money_once():
     assert books(order) == (1000, {"usd": 0})
     assert order.transitions.count() == 2
     assert not SuspectedDoubleCharge.objects.exists()
+    # The guarded statement that also counts the decision on the event wrote nothing: counted once, told once.
+    event = PaymentEvent.objects.get(pk=order.payment_event_id)
+    assert (event.state, event.orders_succeeded, event.orders_failed) == ("succeeded", 1, 0)
+    assert sorted(MerchantEvent.objects.values_list("type", flat=True)) == ["checkout.completed",
+                                                                            "payment_order.succeeded"]
 
 
 def test_a_late_success_for_an_order_failed_since_its_claim_is_a_suspected_double_charge():

@@ -94,9 +94,11 @@ def test_two_runs_of_an_event_that_took_both_ways_agree_on_where_the_token_went(
     attached already), it replays the first run's call under the event's key and charges that customer."""
     token = tokenise(sandbox)
     event, [order] = event_of(1, payment_method=token, buyer_reference="raced")
-    _, created_with_token = customers._create_with_method(event)
+    _, created_with_token, new = customers._create_with_method(event)  # stored with the method: not yet
+    assert new and not PSPCustomer.objects.exists()
     other = get_psp().create_customer(CustomerRequest(idempotency_key="another", buyer_reference="raced"))
-    PSPCustomer.objects.update(psp_customer_id=other)  # as if another checkout of the buyer's had stored it first
+    # as if another checkout of the buyer's had stored it first
+    PSPCustomer.objects.create(client=event.client, buyer_reference="raced", psp_customer_id=other)
     assert services.payment_order_execute(payment_order_id=order.id) == PaymentOrderState.SUCCEEDED
     assert PaymentEvent.objects.get(pk=event.pk).psp_customer == created_with_token
     assert charged_customer(sandbox, settled([order])[0]) == created_with_token
@@ -147,14 +149,18 @@ def test_past_its_time_budget_the_event_task_hands_its_orders_to_their_own_tasks
         assert wait_state(order, "succeeded", "failed", "dead_letter").state == PaymentOrderState.SUCCEEDED
 
 
-def test_the_first_run_to_keep_the_events_method_wins(monkeypatch):
-    """Two runs of one event readied its method: the second to store it charges the first's answer."""
+@pytest.mark.parametrize("new_customer", [False, True])
+def test_the_first_run_to_keep_the_events_method_wins(monkeypatch, new_customer):
+    """Two runs of one event readied its method: the second to store it charges the first's answer. A new
+    customer is stored in the same statement: the buyer's first stays theirs."""
     event, _orders = event_of(2)
     stale = PaymentEvent.objects.get(pk=event.pk)
-    monkeypatch.setattr(customers, "_ready", lambda event, known: ("pm_first", "cus_first"))
+    monkeypatch.setattr(customers, "_ready", lambda event, known: ("pm_first", "cus_first", new_customer))
     assert customers._ready_and_keep(event, "") == ("pm_first", "cus_first")
-    monkeypatch.setattr(customers, "_ready", lambda event, known: ("pm_second", "cus_second"))
+    monkeypatch.setattr(customers, "_ready", lambda event, known: ("pm_second", "cus_second", new_customer))
     assert customers._ready_and_keep(stale, "") == ("pm_first", "cus_first")
     assert (stale.psp_payment_method, stale.psp_customer) == ("pm_first", "cus_first")
     stored = PaymentEvent.objects.get(pk=event.pk)
     assert (stored.psp_payment_method, stored.psp_customer) == ("pm_first", "cus_first")
+    assert list(PSPCustomer.objects.values_list("psp_customer_id", flat=True)) == (["cus_first"] if new_customer
+                                                                                   else [])

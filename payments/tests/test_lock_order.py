@@ -74,3 +74,22 @@ def test_the_claim_leaves_a_decided_order_alone():
     stored = PaymentOrder.objects.get(pk=order.id)
     assert (stored.state, stored.attempts, stored.next_action_at) == ("succeeded", 1, order.next_action_at)
     assert not PaymentOrderTransition.objects.filter(payment_order=order).exists()
+
+
+def test_a_claim_given_the_event_reads_the_order_alone_and_keeps_that_event(django_assert_num_queries):
+    """The event's task hands the event it read to each claim: the claim loads the order as the ORM does, in
+    its one statement, and the order carries that very event instance; an event not the order's is refused."""
+    now = timezone.now()
+    order = PaymentOrderFactory(psp_reference="pi_1", failure_code="c", psp_key_spent_at=now, amount_refunded=5)
+    event = PaymentEvent.objects.get(pk=order.payment_event_id)
+    later = now + timedelta(seconds=40)
+    with django_assert_num_queries(1) as captured:
+        claimed = order_claim(order.id, actor="task:t", reason="sent", next_action_at=later, event=event)
+    assert "payments_paymentevent" not in captured.captured_queries[0]["sql"]
+    assert claimed.payment_event is event and (claimed.state, claimed.attempts) == ("executing", 1)
+    loaded = PaymentOrder.objects.get(pk=order.id)
+    for field in PaymentOrder._meta.concrete_fields:
+        mine, theirs = getattr(claimed, field.attname), getattr(loaded, field.attname)
+        assert (mine, type(mine)) == (theirs, type(theirs)), field.attname
+    with pytest.raises(ValueError, match="is not order"):
+        order_claim(order.id, actor="task:t", reason="sent", next_action_at=later, event=PaymentEventFactory())

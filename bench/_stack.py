@@ -212,9 +212,10 @@ class Stack:
     def __init__(self, *, web_workers: int = 4, worker_pool: str | None = None, worker_concurrency: int | None = None,
                  worker_processes: int | None = None, start_worker: bool = True, beat: bool = False,
                  extra_env: dict[str, str] | None = None, broker_db: int = 6, ratelimit_db: int = 7,
-                 db_prefix: str = "marketplace"):
+                 db_prefix: str | None = None):
         self.name = f"bench_{uuid.uuid4().hex[:8]}"
-        self.db_name = f"{db_prefix}_{self.name}"
+        # The database's prefix: the argument, else $BENCH_DATABASE_PREFIX (bench/chaos.py, its test), else marketplace.
+        self.db_name = f"{db_prefix or os.environ.get('BENCH_DATABASE_PREFIX') or 'marketplace'}_{self.name}"
         self.web_port, self.psp_port = free_port(), free_port()
         self.web_url = f"http://127.0.0.1:{self.web_port}"
         self.psp_url = f"http://127.0.0.1:{self.psp_port}"

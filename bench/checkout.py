@@ -137,8 +137,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pgbench-seconds", type=int, default=10, help="0 skips the pgbench baseline (default 10)")
     parser.add_argument("--broker-db", type=int, default=6, help="the Celery broker's Redis db (default 6)")
     parser.add_argument("--ratelimit-db", type=int, default=7, help="the rate limiter's Redis db (default 7)")
-    parser.add_argument("--database", default="marketplace",
-                        help="prefix of the run's database names: <prefix>_bench_<id> (default marketplace)")
+    parser.add_argument("--database", help="prefix of the run's database names: <prefix>_bench_<id> (default "
+                                           "$BENCH_DATABASE_PREFIX, else marketplace)")
     parser.add_argument("--timeout", type=float, default=1800, help="give up waiting for terminal orders after (s)")
     return parser.parse_args()
 

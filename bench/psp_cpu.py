@@ -101,6 +101,18 @@ class Sandbox:
         rest = data[data.rindex(")") + 2:].split()
         return int(rest[11]) + int(rest[12])
 
+    def switches(self) -> int:
+        """Context switches (voluntary + involuntary) of the sandbox's live threads so far."""
+        total = 0
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            try:
+                lines = (task / "status").read_text().splitlines()
+            except OSError:
+                continue
+            total += sum(int(line.split()[1]) for line in lines if line.endswith("ctxt_switches") is False
+                         and line.split(":")[0] in ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"))
+        return total
+
     def latency(self, ms: int) -> None:
         """Set the sandbox's ``latency_ms`` to ``[ms, ms]``."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
@@ -227,10 +239,12 @@ def run_phases(args: argparse.Namespace, sandbox: Sandbox) -> dict[str, tuple[fl
         n = 2 * max(args.calls // 2, args.connections)
         orders(0, 2 * args.connections)  # every connection opened and warm
         sandbox.latency(args.latency_ms)
+        switched = sandbox.switches()
         cost, wall = measure(lambda: orders(2 * args.connections, n))
+        switched = sandbox.switches() - switched
         label = f"orders ({args.connections} conn, {args.latency_ms} ms)"
         figures[label] = (cost / n, (cost - idle_rate * wall) / n)
-        print(f"  ({label}: {n} orders in {wall:.1f} s)")
+        print(f"  ({label}: {n} orders in {wall:.1f} s, {switched / n:.1f} context switches per order)")
     return figures
 
 

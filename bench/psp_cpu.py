@@ -163,11 +163,15 @@ class Client:
 
     def __init__(self, port: int) -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        self.waits: list[float] = []  # each call's time, as this client saw it
 
     def post(self, path: str, body: str, key: str) -> tuple[int, bytes]:
+        started = time.monotonic()
         self.conn.request("POST", path, body=body.encode(), headers={**SDK_HEADERS, "Idempotency-Key": key})
         response = self.conn.getresponse()
-        return response.status, response.read()
+        answer = response.status, response.read()
+        self.waits.append(time.monotonic() - started)
+        return answer
 
 
 def customer_body(run: str, i: int) -> str:
@@ -240,8 +244,13 @@ def run_phases(args: argparse.Namespace, sandbox: Sandbox) -> dict[str, tuple[fl
         orders(0, 2 * args.connections)  # every connection opened and warm
         sandbox.latency(args.latency_ms)
         switched = sandbox.switches()
+        for own in clients:
+            own.waits.clear()
         cost, wall = measure(lambda: orders(2 * args.connections, n))
         switched = sandbox.switches() - switched
+        waits = sorted(w for own in clients for w in own.waits)
+        print(f"  (each call as the clients saw it: p50 {waits[len(waits) // 2] * 1000:.1f} ms, "
+              f"p99 {waits[int(len(waits) * 0.99)] * 1000:.1f} ms)")
         label = f"orders ({args.connections} conn, {args.latency_ms} ms)"
         figures[label] = (cost / n, (cost - idle_rate * wall) / n)
         print(f"  ({label}: {n} orders in {wall:.1f} s, {switched / n:.1f} context switches per order)")

@@ -211,9 +211,11 @@ class Stack:
 
     def __init__(self, *, web_workers: int = 4, worker_pool: str | None = None, worker_concurrency: int | None = None,
                  worker_processes: int | None = None, start_worker: bool = True, beat: bool = False,
-                 extra_env: dict[str, str] | None = None):
+                 extra_env: dict[str, str] | None = None, broker_db: int = 6, ratelimit_db: int = 7,
+                 db_prefix: str | None = None):
         self.name = f"bench_{uuid.uuid4().hex[:8]}"
-        self.db_name = f"marketplace_{self.name}"
+        # The database's prefix: the argument, else $BENCH_DATABASE_PREFIX (bench/chaos.py, its test), else marketplace.
+        self.db_name = f"{db_prefix or os.environ.get('BENCH_DATABASE_PREFIX') or 'marketplace'}_{self.name}"
         self.web_port, self.psp_port = free_port(), free_port()
         self.web_url = f"http://127.0.0.1:{self.web_port}"
         self.psp_url = f"http://127.0.0.1:{self.psp_port}"
@@ -240,7 +242,7 @@ class Stack:
             "PSP_WEBHOOK_SECRET": webhook_secret,
             "PSP_SANDBOX_WEBHOOK_SECRET": webhook_secret,
             "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{self.db_name}",
-            "CELERY_BROKER_URL": "redis://127.0.0.1:6379/6",
+            "CELERY_BROKER_URL": f"redis://127.0.0.1:6379/{broker_db}",
             "CELERY_TASK_DEFAULT_QUEUE": self.name,
             "PSP_API_BASE": self.psp_url,
             "LOG_LEVEL": "WARNING",
@@ -249,7 +251,7 @@ class Stack:
             "RATE_LIMIT_API_KEY": "100000000/s",
             "RATE_LIMIT_ANONYMOUS": "100000000/s",
             "RATE_LIMIT_WEBHOOK": "100000000/s",
-            "RATE_LIMIT_REDIS_URL": "redis://127.0.0.1:6379/7",
+            "RATE_LIMIT_REDIS_URL": f"redis://127.0.0.1:6379/{ratelimit_db}",
             "RATE_LIMIT_KEY_PREFIX": self.name,
             **(extra_env or {}),
         }

@@ -135,6 +135,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--worker-processes", type=int,
                         help="Celery worker processes (default: $WORKER_PROCESSES, else one per core)")
     parser.add_argument("--pgbench-seconds", type=int, default=10, help="0 skips the pgbench baseline (default 10)")
+    parser.add_argument("--broker-db", type=int, default=6, help="the Celery broker's Redis db (default 6)")
+    parser.add_argument("--ratelimit-db", type=int, default=7, help="the rate limiter's Redis db (default 7)")
+    parser.add_argument("--database", help="prefix of the run's database names: <prefix>_bench_<id> (default "
+                                           "$BENCH_DATABASE_PREFIX, else marketplace)")
     parser.add_argument("--timeout", type=float, default=1800, help="give up waiting for terminal orders after (s)")
     return parser.parse_args()
 
@@ -307,7 +311,8 @@ def main() -> None:
               "compare with a spread run using --orders-per-checkout 1")
     with Stack(web_workers=args.web_workers, worker_pool=args.worker_pool,
                worker_concurrency=args.worker_concurrency, worker_processes=args.worker_processes,
-               start_worker=not args.drain) as stack:
+               start_worker=not args.drain, broker_db=args.broker_db, ratelimit_db=args.ratelimit_db,
+               db_prefix=args.database) as stack:
         run = Run(args, stack)
         run.baselines()
         run.sellers_create()

@@ -53,6 +53,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=100, help="--worker's threads (default 100)")
     parser.add_argument("--worker-option", action="append", default=[], metavar="OPTION",
                         help="another option for --worker's celery worker (repeat it), e.g. --worker-option=-E")
+    parser.add_argument("--psp-latency-ms", type=int, default=0,
+                        help="--worker: the sandbox answers each measured call in N ms (the warm-up at 0)")
     parser.add_argument("--database", default="marketplace_worker_bench")
     parser.add_argument("--broker-db", type=int, default=7)
     parser.add_argument("--ratelimit-db", type=int, default=8)
@@ -145,6 +147,31 @@ def process_cpu_ms(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
+def switches(pid: int) -> tuple[int, int]:
+    """(voluntary, involuntary) context switches of the process's live threads so far."""
+    counts = [0, 0]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "status").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                counts[0] += int(line.split()[1])
+            elif line.startswith("nonvoluntary_ctxt_switches:"):
+                counts[1] += int(line.split()[1])
+    return counts[0], counts[1]
+
+
+def psp_latency(psp_url: str, ms: int) -> None:
+    """Set the sandbox's ``latency_ms`` to ``[ms, ms]``."""
+    import urllib.request
+
+    request = urllib.request.Request(f"{psp_url}/_sandbox/config", data=json.dumps({"latency_ms": [ms, ms]}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    urllib.request.urlopen(request, timeout=30).read()
+
+
 def worker_phase(args: argparse.Namespace, env: dict[str, str]) -> dict:
     """A real worker process: booted on an empty queue, then N events published; its CPU until all are decided."""
     import django
@@ -170,10 +197,11 @@ def worker_phase(args: argparse.Namespace, env: dict[str, str]) -> dict:
                 raise SystemExit(f"the worker did not drain the warm-up (log: {log.name})")
             time.sleep(0.2)
         time.sleep(1.0)
+        psp_latency(env["PSP_API_BASE"], args.psp_latency_ms)
         # Published with the worker running, as the API does; the publishing is this process's CPU, not the worker's.
         if args.callgrind:
             subprocess.run(["callgrind_control", "-i", "on", str(worker.pid)], check=True, capture_output=True)
-        cpu_before, started = process_cpu_ms(worker.pid), time.monotonic()
+        cpu_before, started, switched = process_cpu_ms(worker.pid), time.monotonic(), switches(worker.pid)
         ids = events_create(args.events, uuid.uuid4().hex[:8])
         while PaymentOrder.objects.filter(payment_event_id__in=ids).exclude(state="succeeded").exists():
             if time.monotonic() - started > (3600 if args.callgrind else 600) or worker.poll() is not None:
@@ -181,6 +209,7 @@ def worker_phase(args: argparse.Namespace, env: dict[str, str]) -> dict:
             time.sleep(0.05)
         seconds = time.monotonic() - started
         spent = (process_cpu_ms(worker.pid) - cpu_before) * 1000  # microseconds
+        switched = [b - a for a, b in zip(switched, switches(worker.pid), strict=True)]
         if args.callgrind:  # instructions instead of CPU microseconds
             subprocess.run(["callgrind_control", "--dump=events", str(worker.pid)], check=True, capture_output=True)
             spent = _callgrind_total(out)
@@ -188,7 +217,8 @@ def worker_phase(args: argparse.Namespace, env: dict[str, str]) -> dict:
         worker.terminate()
         worker.wait(timeout=30)
     orders = 2 * args.events
-    return {"per_order": spent / orders, "settled": settled(ids), "orders": orders, "seconds": seconds}
+    return {"per_order": spent / orders, "settled": settled(ids), "orders": orders, "seconds": seconds,
+            "switches": [n / orders for n in switched]}
 
 
 def _callgrind_total(out: str) -> float:
@@ -249,8 +279,10 @@ def report(args: argparse.Namespace, figures: dict, load: str) -> None:
     if args.worker:
         figure = (f"{figures['per_order'] / 1e6:.3f} M instructions" if args.callgrind
                   else f"{figures['per_order'] / 1e3:.3f} ms CPU")
-        print(f"worker (threads x{args.concurrency}, one process) draining {figures['orders']} orders in "
-              f"{figures['seconds']:.1f} s: {figure} per order, {figures['settled']} settled "
+        print(f"worker (threads x{args.concurrency}, one process, PSP latency {args.psp_latency_ms} ms) draining "
+              f"{figures['orders']} orders in {figures['seconds']:.1f} s: {figure} per order, {figures['settled']} "
+              f"settled; context switches per order {figures['switches'][0]:.1f} voluntary, "
+              f"{figures['switches'][1]:.1f} involuntary "
               f"(load {load} at start, {Path('/proc/loadavg').read_text().split()[0]} at end)")
         return
     unit, scale = ("M instructions", 1e6) if args.callgrind else ("ms CPU", 1e3)

@@ -69,6 +69,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=0,
                         help="also the per-order mix from this many concurrent connections (default: not run)")
     parser.add_argument("--idle-seconds", type=float, default=3.0, help="the idle phase's length (default 3)")
+    parser.add_argument("--latency-ms", type=int, default=0,
+                        help="the sandbox's latency_ms for the --connections phase (default 0)")
+    parser.add_argument("--only-connections", action="store_true",
+                        help="skip the single-connection phases (with --connections)")
     args = parser.parse_args()
     if args.calls is None:
         args.calls = 300 if args.callgrind else 3000
@@ -96,6 +100,27 @@ class Sandbox:
             data = f.read()
         rest = data[data.rindex(")") + 2:].split()
         return int(rest[11]) + int(rest[12])
+
+    def switches(self) -> int:
+        """Context switches (voluntary + involuntary) of the sandbox's live threads so far."""
+        total = 0
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            try:
+                lines = (task / "status").read_text().splitlines()
+            except OSError:
+                continue
+            total += sum(int(line.split()[1]) for line in lines if line.endswith("ctxt_switches") is False
+                         and line.split(":")[0] in ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"))
+        return total
+
+    def latency(self, ms: int) -> None:
+        """Set the sandbox's ``latency_ms`` to ``[ms, ms]``."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        conn.request("POST", "/_sandbox/config", body=f'{{"latency_ms": [{ms}, {ms}]}}',
+                     headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        assert response.status == 200, response.read()[:300]
+        conn.close()
 
     def _control(self, *flags: str) -> None:
         subprocess.run(["callgrind_control", *flags, str(self.proc.pid)], check=True, capture_output=True)
@@ -138,11 +163,15 @@ class Client:
 
     def __init__(self, port: int) -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        self.waits: list[float] = []  # each call's time, as this client saw it
 
     def post(self, path: str, body: str, key: str) -> tuple[int, bytes]:
+        started = time.monotonic()
         self.conn.request("POST", path, body=body.encode(), headers={**SDK_HEADERS, "Idempotency-Key": key})
         response = self.conn.getresponse()
-        return response.status, response.read()
+        answer = response.status, response.read()
+        self.waits.append(time.monotonic() - started)
+        return answer
 
 
 def customer_body(run: str, i: int) -> str:
@@ -203,6 +232,8 @@ def run_phases(args: argparse.Namespace, sandbox: Sandbox) -> dict[str, tuple[fl
     idle_rate = sandbox.stop(started) / args.idle_seconds
     figures = {"idle, per second": (idle_rate, idle_rate)}
     for name, fn in (("customers (payment_method)", customer), ("payment_intents (confirm)", intent)):
+        if args.only_connections and args.connections:
+            break
         for i in range(args.warmup):
             fn(i)
         cost, wall = measure(lambda fn=fn: [fn(i) for i in range(args.warmup, args.warmup + args.calls)])
@@ -211,8 +242,18 @@ def run_phases(args: argparse.Namespace, sandbox: Sandbox) -> dict[str, tuple[fl
         clients = [Client(sandbox.port) for _ in range(args.connections)]  # kept open, as the worker's are
         n = 2 * max(args.calls // 2, args.connections)
         orders(0, 2 * args.connections)  # every connection opened and warm
+        sandbox.latency(args.latency_ms)
+        switched = sandbox.switches()
+        for own in clients:
+            own.waits.clear()
         cost, wall = measure(lambda: orders(2 * args.connections, n))
-        figures[f"orders ({args.connections} connections)"] = (cost / n, (cost - idle_rate * wall) / n)
+        switched = sandbox.switches() - switched
+        waits = sorted(w for own in clients for w in own.waits)
+        print(f"  (each call as the clients saw it: p50 {waits[len(waits) // 2] * 1000:.1f} ms, "
+              f"p99 {waits[int(len(waits) * 0.99)] * 1000:.1f} ms)")
+        label = f"orders ({args.connections} conn, {args.latency_ms} ms)"
+        figures[label] = (cost / n, (cost - idle_rate * wall) / n)
+        print(f"  ({label}: {n} orders in {wall:.1f} s, {switched / n:.1f} context switches per order)")
     return figures
 
 
@@ -229,10 +270,11 @@ def main() -> None:
     print(f"PSP sandbox, {args.calls} calls per kind after {args.warmup} warm-up, {head}; load {load}")
     for name, (raw, net) in figures.items():
         per = "" if name.startswith("idle") else " per order" if name.startswith("orders") else " per call"
+        name = name[:40]
         if args.callgrind:
-            print(f"  {name:<28} {net:>12,.0f} {unit}{per} (raw {raw:,.0f})")
+            print(f"  {name:<32} {net:>12,.0f} {unit}{per} (raw {raw:,.0f})")
         else:
-            print(f"  {name:<28} {net:>8.3f} {unit}{per} (raw {raw:.3f})")
+            print(f"  {name:<32} {net:>8.3f} {unit}{per} (raw {raw:.3f})")
 
 
 if __name__ == "__main__":

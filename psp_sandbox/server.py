@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import collections
-import hashlib
+import io
+import os
 import re
 import socket
 import threading
 import time
+from http import HTTPStatus
 from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -22,45 +24,13 @@ from .api import Api, ApiError, ProcessingWorker, invalid
 from .behaviour import Config, Plan
 from .context import RequestContext
 from .encoding import dumps
+from .forms import decode_form, fingerprint
 from .http_io import LeanRequestHandler
+from .loop import LoopHTTPServer, Prefixed, Steps, Wait
 from .store import Store, new_id
 from .webhooks import WebhookDispatcher
 
-_KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
-
-
-def decode_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
-    """Decode Stripe-style form pairs (``metadata[k]=v``, ``expand[]=x``) into nested dicts."""
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        m = _KEY.match(key)
-        if not m:
-            out[key] = value
-            continue
-        path = [m.group(1), *re.findall(r"\[([^\[\]]*)\]", m.group(2))]
-        node: Any = out
-        for i, part in enumerate(path[:-1]):
-            nxt = path[i + 1]
-            default: Any = [] if nxt == "" else {}
-            if isinstance(node, dict):
-                if not isinstance(node.get(part), (dict, list)):
-                    node[part] = default
-                node = node[part]
-            else:  # list: "[]" followed by more keys -> append a new dict
-                node.append(default)
-                node = node[-1]
-        last = path[-1]
-        if isinstance(node, list):
-            node.append(value)
-        else:
-            node[last] = value
-    return out
-
-
-def fingerprint(method: str, path: str, pairs: list[tuple[str, str]]) -> str:
-    """Hash identifying a request's parameters (for idempotency-key reuse checks)."""
-    return hashlib.sha256(dumps([method, path, sorted(pairs)]).encode()).hexdigest()
 
 
 class SandboxHTTPServer(ThreadingHTTPServer):
@@ -85,6 +55,13 @@ class Handler(LeanRequestHandler):
     # the client's delayed ACK of the first (~40 ms on Linux).
     disable_nagle_algorithm = True
     server: SandboxHTTPServer
+    prefix = b""  # what the event loop read of this connection before handing it over (``loop.serve_handed_over``)
+
+    def setup(self) -> None:
+        """The connection's streams; the bytes the loop already read come first."""
+        super().setup()
+        if self.prefix:
+            self.rfile = io.BufferedReader(Prefixed(self.prefix, self.connection))
 
     # -- plumbing -----------------------------------------------------------
     @property
@@ -131,15 +108,33 @@ class Handler(LeanRequestHandler):
 
     def do_GET(self) -> None:
         """Handle GET."""
-        self._dispatch("GET")
+        self._wait_through(self._dispatch("GET"))
 
     def do_POST(self) -> None:
         """Handle POST."""
-        self._dispatch("POST")
+        self._wait_through(self._dispatch("POST"))
 
     def do_DELETE(self) -> None:
         """Handle DELETE."""
-        self._dispatch("DELETE")
+        self._wait_through(self._dispatch("DELETE"))
+
+    def loop_steps(self) -> Steps:
+        """One request read from ``rfile`` as ``handle_one_request`` reads it, its waits yielded (the loop's)."""
+        self.raw_requestline = self.rfile.readline(65537)
+        if not self.parse_request():
+            return
+        if not hasattr(self, "do_" + self.command):
+            self.send_error(HTTPStatus.NOT_IMPLEMENTED, f"Unsupported method ({self.command!r})")
+            return
+        yield from self._dispatch(self.command)
+
+    def _wait_through(self, steps: Steps) -> None:
+        """Run a request's steps in this thread, sleeping through each wait they yield."""
+        for wait in steps:
+            if wait.interruptible:
+                self.sb.stop_event.wait(wait.seconds)
+            else:
+                time.sleep(wait.seconds)
 
     def _context(self) -> RequestContext:
         host = self.headers.get("Host") or self.sb.url.removeprefix("http://")
@@ -147,7 +142,7 @@ class Handler(LeanRequestHandler):
             self.request_id, self.headers.get("Idempotency-Key") or None, self.api_version, f"http://{host}"
         )
 
-    def _dispatch(self, method: str) -> None:
+    def _dispatch(self, method: str) -> Steps:
         url = urlsplit(self.path)
         body = self._body()
         self.request_id = new_id("req")
@@ -159,7 +154,7 @@ class Handler(LeanRequestHandler):
                 if not _API_VERSION.match(self.api_version):
                     raise invalid(f"Invalid Stripe API version: {self.api_version}", param="Stripe-Version")
                 with context.use(self._context()):
-                    self._api_route(method, url.path, url.query, body)
+                    yield from self._api_route(method, url.path, url.query, body)
             elif method == "GET" and (asset := elements.asset(url.path)) is not None:
                 self._send(200, asset[0], {"Cache-Control": "no-cache"}, content_type=asset[1])  # Stripe.js' shape
             else:
@@ -203,27 +198,27 @@ class Handler(LeanRequestHandler):
             raise ApiError(401, "invalid_request_error", f"Invalid API Key provided: {shown}")
         return key
 
-    def _latency(self) -> None:
+    def _latency(self) -> Steps:
         lo, hi = self.sb.config.get("latency_ms")
         if hi > 0:
-            time.sleep(self.sb.config.uniform(lo, hi) / 1000.0)
+            yield Wait(self.sb.config.uniform(lo, hi) / 1000.0)
 
-    def _api_route(self, method: str, path: str, query: str, body: bytes) -> None:
+    def _api_route(self, method: str, path: str, query: str, body: bytes) -> Steps:
         api_key = self._api_key(publishable_ok=method == "POST" and path == "/v1/payment_methods")
         if method == "GET":
-            self._latency()
+            yield from self._latency()
             params = decode_form(parse_qsl(query, keep_blank_values=True))
             answer = routes.get(self.sb, path, api_key, params)
             if answer is not None:
                 return self._send(200, answer)
         elif method == "POST" and (op := routes.post(self.sb, path)) is not None:
             pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-            return self._idempotent_post(api_key, path, pairs, op)
+            return (yield from self._idempotent_post(api_key, path, pairs, op))
         raise invalid(f"Unrecognized request URL ({method}: {path}).", status=404)
 
-    def _replay(self, rec: dict[str, Any], fp: str, idem_key: str) -> None:
+    def _replay(self, rec: dict[str, Any], fp: str, idem_key: str) -> Steps:
         """Answer from a saved idempotency record (or refuse a conflicting one)."""
-        self._latency()
+        yield from self._latency()
         if rec["fingerprint"] != fp:
             err = ApiError(
                 400,
@@ -248,7 +243,7 @@ class Handler(LeanRequestHandler):
             headers["Stripe-Should-Retry"] = "false"
         return self._send(rec["status_code"], rec["body"], headers)
 
-    def _idempotent_post(self, api_key: str, path: str, pairs: list[tuple[str, str]], op: routes.Operation) -> None:
+    def _idempotent_post(self, api_key: str, path: str, pairs: list[tuple[str, str]], op: routes.Operation) -> Steps:
         """Stripe idempotency: claim the key, execute once, save the answer (500s included) for replay."""
         sb, store = self.sb, self.sb.store
         idem_key = self.headers.get("Idempotency-Key") or None
@@ -261,9 +256,9 @@ class Handler(LeanRequestHandler):
                 if idem_key:
                     store.claim_idempotency(api_key, idem_key, fp)
         if rec is not None:  # answered from the idempotency record, outside the lock
-            return self._replay(rec, fp, idem_key or "")
+            return (yield from self._replay(rec, fp, idem_key or ""))
         try:
-            self._latency()
+            yield from self._latency()
             plan = op.plan(req, api_key, idem_key) if op.plan else Plan()
             sb.count_plan(plan)
             if plan.pre_fault in ("transient", "drop", "rate_limit"):  # before execution: nothing saved
@@ -290,11 +285,16 @@ class Handler(LeanRequestHandler):
         if plan.drop_after:
             return self._drop()
         if plan.response_delay_s > 0:
-            sb.stop_event.wait(plan.response_delay_s)
+            yield Wait(plan.response_delay_s, interruptible=True)
         headers = {"Idempotency-Key": idem_key} if idem_key else {}
         if status >= 500:
             headers["Stripe-Should-Retry"] = "false"
         self._send(status, raw, headers)
+
+
+#: ``PSP_SANDBOX_SERVER``: ``loop`` (default: one event-loop thread for ``/v1/``) or ``threads`` (a thread
+#: per connection, as before).
+SERVERS = ("loop", "threads")
 
 
 class Sandbox:
@@ -306,6 +306,7 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 12111,
         verbose: bool = False,
+        server: str | None = None,
     ) -> None:
         self.verbose = verbose
         self.stop_event = threading.Event()
@@ -316,7 +317,13 @@ class Sandbox:
         self.dispatcher = WebhookDispatcher(self.store, self.config, self.stop_event)
         self.api = Api(self.store, self.config, self.dispatcher.notify)
         self.worker = ProcessingWorker(self.api, self.stop_event)
-        self.httpd = SandboxHTTPServer((host, port), self)
+        server = server or os.environ.get("PSP_SANDBOX_SERVER") or "loop"
+        if server not in SERVERS:
+            raise ValueError(f"PSP_SANDBOX_SERVER must be one of {', '.join(SERVERS)}, not {server!r}")
+        self.httpd: SandboxHTTPServer | LoopHTTPServer = (
+            LoopHTTPServer((host, port), self, Handler) if server == "loop"
+            else SandboxHTTPServer((host, port), self)
+        )
         self._serve_thread = threading.Thread(
             target=self.httpd.serve_forever,
             name="psp-sandbox-http",

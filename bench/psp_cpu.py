@@ -185,6 +185,49 @@ def intent_body(run: str, i: int, customer: str) -> str:
             f"&metadata[payment_order_id]=ord_{run}{i}&off_session=true&customer={customer}")
 
 
+def orders_over(clients: list[Client], run: str, first: int, n: int) -> None:
+    """``n`` orders (n / 2 events: a customer, then its two PaymentIntents) over ``clients``, one thread each."""
+    events = itertools.count(first // 2)
+    lock = threading.Lock()
+
+    def connection(own: Client) -> None:
+        while True:
+            with lock:
+                j = next(events)
+            if j >= (first + n) // 2:
+                return
+            status, raw = own.post("/v1/customers", customer_body(run, j), f"mix-customer:{run}:{j}")
+            assert status == 200, raw[:300]
+            cus = raw.split(b'"id": "', 1)[1].split(b'"', 1)[0].decode()
+            for i in (2 * j, 2 * j + 1):
+                status, raw = own.post("/v1/payment_intents", intent_body(run, i, cus), f"mix:{run}:{i}")
+                assert status == 200, raw[:300]
+
+    with ThreadPoolExecutor(len(clients)) as pool:
+        for done in [pool.submit(connection, own) for own in clients]:
+            done.result()
+
+
+def connections_phase(args: argparse.Namespace, sandbox: Sandbox, run: str, measure, idle_rate: float
+                      ) -> tuple[str, tuple[float, float]]:
+    """The drain's mix over ``--connections`` keep-alive connections at ``--latency-ms``: (label, figures)."""
+    clients = [Client(sandbox.port) for _ in range(args.connections)]  # kept open, as the worker's are
+    n = 2 * max(args.calls // 2, args.connections)
+    orders_over(clients, run, 0, 2 * args.connections)  # every connection opened and warm
+    sandbox.latency(args.latency_ms)
+    switched = sandbox.switches()
+    for own in clients:
+        own.waits.clear()
+    cost, wall = measure(lambda: orders_over(clients, run, 2 * args.connections, n))
+    switched = sandbox.switches() - switched
+    waits = sorted(w for own in clients for w in own.waits)
+    print(f"  (each call as the clients saw it: p50 {waits[len(waits) // 2] * 1000:.1f} ms, "
+          f"p99 {waits[int(len(waits) * 0.99)] * 1000:.1f} ms)")
+    label = f"orders ({args.connections} conn, {args.latency_ms} ms)"
+    print(f"  ({label}: {n} orders in {wall:.1f} s, {switched / n:.1f} context switches per order)")
+    return label, (cost / n, (cost - idle_rate * wall) / n)
+
+
 def run_phases(args: argparse.Namespace, sandbox: Sandbox) -> dict[str, tuple[float, float]]:
     """{phase: (raw cost, idle-corrected cost)} for all the measured calls of each phase."""
     client, run = Client(sandbox.port), uuid.uuid4().hex[:8]
@@ -205,28 +248,6 @@ def run_phases(args: argparse.Namespace, sandbox: Sandbox) -> dict[str, tuple[fl
         work()
         return sandbox.stop(started), time.monotonic() - wall
 
-    def orders(first: int, n: int) -> None:
-        """``n`` orders (n / 2 events: a customer, then its two PaymentIntents) over ``--connections``."""
-        events = itertools.count(first // 2)
-        lock = threading.Lock()
-
-        def connection(own: Client) -> None:
-            while True:
-                with lock:
-                    j = next(events)
-                if j >= (first + n) // 2:
-                    return
-                status, raw = own.post("/v1/customers", customer_body(run, j), f"mix-customer:{run}:{j}")
-                assert status == 200, raw[:300]
-                cus = raw.split(b'"id": "', 1)[1].split(b'"', 1)[0].decode()
-                for i in (2 * j, 2 * j + 1):
-                    status, raw = own.post("/v1/payment_intents", intent_body(run, i, cus), f"mix:{run}:{i}")
-                    assert status == 200, raw[:300]
-
-        with ThreadPoolExecutor(args.connections) as pool:
-            for done in [pool.submit(connection, own) for own in clients]:
-                done.result()
-
     started = sandbox.start()
     time.sleep(args.idle_seconds)
     idle_rate = sandbox.stop(started) / args.idle_seconds
@@ -239,21 +260,8 @@ def run_phases(args: argparse.Namespace, sandbox: Sandbox) -> dict[str, tuple[fl
         cost, wall = measure(lambda fn=fn: [fn(i) for i in range(args.warmup, args.warmup + args.calls)])
         figures[name] = (cost / args.calls, (cost - idle_rate * wall) / args.calls)
     if args.connections:
-        clients = [Client(sandbox.port) for _ in range(args.connections)]  # kept open, as the worker's are
-        n = 2 * max(args.calls // 2, args.connections)
-        orders(0, 2 * args.connections)  # every connection opened and warm
-        sandbox.latency(args.latency_ms)
-        switched = sandbox.switches()
-        for own in clients:
-            own.waits.clear()
-        cost, wall = measure(lambda: orders(2 * args.connections, n))
-        switched = sandbox.switches() - switched
-        waits = sorted(w for own in clients for w in own.waits)
-        print(f"  (each call as the clients saw it: p50 {waits[len(waits) // 2] * 1000:.1f} ms, "
-              f"p99 {waits[int(len(waits) * 0.99)] * 1000:.1f} ms)")
-        label = f"orders ({args.connections} conn, {args.latency_ms} ms)"
-        figures[label] = (cost / n, (cost - idle_rate * wall) / n)
-        print(f"  ({label}: {n} orders in {wall:.1f} s, {switched / n:.1f} context switches per order)")
+        label, per_order = connections_phase(args, sandbox, run, measure, idle_rate)
+        figures[label] = per_order
     return figures
 
 

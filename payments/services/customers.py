@@ -100,7 +100,7 @@ def payment_event_payment_method(*, event: PaymentEvent) -> tuple[str, str]:
     """``(payment method, customer)`` that each order of the event charges.
 
     An event of one order charges its token as it is. For several, the event's task readies it
-    once before its orders (``payment_event_ready``); an order that finds it not ready (the task
+    once before its orders (``payment_event_prepare``); an order that finds it not ready (the task
     was lost and the sweeper sent the order) readies it itself, under the same keys, so the
     event's runs get the same answers (or a retryable conflict while one is in flight).
     Raises ``PSPPaymentMethodRefused`` when the PSP won't take the token at all.
@@ -108,11 +108,6 @@ def payment_event_payment_method(*, event: PaymentEvent) -> tuple[str, str]:
     if event.psp_payment_method:
         return event.psp_payment_method, event.psp_customer
     return _ready_and_keep(event, buyer_psp_customer(event=event))
-
-
-def payment_event_ready(*, payment_event_id: str, redelivered: bool = False) -> list[str]:
-    """The ids of ``payment_event_prepare``'s orders."""
-    return payment_event_prepare(payment_event_id=payment_event_id, redelivered=redelivered)[1]
 
 
 def payment_event_prepare(*, payment_event_id: str, redelivered: bool = False) -> tuple[PaymentEvent, list[str]]:

@@ -41,8 +41,9 @@ _START_SOURCE, _START_TARGET = _start_transition()
 
 # The claim: lock the row; if it is not started (or executing, a task's retry), count the attempt,
 # set its next action and, when it starts, move it to executing with its audit row; answer the row
-# as it now is, with its event. One statement in autocommit: no BEGIN, no COMMIT round trip.
-_CLAIM_SQL = f"""
+# as it now is (with its event, or alone for a caller that holds the event already: its event's task).
+# One statement in autocommit: no BEGIN, no COMMIT round trip.
+_CLAIM_CTES = f"""
 WITH prev AS (
     SELECT "{_ORDER.pk.column}" AS id, state FROM "{_ORDER.db_table}" WHERE "{_ORDER.pk.column}" = %(id)s FOR UPDATE
 ), claimed AS (
@@ -56,11 +57,9 @@ WITH prev AS (
     SELECT "{_ORDER.pk.column}", from_state, %(target)s, %(actor)s, %(reason)s, %(now)s
     FROM claimed WHERE from_state = %(source)s
 )
-SELECT o.*, {_columns(_EVENT, _EVENT_FIELDS, "e")} FROM claimed o {_EVENT_JOIN}
 """
-# The same claim for a caller that holds the order's event already (its event's task): the order alone.
-_CLAIM_ORDER_SQL = _CLAIM_SQL.replace(
-    f'SELECT o.*, {_columns(_EVENT, _EVENT_FIELDS, "e")} FROM claimed o {_EVENT_JOIN}', "SELECT o.* FROM claimed o")
+_CLAIM_SQL = f'{_CLAIM_CTES}SELECT o.*, {_columns(_EVENT, _EVENT_FIELDS, "e")} FROM claimed o {_EVENT_JOIN}'
+_CLAIM_ORDER_SQL = f"{_CLAIM_CTES}SELECT o.* FROM claimed o"
 
 
 def _order_from_row(row: tuple) -> PaymentOrder:

@@ -131,8 +131,8 @@ def test_a_redelivered_event_task_executes_again_only_what_order_claim_lets_it(s
     decided, in_flight, waiting = orders
     services.payment_order_execute(payment_order_id=decided.id)  # the killed run: one decided, one mid-call
     PaymentOrder.objects.filter(pk=in_flight.pk).update(state=PaymentOrderState.EXECUTING, attempts=1)
-    assert services.payment_event_ready(payment_event_id=event.id) == [waiting.id]
-    again = services.payment_event_ready(payment_event_id=event.id, redelivered=True)
+    assert services.payment_event_prepare(payment_event_id=event.id)[1] == [waiting.id]
+    again = services.payment_event_prepare(payment_event_id=event.id, redelivered=True)[1]
     assert sorted(again) == sorted([in_flight.id, waiting.id])
     assert payment_event_orders_execute(again) == 2
     attempts = {o.pk: (o.state, o.attempts) for o in settled(orders)}
@@ -143,7 +143,7 @@ def test_a_redelivered_event_task_executes_again_only_what_order_claim_lets_it(s
 
 def test_past_its_time_budget_the_event_task_hands_its_orders_to_their_own_tasks(celery_worker, sandbox):
     event, orders = event_of(2)
-    ids = services.payment_event_ready(payment_event_id=event.id)
+    ids = services.payment_event_prepare(payment_event_id=event.id)[1]
     assert payment_event_orders_execute(ids, budget=-1) == 2
     for order in orders:
         assert wait_state(order, "succeeded", "failed", "dead_letter").state == PaymentOrderState.SUCCEEDED

@@ -210,7 +210,8 @@ class Break(models.Model):
                             help_text="The run that found it.")
     # Not indexed: every run rewrites it on each break it sees again (every open line break, every night), and
     # an update that changes no indexed column can stay on its page (HOT: no new entry in the 16 other indexes;
-    # the table keeps room for it, fillfactor 80, migration 0010). Who reads by it reads a run's breaks once.
+    # the table keeps room for it on every page: fillfactor 50, migrations 0010 and 0014). Who reads by it reads a
+    # run's breaks once.
     last_seen_run = models.ForeignKey(ReconciliationRun, on_delete=models.PROTECT, related_name="+", db_index=False)
     line = models.ForeignKey(SettlementLine, on_delete=models.PROTECT, null=True, blank=True, related_name="breaks")
     file_format = models.CharField(max_length=16, blank=True, db_index=True)

@@ -110,3 +110,28 @@ def test_an_order_completed_just_before_a_run_but_committed_after_it_is_checked_
     late = order(amount=900, psp_reference="pi_late_commit", completed_at=first.started_at - timedelta(seconds=1))
     second = reconciliation_run(day=now.date(), actor="test")
     assert missing() == [(late.id, "open", second.pk, second.pk)]
+
+
+def _break_pages() -> dict[int, int]:
+    """The heap page each ``missing_in_settlement`` break's current version is on, by break id."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id, (ctid::text::point)[0]::int FROM reconciliation_break"
+                       " WHERE break_class = 'missing_in_settlement'")
+        return dict(cursor.fetchall())
+
+
+def test_a_break_seen_again_is_rewritten_on_its_own_page(now):
+    """Every run rewrites the breaks it sees again (``last_seen_run``): each page keeps room for a new version of
+    each of its rows (fillfactor 50, migration 0014), so the rewrite stays on its page (HOT: no entry in the table's
+    other indexes). At fillfactor 80 most of them moved to another page."""
+    completed = now.replace(hour=0, minute=0, second=0) - timedelta(days=3)
+    for n in range(60):
+        order(amount=800 + n, psp_reference=f"pi_page_{n}", completed_at=completed)
+    first = reconciliation_run(day=now.date(), actor="test")
+    pages = _break_pages()
+    assert len(pages) == 60 and len(set(pages.values())) > 1  # several pages of breaks
+    second = reconciliation_run(day=now.date(), actor="test")
+    assert {state_runs[1:] for state_runs in missing()} == {("open", first.pk, second.pk)}
+    assert _break_pages() == pages

@@ -72,6 +72,7 @@ WITH cleared AS (
         SELECT settled.id AS line_id FROM ({_SETTLING}) settled ORDER BY settled.file_id, settled.ordinal LIMIT 1
     ) settling
     WHERE brk.break_class = '{BreakClass.MISSING_IN_SETTLEMENT}' AND brk.state = '{BreakState.OPEN}'
+      AND brk.last_seen_run_id <> %(run)s  -- seen by the upsert above: its order found unsettled, not probed again
       AND payment_order.id = brk.object_id
     RETURNING brk.id, brk.reason
 )
@@ -84,7 +85,9 @@ FROM cleared
 def missing_in_settlement_find(cursor: CursorWrapper, scope: RunScope) -> None:
     """Breaks for the succeeded orders still unsettled past the cut-off; clear those a line now settles.
 
-    Runs after the run's files are marked reconciled, so their lines matched by reference count."""
+    Runs after the run's files are marked reconciled, so their lines matched by reference count. The clears probe
+    only the open breaks the upsert did not see again (``last_seen_run``): one it saw has just been found unsettled
+    by the same rule in the same run (at ten nights: ~1,250 probes a night instead of ~60,000)."""
     # A merge join would sort both sides by reference (text, in the database's collation: seconds at 1M); a
     # hash anti-join reads each side once and spills to disk if it must (a hashed NOT IN would not).
     cursor.execute("SET LOCAL enable_mergejoin = off")

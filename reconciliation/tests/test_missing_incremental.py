@@ -135,3 +135,22 @@ def test_a_break_seen_again_is_rewritten_on_its_own_page(now):
     second = reconciliation_run(day=now.date(), actor="test")
     assert {state_runs[1:] for state_runs in missing()} == {("open", first.pk, second.pk)}
     assert _break_pages() == pages
+
+
+def test_an_open_break_out_of_the_window_is_cleared_by_a_late_line(tmp_path, now):
+    """The clears probe the open breaks the run did not see again: out of the window, one still clears."""
+    start = now.replace(hour=0, minute=0, second=0)
+    completed = start - timedelta(days=3)
+    late = order(amount=800, psp_reference="pi_late", completed_at=completed)
+    lost = order(amount=900, psp_reference="pi_lost", completed_at=completed)
+    first = reconciliation_run(day=now.date(), actor="test")
+    settlement_file_import(path=stripe_report(tmp_path / "late.csv", [
+        row("charge", gross=800, fee=fee(800), pi="pi_late", created=completed),
+        row("payout", gross=-(800 - fee(800)), created=now, source="po_late"),
+    ]), actor="test")
+    with override_settings(RECONCILIATION_MISSING_LOOKBACK_DAYS=2):  # both orders now out of the window
+        second = reconciliation_run(day=now.date(), actor="test")
+    assert missing() == sorted([(late.id, "auto_resolved", first.pk, second.pk), (lost.id, "open", first.pk, first.pk)])
+    cleared = Break.objects.get(break_class="missing_in_settlement", object_id=late.id)
+    assert list(BreakResolution.objects.filter(brk=cleared).values_list("from_state", "to_state")) == [
+        ("open", "auto_resolved")]

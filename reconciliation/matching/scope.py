@@ -43,9 +43,11 @@ class RunScope:
     #: How long after a payout its bank credit may be booked, when matched by amount.
     payout_window: timedelta
     #: The settled files (reconciled before, or this run's) whose batch closed within
-    #: ``[missing_checked_before, missing_before + timing_window)``: where the orders new to the missing window
+    #: ``(missing_checked_before, missing_before + timing_window)``: where the orders new to the missing window
     #: are looked for first, set-based (``missing``). A charge line that settled such an order cleanly (by
-    #: reference, no match row) is in one of them; any order not found there is probed one by one.
+    #: reference, no match row) is in one of them; any order not found there is probed one by one. A batch that
+    #: closed at the window's very start holds orders completed before it (daily batches closing at midnight: the
+    #: whole previous day), so it is left out; an order completed at that very instant is probed.
     missing_nearby_files: list[int]
 
     @property
@@ -97,7 +99,7 @@ def run_scope(*, run: ReconciliationRun, day: date) -> RunScope:
         missing_checked_before=missing_checked_before,
         payout_window=timedelta(days=_setting("RECONCILIATION_PAYOUT_WINDOW_DAYS", 5)),
         missing_nearby_files=[file_id for file_id, settled_at in reconciled + unreconciled if settled_at is not None
-                              and missing_checked_before <= settled_at < missing_before + timing_window],
+                              and missing_checked_before < settled_at < missing_before + timing_window],
     )
 
 

@@ -132,3 +132,22 @@ def test_a_clean_night_writes_no_row_per_line(tmp_path, now):
     assert run.stats["lines"] == {"matched": clean}
     grown = {table: count - imported[table] for table, count in _rows_per_table().items() if count != imported[table]}
     assert grown == {"reconciliation_reconciliationrun": 1}
+
+
+def test_an_order_completed_as_the_window_starts_settled_by_a_batch_closing_then_is_not_missing(tmp_path, now):
+    """A batch closing at the window's very start is no nearby file (it holds the orders before the window); an
+    order of the window completed at that very instant and settled by it is found by its probe."""
+    window_start = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1) - timedelta(days=30)
+    order(amount=1000, psp_reference="pi_edge", completed_at=window_start)
+    lost = order(amount=3000, psp_reference="pi_missing", completed_at=window_start + timedelta(hours=1))
+    settlement_file_import(path=stripe_report(tmp_path / "edge.csv", [
+        row("charge", gross=1000, fee=fee(1000), pi="pi_edge", created=window_start),
+        row("payout", gross=-1, created=window_start, source="po_edge"),
+    ]), actor="test")
+    reconciliation_run(day=window_start.date(), actor="test")
+    edge = SettlementFile.objects.get()
+    assert edge.settled_at == window_start
+    scope = run_scope(run=ReconciliationRun(pk=0), day=now.date())
+    assert edge.pk not in scope.missing_nearby_files and scope.missing_checked_before == window_start
+    reconciliation_run(day=now.date(), actor="test")
+    assert missing() == [lost.id]

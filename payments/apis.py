@@ -71,7 +71,7 @@ class CheckoutListCreateApi(ApiView):
         data = validated(CheckoutInput, request)
 
         def checkout():
-            event = services.payment_event_create(
+            written = services.payment_event_write(
                 client=request.user,
                 buyer_reference=data["buyer"]["reference"],
                 buyer_email=data["buyer"]["email"],
@@ -82,7 +82,7 @@ class CheckoutListCreateApi(ApiView):
                 # our address as the buyer reaches it: only a buyer who is present goes back to it
                 public_url=request.build_absolute_uri("/") if data["return_url"] else "",
             )
-            return status.HTTP_201_CREATED, PaymentEventOutput(event).data
+            return status.HTTP_201_CREATED, services.checkout_output(written)  # PaymentEventOutput's, from its values
 
         return idempotent_response(request, checkout)
 

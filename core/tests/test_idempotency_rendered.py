@@ -8,12 +8,14 @@ from unittest import mock
 
 import pytest
 from rest_framework.renderers import JSONRenderer
-from rest_framework.test import APIClient
+from rest_framework.request import Request
+from rest_framework.test import APIClient, APIRequestFactory
 
 from core.models import IdempotencyRecord
 from core.parsers import JSONParser
 from core.services import api_client_create, request_fingerprint
 from core.tests.test_input_serializer import _checkout_bodies
+from core.views import idempotency_key
 from payments.tests.factories import SellerFactory
 
 pytestmark = pytest.mark.django_db
@@ -115,3 +117,10 @@ def test_sellers_and_sessions_store_the_raw_bodys_fingerprint(shop):
         record = IdempotencyRecord.objects.get(key=path)
         assert record.request_fingerprint == request_fingerprint(method="POST", path=path, body=body)
         assert record.response_body == response.json()
+
+
+@pytest.mark.parametrize("headers", [{}, {"HTTP_IDEMPOTENCY_KEY": "k-1"}, {"HTTP_IDEMPOTENCY_KEY": ""},
+                                     {"HTTP_IDEMPOTENCY_KEY": " é "}, {"HTTP_X_IDEMPOTENCY_KEY": "x"}])
+def test_the_key_is_the_header_django_reads(headers):
+    request = Request(APIRequestFactory().post("/x", **headers))
+    assert idempotency_key(request) == request.headers.get("Idempotency-Key")

@@ -7,12 +7,14 @@ instances back through ``PaymentEventOutput`` (about 2.2 M of a checkout's 7 M i
 rows are always the same shape: every column but a few is a constant of a new event or order. So:
 
 - ``checkout_rows_write`` inserts the event, its orders and their audit rows (one per order, from ``""`` to
-  ``not_started``: the house rule) in **one statement** of constant text, the orders' values as arrays
-  (``unnest``). psycopg adapts them in C, and PostgreSQL prepares the statement once per connection
-  (``DATABASE_PREPARE_THRESHOLD``) instead of parsing and planning a new one for every checkout. The rows
-  are the ones Django's insert wrote, column for column, timestamps taken in the same order (``created_at``
-  then ``updated_at`` per order, then the audit rows: the orders keep their creation order in ``created_at``);
-  ``payments/tests/test_checkout_write.py`` compares them with the ORM's rows.
+  ``not_started``: the house rule) in **one statement** of constant text: the event's values as parameters,
+  its orders' as one JSON array (``jsonb_to_recordset``; one ``json.dumps`` in C, where psycopg adapts a
+  Python list in Python). Whatever the number of orders, PostgreSQL prepares the statement once per
+  connection (``DATABASE_PREPARE_THRESHOLD``) instead of parsing and planning a new one for every checkout.
+  The rows are the ones Django's insert wrote, column for column, timestamps taken in the same order
+  (``created_at`` then ``updated_at`` per order, then the audit rows), each at least a microsecond after the
+  one before (the orders keep their creation order in ``created_at``); ``payments/tests/test_checkout_write.py``
+  compares them with the ORM's rows.
 - ``checkout_output`` renders the answer from the same values: exactly ``PaymentEventOutput(event).data``
   for the new event (held to it by that test, for many shapes of checkout).
 

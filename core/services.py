@@ -40,10 +40,17 @@ def api_client_create(*, name: str) -> tuple[ApiClient, str]:
     return client, key
 
 
-def request_fingerprint(*, method: str, path: str, body: bytes) -> str:
-    """Fingerprint of a request: JSON bodies are compared by content, not by formatting."""
+NOT_PARSED = object()
+
+
+def request_fingerprint(*, method: str, path: str, body: bytes, parsed=NOT_PARSED) -> str:
+    """Fingerprint of a request: JSON bodies are compared by content, not by formatting. ``parsed``: what
+    ``json.loads(body)`` gives, when the caller holds it already (the body parsed once, not twice; the same
+    fingerprint: ``core/tests/test_idempotency.py``)."""
     try:
-        canonical = json.dumps(json.loads(body or b"null"), sort_keys=True, separators=(",", ":")).encode()
+        if parsed is NOT_PARSED:
+            parsed = json.loads(body or b"null")
+        canonical = json.dumps(parsed, sort_keys=True, separators=(",", ":")).encode()
     except ValueError:
         canonical = body
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
@@ -51,9 +58,12 @@ def request_fingerprint(*, method: str, path: str, body: bytes) -> str:
 
 @dataclass(frozen=True)
 class IdempotentResponse:
+    """``content``: ``body`` as the caller's ``render`` rendered it (None for a replay: rendered from ``body``)."""
+
     status: int
     body: dict
     replayed: bool
+    content: bytes | None = None
 
 
 class IdempotencyKeyInUse(Conflict):
@@ -101,6 +111,8 @@ _EXPIRE = f"DELETE FROM {_TABLE} WHERE client_id = %s AND key = %s AND created_a
 _LOCK = f"SELECT status, response_status, response_body, locked_at FROM {_TABLE} WHERE id = %s FOR UPDATE SKIP LOCKED"
 _COMPLETE = (f"UPDATE {_TABLE} SET status = %s, response_status = %s, response_body = %s, completed_at = %s"
              " WHERE id = %s")
+# The response stored from the JSON text the client is sent (jsonb keeps the value, not the text).
+_COMPLETE_RENDERED = _COMPLETE.replace("response_body = %s", "response_body = %s::jsonb")
 _IN_PROGRESS, _COMPLETED = IdempotencyRecord.Status.IN_PROGRESS, IdempotencyRecord.Status.COMPLETED
 _BODY_FIELD = IdempotencyRecord._meta.get_field("response_body")
 
@@ -148,6 +160,8 @@ def idempotent_call(
     path: str,
     body: bytes,
     operation: Callable[[], tuple[int, dict]],
+    parsed=NOT_PARSED,
+    render: Callable[[dict], bytes] | None = None,
 ) -> IdempotentResponse:
     """Run ``operation`` at most once per (client, key), Stripe's way.
 
@@ -158,9 +172,13 @@ def idempotent_call(
     its claim with its writes: the key is released and the client may retry with it. A key left in progress
     by a process that committed its claim on its own (this code before one transaction) is 409 while locked
     or recent, and taken over once abandoned.
+
+    ``parsed``: the body as ``json.loads`` gives it, if the caller has it (``request_fingerprint``).
+    ``render``: the response's JSON as the client is sent it; stored from that text (one encoding, not two)
+    and answered as ``content``.
     """
     key = _validate_key(key)
-    fingerprint = request_fingerprint(method=method, path=path, body=body)
+    fingerprint = request_fingerprint(method=method, path=path, body=body, parsed=parsed)
     with transaction.atomic():
         record, created = _claim(client=client, key=key, method=method, path=path, fingerprint=fingerprint)
         if record.fingerprint != fingerprint:
@@ -172,10 +190,14 @@ def idempotent_call(
             if replay is not None:
                 return replay
         status, response_body = operation()
+        content = render(response_body) if render is not None else None
         with connection.cursor() as cur:
-            cur.execute(_COMPLETE, [_COMPLETED, status, _BODY_FIELD.get_db_prep_save(response_body, connection),
-                                    timezone.now(), record.id])
-        return IdempotentResponse(status=status, body=response_body, replayed=False)
+            if content is None:
+                cur.execute(_COMPLETE, [_COMPLETED, status, _BODY_FIELD.get_db_prep_save(response_body, connection),
+                                        timezone.now(), record.id])
+            else:
+                cur.execute(_COMPLETE_RENDERED, [_COMPLETED, status, content.decode(), timezone.now(), record.id])
+        return IdempotentResponse(status=status, body=response_body, replayed=False, content=content)
 
 
 def _take_over(record: _Key) -> IdempotentResponse | None:

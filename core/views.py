@@ -1,13 +1,14 @@
 """What every API view shares: the base view, the validated body, a page of a list, a 404 for what a selector
 did not find, and the idempotency wrapper around a service call; and what the PSP's webhook endpoints share:
 POST only, and the answer once an event is stored and processed."""
+import codecs
 from collections.abc import Callable
 from functools import wraps
 from typing import TypeVar
 
 from django.db.models import QuerySet
 from django.http import JsonResponse
-from rest_framework.request import Request
+from rest_framework.request import Empty, Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -16,7 +17,7 @@ from core.exceptions import DomainError
 from core.models import WebhookInbox
 from core.pagination import CreatedCursorPagination
 from core.parsers import JSONParser
-from core.services import idempotent_call
+from core.services import NOT_PARSED, idempotent_call
 
 T = TypeVar("T")
 
@@ -53,16 +54,62 @@ def idempotent_response(request: Request, operation: Callable[[], tuple[int, dic
                         *, key_required: bool = True) -> Response:
     """Run ``operation`` under the request's ``Idempotency-Key`` and answer its response.
 
-    ``request.body`` must have been read before ``request.data`` (the view does so).
+    ``request.body`` must have been read before ``request.data`` (the view does so). The body is fingerprinted
+    as parsed already (``_parsed_body``), and the response rendered once: the stored response is that text.
     """
-    key = request.headers.get("Idempotency-Key")
+    key = idempotency_key(request)
     if key is None and not key_required:
         status, body = operation()
         return Response(body, status=status)
-    result = idempotent_call(client=request.user, key=key, method=request.method,
-                             path=request.path, body=request._request.body, operation=operation)
+    renderer, media_type = request.accepted_renderer, request.accepted_media_type
+    result = idempotent_call(client=request.user, key=key, method=request.method, path=request.path,
+                             body=request._request.body, operation=operation, parsed=_parsed_body(request),
+                             render=lambda body: renderer.render(body, media_type, {}))
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
-    return Response(result.body, status=result.status, headers=headers)
+    if result.content is None:
+        return Response(result.body, status=result.status, headers=headers)
+    return RenderedResponse(result.body, status=result.status, headers=headers,
+                            rendered=(renderer, media_type, result.content))
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The ``Idempotency-Key`` header: ``request.headers.get("Idempotency-Key")`` without building Django's
+    ``HttpHeaders`` from the whole ``META`` (which reads that header from exactly this key)."""
+    return request.META.get("HTTP_IDEMPOTENCY_KEY")
+
+
+def _parsed_body(request: Request):
+    """``request.data`` where it is exactly what ``json.loads(request.body)`` gives (the idempotency fingerprint's
+    parse): a non-empty body parsed by our JSON parser as UTF-8 (``json.loads`` reads UTF-8 without a BOM as
+    UTF-8, and our parser refuses a BOM and lone surrogates). ``NOT_PARSED`` otherwise: parsed again."""
+    body = request._request.body
+    encoding = request.parser_context.get("encoding") or "utf-8"
+    if (not body or request._data is Empty or not all(isinstance(p, JSONParser) for p in request.parsers)
+            or codecs.lookup(encoding).name != "utf-8"):
+        return NOT_PARSED
+    return request._full_data
+
+
+class RenderedResponse(Response):
+    """A DRF response whose content was rendered already, by the renderer and media type the request
+    negotiated (as ``finalize_response`` gives them to it): DRF's own rendering otherwise."""
+
+    def __init__(self, data, *, rendered: tuple, **kwargs):
+        super().__init__(data, **kwargs)
+        self._rendered = rendered
+
+    @property
+    def rendered_content(self):
+        renderer, media_type, content = self._rendered
+        context = getattr(self, "renderer_context", None)
+        if (getattr(self, "accepted_renderer", None) is not renderer or context is None or "indent" in context
+                or getattr(self, "accepted_media_type", None) != media_type or not content):
+            return super().rendered_content
+        context["response"] = self
+        charset = renderer.charset  # as DRF's Response sets it
+        self["Content-Type"] = self.content_type or (f"{renderer.media_type}; charset={charset}" if charset
+                                                     else renderer.media_type)
+        return content
 
 
 def webhook_post_only(view):

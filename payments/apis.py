@@ -10,7 +10,7 @@ from core.schema import (
     list_schema,
     retrieve_schema,
 )
-from core.views import ApiView, found, idempotent_response, paginated_response, validated
+from core.views import ApiView, found, idempotency_key, idempotent_response, paginated_response, validated
 from payments import selectors, services
 from payments.exceptions import PaymentOrderNotFound
 from payments.serializers import (
@@ -71,18 +71,18 @@ class CheckoutListCreateApi(ApiView):
         data = validated(CheckoutInput, request)
 
         def checkout():
-            event = services.payment_event_create(
+            written = services.payment_event_write(
                 client=request.user,
                 buyer_reference=data["buyer"]["reference"],
                 buyer_email=data["buyer"]["email"],
                 payment_method=data["payment_method"],
                 orders=[services.OrderSpec(o["seller"], o["amount"], o["currency"]) for o in data["orders"]],
-                idempotency_key=request.headers.get("Idempotency-Key", ""),
+                idempotency_key=idempotency_key(request) or "",
                 return_url=data["return_url"],
                 # our address as the buyer reaches it: only a buyer who is present goes back to it
                 public_url=request.build_absolute_uri("/") if data["return_url"] else "",
             )
-            return status.HTTP_201_CREATED, PaymentEventOutput(event).data
+            return status.HTTP_201_CREATED, services.checkout_output(written)  # PaymentEventOutput's, from its values
 
         return idempotent_response(request, checkout)
 
@@ -152,7 +152,7 @@ class CheckoutSessionCreateApi(ApiView):
                                                    for i in o.get("items", [])])
                         for o in data["orders"]],
                 success_url=data["success_url"], cancel_url=data["cancel_url"],
-                idempotency_key=request.headers.get("Idempotency-Key", ""))
+                idempotency_key=idempotency_key(request) or "")
             return status.HTTP_201_CREATED, CheckoutSessionOutput(session, context={"request": request}).data
 
         return idempotent_response(request, create)

@@ -2,20 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
-from django.conf import settings
 from django.db import connection, transaction
-from django.urls import reverse
-from django.utils import timezone
 
-from core.db import objects_insert
-from core.ids import new_id
 from core.models import ApiClient
 from payments.exceptions import AmountRefusedByPSP, SellerNotOnboarded
-from payments.models import PaymentEvent, PaymentOrder, PaymentOrderState, PaymentOrderTransition, Seller
+from payments.models import PaymentEvent, Seller
 from payments.psp import get_psp
-from payments.services.enqueue import enqueue_payment_event, enqueue_payment_order
+from payments.services.checkout_write import NewCheckout, checkout_rows_write
 
 
 def seller_onboard(*, client: ApiClient, name: str, external_reference: str = "") -> Seller:
@@ -51,7 +45,7 @@ def checkout_orders_validate(*, client: ApiClient, orders: list[OrderSpec]) -> N
 
 
 @transaction.atomic(savepoint=False)  # inside the idempotency transaction: no savepoint round trips
-def payment_event_create(
+def payment_event_write(
     *,
     client: ApiClient,
     buyer_reference: str,
@@ -61,8 +55,9 @@ def payment_event_create(
     idempotency_key: str,
     return_url: str = "",
     public_url: str = "",
-) -> PaymentEvent:
-    """Create the event and all its orders at once; their execution is enqueued on commit.
+) -> NewCheckout:
+    """Create the event and all its orders at once; their execution is enqueued on commit. Returns the rows'
+    values (``checkout_output`` renders them); ``payment_event_create`` for model instances.
 
     ``return_url``: the buyer is present and goes there once back from 3-D Secure. Each order is
     then confirmed on-session, with our own ``/pay/return/<event>`` (under ``public_url``, our
@@ -73,27 +68,11 @@ def payment_event_create(
     PSP would refuse (its minimum charge, a currency's precision) is refused here, unsent.
     """
     checkout_orders_validate(client=client, orders=orders)
-    event_id = new_id("pe")
-    psp_return_url = ""
-    if return_url:
-        base = (settings.PAYMENTS_PUBLIC_URL or public_url).rstrip("/")
-        psp_return_url = base + reverse("pay:return", args=[event_id])
-    event = PaymentEvent(
-        id=event_id, client=client, buyer_reference=buyer_reference, buyer_email=buyer_email,
-        payment_method=payment_method, idempotency_key=idempotency_key,
-        return_url=return_url, psp_return_url=psp_return_url,
-        # One order charges the token itself; several need it attached to the buyer's PSP customer first.
-        psp_payment_method=payment_method if len(orders) == 1 else "",
-    )
-    sweep_after = timezone.now() + timedelta(seconds=settings.PAYMENT_STALL_SECONDS)
-    created = [PaymentOrder(payment_event=event, seller_id=o.seller_id, amount=o.amount, currency=o.currency,
-                            next_action_at=sweep_after) for o in orders]
-    audit = [PaymentOrderTransition(payment_order=o, from_state="", to_state=PaymentOrderState.NOT_STARTED,
-                                    actor=f"api_client:{client.id}", reason="checkout created") for o in created]
-    objects_insert([event], created, audit)  # one statement
-    event._created_orders = created  # the response shows them without reading them back
-    if len(created) == 1:
-        enqueue_payment_order(created[0].id)
-    else:
-        enqueue_payment_event(event.id)
-    return event
+    return checkout_rows_write(client=client, buyer_reference=buyer_reference, buyer_email=buyer_email,
+                               payment_method=payment_method, orders=orders, idempotency_key=idempotency_key,
+                               return_url=return_url, public_url=public_url)
+
+
+def payment_event_create(**kwargs) -> PaymentEvent:
+    """``payment_event_write`` (same arguments), answered as the saved event with its orders (``order_list``)."""
+    return payment_event_write(**kwargs).payment_event()

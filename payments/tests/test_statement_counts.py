@@ -12,7 +12,7 @@ event costs 6; 8 and 7 while the transition and the count were two statements, 9
 transaction locked and read the order again). A seller's first order in a currency opens its ledger account
 and wallet: two statements more, and the posting and the movement run again. A
 checkout: the API client, then one transaction: the idempotency claim (one INSERT ... ON CONFLICT DO NOTHING),
-the sellers checked, the event with its orders and their audit rows in one statement (core.db.objects_insert),
+the sellers checked, the event with its orders and their audit rows in one statement (payments.services.checkout_write),
 the stored response (the orders shown as created, not read back), with its BEGIN and COMMIT: 7 (8 while the
 claim committed on its own and was locked again in the checkout's transaction).
 A checkout of two orders, executed by its event's task end to end: the event with its buyer's stored customer

@@ -77,7 +77,7 @@ def _checkout() -> list[tuple[str, object, str]]:
         ("insert", core.db, "objects_insert"),
         ("event_write", payments.services, "payment_event_write"),
         ("rows_write", payments.services.checkout, "checkout_rows_write"),
-        ("checkout_output", payments.services, "checkout_output"),
+        ("checkout_output", payments.serializers, "checkout_output"),
         ("enqueue", payments.services.enqueue, "enqueue_payment_event"),
         ("event_init", PaymentEvent, "__init__"),
         ("order_init", PaymentOrder, "__init__"),

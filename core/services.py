@@ -109,10 +109,10 @@ _FIND = (f"SELECT id, request_fingerprint, status, response_status, response_bod
          " WHERE client_id = %s AND key = %s")
 _EXPIRE = f"DELETE FROM {_TABLE} WHERE client_id = %s AND key = %s AND created_at < %s"
 _LOCK = f"SELECT status, response_status, response_body, locked_at FROM {_TABLE} WHERE id = %s FOR UPDATE SKIP LOCKED"
-_COMPLETE = (f"UPDATE {_TABLE} SET status = %s, response_status = %s, response_body = %s, completed_at = %s"
+_COMPLETE = (f"UPDATE {_TABLE} SET status = %s, response_status = %s, response_body = {{body}}, completed_at = %s"
              " WHERE id = %s")
 # The response stored from the JSON text the client is sent (jsonb keeps the value, not the text).
-_COMPLETE_RENDERED = _COMPLETE.replace("response_body = %s", "response_body = %s::jsonb")
+_COMPLETE, _COMPLETE_RENDERED = _COMPLETE.format(body="%s"), _COMPLETE.format(body="%s::jsonb")
 _IN_PROGRESS, _COMPLETED = IdempotencyRecord.Status.IN_PROGRESS, IdempotencyRecord.Status.COMPLETED
 _BODY_FIELD = IdempotencyRecord._meta.get_field("response_body")
 

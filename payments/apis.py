@@ -23,6 +23,7 @@ from payments.serializers import (
     RefundOutput,
     SellerInput,
     SellerOutput,
+    checkout_output,
 )
 
 SELLER_EXTERNAL_REFERENCE_CONSTRAINT = "seller_external_reference_unique_per_client"
@@ -82,7 +83,7 @@ class CheckoutListCreateApi(ApiView):
                 # our address as the buyer reaches it: only a buyer who is present goes back to it
                 public_url=request.build_absolute_uri("/") if data["return_url"] else "",
             )
-            return status.HTTP_201_CREATED, services.checkout_output(written)  # PaymentEventOutput's, from its values
+            return status.HTTP_201_CREATED, checkout_output(written)  # PaymentEventOutput's, from its values
 
         return idempotent_response(request, checkout)
 

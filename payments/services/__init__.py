@@ -11,7 +11,6 @@ from payments.services.checkout_sessions import (
     checkout_session_confirm,
     checkout_session_create,
 )
-from payments.services.checkout_write import checkout_output
 from payments.services.customers import payment_event_prepare
 from payments.services.execution import (
     payment_order_apply_result,
@@ -39,7 +38,7 @@ from payments.services.webhooks import webhook_event_process, webhook_event_rece
 __all__ = [
     "ItemSpec", "OrderSpec", "SessionOrderSpec", "capture_posting_key", "checkout_session_confirm",
     "checkout_session_create", "commission_for", "merchant_events_relay", "payment_event_buyer_returned",
-    "payment_event_create", "payment_event_prepare", "payment_event_write", "checkout_output",
+    "payment_event_create", "payment_event_prepare", "payment_event_write",
     "payment_order_apply_result", "payment_order_expire_action", "payment_orders_expire_actions",
     "payment_order_execute", "payment_order_lock", "payment_order_mark_unknown", "payment_order_replay_dead_letter",
     "payment_order_resolve", "payment_order_schedule_retry", "payment_orders_redrive_stalled",

@@ -15,8 +15,8 @@ rows are always the same shape: every column but a few is a constant of a new ev
   (``created_at`` then ``updated_at`` per order, then the audit rows), each at least a microsecond after the
   one before (the orders keep their creation order in ``created_at``); ``payments/tests/test_checkout_write.py``
   compares them with the ORM's rows.
-- ``checkout_output`` renders the answer from the same values: exactly ``PaymentEventOutput(event).data``
-  for the new event (held to it by that test, for many shapes of checkout).
+- ``payments.serializers.checkout_output`` renders the answer from the same values: exactly
+  ``PaymentEventOutput(event).data`` for the new event (held to it by that test, for many shapes of checkout).
 
 The checks before the insert (the PSP's amount rules, the sellers: ``checkout_orders_validate``), the enqueue
 on commit and the errors are the ORM path's own. ``payment_event_create`` (the hosted page's confirmation,
@@ -24,17 +24,14 @@ the tests' factories of real checkouts) writes through here too and returns the 
 """
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.fields import DateTimeField
-from rest_framework.settings import ISO_8601, api_settings
 
 from core.ids import new_id
 from core.models import ApiClient
@@ -184,39 +181,3 @@ def _parameters(checkout: NewCheckout) -> dict:
         "created_at": checkout.created_at, "next_action_at": checkout.next_action_at, "actor": checkout.actor,
         "orders": json.dumps(orders),
     }
-
-
-def checkout_output(checkout: NewCheckout) -> dict:
-    """``PaymentEventOutput(event).data`` for the checkout just written, from its values."""
-    event_id = checkout.id
-    as_text = _datetime_text()
-    return {
-        "id": event_id,
-        "object": "payment_event",
-        "buyer": {"reference": checkout.buyer_reference, "email": checkout.buyer_email},
-        "payment_method": checkout.payment_method,
-        "orders": [{"id": o.id, "object": "payment_order", "payment_event": event_id, "seller": o.seller_id,
-                    "amount": o.amount, "currency": o.currency, "state": _NOT_STARTED, "psp_reference": "",
-                    "failure_code": "", "failure_message": "", "amount_refunded": 0, "next_action": None,
-                    "created": as_text(o.created_at), "updated": as_text(o.updated_at)}
-                   for o in checkout.orders],
-        "state": _PROCESSING,
-        "completed_at": None,
-        "failure_reason": "",
-        "return_url": checkout.return_url,
-        "created": as_text(checkout.created_at),
-    }
-
-
-def _datetime_text():
-    """How DRF's ``DateTimeField`` renders a time now (ISO 8601 in the current time zone, ``Z`` for UTC): a UTC
-    time rendered in UTC at once, anything else by DRF's field."""
-    drf = _drf_datetime().to_representation
-    if api_settings.DATETIME_FORMAT != ISO_8601 or timezone.get_current_timezone_name() != "UTC":
-        return drf
-    return lambda value: value.isoformat()[:-6] + "Z" if value.tzinfo is UTC else drf(value)
-
-
-@functools.cache
-def _drf_datetime() -> DateTimeField:
-    return DateTimeField()  # keeps no state between calls: its time zone is looked up on each

@@ -12,9 +12,9 @@ from django.utils import timezone
 
 from core.db import objects_insert
 from payments.models import PaymentEvent, PaymentOrder, PaymentOrderState, PaymentOrderTransition
-from payments.serializers import PaymentEventOutput
+from payments.serializers import PaymentEventOutput, checkout_output
 from payments.services import OrderSpec, payment_event_create, payment_event_write
-from payments.services.checkout_write import _INSERT, NewCheckout, NewOrder, checkout_output
+from payments.services.checkout_write import _INSERT, NewCheckout, NewOrder
 from payments.tests.factories import ApiClientFactory, SellerFactory
 
 pytestmark = pytest.mark.django_db

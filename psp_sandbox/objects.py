@@ -20,31 +20,9 @@ from collections.abc import Callable
 from typing import Any
 
 from . import object_fields as fields
+from .encoding import Encoded, dumps, dumps_with
 
 API_VERSION = "2026-10-28.endive"  # the API version these shapes follow (stripe-python 16.1.0)
-
-
-# Stripe's magic test payment methods -> (brand, last4, funding); anything else looks like a Visa.
-_CARDS: dict[str, tuple[str, str, str]] = {
-    "visa": ("visa", "4242", "credit"),
-    "us": ("visa", "4242", "credit"),
-    "visa_debit": ("visa", "5556", "debit"),
-    "mastercard": ("mastercard", "4444", "credit"),
-    "mastercard_debit": ("mastercard", "8210", "debit"),
-    "amex": ("amex", "8431", "credit"),
-    "discover": ("discover", "1117", "credit"),
-    "chargeDeclined": ("visa", "0002", "credit"),
-    "chargeDeclinedInsufficientFunds": ("visa", "9995", "credit"),
-    "chargeDeclinedLostCard": ("visa", "9987", "credit"),
-    "chargeDeclinedStolenCard": ("visa", "9979", "credit"),
-    "chargeDeclinedExpiredCard": ("visa", "0069", "credit"),
-    "chargeDeclinedIncorrectCvc": ("visa", "0127", "credit"),
-    "chargeDeclinedProcessingError": ("visa", "0119", "credit"),
-    "chargeDeclinedFraudulent": ("visa", "0019", "credit"),
-    "threeDSecure2Required": ("visa", "3220", "credit"),
-    "threeDSecureRequired": ("visa", "3063", "credit"),
-    "authenticationRequired": ("visa", "3155", "credit"),
-}
 
 
 def _digest(value: str, n: int = 24) -> str:
@@ -53,7 +31,7 @@ def _digest(value: str, n: int = 24) -> str:
 
 def _card(pm_id: Any) -> tuple[str, str, str]:
     name = str(pm_id or "").removeprefix("pm_card_").removeprefix("visa_")
-    return _CARDS.get(name, ("visa", "4242", "credit"))
+    return fields.CARDS.get(name, ("visa", "4242", "credit"))
 
 
 def _exp_year() -> int:
@@ -107,6 +85,18 @@ def _next_action(obj: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# The payment_method_options of every PaymentIntent that has none of its own (all the sandbox makes): one
+# read-only object for all, encoded once (``dumps_complete`` splices its text in).
+_DEFAULT_PMO = Encoded(_payment_method_options({"card": {}}))
+
+
+def dumps_complete(obj: Any) -> str:
+    """``dumps(obj)`` for a complete object, its shared default payment_method_options' text spliced in."""
+    if isinstance(obj, dict) and type(pmo := obj.get("payment_method_options")) is Encoded:
+        return dumps_with(obj, "payment_method_options", pmo.text)
+    return dumps(obj)
+
+
 def payment_intent(pi: dict[str, Any]) -> dict[str, Any]:
     """Complete a PaymentIntent."""
     types = pi.get("payment_method_types") or ["card"]
@@ -127,10 +117,11 @@ def payment_intent(pi: dict[str, Any]) -> dict[str, Any]:
         livemode=False,
         metadata=lambda o: {},
         payment_method_types=lambda o: list(types),
-        payment_method_options=lambda o: _payment_method_options({"card": {}}) if "card" in types else None,
+        payment_method_options=lambda o: _DEFAULT_PMO if "card" in types else None,
     )
     _nested(out, "automatic_payment_methods", _automatic_payment_methods)
-    _nested(out, "payment_method_options", _payment_method_options)
+    if out["payment_method_options"] is not _DEFAULT_PMO:  # complete already
+        _nested(out, "payment_method_options", _payment_method_options)
     _nested(out, "next_action", _next_action)
     _nested(out, "last_payment_error", lambda e: _error(e, top=False))
     _nested(out, "latest_charge", charge)

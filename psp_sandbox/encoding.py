@@ -3,7 +3,9 @@
 ``json.dumps`` with its defaults checks every list and dict for a circular reference (an id per container
 put in and taken out of a dict); the sandbox's objects are trees built from decoded JSON and literals, never
 circular, so the encoder here skips the check. Everything else (separators, ``ensure_ascii``, NaN) is the
-default: the text is the same, byte for byte.
+default: the text is the same, byte for byte. ``json`` escapes every string anew, the same hundred field
+names in every object: the names ``remember`` was given are escaped once and their text looked up (any other
+string is escaped by ``json``'s own C function, as before).
 
 A part whose text is known already (an event's object, encoded once for the event and the answer; a constant
 part shared by many objects, an ``Encoded``) is spliced in by ``dumps_with`` instead of being encoded again.
@@ -13,9 +15,37 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterable
+from json import encoder as _json
 from typing import Any
 
-dumps = json.JSONEncoder(check_circular=False).encode
+
+class _Escapes(dict):
+    """A string's JSON text: remembered (``remember``), else escaped as ``json`` escapes it (not kept)."""
+
+    __missing__ = staticmethod(_json.encode_basestring_ascii)
+
+
+_ESCAPES = _Escapes()
+
+
+def remember(strings: Iterable[str]) -> None:
+    """Escape these strings (field names) once: their text is looked up from now on."""
+    for text in strings:
+        _ESCAPES[text] = _json.encode_basestring_ascii(text)
+
+
+_PLAIN = json.JSONEncoder(check_circular=False)
+if _json.c_make_encoder is not None:
+    # What ``JSONEncoder.encode`` runs for a non-string (``iterencode(o, _one_shot=True)``), with the defaults
+    # but ``check_circular`` and its string escaping looked up first.
+    _encode = _json.c_make_encoder(None, _PLAIN.default, _ESCAPES.__getitem__, None, ": ", ", ", False, False, True)
+
+    def dumps(obj: Any) -> str:
+        """``json.dumps(obj)``, the same text."""
+        return "".join(_encode(obj, 0))
+else:  # pragma: no cover - CPython always has _json
+    dumps = _PLAIN.encode
 
 # Stands for a part while the object around it is encoded: unguessable (a client's string cannot hold it).
 _SLOT = "\0" + secrets.token_hex(16)

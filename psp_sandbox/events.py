@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from . import objects
+from . import object_fields, objects
 from .context import RequestContext
-from .encoding import dumps_with
+from .encoding import dumps_with, remember
 from .store import new_id
 
 
@@ -47,3 +48,23 @@ def encode(event: dict[str, Any]) -> tuple[str, str]:
     data = event["data"]
     obj_json = objects.dumps_complete(data["object"])
     return dumps_with(event, "data", dumps_with(data, "object", obj_json)), obj_json
+
+
+def _names(obj: Any) -> Iterator[str]:
+    """The field names in ``obj`` and its short string values (not the samples' ``None``-derived ones)."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            yield key
+            yield from _names(value)
+    elif isinstance(obj, list):
+        for item in obj:
+            yield from _names(item)
+    elif isinstance(obj, str) and len(obj) <= 32 and "None" not in obj:
+        yield obj
+
+
+# The field names and constant values of the complete objects the sandbox sends, escaped once (``encoding``).
+_SAMPLES = [objects.complete({"object": kind}) for kind in objects._BY_OBJECT if kind not in ("list", "search_result")]
+_SAMPLES.append(objects.complete({"object": "charge", "status": "succeeded", "payment_method": "pm_card_visa"}))
+remember(_names(_SAMPLES))
+remember(name for value in vars(object_fields).values() if isinstance(value, tuple) for name in value)

@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from psp_sandbox import encoding, objects
+from psp_sandbox import encoding, events, objects
 
 
 def _value(rng: random.Random, depth: int = 0) -> object:
@@ -61,3 +61,17 @@ def test_a_complete_payment_intent_shares_the_default_options_and_is_encoded_as_
     assert type(again["payment_method_options"]) is dict and again == first
     assert objects.dumps_complete(first) == json.dumps(first) == objects.dumps_complete(again) == json.dumps(again)
     assert objects.complete(first) == first
+
+
+def test_remembered_strings_and_any_other_are_escaped_as_json_escapes_them():
+    rng = random.Random(9)
+    for _ in range(3000):
+        obj = {k: _value(rng) for k in rng.sample(sorted(encoding._ESCAPES), 5) + ["é\u2028x", "\0"]}
+        obj[rng.choice(list(encoding._ESCAPES))] = rng.choice(list(encoding._ESCAPES))
+        assert encoding.dumps(obj) == json.dumps(obj)
+    assert encoding.dumps("x\u2028") == json.dumps("x\u2028") and encoding.dumps(1.5e300) == json.dumps(1.5e300)
+    assert 200 < len(encoding._ESCAPES) < 1000 and events._SAMPLES  # names and constants only: nothing else is kept
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        encoding.dumps({"a": object()})
+    with pytest.raises(ValueError):
+        json.loads(encoding.dumps(float("nan")), parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))

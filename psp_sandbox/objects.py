@@ -38,6 +38,10 @@ def _exp_year() -> int:
     return time.gmtime().tm_year + 3
 
 
+# The nulls ``_fill`` adds, by (nulls, the keys already there): objects of a kind have the same keys. Bounded.
+_MISSING: dict[tuple[tuple[str, ...], tuple[str, ...]], dict[str, None]] = {}
+
+
 def _fill(obj: dict[str, Any], nulls: tuple[str, ...] = (), **values: Any) -> dict[str, Any]:
     """A copy of ``obj`` with each missing key set: from ``values`` (callables get the copy), else null."""
     out = dict(obj)
@@ -45,9 +49,14 @@ def _fill(obj: dict[str, Any], nulls: tuple[str, ...] = (), **values: Any) -> di
         if key not in out:
             out[key] = value(out) if callable(value) else value
     if nulls:  # the missing ones, in the order of ``nulls`` (a setdefault each, without a Python loop)
-        missing = dict.fromkeys(nulls)
-        for key in missing.keys() & out.keys():
-            del missing[key]
+        shape = (nulls, tuple(out))
+        missing = _MISSING.get(shape)
+        if missing is None:
+            missing = dict.fromkeys(nulls)
+            for key in missing.keys() & out.keys():
+                del missing[key]
+            if len(_MISSING) < 1024:
+                _MISSING[shape] = missing
         out.update(missing)
     return out
 

@@ -163,10 +163,20 @@ class LeanRequestHandler(BaseHTTPRequestHandler):
         return cached[1]
 
     def send_whole(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        """Status line, headers and body in one write (``send_response``'s logging and headers kept)."""
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self._headers_buffer.append(b"\r\n")
-        self._headers_buffer.append(body)
-        self.flush_headers()
+        """Status line, headers and body in one write: the bytes ``send_response``, ``send_header`` for each
+        header and ``end_headers`` write (and ``send_response``'s logging), formatted at once."""
+        if self.request_version == "HTTP/0.9" or any(name.lower() == "connection" for name, _ in headers):
+            self.send_response(status)  # their rules: no head at all, or the connection's fate in a header
+            for name, value in headers:
+                self.send_header(name, value)
+            self._headers_buffer.append(b"\r\n")
+            self._headers_buffer.append(body)
+            return self.flush_headers()
+        self.log_request(status)
+        message = self.responses[status][0] if status in self.responses else ""
+        head = [f"{self.protocol_version} {status:d} {message}\r\nServer: {self.version_string()}\r\n"
+                f"Date: {self.date_time_string()}\r\n", *(f"{name}: {value}\r\n" for name, value in headers), "\r\n"]
+        buffered = getattr(self, "_headers_buffer", [])
+        self.wfile.write(b"".join([*buffered, "".join(head).encode("latin-1", "strict"), body]))
+        self._headers_buffer = []
+        return None

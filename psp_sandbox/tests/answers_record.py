@@ -117,10 +117,8 @@ def _request(sb: Any, method: str, path: str, body: str, key: str | None) -> byt
     handler.request = handler.connection = None
     handler.rfile, handler.wfile = io.BytesIO((head + body).encode()), io.BytesIO()
     handler.close_connection = True
-    try:  # as the loop marks a head it checked (older trees read every head)
-        handler.head_checked = plain_request(head.removesuffix("\r\n\r\n").encode()) is not None
-    except Exception:  # noqa: BLE001
-        pass
+    # As the loop marks a head it checked (a tree before ``head_checked`` reads every head line by line).
+    handler.head_checked = plain_request(head.removesuffix("\r\n\r\n").encode()) is not None
     ctx = contextvars.copy_context()
     steps = ctx.run(handler.loop_steps)
     while ctx.run(next, steps, None) is not None:

@@ -73,5 +73,4 @@ def test_remembered_strings_and_any_other_are_escaped_as_json_escapes_them():
     assert 200 < len(encoding._ESCAPES) < 1000 and events._SAMPLES  # names and constants only: nothing else is kept
     with pytest.raises(TypeError, match="not JSON serializable"):
         encoding.dumps({"a": object()})
-    with pytest.raises(ValueError):
-        json.loads(encoding.dumps(float("nan")), parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+    assert [encoding.dumps(x) for x in (float("nan"), float("-inf"), -0.0)] == ["NaN", "-Infinity", "-0.0"]

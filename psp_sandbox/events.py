@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from . import object_fields, objects
+from . import object_fields, object_text, objects
 from .context import RequestContext
 from .encoding import dumps_with, remember
 from .store import new_id
@@ -46,7 +46,7 @@ def due(cfg: dict[str, Any]) -> float:
 def encode(event: dict[str, Any]) -> tuple[str, str]:
     """``(dumps(event), dumps(event["data"]["object"]))``, the same texts, the object encoded once."""
     data = event["data"]
-    obj_json = objects.dumps_complete(data["object"])
+    obj_json = object_text.dumps_complete(data["object"])
     return dumps_with(event, "data", dumps_with(data, "object", obj_json)), obj_json
 
 

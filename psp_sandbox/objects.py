@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import object_fields as fields
-from .encoding import Encoded, dumps, dumps_with
+from .encoding import Encoded
 
 API_VERSION = "2026-10-28.endive"  # the API version these shapes follow (stripe-python 16.1.0)
 
@@ -97,13 +97,6 @@ def _next_action(obj: dict[str, Any]) -> dict[str, Any]:
 # The payment_method_options of every PaymentIntent that has none of its own (all the sandbox makes): one
 # read-only object for all, encoded once (``dumps_complete`` splices its text in).
 _DEFAULT_PMO = Encoded(_payment_method_options({"card": {}}))
-
-
-def dumps_complete(obj: Any) -> str:
-    """``dumps(obj)`` for a complete object, its shared default payment_method_options' text spliced in."""
-    if isinstance(obj, dict) and type(pmo := obj.get("payment_method_options")) is Encoded:
-        return dumps_with(obj, "payment_method_options", pmo.text)
-    return dumps(obj)
 
 
 def payment_intent(pi: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from psp_sandbox import encoding, events, objects
+from psp_sandbox import encoding, events, object_text, objects
 
 
 def _value(rng: random.Random, depth: int = 0) -> object:
@@ -59,7 +59,8 @@ def test_a_complete_payment_intent_shares_the_default_options_and_is_encoded_as_
     again = objects.complete(json.loads(json.dumps(first)))  # decoded: plain dicts, completed again
     assert first["payment_method_options"] is objects._DEFAULT_PMO
     assert type(again["payment_method_options"]) is dict and again == first
-    assert objects.dumps_complete(first) == json.dumps(first) == objects.dumps_complete(again) == json.dumps(again)
+    assert object_text.dumps_complete(first) == json.dumps(first)
+    assert object_text.dumps_complete(again) == json.dumps(again)
     assert objects.complete(first) == first
 
 
@@ -74,3 +75,15 @@ def test_remembered_strings_and_any_other_are_escaped_as_json_escapes_them():
     with pytest.raises(TypeError, match="not JSON serializable"):
         encoding.dumps({"a": object()})
     assert [encoding.dumps(x) for x in (float("nan"), float("-inf"), -0.0)] == ["NaN", "-Infinity", "-0.0"]
+
+
+def test_a_charges_null_payment_method_types_are_spliced_in_as_json_dumps_writes_them():
+    charge = objects.complete({"object": "charge", "id": "ch_1", "status": "succeeded", "amount": 5,  # as stored
+                               "payment_method_details": {"type": "card", "card": {"brand": "amex", "x": None}}})
+    details = charge["payment_method_details"]
+    assert list(details)[:2] == ["type", "card"] and object_text._PMD_TAIL in object_text.dumps_complete(charge)
+    assert object_text.dumps_complete(charge) == json.dumps(charge)
+    for changed in ({**details, "ach_debit": {"x": 1}}, {"card": details["card"], **details}, {**details, "zip": 0},
+                    {k: v for k, v in details.items() if k != "zip"}, {**details, "extra": None}):
+        other = {**charge, "payment_method_details": changed}
+        assert object_text.dumps_complete(other) == json.dumps(other)

@@ -9,7 +9,6 @@ Refunds, charges, customers and payment methods have modules of their own.
 from __future__ import annotations
 
 import re
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from .behaviour import Config, Decline, Plan
 from .cards import GENERIC_DECLINE
 from .context import RequestContext
 from .errors import DOC_URL, ApiError, invalid, not_found
-from .store import Store, new_id
+from .store import Store
 
 __all__ = ["Api", "ApiError", "ProcessingWorker", "invalid", "not_found"]
 
@@ -82,46 +81,11 @@ class Api:
         """Check create parameters (errors here are not stored for idempotency)."""
         return intent_params.validate_create(self.store, params)
 
-    def _new_payment_intent(self, req: dict[str, Any]) -> dict[str, Any]:
-        pi_id = new_id("pi")
-        return {
-            "id": pi_id,
-            "object": "payment_intent",
-            "allowed_payment_method_types": req["allowed_payment_method_types"],
-            "amount": req["amount"],
-            "amount_capturable": 0,
-            "amount_received": 0,
-            "automatic_payment_methods": req["automatic_payment_methods"],
-            "canceled_at": None,
-            "cancellation_reason": None,
-            "capture_method": req["capture_method"],
-            "client_secret": f"{pi_id}_secret_{secrets.token_urlsafe(18).replace('-', 'x').replace('_', 'y')}",
-            "confirmation_method": req["confirmation_method"],
-            "created": int(time.time()),
-            "currency": req["currency"],
-            "customer": req["customer"],
-            "description": req["description"],
-            "excluded_payment_method_types": req["excluded_payment_method_types"],
-            "last_payment_error": None,
-            "latest_charge": None,
-            "livemode": False,
-            "metadata": req["metadata"],
-            "next_action": None,
-            "payment_method": None,
-            "payment_method_types": req["payment_method_types"],
-            "processing": None,
-            "receipt_email": req["receipt_email"],
-            "setup_future_usage": req["setup_future_usage"],
-            "statement_descriptor": req["statement_descriptor"],
-            "statement_descriptor_suffix": req["statement_descriptor_suffix"],
-            "status": "requires_confirmation" if req["pm"] else "requires_payment_method",
-        }
-
     def create_payment_intent(
         self, req: dict[str, Any], plan: Plan, api_key: str, idempotency_key: str | None
     ) -> tuple[int, dict[str, Any]]:
         """Create (and confirm) a payment intent; return (status, body) to store and send."""
-        pi = self._new_payment_intent(req)
+        pi = intent_params.new_payment_intent(req)
         extra = {"api_version": context.current().api_version, "return_url": req["return_url"]}
         with self.store.transaction():
             if not req["confirm"]:
@@ -130,6 +94,7 @@ class Api:
                 self.emit("payment_intent.created", pi)
                 return 200, pi
             pm = payment_methods.consume(self.store, req["pm"], pi["id"], req["customer"])
+            fresh_pm = pm if req["pm"].row is None else None  # a magic id's PaymentMethod, just stored
             pi["payment_method"] = pm["id"]
             self.emit("payment_intent.created", dict(pi))
             if plan.outcome == "requires_action":
@@ -137,11 +102,18 @@ class Api:
                 self.store.insert_payment_intent(pi, api_key, idempotency_key, extra=extra)
                 self.emit("payment_intent.requires_action", pi)
                 return 200, pi
-            return self._charge(pi, pm, plan, (api_key, idempotency_key), extra)
+            return self._charge(pi, (pm, req["pm"].card, fresh_pm), plan, (api_key, idempotency_key), extra)
 
     def _charge(
-        self, pi: dict[str, Any], pm: dict[str, Any], plan: Plan, key: tuple[str, str | None], extra: dict[str, Any]
+        self,
+        pi: dict[str, Any],
+        used: tuple[dict[str, Any], cards.TestCard, dict[str, Any] | None],
+        plan: Plan,
+        key: tuple[str, str | None],
+        extra: dict[str, Any],
     ) -> tuple[int, dict[str, Any]]:
+        """``used``: the PaymentMethod object, its card, and the object again if this request stored it."""
+        pm, card, fresh_pm = used
         status = "authorized" if pi["capture_method"] == "manual" else "succeeded"
         decline = plan.decline
         charge = charges.new_row(
@@ -160,8 +132,10 @@ class Api:
             pi.update(self._paid(pi))
         self.store.insert_payment_intent(pi, key[0], key[1], complete_at, planned, extra=extra)
         self.store.insert_charge(charge)
-        disputes.after_charge(self.store, self.config.snapshot(), charge)
-        sent = self._emit_outcome(pi, charge)
+        disputes.after_charge(self.store, self.config.snapshot(), charge, card)
+        # The charge as just stored (no dispute opened on it yet), and its PaymentMethod if stored here too.
+        new_pm = {"object": fresh_pm} if fresh_pm is not None else None
+        sent = self._emit_outcome(pi, charge, fresh=(charge, new_pm))
         if decline is not None:
             return 402, {"error": {**pi["last_payment_error"], "payment_intent": pi}}
         return 200, sent  # the PaymentIntent's text as its event carries it, not encoded again
@@ -172,11 +146,23 @@ class Api:
             return {"status": "requires_capture", "amount_capturable": pi["amount"]}
         return {"status": "succeeded", "amount_received": pi["amount"]}
 
-    def _emit_outcome(self, pi: dict[str, Any], charge: dict[str, Any]) -> str:
-        """``charge.<status>`` then ``payment_intent.<status>``, as Stripe sends them; the PaymentIntent's text."""
-        row = self.store.get_charge(charge["id"]) or charge
+    def _emit_outcome(
+        self,
+        pi: dict[str, Any],
+        charge: dict[str, Any],
+        fresh: tuple[dict[str, Any], dict[str, Any] | None] | None = None,
+    ) -> str:
+        """``charge.<status>`` then ``payment_intent.<status>``, as Stripe sends them; the PaymentIntent's text.
+
+        ``fresh``: the charge's row as this transaction just inserted it (not read back) and its PaymentMethod's
+        row if this transaction inserted that too (else it is read)."""
+        if fresh is None:
+            row, pm, disputed = self.store.get_charge(charge["id"]) or charge, None, None
+        else:  # a dispute on a charge this transaction made can only be scheduled, which does not count
+            (row, pm), disputed = fresh, False
         status = {"failed": "failed", "pending": "pending"}.get(row["status"], "succeeded")
-        self.emit(f"charge.{status}", charges.charge_object(self.store, row, pi))  # pi: stored by every caller
+        # pi: stored by every caller
+        self.emit(f"charge.{status}", charges.charge_object(self.store, row, pi, pm=pm, disputed=disputed))
         return self.emit_encoded(
             {
                 "requires_payment_method": "payment_intent.payment_failed",

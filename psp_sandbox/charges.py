@@ -83,14 +83,23 @@ def _card_details(row: dict[str, Any], pm: dict[str, Any] | None) -> dict[str, A
     return {"type": "card", "card": details}
 
 
-def charge_object(store: Store, row: dict[str, Any], pi: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A Stripe Charge object from a charges row (``pi``: its PaymentIntent as just stored, if the caller has it)."""
+def charge_object(
+    store: Store,
+    row: dict[str, Any],
+    pi: dict[str, Any] | None = None,
+    *,
+    pm: dict[str, Any] | None = None,
+    disputed: bool | None = None,
+) -> dict[str, Any]:
+    """A Stripe Charge object from a charges row (``pi``: its PaymentIntent as just stored, if the caller has it;
+    ``pm``: its PaymentMethod's row as just stored, and ``disputed``, if the caller knows them)."""
     if pi is None or pi.get("id") != row["payment_intent"]:
         pi = store.get_payment_intent(row["payment_intent"]) or {}
     status = row["status"]
     ok, failed, held = status == "succeeded", status == "failed", status in ("authorized", "released")
     error = (pi.get("last_payment_error") or {}) if failed and pi.get("latest_charge") == row["id"] else {}
-    pm = store.get_payment_method(row["payment_method"] or "")
+    if pm is None:
+        pm = store.get_payment_method(row["payment_method"] or "")
     return {
         "id": row["id"],
         "object": "charge",
@@ -103,7 +112,7 @@ def charge_object(store: Store, row: dict[str, Any], pi: dict[str, Any] | None =
         "currency": row["currency"],
         "customer": pi.get("customer"),
         "description": pi.get("description"),
-        "disputed": store.charge_disputed(row["id"]),
+        "disputed": store.charge_disputed(row["id"]) if disputed is None else disputed,
         "failure_code": row["failure_code"],
         "failure_message": (error.get("message") or "Your card was declined.") if failed else None,
         "livemode": False,

@@ -46,7 +46,7 @@ def create(store: Store, emit: Emit, params: dict[str, Any]) -> dict[str, Any]:
     store.insert_customer(customer)
     emit("customer.created", customer)
     if pm_id:
-        payment_methods.attach(store, emit, pm_id, {"customer": customer["id"]})
+        payment_methods.attach(store, emit, pm_id, {"customer": customer["id"]}, customer_stored=True)
     return customer
 
 

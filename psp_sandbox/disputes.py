@@ -105,12 +105,17 @@ def open_(store: Store, config_snapshot: dict[str, Any], emit: Emit, charge_id: 
     return dispute
 
 
-def after_charge(store: Store, config_snapshot: dict[str, Any], charge: dict[str, Any]) -> None:
-    """A succeeded charge of ``pm_card_createDispute``: its dispute opens ``dispute_delay_s`` later."""
+def after_charge(
+    store: Store, config_snapshot: dict[str, Any], charge: dict[str, Any], card: cards.TestCard | None = None
+) -> None:
+    """A succeeded charge of ``pm_card_createDispute``: its dispute opens ``dispute_delay_s`` later (``card``:
+    the card of the charge's PaymentMethod, if the caller has it)."""
     if charge.get("status") != "succeeded" or not charge.get("payment_method"):
         return
-    pm = store.get_payment_method(charge["payment_method"])
-    if not pm or not cards.by_name(pm["card"]).disputed:
+    if card is None:
+        pm = store.get_payment_method(charge["payment_method"])
+        card = cards.by_name(pm["card"]) if pm else None
+    if card is None or not card.disputed:
         return
     placeholder = {"id": new_id("dps"), "object": "scheduled_dispute", "charge": charge["id"]}
     store.connect_insert("disputes", placeholder, charge=charge["id"], payment_intent=charge["payment_intent"],

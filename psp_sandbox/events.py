@@ -4,23 +4,20 @@ encoded once, so that the answer carrying the same object can send that text ins
 from __future__ import annotations
 
 import math
-import secrets
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from . import objects
+from . import object_fields, object_text, objects
 from .context import RequestContext
-from .encoding import dumps
+from .encoding import dumps_with, remember
 from .store import new_id
-
-# Stands for the object while the event around it is encoded: unguessable (a client's string cannot hold it).
-_SLOT = "\0" + secrets.token_hex(16)
-_SLOT_JSON = dumps(_SLOT)
 
 
 def new(event_type: str, obj: dict[str, Any], cfg: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
-    """The complete event (webhooks and /_sandbox/events carry complete objects)."""
-    event = {
+    """The complete event (webhooks and /_sandbox/events carry complete objects): built with every field
+    ``objects.event`` would add (``data.previous_attributes``, ``account``, ``context``), its object completed."""
+    return {
         "id": new_id("evt"),
         "object": "event",
         "api_version": ctx.api_version,
@@ -29,9 +26,10 @@ def new(event_type: str, obj: dict[str, Any], cfg: dict[str, Any], ctx: RequestC
         "livemode": False,
         "pending_webhooks": 1 if cfg["webhook_url"] else 0,
         "request": {"id": ctx.request_id, "idempotency_key": ctx.idempotency_key},
-        "data": {"object": obj},
+        "data": {"object": objects.complete(obj), "previous_attributes": None},
+        "account": None,
+        "context": None,
     }
-    return objects.complete(event)
 
 
 def due(cfg: dict[str, Any]) -> float:
@@ -48,8 +46,25 @@ def due(cfg: dict[str, Any]) -> float:
 def encode(event: dict[str, Any]) -> tuple[str, str]:
     """``(dumps(event), dumps(event["data"]["object"]))``, the same texts, the object encoded once."""
     data = event["data"]
-    obj_json = dumps(data["object"])
-    text = dumps({**event, "data": {**data, "object": _SLOT}})
-    if text.count(_SLOT_JSON) != 1:  # never seen: the slot's text elsewhere in the event
-        return dumps(event), obj_json
-    return text.replace(_SLOT_JSON, obj_json, 1), obj_json
+    obj_json = object_text.dumps_complete(data["object"])
+    return dumps_with(event, "data", dumps_with(data, "object", obj_json)), obj_json
+
+
+def _names(obj: Any) -> Iterator[str]:
+    """The field names in ``obj`` and its short string values (not the samples' ``None``-derived ones)."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            yield key
+            yield from _names(value)
+    elif isinstance(obj, list):
+        for item in obj:
+            yield from _names(item)
+    elif isinstance(obj, str) and len(obj) <= 32 and "None" not in obj:
+        yield obj
+
+
+# The field names and constant values of the complete objects the sandbox sends, escaped once (``encoding``).
+_SAMPLES = [objects.complete({"object": kind}) for kind in objects._BY_OBJECT if kind not in ("list", "search_result")]
+_SAMPLES.append(objects.complete({"object": "charge", "status": "succeeded", "payment_method": "pm_card_visa"}))
+remember(_names(_SAMPLES))
+remember(name for value in vars(object_fields).values() if isinstance(value, tuple) for name in value)

@@ -15,6 +15,9 @@ def decode_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     """Decode Stripe-style form pairs (``metadata[k]=v``, ``expand[]=x``) into nested dicts."""
     out: dict[str, Any] = {}
     for key, value in pairs:
+        if "[" not in key:  # what the match below does with it (one part, or no match)
+            out[key] = value
+            continue
         m = _KEY.match(key)
         if not m:
             out[key] = value

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import email.parser
 import email.utils
+import io
 import re
 import time
 from collections.abc import Iterator
@@ -103,10 +104,28 @@ def read_head(rfile, message_class: type) -> RequestHeaders | object:
     return RequestHeaders(items)
 
 
+def checked_head(rfile: io.BytesIO) -> RequestHeaders | None:
+    """``read_head`` for a whole request in memory whose head the event loop checked (``loop.plain_request``:
+    every line ``Name: value`` as ``_SIMPLE`` reads one, the first blank line ends it): split, not read line by
+    line. None if it has too many lines for ``read_head`` (which answers them)."""
+    data, start = rfile.getvalue(), rfile.tell()
+    end = data.index(b"\r\n\r\n", start - 2)  # with no headers, the request line's CRLF starts the blank line
+    lines = data[start:end].decode("iso-8859-1").split("\r\n") if end > start else []
+    if len(lines) + 1 > MAX_HEADERS:
+        return None
+    rfile.seek(end + 4)
+    items = []
+    for line in lines:
+        name, _, value = line.partition(":")
+        items.append((name, value.lstrip(" \t")))
+    return RequestHeaders(items)
+
+
 class LeanRequestHandler(BaseHTTPRequestHandler):
     """``BaseHTTPRequestHandler`` with the cheaper head and answer described above."""
 
     _date: tuple[int, str] = (0, "")
+    head_checked = False  # the request is in ``rfile`` (an ``io.BytesIO``), its head checked by the event loop
 
     def parse_request(self) -> bool:
         """As the standard ``parse_request``, for the request lines our clients send; others go to it."""
@@ -118,7 +137,8 @@ class LeanRequestHandler(BaseHTTPRequestHandler):
         self.command, self.path, self.request_version = words
         self.close_connection = self.protocol_version < "HTTP/1.1"
         try:
-            self.headers = read_head(self.rfile, self.MessageClass)
+            headers = checked_head(self.rfile) if self.head_checked else None
+            self.headers = headers if headers is not None else read_head(self.rfile, self.MessageClass)
         except HeadError as err:
             self.send_error(*err.args)
             return False
@@ -143,10 +163,20 @@ class LeanRequestHandler(BaseHTTPRequestHandler):
         return cached[1]
 
     def send_whole(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        """Status line, headers and body in one write (``send_response``'s logging and headers kept)."""
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self._headers_buffer.append(b"\r\n")
-        self._headers_buffer.append(body)
-        self.flush_headers()
+        """Status line, headers and body in one write: the bytes ``send_response``, ``send_header`` for each
+        header and ``end_headers`` write (and ``send_response``'s logging), formatted at once."""
+        if self.request_version == "HTTP/0.9" or any(name.lower() == "connection" for name, _ in headers):
+            self.send_response(status)  # their rules: no head at all, or the connection's fate in a header
+            for name, value in headers:
+                self.send_header(name, value)
+            self._headers_buffer.append(b"\r\n")
+            self._headers_buffer.append(body)
+            return self.flush_headers()
+        self.log_request(status)
+        message = self.responses[status][0] if status in self.responses else ""
+        head = [f"{self.protocol_version} {status:d} {message}\r\nServer: {self.version_string()}\r\n"
+                f"Date: {self.date_time_string()}\r\n", *(f"{name}: {value}\r\n" for name, value in headers), "\r\n"]
+        buffered = getattr(self, "_headers_buffer", [])
+        self.wfile.write(b"".join([*buffered, "".join(head).encode("latin-1", "strict"), body]))
+        self._headers_buffer = []
+        return None

@@ -10,11 +10,13 @@
 
 from __future__ import annotations
 
+import secrets
+import time
 from typing import Any
 
 from . import context, currencies, payment_methods, validation
 from .errors import invalid, missing, required
-from .store import Store
+from .store import Store, new_id
 
 CAPTURE_METHODS = ("automatic", "automatic_async", "manual")
 PAYMENT_METHOD_TYPES_REMOVED = "2026-09-30"  # changelog: endive removes writable payment_method_types
@@ -164,3 +166,40 @@ def _check_confirmation(store: Store, req: dict[str, Any], pm_id: Any) -> None:
         )
     if req["redirects"] and not req["off_session"] and not req["return_url"]:
         raise invalid(RETURN_URL_REQUIRED, param="return_url")
+
+
+def new_payment_intent(req: dict[str, Any]) -> dict[str, Any]:
+    """The PaymentIntent a validated create request (``validate_create``) makes, before confirmation."""
+    pi_id = new_id("pi")
+    return {
+        "id": pi_id,
+        "object": "payment_intent",
+        "allowed_payment_method_types": req["allowed_payment_method_types"],
+        "amount": req["amount"],
+        "amount_capturable": 0,
+        "amount_received": 0,
+        "automatic_payment_methods": req["automatic_payment_methods"],
+        "canceled_at": None,
+        "cancellation_reason": None,
+        "capture_method": req["capture_method"],
+        "client_secret": f"{pi_id}_secret_{secrets.token_urlsafe(18).replace('-', 'x').replace('_', 'y')}",
+        "confirmation_method": req["confirmation_method"],
+        "created": int(time.time()),
+        "currency": req["currency"],
+        "customer": req["customer"],
+        "description": req["description"],
+        "excluded_payment_method_types": req["excluded_payment_method_types"],
+        "last_payment_error": None,
+        "latest_charge": None,
+        "livemode": False,
+        "metadata": req["metadata"],
+        "next_action": None,
+        "payment_method": None,
+        "payment_method_types": req["payment_method_types"],
+        "processing": None,
+        "receipt_email": req["receipt_email"],
+        "setup_future_usage": req["setup_future_usage"],
+        "statement_descriptor": req["statement_descriptor"],
+        "statement_descriptor_suffix": req["statement_descriptor_suffix"],
+        "status": "requires_confirmation" if req["pm"] else "requires_payment_method",
+    }

@@ -203,6 +203,7 @@ class LoopHTTPServer:
         handler.request = handler.connection = conn.sock
         handler.rfile, handler.wfile = io.BytesIO(raw), io.BytesIO()
         handler.close_connection = True
+        handler.head_checked = True  # plain_request above
         conn.busy = True
         ctx = contextvars.copy_context()
         self._step(conn, ctx, handler, ctx.run(handler.loop_steps))

@@ -106,3 +106,26 @@ PM_CARD_NULLS = names(
 )
 ADDRESS_NULLS = names("city country line1 line2 postal_code state")
 CHECKS_NULLS = names("address_line1_check address_postal_code_check cvc_check")
+
+
+# Stripe's magic test payment methods -> (brand, last4, funding); anything else looks like a Visa.
+CARDS: dict[str, tuple[str, str, str]] = {
+    "visa": ("visa", "4242", "credit"),
+    "us": ("visa", "4242", "credit"),
+    "visa_debit": ("visa", "5556", "debit"),
+    "mastercard": ("mastercard", "4444", "credit"),
+    "mastercard_debit": ("mastercard", "8210", "debit"),
+    "amex": ("amex", "8431", "credit"),
+    "discover": ("discover", "1117", "credit"),
+    "chargeDeclined": ("visa", "0002", "credit"),
+    "chargeDeclinedInsufficientFunds": ("visa", "9995", "credit"),
+    "chargeDeclinedLostCard": ("visa", "9987", "credit"),
+    "chargeDeclinedStolenCard": ("visa", "9979", "credit"),
+    "chargeDeclinedExpiredCard": ("visa", "0069", "credit"),
+    "chargeDeclinedIncorrectCvc": ("visa", "0127", "credit"),
+    "chargeDeclinedProcessingError": ("visa", "0119", "credit"),
+    "chargeDeclinedFraudulent": ("visa", "0019", "credit"),
+    "threeDSecure2Required": ("visa", "3220", "credit"),
+    "threeDSecureRequired": ("visa", "3063", "credit"),
+    "authenticationRequired": ("visa", "3155", "credit"),
+}

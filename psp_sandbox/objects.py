@@ -20,31 +20,9 @@ from collections.abc import Callable
 from typing import Any
 
 from . import object_fields as fields
+from .encoding import Encoded
 
 API_VERSION = "2026-10-28.endive"  # the API version these shapes follow (stripe-python 16.1.0)
-
-
-# Stripe's magic test payment methods -> (brand, last4, funding); anything else looks like a Visa.
-_CARDS: dict[str, tuple[str, str, str]] = {
-    "visa": ("visa", "4242", "credit"),
-    "us": ("visa", "4242", "credit"),
-    "visa_debit": ("visa", "5556", "debit"),
-    "mastercard": ("mastercard", "4444", "credit"),
-    "mastercard_debit": ("mastercard", "8210", "debit"),
-    "amex": ("amex", "8431", "credit"),
-    "discover": ("discover", "1117", "credit"),
-    "chargeDeclined": ("visa", "0002", "credit"),
-    "chargeDeclinedInsufficientFunds": ("visa", "9995", "credit"),
-    "chargeDeclinedLostCard": ("visa", "9987", "credit"),
-    "chargeDeclinedStolenCard": ("visa", "9979", "credit"),
-    "chargeDeclinedExpiredCard": ("visa", "0069", "credit"),
-    "chargeDeclinedIncorrectCvc": ("visa", "0127", "credit"),
-    "chargeDeclinedProcessingError": ("visa", "0119", "credit"),
-    "chargeDeclinedFraudulent": ("visa", "0019", "credit"),
-    "threeDSecure2Required": ("visa", "3220", "credit"),
-    "threeDSecureRequired": ("visa", "3063", "credit"),
-    "authenticationRequired": ("visa", "3155", "credit"),
-}
 
 
 def _digest(value: str, n: int = 24) -> str:
@@ -53,11 +31,15 @@ def _digest(value: str, n: int = 24) -> str:
 
 def _card(pm_id: Any) -> tuple[str, str, str]:
     name = str(pm_id or "").removeprefix("pm_card_").removeprefix("visa_")
-    return _CARDS.get(name, ("visa", "4242", "credit"))
+    return fields.CARDS.get(name, ("visa", "4242", "credit"))
 
 
 def _exp_year() -> int:
     return time.gmtime().tm_year + 3
+
+
+# The nulls ``_fill`` adds, by (nulls, the keys already there): objects of a kind have the same keys. Bounded.
+_MISSING: dict[tuple[tuple[str, ...], tuple[str, ...]], dict[str, None]] = {}
 
 
 def _fill(obj: dict[str, Any], nulls: tuple[str, ...] = (), **values: Any) -> dict[str, Any]:
@@ -67,9 +49,14 @@ def _fill(obj: dict[str, Any], nulls: tuple[str, ...] = (), **values: Any) -> di
         if key not in out:
             out[key] = value(out) if callable(value) else value
     if nulls:  # the missing ones, in the order of ``nulls`` (a setdefault each, without a Python loop)
-        missing = dict.fromkeys(nulls)
-        for key in missing.keys() & out.keys():
-            del missing[key]
+        shape = (nulls, tuple(out))
+        missing = _MISSING.get(shape)
+        if missing is None:
+            missing = dict.fromkeys(nulls)
+            for key in missing.keys() & out.keys():
+                del missing[key]
+            if len(_MISSING) < 1024:
+                _MISSING[shape] = missing
         out.update(missing)
     return out
 
@@ -107,6 +94,11 @@ def _next_action(obj: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# The payment_method_options of every PaymentIntent that has none of its own (all the sandbox makes): one
+# read-only object for all, encoded once (``dumps_complete`` splices its text in).
+_DEFAULT_PMO = Encoded(_payment_method_options({"card": {}}))
+
+
 def payment_intent(pi: dict[str, Any]) -> dict[str, Any]:
     """Complete a PaymentIntent."""
     types = pi.get("payment_method_types") or ["card"]
@@ -127,10 +119,11 @@ def payment_intent(pi: dict[str, Any]) -> dict[str, Any]:
         livemode=False,
         metadata=lambda o: {},
         payment_method_types=lambda o: list(types),
-        payment_method_options=lambda o: _payment_method_options({"card": {}}) if "card" in types else None,
+        payment_method_options=lambda o: _DEFAULT_PMO if "card" in types else None,
     )
     _nested(out, "automatic_payment_methods", _automatic_payment_methods)
-    _nested(out, "payment_method_options", _payment_method_options)
+    if out["payment_method_options"] is not _DEFAULT_PMO:  # complete already
+        _nested(out, "payment_method_options", _payment_method_options)
     _nested(out, "next_action", _next_action)
     _nested(out, "last_payment_error", lambda e: _error(e, top=False))
     _nested(out, "latest_charge", charge)

@@ -200,13 +200,16 @@ def retrieve(store: Store, pm_id: str) -> dict[str, Any]:
     return row["object"]
 
 
-def attach(store: Store, emit: Emit, pm_id: str, params: dict[str, Any]) -> dict[str, Any]:
-    """``POST /v1/payment_methods/{id}/attach``: a magic id attaches a new ``pm_``."""
+def attach(
+    store: Store, emit: Emit, pm_id: str, params: dict[str, Any], *, customer_stored: bool = False
+) -> dict[str, Any]:
+    """``POST /v1/payment_methods/{id}/attach``: a magic id attaches a new ``pm_`` (``customer_stored``: the
+    caller has just stored the customer, in this transaction)."""
     validation.check_known(params, validation.PM_ATTACH)
     customer = params.get("customer")
     if not customer:
         raise required("customer")
-    if not store.customer_exists(customer):
+    if not customer_stored and not store.customer_exists(customer):
         raise missing("customer", customer, "customer")
     pm = resolve(store, pm_id, param="payment_method")
     if pm.customer == customer:

@@ -19,11 +19,10 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from . import __version__, context, control, elements, errors, objects, routes, validation
+from . import __version__, context, control, elements, errors, object_text, objects, routes, validation
 from .api import Api, ApiError, ProcessingWorker, invalid
 from .behaviour import Config, Plan
 from .context import RequestContext
-from .encoding import dumps
 from .forms import decode_form, fingerprint
 from .http_io import LeanRequestHandler
 from .loop import LoopHTTPServer, Prefixed, Steps, Wait
@@ -85,7 +84,7 @@ class Handler(LeanRequestHandler):
         body = self._logged(body)
         if isinstance(body, dict) and self.path.startswith("/v1/"):
             body = objects.complete(body)  # every field Stripe returns, at the output boundary
-        raw = (body if isinstance(body, str) else dumps(body)).encode()
+        raw = (body if isinstance(body, str) else object_text.dumps_complete(body)).encode()
         sent = [("Content-Type", content_type), ("Content-Length", str(len(raw))), ("Request-Id", self.request_id)]
         if self.path.startswith("/v1/"):
             sent.append(("Stripe-Version", self.api_version))
@@ -275,7 +274,8 @@ class Handler(LeanRequestHandler):
                 else:
                     status, payload = op.execute(req, plan, api_key, idem_key)
                 # An operation answers a dict, or the JSON text of a complete object (its event's).
-                raw = payload if isinstance(payload, str) else dumps(objects.complete(self._logged(payload)))
+                raw = payload if isinstance(payload, str) else object_text.dumps_complete(
+                    objects.complete(self._logged(payload)))
                 if idem_key:
                     store.complete_idempotency(api_key, idem_key, status, raw)
         except BaseException:

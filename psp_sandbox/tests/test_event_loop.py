@@ -143,3 +143,28 @@ def test_an_unusual_head_gets_the_standard_answers(url: str) -> None:
     with _connect(url) as sock:  # a header line over http.client's limit
         sock.sendall(b"GET /v1/customers HTTP/1.1\r\nA: " + b"x" * 70000 + b"\r\n\r\n")
         assert sock.recv(100).startswith(b"HTTP/1.1 431 ")
+
+
+def test_a_head_the_loop_checked_is_split_into_the_headers_read_head_reads():
+    import io
+    import random
+
+    from psp_sandbox.http_io import MAX_HEADERS, checked_head, read_head
+    from psp_sandbox.loop import plain_request
+
+    rng = random.Random(8)
+    names = ["Host", "X-A", "Stripe-Version", "a!#$%&'*+-.^_`|~9", "X-Dup", "x-dup"]
+    values = ["", " ", "\t v", "a: b:c", "  x  ", "é", "v\t", "1"]
+    for count in [0, 1, 2, MAX_HEADERS - 2, MAX_HEADERS - 1, MAX_HEADERS] + [rng.randrange(12) for _ in range(400)]:
+        lines = [f"{rng.choice(names)}:{rng.choice(values)}" for _ in range(count)]
+        head = "\r\n".join(["POST /v1/customers HTTP/1.1", *lines]).encode("iso-8859-1")
+        assert plain_request(head) is not None
+        request = head + b"\r\n\r\nbody"
+        lean, plain = io.BytesIO(request), io.BytesIO(request)
+        lean.readline(), plain.readline()
+        fast = checked_head(lean)
+        if count + 1 > MAX_HEADERS:
+            assert fast is None and lean.tell() == plain.tell()
+            continue
+        slow = read_head(plain, object)
+        assert fast.items() == slow.items() and lean.read() == plain.read() == b"body"

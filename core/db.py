@@ -97,6 +97,14 @@ def objects_insert(*groups: Sequence[models.Model]) -> None:
             obj._state.adding, obj._state.db = False, connection.alias
 
 
+def array_literal(values: list[str] | list[int]) -> str:
+    """``values`` as a PostgreSQL array literal (``{"a","b"}``), for a parameter cast to ``text[]`` or
+    ``bigint[]``: PostgreSQL reads it back element for element (each quoted, ``"`` and ``\\`` escaped). psycopg
+    dumps a Python list through its Python-level list dumper, about four times the CPU of a string: a ledger
+    posting's three arrays were ~15 us of its statement."""
+    return "{" + ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+
+
 class StatementPart(Protocol):
     """One app's write made ready to run in a statement of several (``statement_parts_run``): its CTEs
     (``name AS (...)``, names of its own), their ``params`` in order, and the ``width`` values of ``columns``

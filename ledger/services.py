@@ -10,7 +10,7 @@ from typing import ClassVar
 from django.db import connection, transaction
 from django.utils import timezone
 
-from core.db import statement_parts_run
+from core.db import array_literal, statement_parts_run
 from core.money import normalize_currency
 from ledger import accounts
 from ledger.exceptions import LedgerError, UnbalancedTransaction, UnknownAccount
@@ -149,8 +149,8 @@ def ledger_posting_prepare(*, idempotency_key: str, description: str, entries: l
     ``ledger_transaction_post``, which is this and its statement."""
     clean = _validate(entries)
     occurred_at = occurred_at or timezone.now()
-    params = [[e.account_code for e in clean], [e.currency for e in clean], [e.amount for e in clean],
-              idempotency_key, description[:300], reference, occurred_at]
+    params = [array_literal([e.account_code for e in clean]), array_literal([e.currency for e in clean]),
+              array_literal([e.amount for e in clean]), idempotency_key, description[:300], reference, occurred_at]
     return LedgerPosting(idempotency_key=idempotency_key, description=description[:300], reference=reference,
                          occurred_at=occurred_at, entries=tuple(clean), params=params)
 

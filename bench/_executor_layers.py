@@ -65,6 +65,21 @@ def _finer() -> list[tuple[str, object, str]]:
         ("pg_wait", psycopg.Connection, "wait"),
         ("pg_fetchone", psycopg.Cursor, "fetchone"),
         ("pg_cursor_new", psycopg.Connection, "cursor"),
+        *_pool(),
+    ]
+
+
+def _pool() -> list[tuple[str, object, str]]:
+    """A connection taken from the pool and handed back (around each PSP call)."""
+    from django.db.backends.postgresql.base import DatabaseWrapper
+    from psycopg_pool import ConnectionPool
+
+    return [
+        ("pool_getconn", ConnectionPool, "getconn"),
+        ("pool_putconn", ConnectionPool, "putconn"),
+        ("pool_check", ConnectionPool, "_check_connection"),
+        ("db_init_state", DatabaseWrapper, "init_connection_state"),
+        ("db_conn_params", DatabaseWrapper, "get_connection_params"),
     ]
 
 

@@ -5,6 +5,7 @@ executed by ``payment_event_execute_task`` against a real PSP sandbox process an
     .venv/bin/python bench/executor_cpu.py --callgrind      # instructions per order under valgrind
     .venv/bin/python bench/executor_cpu.py --worker         # a real worker process draining N queued events
     .venv/bin/python bench/executor_cpu.py --worker --callgrind  # the same worker under callgrind: instructions
+    .venv/bin/python bench/executor_cpu.py --callgrind --layers  # + instructions per layer (bench/_executor_layers.py)
 
 In-process, each event's task runs as a worker's pool thread runs it: Celery's tracer (``build_tracer``, not
 eager), so ``task_prerun``/``task_postrun`` and the Django fixup's handlers (installed as a worker installs
@@ -24,6 +25,7 @@ printed, not asserted.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import signal
@@ -49,7 +51,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--worker", action="store_true", help="a real worker draining the events instead")
     parser.add_argument("--events", type=int, help="measured events, 2 orders each (default 20 with --callgrind, "
                                                    "1000 with --worker, else 500)")
-    parser.add_argument("--warmup", type=int, default=20, help="events executed first, not measured (default 20)")
+    parser.add_argument("--warmup", type=int, default=25,
+                        help="events executed first, not measured (default 25: every one of the 50 sellers paid "
+                             "once, so that no measured order opens a seller's ledger account and wallet)")
     parser.add_argument("--concurrency", type=int, default=100, help="--worker's threads (default 100)")
     parser.add_argument("--worker-option", action="append", default=[], metavar="OPTION",
                         help="another option for --worker's celery worker (repeat it), e.g. --worker-option=-E")
@@ -58,6 +62,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--database", default="marketplace_worker_bench")
     parser.add_argument("--broker-db", type=int, default=7)
     parser.add_argument("--ratelimit-db", type=int, default=8)
+    parser.add_argument("--layers", action="store_true", help="with --callgrind (in-process): instructions per "
+                                                               "layer of an order (bench/_executor_layers.py)")
+    parser.add_argument("--gc-freeze", action="store_true", help="in-process: gc.collect() then gc.freeze() after "
+                                                                  "the warm-up (as the worker does once ready)")
     parser.add_argument("--cprofile", metavar="FILE", help="profile the measured events with cProfile into FILE")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--psp", help=argparse.SUPPRESS)
@@ -72,16 +80,24 @@ def environment(args: argparse.Namespace, psp_url: str) -> dict[str, str]:
     return {**checkout_environment(args, queue=f"executor-cpu-{uuid.uuid4().hex[:8]}"), "PSP_API_BASE": psp_url}
 
 
+@functools.cache
+def _client_and_sellers():
+    """The run's API client and its 50 sellers, the same for the warm-up and the measured events (a seller's
+    first order opens its ledger account and wallet: the warm-up pays for those)."""
+    from core.services import api_client_create
+    from payments.models import Seller
+
+    client, _key = api_client_create(name=f"executor-cpu-{uuid.uuid4().hex[:8]}")
+    return client, [Seller.objects.create(client=client, name=f"s{i}").id for i in range(50)]
+
+
 def events_create(n: int, tag: str) -> list[str]:
     """``n`` checkouts of two orders, each of a new buyer, published on commit as the API does it."""
     from django.db import transaction
 
-    from core.services import api_client_create
-    from payments.models import Seller
     from payments.services.checkout import OrderSpec, payment_event_create
 
-    client, _key = api_client_create(name=f"executor-cpu-{tag}")
-    sellers = [Seller.objects.create(client=client, name=f"s{i}").id for i in range(50)]
+    client, sellers = _client_and_sellers()
     ids = []
     for i in range(n):
         orders = [OrderSpec(seller_id=sellers[(2 * i + k) % len(sellers)], amount=100 + i % 900, currency="usd")
@@ -104,6 +120,11 @@ def inner(args: argparse.Namespace) -> None:
     from config.celery_app import app
     from payments.tasks import payment_event_execute_task as task
 
+    labels = []
+    if args.layers:
+        from bench._executor_layers import install
+
+        labels = install()
     # As the worker does: connections and caches closed around each task. Kept referenced: the signals hold
     # their receivers (its bound methods) weakly, and an unreferenced fixup's handlers would never run.
     fixup = DjangoWorkerFixup(app).install()  # noqa: F841  (referenced until the run ends)
@@ -120,6 +141,11 @@ def inner(args: argparse.Namespace) -> None:
 
     for i in range(args.warmup):
         run(i)
+    if args.gc_freeze:
+        import gc
+
+        gc.collect()
+        gc.freeze()
     meter = Meter(args.callgrind)
     empty = meter.measure("empty", lambda i: None, 1)
     if args.cprofile:
@@ -133,7 +159,8 @@ def inner(args: argparse.Namespace) -> None:
         profiler.dump_stats(args.cprofile)
     orders = 2 * args.events
     print(json.dumps({"per_order": spent / orders, "settled": settled(ids[args.warmup:]),
-                      "backends": meter.backends.get("events", 0.0) / orders, "orders": orders}))
+                      "backends": meter.backends.get("events", 0.0) / orders, "orders": orders,
+                      "layers": labels, "dump": f"{meter.out}.{meter.dumps}"}))
 
 
 def settled(event_ids: list[str]) -> int:
@@ -258,6 +285,10 @@ def main() -> None:
             sandbox.terminate()
             sandbox.wait(timeout=30)
     report(args, figures, load)
+    if args.layers and args.callgrind and not args.worker:
+        from bench._executor_layers import report as layers_report
+
+        layers_report(figures["dump"], figures["layers"], figures["orders"])
     import psycopg
     import redis
     from psycopg import sql

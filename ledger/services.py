@@ -5,10 +5,12 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ClassVar
 
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.db import array_literal, statement_parts_run
 from core.money import normalize_currency
 from ledger import accounts
 from ledger.exceptions import LedgerError, UnbalancedTransaction, UnknownAccount
@@ -70,11 +72,12 @@ def _accounts_ensure(codes: list[str]) -> None:
         )
 
 
-# The transaction and its entries in one statement, once every account it names exists. An
-# existing key inserts nothing (the posting is idempotent). The last column counts the accounts
-# not opened yet: then nothing is inserted, they are opened, and the statement runs again.
-_POST_SQL = """
-WITH entry AS (
+# The transaction and its entries, once every account it names exists: CTEs that run alone
+# (``ledger_transaction_post``) or in a caller's statement beside other writes (``LedgerPosting``). An
+# existing key inserts nothing (the posting is idempotent). The last column counts the accounts not
+# opened yet: then nothing is inserted, they are opened, and the statement runs again.
+_POST_CTES = """
+entry AS (
     SELECT entry.currency, entry.amount, account.id AS account_id
     FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS entry(code, currency, amount)
     LEFT JOIN ledger_account account ON account.code = entry.code
@@ -87,9 +90,69 @@ WITH entry AS (
     INSERT INTO ledger_entry (transaction_id, account_id, currency, amount)
     SELECT posted.id, entry.account_id, entry.currency, entry.amount FROM posted CROSS JOIN entry
     RETURNING transaction_id
-)
-SELECT (SELECT id FROM posted), (SELECT count(*) FROM entries), (SELECT count(*) FROM entry WHERE account_id IS NULL)
-"""
+)"""
+_POST_COLUMNS = ("(SELECT id FROM posted), (SELECT count(*) FROM entries),"
+                 " (SELECT count(*) FROM entry WHERE account_id IS NULL)")
+
+
+@dataclass(frozen=True)
+class LedgerPosting:
+    """A balanced posting made ready (``ledger_posting_prepare``), not yet written: its CTEs (``entry``,
+    ``posted``, ``entries``), their ``params`` and the three ``columns`` it answers, for
+    ``core.db.statement_parts_run`` alone or beside other writes in one statement. ``written`` is an SQL
+    condition, always true, that a later part of the statement puts in its WHERE to run after the posting:
+    PostgreSQL evaluates it (and so runs the posting's CTEs) once, before that part reads any row."""
+
+    idempotency_key: str
+    description: str
+    reference: str
+    occurred_at: datetime
+    entries: tuple[EntrySpec, ...]
+    params: list
+
+    ctes: ClassVar[str] = _POST_CTES
+    columns: ClassVar[str] = _POST_COLUMNS
+    width: ClassVar[int] = 3
+    written: ClassVar[str] = "(SELECT count(*) FROM entries) >= 0"
+
+    def missing(self, row: tuple) -> bool:
+        """Whether an account it names was not opened yet (then nothing was posted)."""
+        return bool(row[2])
+
+    def open_missing(self) -> None:
+        _accounts_ensure(sorted({e.account_code for e in self.entries}))
+
+    def check(self, row: tuple) -> None:
+        """Raise ``LedgerError`` if its columns say it could not be posted (never expected)."""
+        transaction_id, posted_entries, accounts_missing = row
+        if accounts_missing:  # opened just now, yet not seen
+            raise LedgerError(f"{self.idempotency_key}: {accounts_missing} account(s) could not be opened")
+        if transaction_id is not None and posted_entries != len(self.entries):  # every account was seen
+            raise LedgerError(f"{self.idempotency_key}: {posted_entries} of {len(self.entries)} entries posted")
+
+    def result(self, row: tuple) -> tuple[LedgerTransaction, bool]:
+        """``(transaction, created)`` from its columns, as ``ledger_transaction_post`` returns them."""
+        self.check(row)
+        transaction_id = row[0]
+        if transaction_id is None:
+            return LedgerTransaction.objects.get(idempotency_key=self.idempotency_key), False
+        posted = LedgerTransaction(id=transaction_id, idempotency_key=self.idempotency_key,
+                                   description=self.description, reference=self.reference,
+                                   occurred_at=self.occurred_at)
+        posted._state.adding, posted._state.db = False, "default"
+        return posted, True
+
+
+def ledger_posting_prepare(*, idempotency_key: str, description: str, entries: list[EntrySpec], reference: str = "",
+                           occurred_at: datetime | None = None) -> LedgerPosting:
+    """A posting checked (balanced per currency, non-zero int amounts) and made ready to write: see
+    ``ledger_transaction_post``, which is this and its statement."""
+    clean = _validate(entries)
+    occurred_at = occurred_at or timezone.now()
+    params = [array_literal([e.account_code for e in clean]), array_literal([e.currency for e in clean]),
+              array_literal([e.amount for e in clean]), idempotency_key, description[:300], reference, occurred_at]
+    return LedgerPosting(idempotency_key=idempotency_key, description=description[:300], reference=reference,
+                         occurred_at=occurred_at, entries=tuple(clean), params=params)
 
 
 @transaction.atomic(savepoint=False)  # no savepoint round trips inside a caller's transaction
@@ -107,27 +170,10 @@ def ledger_transaction_post(
     and returns the first transaction. A concurrent twin waits for the first to commit
     (the unique key), then posts nothing.
     """
-    clean = _validate(entries)
-    occurred_at = occurred_at or timezone.now()
-    params = [[e.account_code for e in clean], [e.currency for e in clean], [e.amount for e in clean],
-              idempotency_key, description[:300], reference, occurred_at]
-    with connection.cursor() as cur:
-        cur.execute(_POST_SQL, params)
-        transaction_id, posted_entries, accounts_missing = cur.fetchone()
-        if accounts_missing:
-            _accounts_ensure(sorted({e.account_code for e in clean}))
-            cur.execute(_POST_SQL, params)
-            transaction_id, posted_entries, accounts_missing = cur.fetchone()
-    if transaction_id is None:
-        if accounts_missing:  # opened just now, yet not seen: never expected
-            raise LedgerError(f"{idempotency_key}: {accounts_missing} account(s) could not be opened")
-        return LedgerTransaction.objects.get(idempotency_key=idempotency_key), False
-    if posted_entries != len(clean):  # never expected: every account was seen
-        raise LedgerError(f"{idempotency_key}: {posted_entries} of {len(clean)} entries posted")
-    posted = LedgerTransaction(id=transaction_id, idempotency_key=idempotency_key, description=description[:300],
-                               reference=reference, occurred_at=occurred_at)
-    posted._state.adding, posted._state.db = False, "default"
-    return posted, True
+    posting = ledger_posting_prepare(idempotency_key=idempotency_key, description=description, entries=entries,
+                                     reference=reference, occurred_at=occurred_at)
+    [row] = statement_parts_run(posting)
+    return posting.result(row)
 
 
 def ledger_transaction_reverse(*, original_key: str, idempotency_key: str, description: str,

@@ -6,13 +6,16 @@ longer; ``wallet_credit`` holds every credit by the payout settings (``PAYOUT_HO
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import connection, transaction
 
+from core.db import statement_parts_run
 from core.money import normalize_currency
 from wallet.models import WalletMovement
 
@@ -34,19 +37,20 @@ def payout_hold(amount: int) -> Hold:
     return Hold(seconds=seconds, reserve_amount=amount * settings.PAYOUT_RESERVE_BPS // 10_000,
                 reserve_seconds=max(seconds, settings.PAYOUT_RESERVE_DAYS * 86_400))
 
-# The movement and the balance in one statement. A repeated key inserts no movement, so the
-# balance is not touched; the balance row is locked last, just before the commit, so that
-# concurrent movers of one wallet (a hot seller) queue on it as briefly as possible. The last
-# column says whether the wallet exists: it is opened on first use, and the statement run again.
-_MOVE_SQL = """
-WITH wallet AS (
+# The movement and the balance: CTEs that run alone (``wallet_move``) or in a caller's statement after
+# other writes (``WalletMove``, ``after``). A repeated key inserts no movement, so the balance is not
+# touched; the balance row is locked last, just before the commit, so that concurrent movers of one
+# wallet (a hot seller) queue on it as briefly as possible. The last column says whether the wallet
+# exists: it is opened on first use, and the statement run again.
+_MOVE_CTES = """
+wallet AS (
     SELECT id FROM wallet_wallet WHERE owner_id = %s AND currency = %s
 ), movement AS (
     INSERT INTO wallet_walletmovement (wallet_id, amount, idempotency_key, reason, created_at, hold_until,
                                        reserve_amount, reserve_until)
     SELECT id, %s, %s, %s, now(), now() + make_interval(secs => %s::float8), %s::bigint,
            now() + make_interval(secs => %s::float8)
-    FROM wallet
+    FROM wallet{AFTER}
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id, wallet_id, amount
 ), balance AS (
@@ -54,9 +58,7 @@ WITH wallet AS (
         {NEGATIVE_SINCE}
     FROM movement WHERE wallet_wallet.id = movement.wallet_id
     RETURNING movement.id
-)
-SELECT (SELECT id FROM balance), EXISTS (SELECT 1 FROM wallet)
-"""
+)"""
 
 
 def negative_since_sql(*, wallet: str, amount: str, movement_id: str) -> str:
@@ -71,15 +73,57 @@ def negative_since_sql(*, wallet: str, amount: str, movement_id: str) -> str:
             f" THEN {movement_id} ELSE {wallet}.negative_since_movement_id END")
 
 
-_MOVE_SQL = _MOVE_SQL.replace("{NEGATIVE_SINCE}", negative_since_sql(wallet="wallet_wallet", amount="movement.amount",
-                                                                     movement_id="movement.id"))
+_MOVE_CTES = _MOVE_CTES.replace("{NEGATIVE_SINCE}", negative_since_sql(
+    wallet="wallet_wallet", amount="movement.amount", movement_id="movement.id"))
 
 
-@transaction.atomic(savepoint=False)  # no savepoint round trips inside a caller's transaction
-def wallet_move(*, owner_id: str, currency: str, amount: int, idempotency_key: str, reason: str,
-                hold: Hold | None = None) -> tuple[WalletMovement, bool]:
-    """Apply one movement. Returns ``(movement, created)``; a repeated key moves nothing. ``hold``: a
-    credit pending (and partly reserved) for a while; without it the movement counts at once."""
+@functools.cache
+def _move_ctes(after: str) -> str:
+    return _MOVE_CTES.replace("{AFTER}", f" WHERE {after}" if after else "")
+
+
+@dataclass(frozen=True)
+class WalletMove:
+    """A movement made ready (``wallet_move_prepare``), not yet written: its CTEs (``wallet``, ``movement``,
+    ``balance``), their ``params`` and the two ``columns`` it answers, for ``core.db.statement_parts_run``
+    alone or after other writes in one statement."""
+
+    owner_id: str
+    currency: str
+    amount: int
+    idempotency_key: str
+    reason: str
+    ctes: str
+    params: list
+
+    columns: ClassVar[str] = "(SELECT id FROM balance), EXISTS (SELECT 1 FROM wallet)"
+    width: ClassVar[int] = 2
+
+    def missing(self, row: tuple) -> bool:
+        """Whether the wallet did not exist yet (then nothing moved)."""
+        return not row[1]
+
+    def open_missing(self) -> None:
+        """Open the wallet on first use. Its own statement, so that the next one sees it even when a
+        concurrent first mover committed it while this one waited."""
+        with connection.cursor() as cur:
+            cur.execute("INSERT INTO wallet_wallet (owner_id, currency, balance, updated_at)"
+                        " VALUES (%s, %s, 0, now()) ON CONFLICT (owner_id, currency) DO NOTHING",
+                        [self.owner_id, self.currency])
+
+    def result(self, row: tuple) -> tuple[WalletMovement, bool]:
+        """``(movement, created)`` from its columns, as ``wallet_move`` returns them."""
+        if row[0] is None:
+            return WalletMovement.objects.get(idempotency_key=self.idempotency_key), False
+        return WalletMovement(id=row[0], amount=self.amount, idempotency_key=self.idempotency_key,
+                              reason=self.reason), True
+
+
+def wallet_move_prepare(*, owner_id: str, currency: str, amount: int, idempotency_key: str, reason: str,
+                        hold: Hold | None = None, after: str = "") -> WalletMove:
+    """A movement checked and made ready to write: see ``wallet_move``, which is this and its statement.
+    ``after``: an SQL condition (another part's, e.g. ``LedgerPosting.written``) the movement is inserted
+    under, so that it runs after that part's writes."""
     if type(amount) is not int or amount == 0:
         raise ValueError(f"wallet movement must be a non-zero int, got {amount!r}")
     if hold is not None and (amount < 0 or not 0 <= hold.reserve_amount <= amount
@@ -89,29 +133,40 @@ def wallet_move(*, owner_id: str, currency: str, amount: int, idempotency_key: s
     params = [owner_id, currency, amount, idempotency_key, reason[:200],
               None if hold is None else hold.seconds, 0 if hold is None else hold.reserve_amount,
               None if hold is None else hold.reserve_seconds]
-    with connection.cursor() as cur:
-        cur.execute(_MOVE_SQL, params)
-        movement_id, wallet_exists = cur.fetchone()
-        if not wallet_exists:
-            # Open the wallet on first use. Its own statement, so that the next one sees it even
-            # when a concurrent first mover committed it while this one waited.
-            cur.execute("INSERT INTO wallet_wallet (owner_id, currency, balance, updated_at)"
-                        " VALUES (%s, %s, 0, now()) ON CONFLICT (owner_id, currency) DO NOTHING", [owner_id, currency])
-            cur.execute(_MOVE_SQL, params)
-            movement_id, wallet_exists = cur.fetchone()
-    if movement_id is None:
-        return WalletMovement.objects.get(idempotency_key=idempotency_key), False
-    return WalletMovement(id=movement_id, amount=amount, idempotency_key=idempotency_key, reason=reason[:200]), True
+    return WalletMove(owner_id=owner_id, currency=currency, amount=amount, idempotency_key=idempotency_key,
+                      reason=reason[:200], ctes=_move_ctes(after), params=params)
+
+
+@transaction.atomic(savepoint=False)  # no savepoint round trips inside a caller's transaction
+def _run(move: WalletMove) -> tuple[WalletMovement, bool]:
+    [row] = statement_parts_run(move)
+    return move.result(row)
+
+
+def wallet_move(*, owner_id: str, currency: str, amount: int, idempotency_key: str, reason: str,
+                hold: Hold | None = None) -> tuple[WalletMovement, bool]:
+    """Apply one movement. Returns ``(movement, created)``; a repeated key moves nothing. ``hold``: a
+    credit pending (and partly reserved) for a while; without it the movement counts at once."""
+    move = wallet_move_prepare(owner_id=owner_id, currency=currency, amount=amount, idempotency_key=idempotency_key,
+                               reason=reason, hold=hold)
+    return _run(move)
+
+
+def wallet_credit_prepare(*, owner_id: str, currency: str, amount: int, idempotency_key: str, reason: str,
+                          held: bool = True, after: str = "") -> WalletMove:
+    """``wallet_credit`` made ready to write (``wallet_move_prepare``)."""
+    if amount <= 0:
+        raise ValueError("a credit is positive")
+    return wallet_move_prepare(owner_id=owner_id, currency=currency, amount=amount, idempotency_key=idempotency_key,
+                               reason=reason, hold=payout_hold(amount) if held else None, after=after)
 
 
 def wallet_credit(*, owner_id: str, currency: str, amount: int, idempotency_key: str, reason: str,
                   held: bool = True) -> tuple[WalletMovement, bool]:
     """A credit, held by the payout settings (``payout_hold``) unless ``held=False`` (money given back)."""
-    if amount <= 0:
-        raise ValueError("a credit is positive")
-    return wallet_move(owner_id=owner_id, currency=currency, amount=amount,
-                       idempotency_key=idempotency_key, reason=reason,
-                       hold=payout_hold(amount) if held else None)
+    move = wallet_credit_prepare(owner_id=owner_id, currency=currency, amount=amount, idempotency_key=idempotency_key,
+                                 reason=reason, held=held)
+    return _run(move)
 
 
 def wallet_debit(*, owner_id: str, currency: str, amount: int, idempotency_key: str, reason: str

@@ -39,10 +39,12 @@ from payments.psp.base import (
 from payments.psp.http_client import PSPHttpClient
 from payments.psp.stripe_sdk_encoding import form_encoding_cached
 from payments.psp.stripe_sdk_headers import request_headers_once
+from payments.psp.stripe_sdk_json import sdk_json_plain
 from payments.psp.stripe_sdk_logging import sdk_logging_when_enabled
 
 API_VERSION = stripe.api_version  # pinned: the version the installed SDK's types describe
 sdk_logging_when_enabled()
+sdk_json_plain()
 form_encoding_cached()
 
 _STATUSES = {

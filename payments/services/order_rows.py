@@ -13,6 +13,7 @@ from datetime import datetime
 from django.db import DEFAULT_DB_ALIAS, connection
 from django.utils import timezone
 
+from core.db import array_literal
 from payments.models import PaymentEvent, PaymentOrder, PaymentOrderTransition, PSPCustomer
 
 _ORDER, _EVENT, _AUDIT = PaymentOrder._meta, PaymentEvent._meta, PaymentOrderTransition._meta
@@ -109,7 +110,8 @@ SELECT {_columns(_EVENT, _EVENT_FIELDS, "e")},
         WHERE c."{_CUSTOMER.get_field("client").column}" = e."{_EVENT.get_field("client").column}"
           AND c."{_CUSTOMER.get_field("buyer_reference").column}" = e."{_EVENT.get_field("buyer_reference").column}"),
        ARRAY(SELECT o."{_ORDER.pk.column}" FROM "{_ORDER.db_table}" o
-             WHERE o."{_ORDER.get_field("payment_event").column}" = e."{_EVENT.pk.column}" AND o.state = ANY(%(states)s)
+             WHERE o."{_ORDER.get_field("payment_event").column}" = e."{_EVENT.pk.column}"
+               AND o.state = ANY(%(states)s::text[])
              ORDER BY o."{_ORDER.pk.column}")
 FROM "{_EVENT.db_table}" e WHERE e."{_EVENT.pk.column}" = %(id)s
 """
@@ -119,7 +121,7 @@ def event_with_orders(payment_event_id: str, *, states: list[str]) -> tuple[Paym
     """``(event, the buyer's stored PSP customer or "", ids of its orders in states)``, read in one statement
     (the ORM's three queries, each compiled anew, were most of the event task's own statements)."""
     with connection.cursor() as cur:
-        cur.execute(_EVENT_SQL, {"id": payment_event_id, "states": list(states)})
+        cur.execute(_EVENT_SQL, {"id": payment_event_id, "states": array_literal(states)})  # a list: 4x the CPU
         row = cur.fetchone()
     if row is None:
         raise PaymentEvent.DoesNotExist(f"payment event {payment_event_id} does not exist")

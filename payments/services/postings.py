@@ -6,11 +6,12 @@ from __future__ import annotations
 from django.conf import settings
 from django.db.models import Q, Sum
 
+from core.db import statement_parts_run
 from ledger import accounts
-from ledger.services import EntrySpec, ledger_transaction_post, ledger_transaction_reverse
+from ledger.services import EntrySpec, ledger_posting_prepare, ledger_transaction_post, ledger_transaction_reverse
 from payments.models import PaymentOrder, Refund, RefundState
 from wallet import selectors as wallet_selectors
-from wallet.services import wallet_credit, wallet_debit
+from wallet.services import wallet_credit, wallet_credit_prepare, wallet_debit
 
 # A capture's key is payment_order:<id>:capture; a refund's, refund:<id>; its reversal (the refund failed after it
 # succeeded), refund:<id>:failed.
@@ -47,7 +48,9 @@ def refund_failed_posting_key(refund_id: str) -> str:
 
 def capture_post(order: PaymentOrder) -> None:
     """A capture in the books: PSP receivable debited, the seller's payable and the platform's cut credited;
-    the seller's wallet credited (held for payouts) under the same key. In the caller's transaction."""
+    the seller's wallet credited (held for payouts) under the same key. One statement (the ledger's posting,
+    then the wallet's movement, whose row is locked last), three more the first time the seller is paid in
+    a currency (its account and wallet opened, then it again). In the caller's transaction."""
     commission = commission_for(order.amount)
     seller_share = order.amount - commission
     entries = [
@@ -56,16 +59,14 @@ def capture_post(order: PaymentOrder) -> None:
     ]
     if commission:
         entries.append(EntrySpec(accounts.PLATFORM_COMMISSION, order.currency, -commission))
-    ledger_transaction_post(
-        idempotency_key=capture_posting_key(order.id),
-        description=f"Capture of payment order {order.id}",
-        reference=order.id,
-        entries=entries,
-    )
-    wallet_credit(
-        owner_id=order.seller_id, currency=order.currency, amount=seller_share,
-        idempotency_key=capture_posting_key(order.id), reason=f"payment order {order.id} succeeded",
-    )
+    posting = ledger_posting_prepare(idempotency_key=capture_posting_key(order.id),
+                                     description=f"Capture of payment order {order.id}", reference=order.id,
+                                     entries=entries)
+    credit = wallet_credit_prepare(owner_id=order.seller_id, currency=order.currency, amount=seller_share,
+                                   idempotency_key=capture_posting_key(order.id),
+                                   reason=f"payment order {order.id} succeeded", after=posting.written)
+    posted, _credited = statement_parts_run(posting, credit)
+    posting.check(posted)
 
 
 def refund_post(order: PaymentOrder, refund: Refund) -> None:

@@ -5,12 +5,13 @@ and read it back with its event: committed on its own, payments.services.order_r
 transaction to record the PSP's answer (the transition with its audit row, guarded by the claimed row's
 values, so no second read or lock of the order, and the decision counted on its payment event, in one
 statement: payments.services.execution, checkout_outcome; for the order that decides the event, the
-event's transition with its audit row in one, then the ledger posting in one statement and the wallet
-movement in one, last: a hot seller's orders queue on its wallet row) with its BEGIN and COMMIT. The order
-measured is its event's only order, so it decides the event: 6 + 1 = 7 (an order that does not decide its
-event costs 6; 8 and 7 while the transition and the count were two statements, 9 and 8 while the answer's
-transaction locked and read the order again). A seller's first order in a currency opens its ledger account
-and wallet: two statements more, and the posting and the movement run again. A
+event's transition with its audit row in one, then the ledger posting and the wallet movement in one
+statement, the wallet's row locked last: a hot seller's orders queue on it; payments.services.postings)
+with its BEGIN and COMMIT. The order measured is its event's only order, so it decides the event: 5 + 1 = 6
+(an order that does not decide its event costs 5; 7 and 6 while the posting and the movement were two
+statements, 8 and 7 while the transition and the count were two, 9 and 8 while the answer's transaction
+locked and read the order again). A seller's first order in a currency opens its ledger account and wallet:
+three statements more (each opened, then the posting and the movement run again). A
 checkout: the API client, then one transaction: the idempotency claim (one INSERT ... ON CONFLICT DO NOTHING),
 the sellers checked, the event with its orders and their audit rows in one statement (payments.services.checkout_write),
 the stored response (the orders shown as created, not read back), with its BEGIN and COMMIT: 7 (8 while the
@@ -18,12 +19,12 @@ claim committed on its own and was locked again in the checkout's transaction).
 A checkout of two orders, executed by its event's task end to end: the event with its buyer's stored customer
 and its orders read in one statement; for a new buyer one PSP call (the customer with the card attached), the
 customer stored and the event's payment method kept (in one statement); for a returning buyer the attach
-call and the event's payment method kept; then each order as above (6, and 7 for the one that decides the
-event; each claim reads the order alone, given the event the task read): 15 statements and 2 transactions for
-a new buyer or a returning one (17 while the transition and the count were two statements, 18 for a new buyer
-while its customer was stored in a statement of its own; 20 and 19 with the second read of each order;
-before: 11 statements and 2 transactions in the event's task, then 17 in two order tasks: 28 and 4; 4 PSP
-calls, 3 tasks).
+call and the event's payment method kept; then each order as above (5, and 6 for the one that decides the
+event; each claim reads the order alone, given the event the task read): 13 statements and 2 transactions for
+a new buyer or a returning one (15 while the posting and the movement were two statements, 17 while the
+transition and the count were two statements, 18 for a new buyer while its customer was stored in a
+statement of its own; 20 and 19 with the second read of each order; before: 11 statements and 2
+transactions in the event's task, then 17 in two order tasks: 28 and 4; 4 PSP calls, 3 tasks).
 """
 import json
 
@@ -40,19 +41,19 @@ from payments.tests.factories import PaymentEventFactory, PaymentOrderFactory, S
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_a_settled_order_costs_seven_statements_and_one_transaction(sandbox, django_assert_max_num_queries):
+def test_a_settled_order_costs_six_statements_and_one_transaction(sandbox, django_assert_max_num_queries):
     seller = SellerFactory()
     services.payment_order_execute(payment_order_id=PaymentOrderFactory(seller=seller).id)  # account and wallet
     order = PaymentOrderFactory(seller=seller)
-    with django_assert_max_num_queries(7) as captured:
+    with django_assert_max_num_queries(6) as captured:
         assert services.payment_order_execute(payment_order_id=order.id) == "succeeded"
     assert [q["sql"] for q in captured.captured_queries].count("COMMIT") == 1
 
 
-def test_a_new_sellers_first_order_opens_its_account_and_wallet_in_four_more(sandbox,
-                                                                           django_assert_max_num_queries):
+def test_a_new_sellers_first_order_opens_its_account_and_wallet_in_three_more(sandbox,
+                                                                            django_assert_max_num_queries):
     order = PaymentOrderFactory()
-    with django_assert_max_num_queries(11) as captured:
+    with django_assert_max_num_queries(9) as captured:
         assert services.payment_order_execute(payment_order_id=order.id) == "succeeded"
     statements = [q["sql"] for q in captured.captured_queries]
     assert statements.count("COMMIT") == 1
@@ -80,7 +81,7 @@ def test_a_checkout_of_two_orders_costs_seven_statements(celery_worker, sandbox,
              message="the checkout's orders")
 
 
-@pytest.mark.parametrize(("returning", "most"), [(False, 15), (True, 15)])
+@pytest.mark.parametrize(("returning", "most"), [(False, 13), (True, 13)])
 def test_an_event_of_two_orders_costs_one_task_and_two_transactions(sandbox, django_assert_max_num_queries,
                                                                     returning, most):
     sellers = [SellerFactory() for _ in range(2)]

@@ -1,0 +1,56 @@
+"""A capture's posting and its wallet credit written by one statement (``postings.capture_post``): the ledger's
+CTEs, then the wallet's, whose movement (and so the wallet row's lock) waits on the posting's entries."""
+import pytest
+from django.db import connection
+
+from core.db import _parts_statement, statement_parts_run
+from ledger import accounts
+from ledger.models import Entry, LedgerTransaction
+from ledger.services import EntrySpec, ledger_posting_prepare
+from payments.services.postings import capture_post
+from payments.tests.factories import PaymentOrderFactory
+from wallet.models import Wallet, WalletMovement
+from wallet.services import wallet_credit_prepare
+
+pytestmark = pytest.mark.django_db
+
+
+def _parts(key: str = "k", seller: str = "s1"):
+    posting = ledger_posting_prepare(idempotency_key=key, description="d", entries=[
+        EntrySpec(accounts.PSP_RECEIVABLE, "usd", 5), EntrySpec(accounts.seller_payable(seller), "usd", -5)])
+    credit = wallet_credit_prepare(owner_id=seller, currency="usd", amount=5, idempotency_key=key, reason="r",
+                                   after=posting.written)
+    return posting, credit
+
+
+def test_the_movement_is_inserted_only_once_the_posting_ran():
+    posting, credit = _parts()
+    sql = _parts_statement((posting.ctes, credit.ctes), (posting.columns, credit.columns))
+    with connection.cursor() as cur:
+        cur.execute("EXPLAIN " + sql, [*posting.params, *credit.params])
+        plan = "\n".join(r[0] for r in cur.fetchall())
+    movement = plan[plan.index("CTE movement"):plan.index("CTE balance")]
+    assert "One-Time Filter" in movement and "CTE Scan on entries" in movement
+
+
+def test_missing_account_and_wallet_are_opened_and_the_statement_run_again():
+    posting, credit = _parts()
+    posted, credited = statement_parts_run(posting, credit)
+    posting.check(posted)
+    assert credited[0] is not None and credited[1] is True
+    transaction = LedgerTransaction.objects.get(idempotency_key="k")
+    assert sorted(Entry.objects.filter(transaction=transaction).values_list("amount", flat=True)) == [-5, 5]
+    assert Wallet.objects.get(owner_id="s1", currency="usd").balance == 5
+    posted, credited = statement_parts_run(*_parts())  # the same keys again: nothing more
+    assert posted[0] is None and credited[0] is None
+    assert Wallet.objects.get(owner_id="s1", currency="usd").balance == 5
+    assert WalletMovement.objects.filter(idempotency_key="k").count() == 1
+
+
+def test_a_capture_posts_and_credits_once():
+    order = PaymentOrderFactory(amount=1234, currency="usd")
+    capture_post(order)
+    capture_post(order)
+    transaction = LedgerTransaction.objects.get(idempotency_key=f"payment_order:{order.id}:capture")
+    assert Entry.objects.filter(transaction=transaction).count() == 2
+    assert Wallet.objects.get(owner_id=order.seller_id, currency="usd").balance == 1234

@@ -15,6 +15,7 @@ import contextvars
 import gzip
 import io
 import json
+import os
 import random
 import secrets
 import sqlite3
@@ -159,7 +160,11 @@ def record() -> dict[str, Any]:
     from psp_sandbox.server import Sandbox
 
     rng = random.Random(8)
+    # The recording's own environment: no webhook endpoint (``make test`` exports one for the stack), the
+    # default secret; whatever the caller's shell says.
     with tempfile.TemporaryDirectory() as tmp, \
+            mock.patch.dict(os.environ, {"PSP_SANDBOX_WEBHOOK_URL": "",
+                                         "PSP_SANDBOX_WEBHOOK_SECRET": "whsec_sandbox_secret"}), \
             mock.patch.object(secrets, "token_bytes", lambda n=32: rng.randbytes(n)), \
             mock.patch.object(time, "time", lambda: CLOCK):
         store._chars.clear()

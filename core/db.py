@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from django.db import connection, models
+from django.db import connection, models, transaction
 from psycopg.adapt import Transformer
 
 
@@ -126,11 +126,13 @@ def _parts_statement(ctes: tuple[str, ...], columns: tuple[str, ...]) -> str:
     return f"WITH {', '.join(ctes)} SELECT {', '.join(columns)}"
 
 
+@transaction.atomic(savepoint=False)  # no round trip inside a caller's transaction
 def statement_parts_run(*parts: StatementPart) -> list[tuple]:
     """Run ``parts`` as one statement and answer each its own columns. Their CTEs are written in the order
     given; a part that must write after another says so in its own WHERE (``LedgerPosting.written``). A part
     whose rows were missing opens them, and the statement runs once more: every part must be idempotent (a
-    key it wrote the first time writes nothing the second)."""
+    key it wrote the first time writes nothing the second). In one transaction, so that a part written by the
+    first run never commits without the others' second."""
     statement = _parts_statement(tuple(p.ctes for p in parts), tuple(p.columns for p in parts))
     params = [value for part in parts for value in part.params]
     with connection.cursor() as cur:

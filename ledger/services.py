@@ -155,7 +155,6 @@ def ledger_posting_prepare(*, idempotency_key: str, description: str, entries: l
                          occurred_at=occurred_at, entries=tuple(clean), params=params)
 
 
-@transaction.atomic(savepoint=False)  # no savepoint round trips inside a caller's transaction
 def ledger_transaction_post(
     *,
     idempotency_key: str,

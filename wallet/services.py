@@ -137,7 +137,6 @@ def wallet_move_prepare(*, owner_id: str, currency: str, amount: int, idempotenc
                       reason=reason[:200], ctes=_move_ctes(after), params=params)
 
 
-@transaction.atomic(savepoint=False)  # no savepoint round trips inside a caller's transaction
 def _run(move: WalletMove) -> tuple[WalletMovement, bool]:
     [row] = statement_parts_run(move)
     return move.result(row)

@@ -54,3 +54,22 @@ def test_a_capture_posts_and_credits_once():
     transaction = LedgerTransaction.objects.get(idempotency_key=f"payment_order:{order.id}:capture")
     assert Entry.objects.filter(transaction=transaction).count() == 2
     assert Wallet.objects.get(owner_id=order.seller_id, currency="usd").balance == 1234
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_first_run_commits_nothing_when_the_second_cannot_follow():
+    """Outside a caller's transaction, the run that found the wallet missing (its posting written) and the run
+    after it are one transaction: a failure between them leaves no posting without its movement."""
+    from ledger.services import _accounts_ensure
+
+    _accounts_ensure([accounts.PSP_RECEIVABLE, accounts.seller_payable("s2")])  # the posting's first run writes
+    posting, credit = _parts(key="k2", seller="s2")
+
+    def cannot_open():
+        raise RuntimeError("the wallet could not be opened")
+
+    object.__setattr__(credit, "open_missing", cannot_open)
+    with pytest.raises(RuntimeError):
+        statement_parts_run(posting, credit)
+    assert not LedgerTransaction.objects.filter(idempotency_key="k2").exists()
+    assert not Wallet.objects.filter(owner_id="s2").exists()

@@ -8,6 +8,7 @@ from typing import TypeVar
 
 from django.db.models import QuerySet
 from django.http import JsonResponse
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Empty, Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -62,9 +63,11 @@ def idempotent_response(request: Request, operation: Callable[[], tuple[int, dic
         status, body = operation()
         return Response(body, status=status)
     renderer, media_type = request.accepted_renderer, request.accepted_media_type
+    # The stored response is the rendered text read as jsonb: only a JSON renderer's text is (else DRF renders).
+    render = (lambda body: renderer.render(body, media_type, {})) if isinstance(renderer, JSONRenderer) else None
     result = idempotent_call(client=request.user, key=key, method=request.method, path=request.path,
                              body=request._request.body, operation=operation, parsed=_parsed_body(request),
-                             render=lambda body: renderer.render(body, media_type, {}))
+                             render=render)
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
     if result.content is None:
         return Response(result.body, status=result.status, headers=headers)

@@ -12,6 +12,11 @@ set-based, by a hash anti-join against the charge lines of the files whose batch
 theirs could (``RunScope.missing_nearby_files``); only the few left (the missing ones, nearly all) are probed
 one by one by the whole settling rule, the lines' reference index first. A line found there settles its order
 under the rule too, so what is found is the rule's, whatever the files: the files only decide how few probes.
+
+A break the last run saw unsettled, its order still in the window, is not probed at all (``_SEEN_BY_THE_LAST_RUN``):
+only a line this run decides can have settled it since, so it is seen again unless one of those has its order's
+reference or a match row of this run names it (``_SEEN_AGAIN``); the clears then find the few that one settled. A
+break already cleared is never looked at again: its order was settled, and stays so.
 """
 from __future__ import annotations
 
@@ -26,6 +31,14 @@ from .scope import RunScope
 from .tables import BREAK_AUDIT, BREAKS, LINES, MATCHES, ORDERS
 
 _SETTLING = charge_lines_settling(order_id="payment_order.id", order_psp_reference="payment_order.psp_reference")
+
+#: SQL (over ``brk``, a ``missing_in_settlement`` break not cleared): the last run saw it unsettled (it wrote its
+#: ``last_seen_run``), and its order is still in the window (``RunScope.missing_seen_by``: the window's end has not
+#: moved back; ``occurred_on`` is the order's completion day, and the window starts at midnight). A succeeded order
+#: never changes, and only a run writes match rows or marks files reconciled, so such an order can only be settled
+#: now by a line this run decides: no probe of the order, nor of the history (``_SEEN_AGAIN``).
+_SEEN_BY_THE_LAST_RUN = """(brk.last_seen_run_id = %(missing_seen_by)s
+      AND brk.occurred_on >= (%(missing_since)s::timestamptz AT TIME ZONE 'UTC')::date)"""
 
 _UPSERT_MISSING = f"""
 INSERT INTO {BREAKS} (key, break_class, state, run_id, last_seen_run_id, line_id, file_format, occurred_on,
@@ -50,6 +63,8 @@ SELECT payment_order.* FROM (  -- the orders new to the window, read by completi
         SELECT * FROM {ORDERS} payment_order WHERE payment_order.id = brk.object_id OFFSET 0
     ) payment_order
     WHERE brk.break_class = '{BreakClass.MISSING_IN_SETTLEMENT}' AND brk.object_kind = 'payment_order'
+      AND brk.state <> '{BreakState.AUTO_RESOLVED}'  -- cleared: its order settled, and a settled order stays so
+      AND {_SEEN_BY_THE_LAST_RUN} IS NOT TRUE  -- those are seen again below, without a probe
       AND (payment_order.completed_at >= %(missing_checked_before)s
            AND payment_order.completed_at < %(missing_before)s) IS NOT TRUE  -- not twice
 ) payment_order
@@ -60,6 +75,21 @@ OFFSET 0  -- so that the probes below are not pushed under the anti-join, run fo
 ) payment_order
 WHERE NOT EXISTS ({_SETTLING})  -- then the few orders left, probed one by one by the whole rule
 ON CONFLICT (key) DO UPDATE SET last_seen_run_id = EXCLUDED.last_seen_run_id
+"""
+
+_SEEN_AGAIN = f"""
+UPDATE {BREAKS} brk SET last_seen_run_id = %(run)s
+WHERE brk.break_class = '{BreakClass.MISSING_IN_SETTLEMENT}' AND brk.object_kind = 'payment_order'
+  AND brk.state <> '{BreakState.AUTO_RESOLVED}' AND {_SEEN_BY_THE_LAST_RUN}
+  AND NOT EXISTS (  -- a charge of this run's files, matched by reference (no match row)
+    SELECT 1 FROM {LINES} line
+    WHERE brk.psp_reference <> '' AND line.psp_reference = brk.psp_reference AND line.file_id = ANY(%(files)s)
+      AND line.record_type = '{RecordType.CHARGE}'
+      AND NOT EXISTS (SELECT 1 FROM {MATCHES} other WHERE other.line_id = line.id))
+  AND NOT EXISTS (  -- a charge this run matched to the order by a match row (new, or decided again)
+    SELECT 1 FROM {MATCHES} line_match JOIN {LINES} line ON line.id = line_match.line_id
+    WHERE line_match.kind = 'payment_order' AND line_match.object_id = brk.object_id
+      AND line_match.state = 'matched' AND line_match.run_id = %(run)s AND line.record_type = '{RecordType.CHARGE}')
 """
 
 _CLEAR_SETTLED_LATER = f"""
@@ -85,12 +115,15 @@ FROM cleared
 def missing_in_settlement_find(cursor: CursorWrapper, scope: RunScope) -> None:
     """Breaks for the succeeded orders still unsettled past the cut-off; clear those a line now settles.
 
-    Runs after the run's files are marked reconciled, so their lines matched by reference count. The clears probe
-    only the open breaks the upsert did not see again (``last_seen_run``): one it saw has just been found unsettled
-    by the same rule in the same run (at ten nights: ~1,250 probes a night instead of ~60,000)."""
+    Runs after the run's files are marked reconciled, so their lines matched by reference count. The breaks the last
+    run saw are seen again by ``_SEEN_AGAIN`` (after the upsert, which leaves them out). The clears probe only the
+    open breaks neither saw again (``last_seen_run``): one they saw has just been found unsettled in the same run
+    (at ten nights: ~1,250 probes a night instead of ~60,000)."""
     # A merge join would sort both sides by reference (text, in the database's collation: seconds at 1M); a
     # hash anti-join reads each side once and spills to disk if it must (a hashed NOT IN would not).
     cursor.execute("SET LOCAL enable_mergejoin = off")
     cursor.execute(_UPSERT_MISSING, scope.params)
     cursor.execute("RESET enable_mergejoin")
+    if scope.missing_seen_by is not None:
+        cursor.execute(_SEEN_AGAIN, scope.params)
     cursor.execute(_CLEAR_SETTLED_LATER, scope.params)

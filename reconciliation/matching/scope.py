@@ -49,6 +49,10 @@ class RunScope:
     #: closed at the window's very start holds orders completed before it (daily batches closing at midnight: the
     #: whole previous day), so it is left out; an order completed at that very instant is probed.
     missing_nearby_files: list[int]
+    #: The last run, when every ``missing_in_settlement`` break it saw unsettled is still in this run's window but
+    #: for its lookback (its window ended no later than ``missing_checked_before`` and ``missing_before``): such a
+    #: break's order can only be settled now by a line this run decides (``missing``). None: no such run.
+    missing_seen_by: int | None = None
 
     @property
     def candidates_since(self) -> datetime | None:
@@ -66,6 +70,7 @@ class RunScope:
             "timing_window": self.timing_window, "missing_before": self.missing_before,
             "missing_since": self.missing_since, "missing_checked_before": self.missing_checked_before,
             "missing_nearby_files": self.missing_nearby_files, "candidates_since": self.candidates_since,
+            "missing_seen_by": self.missing_seen_by,
         }
 
     @property
@@ -100,6 +105,7 @@ def run_scope(*, run: ReconciliationRun, day: date) -> RunScope:
         payout_window=timedelta(days=_setting("RECONCILIATION_PAYOUT_WINDOW_DAYS", 5)),
         missing_nearby_files=[file_id for file_id, settled_at in reconciled + unreconciled if settled_at is not None
                               and missing_checked_before < settled_at < missing_before + timing_window],
+        missing_seen_by=_missing_seen_by(min(missing_checked_before, missing_before)),
     )
 
 
@@ -121,6 +127,15 @@ def _missing_checked_before(since: datetime) -> datetime:
             seen_before = started_at - _UNSEEN_BEFORE_START
             checked = max(checked, min(datetime.fromisoformat(window["before"]), seen_before))
     return checked
+
+
+def _missing_seen_by(until: datetime) -> int | None:
+    """The last finished run, when the ``missing_in_settlement`` window it checked ended no later than ``until``."""
+    last = (ReconciliationRun.objects.filter(finished_at__isnull=False).order_by("-id")
+            .values_list("id", "stats__missing_window").first())
+    if last is None or not last[1] or datetime.fromisoformat(last[1]["before"]) > until:
+        return None
+    return last[0]
 
 
 def session_prepare() -> None:

@@ -81,11 +81,12 @@ _SEEN_AGAIN = f"""
 UPDATE {BREAKS} brk SET last_seen_run_id = %(run)s
 WHERE brk.break_class = '{BreakClass.MISSING_IN_SETTLEMENT}' AND brk.object_kind = 'payment_order'
   AND brk.state <> '{BreakState.AUTO_RESOLVED}' AND {_SEEN_BY_THE_LAST_RUN}
-  AND NOT EXISTS (  -- a charge of this run's files, matched by reference (no match row)
+  AND NOT EXISTS (  -- a charge of this run's files, matched by reference (no match row): a probe of the lines'
+    -- reference index per break (OFFSET 0 keeps it one), not a hash of the night's million lines (3x the CPU)
     SELECT 1 FROM {LINES} line
     WHERE brk.psp_reference <> '' AND line.psp_reference = brk.psp_reference AND line.file_id = ANY(%(files)s)
       AND line.record_type = '{RecordType.CHARGE}'
-      AND NOT EXISTS (SELECT 1 FROM {MATCHES} other WHERE other.line_id = line.id))
+      AND NOT EXISTS (SELECT 1 FROM {MATCHES} other WHERE other.line_id = line.id) OFFSET 0)
   AND NOT EXISTS (  -- a charge this run matched to the order by a match row (new, or decided again)
     SELECT 1 FROM {MATCHES} line_match JOIN {LINES} line ON line.id = line_match.line_id
     WHERE line_match.kind = 'payment_order' AND line_match.object_id = brk.object_id

@@ -34,11 +34,10 @@ _SETTLING = charge_lines_settling(order_id="payment_order.id", order_psp_referen
 
 #: SQL (over ``brk``, a ``missing_in_settlement`` break not cleared): the last run saw it unsettled (it wrote its
 #: ``last_seen_run``), and its order is still in the window (``RunScope.missing_seen_by``: the window's end has not
-#: moved back; ``occurred_on`` is the order's completion day, and the window starts at midnight). A succeeded order
-#: never changes, and only a run writes match rows or marks files reconciled, so such an order can only be settled
-#: now by a line this run decides: no probe of the order, nor of the history (``_SEEN_AGAIN``).
-_SEEN_BY_THE_LAST_RUN = """(brk.last_seen_run_id = %(missing_seen_by)s
-      AND brk.occurred_on >= (%(missing_since)s::timestamptz AT TIME ZONE 'UTC')::date)"""
+#: moved back; ``occurred_on``, the order's completion day, is one the window holds whole: ``missing_days_from``).
+#: A succeeded order never changes, and only a run writes match rows or marks files reconciled, so such an order can
+#: only be settled now by a line this run decides: no probe of the order, nor of the history (``_SEEN_AGAIN``).
+_SEEN_BY_THE_LAST_RUN = """(brk.last_seen_run_id = %(missing_seen_by)s AND brk.occurred_on >= %(missing_days_from)s)"""
 
 _UPSERT_MISSING = f"""
 INSERT INTO {BREAKS} (key, break_class, state, run_id, last_seen_run_id, line_id, file_format, occurred_on,

@@ -70,8 +70,13 @@ class RunScope:
             "timing_window": self.timing_window, "missing_before": self.missing_before,
             "missing_since": self.missing_since, "missing_checked_before": self.missing_checked_before,
             "missing_nearby_files": self.missing_nearby_files, "candidates_since": self.candidates_since,
-            "missing_seen_by": self.missing_seen_by,
+            "missing_seen_by": self.missing_seen_by, "missing_days_from": self.missing_days_from,
         }
+
+    @property
+    def missing_days_from(self) -> date:
+        """The first day (UTC) whose orders are all completed since ``missing_since`` (its own day at midnight)."""
+        return (self.missing_since.astimezone(UTC) + timedelta(days=1, microseconds=-1)).date()
 
     @property
     def missing_window(self) -> dict[str, str]:

@@ -2,12 +2,14 @@
 probing their orders or the history; only a line this run decides can settle them, by reference or by a match row."""
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.db import connection
 
 from payments.models import PaymentOrder
+from reconciliation.matching.scope import RunScope
 from reconciliation.models import Break, SettlementMatch
 from reconciliation.services import reconciliation_run, settlement_file_import
 
@@ -102,3 +104,15 @@ def test_a_cleared_break_is_not_probed_again(tmp_path, now):
     reconciliation_run(day=now.date(), actor="test")
     assert {state_runs[1:] for state_runs in missing()} == {("auto_resolved", first.pk, second.pk)}
     assert _order_table_scans() - scans < 20
+
+
+def test_the_days_the_window_holds_whole():
+    """A break is seen again without a probe only when its order's completion day is wholly in the window: the
+    window's own first day when it starts at midnight (as ``run_scope`` makes it), else the next."""
+    midnight = datetime(2026, 1, 10, tzinfo=UTC)
+    scope = RunScope(run_id=1, now=midnight, files=[], settled_at=[], reconciled_files=[],
+                     timing_window=timedelta(hours=24), missing_before=midnight, missing_since=midnight,
+                     missing_checked_before=midnight, payout_window=timedelta(days=5), missing_nearby_files=[])
+    assert scope.missing_days_from == date(2026, 1, 10)
+    assert replace(scope, missing_since=midnight + timedelta(hours=10)).missing_days_from == date(2026, 1, 11)
+    assert replace(scope, missing_since=midnight - timedelta(microseconds=1)).missing_days_from == date(2026, 1, 10)

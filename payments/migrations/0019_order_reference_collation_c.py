@@ -8,9 +8,9 @@ equality is the same in every deterministic collation, and under the ``C.UTF-8``
 
 The view ``payments_settleable_order`` (0004) reads the column, so it is dropped and made again around the
 change (its read-only grants are the app role's again after ``manage.py db_roles``, which ``make migrate`` runs
-after ``migrate``, as for a view made by 0004). PostgreSQL does not rewrite the table for a collation change, but rebuilds the column's index
-(``payment_order_one_per_psp_reference``) under the ``ALTER TABLE``'s lock: seconds at ten million orders,
-during which no order is written; run it at a quiet time.
+after ``migrate``, as for the view 0004 made). PostgreSQL does not rewrite the table for a collation change, but
+rebuilds the column's index (``payment_order_one_per_psp_reference``) under the ``ALTER TABLE``'s lock: seconds
+at ten million orders, during which no order is written; run it at a quiet time.
 """
 from django.db import migrations, models
 

@@ -77,7 +77,9 @@ class SettlementLine(models.Model):
     line_number = models.PositiveIntegerField(help_text="Physical line (CSV), entry (camt.053) or transaction (MT940).")
     record_type = models.CharField(max_length=32, help_text="Normalized type, or 'malformed'.")
     raw_type = models.TextField(blank=True)
-    psp_reference = models.TextField(blank=True)
+    # "C" (byte order, memcmp): the reference index's comparisons and the import's sort by reference need no
+    # locale (migration 0015); the orders' column has the same collation, so that probes either way use an index.
+    psp_reference = models.TextField(blank=True, db_collation="C")
     source_reference = models.TextField(blank=True, help_text="The row's own object id (Stripe source_id).")
     merchant_reference = models.TextField(blank=True)
     payout_reference = models.TextField(blank=True)

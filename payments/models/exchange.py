@@ -18,7 +18,7 @@ class SettleableOrder(models.Model):
 
     id = models.CharField(primary_key=True, max_length=40)
     seller_id = models.CharField(max_length=40)
-    psp_reference = models.CharField(max_length=100, blank=True)
+    psp_reference = models.CharField(max_length=100, blank=True, db_collation="C")  # the view's, as its table's (0019)
     amount = models.BigIntegerField(help_text="Minor units.")
     currency = models.CharField(max_length=3)
     state = models.CharField(max_length=32, help_text="A PaymentOrderState value.")

@@ -150,7 +150,9 @@ class PaymentOrder(ConcurrentTransitionMixin, models.Model):
 
     state = FSMField(default=PaymentOrderState.NOT_STARTED, choices=PaymentOrderState.choices,
                      protected=True)
-    psp_reference = models.CharField(max_length=100, blank=True)
+    # "C": compared byte by byte, as settlement lines' references are (reconciliation 0015), so that a line's
+    # reference probes this column's index and an order's probes theirs (payments 0019).
+    psp_reference = models.CharField(max_length=100, blank=True, db_collation="C")
     failure_code = models.CharField(max_length=100, blank=True)
     failure_message = models.CharField(max_length=500, blank=True)
     attempts = models.PositiveIntegerField(default=0, help_text="Calls made to the PSP for this order.")

@@ -36,7 +36,9 @@ _LINES = SettlementLine._meta.db_table
 #: reference index is read once for all its new keys rather than once per line (a random page per line once the
 #: index outgrows the cache). At 1M Stripe lines this cut the import's backend CPU from 13.6-18.0 s to 7.4-8.7 s
 #: with nine nights before, and from 7.4-8.7 s to 6.3-6.8 s with none. Their ids are then drawn in reference
-#: order: a file's own order is ``ordinal`` (matching reads it so, never the id).
+#: order: a file's own order is ``ordinal`` (matching reads it so, never the id). The staged table takes the lines'
+#: columns, collation included: the sort is in the index's order ("C", migration 0015: no ``strcoll``, abbreviated
+#: keys), 6.7 -> 5.2 s of the ``INSERT``'s backend CPU at ten nights (means of four runs each).
 _STAGED = "recon_import_line"
 #: The lines' reference index, whose size decides whether a file is staged and sorted (``_sorted_insert``).
 _REFERENCE_INDEX = "settlement_line_psp_ref"

@@ -10,11 +10,18 @@ query, which raises on a dead one; the pool then hands out another. A connection
 
 Django passes ``check`` itself (a ``check`` in ``OPTIONS["pool"]`` would be a duplicate keyword), so the pool
 is built here: Django 5.2's ``DatabaseWrapper.pool`` with that one argument changed.
+
+A pooled connection is taken and handed back around every PSP call (the executor's threads hold none while they
+wait), so Django's ``connect()`` runs two or three times per order. Two of its steps are skipped where they would
+change nothing: the connection parameters are built only for the pool (``connect()`` builds them anew each time and
+then, with a pool, does not use them), and the autocommit mode is set on psycopg's connection only when it differs
+from the mode the connection is in (a pooled connection comes back idle, in autocommit).
 """
 import select
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.postgresql import base
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
 
@@ -29,6 +36,20 @@ def check_connection_if_server_spoke(conn) -> None:
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    def get_connection_params(self):
+        """Django's, except once this alias's pool is built: then the parameters its connections were opened with
+        (what ``connect()`` would build, and with a pool pass to a ``get_new_connection`` that ignores them)."""
+        pool = self._connection_pools.get(self.alias) if self.settings_dict["OPTIONS"].get("pool") else None
+        return super().get_connection_params() if pool is None else dict(pool.kwargs)
+
+    def _set_autocommit(self, autocommit):
+        """Django's, without psycopg's setter (a generator run through its wait loop) when an idle connection is
+        in that mode already; psycopg's setter otherwise (it refuses a change inside a transaction)."""
+        conn = self.connection
+        if conn.autocommit == autocommit and conn.pgconn.transaction_status == TransactionStatus.IDLE:
+            return
+        super()._set_autocommit(autocommit)
+
     @property
     def pool(self):
         pool_options = self.settings_dict["OPTIONS"].get("pool")

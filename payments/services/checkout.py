@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 
 from core.models import ApiClient
-from payments.exceptions import AmountRefusedByPSP, SellerNotOnboarded
+from payments.exceptions import AmountRefusedByPSP
 from payments.models import PaymentEvent, Seller
 from payments.psp import get_psp
-from payments.services.checkout_write import NewCheckout, checkout_rows_write
+from payments.services.checkout_write import NewCheckout, checkout_rows_write, sellers_onboarded_check
 
 
 def seller_onboard(*, client: ApiClient, name: str, external_reference: str = "") -> Seller:
@@ -27,21 +27,24 @@ class OrderSpec:
 _ONBOARDED = f"SELECT id FROM {Seller._meta.db_table} WHERE client_id = %s AND id = ANY(%s) AND status = %s"
 
 
-def checkout_orders_validate(*, client: ApiClient, orders: list[OrderSpec]) -> None:
-    """Refuse, unsent, an amount the PSP would refuse (its minimum charge, a currency's precision)
-    and a seller not onboarded (and active) for this client. One query."""
+def checkout_amounts_validate(*, orders: list[OrderSpec]) -> None:
+    """Refuse, unsent, an amount the PSP would refuse (its minimum charge, a currency's precision)."""
     psp = get_psp()
     for index, order in enumerate(orders):
         problem = psp.amount_problem(order.amount, order.currency)
         if problem is not None:
             raise AmountRefusedByPSP(f"Order {index} ({order.seller_id}): {problem.message}", code=problem.code,
                                      param=f"orders[{index}].amount")
+
+
+def checkout_orders_validate(*, client: ApiClient, orders: list[OrderSpec]) -> None:
+    """Refuse, unsent, an amount the PSP would refuse and a seller not onboarded (and active) for this
+    client. One query. (A checkout's write checks its sellers in its insert: ``checkout_rows_write``.)"""
+    checkout_amounts_validate(orders=orders)
     with connection.cursor() as cursor:
         cursor.execute(_ONBOARDED, [client.pk, [o.seller_id for o in orders], Seller.Status.ACTIVE])
         onboarded = {row[0] for row in cursor.fetchall()}
-    for index, order in enumerate(orders):
-        if order.seller_id not in onboarded:
-            raise SellerNotOnboarded(f"Seller {order.seller_id!r} is not onboarded.", param=f"orders[{index}].seller")
+    sellers_onboarded_check(orders, refused={o.seller_id for o in orders} - onboarded)
 
 
 @transaction.atomic(savepoint=False)  # inside the idempotency transaction: no savepoint round trips
@@ -67,7 +70,7 @@ def payment_event_write(
     sweeper finds the orders still ``not_started`` after ``next_action_at``. An amount the
     PSP would refuse (its minimum charge, a currency's precision) is refused here, unsent.
     """
-    checkout_orders_validate(client=client, orders=orders)
+    checkout_amounts_validate(orders=orders)  # the sellers: in the insert, which writes nothing for a refused one
     return checkout_rows_write(client=client, buyer_reference=buyer_reference, buyer_email=buyer_email,
                                payment_method=payment_method, orders=orders, idempotency_key=idempotency_key,
                                return_url=return_url, public_url=public_url)

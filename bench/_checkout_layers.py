@@ -73,7 +73,7 @@ def _checkout() -> list[tuple[str, object, str]]:
         ("commit_hooks", BaseDatabaseWrapper, "run_and_clear_commit_hooks"),
         ("task_push", core.broker, "task_push"),
         ("event_create", payments.services, "payment_event_create"),
-        ("orders_validate", payments.services.checkout, "checkout_orders_validate"),
+        ("orders_validate", payments.services.checkout, "checkout_amounts_validate"),
         ("insert", core.db, "objects_insert"),
         ("event_write", payments.services, "payment_event_write"),
         ("rows_write", payments.services.checkout, "checkout_rows_write"),

@@ -76,7 +76,7 @@ def _checkout() -> list[tuple[str, object, str]]:
         ("orders_validate", payments.services.checkout, "checkout_amounts_validate"),
         ("insert", core.db, "objects_insert"),
         ("event_write", payments.services, "payment_event_write"),
-        ("rows_write", payments.services.checkout, "checkout_rows_write"),
+        ("rows_write", payments.services.checkout, "checkout_rows_insert"),
         ("checkout_output", payments.serializers, "checkout_output"),
         ("enqueue", payments.services.enqueue, "enqueue_payment_event"),
         ("event_init", PaymentEvent, "__init__"),

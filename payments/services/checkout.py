@@ -9,7 +9,7 @@ from core.models import ApiClient
 from payments.exceptions import AmountRefusedByPSP
 from payments.models import PaymentEvent, Seller
 from payments.psp import get_psp
-from payments.services.checkout_write import NewCheckout, checkout_rows_write, sellers_onboarded_check
+from payments.services.checkout_write import NewCheckout, checkout_new, checkout_rows_insert, sellers_onboarded_check
 
 
 def seller_onboard(*, client: ApiClient, name: str, external_reference: str = "") -> Seller:
@@ -39,7 +39,7 @@ def checkout_amounts_validate(*, orders: list[OrderSpec]) -> None:
 
 def checkout_orders_validate(*, client: ApiClient, orders: list[OrderSpec]) -> None:
     """Refuse, unsent, an amount the PSP would refuse and a seller not onboarded (and active) for this
-    client. One query. (A checkout's write checks its sellers in its insert: ``checkout_rows_write``.)"""
+    client. One query. (A checkout's write checks its sellers in its insert: ``checkout_rows_insert``.)"""
     checkout_amounts_validate(orders=orders)
     with connection.cursor() as cursor:
         cursor.execute(_ONBOARDED, [client.pk, [o.seller_id for o in orders], Seller.Status.ACTIVE])
@@ -70,10 +70,25 @@ def payment_event_write(
     sweeper finds the orders still ``not_started`` after ``next_action_at``. An amount the
     PSP would refuse (its minimum charge, a currency's precision) is refused here, unsent.
     """
-    checkout_amounts_validate(orders=orders)  # the sellers: in the insert, which writes nothing for a refused one
-    return checkout_rows_write(client=client, buyer_reference=buyer_reference, buyer_email=buyer_email,
-                               payment_method=payment_method, orders=orders, idempotency_key=idempotency_key,
-                               return_url=return_url, public_url=public_url)
+    checkout = payment_event_make(client=client, buyer_reference=buyer_reference, buyer_email=buyer_email,
+                                     payment_method=payment_method, orders=orders,
+                                     idempotency_key=idempotency_key, return_url=return_url, public_url=public_url)
+    checkout_rows_insert(checkout)  # the sellers: checked by the insert, which writes nothing for a refused one
+    return checkout
+
+
+def payment_event_make(*, client: ApiClient, orders: list[OrderSpec], **values) -> NewCheckout:
+    """``payment_event_write``'s checks of the amounts and its values (same arguments), nothing written:
+    ``payment_event_insert`` writes them. The API answers a checkout before writing it (its response is
+    stored with its idempotency key's claim: ``core.services.Answer``)."""
+    checkout_amounts_validate(orders=orders)
+    return checkout_new(client=client, orders=orders, **values)
+
+
+@transaction.atomic(savepoint=False)
+def payment_event_insert(*, checkout: NewCheckout) -> None:
+    """Write a checkout ``payment_event_make`` made (``SellerNotOnboarded``: nothing written)."""
+    checkout_rows_insert(checkout)
 
 
 def payment_event_create(**kwargs) -> PaymentEvent:

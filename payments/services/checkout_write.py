@@ -6,7 +6,7 @@ building five model instances (``Model.__init__``, django-fsm's initial states),
 instances back through ``PaymentEventOutput`` (about 2.2 M of a checkout's 7 M instructions). A checkout's
 rows are always the same shape: every column but a few is a constant of a new event or order. So:
 
-- ``checkout_rows_write`` inserts the event, its orders and their audit rows (one per order, from ``""`` to
+- ``checkout_rows_insert`` inserts the event, its orders and their audit rows (one per order, from ``""`` to
   ``not_started``: the house rule) in **one statement** of constant text: the event's values as parameters,
   its orders' as one JSON array (``jsonb_to_recordset``; one ``json.dumps`` in C, where psycopg adapts a
   Python list in Python). Whatever the number of orders, PostgreSQL prepares the statement once per
@@ -135,12 +135,10 @@ WITH o AS (
 SELECT seller_id FROM refused"""
 
 
-def checkout_rows_write(*, client: ApiClient, buyer_reference: str, buyer_email: str, payment_method: str,
-                        orders: list, idempotency_key: str, return_url: str = "",
-                        public_url: str = "") -> NewCheckout:
-    """Insert a checkout's rows (its amounts validated: ``checkout_amounts_validate``) in one statement, which
-    also checks its sellers (``SellerNotOnboarded``, nothing written), and enqueue its execution on commit.
-    ``orders``: ``OrderSpec``s. Runs in the caller's transaction."""
+def checkout_new(*, client: ApiClient, buyer_reference: str, buyer_email: str, payment_method: str, orders: list,
+                 idempotency_key: str, return_url: str = "", public_url: str = "") -> NewCheckout:
+    """A checkout's values (ids, times, URLs) as ``checkout_rows_insert`` writes them; nothing written.
+    ``orders``: ``OrderSpec``s."""
     event_id = new_id("pe")
     psp_return_url = ""
     if return_url:
@@ -153,23 +151,28 @@ def checkout_rows_write(*, client: ApiClient, buyer_reference: str, buyer_email:
     created_at, n = stamps[0], len(orders)
     new_orders = tuple(NewOrder(new_id("ord"), o.seller_id, o.amount, o.currency, stamps[1 + 2 * i],
                                 stamps[2 + 2 * i], stamps[1 + 2 * n + i]) for i, o in enumerate(orders))
-    checkout = NewCheckout(
+    return NewCheckout(
         id=event_id, client_id=client.pk, buyer_reference=buyer_reference, buyer_email=buyer_email,
         payment_method=payment_method, idempotency_key=idempotency_key, return_url=return_url,
         psp_return_url=psp_return_url, created_at=created_at, next_action_at=next_action_at,
         # One order charges the token itself; several need it attached to the buyer's PSP customer first.
         psp_payment_method=payment_method if len(orders) == 1 else "",
         actor=f"api_client:{client.pk}", orders=new_orders)
+
+
+def checkout_rows_insert(checkout: NewCheckout) -> None:
+    """Insert a checkout's rows (its amounts validated: ``checkout_amounts_validate``) in one statement, which
+    also checks its sellers (``SellerNotOnboarded``, nothing written), and enqueue its execution on commit.
+    Runs in the caller's transaction."""
     with connection.cursor() as cur:
         cur.execute(_INSERT, _parameters(checkout))
         refused = {row[0] for row in cur.fetchall()}
     if refused:  # nothing was written
-        sellers_onboarded_check(orders, refused=refused)
-    if len(new_orders) == 1:
-        enqueue_payment_order(new_orders[0].id)
+        sellers_onboarded_check(checkout.orders, refused=refused)
+    if len(checkout.orders) == 1:
+        enqueue_payment_order(checkout.orders[0].id)
     else:
-        enqueue_payment_event(event_id)
-    return checkout
+        enqueue_payment_event(checkout.id)
 
 
 def sellers_onboarded_check(orders: list, *, refused: set[str]) -> None:

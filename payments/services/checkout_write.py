@@ -15,6 +15,9 @@ rows are always the same shape: every column but a few is a constant of a new ev
   (``created_at`` then ``updated_at`` per order, then the audit rows), each at least a microsecond after the
   one before (the orders keep their creation order in ``created_at``); ``payments/tests/test_checkout_write.py``
   compares them with the ORM's rows.
+- ``checkout_new`` makes those values (ids, times, URLs) with nothing written, so that the API answers a
+  checkout before writing it: its response is stored by its idempotency key's claim (``core.services.Answer``),
+  not by an ``UPDATE`` after the rows.
 - ``payments.serializers.checkout_output`` renders the answer from the same values: exactly
   ``PaymentEventOutput(event).data`` for the new event (held to it by that test, for many shapes of checkout).
 

@@ -103,8 +103,13 @@ _TABLE = IdempotencyRecord._meta.db_table
 # key taken without waiting: a twin whose claimer's transaction is still open gets no lock, inserts nothing
 # and finds no committed row (409), instead of waiting on the key's unique index for that transaction to end.
 _CLAIM = (f"INSERT INTO {_TABLE} (client_id, key, request_method, request_path, request_fingerprint, status,"
-          " created_at, locked_at) SELECT %s, %s, %s, %s, %s, %s, %s, %s WHERE pg_try_advisory_xact_lock(%s::bigint)"
-          " ON CONFLICT (client_id, key) DO NOTHING RETURNING id")
+          " created_at, locked_at{answer_columns}) SELECT %s, %s, %s, %s, %s, %s, %s, %s{answer_values}"
+          " WHERE pg_try_advisory_xact_lock(%s::bigint) ON CONFLICT (client_id, key) DO NOTHING RETURNING id")
+# The claim of a key whose response was known before the operation's writes (``Answer``): stored completed at once,
+# from the JSON text the client is sent, instead of an ``UPDATE`` after the writes.
+_CLAIM, _CLAIM_ANSWERED = (_CLAIM.format(answer_columns="", answer_values=""),
+                           _CLAIM.format(answer_columns=", response_status, response_body, completed_at",
+                                         answer_values=", %s, %s::jsonb, %s"))
 _FIND = (f"SELECT id, request_fingerprint, status, response_status, response_body, created_at FROM {_TABLE}"
          " WHERE client_id = %s AND key = %s")
 _EXPIRE = f"DELETE FROM {_TABLE} WHERE client_id = %s AND key = %s AND created_at < %s"
@@ -127,18 +132,23 @@ def _key_lock(client: ApiClient, key: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def _claim(*, client: ApiClient, key: str, method: str, path: str, fingerprint: str) -> tuple[_Key, bool]:
-    """Insert the key as in progress in the caller's transaction, or return the existing committed record;
-    409 while another transaction holds the key. A record older than the retention period is expired: it
-    is replaced, as if pruned."""
+def _claim(*, client: ApiClient, key: str, method: str, path: str, fingerprint: str,
+           answer: tuple[int, str] | None = None) -> tuple[_Key, bool]:
+    """Insert the key as in progress in the caller's transaction (completed with ``answer``, its status and
+    JSON text, when given), or return the existing committed record; 409 while another transaction holds the
+    key. A record older than the retention period is expired: it is replaced, as if pruned."""
     lock = _key_lock(client, key)
     with connection.cursor() as cur:
         for _ in range(2):
             now = timezone.now()
-            cur.execute(_CLAIM, [client.pk, key, method, path, fingerprint, _IN_PROGRESS, now, now, lock])
+            if answer is None:
+                cur.execute(_CLAIM, [client.pk, key, method, path, fingerprint, _IN_PROGRESS, now, now, lock])
+            else:
+                cur.execute(_CLAIM_ANSWERED, [client.pk, key, method, path, fingerprint, _COMPLETED, now, now,
+                                              answer[0], answer[1], now, lock])
             row = cur.fetchone()
             if row is not None:
-                return _Key(row[0], fingerprint, _IN_PROGRESS, None, None, now), True
+                return _Key(row[0], fingerprint, _IN_PROGRESS if answer is None else _COMPLETED, None, None, now), True
             cur.execute(_FIND, [client.pk, key])
             found = cur.fetchone()
             expired_before = now - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
@@ -152,6 +162,20 @@ def _replay(record: _Key) -> IdempotentResponse:
     return IdempotentResponse(status=record.response_status, body=record.response_body, replayed=True)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """An operation whose response is known before its writes (``idempotent_call``'s ``prepare`` returns one):
+    the key is claimed with the response stored, then ``write`` runs in the same transaction."""
+
+    status: int
+    body: dict
+    write: Callable[[], None]
+
+    def run(self) -> tuple[int, dict]:
+        self.write()
+        return self.status, self.body
+
+
 def idempotent_call(
     *,
     client: ApiClient,
@@ -159,9 +183,10 @@ def idempotent_call(
     method: str,
     path: str,
     body: bytes,
-    operation: Callable[[], tuple[int, dict]],
+    operation: Callable[[], tuple[int, dict]] | None = None,
     parsed=NOT_PARSED,
     render: Callable[[dict], bytes] | None = None,
+    prepare: Callable[[], Answer] | None = None,
 ) -> IdempotentResponse:
     """Run ``operation`` at most once per (client, key), Stripe's way.
 
@@ -176,11 +201,19 @@ def idempotent_call(
     ``parsed``: the body as ``json.loads`` gives it, if the caller has it (``request_fingerprint``).
     ``render``: the response's JSON as the client is sent it; stored from that text (one encoding, not two)
     and answered as ``content``.
+    ``prepare`` (instead of ``operation``): the response before the writes (``Answer``), rendered and stored by
+    the claim itself, one statement fewer. Whatever it raises is raised where ``operation``'s would be: after
+    the key's replay, mismatch or 409, with the claim rolled back.
     """
     key = _validate_key(key)
     fingerprint = request_fingerprint(method=method, path=path, body=body, parsed=parsed)
+    answer, content, refusal = _prepared(prepare, render)
     with transaction.atomic():
-        record, created = _claim(client=client, key=key, method=method, path=path, fingerprint=fingerprint)
+        record, created = _claim(client=client, key=key, method=method, path=path, fingerprint=fingerprint,
+                                 answer=None if content is None else (answer.status, content.decode()))
+        if created and content is not None:  # claimed with its response: the writes, and nothing after them
+            answer.write()
+            return IdempotentResponse(status=answer.status, body=answer.body, replayed=False, content=content)
         if record.fingerprint != fingerprint:
             raise IdempotencyKeyReused()
         if record.status == _COMPLETED:
@@ -189,15 +222,36 @@ def idempotent_call(
             replay = _take_over(record)
             if replay is not None:
                 return replay
-        status, response_body = operation()
-        content = render(response_body) if render is not None else None
-        with connection.cursor() as cur:
-            if content is None:
-                cur.execute(_COMPLETE, [_COMPLETED, status, _BODY_FIELD.get_db_prep_save(response_body, connection),
-                                        timezone.now(), record.id])
-            else:
-                cur.execute(_COMPLETE_RENDERED, [_COMPLETED, status, content.decode(), timezone.now(), record.id])
+        if refusal is not None:
+            raise refusal
+        if answer is not None:
+            status, response_body = answer.run()
+        else:
+            status, response_body = operation()
+            content = render(response_body) if render is not None else None
+        _complete(record, status, response_body, content)
         return IdempotentResponse(status=status, body=response_body, replayed=False, content=content)
+
+
+def _prepared(prepare: Callable[[], Answer] | None, render: Callable[[dict], bytes] | None):
+    """``(answer, its rendered content or None, None)``, or ``(None, None, what prepare raised)``."""
+    if prepare is None:
+        return None, None, None
+    try:
+        answer = prepare()
+        return answer, render(answer.body) if render is not None else None, None
+    except Exception as exc:  # noqa: BLE001  (raised later, where the operation's would be)
+        return None, None, exc
+
+
+def _complete(record: _Key, status: int, response_body: dict, content: bytes | None) -> None:
+    """The claimed key's response stored: from the text the client is sent, else encoded from ``response_body``."""
+    with connection.cursor() as cur:
+        if content is None:
+            cur.execute(_COMPLETE, [_COMPLETED, status, _BODY_FIELD.get_db_prep_save(response_body, connection),
+                                    timezone.now(), record.id])
+        else:
+            cur.execute(_COMPLETE_RENDERED, [_COMPLETED, status, content.decode(), timezone.now(), record.id])
 
 
 def _take_over(record: _Key) -> IdempotentResponse | None:

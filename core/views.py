@@ -18,7 +18,7 @@ from core.exceptions import DomainError
 from core.models import WebhookInbox
 from core.pagination import CreatedCursorPagination
 from core.parsers import JSONParser
-from core.services import NOT_PARSED, idempotent_call
+from core.services import NOT_PARSED, Answer, idempotent_call
 
 T = TypeVar("T")
 
@@ -51,23 +51,24 @@ def found(obj: T | None, error: DomainError) -> T:
     return obj
 
 
-def idempotent_response(request: Request, operation: Callable[[], tuple[int, dict]],
-                        *, key_required: bool = True) -> Response:
-    """Run ``operation`` under the request's ``Idempotency-Key`` and answer its response.
+def idempotent_response(request: Request, operation: Callable[[], tuple[int, dict]] | None = None,
+                        *, prepare: Callable[[], Answer] | None = None, key_required: bool = True) -> Response:
+    """Run ``operation`` under the request's ``Idempotency-Key`` and answer its response (or ``prepare``'s
+    ``Answer``: a response known before the writes, stored by the key's claim: ``idempotent_call``).
 
     ``request.body`` must have been read before ``request.data`` (the view does so). The body is fingerprinted
     as parsed already (``_parsed_body``), and the response rendered once: the stored response is that text.
     """
     key = idempotency_key(request)
     if key is None and not key_required:
-        status, body = operation()
+        status, body = operation() if prepare is None else prepare().run()
         return Response(body, status=status)
     renderer, media_type = request.accepted_renderer, request.accepted_media_type
     # The stored response is the rendered text read as jsonb: only a JSON renderer's text is (else DRF renders).
     render = (lambda body: renderer.render(body, media_type, {})) if isinstance(renderer, JSONRenderer) else None
     result = idempotent_call(client=request.user, key=key, method=request.method, path=request.path,
                              body=request._request.body, operation=operation, parsed=_parsed_body(request),
-                             render=render)
+                             render=render, prepare=prepare)
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
     if result.content is None:
         return Response(result.body, status=result.status, headers=headers)

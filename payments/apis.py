@@ -10,6 +10,7 @@ from core.schema import (
     list_schema,
     retrieve_schema,
 )
+from core.services import Answer
 from core.views import ApiView, found, idempotency_key, idempotent_response, paginated_response, validated
 from payments import selectors, services
 from payments.exceptions import PaymentOrderNotFound
@@ -71,8 +72,10 @@ class CheckoutListCreateApi(ApiView):
     def post(self, request):
         data = validated(CheckoutInput, request)
 
-        def checkout():
-            written = services.payment_event_write(
+        def checkout() -> Answer:
+            # The response is known before the rows are written: it is stored by the key's claim (one statement
+            # fewer), then the rows are written (a refused seller: nothing written, the claim rolled back).
+            made = services.payment_event_make(
                 client=request.user,
                 buyer_reference=data["buyer"]["reference"],
                 buyer_email=data["buyer"]["email"],
@@ -83,9 +86,10 @@ class CheckoutListCreateApi(ApiView):
                 # our address as the buyer reaches it: only a buyer who is present goes back to it
                 public_url=request.build_absolute_uri("/") if data["return_url"] else "",
             )
-            return status.HTTP_201_CREATED, checkout_output(written)  # PaymentEventOutput's, from its values
+            return Answer(status.HTTP_201_CREATED, checkout_output(made),  # PaymentEventOutput's, from its values
+                          lambda: services.payment_event_insert(checkout=made))
 
-        return idempotent_response(request, checkout)
+        return idempotent_response(request, prepare=checkout)
 
     @list_schema("PaymentEvent", PaymentEventOutput, "checkouts_list")
     def get(self, request):

@@ -81,12 +81,13 @@ def psp_amount_problem(amount: int, currency: str) -> AmountProblem | None:
         return AmountProblem("amount_invalid_precision",
                              f"{currency.upper()} amounts must end in 0 (the PSP rounds three-decimal "
                              f"currencies to two): {format_amount(amount, currency)}.")
-    shown = format_amount(amount, currency)
     if stripe_amount > MAXIMUM_AMOUNT:
         limit = format_amount(from_stripe(MAXIMUM_AMOUNT, currency), currency)
-        return AmountProblem("amount_too_large", f"{shown} is above the PSP's maximum of {limit}.")
+        return AmountProblem("amount_too_large",
+                             f"{format_amount(amount, currency)} is above the PSP's maximum of {limit}.")
     minimum = MINIMUM_CHARGE.get(currency, 1)
     if stripe_amount < minimum:
         limit = format_amount(from_stripe(minimum, currency), currency)
-        return AmountProblem("amount_too_small", f"{shown} is below the PSP's minimum charge of {limit}.")
-    return None
+        return AmountProblem("amount_too_small",
+                             f"{format_amount(amount, currency)} is below the PSP's minimum charge of {limit}.")
+    return None  # an amount taken is not formatted (a Decimal per order, for nothing)

@@ -4,7 +4,14 @@ from payments.services.authentication import (
     payment_order_expire_action,
     payment_orders_expire_actions,
 )
-from payments.services.checkout import OrderSpec, payment_event_create, payment_event_write, seller_onboard
+from payments.services.checkout import (
+    OrderSpec,
+    payment_event_create,
+    payment_event_insert,
+    payment_event_make,
+    payment_event_write,
+    seller_onboard,
+)
 from payments.services.checkout_sessions import (
     ItemSpec,
     SessionOrderSpec,
@@ -38,7 +45,8 @@ from payments.services.webhooks import webhook_event_process, webhook_event_rece
 __all__ = [
     "ItemSpec", "OrderSpec", "SessionOrderSpec", "capture_posting_key", "checkout_session_confirm",
     "checkout_session_create", "commission_for", "merchant_events_relay", "payment_event_buyer_returned",
-    "payment_event_create", "payment_event_prepare", "payment_event_write",
+    "payment_event_create", "payment_event_insert", "payment_event_make", "payment_event_prepare",
+    "payment_event_write",
     "payment_order_apply_result", "payment_order_expire_action", "payment_orders_expire_actions",
     "payment_order_execute", "payment_order_lock", "payment_order_mark_unknown", "payment_order_replay_dead_letter",
     "payment_order_resolve", "payment_order_schedule_retry", "payment_orders_redrive_stalled",

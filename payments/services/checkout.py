@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 
 from core.models import ApiClient
-from payments.exceptions import AmountRefusedByPSP, SellerNotOnboarded
+from payments.exceptions import AmountRefusedByPSP
 from payments.models import PaymentEvent, Seller
 from payments.psp import get_psp
-from payments.services.checkout_write import NewCheckout, checkout_rows_write
+from payments.services.checkout_write import NewCheckout, checkout_new, checkout_rows_insert, sellers_onboarded_check
 
 
 def seller_onboard(*, client: ApiClient, name: str, external_reference: str = "") -> Seller:
@@ -27,21 +27,24 @@ class OrderSpec:
 _ONBOARDED = f"SELECT id FROM {Seller._meta.db_table} WHERE client_id = %s AND id = ANY(%s) AND status = %s"
 
 
-def checkout_orders_validate(*, client: ApiClient, orders: list[OrderSpec]) -> None:
-    """Refuse, unsent, an amount the PSP would refuse (its minimum charge, a currency's precision)
-    and a seller not onboarded (and active) for this client. One query."""
+def checkout_amounts_validate(*, orders: list[OrderSpec]) -> None:
+    """Refuse, unsent, an amount the PSP would refuse (its minimum charge, a currency's precision)."""
     psp = get_psp()
     for index, order in enumerate(orders):
         problem = psp.amount_problem(order.amount, order.currency)
         if problem is not None:
             raise AmountRefusedByPSP(f"Order {index} ({order.seller_id}): {problem.message}", code=problem.code,
                                      param=f"orders[{index}].amount")
+
+
+def checkout_orders_validate(*, client: ApiClient, orders: list[OrderSpec]) -> None:
+    """Refuse, unsent, an amount the PSP would refuse and a seller not onboarded (and active) for this
+    client. One query. (A checkout's write checks its sellers in its insert: ``checkout_rows_insert``.)"""
+    checkout_amounts_validate(orders=orders)
     with connection.cursor() as cursor:
         cursor.execute(_ONBOARDED, [client.pk, [o.seller_id for o in orders], Seller.Status.ACTIVE])
         onboarded = {row[0] for row in cursor.fetchall()}
-    for index, order in enumerate(orders):
-        if order.seller_id not in onboarded:
-            raise SellerNotOnboarded(f"Seller {order.seller_id!r} is not onboarded.", param=f"orders[{index}].seller")
+    sellers_onboarded_check(orders, refused={o.seller_id for o in orders} - onboarded)
 
 
 @transaction.atomic(savepoint=False)  # inside the idempotency transaction: no savepoint round trips
@@ -67,10 +70,25 @@ def payment_event_write(
     sweeper finds the orders still ``not_started`` after ``next_action_at``. An amount the
     PSP would refuse (its minimum charge, a currency's precision) is refused here, unsent.
     """
-    checkout_orders_validate(client=client, orders=orders)
-    return checkout_rows_write(client=client, buyer_reference=buyer_reference, buyer_email=buyer_email,
-                               payment_method=payment_method, orders=orders, idempotency_key=idempotency_key,
-                               return_url=return_url, public_url=public_url)
+    checkout = payment_event_make(client=client, buyer_reference=buyer_reference, buyer_email=buyer_email,
+                                     payment_method=payment_method, orders=orders,
+                                     idempotency_key=idempotency_key, return_url=return_url, public_url=public_url)
+    checkout_rows_insert(checkout)  # the sellers: checked by the insert, which writes nothing for a refused one
+    return checkout
+
+
+def payment_event_make(*, client: ApiClient, orders: list[OrderSpec], **values) -> NewCheckout:
+    """``payment_event_write``'s checks of the amounts and its values (same arguments), nothing written:
+    ``payment_event_insert`` writes them. The API answers a checkout before writing it (its response is
+    stored with its idempotency key's claim: ``core.services.Answer``)."""
+    checkout_amounts_validate(orders=orders)
+    return checkout_new(client=client, orders=orders, **values)
+
+
+@transaction.atomic(savepoint=False)
+def payment_event_insert(*, checkout: NewCheckout) -> None:
+    """Write a checkout ``payment_event_make`` made (``SellerNotOnboarded``: nothing written)."""
+    checkout_rows_insert(checkout)
 
 
 def payment_event_create(**kwargs) -> PaymentEvent:

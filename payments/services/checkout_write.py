@@ -6,7 +6,7 @@ building five model instances (``Model.__init__``, django-fsm's initial states),
 instances back through ``PaymentEventOutput`` (about 2.2 M of a checkout's 7 M instructions). A checkout's
 rows are always the same shape: every column but a few is a constant of a new event or order. So:
 
-- ``checkout_rows_write`` inserts the event, its orders and their audit rows (one per order, from ``""`` to
+- ``checkout_rows_insert`` inserts the event, its orders and their audit rows (one per order, from ``""`` to
   ``not_started``: the house rule) in **one statement** of constant text: the event's values as parameters,
   its orders' as one JSON array (``jsonb_to_recordset``; one ``json.dumps`` in C, where psycopg adapts a
   Python list in Python). Whatever the number of orders, PostgreSQL prepares the statement once per
@@ -15,11 +15,17 @@ rows are always the same shape: every column but a few is a constant of a new ev
   (``created_at`` then ``updated_at`` per order, then the audit rows), each at least a microsecond after the
   one before (the orders keep their creation order in ``created_at``); ``payments/tests/test_checkout_write.py``
   compares them with the ORM's rows.
+- ``checkout_new`` makes those values (ids, times, URLs) with nothing written, so that the API answers a
+  checkout before writing it: its response is stored by its idempotency key's claim (``core.services.Answer``),
+  not by an ``UPDATE`` after the rows.
 - ``payments.serializers.checkout_output`` renders the answer from the same values: exactly
   ``PaymentEventOutput(event).data`` for the new event (held to it by that test, for many shapes of checkout).
 
-The checks before the insert (the PSP's amount rules, the sellers: ``checkout_orders_validate``), the enqueue
-on commit and the errors are the ORM path's own. ``payment_event_create`` (the hosted page's confirmation,
+The sellers are checked by the insert itself (each this client's and active, as ``checkout_orders_validate``
+checks them in a query of its own): if any is not, the statement writes nothing and answers the refused ones,
+and ``SellerNotOnboarded`` names the first order with one, as before; one statement and round trip fewer per
+checkout. The PSP's amount rules are checked before the insert (``checkout_amounts_validate``); the enqueue on
+commit and the errors are the ORM path's own. ``payment_event_create`` (the hosted page's confirmation,
 the tests' factories of real checkouts) writes through here too and returns the model instances.
 """
 from __future__ import annotations
@@ -35,12 +41,14 @@ from django.utils import timezone
 
 from core.ids import new_id
 from core.models import ApiClient
+from payments.exceptions import SellerNotOnboarded
 from payments.models import (
     PaymentEvent,
     PaymentEventState,
     PaymentOrder,
     PaymentOrderState,
     PaymentOrderTransition,
+    Seller,
 )
 from payments.services.enqueue import enqueue_payment_event, enqueue_payment_order
 
@@ -95,7 +103,9 @@ class NewCheckout:
         return event
 
 
-_EVENT, _ORDER, _AUDIT = (m._meta.db_table for m in (PaymentEvent, PaymentOrder, PaymentOrderTransition))
+_EVENT, _ORDER, _AUDIT, _SELLER = (m._meta.db_table for m in (PaymentEvent, PaymentOrder, PaymentOrderTransition,
+                                                                Seller))
+_ACTIVE = Seller.Status.ACTIVE.value
 
 #: The event, its orders and their audit rows: every column (``test_checkout_write`` holds the lists to the
 #: models'), the constants of a new row written into the text, the event's values as parameters, the orders'
@@ -104,29 +114,34 @@ _INSERT = f"""\
 WITH o AS (
   SELECT * FROM jsonb_to_recordset(%(orders)s::jsonb) AS o(id varchar, seller_id varchar, amount bigint,
     currency varchar, created_at timestamptz, updated_at timestamptz, audit_created_at timestamptz)
+), refused AS (
+  SELECT o.seller_id FROM o WHERE NOT EXISTS (SELECT FROM {_SELLER} s
+    WHERE s.id = o.seller_id AND s.client_id = %(client)s AND s.status = '{_ACTIVE}')
 ), event AS (
   INSERT INTO {_EVENT} (id, client_id, buyer_reference, buyer_email, payment_method, psp_customer,
     psp_payment_method, idempotency_key, psp_return_url, return_url, created_at, state, completed_at,
     failure_reason, orders_succeeded, orders_failed)
-  VALUES (%(event)s, %(client)s, %(buyer_reference)s, %(buyer_email)s, %(payment_method)s, '',
+  SELECT %(event)s, %(client)s, %(buyer_reference)s, %(buyer_email)s, %(payment_method)s, '',
     %(psp_payment_method)s, %(idempotency_key)s, %(psp_return_url)s, %(return_url)s, %(created_at)s,
-    '{_PROCESSING}', NULL, '', 0, 0)
+    '{_PROCESSING}', NULL, '', 0, 0 WHERE NOT EXISTS (SELECT FROM refused)
 ), orders AS (
   INSERT INTO {_ORDER} (id, payment_event_id, seller_id, amount, currency, state, psp_reference, failure_code,
     failure_message, attempts, psp_key_generation, psp_key_spent_at, amount_refunded, next_action_at,
     next_action_url, created_at, updated_at, completed_at)
   SELECT o.id, %(event)s, o.seller_id, o.amount, o.currency, '{_NOT_STARTED}', '', '', '', 0, 0, NULL, 0,
-    %(next_action_at)s, '', o.created_at, o.updated_at, NULL FROM o
+    %(next_action_at)s, '', o.created_at, o.updated_at, NULL FROM o WHERE NOT EXISTS (SELECT FROM refused)
+), audit AS (
+  INSERT INTO {_AUDIT} (from_state, to_state, actor, reason, created_at, payment_order_id, detail)
+  SELECT '', '{_NOT_STARTED}', %(actor)s, '{AUDIT_REASON}', o.audit_created_at, o.id, NULL FROM o
+  WHERE NOT EXISTS (SELECT FROM refused)
 )
-INSERT INTO {_AUDIT} (from_state, to_state, actor, reason, created_at, payment_order_id, detail)
-SELECT '', '{_NOT_STARTED}', %(actor)s, '{AUDIT_REASON}', o.audit_created_at, o.id, NULL FROM o"""
+SELECT seller_id FROM refused"""
 
 
-def checkout_rows_write(*, client: ApiClient, buyer_reference: str, buyer_email: str, payment_method: str,
-                        orders: list, idempotency_key: str, return_url: str = "",
-                        public_url: str = "") -> NewCheckout:
-    """Insert a checkout's rows (already validated: ``checkout_orders_validate``) in one statement, and enqueue
-    its execution on commit. ``orders``: ``OrderSpec``s. Runs in the caller's transaction."""
+def checkout_new(*, client: ApiClient, buyer_reference: str, buyer_email: str, payment_method: str, orders: list,
+                 idempotency_key: str, return_url: str = "", public_url: str = "") -> NewCheckout:
+    """A checkout's values (ids, times, URLs) as ``checkout_rows_insert`` writes them; nothing written.
+    ``orders``: ``OrderSpec``s."""
     event_id = new_id("pe")
     psp_return_url = ""
     if return_url:
@@ -139,20 +154,36 @@ def checkout_rows_write(*, client: ApiClient, buyer_reference: str, buyer_email:
     created_at, n = stamps[0], len(orders)
     new_orders = tuple(NewOrder(new_id("ord"), o.seller_id, o.amount, o.currency, stamps[1 + 2 * i],
                                 stamps[2 + 2 * i], stamps[1 + 2 * n + i]) for i, o in enumerate(orders))
-    checkout = NewCheckout(
+    return NewCheckout(
         id=event_id, client_id=client.pk, buyer_reference=buyer_reference, buyer_email=buyer_email,
         payment_method=payment_method, idempotency_key=idempotency_key, return_url=return_url,
         psp_return_url=psp_return_url, created_at=created_at, next_action_at=next_action_at,
         # One order charges the token itself; several need it attached to the buyer's PSP customer first.
         psp_payment_method=payment_method if len(orders) == 1 else "",
         actor=f"api_client:{client.pk}", orders=new_orders)
+
+
+def checkout_rows_insert(checkout: NewCheckout) -> None:
+    """Insert a checkout's rows (its amounts validated: ``checkout_amounts_validate``) in one statement, which
+    also checks its sellers (``SellerNotOnboarded``, nothing written), and enqueue its execution on commit.
+    Runs in the caller's transaction."""
     with connection.cursor() as cur:
         cur.execute(_INSERT, _parameters(checkout))
-    if len(new_orders) == 1:
-        enqueue_payment_order(new_orders[0].id)
+        refused = {row[0] for row in cur.fetchall()}
+    if refused:  # nothing was written
+        sellers_onboarded_check(checkout.orders, refused=refused)
+    if len(checkout.orders) == 1:
+        enqueue_payment_order(checkout.orders[0].id)
     else:
-        enqueue_payment_event(event_id)
-    return checkout
+        enqueue_payment_event(checkout.id)
+
+
+def sellers_onboarded_check(orders: list, *, refused: set[str]) -> None:
+    """``SellerNotOnboarded`` for the first order whose seller is in ``refused`` (not this client's, or not
+    active)."""
+    for index, order in enumerate(orders):
+        if order.seller_id in refused:
+            raise SellerNotOnboarded(f"Seller {order.seller_id!r} is not onboarded.", param=f"orders[{index}].seller")
 
 
 def _times(count: int) -> list[datetime]:

@@ -25,3 +25,20 @@ def audit_violations(capsys) -> list[str]:
         call_command("audit_money")
     return [line.removeprefix("VIOLATION: ") for line in capsys.readouterr().out.splitlines()
             if line.startswith("VIOLATION: ")]
+
+
+def twin_race(first, twin, started, release):
+    """Run ``first`` in a thread until it sets ``started``, then ``twin`` while ``first`` waits on ``release``,
+    then ``twin`` again once ``first`` ended. Returns ``(twin during, first's result, twin after)``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first_done = pool.submit(first)
+        assert started.wait(10)
+        try:
+            during = pool.submit(twin).result(5)
+        finally:
+            release.set()
+        first_result = first_done.result(10)
+        after = pool.submit(twin).result(10)
+    return during, first_result, after

@@ -1,6 +1,5 @@
 """Idempotency keys at the service level: retention, release on failure, twins and keys left in progress."""
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -17,6 +16,7 @@ from core.services import (
     idempotent_call,
     request_fingerprint,
 )
+from core.tests.helpers import twin_race
 
 pytestmark = pytest.mark.django_db
 
@@ -118,15 +118,7 @@ def test_a_twin_is_409_while_the_first_request_runs_then_replays_is_refused_or_r
         finally:
             connection.close()
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        first_done = pool.submit(first)
-        assert started.wait(10)
-        try:
-            during = pool.submit(twin).result(5)
-        finally:
-            release.set()
-        first_result = first_done.result(10)
-        after = pool.submit(twin).result(10)
+    during, first_result, after = twin_race(first, twin, started, release)
     assert isinstance(during, IdempotencyKeyInUse)
     if first_fails:
         assert isinstance(first_result, ApiError)

@@ -4,7 +4,6 @@ failed write releases the key, a completed key is replayed or refused before any
 is 409 while the first runs, a key left in progress is taken over."""
 import json
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -22,6 +21,7 @@ from core.services import (
     idempotent_call,
     request_fingerprint,
 )
+from core.tests.helpers import twin_race
 
 pytestmark = pytest.mark.django_db
 
@@ -125,15 +125,7 @@ def test_a_twin_is_409_while_the_answers_writes_run(first_fails):
         finally:
             connection.close()
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        first_done = pool.submit(first)
-        assert started.wait(10)
-        try:
-            during = pool.submit(twin).result(5)
-        finally:
-            release.set()
-        first_done.result(10)
-        after = pool.submit(twin).result(10)
+    during, _, after = twin_race(first, twin, started, release)
     assert isinstance(during, IdempotencyKeyInUse)
     assert (after.replayed, after.body) == ((False, {"twin": 1}) if first_fails else (True, {"first": 1}))
     assert IdempotencyRecord.objects.count() == 1

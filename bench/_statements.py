@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,7 +47,9 @@ def _label(sql: str) -> str:
 @contextmanager
 def statements_measured(connection, plans: Path | None):
     """Yields the list it fills: ``(label, seconds, explained ms or None, backend CPU seconds)`` per statement, in
-    order."""
+    order. Statements of the run's second connections (``matching.aside``) too, labelled ``[aside]``."""
+    from django.db.backends.signals import connection_created
+
     rows: list[list] = []
     out = open(plans, "w") if plans else None
     connection.ensure_connection()
@@ -70,10 +73,24 @@ def statements_measured(connection, plans: Path | None):
         finally:
             rows.append([_label(sql), time.perf_counter() - started, explained, backend_cpu(pid) - cpu])
 
+    def aside(execute, sql, params, many, context):  # a second connection of the run (``matching.aside``)
+        backend = context["connection"].connection.info.backend_pid
+        started, cpu = time.perf_counter(), backend_cpu(backend)
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            rows.append([f"[aside] {_label(sql)}", time.perf_counter() - started, None, backend_cpu(backend) - cpu])
+
+    def created(sender, connection, **kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            connection.execute_wrappers.append(aside)
+
+    connection_created.connect(created)
     try:
         with connection.execute_wrapper(wrapper):
             yield rows
     finally:
+        connection_created.disconnect(created)
         if out is not None:
             out.close()
 
@@ -82,8 +99,10 @@ def statements_print(rows: list[list], *, top: int = 25) -> None:
     """The statements that took longest, in run order, and what the rest took together (wall and backend CPU)."""
     total, total_cpu = sum(row[1] for row in rows), sum(row[3] for row in rows)
     keep = sorted(range(len(rows)), key=lambda n: rows[n][1], reverse=True)[:top]
-    print(f"statements of the measured run: {len(rows)}, {total:.2f} s in all, backend CPU {total_cpu:.2f} s; "
-          f"the {len(keep)} longest:")
+    aside = [row for row in rows if row[0].startswith("[aside]")]
+    print(f"statements of the measured run: {len(rows)}, {total:.2f} s in all, backend CPU {total_cpu:.2f} s (of "
+          f"them on a second connection: {len(aside)}, {sum(row[1] for row in aside):.2f} s, backend CPU "
+          f"{sum(row[3] for row in aside):.2f} s); the {len(keep)} longest:")
     print(f"  {'#':>4} {'s':>8} {'CPU s':>6} {'explained ms':>12}  statement")
     for n in sorted(keep):
         label, seconds, explained, cpu = rows[n]

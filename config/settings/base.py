@@ -327,6 +327,9 @@ RECONCILIATION_MISSING_LOOKBACK_DAYS = env.int("RECONCILIATION_MISSING_LOOKBACK_
 RECONCILIATION_TIMING_WINDOW_HOURS = env.int("RECONCILIATION_TIMING_WINDOW_HOURS", default=24)
 # How long after a payout its bank credit may be booked, for matching by amount when the payout id is absent.
 RECONCILIATION_PAYOUT_WINDOW_DAYS = env.int("RECONCILIATION_PAYOUT_WINDOW_DAYS", default=5)
+# A run may send reads of what was committed before it to a second connection, beside its own statements (a second
+# core; reconciliation.matching.aside). Off: every statement on the run's connection, one after another.
+RECONCILIATION_READS_ASIDE = env.bool("RECONCILIATION_READS_ASIDE", default=True)
 # A file's lines are staged and inserted sorted by PSP reference once the lines' reference index is larger than
 # this many bytes; below it a direct COPY, beside the parse, is faster. Unset: PostgreSQL's shared_buffers
 # (an index that fits stays cached; one that does not costs a page miss per line). docs/reconciliation-speed.md.

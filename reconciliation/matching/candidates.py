@@ -33,7 +33,8 @@ from reconciliation.models import MatchState, SettlementFile
 from reconciliation.record_types import MATCHED_ONE_BY_ONE, RecordType, sql_list
 
 from . import rules
-from .history import ORDERS_SETTLED_BY_MATCH_ROW, open_lines, settled_by_reference_collect
+from .aside import Aside
+from .history import ORDERS_SETTLED_BY_MATCH_ROW, open_lines, settled_by_reference_collect, settled_by_reference_select
 from .scope import RunScope
 from .tables import LINES, MATCHES, ORDERS
 
@@ -56,10 +57,13 @@ def charge_candidates_collect(cursor: CursorWrapper, scope: RunScope) -> Candida
     found = (None if len(with_candidates) > 1 else
              [] if not with_candidates or with_candidates[0].unique_references is True
              else with_candidates[0].twin_references)
-    _twin_references_collect(cursor, scope, found=found)
     params = {**scope.params, "clean_before": _clean_before(scope, with_candidates)}
-    if _collect(cursor, scope, params, lean=True):
-        _collect(cursor, scope, params, lean=False)
+    # The history's charges settled by reference are looked for on a second connection meanwhile (``aside``).
+    with Aside(lambda reader: settled_by_reference_select(reader, params),
+               enabled=scope.reads_aside and bool(scope.reconciled_files)) as settled:
+        _twin_references_collect(cursor, scope, found=found)
+        if _collect(cursor, scope, params, settled, lean=True):
+            _collect(cursor, scope, params, settled, lean=False)
     return Candidates(new_lines=new_lines)
 
 
@@ -93,8 +97,9 @@ WHERE line_match.state = '{MatchState.BREAK}' AND line.record_type = '{RecordTyp
     cursor.execute("ANALYZE recon_twin_ref")
 
 
-def _collect(cursor: CursorWrapper, scope: RunScope, params: dict, *, lean: bool) -> int:
-    """``recon_candidate`` anew; returns how many candidates were found by merchant reference."""
+def _collect(cursor: CursorWrapper, scope: RunScope, params: dict, settled: Aside[list[int]], *, lean: bool) -> int:
+    """``recon_candidate`` anew; returns how many candidates were found by merchant reference. ``settled``: the
+    charges of the run's files a reconciled file's charge settled by reference (``history``), read when needed."""
     cursor.execute("DROP TABLE IF EXISTS recon_candidate")
     if lean:  # the clean lines the hash join finds and ``keep`` drops are left out first (an anti-join)
         keep = f"NOT cand.clean OR {_SETTLED_BY_MATCH_ROW} OR {_MAY_BE_TWIN}"
@@ -102,7 +107,7 @@ def _collect(cursor: CursorWrapper, scope: RunScope, params: dict, *, lean: bool
     else:
         lines = _candidate_lines(keep="true")
     cursor.execute(f"CREATE TEMP TABLE recon_candidate ON COMMIT DROP AS {lines}", params)
-    if lean and scope.reconciled_files and settled_by_reference_collect(cursor, params):
+    if lean and scope.reconciled_files and settled_by_reference_collect(cursor, settled.result(cursor)):
         # The clean charges among them are kept too (the others are in already).
         keep = (f"cand.clean AND cand.id IN (SELECT id FROM recon_settled) AND NOT {_SETTLED_BY_MATCH_ROW}"
                 f" AND NOT {_MAY_BE_TWIN}")

@@ -53,6 +53,9 @@ class RunScope:
     #: for its lookback (its window ended no later than ``missing_checked_before`` and ``missing_before``): such a
     #: break's order can only be settled now by a line this run decides (``missing``). None: no such run.
     missing_seen_by: int | None = None
+    #: Reads of what was committed before the run may go to a second connection (``aside``): off inside an outer
+    #: transaction, whose uncommitted rows only the run's own connection sees.
+    reads_aside: bool = False
 
     @property
     def candidates_since(self) -> datetime | None:
@@ -84,7 +87,7 @@ class RunScope:
         return {"since": self.missing_since.isoformat(), "before": self.missing_before.isoformat()}
 
 
-def run_scope(*, run: ReconciliationRun, day: date) -> RunScope:
+def run_scope(*, run: ReconciliationRun, day: date, reads_aside: bool = False) -> RunScope:
     """The scope of ``run`` for the business day ``day``: its files now, and the windows from settings
     (``RECONCILIATION_TIMING_WINDOW_HOURS``, ``_MISSING_CUTOFF_HOURS``, ``_MISSING_LOOKBACK_DAYS``,
     ``_PAYOUT_WINDOW_DAYS``)."""
@@ -111,6 +114,7 @@ def run_scope(*, run: ReconciliationRun, day: date) -> RunScope:
         missing_nearby_files=[file_id for file_id, settled_at in reconciled + unreconciled if settled_at is not None
                               and missing_checked_before < settled_at < missing_before + timing_window],
         missing_seen_by=_missing_seen_by(min(missing_checked_before, missing_before)),
+        reads_aside=reads_aside,
     )
 
 

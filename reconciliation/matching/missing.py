@@ -173,9 +173,11 @@ def missing_new_not_nearby_select(cursor: CursorWrapper, params: dict) -> list[s
     as one committed after the upsert always was: a run counts as checked only the orders completed an hour before
     it started (``scope._UNSEEN_BEFORE_START``), and this read starts after the run did.
     """
-    cursor.execute("SET enable_mergejoin = off")  # as for the upsert below (the connection is closed after)
+    cursor.execute("SET LOCAL enable_mergejoin = off")  # as for the upsert below
     cursor.execute(_NEW_NOT_NEARBY, params)
-    return [order_id for (order_id,) in cursor.fetchall()]
+    found = [order_id for (order_id,) in cursor.fetchall()]
+    cursor.execute("RESET enable_mergejoin")
+    return found
 
 
 def missing_in_settlement_find(cursor: CursorWrapper, scope: RunScope, new_not_nearby: Aside[list[str]]) -> None:

@@ -75,6 +75,16 @@ def test_off_by_setting_every_read_is_the_runs_own(tmp_path, now, settings):
 
 
 
+def test_without_a_second_connection_the_run_reads_on_its_own(tmp_path, now, monkeypatch):
+    """A second connection that cannot be had (here the server's port wrong for new connections; in production a
+    pool with none left) leaves the reads to the run's connection: the same breaks."""
+    connection.ensure_connection()
+    monkeypatch.setitem(connection.settings_dict, "PORT", "1")  # new connections only: the run's is open
+    _, second_run = _duplicate_across_files(tmp_path, now)
+    assert [b.break_class for b in Break.objects.all()] == ["duplicate"]
+    assert [sql for sql in second_run if _SETTLED_BY_REFERENCE in sql]
+
+
 def test_an_order_whose_only_line_this_run_finds_a_break_is_missing(tmp_path, now):
     """The run that decides a line is the run whose cut-off the order passed: the second connection read that line
     without a match row (nearby: the order set aside); this run's break gives it one, so its order is missing."""

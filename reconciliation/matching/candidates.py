@@ -34,7 +34,14 @@ from reconciliation.record_types import MATCHED_ONE_BY_ONE, RecordType, sql_list
 
 from . import rules
 from .aside import Aside
-from .history import ORDERS_SETTLED_BY_MATCH_ROW, open_lines, settled_by_reference_collect, settled_by_reference_select
+from .history import (
+    NEW_LINES,
+    ORDERS_SETTLED_BY_MATCH_ROW,
+    open_lines,
+    reopened_lines,
+    settled_by_reference_collect,
+    settled_by_reference_select,
+)
 from .scope import RunScope
 from .tables import LINES, MATCHES, ORDERS
 
@@ -58,13 +65,35 @@ def charge_candidates_collect(cursor: CursorWrapper, scope: RunScope) -> Candida
              [] if not with_candidates or with_candidates[0].unique_references is True
              else with_candidates[0].twin_references)
     params = {**scope.params, "clean_before": _clean_before(scope, with_candidates)}
-    # The history's charges settled by reference are looked for on a second connection meanwhile (``aside``).
-    with Aside(lambda reader: settled_by_reference_select(reader, params),
-               enabled=scope.reads_aside and bool(scope.reconciled_files)) as settled:
+    # The reopened lines' candidates and the history's charges settled by reference are read on a second connection
+    # meanwhile (``aside``).
+    with Aside(lambda reader: _Read(reopened=_reopened_select(reader, params),
+                                    settled=settled_by_reference_select(reader, params) if scope.reconciled_files
+                                    else []),
+               enabled=scope.reads_aside) as aside:
         _twin_references_collect(cursor, scope, found=found)
-        if _collect(cursor, scope, params, settled, lean=True):
-            _collect(cursor, scope, params, settled, lean=False)
+        if _collect(cursor, scope, params, aside, lean=True):
+            _collect(cursor, scope, params, aside, lean=False)
     return Candidates(new_lines=new_lines)
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What the second connection read: the reopened lines' candidate rows, the ids of the run's charges a
+    reconciled file's charge settled by reference (``history``)."""
+
+    reopened: list[tuple]
+    settled: list[int]
+
+
+def _reopened_select(cursor: CursorWrapper, params: dict) -> list[tuple]:
+    """The candidates of the lines decided again (breaks; never clean: they are not new), each with the order its
+    reference finds, probed: ``recon_candidate``'s rows. It reads match rows (only runs write them, one at a time,
+    and this run writes none before its candidates are built), lines by id (never rewritten) and orders (read
+    once per line here as in the run's own statement: the run reads them again, later, where it decides)."""
+    cursor.execute(_candidate_lines(keep="true", orders=_PROBED_ORDER,
+                                    lines=f"({reopened_lines(reopened=MatchState.BREAK)})"), params)
+    return cursor.fetchall()
 
 
 def _clean_before(scope: RunScope, with_candidates: list[SettlementFile]) -> datetime | None:
@@ -97,17 +126,30 @@ WHERE line_match.state = '{MatchState.BREAK}' AND line.record_type = '{RecordTyp
     cursor.execute("ANALYZE recon_twin_ref")
 
 
-def _collect(cursor: CursorWrapper, scope: RunScope, params: dict, settled: Aside[list[int]], *, lean: bool) -> int:
-    """``recon_candidate`` anew; returns how many candidates were found by merchant reference. ``settled``: the
-    charges of the run's files a reconciled file's charge settled by reference (``history``), read when needed."""
+def _collect(cursor: CursorWrapper, scope: RunScope, params: dict, aside: Aside[_Read], *, lean: bool) -> int:
+    """``recon_candidate`` anew; returns how many candidates were found by merchant reference. ``aside``: the
+    reopened lines' candidates and the charges of the run's files a reconciled file's charge settled by reference,
+    read on a second connection (when not enabled, the lean statement reads the reopened lines itself)."""
     cursor.execute("DROP TABLE IF EXISTS recon_candidate")
     if lean:  # the clean lines the hash join finds and ``keep`` drops are left out first (an anti-join)
         keep = f"NOT cand.clean OR {_SETTLED_BY_MATCH_ROW} OR {_MAY_BE_TWIN}"
-        lines = _candidate_lines(keep=keep, orders=_PROBED_ORDER, skip=_LEAN_SKIP)
+        lines = _candidate_lines(keep=keep, orders=_PROBED_ORDER, skip=_LEAN_SKIP,
+                                 lines=f"({NEW_LINES})" if aside.enabled else None)
     else:
         lines = _candidate_lines(keep="true")
     cursor.execute(f"CREATE TEMP TABLE recon_candidate ON COMMIT DROP AS {lines}", params)
-    if lean and scope.reconciled_files and settled_by_reference_collect(cursor, settled.result(cursor)):
+    if not lean:
+        read = _Read(reopened=[], settled=[])
+    elif aside.enabled:
+        read = aside.result(cursor)
+    else:
+        read = _Read(reopened=[], settled=settled_by_reference_select(cursor, params) if scope.reconciled_files
+                     else [])
+    if read.reopened:  # a reopened line is never clean: the lean ``keep`` holds for every one
+        with cursor.cursor.copy("COPY recon_candidate FROM STDIN") as copy:
+            for row in read.reopened:
+                copy.write_row(row)
+    if settled_by_reference_collect(cursor, read.settled):
         # The clean charges among them are kept too (the others are in already).
         keep = (f"cand.clean AND cand.id IN (SELECT id FROM recon_settled) AND NOT {_SETTLED_BY_MATCH_ROW}"
                 f" AND NOT {_MAY_BE_TWIN}")
@@ -130,11 +172,11 @@ _MAY_BE_TWIN = _may_be_twin("cand.order_psp_reference")
 _SETTLED_BY_MATCH_ROW = _settled_by_match_row("cand.record_type", "cand.order_id")
 
 
-def _candidate_lines(*, keep: str, orders: str | None = None, skip: str = "") -> str:
-    """SQL: the open charge-like lines (``history.open_lines``: a break is decided again) with the order their PSP
-    reference finds (``orders``, joined as ``payment_order``: by default ``_HASHED_ORDER``), and the columns the
-    rules read; those for which ``skip`` (SQL conditions over ``line``, ``AND`` first) and ``keep`` (over ``cand``)
-    hold."""
+def _candidate_lines(*, keep: str, orders: str | None = None, skip: str = "", lines: str | None = None) -> str:
+    """SQL: the open charge-like lines (``lines``, by default ``history.open_lines``: a break is decided again) with
+    the order their PSP reference finds (``orders``, joined as ``payment_order``: by default ``_HASHED_ORDER``), and
+    the columns the rules read; those for which ``skip`` (SQL conditions over ``line``, ``AND`` first) and ``keep``
+    (over ``cand``) hold."""
     return f"""
 SELECT * FROM (
 SELECT line.id, line.record_type, line.currency, {rules.SETTLED_GROSS} AS actual, line.file_id, line.ordinal,
@@ -145,7 +187,7 @@ SELECT line.id, line.record_type, line.currency, {rules.SETTLED_GROSS} AS actual
        line.is_new AND (payment_order.id IS NOT NULL OR line.record_type = '{RecordType.FEE}') AS by_reference,
        COALESCE(payment_order.id, NULLIF(line.psp_reference, '')) AS dup_key,  -- what a duplicate settles twice
        {rules.CLEAN} AS clean
-FROM {open_lines(reopened=MatchState.BREAK)} line
+FROM {lines or open_lines(reopened=MatchState.BREAK)} line
 {orders or _HASHED_ORDER}
 WHERE line.record_type NOT IN ({sql_list(MATCHED_ONE_BY_ONE)}){skip}
 ) cand WHERE {keep}

@@ -20,18 +20,27 @@ from reconciliation.record_types import RecordType
 
 from .tables import LINES, MATCHES
 
+#: SQL (a subquery, ``is_new`` added): the lines of the run's files (``is_new``: no run has decided them).
+NEW_LINES = f"""SELECT line.*, true AS is_new FROM {LINES} line WHERE line.file_id = ANY(%(files)s)"""
 
-def open_lines(*, reopened: MatchState) -> str:
-    """SQL (a subquery, ``is_new`` added): the lines of the run's files (``is_new``: no run has decided them) and
-    the lines an earlier run left in the state ``reopened``, which this run decides again."""
-    return f"""(
-    SELECT line.*, true AS is_new FROM {LINES} line WHERE line.file_id = ANY(%(files)s)
-    UNION ALL
-    SELECT line.*, false FROM {MATCHES} line_match
+
+def reopened_lines(*, reopened: MatchState) -> str:
+    """SQL (a subquery, ``is_new`` false): the lines an earlier run left in the state ``reopened``, which this run
+    decides again."""
+    return f"""SELECT line.*, false AS is_new FROM {MATCHES} line_match
     CROSS JOIN LATERAL (  -- a probe by id per reopened line (OFFSET 0): never a scan of every line of the history
         SELECT * FROM {LINES} line WHERE line.id = line_match.line_id OFFSET 0
     ) line
-    WHERE line_match.state = '{reopened.value}'
+    WHERE line_match.state = '{reopened.value}'"""
+
+
+def open_lines(*, reopened: MatchState) -> str:
+    """SQL (a subquery, ``is_new`` added): the lines of the run's files and those an earlier run left in the state
+    ``reopened`` (``NEW_LINES``, ``reopened_lines``)."""
+    return f"""(
+    {NEW_LINES}
+    UNION ALL
+    {reopened_lines(reopened=reopened)}
 )"""
 
 

@@ -17,7 +17,9 @@ in one transaction:
 9. ``balance``: the bank statements' closing balance against ``assets:bank``.
 
 Steps 1 to 5 write their decisions to ``recon_outcome`` (``outcomes``); ``history`` holds the
-SQL meaning of *matched* that they share with ``selectors.settlement_lines_with_match``.
+SQL meaning of *matched* that they share with ``selectors.settlement_lines_with_match``. Reads of what
+was committed before the run (the reopened lines' candidates, the history's charges settled by reference,
+the missing step's nearby anti-join) go to a second connection beside the run's own statements (``aside``).
 """
 from .booking import fee_posting_key, payout_posting_key, settlement_book
 from .run import reconciliation_run

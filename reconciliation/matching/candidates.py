@@ -43,7 +43,7 @@ from .history import (
     settled_by_reference_select,
 )
 from .scope import RunScope
-from .tables import LINES, MATCHES, ORDERS
+from .tables import LINES, ORDERS
 
 
 @dataclass(frozen=True)
@@ -117,9 +117,9 @@ GROUP BY line.psp_reference HAVING count(*) > 1"""
     cursor.execute("DROP TABLE IF EXISTS recon_twin_ref")
     cursor.execute(f"""
 CREATE TEMP TABLE recon_twin_ref ON COMMIT DROP AS
-SELECT line.psp_reference FROM {MATCHES} line_match JOIN {LINES} line ON line.id = line_match.line_id
-WHERE line_match.state = '{MatchState.BREAK}' AND line.record_type = '{RecordType.CHARGE}'
-  AND line.psp_reference <> ''{within}
+SELECT line.psp_reference FROM ({reopened_lines(reopened=MatchState.BREAK)}) line  -- probed by id: with parallel
+  -- query on, a plain join was a parallel hash of every line of the history (2.2 s against 0.2 s at ten nights)
+WHERE line.record_type = '{RecordType.CHARGE}' AND line.psp_reference <> ''{within}
 """, scope.params)
     if found:
         cursor.execute("INSERT INTO recon_twin_ref (psp_reference) SELECT unnest(%s::text[])", [found])

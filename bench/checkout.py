@@ -33,6 +33,10 @@ else the Procfile's ``worker:`` line). Figures are printed, never asserted. What
                    run on a quiet machine; per-process times and /proc/stat are sampled differently,
                    so "other" can come out a few % negative); then PostgreSQL's sessions opened on our database (a new
                    connection per task shows here) and commits on other databases (someone else's load).
+``context switches``  per settled order (or checkout), voluntary / involuntary, of each stack process group
+                   (every thread) and of our database's backends (``bench/_switches.py``): voluntary ones
+                   are the waits (round trips, locks, the GIL) and barely move with the machine's load;
+                   involuntary ones are preemptions and grow with the busy processes on the cores.
 ``ratios``         checkout req/s / ping req/s; settled orders/s / pgbench tps.
 """
 from __future__ import annotations
@@ -54,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _lean_http import ERRORS as LEAN_ERRORS  # noqa: E402
 from _lean_http import LeanClient  # noqa: E402
 from _stack import POOLS, Stack, cpu_delta, format_cpu  # noqa: E402
+from _switches import format_switches, switch_snapshot  # noqa: E402
 
 # The load client (``--client``): the standard library's, one request per connection, light enough that the
 # latencies are the server's (``_lean_http``); or httpx, as the figures before 2026-12-06 were measured.
@@ -246,21 +251,22 @@ class Run:
         states = dict(conn.execute("SELECT state, count(*) FROM payments_paymentorder GROUP BY state").fetchall())
         return left, states
 
-    def snap(self) -> tuple[dict, dict]:
-        return self.stack.cpu_snapshot(), self.stack.pg_counters()
+    def snap(self) -> tuple[dict, dict, dict]:
+        return self.stack.cpu_snapshot(), self.stack.pg_counters(), switch_snapshot(self.stack)
 
     @staticmethod
-    def show(a: tuple[dict, dict], b: tuple[dict, dict], seconds: float, per: int, unit: str) -> None:
+    def show(a: tuple[dict, dict, dict], b: tuple[dict, dict, dict], seconds: float, per: int, unit: str) -> None:
         print(format_cpu(cpu_delta(a[0], b[0]), seconds, per, unit, cpu_delta(a[1], b[1])))
+        print(format_switches(a[2], b[2], per, unit))
 
-    def drain(self, conn, cpu_start: tuple[dict, dict], started: float, checkout_rate: float) -> float:
+    def drain(self, conn, cpu_start: tuple[dict, dict, dict], started: float, checkout_rate: float) -> float:
         """Drain mode: the checkouts were queued with the worker stopped; start it and time the drain."""
         print("checkouts, worker stopped:")
         self.show(cpu_start, self.snap(), time.perf_counter() - started, self.n_checkouts, "checkout")
         if self.args.half_load:
             self.half_load(checkout_rate)
         total = conn.execute("SELECT count(*) FROM payments_paymentorder").fetchone()[0]
-        marks: dict[str, tuple[float, tuple[dict, dict]]] = {"start": (time.perf_counter(), self.snap())}
+        marks: dict[str, tuple[float, tuple[dict, dict, dict]]] = {"start": (time.perf_counter(), self.snap())}
         self.stack.start_worker()
         left, states = self.wait_terminal(
             conn, marks["start"][0], lambda: marks.setdefault("first", (time.perf_counter(), self.snap())))
@@ -278,7 +284,7 @@ class Run:
         self.show(first[1], end[1], end[0] - first[0], settled, "settled order")
         return settled / elapsed
 
-    def end_to_end(self, conn, cpu_start: tuple[dict, dict], started: float, checkout_rate: float) -> float:
+    def end_to_end(self, conn, cpu_start: tuple[dict, dict, dict], started: float, checkout_rate: float) -> float:
         """Normal mode: the worker ran through the checkouts; wait for every order to be decided."""
         left, states = self.wait_terminal(conn, started)
         done = time.perf_counter() - started

@@ -57,6 +57,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=100, help="--worker's threads (default 100)")
     parser.add_argument("--worker-option", action="append", default=[], metavar="OPTION",
                         help="another option for --worker's celery worker (repeat it), e.g. --worker-option=-E")
+    parser.add_argument("--pace", type=float, default=0, metavar="N",
+                        help="--worker: publish the measured events at N a second, as checkouts arrive end to end "
+                             "(default 0: all at once, a queue drained)")
     parser.add_argument("--psp-latency-ms", type=int, default=0,
                         help="--worker: the sandbox answers each measured call in N ms (the warm-up at 0)")
     parser.add_argument("--database", default="marketplace_worker_bench")
@@ -229,7 +232,11 @@ def worker_phase(args: argparse.Namespace, env: dict[str, str]) -> dict:
         if args.callgrind:
             subprocess.run(["callgrind_control", "-i", "on", str(worker.pid)], check=True, capture_output=True)
         cpu_before, started, switched = process_cpu_ms(worker.pid), time.monotonic(), switches(worker.pid)
-        ids = events_create(args.events, uuid.uuid4().hex[:8])
+        tag = uuid.uuid4().hex[:8]
+        ids = [] if args.pace else events_create(args.events, tag)
+        for i in range(args.events if args.pace else 0):  # one at a time at an idle consumer, as end to end
+            time.sleep(max(0.0, started + i / args.pace - time.monotonic()))
+            ids += events_create(1, f"{tag}-{i}")
         while PaymentOrder.objects.filter(payment_event_id__in=ids).exclude(state="succeeded").exists():
             if time.monotonic() - started > (3600 if args.callgrind else 600) or worker.poll() is not None:
                 raise SystemExit(f"the worker did not drain the events (log: {log.name})")

@@ -54,6 +54,16 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, and a transactional test's flush made cheaper (core/tests/db_flush.py)."""
+    from core.tests import db_flush
+
+    with django_db_blocker.unblock():
+        db_flush.snapshot()
+    db_flush.install()
+
+
+@pytest.fixture(scope="session")
 def psp_sandbox(tmp_path_factory):
     """The PSP sandbox as its own process with its own SQLite storage. Yields its base URL."""
     from django.conf import settings

@@ -127,9 +127,19 @@ _ERROR_DESCRIPTIONS = {
 _ALWAYS = (400, 401, 429, 500)
 
 
+# Every operation, before the API runs: a request line or headers over the limits of the server in front of it
+# (gunicorn here, with its own HTML page; nginx in production, in the error shape: README "Errors gunicorn answers
+# itself"). Documented without a body, which the API does not write.
+_FRONT_SERVER = {
+    414: "Request line (path and query) over the front server's limit (4094 bytes with gunicorn's settings).",
+    431: "Request headers over the front server's limits.",
+}
+
+
 def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
-    return {code: OpenApiResponse(Error, description=_ERROR_DESCRIPTIONS[code])
-            for code in sorted({*_ALWAYS, *statuses})}
+    responses = {code: OpenApiResponse(Error, description=_ERROR_DESCRIPTIONS[code]) for code in {*_ALWAYS, *statuses}}
+    responses.update({code: OpenApiResponse(description=text) for code, text in _FRONT_SERVER.items()})
+    return dict(sorted(responses.items()))
 
 
 RETRY_AFTER_HEADER = OpenApiParameter(

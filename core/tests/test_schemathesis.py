@@ -136,9 +136,10 @@ def _schema(url: str, key: str):
             # 422 (an Idempotency-Key reused with another body) is valid data arriving in a state
             # that refuses it, like the 409 schemathesis already expects: the generator reuses keys.
             "positive_data_acceptance": {"expected-statuses": ["2xx", "401", "403", "404", "409", "422"]},
-            # A body over the upload limit is refused whole, before it is parsed: 413 is a rejection too.
+            # A body over the upload limit is refused whole, before it is parsed: 413 is a rejection too; so are
+            # a request line or headers over gunicorn's limits (414, 431: answered before the API runs).
             "negative_data_rejection": {"expected-statuses": ["400", "401", "403", "404", "405", "406", "409", "413",
-                                                              "415", "422", "428", "429", "5xx"]},
+                                                              "414", "415", "422", "428", "429", "431", "5xx"]},
         },
         "operations": [
             {"include-operation-id": operation_id, "checks": {name: {"enabled": False} for name in names}}
@@ -217,3 +218,18 @@ def test_api_keeps_its_schema(gunicorn_url, capsys):
     assert not failures, f"{summary}\n\n" + "\n\n".join(sorted(set(failures))[:30])
     assert not any(status.startswith("5") for status in by_status), summary
     assert served >= int(os.environ.get("SCHEMATHESIS_MIN_REQUESTS", "5000")), summary
+
+
+def test_a_request_line_over_the_limit_is_a_414_every_operation_documents(gunicorn_url):
+    """A query long enough (the fuzzer once sent ``limit`` repeated past 4 KB) is refused by gunicorn before the API
+    runs: 414, which every operation of the schema lists (with 431 for headers), so a client knows it can come."""
+    url, _ = gunicorn_url
+    schema = httpx.get(f"{url}/api/schema/", headers={"Accept": "application/json"}, timeout=10).json()
+    operations = [(path, method, operation) for path, item in schema["paths"].items()
+                  for method, operation in item.items() if method in {"get", "post", "put", "patch", "delete"}]
+    assert operations
+    undocumented = [f"{method} {path}" for path, method, operation in operations
+                    if not {"414", "431"} <= set(operation["responses"])]
+    assert undocumented == []
+    answer = httpx.get(f"{url}/api/v1/checkouts", params=[("limit", "x" * 100)] * 50, timeout=10)
+    assert answer.status_code == 414

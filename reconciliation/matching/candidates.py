@@ -39,6 +39,7 @@ from .history import (
     ORDERS_SETTLED_BY_MATCH_ROW,
     open_lines,
     reopened_lines,
+    reopened_table_create,
     settled_by_reference_collect,
     settled_by_reference_select,
 )
@@ -71,6 +72,7 @@ def charge_candidates_collect(cursor: CursorWrapper, scope: RunScope) -> Candida
                                     settled=settled_by_reference_select(reader, params) if scope.reconciled_files
                                     else []),
                enabled=scope.reads_aside) as aside:
+        reopened_table_create(cursor)  # read by the later steps too (refunds, payouts, money out)
         _twin_references_collect(cursor, scope, found=found)
         if _collect(cursor, scope, params, aside, lean=True):
             _collect(cursor, scope, params, aside, lean=False)
@@ -106,9 +108,9 @@ def _clean_before(scope: RunScope, with_candidates: list[SettlementFile]) -> dat
 
 def _twin_references_collect(cursor: CursorWrapper, scope: RunScope, *, found: list[str] | None) -> None:
     """``recon_twin_ref``: the PSP references a clean line may share with another charge, so that it is a
-    candidate: those of the charges of breaks decided again, and those several charges of the run's files have:
-    ``found`` on import (``SettlementFile.twin_references``), else a set-based check over the run's lines (a hash
-    aggregate), not the history."""
+    candidate: those of the charges of breaks decided again (``recon_reopened``), and those several charges of the
+    run's files have: ``found`` on import (``SettlementFile.twin_references``), else a set-based check over the run's
+    lines (a hash aggregate), not the history."""
     within = "" if found is not None else f"""
 UNION
 SELECT line.psp_reference FROM {LINES} line
@@ -117,8 +119,7 @@ GROUP BY line.psp_reference HAVING count(*) > 1"""
     cursor.execute("DROP TABLE IF EXISTS recon_twin_ref")
     cursor.execute(f"""
 CREATE TEMP TABLE recon_twin_ref ON COMMIT DROP AS
-SELECT line.psp_reference FROM ({reopened_lines(reopened=MatchState.BREAK)}) line  -- probed by id: with parallel
-  -- query on, a plain join was a parallel hash of every line of the history (2.2 s against 0.2 s at ten nights)
+SELECT line.psp_reference FROM recon_reopened line  -- read once, probed by id (``history``)
 WHERE line.record_type = '{RecordType.CHARGE}' AND line.psp_reference <> ''{within}
 """, scope.params)
     if found:

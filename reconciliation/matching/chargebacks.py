@@ -37,7 +37,7 @@ _OPEN_DISPUTE_LINES = f"""
 SELECT line.id, line.record_type, line.raw_type, line.source_reference, line.psp_reference, line.currency,
        {SETTLED_GROSS}, line.fee
 FROM recon_outcome outcome JOIN {LINES} line ON line.id = outcome.line_id
-WHERE outcome.from_candidates AND line.record_type IN ({sql_list(DISPUTE_LINES)})
+WHERE outcome.from_candidates AND outcome.record_type IN ({sql_list(DISPUTE_LINES)})  -- only those lines read
 ORDER BY line.file_id, line.ordinal
 """
 

@@ -38,7 +38,7 @@ classified AS (  -- the lines that are not clean, and the possible duplicates
 decided AS (
     INSERT INTO recon_outcome (line_id, match_state, break_class, object_kind, object_id, expected_amount,
                                expected_currency, actual_amount, actual_currency, description, is_new,
-                               from_candidates, by_reference)
+                               from_candidates, by_reference, record_type)
     SELECT id,
            {rules.MATCH_STATE_OF_BREAK},
            break_class,
@@ -48,7 +48,8 @@ decided AS (
            {rules.CHARGE_LINE_DESCRIPTION},
            is_new,
            true,
-           by_reference AND break_class IS NOT DISTINCT FROM '{BreakClass.TIMING}'
+           by_reference AND break_class IS NOT DISTINCT FROM '{BreakClass.TIMING}',
+           record_type
     FROM classified
     WHERE NOT by_reference OR break_class IS NOT NULL
 )

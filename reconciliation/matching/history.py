@@ -13,10 +13,12 @@ million lines: the files reconciled before this run are passed as a list
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db.backends.utils import CursorWrapper
 
 from reconciliation.models import MatchState
-from reconciliation.record_types import RecordType
+from reconciliation.record_types import RecordType, sql_list
 
 from .tables import LINES, MATCHES
 
@@ -41,6 +43,31 @@ def open_lines(*, reopened: MatchState) -> str:
     {NEW_LINES}
     UNION ALL
     {reopened_lines(reopened=reopened)}
+)"""
+
+
+def reopened_table_create(cursor: CursorWrapper) -> None:
+    """``recon_reopened``: the lines an earlier run left a break (``reopened_lines``), their ids, record types and
+    PSP references, read once by the candidates step (a probe by id each: scattered over the history), so that the steps
+    that decide them again probe only those of their own record types (``open_lines_of``). The run writes no match
+    row before its decisions are made (``recording``), so the set is the one each step would read itself."""
+    cursor.execute("DROP TABLE IF EXISTS recon_reopened")
+    cursor.execute(f"""
+CREATE TEMP TABLE recon_reopened ON COMMIT DROP AS
+SELECT line.id, line.record_type, line.psp_reference FROM ({reopened_lines(reopened=MatchState.BREAK)}) line""")
+    cursor.execute("ANALYZE recon_reopened")
+
+
+def open_lines_of(record_types: Iterable[str]) -> str:
+    """SQL (a subquery, ``is_new`` added): the lines of the run's files and the lines decided again
+    (``recon_reopened``) of one of ``record_types``: only those reopened lines are read, by id. (The caller still
+    says which record types it reads: the run's lines are all of them.)"""
+    return f"""(
+    {NEW_LINES}
+    UNION ALL
+    SELECT line.*, false AS is_new FROM recon_reopened reopened
+    CROSS JOIN LATERAL (SELECT * FROM {LINES} line WHERE line.id = reopened.id OFFSET 0) line  -- a probe by id
+    WHERE reopened.record_type IN ({sql_list(record_types)})
 )"""
 
 

@@ -30,7 +30,8 @@ CREATE TEMP TABLE recon_outcome (
     description text NOT NULL DEFAULT '',
     is_new boolean,  -- true: the line has no match row yet; NULL: not known
     from_candidates boolean NOT NULL DEFAULT false,  -- a charge-like line (``candidates``)
-    by_reference boolean NOT NULL DEFAULT false  -- new, matched by PSP reference: no match row, only its timing break
+    by_reference boolean NOT NULL DEFAULT false,  -- new, matched by PSP reference: no match row, only its timing break
+    record_type text  -- the line's, for a charge-like line (``from_candidates``); NULL: not written
 ) ON COMMIT DROP
 """
 

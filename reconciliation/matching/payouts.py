@@ -17,7 +17,7 @@ from reconciliation.models import MatchState
 from reconciliation.record_types import BANK_LINES, RecordType, sql_list
 
 from .booking import PayoutReceived
-from .history import open_lines
+from .history import open_lines_of
 from .outcomes import outcomes_add
 from .rules import BankLine, PayoutLine, payout_line_outcomes
 from .scope import RunScope
@@ -36,7 +36,7 @@ def payout_lines_decide(cursor: CursorWrapper, scope: RunScope) -> PayoutsMatche
     """An outcome for every open payout row and the bank line it found; then the bank lines left over."""
     cursor.execute(f"""
 SELECT line.id, line.payout_reference, line.currency, -line.net, line.occurred_at
-FROM {open_lines(reopened=MatchState.BREAK)} line WHERE line.record_type = '{RecordType.PAYOUT}'
+FROM {open_lines_of([RecordType.PAYOUT])} line WHERE line.record_type = '{RecordType.PAYOUT}'
 ORDER BY line.file_id, line.ordinal
 """, scope.params)
     payouts = [PayoutLine(*row) for row in cursor.fetchall()]

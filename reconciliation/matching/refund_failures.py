@@ -29,7 +29,7 @@ from .tables import LINES
 _OPEN_REFUND_FAILURE_LINES = f"""
 SELECT line.id, line.source_reference, line.psp_reference, line.currency, {SETTLED_GROSS}
 FROM recon_outcome outcome JOIN {LINES} line ON line.id = outcome.line_id
-WHERE outcome.from_candidates AND line.record_type = '{RecordType.REFUND_FAILURE}'
+WHERE outcome.from_candidates AND outcome.record_type = '{RecordType.REFUND_FAILURE}'  -- only those lines read
 ORDER BY line.file_id, line.ordinal
 """
 

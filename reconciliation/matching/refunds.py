@@ -7,10 +7,9 @@ from __future__ import annotations
 from django.db.backends.utils import CursorWrapper
 
 from payments import selectors as payment_selectors
-from reconciliation.models import MatchState
 from reconciliation.record_types import RecordType
 
-from .history import open_lines
+from .history import open_lines_of
 from .outcomes import outcomes_add
 from .rules import refund_line_outcome
 from .scope import RunScope
@@ -19,7 +18,7 @@ _BATCH = 5000
 
 _OPEN_REFUND_LINES = f"""
 SELECT line.id, line.psp_reference, line.source_reference, line.currency, COALESCE(line.gross, line.net)
-FROM {open_lines(reopened=MatchState.BREAK)} line WHERE line.record_type = '{RecordType.REFUND}'
+FROM {open_lines_of([RecordType.REFUND])} line WHERE line.record_type = '{RecordType.REFUND}'
 ORDER BY line.file_id, line.ordinal
 """
 

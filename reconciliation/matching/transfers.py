@@ -45,7 +45,7 @@ from reconciliation.models import (
 )
 from reconciliation.record_types import MONEY_OUT_LINES, RecordType, sql_list
 
-from .history import open_lines
+from .history import open_lines_of
 from .outcomes import Outcome, outcomes_add
 from .rules import money_difference
 from .scope import SYSTEM_ACTOR, RunScope
@@ -90,7 +90,7 @@ def money_out_lines_decide(cursor: CursorWrapper, scope: RunScope) -> int:
     cursor.execute(f"""
 SELECT line.id, line.record_type, line.source_reference, line.merchant_reference, line.payout_reference,
        line.currency, line.net
-FROM {open_lines(reopened=MatchState.BREAK)} line WHERE line.record_type IN ({sql_list(MONEY_OUT_LINES)})
+FROM {open_lines_of(MONEY_OUT_LINES)} line WHERE line.record_type IN ({sql_list(MONEY_OUT_LINES)})
 ORDER BY line.file_id, line.ordinal""", scope.params)
     decided = 0
     matched_now: dict[str, list[tuple[str, str, int]]] = defaultdict(list)  # this run's matches, per payout

@@ -40,8 +40,9 @@ def test_lines_find_their_order_in_the_range_and_before_it_and_none_when_there_i
 
 
 def test_the_breaks_references_are_read_by_a_probe_per_break_whatever_the_planner_prefers(tmp_path, now):
-    """``recon_twin_ref``'s breaks: each break's line probed by id, never a scan of every line of the history (with
-    parallel query on, the planner chose a parallel hash of every line at ten nights: 2.2 s against 0.2 s)."""
+    """The breaks' lines (``recon_reopened``, which ``recon_twin_ref`` reads): each break's line probed by id, never
+    a scan of every line of the history (with parallel query on, the planner chose a parallel hash of every line at
+    ten nights: 2.2 s against 0.2 s)."""
     before = now - timedelta(hours=1)
     settlement_file_import(path=stripe_report(tmp_path / "a.csv", [
         row("charge", gross=100, fee=fee(100), pi="pi_nobody", created=before)]), actor="test")
@@ -49,7 +50,7 @@ def test_the_breaks_references_are_read_by_a_probe_per_break_whatever_the_planne
     sent = []
 
     def watch(execute, sql, params, many, context):
-        if "CREATE TEMP TABLE recon_twin_ref" in sql:
+        if "CREATE TEMP TABLE recon_reopened" in sql:
             sent.append((sql, params))
         return execute(sql, params, many, context)
 

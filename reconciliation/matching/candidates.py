@@ -66,26 +66,27 @@ def charge_candidates_collect(cursor: CursorWrapper, scope: RunScope) -> Candida
              [] if not with_candidates or with_candidates[0].unique_references is True
              else with_candidates[0].twin_references)
     params = {**scope.params, "clean_before": _clean_before(scope, with_candidates)}
-    # The reopened lines' candidates and the history's charges settled by reference are read on a second connection
-    # meanwhile (``aside``).
-    with Aside(lambda reader: _Read(reopened=_reopened_select(reader, params),
-                                    settled=settled_by_reference_select(reader, params) if scope.reconciled_files
-                                    else []),
-               enabled=scope.reads_aside) as aside:
+    # The reopened lines' candidates and the history's charges settled by reference are read meanwhile, each on a
+    # connection of its own (``aside``): with the run's, three statements for the two cores of a small server, none
+    # of them waiting for the others until the run's needs what they read.
+    with (Aside(lambda reader: _reopened_select(reader, params), enabled=scope.reads_aside) as reopened,
+          Aside(lambda reader: settled_by_reference_select(reader, params) if scope.reconciled_files else [],
+                enabled=scope.reads_aside) as settled):
         reopened_table_create(cursor)  # read by the later steps too (refunds, payouts, money out)
         _twin_references_collect(cursor, scope, found=found)
+        aside = _Aside(reopened=reopened, settled=settled)
         if _collect(cursor, scope, params, aside, lean=True):
             _collect(cursor, scope, params, aside, lean=False)
     return Candidates(new_lines=new_lines)
 
 
 @dataclass(frozen=True)
-class _Read:
-    """What the second connection read: the reopened lines' candidate rows, the ids of the run's charges a
+class _Aside:
+    """The reads on second connections: the reopened lines' candidate rows, the ids of the run's charges a
     reconciled file's charge settled by reference (``history``)."""
 
-    reopened: list[tuple]
-    settled: list[int]
+    reopened: Aside[list[tuple]]
+    settled: Aside[list[int]]
 
 
 def _reopened_select(cursor: CursorWrapper, params: dict) -> list[tuple]:
@@ -127,30 +128,27 @@ WHERE line.record_type = '{RecordType.CHARGE}' AND line.psp_reference <> ''{with
     cursor.execute("ANALYZE recon_twin_ref")
 
 
-def _collect(cursor: CursorWrapper, scope: RunScope, params: dict, aside: Aside[_Read], *, lean: bool) -> int:
+def _collect(cursor: CursorWrapper, scope: RunScope, params: dict, aside: _Aside, *, lean: bool) -> int:
     """``recon_candidate`` anew; returns how many candidates were found by merchant reference. ``aside``: the
     reopened lines' candidates and the charges of the run's files a reconciled file's charge settled by reference,
-    read on a second connection (when not enabled, the lean statement reads the reopened lines itself)."""
+    read on second connections (when not enabled, the lean statement reads the reopened lines itself)."""
     cursor.execute("DROP TABLE IF EXISTS recon_candidate")
     if lean:  # the clean lines the hash join finds and ``keep`` drops are left out first (an anti-join)
         keep = f"NOT cand.clean OR {_SETTLED_BY_MATCH_ROW} OR {_MAY_BE_TWIN}"
         lines = _candidate_lines(keep=keep, orders=_PROBED_ORDER, skip=_LEAN_SKIP,
-                                 lines=f"({NEW_LINES})" if aside.enabled else None)
+                                 lines=f"({NEW_LINES})" if aside.reopened.enabled else None)
     else:
         lines = _candidate_lines(keep="true")
     cursor.execute(f"CREATE TEMP TABLE recon_candidate ON COMMIT DROP AS {lines}", params)
-    if not lean:
-        read = _Read(reopened=[], settled=[])
-    elif aside.enabled:
-        read = aside.result(cursor)
-    else:
-        read = _Read(reopened=[], settled=settled_by_reference_select(cursor, params) if scope.reconciled_files
-                     else [])
-    if read.reopened:  # a reopened line is never clean: the lean ``keep`` holds for every one
+    # Read aside, or on the run's connection when not enabled (the settled ids), or by the lean statement (the
+    # reopened lines); the statement that is not lean has read both.
+    reopened = aside.reopened.result(cursor) if lean and aside.reopened.enabled else []
+    settled = aside.settled.result(cursor) if lean else []
+    if reopened:  # a reopened line is never clean: the lean ``keep`` holds for every one
         with cursor.cursor.copy("COPY recon_candidate FROM STDIN") as copy:
-            for row in read.reopened:
+            for row in reopened:
                 copy.write_row(row)
-    if settled_by_reference_collect(cursor, read.settled):
+    if settled_by_reference_collect(cursor, settled):
         # The clean charges among them are kept too (the others are in already).
         keep = (f"cand.clean AND cand.id IN (SELECT id FROM recon_settled) AND NOT {_SETTLED_BY_MATCH_ROW}"
                 f" AND NOT {_MAY_BE_TWIN}")

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
+from django.db.backends.signals import connection_created
 
 from reconciliation.models import Break
 from reconciliation.services import reconciliation_run, settlement_file_import
@@ -110,3 +111,35 @@ test_aside_outside_nearby = serial_missing.test_an_order_settled_by_a_line_outsi
 test_aside_a_break_decided_again_clears = serial_missing.test_a_break_decided_again_that_clears_settles_its_order
 test_aside_a_late_line_clears = serial_incremental.test_a_late_line_clears_the_break_once_and_the_others_are_seen_again
 test_aside_out_of_the_window_cleared = serial_incremental.test_an_open_break_out_of_the_window_is_cleared_by_a_late_line
+
+
+def test_the_reopened_lines_and_the_settled_by_reference_are_read_on_two_connections(tmp_path, now):
+    """The candidates step's two reads go to a connection each (with the run's, three statements at once): neither on
+    the run's, nor on the same one; the same breaks as on one."""
+    order(amount=100, psp_reference="pi_nobody_known", completed_at=now - timedelta(hours=2))
+    settlement_file_import(path=stripe_report(tmp_path / "c.csv", [  # a break the second run decides again
+        row("charge", gross=1234, fee=fee(1234), pi="pi_nobody", created=now - timedelta(hours=1))]), actor="test")
+    reconciliation_run(day=now.date(), actor="test")
+    backends: dict[str, set[int]] = {"reopened": set(), "settled": set()}
+
+    def watch(execute, sql, params, many, context):
+        read = ("settled" if _SETTLED_BY_REFERENCE in sql else
+                "reopened" if "false AS is_new" in sql and "payment_order" in sql else None)
+        if read is not None:
+            backends[read].add(context["connection"].connection.info.backend_pid)
+        return execute(sql, params, many, context)
+
+    def created(sender, connection, **kwargs):
+        connection.execute_wrappers.append(watch)
+
+    connection_created.connect(created)
+    try:
+        _, second_run = _duplicate_across_files(tmp_path, now)
+    finally:
+        connection_created.disconnect(created)
+    assert sorted((b.break_class, b.state, b.line.file.name) for b in Break.objects.all()) == [
+        ("duplicate", "open", "b.csv"), ("missing_in_books", "open", "c.csv")]
+    run_backend = connection.connection.info.backend_pid
+    assert len(backends["reopened"]) == 2 and len(backends["settled"]) == 2  # one each run (the first's: no history)
+    assert not backends["reopened"] & backends["settled"] and run_backend not in backends["reopened"] | backends[
+        "settled"]

@@ -26,10 +26,12 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 STAGED_TABLE = "reconciliation_staged_line"
-#: Lines the staging connection commits at a time: the import's first slice can start once this many have landed.
-#: Each slice is a pass over the reference index (~0.4 s of backend CPU at ten nights of a million lines); the
-#: slices after the first take whatever landed meanwhile, so a million lines go in two to four slices.
-STAGED_COMMIT_ROWS = 250_000
+#: Lines the staging connection commits at a time (each commit lets the import see them).
+STAGED_COMMIT_ROWS = 100_000
+#: Lines the import inserts at least in a slice (but the last): each slice is a pass over the reference index
+#: (~0.4 s of backend CPU at ten nights of a million lines), so a million lines go in two or three slices; a slice
+#: takes all that landed while the one before was inserted.
+STAGED_SLICE_ROWS = 400_000
 
 _CONNECTED, _END = object(), object()
 
@@ -83,9 +85,11 @@ class StagedLines(Generic[T]):
         self._done.set()
 
     def slices(self) -> Iterator[tuple[int, int]]:
-        """The ordinals ``(after, up_to]`` landed since the last range, as soon as some have (each range all that
-        landed while the caller was busy with the one before); re-raises what the staging raised."""
-        after, ended = 0, False
+        """The ordinals ``(after, up_to]`` landed since the last range, as soon as ``STAGED_SLICE_ROWS`` have or the
+        file is all staged (each range all that landed while the caller inserted the one before); re-raises what
+        the staging raised."""
+        after = up_to = 0
+        ended = False
         while not ended:
             items = [self._landed.get()]
             while True:
@@ -93,7 +97,6 @@ class StagedLines(Generic[T]):
                     items.append(self._landed.get_nowait())
                 except Empty:
                     break
-            up_to = after
             for item in items:
                 if isinstance(item, BaseException):
                     raise item
@@ -101,7 +104,7 @@ class StagedLines(Generic[T]):
                     ended = True
                 else:
                     up_to = max(up_to, item[1])
-            if up_to > after:
+            if up_to - after >= STAGED_SLICE_ROWS or (ended and up_to > after):
                 yield after, up_to
                 after = up_to
 

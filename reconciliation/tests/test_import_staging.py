@@ -33,9 +33,11 @@ def path(tmp_path, monkeypatch):
 
 @pytest.fixture
 def slices(monkeypatch, settings):
-    """The staged path taken whatever the index's size, committing every 100 lines; the slices inserted."""
+    """The staged path taken whatever the index's size, committing every 100 lines, slices of 300 lines or more;
+    the slices inserted."""
     settings.RECONCILIATION_IMPORT_SORTED_ABOVE_BYTES = -1
     monkeypatch.setattr(staging, "STAGED_COMMIT_ROWS", 100)
+    monkeypatch.setattr(staging, "STAGED_SLICE_ROWS", 300)
     inserted: list[tuple[int, int]] = []
     original = staging.StagedLines.slices
 
@@ -86,6 +88,7 @@ def test_staged_in_slices_stores_what_a_direct_copy_stores(path, slices, setting
     assert (_lines(imported.file), _file(imported.file)) == expected
     assert len(expected[0]) > 1500 and expected[1]["malformed_count"] > 5
     assert len(slices) >= 3 and slices[0][0] == 0 and slices[-1][1] == len(expected[0])
+    assert all(up_to - after >= 300 for after, up_to in slices[:-1])
     assert all(before[1] == after[0] for before, after in zip(slices, slices[1:], strict=False))
     lines = SettlementLine.objects.filter(file=imported.file)
     previous_ids: list[int] = [0]

@@ -59,11 +59,17 @@ class ImportResult:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    return _digested(path)[0]
+
+
+def _digested(path: Path) -> tuple[str, int]:
+    """The file's SHA-256 and how many newlines it holds (about its lines: ``staging`` sizes its slices by it)."""
+    digest, newlines = hashlib.sha256(), 0
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
-    return digest.hexdigest()
+            newlines += chunk.count(b"\n")
+    return digest.hexdigest(), newlines
 
 
 def settlement_file_import(
@@ -87,7 +93,7 @@ def settlement_file_import(
         size = path.stat().st_size
     except (UnsupportedFormat, OSError) as exc:
         raise SettlementImportError(str(exc)) from exc
-    sha = file_sha256(path)
+    sha, newlines = _digested(path)
     existing = SettlementFile.objects.filter(sha256=sha).first()
     if existing is not None:
         return ImportResult(existing, False, existing.line_count, existing.malformed_count)
@@ -96,7 +102,7 @@ def settlement_file_import(
             settlement_file = SettlementFile.objects.create(
                 sha256=sha, name=(name or path.name)[:255], format=fmt, size=size, imported_by=actor[:100]
             )
-            _copy_lines(settlement_file, path, fmt, progress, progress_every)
+            _copy_lines(settlement_file, path, fmt, progress, progress_every, newlines)
     except IntegrityError:  # a concurrent import of the same bytes won
         existing = SettlementFile.objects.get(sha256=sha)
         return ImportResult(existing, False, existing.line_count, existing.malformed_count)
@@ -109,7 +115,7 @@ def settlement_file_import(
 
 
 def _copy_lines(settlement_file: SettlementFile, path: Path, fmt: str,
-                progress: Callable[[int], None] | None, progress_every: int) -> None:
+                progress: Callable[[int], None] | None, progress_every: int, newlines: int) -> None:
     """The file's lines into ``settlement_line``: ``COPY ... FROM STDIN`` a chunk at a time, into ``_STAGED`` then
     one ``INSERT`` sorted by PSP reference once the reference index is large (``_sorted_insert``), else directly.
 
@@ -118,14 +124,14 @@ def _copy_lines(settlement_file: SettlementFile, path: Path, fmt: str,
     """
     try:
         with transaction.atomic():
-            _copy_chunks(settlement_file, path, fmt, progress, progress_every, fast=True)
+            _copy_chunks(settlement_file, path, fmt, progress, progress_every, fast=True, newlines=newlines)
     except FastPathUnavailable as exc:
         logger.info("event=settlement_import_row_by_row file_id=%s reason=%s", settlement_file.pk, exc)
-        _copy_chunks(settlement_file, path, fmt, progress, progress_every, fast=False)
+        _copy_chunks(settlement_file, path, fmt, progress, progress_every, fast=False, newlines=newlines)
 
 
 def _copy_chunks(settlement_file: SettlementFile, path: Path, fmt: str, progress: Callable[[int], None] | None,
-                 progress_every: int, *, fast: bool) -> None:
+                 progress_every: int, *, fast: bool, newlines: int) -> None:
     total = CopyChunk(text="", rows=0)  # what the file's chunks sum up to
 
     def produce(write: Callable[[CopyChunk], None]) -> tuple[list[dict], ReferencesChecked]:
@@ -133,7 +139,7 @@ def _copy_chunks(settlement_file: SettlementFile, path: Path, fmt: str, progress
 
     with connection.cursor() as cursor, ExitStack() as leaving:
         if _sorted_insert(cursor):
-            statements, checked = _staged_and_inserted(cursor, settlement_file.pk, produce, leaving)
+            statements, checked = _staged_and_inserted(cursor, settlement_file.pk, produce, leaving, newlines)
         else:
             with cursor.cursor.copy(f"COPY {_LINES} ({_COLUMNS}) FROM STDIN") as copy:
                 statements, checked = produce(lambda chunk: copy.write(chunk.text))
@@ -159,12 +165,12 @@ def _copy_chunks(settlement_file: SettlementFile, path: Path, fmt: str, progress
 
 
 def _staged_and_inserted(cursor, file_id: int, produce: Callable[[Callable[[CopyChunk], None]], _Produced],
-                         leaving: ExitStack) -> _Produced:
+                         leaving: ExitStack, newlines: int) -> _Produced:
     """The file's lines staged by a second connection (``staging.StagedLines``, left to ``leaving``) and inserted
     into ``settlement_line`` a landed slice at a time, each sorted by PSP reference; without a second connection,
     staged in a temporary table on this one and inserted in one sorted ``INSERT`` once the whole file is parsed."""
     try:
-        staged = leaving.enter_context(StagedLines(file_id, _COLUMNS, produce))
+        staged = leaving.enter_context(StagedLines(file_id, _COLUMNS, produce, lines_about=newlines))
     except StagingUnavailable as exc:
         logger.warning("event=settlement_import_staging_unavailable file_id=%s error=%s", file_id, exc)
         cursor.execute(f"DROP TABLE IF EXISTS {_STAGED}")

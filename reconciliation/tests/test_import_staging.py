@@ -3,6 +3,7 @@ the same lines as a direct ``COPY``, nothing left behind by a failure on either 
 from __future__ import annotations
 
 import threading
+import time
 from itertools import islice
 
 import pytest
@@ -161,3 +162,27 @@ def test_without_a_second_connection_the_import_stages_on_its_own(path, slices, 
     assert (_lines(imported.file), _file(imported.file)) == expected
     assert slices == [] and "settlement_import_staging_unavailable" in caplog.text
     assert _staged_rows() == 0
+
+
+@pytest.mark.parametrize(("lines_about", "expected"), [(1000, [(0, 400), (400, 1000)]), (None, None)])
+def test_a_slice_waits_for_the_rest_when_less_than_a_slice_would_follow(monkeypatch, lines_about, expected):
+    # Lines landing 100 at a time: with the file's size known, the second slice waits for the last 200 lines
+    # rather than leave them a pass of their own.
+    monkeypatch.setattr(staging, "STAGED_SLICE_ROWS", 400)
+    staged = staging.StagedLines(1, "", lambda write: None, lines_about=lines_about)
+
+    def land() -> None:
+        for up_to in range(100, 1001, 100):
+            time.sleep(0.01)
+            staged._landed.put((up_to - 100, up_to))
+        staged._landed.put(staging._END)
+
+    feeder = threading.Thread(target=land)
+    feeder.start()
+    got = list(staged.slices())
+    feeder.join()
+    assert got[0] == (0, 400) and got[-1][1] == 1000
+    if expected is None:
+        assert len(got) >= 2 and all(up_to - after >= 400 for after, up_to in got[:-1])
+    else:
+        assert got == expected

@@ -167,19 +167,15 @@ def _copy_chunks(settlement_file: SettlementFile, path: Path, fmt: str, progress
 def _staged_and_inserted(cursor, file_id: int, produce: Callable[[Callable[[CopyChunk], None]], _Produced],
                          leaving: ExitStack, newlines: int) -> _Produced:
     """The file's lines staged by a second connection (``staging.StagedLines``, left to ``leaving``) and inserted
-    into ``settlement_line`` a landed slice at a time, each sorted by PSP reference; without a second connection,
-    staged in a temporary table on this one and inserted in one sorted ``INSERT`` once the whole file is parsed."""
+    into ``settlement_line`` a landed slice at a time, each sorted by PSP reference; staged on this connection
+    (``_staged_here``) when ``RECONCILIATION_IMPORT_STAGED_ASIDE`` is off or no second connection can be had."""
+    if not settings.RECONCILIATION_IMPORT_STAGED_ASIDE:
+        return _staged_here(cursor, produce)
     try:
         staged = leaving.enter_context(StagedLines(file_id, _COLUMNS, produce, lines_about=newlines))
     except StagingUnavailable as exc:
         logger.warning("event=settlement_import_staging_unavailable file_id=%s error=%s", file_id, exc)
-        cursor.execute(f"DROP TABLE IF EXISTS {_STAGED}")
-        cursor.execute(f"CREATE TEMP TABLE {_STAGED} ON COMMIT DROP AS SELECT {_COLUMNS} FROM {_LINES} WITH NO DATA")
-        with cursor.cursor.copy(f"COPY {_STAGED} ({_COLUMNS}) FROM STDIN") as copy:
-            produced = produce(lambda chunk: copy.write(chunk.text))
-        cursor.execute(f"INSERT INTO {_LINES} ({_COLUMNS}) SELECT {_COLUMNS} FROM {_STAGED} ORDER BY psp_reference")
-        cursor.execute(f"DROP TABLE {_STAGED}")
-        return produced
+        return _staged_here(cursor, produce)
     inserted = 0
     for after, up_to in staged.slices():
         cursor.execute(f"INSERT INTO {_LINES} ({_COLUMNS}) SELECT {_COLUMNS} FROM {STAGED_TABLE} "
@@ -190,6 +186,18 @@ def _staged_and_inserted(cursor, file_id: int, produce: Callable[[Callable[[Copy
     if inserted != staged.rows:  # the ranges assume ordinals 1..n in chunk order (``chunks``)
         raise SettlementImportError(f"file {file_id}: {staged.rows} lines staged, {inserted} inserted")
     return staged.result()
+
+
+def _staged_here(cursor, produce: Callable[[Callable[[CopyChunk], None]], _Produced]) -> _Produced:
+    """The file's lines staged in a temporary table on the import's connection, then inserted in one ``INSERT``
+    sorted by PSP reference once the whole file is parsed."""
+    cursor.execute(f"DROP TABLE IF EXISTS {_STAGED}")
+    cursor.execute(f"CREATE TEMP TABLE {_STAGED} ON COMMIT DROP AS SELECT {_COLUMNS} FROM {_LINES} WITH NO DATA")
+    with cursor.cursor.copy(f"COPY {_STAGED} ({_COLUMNS}) FROM STDIN") as copy:
+        produced = produce(lambda chunk: copy.write(chunk.text))
+    cursor.execute(f"INSERT INTO {_LINES} ({_COLUMNS}) SELECT {_COLUMNS} FROM {_STAGED} ORDER BY psp_reference")
+    cursor.execute(f"DROP TABLE {_STAGED}")
+    return produced
 
 
 def _sorted_insert(cursor) -> bool:

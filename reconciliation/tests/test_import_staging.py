@@ -148,6 +148,17 @@ def test_the_fast_path_given_up_part_way_stages_again_row_by_row(path, slices, s
     assert _staged_rows() == 0
 
 
+def test_with_the_setting_off_the_import_stages_on_its_own(path, slices, settings):
+    expected = _directly(path, settings)
+    settings.RECONCILIATION_IMPORT_STAGED_ASIDE = False
+    imported = settlement_file_import(path=path, actor="test")
+    assert (_lines(imported.file), _file(imported.file)) == expected
+    assert slices == [] and _staged_rows() == 0
+    lines = SettlementLine.objects.filter(file=imported.file).order_by("id")
+    assert list(lines.values_list("psp_reference", flat=True)) == sorted(  # one sorted INSERT
+        lines.values_list("psp_reference", flat=True), key=str.encode)
+
+
 def test_without_a_second_connection_the_import_stages_on_its_own(path, slices, settings, monkeypatch, caplog):
     expected = _directly(path, settings)
     ensure_connection = BaseDatabaseWrapper.ensure_connection

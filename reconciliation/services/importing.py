@@ -86,6 +86,7 @@ def settlement_file_import(
     Every record and every malformed line (with its reason) becomes a ``SettlementLine``,
     written with ``COPY`` in one transaction: a file that cannot be read at all raises
     ``SettlementImportError`` and leaves nothing behind. Matching is ``reconciliation_run``'s job.
+    ``progress(lines)`` may be called from another thread (``staging``): it must not use the database.
     """
     path = Path(path)
     try:

@@ -197,3 +197,21 @@ def test_a_slice_waits_for_the_rest_when_less_than_a_slice_would_follow(monkeypa
         assert len(got) >= 2 and all(up_to - after >= 400 for after, up_to in got[:-1])
     else:
         assert got == expected
+
+
+def test_a_failing_import_stops_the_staging_at_its_next_chunk(monkeypatch):
+    monkeypatch.setattr(staging, "STAGED_COMMIT_ROWS", 1)
+    monkeypatch.setattr(staging, "STAGED_SLICE_ROWS", 1)
+    file_id, written = 10**9, []
+
+    def produce(write) -> None:  # a long file: a line a chunk
+        for ordinal in range(1, 200_001):
+            write(CopyChunk(text=f"{file_id}\t{ordinal}\n", rows=1))
+            written.append(ordinal)
+
+    with pytest.raises(RuntimeError, match="insert failed"), \
+            staging.StagedLines(file_id, "file_id, ordinal", produce) as staged:
+        next(staged.slices())
+        raise RuntimeError("the insert failed")
+    assert len(written) < 200_000  # stopped, not parsed to the end
+    _nothing_left()

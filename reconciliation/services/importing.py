@@ -117,8 +117,9 @@ def settlement_file_import(
 
 def _copy_lines(settlement_file: SettlementFile, path: Path, fmt: str,
                 progress: Callable[[int], None] | None, progress_every: int, newlines: int) -> None:
-    """The file's lines into ``settlement_line``: ``COPY ... FROM STDIN`` a chunk at a time, into ``_STAGED`` then
-    one ``INSERT`` sorted by PSP reference once the reference index is large (``_sorted_insert``), else directly.
+    """The file's lines into ``settlement_line``: ``COPY ... FROM STDIN`` a chunk at a time, staged then inserted
+    sorted by PSP reference once the reference index is large (``_sorted_insert``, ``_staged_and_inserted``), else
+    directly.
 
     A plain Stripe report is read by Arrow; should Arrow give up part-way, what it wrote is
     rolled back (a savepoint) and the file is read again row by row.

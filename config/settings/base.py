@@ -334,6 +334,9 @@ RECONCILIATION_READS_ASIDE = env.bool("RECONCILIATION_READS_ASIDE", default=True
 # this many bytes; below it a direct COPY, beside the parse, is faster. Unset: PostgreSQL's shared_buffers
 # (an index that fits stays cached; one that does not costs a page miss per line). docs/reconciliation-speed.md.
 RECONCILIATION_IMPORT_SORTED_ABOVE_BYTES = env.int("RECONCILIATION_IMPORT_SORTED_ABOVE_BYTES", default=None)
+# Those lines staged by a second connection while the import's inserts what has landed, a slice at a time (a second
+# core; reconciliation.services.staging). Off: staged on the import's connection, inserted once all are parsed.
+RECONCILIATION_IMPORT_STAGED_ASIDE = env.bool("RECONCILIATION_IMPORT_STAGED_ASIDE", default=True)
 CELERY_BEAT_SCHEDULE["reconciliation-nightly"] = {
     "task": "reconciliation.nightly",
     "schedule": crontab(hour=env.int("RECONCILIATION_NIGHTLY_HOUR", default=3), minute=0),

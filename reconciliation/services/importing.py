@@ -5,9 +5,11 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Full, Queue
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -27,18 +29,22 @@ from reconciliation.importers import (
 from reconciliation.models import SettlementFile, SettlementLine
 from reconciliation.record_types import RecordType
 
+from .staging import STAGED_TABLE, StagedLines, StagingUnavailable
+
 logger = logging.getLogger(__name__)
+_Produced = TypeVar("_Produced")
 
 MAX_STATEMENT_HEADERS = 1000  # kept on the file; a statement file has a handful
-_LINE_COLUMNS = ("file_id", "ordinal", *LINE_ROW_FIELDS)
+_COLUMNS = ", ".join(("file_id", "ordinal", *LINE_ROW_FIELDS))
 _LINES = SettlementLine._meta.db_table
-#: A file's lines are staged here (``COPY``), then inserted sorted by PSP reference, so that each leaf page of the
-#: reference index is read once for all its new keys rather than once per line (a random page per line once the
-#: index outgrows the cache). At 1M Stripe lines this cut the import's backend CPU from 13.6-18.0 s to 7.4-8.7 s
-#: with nine nights before, and from 7.4-8.7 s to 6.3-6.8 s with none. Their ids are then drawn in reference
-#: order: a file's own order is ``ordinal`` (matching reads it so, never the id). The staged table takes the lines'
-#: columns, collation included: the sort is in the index's order ("C", migration 0015: no ``strcoll``, abbreviated
-#: keys), 6.7 -> 5.2 s of the ``INSERT``'s backend CPU at ten nights (means of four runs each).
+#: A file's lines are staged (``COPY``: by a second connection, ``staging``, or here when it cannot be had), then
+#: inserted sorted by PSP reference, so that each leaf page of the reference index is read once for all its new keys
+#: rather than once per line (a random page per line once the index outgrows the cache). At 1M Stripe lines this
+#: cut the import's backend CPU from 13.6-18.0 s to 7.4-8.7 s with nine nights before, and from 7.4-8.7 s to
+#: 6.3-6.8 s with none. Their ids are then drawn in reference order: a file's own order is ``ordinal`` (matching
+#: reads it so, never the id). The staged table takes the lines' columns, collation included: the sort is in the
+#: index's order ("C", migration 0015: no ``strcoll``, abbreviated keys), 6.7 -> 5.2 s of the ``INSERT``'s backend
+#: CPU at ten nights (means of four runs each). The temporary table of the import on one connection:
 _STAGED = "recon_import_line"
 #: The lines' reference index, whose size decides whether a file is staged and sorted (``_sorted_insert``).
 _REFERENCE_INDEX = "settlement_line_psp_ref"
@@ -53,11 +59,17 @@ class ImportResult:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    return _digested(path)[0]
+
+
+def _digested(path: Path) -> tuple[str, int]:
+    """The file's SHA-256 and how many newlines it holds (about its lines: ``staging`` sizes its slices by it)."""
+    digest, newlines = hashlib.sha256(), 0
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
-    return digest.hexdigest()
+            newlines += chunk.count(b"\n")
+    return digest.hexdigest(), newlines
 
 
 def settlement_file_import(
@@ -74,6 +86,7 @@ def settlement_file_import(
     Every record and every malformed line (with its reason) becomes a ``SettlementLine``,
     written with ``COPY`` in one transaction: a file that cannot be read at all raises
     ``SettlementImportError`` and leaves nothing behind. Matching is ``reconciliation_run``'s job.
+    ``progress(lines)`` may be called from another thread (``staging``): it must not use the database.
     """
     path = Path(path)
     try:
@@ -81,7 +94,7 @@ def settlement_file_import(
         size = path.stat().st_size
     except (UnsupportedFormat, OSError) as exc:
         raise SettlementImportError(str(exc)) from exc
-    sha = file_sha256(path)
+    sha, newlines = _digested(path)
     existing = SettlementFile.objects.filter(sha256=sha).first()
     if existing is not None:
         return ImportResult(existing, False, existing.line_count, existing.malformed_count)
@@ -90,7 +103,7 @@ def settlement_file_import(
             settlement_file = SettlementFile.objects.create(
                 sha256=sha, name=(name or path.name)[:255], format=fmt, size=size, imported_by=actor[:100]
             )
-            _copy_lines(settlement_file, path, fmt, progress, progress_every)
+            _copy_lines(settlement_file, path, fmt, progress, progress_every, newlines)
     except IntegrityError:  # a concurrent import of the same bytes won
         existing = SettlementFile.objects.get(sha256=sha)
         return ImportResult(existing, False, existing.line_count, existing.malformed_count)
@@ -103,36 +116,35 @@ def settlement_file_import(
 
 
 def _copy_lines(settlement_file: SettlementFile, path: Path, fmt: str,
-                progress: Callable[[int], None] | None, progress_every: int) -> None:
-    """The file's lines into ``settlement_line``: ``COPY ... FROM STDIN`` a chunk at a time, into ``_STAGED`` then
-    one ``INSERT`` sorted by PSP reference once the reference index is large (``_sorted_insert``), else directly.
+                progress: Callable[[int], None] | None, progress_every: int, newlines: int) -> None:
+    """The file's lines into ``settlement_line``: ``COPY ... FROM STDIN`` a chunk at a time, staged then inserted
+    sorted by PSP reference once the reference index is large (``_sorted_insert``, ``_staged_and_inserted``), else
+    directly.
 
     A plain Stripe report is read by Arrow; should Arrow give up part-way, what it wrote is
     rolled back (a savepoint) and the file is read again row by row.
     """
     try:
         with transaction.atomic():
-            _copy_chunks(settlement_file, path, fmt, progress, progress_every, fast=True)
+            _copy_chunks(settlement_file, path, fmt, progress, progress_every, fast=True, newlines=newlines)
     except FastPathUnavailable as exc:
         logger.info("event=settlement_import_row_by_row file_id=%s reason=%s", settlement_file.pk, exc)
-        _copy_chunks(settlement_file, path, fmt, progress, progress_every, fast=False)
+        _copy_chunks(settlement_file, path, fmt, progress, progress_every, fast=False, newlines=newlines)
 
 
 def _copy_chunks(settlement_file: SettlementFile, path: Path, fmt: str, progress: Callable[[int], None] | None,
-                 progress_every: int, *, fast: bool) -> None:
+                 progress_every: int, *, fast: bool, newlines: int) -> None:
     total = CopyChunk(text="", rows=0)  # what the file's chunks sum up to
-    columns = ", ".join(_LINE_COLUMNS)
-    with connection.cursor() as cursor:
-        staged = _sorted_insert(cursor)
-        if staged:
-            cursor.execute(f"DROP TABLE IF EXISTS {_STAGED}")
-            cursor.execute(f"CREATE TEMP TABLE {_STAGED} ON COMMIT DROP AS SELECT {columns} FROM {_LINES} WITH NO DATA")
-        with cursor.cursor.copy(f"COPY {_STAGED if staged else _LINES} ({columns}) FROM STDIN") as copy:
-            statements, checked = _chunks_written(copy, settlement_file, path, fmt, total, progress,
-                                                  progress_every, fast=fast)
-        if staged:
-            cursor.execute(f"INSERT INTO {_LINES} ({columns}) SELECT {columns} FROM {_STAGED} ORDER BY psp_reference")
-            cursor.execute(f"DROP TABLE {_STAGED}")
+
+    def produce(write: Callable[[CopyChunk], None]) -> tuple[list[dict], ReferencesChecked]:
+        return _chunks_written(write, settlement_file, path, fmt, total, progress, progress_every, fast=fast)
+
+    with connection.cursor() as cursor, ExitStack() as leaving:
+        if _sorted_insert(cursor):
+            statements, checked = _staged_and_inserted(cursor, settlement_file.pk, produce, leaving, newlines)
+        else:
+            with cursor.cursor.copy(f"COPY {_LINES} ({_COLUMNS}) FROM STDIN") as copy:
+                statements, checked = produce(lambda chunk: copy.write(chunk.text))
         # The new lines' page ranges summarized in the BRIN index on ``file`` (unsummarized ranges match every
         # file, so matching's scans of a night's lines would read every night not yet vacuumed), and fresh
         # statistics (a small sample) so that matching plans its joins for the lines just added. Both need the
@@ -154,6 +166,42 @@ def _copy_chunks(settlement_file: SettlementFile, path: Path, fmt: str, progress
         "twin_references"])
 
 
+def _staged_and_inserted(cursor, file_id: int, produce: Callable[[Callable[[CopyChunk], None]], _Produced],
+                         leaving: ExitStack, newlines: int) -> _Produced:
+    """The file's lines staged by a second connection (``staging.StagedLines``, left to ``leaving``) and inserted
+    into ``settlement_line`` a landed slice at a time, each sorted by PSP reference; staged on this connection
+    (``_staged_here``) when ``RECONCILIATION_IMPORT_STAGED_ASIDE`` is off or no second connection can be had."""
+    if not settings.RECONCILIATION_IMPORT_STAGED_ASIDE:
+        return _staged_here(cursor, produce)
+    try:
+        staged = leaving.enter_context(StagedLines(file_id, _COLUMNS, produce, lines_about=newlines))
+    except StagingUnavailable as exc:
+        logger.warning("event=settlement_import_staging_unavailable file_id=%s error=%s", file_id, exc)
+        return _staged_here(cursor, produce)
+    inserted = 0
+    for after, up_to in staged.slices():
+        cursor.execute(f"INSERT INTO {_LINES} ({_COLUMNS}) SELECT {_COLUMNS} FROM {STAGED_TABLE} "
+                       "WHERE file_id = %s AND ordinal > %s AND ordinal <= %s ORDER BY psp_reference",
+                       [file_id, after, up_to])
+        inserted += cursor.rowcount
+    staged.finished()
+    if inserted != staged.rows:  # the ranges assume ordinals 1..n in chunk order (``chunks``)
+        raise SettlementImportError(f"file {file_id}: {staged.rows} lines staged, {inserted} inserted")
+    return staged.result()
+
+
+def _staged_here(cursor, produce: Callable[[Callable[[CopyChunk], None]], _Produced]) -> _Produced:
+    """The file's lines staged in a temporary table on the import's connection, then inserted in one ``INSERT``
+    sorted by PSP reference once the whole file is parsed."""
+    cursor.execute(f"DROP TABLE IF EXISTS {_STAGED}")
+    cursor.execute(f"CREATE TEMP TABLE {_STAGED} ON COMMIT DROP AS SELECT {_COLUMNS} FROM {_LINES} WITH NO DATA")
+    with cursor.cursor.copy(f"COPY {_STAGED} ({_COLUMNS}) FROM STDIN") as copy:
+        produced = produce(lambda chunk: copy.write(chunk.text))
+    cursor.execute(f"INSERT INTO {_LINES} ({_COLUMNS}) SELECT {_COLUMNS} FROM {_STAGED} ORDER BY psp_reference")
+    cursor.execute(f"DROP TABLE {_STAGED}")
+    return produced
+
+
 def _sorted_insert(cursor) -> bool:
     """Whether the file's lines are staged and inserted sorted by PSP reference: once the lines' reference index is
     larger than ``RECONCILIATION_IMPORT_SORTED_ABOVE_BYTES`` (unset: PostgreSQL's ``shared_buffers``). Below that its
@@ -166,10 +214,10 @@ def _sorted_insert(cursor) -> bool:
     return size > (shared_buffers if above is None else above)
 
 
-def _chunks_written(copy, settlement_file: SettlementFile, path: Path, fmt: str, total: CopyChunk,
-                    progress: Callable[[int], None] | None, progress_every: int, *,
+def _chunks_written(write: Callable[[CopyChunk], None], settlement_file: SettlementFile, path: Path, fmt: str,
+                    total: CopyChunk, progress: Callable[[int], None] | None, progress_every: int, *,
                     fast: bool) -> tuple[list[dict], ReferencesChecked]:
-    """The file's chunks written to ``copy`` and summed into ``total``; returns the statements' headers and
+    """The file's chunks passed to ``write`` and summed into ``total``; returns the statements' headers and
     what the parser found of the references (``None`` in it: not checked)."""
     statements: list[dict] = []
     checked = ReferencesChecked(unique=None)
@@ -186,7 +234,7 @@ def _chunks_written(copy, settlement_file: SettlementFile, path: Path, fmt: str,
                     "opening_balance": item.opening_balance, "closing_balance": item.closing_balance,
                 })
             continue
-        copy.write(item.text)
+        write(item)
         total.absorb(item)
         if progress is not None and total.rows // progress_every > reported:
             reported = total.rows // progress_every

@@ -249,25 +249,22 @@ def idempotent_call(
     and answered as ``content``.
     ``prepare`` (instead of ``operation``): the response before the writes (``Answer``), rendered and stored by
     the claim itself, one statement fewer. Whatever it raises is raised where ``operation``'s would be: after
-    the key's replay, mismatch or 409, with the claim rolled back. With ``Answer.rows``, the claim and the rows
-    are first tried as one statement committed on its own; if it claims nothing it wrote nothing, and the
-    transaction's path below runs as if it had not been tried (it replays, refuses, answers 409 or takes over).
+    the key's replay, mismatch or 409, with the claim rolled back. With ``Answer.rows``: ``_claimed_with_rows``
+    first (one statement, no transaction), then, if it claimed nothing, the transaction's path as if untried.
     """
-    key = _validate_key(key)
-    fingerprint = request_fingerprint(method=method, path=path, body=body, parsed=parsed)
+    claim = {"client": client, "key": _validate_key(key), "method": method, "path": path,
+             "fingerprint": request_fingerprint(method=method, path=path, body=body, parsed=parsed)}
     answer, content, refusal = _prepared(prepare, render)
     if content is not None and answer.rows is not None and _claimed_with_rows(
-            client=client, key=key, method=method, path=path, fingerprint=fingerprint, status=answer.status,
-            content=content.decode(), rows=answer.rows):
+            **claim, status=answer.status, content=content.decode(), rows=answer.rows):
         answer.rows.done()
         return IdempotentResponse(status=answer.status, body=answer.body, replayed=False, content=content)
     with transaction.atomic():
-        record, created = _claim(client=client, key=key, method=method, path=path, fingerprint=fingerprint,
-                                 answer=None if content is None else (answer.status, content.decode()))
+        record, created = _claim(**claim, answer=None if content is None else (answer.status, content.decode()))
         if created and content is not None:  # claimed with its response: the writes, and nothing after them
             answer.write()
             return IdempotentResponse(status=answer.status, body=answer.body, replayed=False, content=content)
-        if record.fingerprint != fingerprint:
+        if record.fingerprint != claim["fingerprint"]:
             raise IdempotencyKeyReused()
         if record.status == _COMPLETED:
             return _replay(record)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from contextlib import contextmanager
 from unittest import mock
@@ -146,3 +147,10 @@ def test_the_settings_read_once_follow_every_change(monkeypatch):
         for maps in (conf.maps, conf.defaults):
             maps[:] = [m for m in maps if m is not inserted]
     assert same()
+
+
+def test_the_task_ids_are_kombus_uuid4s():
+    rng = random.Random(4)
+    values = [bytes(16), b"\xff" * 16, *(rng.randbytes(16) for _ in range(20000))]
+    assert all(broker._uuid4(raw) == str(uuid.UUID(bytes=raw, version=4)) for raw in values)
+    assert uuid.UUID(broker._uuid4()).version == 4 and broker._uuid4() != broker._uuid4()

@@ -162,9 +162,9 @@ def _claim(*, client: ApiClient, key: str, method: str, path: str, fingerprint: 
 
 class ClaimedRows(Protocol):
     """An operation's rows written by its key's claim itself (``Answer.rows``): one statement, which commits on
-    its own outside a transaction (no BEGIN, no COMMIT: two round trips fewer). Its CTEs: ``before`` (its
-    checks, SELECTs only), then the claim, named ``claim`` (the key inserted completed with the response, under
-    its advisory lock, unless ``refused``), then ``after`` (its writes, each guarded by
+    its own outside a transaction (no BEGIN, no COMMIT: two round trips fewer; inside a caller's, in that one).
+    Its CTEs: ``before`` (its checks, SELECTs only), then the claim, named ``claim`` (the key inserted completed
+    with the response, under its advisory lock, unless ``refused``), then ``after`` (its writes, each guarded by
     ``EXISTS (SELECT FROM claim)``): the rows are written if and only if the key is claimed. ``params``: the
     CTEs' named parameters (none starting with ``claim_``). ``done``: once they are committed (the publish)."""
 

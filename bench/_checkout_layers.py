@@ -54,6 +54,7 @@ def _checkout() -> list[tuple[str, object, str]]:
     import core.views
     import payments.services
     import payments.services.checkout
+    import payments.services.checkout_write
     import payments.services.enqueue
     from payments.apis import CheckoutListCreateApi
     from payments.models import PaymentEvent, PaymentOrder, PaymentOrderTransition
@@ -68,6 +69,9 @@ def _checkout() -> list[tuple[str, object, str]]:
         ("idempotent_call", core.services, "idempotent_call"),
         ("fingerprint", core.services, "request_fingerprint"),
         ("claim", core.services, "_claim"),
+        ("claim_with_rows", core.services, "_claimed_with_rows"),
+        ("rows_params", payments.services.checkout_write, "_parameters"),
+        ("rows_done", payments.services.checkout_write.CheckoutRows, "done"),
         ("atomic_enter", Atomic, "__enter__"),
         ("atomic_exit", Atomic, "__exit__"),
         ("commit_hooks", BaseDatabaseWrapper, "run_and_clear_commit_hooks"),

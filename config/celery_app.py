@@ -17,7 +17,10 @@ class DjangoCelerySettings(Mapping):
 
     Celery looks a setting up under several spellings on every publish (seven settings per task sent); on
     Django's lazy settings object each miss is an AttributeError raised and caught: a fifth of a publish's
-    CPU. A dict answers the same misses for nothing. ``app.conf.x = ...`` still overrides, as before."""
+    CPU. A dict answers the same misses for nothing. ``app.conf.x = ...`` still overrides, as before. ``frozen``:
+    its values never change once read (``core.broker`` keeps what it read from the configuration on that)."""
+
+    frozen = True
 
     @cached_property
     def _values(self) -> dict:

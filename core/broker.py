@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+import operator
 import os
 import threading
 
@@ -25,7 +26,6 @@ import redis
 from celery import Task, signals
 from celery.utils.nodenames import anon_nodename
 from kombu.utils.json import dumps
-from kombu.utils.uuid import uuid
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
@@ -50,15 +50,14 @@ def task_push(task, *, argsrepr: str, kwargsrepr: str, options: dict | None = No
     real = _task_plain(task)  # the task itself (``shared_task`` gives a proxy), None unless plain
     app = task.app if real is None else real.app
     conf = app.conf
-    queue = conf.task_default_queue  # read on every publish: the tests' worker has a queue of its own
-    url = conf.broker_write_url
+    queue, url, timeout = _settings(conf)  # as read on every publish: the tests' worker has a queue of its own
     if options or real is None or not _direct(app, url, queue):
         declare = [] if (url, queue) in _declared else None
         task.apply_async(kwargs=kwargs, argsrepr=argsrepr, kwargsrepr=kwargsrepr, declare=declare,
                          **(options or {}))
         _declared.add((url, queue))
         return
-    task_id = uuid()
+    task_id = _uuid4()
     headers = {
         "lang": "py", "task": real.name, "id": task_id, "shadow": None, "eta": None, "expires": None,
         "group": None, "group_index": None, "retries": 0, "timelimit": [None, None], "root_id": task_id,
@@ -72,10 +71,46 @@ def task_push(task, *, argsrepr: str, kwargsrepr: str, options: dict | None = No
         "properties": {
             "correlation_id": task_id, "reply_to": app.thread_oid, "argsrepr": argsrepr, "kwargsrepr": kwargsrepr,
             "delivery_mode": 2, "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0,
-            "body_encoding": "base64", "delivery_tag": uuid(),
+            "body_encoding": "base64", "delivery_tag": _uuid4(),
         },
     }
-    _client(url, conf.broker_connection_timeout).lpush(queue, _json(message))
+    _client(url, timeout).lpush(queue, _json(message))
+
+
+_ENVIRON = ("CELERY_BROKER_WRITE_URL", "CELERY_BROKER_URL")  # what Celery's ``broker_write_url`` reads first
+_read: tuple = ()
+
+
+def _settings(conf) -> tuple[str, str, float | None]:
+    """``(conf.task_default_queue, conf.broker_write_url, conf.broker_connection_timeout)``: ~45 us by Celery's
+    lookups (each setting under several spellings in three maps, exceptions caught), read again only when
+    something they come from changed: the configuration object, its maps (``add_defaults`` inserts one), the
+    values assigned to it (``conf.x = ...``: its ``changes``, compared by value with a copy) and the two
+    environment variables Celery reads before them. Its other maps are Django's ``CELERY_*`` settings, read once
+    (``config.celery_app``), and Celery's defaults."""
+    global _read
+    maps, environ = conf.maps, tuple(os.environ.get(name) for name in _ENVIRON)
+    read = _read
+    if (read and read[0] is conf and len(read[1]) == len(maps) and all(map(operator.is_, read[1], maps))
+            and read[2] == conf.changes and read[3] == environ):
+        return read[4]
+    values = (conf.task_default_queue, conf.broker_write_url, conf.broker_connection_timeout)
+    # Kept only over maps known not to change in place: plain dicts (Celery's defaults) and ``frozen`` classes.
+    if all(type(m) is dict or getattr(type(m), "frozen", False) for m in maps[1:]):
+        _read = (conf, tuple(maps), dict(conf.changes), environ, values)
+    return values
+
+
+#: ``uuid.UUID``'s variant and version 4 bits, as ``UUID(bytes=..., version=4)`` sets them.
+_UUID_CLEAR, _UUID_SET = ~((0xc000 << 48) | (0xf000 << 64)), (0x8000 << 48) | (4 << 76)
+
+
+def _uuid4(random: bytes | None = None) -> str:
+    """kombu's ``uuid()`` (``str(uuid.uuid4())``) of the same 16 random bytes, without building a ``UUID``: a
+    quarter of its CPU, twice per publish (``core/tests/test_broker.py`` compares the two)."""
+    value = int.from_bytes(os.urandom(16) if random is None else random, "big") & _UUID_CLEAR | _UUID_SET
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def _json(value) -> str:

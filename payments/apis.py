@@ -86,8 +86,10 @@ class CheckoutListCreateApi(ApiView):
                 # our address as the buyer reaches it: only a buyer who is present goes back to it
                 public_url=request.build_absolute_uri("/") if data["return_url"] else "",
             )
+            # The rows written by the claim's own statement, committed on its own; or, if it claims nothing, by
+            # ``write`` in the transaction that tells a replay, a twin or a refused seller apart.
             return Answer(status.HTTP_201_CREATED, checkout_output(made),  # PaymentEventOutput's, from its values
-                          lambda: services.payment_event_insert(checkout=made))
+                          lambda: services.payment_event_insert(checkout=made), services.checkout_rows(made))
 
         return idempotent_response(request, prepare=checkout)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from contextlib import contextmanager
 from unittest import mock
@@ -106,3 +107,50 @@ def test_an_unreachable_broker_raises():
         broker._declared.add((app.conf.broker_write_url, queue))  # as if declared: straight to Redis
         with pytest.raises(redis.exceptions.ConnectionError):
             task_push(payment_event_execute_task, argsrepr="()", kwargsrepr=repr(kwargs), **kwargs)
+
+
+def test_the_settings_read_once_follow_every_change(monkeypatch):
+    """``task_push`` reads the queue, the broker URL and its timeout as Celery gives them, on every publish, though
+    it keeps them while nothing they come from changed."""
+    conf = app.conf
+
+    def same() -> bool:
+        return broker._settings(conf) == (conf.task_default_queue, conf.broker_write_url,
+                                          conf.broker_connection_timeout)
+
+    assert same() and same()
+    real, inserted = dict(conf.changes), None
+    try:
+        for name, value in [("task_default_queue", "q-1"), ("broker_connection_timeout", 7),
+                            ("broker_url", "redis://127.0.0.1:6379/14"), ("task_default_queue", "q-2")]:
+            setattr(conf, name, value)
+            assert same()
+        conf["CELERY_TASK_DEFAULT_QUEUE"] = "q-3"  # the namespaced spelling
+        assert same()
+        monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+        assert same()
+        monkeypatch.setenv("CELERY_BROKER_WRITE_URL", "redis://127.0.0.1:6379/11")
+        assert same() and broker._settings(conf)[1] == "redis://127.0.0.1:6379/11"
+        monkeypatch.delenv("CELERY_BROKER_WRITE_URL")
+        conf.broker_write_url = "redis://127.0.0.1:6379/10"
+        assert same()
+        del conf.changes["broker_write_url"]
+        assert same()
+        del conf.changes["broker_connection_timeout"]
+        assert same()
+        inserted = {"broker_connection_timeout": 9}
+        app.add_defaults(inserted)  # a map inserted before Django's settings
+        assert same() and broker._settings(conf)[2] == 9
+    finally:
+        conf.changes.clear()
+        conf.changes.update(real)
+        for maps in (conf.maps, conf.defaults):
+            maps[:] = [m for m in maps if m is not inserted]
+    assert same()
+
+
+def test_the_task_ids_are_kombus_uuid4s():
+    rng = random.Random(4)
+    values = [bytes(16), b"\xff" * 16, *(rng.randbytes(16) for _ in range(20000))]
+    assert all(broker._uuid4(raw) == str(uuid.UUID(bytes=raw, version=4)) for raw in values)
+    assert uuid.UUID(broker._uuid4()).version == 4 and broker._uuid4() != broker._uuid4()

@@ -18,6 +18,7 @@ from payments.services.checkout_sessions import (
     checkout_session_confirm,
     checkout_session_create,
 )
+from payments.services.checkout_write import checkout_rows
 from payments.services.customers import payment_event_prepare
 from payments.services.execution import (
     payment_order_apply_result,
@@ -43,7 +44,7 @@ from payments.services.refunds import (
 from payments.services.webhooks import webhook_event_process, webhook_event_receive
 
 __all__ = [
-    "ItemSpec", "OrderSpec", "SessionOrderSpec", "capture_posting_key", "checkout_session_confirm",
+    "ItemSpec", "OrderSpec", "SessionOrderSpec", "capture_posting_key", "checkout_rows", "checkout_session_confirm",
     "checkout_session_create", "commission_for", "merchant_events_relay", "payment_event_buyer_returned",
     "payment_event_create", "payment_event_insert", "payment_event_make", "payment_event_prepare",
     "payment_event_write",

@@ -110,32 +110,38 @@ _ACTIVE = Seller.Status.ACTIVE.value
 #: The event, its orders and their audit rows: every column (``test_checkout_write`` holds the lists to the
 #: models'), the constants of a new row written into the text, the event's values as parameters, the orders'
 #: as one JSON array (one ``json.dumps``; psycopg adapts a Python list in Python, ~7-12 us each).
-_INSERT = f"""\
-WITH o AS (
+_CHECKS = f"""\
+o AS (
   SELECT * FROM jsonb_to_recordset(%(orders)s::jsonb) AS o(id varchar, seller_id varchar, amount bigint,
     currency varchar, created_at timestamptz, updated_at timestamptz, audit_created_at timestamptz)
 ), refused AS (
   SELECT o.seller_id FROM o WHERE NOT EXISTS (SELECT FROM {_SELLER} s
     WHERE s.id = o.seller_id AND s.client_id = %(client)s AND s.status = '{_ACTIVE}')
-), event AS (
+)"""
+_WRITES = f"""\
+event AS (
   INSERT INTO {_EVENT} (id, client_id, buyer_reference, buyer_email, payment_method, psp_customer,
     psp_payment_method, idempotency_key, psp_return_url, return_url, created_at, state, completed_at,
     failure_reason, orders_succeeded, orders_failed)
   SELECT %(event)s, %(client)s, %(buyer_reference)s, %(buyer_email)s, %(payment_method)s, '',
     %(psp_payment_method)s, %(idempotency_key)s, %(psp_return_url)s, %(return_url)s, %(created_at)s,
-    '{_PROCESSING}', NULL, '', 0, 0 WHERE NOT EXISTS (SELECT FROM refused)
+    '{_PROCESSING}', NULL, '', 0, 0 WHERE {{guard}}
 ), orders AS (
   INSERT INTO {_ORDER} (id, payment_event_id, seller_id, amount, currency, state, psp_reference, failure_code,
     failure_message, attempts, psp_key_generation, psp_key_spent_at, amount_refunded, next_action_at,
     next_action_url, created_at, updated_at, completed_at)
   SELECT o.id, %(event)s, o.seller_id, o.amount, o.currency, '{_NOT_STARTED}', '', '', '', 0, 0, NULL, 0,
-    %(next_action_at)s, '', o.created_at, o.updated_at, NULL FROM o WHERE NOT EXISTS (SELECT FROM refused)
+    %(next_action_at)s, '', o.created_at, o.updated_at, NULL FROM o WHERE {{guard}}
 ), audit AS (
   INSERT INTO {_AUDIT} (from_state, to_state, actor, reason, created_at, payment_order_id, detail)
   SELECT '', '{_NOT_STARTED}', %(actor)s, '{AUDIT_REASON}', o.audit_created_at, o.id, NULL FROM o
-  WHERE NOT EXISTS (SELECT FROM refused)
-)
-SELECT seller_id FROM refused"""
+  WHERE {{guard}}
+)"""
+_REFUSED = "EXISTS (SELECT FROM refused)"
+_INSERT = f"WITH {_CHECKS}, {_WRITES.format(guard='NOT ' + _REFUSED)}\nSELECT seller_id FROM refused"
+#: The same writes in the statement of the checkout's idempotency key's claim (``CheckoutRows``): guarded by the
+#: claim, which is written only when no seller is refused.
+_WRITES_CLAIMED = _WRITES.format(guard="EXISTS (SELECT FROM claim)")
 
 
 def checkout_new(*, client: ApiClient, buyer_reference: str, buyer_email: str, payment_method: str, orders: list,
@@ -172,6 +178,32 @@ def checkout_rows_insert(checkout: NewCheckout) -> None:
         refused = {row[0] for row in cur.fetchall()}
     if refused:  # nothing was written
         sellers_onboarded_check(checkout.orders, refused=refused)
+    _enqueue(checkout)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutRows:
+    """A checkout's rows as its idempotency key's claim writes them, in the claim's own statement
+    (``core.services.ClaimedRows``): the sellers checked first (one refused: neither the key nor a row is
+    written, and the API's transaction path then refuses it as ``checkout_rows_insert`` does), the rows written
+    only if the key is claimed, the execution enqueued once they are committed."""
+
+    checkout: NewCheckout
+    params: dict
+    before: str = _CHECKS
+    refused: str = _REFUSED
+    after: str = _WRITES_CLAIMED
+
+    def done(self) -> None:
+        _enqueue(self.checkout)
+
+
+def checkout_rows(checkout: NewCheckout) -> CheckoutRows:
+    """``checkout``'s rows, to be written by its idempotency key's claim (``core.services.Answer.rows``)."""
+    return CheckoutRows(checkout, _parameters(checkout))
+
+
+def _enqueue(checkout: NewCheckout) -> None:
     if len(checkout.orders) == 1:
         enqueue_payment_order(checkout.orders[0].id)
     else:

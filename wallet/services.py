@@ -44,11 +44,13 @@ WALLET_SLOTS = 8
 # Taking a wallet's row and then its slots, in that order (as every writer and locking reader does, so that
 # none deadlocks another; a credit into a slot takes that slot alone): ``locked`` names the rows to take
 # (a CTE of ``id``), ``slots`` their slots as they are once taken, ``folded`` empties them into the rows
-# (the caller's UPDATE adds ``slotted.total``).
+# (the caller's UPDATE adds ``slotted.total``). Rows are taken FOR NO KEY UPDATE: a credit's movement checks its
+# foreign key to the wallet at its commit (Django's constraints are deferred) with FOR KEY SHARE, which FOR UPDATE
+# would block while that credit holds the slot the locker waits for: a deadlock.
 _FOLD_CTES = """
 slots AS MATERIALIZED (
     SELECT s.id, s.wallet_id, s.balance FROM wallet_walletslot s
-    WHERE s.wallet_id IN (SELECT id FROM locked) ORDER BY s.id FOR UPDATE
+    WHERE s.wallet_id IN (SELECT id FROM locked) ORDER BY s.id FOR NO KEY UPDATE
 ), folded AS (
     UPDATE wallet_walletslot SET balance = 0 FROM slots WHERE wallet_walletslot.id = slots.id AND slots.balance <> 0
 ), slotted AS (
@@ -77,12 +79,12 @@ wallet AS (
 ), free_slot AS MATERIALIZED (
     SELECT s.id FROM wallet_walletslot s JOIN movement ON s.wallet_id = movement.wallet_id
     WHERE movement.amount > 0 AND (SELECT negative_since FROM wallet) IS NULL
-    ORDER BY s.slot LIMIT 1 FOR UPDATE OF s SKIP LOCKED
+    ORDER BY s.slot LIMIT 1 FOR NO KEY UPDATE OF s SKIP LOCKED
 ), busy_slot AS MATERIALIZED (
     SELECT s.id FROM wallet_walletslot s JOIN movement ON s.wallet_id = movement.wallet_id
     WHERE movement.amount > 0 AND (SELECT negative_since FROM wallet) IS NULL
       AND NOT EXISTS (SELECT 1 FROM free_slot) AND s.slot = movement.id %% {SLOTS}
-    FOR UPDATE OF s
+    FOR NO KEY UPDATE OF s
 ), slot AS (
     UPDATE wallet_walletslot SET balance = wallet_walletslot.balance + movement.amount
     FROM (SELECT id FROM free_slot UNION ALL SELECT id FROM busy_slot) picked, movement
@@ -90,7 +92,7 @@ wallet AS (
     RETURNING movement.id
 ), locked AS MATERIALIZED (
     SELECT w.id FROM wallet_wallet w JOIN movement ON w.id = movement.wallet_id
-    WHERE NOT EXISTS (SELECT 1 FROM slot) FOR UPDATE OF w
+    WHERE NOT EXISTS (SELECT 1 FROM slot) FOR NO KEY UPDATE OF w
 ), {FOLD}, balance AS (
     UPDATE wallet_wallet SET balance = wallet_wallet.balance + COALESCE(slotted.total, 0) + movement.amount,
         updated_at = now(), {NEGATIVE_SINCE}
@@ -231,9 +233,10 @@ def wallet_debit(*, owner_id: str, currency: str, amount: int, idempotency_key: 
 _LOCK_SQL = """
 WITH locked AS MATERIALIZED (
     SELECT id, balance, negative_since, negative_since_movement_id FROM wallet_wallet
-    WHERE owner_id = %s AND currency = %s FOR UPDATE
+    WHERE owner_id = %s AND currency = %s FOR NO KEY UPDATE
 ), slots AS MATERIALIZED (
-    SELECT s.balance FROM wallet_walletslot s WHERE s.wallet_id IN (SELECT id FROM locked) ORDER BY s.id FOR UPDATE
+    SELECT s.balance FROM wallet_walletslot s WHERE s.wallet_id IN (SELECT id FROM locked)
+    ORDER BY s.id FOR NO KEY UPDATE
 ), l AS (
     SELECT id, (balance + (SELECT COALESCE(SUM(balance), 0) FROM slots))::bigint AS balance, negative_since,
            negative_since_movement_id FROM locked
@@ -289,10 +292,10 @@ WITH locked AS MATERIALIZED (
     SELECT w.id, w.owner_id, w.currency, w.balance
     FROM wallet_wallet w
     JOIN jsonb_to_recordset(%(wallets)s::jsonb) AS x(o text, c text) ON w.owner_id = x.o AND w.currency = x.c
-    ORDER BY w.id FOR UPDATE OF w
+    ORDER BY w.id FOR NO KEY UPDATE OF w
 ), slots AS MATERIALIZED (
     SELECT s.wallet_id, s.balance FROM wallet_walletslot s WHERE s.wallet_id IN (SELECT id FROM locked)
-    ORDER BY s.id FOR UPDATE
+    ORDER BY s.id FOR NO KEY UPDATE
 ), slotted AS (
     SELECT wallet_id, SUM(balance)::bigint AS total FROM slots GROUP BY wallet_id
 ), held AS (
@@ -335,7 +338,7 @@ WITH debit AS (  -- one JSON parameter: see ledger.services._POST_MANY_SQL
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id, wallet_id, amount
 ), locked AS MATERIALIZED (
-    SELECT w.id FROM wallet_wallet w JOIN movement m ON w.id = m.wallet_id ORDER BY w.id FOR UPDATE OF w
+    SELECT w.id FROM wallet_wallet w JOIN movement m ON w.id = m.wallet_id ORDER BY w.id FOR NO KEY UPDATE OF w
 ), {_FOLD_CTES.strip()}, balance AS (
     UPDATE wallet_wallet w SET balance = w.balance + COALESCE(t.total, 0) + m.amount, updated_at = now(),
         {negative_since_sql(wallet="w", amount="m.amount", movement_id="m.id",

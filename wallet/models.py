@@ -45,14 +45,16 @@ class Wallet(models.Model):
 
 class WalletSlot(models.Model):
     """A share of a wallet's balance that credits land in without taking the wallet's row (issue #8: a hot
-    seller's captures would queue on that one row until each commit). A credit outside a negative episode
-    adds to the first slot no concurrent credit holds (``SKIP LOCKED``), falling back to the row when all are
-    held; every other movement, and every reader that locks the wallet, takes the row and then its slots,
-    folding them into the row (``wallet.services``). Only credits land here: a slot is never below zero."""
+    seller's captures would queue on that one row until each commit). A credit adds to the first open slot no
+    concurrent credit holds (``SKIP LOCKED``), queueing on one when all are held; every other movement takes
+    the row and then its slots and folds them into the row, closing them while the wallet is below zero; a
+    reader that locks the wallet takes both (``wallet.services``). Only credits land here: never below zero."""
 
     wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="slots", db_index=False)
     slot = models.PositiveSmallIntegerField()
     balance = models.BigIntegerField(default=0, help_text="Minor units credited here, not yet folded into the row.")
+    open = models.BooleanField(default=True, help_text="Whether credits may land here: not while the wallet is "
+                                                      "below zero (its episode is kept on its row).")
 
     class Meta:
         constraints = [

@@ -42,32 +42,38 @@ def payout_hold(amount: int) -> Hold:
 WALLET_SLOTS = 8
 
 # Taking a wallet's row and then its slots, in that order (as every writer and locking reader does, so that
-# none deadlocks another; a credit into a slot takes that slot alone): ``locked`` names the rows to take
-# (a CTE of ``id``), ``slots`` their slots as they are once taken, ``folded`` empties them into the rows
-# (the caller's UPDATE adds ``slotted.total``). Rows are taken FOR NO KEY UPDATE: a credit's movement checks its
-# foreign key to the wallet at its commit (Django's constraints are deferred) with FOR KEY SHARE, which FOR UPDATE
-# would block while that credit holds the slot the locker waits for: a deadlock.
+# none deadlocks another; a credit into a slot takes that slot alone): ``locked`` is the caller's CTE of the rows
+# taken (``id``, ``balance`` as taken, the ``amount`` moved), ``slots`` their slots as they are once taken,
+# ``folded`` empties them into the rows (the caller's UPDATE adds ``slotted.total``) and opens them to credits
+# only when the wallet is not below zero after the movement: a credit that waited on a slot sees it closed
+# when it gets it (PostgreSQL rechecks the row) and takes the wallet's row instead, where the episode is kept.
+# Rows are taken FOR NO KEY UPDATE: a credit's movement checks its foreign key to the wallet at its commit
+# (Django's constraints are deferred) with FOR KEY SHARE, which FOR UPDATE would block while that credit holds
+# the slot the locker waits for: a deadlock.
 _FOLD_CTES = """
 slots AS MATERIALIZED (
-    SELECT s.id, s.wallet_id, s.balance FROM wallet_walletslot s
+    SELECT s.id, s.wallet_id, s.balance, s.open FROM wallet_walletslot s
     WHERE s.wallet_id IN (SELECT id FROM locked) ORDER BY s.id FOR NO KEY UPDATE
-), folded AS (
-    UPDATE wallet_walletslot SET balance = 0 FROM slots WHERE wallet_walletslot.id = slots.id AND slots.balance <> 0
 ), slotted AS (
     SELECT wallet_id, SUM(balance)::bigint AS total FROM slots GROUP BY wallet_id
+), folded AS (
+    UPDATE wallet_walletslot SET balance = 0, open = after.open
+    FROM slots JOIN (SELECT l.id, l.balance + COALESCE(t.total, 0) + l.amount >= 0 AS open
+                     FROM locked l LEFT JOIN slotted t ON t.wallet_id = l.id) after ON after.id = slots.wallet_id
+    WHERE wallet_walletslot.id = slots.id AND (slots.balance <> 0 OR slots.open <> after.open)
 )"""
 
 # The movement and the balance: CTEs that run alone (``wallet_move``) or in a caller's statement after
 # other writes (``WalletMove``, ``after``). A repeated key inserts no movement, so nothing is touched.
-# A credit outside a negative episode (the wallet's ``negative_since`` as the statement sees it) goes into
-# a free slot (``free_slot``; when every slot is held, it queues on one, ``busy_slot``); anything else (or a
-# wallet without slots) takes the wallet's row and its slots and folds them (``locked``, ``_FOLD_CTES``,
+# A credit goes into a free open slot (``free_slot``; when every slot is held, it queues on one, ``busy_slot``);
+# anything else (a debit, a credit while the wallet is below zero and its slots closed, a wallet without slots)
+# takes the wallet's row and its slots and folds them (``locked``, ``_FOLD_CTES``,
 # ``balance``), where the negative episode is kept against the whole balance. Either lock is taken last, just
 # before the commit. The last column says whether the wallet exists: it is opened on first use, and the
 # statement run again.
 _MOVE_CTES = """
 wallet AS (
-    SELECT id, negative_since FROM wallet_wallet WHERE owner_id = %s AND currency = %s
+    SELECT id FROM wallet_wallet WHERE owner_id = %s AND currency = %s
 ), movement AS (
     INSERT INTO wallet_walletmovement (wallet_id, amount, idempotency_key, reason, created_at, hold_until,
                                        reserve_amount, reserve_until)
@@ -78,12 +84,12 @@ wallet AS (
     RETURNING id, wallet_id, amount
 ), free_slot AS MATERIALIZED (
     SELECT s.id FROM wallet_walletslot s JOIN movement ON s.wallet_id = movement.wallet_id
-    WHERE movement.amount > 0 AND (SELECT negative_since FROM wallet) IS NULL
+    WHERE movement.amount > 0 AND s.open
     ORDER BY s.slot LIMIT 1 FOR NO KEY UPDATE OF s SKIP LOCKED
 ), busy_slot AS MATERIALIZED (
     SELECT s.id FROM wallet_walletslot s JOIN movement ON s.wallet_id = movement.wallet_id
-    WHERE movement.amount > 0 AND (SELECT negative_since FROM wallet) IS NULL
-      AND NOT EXISTS (SELECT 1 FROM free_slot) AND s.slot = movement.id %% {SLOTS}
+    WHERE movement.amount > 0 AND s.open AND NOT EXISTS (SELECT 1 FROM free_slot)
+      AND s.slot = movement.id %% {SLOTS}
     FOR NO KEY UPDATE OF s
 ), slot AS (
     UPDATE wallet_walletslot SET balance = wallet_walletslot.balance + movement.amount
@@ -91,7 +97,7 @@ wallet AS (
     WHERE wallet_walletslot.id = picked.id
     RETURNING movement.id
 ), locked AS MATERIALIZED (
-    SELECT w.id FROM wallet_wallet w JOIN movement ON w.id = movement.wallet_id
+    SELECT w.id, w.balance, movement.amount FROM wallet_wallet w JOIN movement ON w.id = movement.wallet_id
     WHERE NOT EXISTS (SELECT 1 FROM slot) FOR NO KEY UPDATE OF w
 ), {FOLD}, balance AS (
     UPDATE wallet_wallet SET balance = wallet_wallet.balance + COALESCE(slotted.total, 0) + movement.amount,
@@ -131,7 +137,8 @@ WITH opened AS (
     INSERT INTO wallet_wallet (owner_id, currency, balance, updated_at) VALUES (%s, %s, 0, now())
     ON CONFLICT (owner_id, currency) DO NOTHING RETURNING id
 )
-INSERT INTO wallet_walletslot (wallet_id, slot, balance) SELECT id, n, 0 FROM opened, generate_series(0, %s) n"""
+INSERT INTO wallet_walletslot (wallet_id, slot, balance, open)
+SELECT id, n, 0, true FROM opened, generate_series(0, %s) n"""
 
 
 @dataclass(frozen=True)
@@ -338,7 +345,8 @@ WITH debit AS (  -- one JSON parameter: see ledger.services._POST_MANY_SQL
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id, wallet_id, amount
 ), locked AS MATERIALIZED (
-    SELECT w.id FROM wallet_wallet w JOIN movement m ON w.id = m.wallet_id ORDER BY w.id FOR NO KEY UPDATE OF w
+    SELECT w.id, w.balance, m.amount FROM wallet_wallet w JOIN movement m ON w.id = m.wallet_id
+    ORDER BY w.id FOR NO KEY UPDATE OF w
 ), {_FOLD_CTES.strip()}, balance AS (
     UPDATE wallet_wallet w SET balance = w.balance + COALESCE(t.total, 0) + m.amount, updated_at = now(),
         {negative_since_sql(wallet="w", amount="m.amount", movement_id="m.id",

@@ -3,7 +3,7 @@ movement and every reader that locks the wallet sees its whole balance (the row'
 import threading
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from wallet import selectors
@@ -180,22 +180,39 @@ def test_in_a_negative_episode_credits_go_to_the_row_and_end_it_there():
     assert row("s") == (0, False) and sum(slots("s")) == 7 and books_agree("s")
 
 
-def test_an_episode_ended_in_a_slot_is_read_against_the_whole_balance():
-    """A credit whose statement saw the wallet before a debit took it below zero may land in a slot after that
-    debit commits: the row says negative, the whole balance does not. Readers go by the whole balance; the next
-    movement's fold ends the episode on the row."""
-    credit("s", 100, "c1")
-    wallet_debit(owner_id="s", currency="usd", amount=300, idempotency_key="d1", reason="t")
-    with connection.cursor() as cur:  # what that late credit leaves
-        cur.execute("INSERT INTO wallet_walletmovement (wallet_id, amount, idempotency_key, reason, created_at,"
-                    " reserve_amount) SELECT id, 250, 'late', 't', now(), 0 FROM wallet_wallet")
-        cur.execute("UPDATE wallet_walletslot SET balance = 250 WHERE slot = 3")
-    assert row("s") == (-200, True) and books_agree("s")
-    assert selectors.wallets_negative() == []
-    with transaction.atomic():
-        assert wallet_negative_locked(owner_id="s", currency="usd") is None
-    wallet_debit(owner_id="s", currency="usd", amount=10, idempotency_key="d2", reason="t")
-    assert row("s") == (40, False) and slots("s") == [0] * WALLET_SLOTS and books_agree("s")
+def test_a_credit_queued_on_a_slot_while_a_debit_takes_the_wallet_below_zero_goes_to_the_row():
+    """The debit holds every slot (its fold) when the credit's statement starts, so the credit queues on one; the
+    debit commits the wallet below zero and its slots closed: the credit, rechecking the slot it then gets, finds
+    it closed and moves the row instead, where the episode goes on (it would have ended in a slot unseen)."""
+    credit("s", 100, "c0")
+    inside, release, credited = threading.Event(), threading.Event(), threading.Event()
+    below = []
+
+    def debit():
+        with transaction.atomic():
+            below.append(wallet_debit(owner_id="s", currency="usd", amount=300, idempotency_key="d1", reason="t")[0])
+            inside.set()
+            release.wait(10)
+
+    def late_credit():
+        credit("s", 50, "c1")
+        credited.set()
+
+    threads = Threads()
+    threads.start(debit)
+    assert inside.wait(10)
+    threads.start(late_credit)
+    assert not credited.wait(0.5)  # every slot is the debit's
+    release.set()
+    threads.join()
+    assert row("s") == (-150, True) and slots("s") == [0] * WALLET_SLOTS
+    assert Wallet.objects.get().negative_since_movement_id == below[0].id and books_agree("s")
+    assert not WalletSlot.objects.filter(open=True).exists()
+    assert selectors.wallets_negative()[0][2] == -150
+    credit("s", 150, "c2")  # square: the episode ends on the row, the slots open again
+    assert row("s") == (0, False) and WalletSlot.objects.filter(open=True).count() == WALLET_SLOTS
+    credit("s", 9, "c3")
+    assert row("s") == (0, False) and sum(slots("s")) == 9 and books_agree("s")
 
 
 def test_a_wallet_without_slots_moves_on_its_row():

@@ -159,7 +159,7 @@ def _books_checks(run, again) -> dict:
                                                              idempotency_key__endswith=":created").count(),
         "paid_out": Payout.objects.aggregate(total=Sum("amount"))["total"],
         "in_transit": -ledger_selectors.account_balance(code=accounts.PAYOUTS_IN_TRANSIT, currency="usd"),
-        "wallets_not_zero": Wallet.objects.exclude(balance=0).count(),
+        "wallets_not_zero": Wallet.objects.with_total().exclude(total=0).count(),
         "report_lines": PayoutRunItem.objects.filter(run=run).count(),
         "second_run_created": again.payouts_created, "second_run_lines": again.items.count(),
     }

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.db import connection, transaction
 from django.utils.module_loading import import_string
 
 from ledger import accounts
@@ -20,7 +21,17 @@ from wallet import selectors as wallet_selectors
 
 
 def money_audit() -> list[str]:
-    """Return one line per violated invariant; an empty list means the books are sound."""
+    """Return one line per violated invariant; an empty list means the books are sound. Every check reads one
+    snapshot (a REPEATABLE READ transaction of its own, unless called inside one), so the audit holds while
+    money moves: each capture writes its ledger posting and its wallet credit in one transaction."""
+    if connection.in_atomic_block:
+        return _money_audit()
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        return _money_audit()
+
+
+def _money_audit() -> list[str]:
     violations: list[str] = []
 
     for currency, total in sorted(ledger_selectors.trial_balance().items()):

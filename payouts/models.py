@@ -9,7 +9,7 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from core.ids import IdFactory
 from core.models import TransitionAudit, WebhookInbox
-from wallet.models import Wallet
+from wallet.models import Wallet, WalletQuerySet
 
 
 class PayoutAccount(models.Model):
@@ -258,9 +258,9 @@ class NegativeBalanceWriteOff(models.Model):
         return f"{self.id} {self.seller_id} {self.currency}"
 
 
-class NegativeBalanceManager(models.Manager):
+class NegativeBalanceManager(models.Manager.from_queryset(WalletQuerySet)):
     def get_queryset(self):
-        return super().get_queryset().filter(balance__lt=0)
+        return super().get_queryset().with_total().filter(total__lt=0)
 
 
 class NegativeBalance(Wallet):

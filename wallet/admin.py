@@ -24,8 +24,11 @@ class WalletAdmin(OwnerNamesMixin, ReadOnlyAdmin):
     search_fields = ("owner_id",)
     search_help_text = "A seller's id or name"
     list_filter = ("currency",)
-    fields = ("owner_id", "currency", "balance", "updated_at")
+    fields = ("owner_id", "currency", "balance_display", "updated_at")
     change_form_template = "admin/wallet/wallet/change_form.html"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_total()  # the row's balance and its slots'
 
     def owner_ids_of(self, obj):
         return [obj.owner_id]
@@ -41,9 +44,9 @@ class WalletAdmin(OwnerNamesMixin, ReadOnlyAdmin):
     def currency_code(self, obj):
         return obj.currency.upper()
 
-    @admin.display(description="Balance", ordering="balance")
+    @admin.display(description="Balance", ordering="total")
     def balance_display(self, obj):
-        return format_money(obj.balance, obj.currency)
+        return format_money(obj.total, obj.currency)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         wallet = self.get_object(request, object_id)
@@ -52,7 +55,7 @@ class WalletAdmin(OwnerNamesMixin, ReadOnlyAdmin):
             self.owner_names_fill([wallet])
             page = page_of(request, selectors.wallet_movements_of(wallet_id=wallet.pk))
             context = {
-                "wallet_balance": format_money(wallet.balance, wallet.currency),
+                "wallet_balance": format_money(wallet.total, wallet.currency),
                 "seller_name": self.owner_name(wallet, wallet.owner_id) or wallet.owner_id,
                 "seller_url": _url("admin:payments_seller_change", wallet.owner_id),
                 "ledger_account_url": _url("admin:ledger_account_of_seller", wallet.owner_id),

@@ -1,10 +1,23 @@
 """Sellers' wallets: a balance per owner and currency, and the append-only movements behind it."""
 from django.db import models
+from django.db.models.functions import Cast, Coalesce
 
 from core.money import format_money
 
 
+class WalletQuerySet(models.QuerySet):
+    def with_total(self) -> "WalletQuerySet":
+        """Each wallet annotated ``total``: its balance, its row's and its slots' (``WalletSlot``)."""
+        slots = (WalletSlot.objects.filter(wallet=models.OuterRef("pk")).order_by().values("wallet")
+                 .annotate(s=models.Sum("balance")).values("s"))
+        total = models.F("balance") + Coalesce(models.Subquery(slots, output_field=models.BigIntegerField()), 0)
+        return self.annotate(total=Cast(total, models.BigIntegerField()))
+
+
 class Wallet(models.Model):
+    """A seller's balance in one currency: ``balance`` on this row plus the credits its slots hold
+    (``WalletSlot``); ``WalletQuerySet.with_total`` and ``wallet.selectors`` read the sum."""
+
     owner_id = models.CharField(max_length=40, help_text="The seller's id.")
     currency = models.CharField(max_length=3)
     balance = models.BigIntegerField(default=0, help_text="Minor units; the sum of the movements.")
@@ -16,6 +29,8 @@ class Wallet(models.Model):
     negative_since_movement_id = models.BigIntegerField(
         null=True, blank=True, help_text="The movement that took the balance below zero (null: it is not).")
 
+    objects = WalletQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["owner_id", "currency"], name="wallet_one_per_owner_currency")
@@ -26,6 +41,29 @@ class Wallet(models.Model):
 
     def __str__(self) -> str:
         return f"{self.owner_id} {self.currency}"
+
+
+class WalletSlot(models.Model):
+    """A share of a wallet's balance that credits land in without taking the wallet's row (issue #8: a hot
+    seller's captures would queue on that one row until each commit). A credit adds to the first open slot no
+    concurrent credit holds (``SKIP LOCKED``), queueing on one when all are held; every other movement takes
+    the row and then its slots and folds them into the row, closing them while the wallet is below zero; a
+    reader that locks the wallet takes both (``wallet.services``). Only credits land here: never below zero."""
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="slots", db_index=False)
+    slot = models.PositiveSmallIntegerField()
+    balance = models.BigIntegerField(default=0, help_text="Minor units credited here, not yet folded into the row.")
+    open = models.BooleanField(default=True, help_text="Whether credits may land here: not while the wallet is "
+                                                      "below zero (its episode is kept on its row).")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["wallet", "slot"], name="wallet_slot_one_per_number"),
+            models.CheckConstraint(condition=models.Q(balance__gte=0), name="wallet_slot_credits_only"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.wallet} slot {self.slot}"
 
 
 class WalletMovement(models.Model):

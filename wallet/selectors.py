@@ -9,13 +9,15 @@ from wallet.models import Wallet, WalletMovement
 
 
 def wallet_balance(*, owner_id: str, currency: str) -> int:
-    wallet = Wallet.objects.filter(owner_id=owner_id, currency=currency).first()
-    return wallet.balance if wallet else 0
+    """The wallet's balance (its row's and its slots'), 0 when it has none."""
+    wallet = Wallet.objects.with_total().filter(owner_id=owner_id, currency=currency).first()
+    return wallet.total if wallet else 0
 
 
 def wallet_balances() -> dict[tuple[str, str], int]:
-    """Every wallet's cached balance, by (owner, currency)."""
-    return {(w.owner_id, w.currency): w.balance for w in Wallet.objects.all()}
+    """Every wallet's cached balance (its row's and its slots', one snapshot), by (owner, currency)."""
+    return {(owner, currency): total for owner, currency, total
+            in Wallet.objects.with_total().values_list("owner_id", "currency", "total")}
 
 
 def wallet_movement_sums() -> dict[tuple[str, str], int]:
@@ -43,9 +45,12 @@ class WalletBuckets:
 _HELD = """
 COALESCE(SUM(m.amount - m.reserve_amount) FILTER (WHERE m.hold_until > %(t)s), 0)::bigint,
 COALESCE(SUM(m.reserve_amount) FILTER (WHERE m.reserve_until > %(t)s), 0)::bigint"""
+#: A wallet ``w``'s whole cached balance: its row's and its slots' (``wallet.models.WalletSlot``).
+WALLET_TOTAL = ("(w.balance + COALESCE((SELECT SUM(s.balance) FROM wallet_walletslot s WHERE s.wallet_id = w.id),"
+                " 0))::bigint")
 # Now: the cached balance and the movements still held (the partial index ``wallet_movement_held``).
 _BUCKETS_NOW = f"""
-SELECT w.owner_id, w.currency, w.balance, {_HELD}
+SELECT w.owner_id, w.currency, {WALLET_TOTAL}::bigint, {_HELD}
 FROM wallet_wallet w
 LEFT JOIN wallet_walletmovement m ON m.wallet_id = w.id AND m.reserve_until > %(t)s
 WHERE w.owner_id = %(owner)s GROUP BY w.id ORDER BY w.currency"""
@@ -82,14 +87,14 @@ def wallets_available(*, as_of: datetime, owner_ids: list[str] | None = None
     owners = "" if owner_ids is None else "AND w.owner_id = ANY(%(owners)s)"
     with connection.cursor() as cur:
         cur.execute(f"""
-SELECT w.owner_id, w.currency, (w.balance - COALESCE(h.held, 0))::bigint
+SELECT w.owner_id, w.currency, ({WALLET_TOTAL} - COALESCE(h.held, 0))::bigint
 FROM wallet_wallet w
 LEFT JOIN (
     SELECT wallet_id, COALESCE(SUM(m.amount - m.reserve_amount) FILTER (WHERE m.hold_until > %(t)s), 0)
                       + COALESCE(SUM(m.reserve_amount) FILTER (WHERE m.reserve_until > %(t)s), 0) AS held
     FROM wallet_walletmovement m WHERE m.reserve_until > %(t)s GROUP BY wallet_id
 ) h ON h.wallet_id = w.id
-WHERE w.balance <> 0 {owners}
+WHERE {WALLET_TOTAL} <> 0 {owners}
 ORDER BY w.owner_id, w.currency""", {"t": as_of, "owners": owner_ids})
         return cur.fetchall()
 
@@ -111,10 +116,10 @@ def wallet_movements(*, owner_id: str) -> QuerySet[WalletMovement]:
 def wallets_negative(*, since_before: datetime | None = None) -> list[tuple[str, str, int, datetime]]:
     """``(owner, currency, balance, negative since)`` of every wallet below zero (only those negative since
     before ``since_before``, when given), the oldest debt first."""
-    wallets = Wallet.objects.filter(balance__lt=0, negative_since__isnull=False)
+    wallets = Wallet.objects.with_total().filter(total__lt=0, negative_since__isnull=False)
     if since_before is not None:
         wallets = wallets.filter(negative_since__lt=since_before)
-    return list(wallets.order_by("negative_since", "id").values_list("owner_id", "currency", "balance",
+    return list(wallets.order_by("negative_since", "id").values_list("owner_id", "currency", "total",
                                                                      "negative_since"))
 
 

@@ -37,11 +37,40 @@ def payout_hold(amount: int) -> Hold:
     return Hold(seconds=seconds, reserve_amount=amount * settings.PAYOUT_RESERVE_BPS // 10_000,
                 reserve_seconds=max(seconds, settings.PAYOUT_RESERVE_DAYS * 86_400))
 
+#: Slots opened with each wallet (``WalletSlot``): credits outside a negative episode land in the first one no
+#: concurrent credit holds, so a hot seller's captures do not queue on one row through each commit.
+WALLET_SLOTS = 8
+
+# Taking a wallet's row and then its slots, in that order (as every writer and locking reader does, so that
+# none deadlocks another; a credit into a slot takes that slot alone): ``locked`` is the caller's CTE of the rows
+# taken (``id``, ``balance`` as taken, the ``amount`` moved), ``slots`` their slots as they are once taken,
+# ``folded`` empties them into the rows (the caller's UPDATE adds ``slotted.total``) and opens them to credits
+# only when the wallet is not below zero after the movement: a credit that waited on a slot sees it closed
+# when it gets it (PostgreSQL rechecks the row) and takes the wallet's row instead, where the episode is kept.
+# Rows are taken FOR NO KEY UPDATE: a credit's movement checks its foreign key to the wallet at its commit
+# (Django's constraints are deferred) with FOR KEY SHARE, which FOR UPDATE would block while that credit holds
+# the slot the locker waits for: a deadlock.
+_FOLD_CTES = """
+slots AS MATERIALIZED (
+    SELECT s.id, s.wallet_id, s.balance, s.open FROM wallet_walletslot s
+    WHERE s.wallet_id IN (SELECT id FROM locked) ORDER BY s.id FOR NO KEY UPDATE
+), slotted AS (
+    SELECT wallet_id, SUM(balance)::bigint AS total FROM slots GROUP BY wallet_id
+), folded AS (
+    UPDATE wallet_walletslot SET balance = 0, open = after.open
+    FROM slots JOIN (SELECT l.id, l.balance + COALESCE(t.total, 0) + l.amount >= 0 AS open
+                     FROM locked l LEFT JOIN slotted t ON t.wallet_id = l.id) after ON after.id = slots.wallet_id
+    WHERE wallet_walletslot.id = slots.id AND (slots.balance <> 0 OR slots.open <> after.open)
+)"""
+
 # The movement and the balance: CTEs that run alone (``wallet_move``) or in a caller's statement after
-# other writes (``WalletMove``, ``after``). A repeated key inserts no movement, so the balance is not
-# touched; the balance row is locked last, just before the commit, so that concurrent movers of one
-# wallet (a hot seller) queue on it as briefly as possible. The last column says whether the wallet
-# exists: it is opened on first use, and the statement run again.
+# other writes (``WalletMove``, ``after``). A repeated key inserts no movement, so nothing is touched.
+# A credit goes into a free open slot (``free_slot``; when every slot is held, it queues on one, ``busy_slot``);
+# anything else (a debit, a credit while the wallet is below zero and its slots closed, a wallet without slots)
+# takes the wallet's row and its slots and folds them (``locked``, ``_FOLD_CTES``,
+# ``balance``), where the negative episode is kept against the whole balance. Either lock is taken last, just
+# before the commit. The last column says whether the wallet exists: it is opened on first use, and the
+# statement run again.
 _MOVE_CTES = """
 wallet AS (
     SELECT id FROM wallet_wallet WHERE owner_id = %s AND currency = %s
@@ -53,33 +82,63 @@ wallet AS (
     FROM wallet{AFTER}
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id, wallet_id, amount
-), balance AS (
-    UPDATE wallet_wallet SET balance = wallet_wallet.balance + movement.amount, updated_at = now(),
-        {NEGATIVE_SINCE}
-    FROM movement WHERE wallet_wallet.id = movement.wallet_id
+), free_slot AS MATERIALIZED (
+    SELECT s.id FROM wallet_walletslot s JOIN movement ON s.wallet_id = movement.wallet_id
+    WHERE movement.amount > 0 AND s.open
+    ORDER BY s.slot LIMIT 1 FOR NO KEY UPDATE OF s SKIP LOCKED
+), busy_slot AS MATERIALIZED (
+    SELECT s.id FROM wallet_walletslot s JOIN movement ON s.wallet_id = movement.wallet_id
+    WHERE movement.amount > 0 AND s.open AND NOT EXISTS (SELECT 1 FROM free_slot)
+      AND s.slot = movement.id %% {SLOTS}
+    FOR NO KEY UPDATE OF s
+), slot AS (
+    UPDATE wallet_walletslot SET balance = wallet_walletslot.balance + movement.amount
+    FROM (SELECT id FROM free_slot UNION ALL SELECT id FROM busy_slot) picked, movement
+    WHERE wallet_walletslot.id = picked.id
+    RETURNING movement.id
+), locked AS MATERIALIZED (
+    SELECT w.id, w.balance, movement.amount FROM wallet_wallet w JOIN movement ON w.id = movement.wallet_id
+    WHERE NOT EXISTS (SELECT 1 FROM slot) FOR NO KEY UPDATE OF w
+), {FOLD}, balance AS (
+    UPDATE wallet_wallet SET balance = wallet_wallet.balance + COALESCE(slotted.total, 0) + movement.amount,
+        updated_at = now(), {NEGATIVE_SINCE}
+    FROM movement LEFT JOIN slotted ON slotted.wallet_id = movement.wallet_id
+    WHERE wallet_wallet.id = movement.wallet_id AND wallet_wallet.id IN (SELECT id FROM locked)
     RETURNING movement.id
 )"""
 
 
-def negative_since_sql(*, wallet: str, amount: str, movement_id: str) -> str:
+def negative_since_sql(*, wallet: str, amount: str, movement_id: str, before: str = "") -> str:
     """The SET clauses that keep ``negative_since`` and ``negative_since_movement_id`` in step with a balance
-    moved by ``amount`` (SQL expressions, the table of wallets named ``wallet``). A negative episode starts with
-    the movement that takes the balance below zero and ends with the one that brings it back to zero or above
-    (SET sees the row as it was)."""
-    after = f"{wallet}.balance + {amount}"
-    return (f"negative_since = CASE WHEN {after} >= 0 THEN NULL WHEN {wallet}.balance >= 0 THEN now()"
+    moved by ``amount`` (SQL expressions, the table of wallets named ``wallet``; ``before``: the whole balance
+    before the movement, by default the row's). A negative episode starts with the movement that takes the
+    balance below zero and ends with the one that brings it back to zero or above (SET sees the row as it was)."""
+    before = before or f"{wallet}.balance"
+    after = f"{before} + {amount}"
+    return (f"negative_since = CASE WHEN {after} >= 0 THEN NULL WHEN {before} >= 0 THEN now()"
             f" ELSE {wallet}.negative_since END,"
-            f" negative_since_movement_id = CASE WHEN {after} >= 0 THEN NULL WHEN {wallet}.balance >= 0"
+            f" negative_since_movement_id = CASE WHEN {after} >= 0 THEN NULL WHEN {before} >= 0"
             f" THEN {movement_id} ELSE {wallet}.negative_since_movement_id END")
 
 
+_MOVE_CTES = _MOVE_CTES.replace("{SLOTS}", str(WALLET_SLOTS)).replace("{FOLD}", _FOLD_CTES.strip())
 _MOVE_CTES = _MOVE_CTES.replace("{NEGATIVE_SINCE}", negative_since_sql(
-    wallet="wallet_wallet", amount="movement.amount", movement_id="movement.id"))
+    wallet="wallet_wallet", amount="movement.amount", movement_id="movement.id",
+    before="(wallet_wallet.balance + COALESCE(slotted.total, 0))"))
 
 
 @functools.cache
 def _move_ctes(after: str) -> str:
     return _MOVE_CTES.replace("{AFTER}", f" WHERE {after}" if after else "")
+
+
+_OPEN_SQL = """
+WITH opened AS (
+    INSERT INTO wallet_wallet (owner_id, currency, balance, updated_at) VALUES (%s, %s, 0, now())
+    ON CONFLICT (owner_id, currency) DO NOTHING RETURNING id
+)
+INSERT INTO wallet_walletslot (wallet_id, slot, balance, open)
+SELECT id, n, 0, true FROM opened, generate_series(0, %s) n"""
 
 
 @dataclass(frozen=True)
@@ -96,7 +155,8 @@ class WalletMove:
     ctes: str
     params: list
 
-    columns: ClassVar[str] = "(SELECT id FROM balance), EXISTS (SELECT 1 FROM wallet)"
+    columns: ClassVar[str] = ("COALESCE((SELECT id FROM slot), (SELECT id FROM balance)),"
+                              " EXISTS (SELECT 1 FROM wallet)")
     width: ClassVar[int] = 2
 
     def missing(self, row: tuple) -> bool:
@@ -104,12 +164,10 @@ class WalletMove:
         return not row[1]
 
     def open_missing(self) -> None:
-        """Open the wallet on first use. Its own statement, so that the next one sees it even when a
-        concurrent first mover committed it while this one waited."""
+        """Open the wallet (and its slots) on first use. Its own statement, so that the next one sees it even
+        when a concurrent first mover committed it while this one waited."""
         with connection.cursor() as cur:
-            cur.execute("INSERT INTO wallet_wallet (owner_id, currency, balance, updated_at)"
-                        " VALUES (%s, %s, 0, now()) ON CONFLICT (owner_id, currency) DO NOTHING",
-                        [self.owner_id, self.currency])
+            cur.execute(_OPEN_SQL, [self.owner_id, self.currency, WALLET_SLOTS - 1])
 
     def result(self, row: tuple) -> tuple[WalletMovement, bool]:
         """``(movement, created)`` from its columns, as ``wallet_move`` returns them."""
@@ -176,13 +234,29 @@ def wallet_debit(*, owner_id: str, currency: str, amount: int, idempotency_key: 
                        idempotency_key=idempotency_key, reason=reason)
 
 
+# One wallet's row and then its slots locked (``_FOLD_CTES``' order), with its whole balance as ``l.balance``
+# (the slots are left as they are: the next movement folds them). A negative episode recorded on the row may
+# have ended in a slot (a credit that saw the row before the episode began): read it against the whole balance.
+_LOCK_SQL = """
+WITH locked AS MATERIALIZED (
+    SELECT id, balance, negative_since, negative_since_movement_id FROM wallet_wallet
+    WHERE owner_id = %s AND currency = %s FOR NO KEY UPDATE
+), slots AS MATERIALIZED (
+    SELECT s.balance FROM wallet_walletslot s WHERE s.wallet_id IN (SELECT id FROM locked)
+    ORDER BY s.id FOR NO KEY UPDATE
+), l AS (
+    SELECT id, (balance + (SELECT COALESCE(SUM(balance), 0) FROM slots))::bigint AS balance, negative_since,
+           negative_since_movement_id FROM locked
+)
+SELECT {columns} FROM l"""
+
+
 def wallet_available_locked(*, owner_id: str, currency: str, as_of: datetime) -> int:
     """Lock the wallet (until the caller's transaction ends) and return what is available in it at ``as_of``:
     its balance less what is still pending or reserved. 0 when it has no wallet. For a payout, so that no
     concurrent movement changes the amount between the look and the debit."""
     with connection.cursor() as cur:
-        cur.execute("SELECT id, balance FROM wallet_wallet WHERE owner_id = %s AND currency = %s FOR UPDATE",
-                    [owner_id, normalize_currency(currency)])
+        cur.execute(_LOCK_SQL.format(columns="l.id, l.balance"), [owner_id, normalize_currency(currency)])
         row = cur.fetchone()
         if row is None:
             return 0
@@ -209,8 +283,8 @@ def wallet_negative_locked(*, owner_id: str, currency: str) -> NegativeEpisode |
     """Lock the wallet (until the caller's transaction ends) and return its negative episode, or ``None``
     when its balance is not below zero (or it has no wallet)."""
     with connection.cursor() as cur:
-        cur.execute("SELECT balance, negative_since, negative_since_movement_id FROM wallet_wallet"
-                    " WHERE owner_id = %s AND currency = %s FOR UPDATE", [owner_id, normalize_currency(currency)])
+        cur.execute(_LOCK_SQL.format(columns="l.balance, l.negative_since, l.negative_since_movement_id"),
+                    [owner_id, normalize_currency(currency)])
         row = cur.fetchone()
     if row is None or row[0] >= 0:
         return None
@@ -225,13 +299,18 @@ WITH locked AS MATERIALIZED (
     SELECT w.id, w.owner_id, w.currency, w.balance
     FROM wallet_wallet w
     JOIN jsonb_to_recordset(%(wallets)s::jsonb) AS x(o text, c text) ON w.owner_id = x.o AND w.currency = x.c
-    ORDER BY w.id FOR UPDATE OF w
+    ORDER BY w.id FOR NO KEY UPDATE OF w
+), slots AS MATERIALIZED (
+    SELECT s.wallet_id, s.balance FROM wallet_walletslot s WHERE s.wallet_id IN (SELECT id FROM locked)
+    ORDER BY s.id FOR NO KEY UPDATE
+), slotted AS (
+    SELECT wallet_id, SUM(balance)::bigint AS total FROM slots GROUP BY wallet_id
 ), held AS (
     SELECT m.wallet_id, {_HELD_SUM} AS held FROM wallet_walletmovement m
     WHERE m.wallet_id IN (SELECT id FROM locked) AND m.reserve_until > %(t)s GROUP BY m.wallet_id
 )
-SELECT l.owner_id, l.currency, (l.balance - COALESCE(held.held, 0))::bigint
-FROM locked l LEFT JOIN held ON held.wallet_id = l.id"""
+SELECT l.owner_id, l.currency, (l.balance + COALESCE(slotted.total, 0) - COALESCE(held.held, 0))::bigint
+FROM locked l LEFT JOIN held ON held.wallet_id = l.id LEFT JOIN slotted ON slotted.wallet_id = l.id"""
 
 
 def wallets_available_locked(*, wallets: list[tuple[str, str]], as_of: datetime) -> dict[tuple[str, str], int]:
@@ -265,10 +344,14 @@ WITH debit AS (  -- one JSON parameter: see ledger.services._POST_MANY_SQL
     FROM debit d JOIN wallet_wallet w ON w.owner_id = d.owner_id AND w.currency = d.currency
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id, wallet_id, amount
-), balance AS (
-    UPDATE wallet_wallet w SET balance = w.balance + m.amount, updated_at = now(),
-        {negative_since_sql(wallet="w", amount="m.amount", movement_id="m.id")}
-    FROM movement m WHERE w.id = m.wallet_id
+), locked AS MATERIALIZED (
+    SELECT w.id, w.balance, m.amount FROM wallet_wallet w JOIN movement m ON w.id = m.wallet_id
+    ORDER BY w.id FOR NO KEY UPDATE OF w
+), {_FOLD_CTES.strip()}, balance AS (
+    UPDATE wallet_wallet w SET balance = w.balance + COALESCE(t.total, 0) + m.amount, updated_at = now(),
+        {negative_since_sql(wallet="w", amount="m.amount", movement_id="m.id",
+                            before="(w.balance + COALESCE(t.total, 0))")}
+    FROM movement m LEFT JOIN slotted t ON t.wallet_id = m.wallet_id WHERE w.id = m.wallet_id
     RETURNING m.id
 )
 SELECT (SELECT count(*) FROM balance), (SELECT count(*) FROM debit d JOIN wallet_wallet w

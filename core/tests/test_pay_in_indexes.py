@@ -30,6 +30,9 @@ PAY_IN_INDEXES = {
     "ledger_entry": {"ledger_entry_pkey", "ledger_entry_transaction_id_c459e7a1", "ledger_entr_account_899a33_idx"},
     "wallet_walletmovement": {"wallet_walletmovement_pkey", "wallet_walletmovement_idempotency_key_key",
                               "wallet_walletmovement_wallet_id_c745dc6b", "wallet_movement_held"},
+    # a capture's credit updates a slot: its balance is in no index (a HOT update), the unique pair serves both
+    # the slot's lookup and the foreign key
+    "wallet_walletslot": {"wallet_walletslot_pkey", "wallet_slot_one_per_number"},
 }
 
 

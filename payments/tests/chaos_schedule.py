@@ -351,15 +351,19 @@ def worker_kill_at(point: str, *, worker: Worker, order: PaymentOrder, sandbox_u
     order's row is held, so the worker, answer in hand, waits at the start of step (c) (the order's
     transition guarded by the claimed row, with its count on the event in the same statement,
     ``payment_order_apply_result(claimed=...)``), having written nothing. ``before_commit``: the seller's
-    wallet row is held, so the worker waits at step (c)'s last statement, the wallet move, with the order's
-    transition, its audit row and the ledger posting written and uncommitted."""
+    wallet row and slots are held, so the worker waits at step (c)'s last statement, the wallet move, with the
+    order's transition, its audit row and the ledger posting written and uncommitted."""
     if point == "psp_answered":
         send_to(worker.queue, order)
         wait_for(lambda: psp_charges(sandbox_url, order.id), message="the PSP to charge")
         lock = RowLock("SELECT id FROM payments_paymentorder WHERE id = %s AND state = 'executing' FOR UPDATE",
                        [order.id])
     elif point == "before_commit":
-        lock = RowLock("SELECT id FROM wallet_wallet WHERE owner_id = %s AND currency = %s FOR UPDATE",
+        # The wallet's row and its slots (``wallet.models.WalletSlot``): the credit takes a free slot, else
+        # queues on one, else (no slots) the row.
+        lock = RowLock("SELECT id FROM wallet_wallet w WHERE owner_id = %s AND currency = %s AND (SELECT count(*)"
+                       " FROM (SELECT 1 FROM wallet_walletslot s WHERE s.wallet_id = w.id FOR UPDATE) slots) >= 0"
+                       " FOR UPDATE",
                        [order.seller_id, order.currency])
     else:
         raise ValueError(f"no such kill point: {point!r}")

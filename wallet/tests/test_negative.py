@@ -10,8 +10,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def episode():
-    wallet = Wallet.objects.get(owner_id="sel_a", currency="usd")
-    return wallet.balance, wallet.negative_since is not None, wallet.negative_since_movement_id
+    wallet = Wallet.objects.with_total().get(owner_id="sel_a", currency="usd")  # the row's and its slots'
+    return wallet.total, wallet.negative_since is not None, wallet.negative_since_movement_id
 
 
 def test_an_episode_starts_below_zero_and_ends_at_zero_or_above():

@@ -20,7 +20,8 @@ from django.db.backends.utils import CursorWrapper
 from reconciliation.models import MatchState
 from reconciliation.record_types import RecordType, sql_list
 
-from .tables import LINES, MATCHES
+from .rules import order_fingerprint
+from .tables import DECISIONS, LINES, MATCHES, ORDERS
 
 #: SQL (a subquery, ``is_new`` added): the lines of the run's files (``is_new``: no run has decided them).
 NEW_LINES = f"""SELECT line.*, true AS is_new FROM {LINES} line WHERE line.file_id = ANY(%(files)s)"""
@@ -46,16 +47,44 @@ def open_lines(*, reopened: MatchState) -> str:
 )"""
 
 
-def reopened_table_create(cursor: CursorWrapper) -> None:
+def reopened_table_create(cursor: CursorWrapper, params: dict) -> None:
     """``recon_reopened``: the lines an earlier run left a break (``reopened_lines``), their ids, record types and
-    PSP references, read once by the candidates step (a probe by id each: scattered over the history), so that the steps
-    that decide them again probe only those of their own record types (``open_lines_of``). The run writes no match
-    row before its decisions are made (``recording``), so the set is the one each step would read itself."""
+    PSP references, read once by the candidates step, so that the steps that decide them again probe only those of
+    their own record types (``open_lines_of``). The run writes no match row before its decisions are made
+    (``recording``), so the set is the one each step would read itself. A line with a decision record
+    (``LineDecision``) is not read: the record has its type and reference, the break it was left (``break_class``),
+    its duplicate key then (``decided_key``), and whether the order its references find now is the one it
+    found then (``unchanged``: the fingerprints equal; ``unchanged``)."""
     cursor.execute("DROP TABLE IF EXISTS recon_reopened")
     cursor.execute(f"""
 CREATE TEMP TABLE recon_reopened ON COMMIT DROP AS
-SELECT line.id, line.record_type, line.psp_reference FROM ({reopened_lines(reopened=MatchState.BREAK)}) line""")
+SELECT line_match.line_id AS id, COALESCE(decision.record_type, line.record_type) AS record_type,
+       COALESCE(decision.psp_reference, line.psp_reference) AS psp_reference,
+       decision.line_id IS NOT NULL AS decided, decision.break_class, decision.dup_key AS decided_key,
+       (decision.order_fingerprint <> '' AND decision.order_fingerprint = {_NOW_FINGERPRINT}) IS TRUE AS unchanged
+FROM {MATCHES} line_match
+LEFT JOIN {DECISIONS} decision ON decision.line_id = line_match.line_id
+LEFT JOIN LATERAL (  -- a probe by id per reopened line without a decision record (OFFSET 0)
+    SELECT line.record_type, line.psp_reference FROM {LINES} line
+    WHERE decision.line_id IS NULL AND line.id = line_match.line_id OFFSET 0
+) line ON true
+LEFT JOIN LATERAL (  -- the order its PSP reference finds now: a probe of the orders' reference index
+    SELECT {_COLUMNS} FROM {ORDERS} probe
+    WHERE decision.order_fingerprint <> '' AND decision.psp_reference <> ''
+      AND probe.psp_reference = decision.psp_reference AND probe.psp_reference <> '' OFFSET 0
+) by_psp ON true
+LEFT JOIN LATERAL (  -- else its merchant reference (our order id)
+    SELECT {_COLUMNS} FROM {ORDERS} probe
+    WHERE by_psp.id IS NULL AND decision.order_fingerprint <> '' AND decision.merchant_reference <> ''
+      AND probe.id = decision.merchant_reference OFFSET 0
+) by_merchant ON true
+WHERE line_match.state = '{MatchState.BREAK.value}'""", params)
     cursor.execute("ANALYZE recon_reopened")
+
+
+_COLUMNS = "probe.id, probe.amount, probe.currency, probe.state, probe.completed_at, probe.psp_reference"
+_NOW_FINGERPRINT = order_fingerprint(*(f"COALESCE(by_psp.{column}, by_merchant.{column})" for column in (
+    "id", "amount", "currency", "state", "completed_at", "psp_reference")))
 
 
 def open_lines_of(record_types: Iterable[str]) -> str:

@@ -8,12 +8,20 @@ Django names our tables and payments names its view, so the SQL takes them from 
 from __future__ import annotations
 
 from payments import selectors as payment_selectors
-from reconciliation.models import Break, BreakResolution, SettlementFile, SettlementLine, SettlementMatch
+from reconciliation.models import (
+    Break,
+    BreakResolution,
+    LineDecision,
+    SettlementFile,
+    SettlementLine,
+    SettlementMatch,
+)
 
 LINES = SettlementLine._meta.db_table
 FILES = SettlementFile._meta.db_table
 MATCHES = SettlementMatch._meta.db_table
 BREAKS = Break._meta.db_table
 BREAK_AUDIT = BreakResolution._meta.db_table
+DECISIONS = LineDecision._meta.db_table
 #: Payments' read-only view of its orders (``payments.models.SettleableOrder``).
 ORDERS = payment_selectors.settleable_order_view()

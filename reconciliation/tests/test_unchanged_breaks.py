@@ -136,9 +136,9 @@ def test_a_twin_in_a_later_file_decides_the_reopened_line_again(reopened, tmp_pa
     assert again.stats["breaks"]["duplicate"]["new"] == 1
 
 
-def test_a_refund_or_an_operator_resolution_changes_no_decision(reopened, now):
-    """Neither is read by a charge line's rules (a refund is a row of its own, not the order's): the line is left
-    undecided, and reads as decided again."""
+def test_an_operator_resolution_changes_no_decision(reopened, now):
+    """A break's state is not read by a charge line's rules (nor is a refund: a row of its own, not the order's):
+    the line is left undecided, its resolved break seen again as it would be."""
     first, objects = reopened
     brk = Break.objects.get(break_class="amount_mismatch")
     break_resolve(break_id=brk.pk, resolution="no_action", reason="known", actor="operator:ann")

@@ -2,8 +2,8 @@
 
 Django names our tables and payments names its view, so the SQL takes them from here
 (``FROM {LINES} line``). A run's own temporary tables are named in the SQL itself:
-``recon_candidate`` (``candidates``), ``recon_settled`` (``history``) and ``recon_outcome``
-(``outcomes``), all dropped at commit.
+``recon_candidate`` (``candidates``), ``recon_reopened`` and ``recon_settled`` (``history``), ``recon_skipped``
+(``unchanged``) and ``recon_outcome`` (``outcomes``), all dropped at commit.
 """
 from __future__ import annotations
 

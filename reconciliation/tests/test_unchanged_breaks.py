@@ -148,3 +148,20 @@ def test_an_operator_resolution_changes_no_decision(reopened, now):
     assert _decided_by(again) == set()
     assert (_breaks(), _matches()) == state
     assert Break.objects.get(pk=brk.pk).last_seen_run_id == again.pk
+
+
+def test_an_order_appearing_with_the_merchant_reference_decides_its_line_again(tmp_path, now):
+    before = now - timedelta(hours=2)
+    settlement_file_import(path=stripe_report(tmp_path / "night1.csv", [
+        row("charge", gross=600, fee=fee(600), pi="pi_unknown_to_us", order_id="ord_later", created=before),
+    ]), actor="test")
+    reconciliation_run(day=now.date(), actor="test")
+    brk = Break.objects.get()
+    assert (brk.break_class, LineDecision.objects.get().merchant_reference) == ("missing_in_books", "ord_later")
+    later = order(amount=600, psp_reference="pi_ours", completed_at=before)
+    PaymentOrder.objects.filter(pk=later.pk).update(id="ord_later")  # our order, the id the PSP's line names
+
+    again = reconciliation_run(day=now.date(), actor="test")
+    assert Break.objects.get(pk=brk.pk).resolution == "cleared"
+    assert SettlementMatch.objects.get(line_id=brk.line_id).object_id == "ord_later"
+    assert again.stats["lines"] == {"matched": 1}

@@ -39,12 +39,13 @@ from .history import (
     ORDERS_SETTLED_BY_MATCH_ROW,
     open_lines,
     reopened_table_create,
+    reopened_unchanged_select,
     settled_by_reference_collect,
     settled_by_reference_select,
 )
 from .scope import RunScope
 from .tables import LINES, ORDERS
-from .unchanged import reopened_to_decide, skipped_count, skipped_none, skipped_table_create
+from .unchanged import skipped_count, skipped_none, skipped_table_create
 
 
 @dataclass(frozen=True)
@@ -72,16 +73,14 @@ def charge_candidates_collect(cursor: CursorWrapper, scope: RunScope) -> Candida
     # The reopened lines' candidates and the history's charges settled by reference are read meanwhile, each on a
     # connection of its own (``aside``): with the run's, three statements for the two cores of a small server, none
     # of them waiting for the others until the run's needs what they read.
-    with Aside(lambda reader: settled_by_reference_select(reader, params) if scope.reconciled_files else [],
-               enabled=scope.reads_aside) as settled:
-        reopened_table_create(cursor, params)  # read by the later steps too (refunds, payouts, money out)
-        to_decide, skipping = reopened_to_decide(cursor)
-        with Aside(lambda reader: _reopened_select(reader, {**params, "reopened": to_decide}),
-                   enabled=scope.reads_aside) as reopened:
-            _twin_references_collect(cursor, scope, found=found)
-            aside = _Aside(reopened=reopened, settled=settled)
-            if _collect(cursor, scope, params, aside, lean=True, skipping=skipping):
-                _collect(cursor, scope, params, aside, lean=False)
+    with (Aside(lambda reader: _reopened_select(reader, params), enabled=scope.reads_aside) as reopened,
+          Aside(lambda reader: settled_by_reference_select(reader, params) if scope.reconciled_files else [],
+                enabled=scope.reads_aside) as settled):
+        reopened_table_create(cursor)  # read by the later steps too (refunds, payouts, money out)
+        _twin_references_collect(cursor, scope, found=found)
+        aside = _Aside(reopened=reopened, settled=settled)
+        if _collect(cursor, scope, params, aside, lean=True):
+            _collect(cursor, scope, params, aside, lean=False)
     return Candidates(new_lines=new_lines, skipped=skipped_count(cursor))
 
 
@@ -90,16 +89,19 @@ class _Aside:
     """The reads on second connections: the reopened lines' candidate rows, the ids of the run's charges a
     reconciled file's charge settled by reference (``history``)."""
 
-    reopened: Aside[list[tuple]]
+    reopened: Aside[tuple[list[tuple], list[int]]]
     settled: Aside[list[int]]
 
 
-def _reopened_select(cursor: CursorWrapper, params: dict) -> list[tuple]:
-    """The candidates of the reopened lines ``%(reopened)s`` (breaks; never clean: they are not new), each with the
-    order its reference finds, probed: ``recon_candidate``'s rows. It reads lines by id (never rewritten) and orders
-    (read once per line here as in the run's own statement: the run reads them again, later, where it decides)."""
-    cursor.execute(_candidate_lines(keep="true", orders=_PROBED_ORDER, lines=_REOPENED_BY_ID), params)
-    return cursor.fetchall()
+def _reopened_select(cursor: CursorWrapper, params: dict) -> tuple[list[tuple], list[int]]:
+    """The candidates of the reopened lines to decide again (breaks; never clean: they are not new), each with the
+    order its reference finds, probed: ``recon_candidate``'s rows; and the unchanged ones
+    (``history.reopened_unchanged_select``). It reads lines by id (never rewritten) and orders (read once per line
+    here as in the run's own statement: the run reads them again, later, where it decides)."""
+    to_decide, unchanged = reopened_unchanged_select(cursor, params)
+    cursor.execute(_candidate_lines(keep="true", orders=_PROBED_ORDER, lines=_REOPENED_BY_ID),
+                   {**params, "reopened": to_decide})
+    return cursor.fetchall(), unchanged
 
 
 #: SQL (a subquery, ``is_new`` false): the reopened lines ``%(reopened)s``, each probed by id.
@@ -138,8 +140,7 @@ WHERE line.record_type = '{RecordType.CHARGE}' AND line.psp_reference <> ''{with
     cursor.execute("ANALYZE recon_twin_ref")
 
 
-def _collect(cursor: CursorWrapper, scope: RunScope, params: dict, aside: _Aside, *, lean: bool,
-             skipping: bool = False) -> int:
+def _collect(cursor: CursorWrapper, scope: RunScope, params: dict, aside: _Aside, *, lean: bool) -> int:
     """``recon_candidate`` anew; returns how many candidates were found by merchant reference. ``aside``: the
     reopened lines' candidates (those ``unchanged`` may not skip) and the charges of the run's files a reconciled
     file's charge settled by reference, read on second connections (or on the run's when not enabled). The
@@ -151,7 +152,7 @@ def _collect(cursor: CursorWrapper, scope: RunScope, params: dict, aside: _Aside
     else:
         lines = _candidate_lines(keep="true")
     cursor.execute(f"CREATE TEMP TABLE recon_candidate ON COMMIT DROP AS {lines}", params)
-    reopened = aside.reopened.result(cursor) if lean else []
+    reopened, unchanged = aside.reopened.result(cursor) if lean else ([], [])
     settled = aside.settled.result(cursor) if lean else []
     if reopened:  # a reopened line is never clean: the lean ``keep`` holds for every one
         with cursor.cursor.copy("COPY recon_candidate FROM STDIN") as copy:
@@ -163,7 +164,7 @@ def _collect(cursor: CursorWrapper, scope: RunScope, params: dict, aside: _Aside
                 f" AND NOT {_MAY_BE_TWIN}")
         cursor.execute(f"INSERT INTO recon_candidate {_candidate_lines(keep=keep)}", params)
     if lean:  # the unchanged reopened lines that may have a twin among the candidates are decided too
-        skipped_table_create(cursor, skipping=skipping)
+        skipped_table_create(cursor, unchanged)
         cursor.execute(f"""INSERT INTO recon_candidate {_candidate_lines(keep="true", orders=_PROBED_ORDER,
                                                                          lines=_REOPENED_BY_ID)}""",
                        {**params, "reopened": _unchanged_decided(cursor)})

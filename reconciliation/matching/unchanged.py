@@ -31,29 +31,19 @@ from __future__ import annotations
 from django.db.backends.utils import CursorWrapper
 
 from reconciliation.models import MatchState
-from reconciliation.record_types import MATCHED_ONE_BY_ONE, sql_list
 
 from .tables import BREAKS, DECISIONS, LINES
 
 
-def reopened_to_decide(cursor: CursorWrapper) -> tuple[list[int], bool]:
-    """The charge-like reopened lines whose decision may differ (``recon_reopened``), and whether the others may
-    be left undecided (False: some charge-like one has no decision record, and every one is decided)."""
-    cursor.execute(f"""
-SELECT id, unchanged, decided FROM recon_reopened WHERE record_type NOT IN ({sql_list(MATCHED_ONE_BY_ONE)})""")
-    rows = cursor.fetchall()
-    skipping = all(decided for _, _, decided in rows)
-    return [line_id for line_id, unchanged, _ in rows if not (skipping and unchanged)], skipping
-
-
-def skipped_table_create(cursor: CursorWrapper, *, skipping: bool) -> None:
-    """``recon_skipped``: the unchanged reopened lines no candidate of the run may be a twin of (see above); read
-    after every candidate but the unchanged reopened lines is in ``recon_candidate``."""
+def skipped_table_create(cursor: CursorWrapper, unchanged: list[int]) -> None:
+    """``recon_skipped``: the ``unchanged`` reopened lines (``history.reopened_unchanged_select``) no candidate of the
+    run may be a twin of (see above); made once every candidate but those lines is in ``recon_candidate``."""
+    cursor.execute("UPDATE recon_reopened SET unchanged = true WHERE id = ANY(%s)", [unchanged])
     cursor.execute("DROP TABLE IF EXISTS recon_skipped")
-    cursor.execute(f"""
+    cursor.execute("""
 CREATE TEMP TABLE recon_skipped ON COMMIT DROP AS
 SELECT reopened.id, reopened.break_class FROM recon_reopened reopened
-WHERE {'true' if skipping else 'false'} AND reopened.unchanged
+WHERE reopened.unchanged
   AND (reopened.decided_key = '' OR (  -- no duplicate key: no twin
     NOT EXISTS (SELECT 1 FROM recon_candidate cand WHERE cand.dup_key COLLATE "C" = reopened.decided_key)
     AND NOT EXISTS (SELECT 1 FROM recon_reopened other

@@ -38,7 +38,13 @@ from .tables import BREAKS, DECISIONS, LINES
 def skipped_table_create(cursor: CursorWrapper, unchanged: list[int]) -> None:
     """``recon_skipped``: the ``unchanged`` reopened lines (``history.reopened_unchanged_select``) no candidate of the
     run may be a twin of (see above); made once every candidate but those lines is in ``recon_candidate``."""
-    cursor.execute("UPDATE recon_reopened SET unchanged = true WHERE id = ANY(%s)", [unchanged])
+    cursor.execute("DROP TABLE IF EXISTS recon_unchanged")
+    cursor.execute("CREATE TEMP TABLE recon_unchanged ON COMMIT DROP AS SELECT unnest(%s::bigint[]) AS id",
+                   [unchanged])
+    cursor.execute("ANALYZE recon_unchanged")
+    cursor.execute("UPDATE recon_reopened reopened SET unchanged = true FROM recon_unchanged unchanged"
+                   " WHERE reopened.id = unchanged.id")  # a hash join (never a search of the list per line)
+    cursor.execute("ANALYZE recon_reopened")  # how many are unchanged: the anti-joins below hashed
     cursor.execute("DROP TABLE IF EXISTS recon_skipped")
     cursor.execute("""
 CREATE TEMP TABLE recon_skipped ON COMMIT DROP AS

@@ -151,6 +151,26 @@ class SettlementMatch(models.Model):
         return f"line {self.line_id}: {self.state} {self.kind} {self.object_id}".rstrip()
 
 
+class LineDecision(models.Model):
+    """What a run's decision of a charge-like line it left a break read: the line's references, its duplicate key and
+    the order found (``order_fingerprint``: ``rules.order_fingerprint``), so that a later run need not decide it
+    again while they are unchanged (``matching.unchanged``). Rewritten whenever the line is decided, by runs only."""
+
+    line = models.OneToOneField(SettlementLine, on_delete=models.PROTECT, primary_key=True, related_name="+",
+                                db_constraint=False)
+    record_type = models.CharField(max_length=32)
+    psp_reference = models.TextField(blank=True, db_collation="C")
+    merchant_reference = models.TextField(blank=True)
+    break_class = models.CharField(max_length=32)
+    dup_key = models.TextField(blank=True)  # '' when none
+    order_fingerprint = models.TextField(blank=True)  # '': decided again whatever changed
+    run = models.ForeignKey("ReconciliationRun", on_delete=models.PROTECT, related_name="+", db_index=False,
+                            db_constraint=False)
+
+    def __str__(self) -> str:
+        return f"line {self.line_id}: {self.break_class} ({self.order_fingerprint or 'decided every run'})"
+
+
 class ReconciliationRun(models.Model):
     """One execution of matching; ``stats`` holds counts and amounts per break class."""
 

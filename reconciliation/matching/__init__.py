@@ -20,7 +20,8 @@ Steps 1 to 5 write their decisions to ``recon_outcome`` (``outcomes``); ``histor
 SQL meaning of *matched* that they share with ``selectors.settlement_lines_with_match``. Reads of what
 was committed before the run (the reopened lines' candidates, the history's charges settled by reference,
 the missing step's nearby anti-join) go to second connections beside the run's own statements (``aside``); the
-reopened break lines are read once on the run's (``history.reopened_table_create``).
+reopened break lines are read once on the run's (``history.reopened_table_create``), and those whose inputs are
+unchanged since their last decision are not decided again (``unchanged``: a ``LineDecision`` per such line).
 """
 from .booking import fee_posting_key, payout_posting_key, settlement_book
 from .run import reconciliation_run

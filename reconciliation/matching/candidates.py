@@ -38,23 +38,27 @@ from .history import (
     NEW_LINES,
     ORDERS_SETTLED_BY_MATCH_ROW,
     open_lines,
-    reopened_lines,
     reopened_table_create,
+    reopened_unchanged_select,
     settled_by_reference_collect,
     settled_by_reference_select,
 )
 from .scope import RunScope
 from .tables import LINES, ORDERS
+from .unchanged import skipped_count, skipped_none, skipped_table_create
 
 
 @dataclass(frozen=True)
 class Candidates:
     #: Charge-like lines in the run's files.
     new_lines: int
+    #: Reopened lines left undecided (``unchanged``): breaks as they were.
+    skipped: int = 0
 
 
 def charge_candidates_collect(cursor: CursorWrapper, scope: RunScope) -> Candidates:
-    """Fill ``recon_candidate``, leaving the clean lines out when that is safe (see above)."""
+    """Fill ``recon_candidate``, leaving the clean lines out when that is safe, and the unchanged reopened lines
+    (``recon_skipped``: see above)."""
     run_files = SettlementFile.objects.filter(pk__in=scope.files).only(
         "id", "counts_by_type", "unique_references", "twin_references")
     charge_like = [{kind: count for kind, count in f.counts_by_type.items() if kind not in MATCHED_ONE_BY_ONE}
@@ -77,7 +81,7 @@ def charge_candidates_collect(cursor: CursorWrapper, scope: RunScope) -> Candida
         aside = _Aside(reopened=reopened, settled=settled)
         if _collect(cursor, scope, params, aside, lean=True):
             _collect(cursor, scope, params, aside, lean=False)
-    return Candidates(new_lines=new_lines)
+    return Candidates(new_lines=new_lines, skipped=skipped_count(cursor))
 
 
 @dataclass(frozen=True)
@@ -85,18 +89,26 @@ class _Aside:
     """The reads on second connections: the reopened lines' candidate rows, the ids of the run's charges a
     reconciled file's charge settled by reference (``history``)."""
 
-    reopened: Aside[list[tuple]]
+    reopened: Aside[tuple[list[tuple], list[int]]]
     settled: Aside[list[int]]
 
 
-def _reopened_select(cursor: CursorWrapper, params: dict) -> list[tuple]:
-    """The candidates of the lines decided again (breaks; never clean: they are not new), each with the order its
-    reference finds, probed: ``recon_candidate``'s rows. It reads match rows (only runs write them, one at a time,
-    and this run writes none before its candidates are built), lines by id (never rewritten) and orders (read
-    once per line here as in the run's own statement: the run reads them again, later, where it decides)."""
-    cursor.execute(_candidate_lines(keep="true", orders=_PROBED_ORDER,
-                                    lines=f"({reopened_lines(reopened=MatchState.BREAK)})"), params)
-    return cursor.fetchall()
+def _reopened_select(cursor: CursorWrapper, params: dict) -> tuple[list[tuple], list[int]]:
+    """The candidates of the reopened lines to decide again (breaks; never clean: they are not new), each with the
+    order its reference finds, probed: ``recon_candidate``'s rows; and the unchanged ones
+    (``history.reopened_unchanged_select``). It reads lines by id (never rewritten) and orders (read once per line
+    here as in the run's own statement: the run reads them again, later, where it decides)."""
+    to_decide, unchanged = reopened_unchanged_select(cursor, params)
+    cursor.execute(_candidate_lines(keep="true", orders=_PROBED_ORDER, lines=_REOPENED_BY_ID),
+                   {**params, "reopened": to_decide})
+    return cursor.fetchall(), unchanged
+
+
+#: SQL (a subquery, ``is_new`` false): the reopened lines ``%(reopened)s``, each probed by id.
+_REOPENED_BY_ID = f"""(
+    SELECT line.*, false AS is_new FROM unnest(%(reopened)s::bigint[]) reopened (id)
+    CROSS JOIN LATERAL (SELECT * FROM {LINES} line WHERE line.id = reopened.id OFFSET 0) line
+)"""
 
 
 def _clean_before(scope: RunScope, with_candidates: list[SettlementFile]) -> datetime | None:
@@ -130,19 +142,17 @@ WHERE line.record_type = '{RecordType.CHARGE}' AND line.psp_reference <> ''{with
 
 def _collect(cursor: CursorWrapper, scope: RunScope, params: dict, aside: _Aside, *, lean: bool) -> int:
     """``recon_candidate`` anew; returns how many candidates were found by merchant reference. ``aside``: the
-    reopened lines' candidates and the charges of the run's files a reconciled file's charge settled by reference,
-    read on second connections (when not enabled, the lean statement reads the reopened lines itself)."""
+    reopened lines' candidates (those ``unchanged`` may not skip) and the charges of the run's files a reconciled
+    file's charge settled by reference, read on second connections (or on the run's when not enabled). The
+    statement that is not lean reads every open line itself, and decides every reopened line."""
     cursor.execute("DROP TABLE IF EXISTS recon_candidate")
     if lean:  # the clean lines the hash join finds and ``keep`` drops are left out first (an anti-join)
         keep = f"NOT cand.clean OR {_SETTLED_BY_MATCH_ROW} OR {_MAY_BE_TWIN}"
-        lines = _candidate_lines(keep=keep, orders=_PROBED_ORDER, skip=_LEAN_SKIP,
-                                 lines=f"({NEW_LINES})" if aside.reopened.enabled else None)
+        lines = _candidate_lines(keep=keep, orders=_PROBED_ORDER, skip=_LEAN_SKIP, lines=f"({NEW_LINES})")
     else:
         lines = _candidate_lines(keep="true")
     cursor.execute(f"CREATE TEMP TABLE recon_candidate ON COMMIT DROP AS {lines}", params)
-    # Read aside, or on the run's connection when not enabled (the settled ids), or by the lean statement (the
-    # reopened lines); the statement that is not lean has read both.
-    reopened = aside.reopened.result(cursor) if lean and aside.reopened.enabled else []
+    reopened, unchanged = aside.reopened.result(cursor) if lean else ([], [])
     settled = aside.settled.result(cursor) if lean else []
     if reopened:  # a reopened line is never clean: the lean ``keep`` holds for every one
         with cursor.cursor.copy("COPY recon_candidate FROM STDIN") as copy:
@@ -153,8 +163,22 @@ def _collect(cursor: CursorWrapper, scope: RunScope, params: dict, aside: _Aside
         keep = (f"cand.clean AND cand.id IN (SELECT id FROM recon_settled) AND NOT {_SETTLED_BY_MATCH_ROW}"
                 f" AND NOT {_MAY_BE_TWIN}")
         cursor.execute(f"INSERT INTO recon_candidate {_candidate_lines(keep=keep)}", params)
+    if lean:  # the unchanged reopened lines that may have a twin among the candidates are decided too
+        skipped_table_create(cursor, unchanged)
+        cursor.execute(f"""INSERT INTO recon_candidate {_candidate_lines(keep="true", orders=_PROBED_ORDER,
+                                                                         lines=_REOPENED_BY_ID)}""",
+                       {**params, "reopened": _unchanged_decided(cursor)})
+    else:
+        skipped_none(cursor)
     cursor.execute("ANALYZE recon_candidate")
     return _find_by_merchant_reference(cursor)
+
+
+def _unchanged_decided(cursor: CursorWrapper) -> list[int]:
+    """The unchanged reopened lines decided all the same (a twin may be among the candidates)."""
+    cursor.execute(f"""SELECT id FROM recon_reopened WHERE unchanged AND record_type NOT IN
+    ({sql_list(MATCHED_ONE_BY_ONE)}) AND id NOT IN (SELECT id FROM recon_skipped)""")
+    return [line_id for (line_id,) in cursor.fetchall()]
 
 
 def _may_be_twin(order_psp_reference: str) -> str:
@@ -185,6 +209,7 @@ SELECT line.id, line.record_type, line.currency, {rules.SETTLED_GROSS} AS actual
        payment_order.psp_reference AS order_psp_reference,
        line.is_new AND (payment_order.id IS NOT NULL OR line.record_type = '{RecordType.FEE}') AS by_reference,
        COALESCE(payment_order.id, NULLIF(line.psp_reference, '')) AS dup_key,  -- what a duplicate settles twice
+       false AS by_merchant,  -- its order found by merchant reference (``_find_by_merchant_reference``)
        {rules.CLEAN} AS clean
 FROM {lines or open_lines(reopened=MatchState.BREAK)} line
 {orders or _HASHED_ORDER}
@@ -239,7 +264,7 @@ def _find_by_merchant_reference(cursor: CursorWrapper) -> int:
 UPDATE recon_candidate cand
 SET order_id = payment_order.id, expected = payment_order.amount, expected_currency = payment_order.currency,
     order_state = payment_order.state, completed_at = payment_order.completed_at,
-    order_psp_reference = payment_order.psp_reference, dup_key = payment_order.id
+    order_psp_reference = payment_order.psp_reference, dup_key = payment_order.id, by_merchant = true
 FROM {LINES} line JOIN {ORDERS} payment_order ON payment_order.id = line.merchant_reference
 WHERE cand.order_id IS NULL AND line.id = cand.id AND line.merchant_reference <> ''
 """)

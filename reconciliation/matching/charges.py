@@ -11,12 +11,16 @@ from __future__ import annotations
 from django.db.backends.utils import CursorWrapper
 
 from reconciliation.models import BreakClass
-from reconciliation.record_types import RecordType
+from reconciliation.record_types import RecordType, sql_list
 
 from . import rules
 from .history import CANDIDATES_SETTLED_BEFORE
 from .scope import RunScope
 from .tables import FILES
+
+#: SQL (over ``classified``): the order the candidate found, as ``unchanged`` compares it on the next run.
+_FINGERPRINT = rules.order_fingerprint("order_id", "expected", "expected_currency", "order_state", "completed_at",
+                                       "order_psp_reference")
 
 _DECIDE = f"""
 WITH twins AS (  -- a reference settled more than once among the open lines: the first in line order counts
@@ -38,7 +42,7 @@ classified AS (  -- the lines that are not clean, and the possible duplicates
 decided AS (
     INSERT INTO recon_outcome (line_id, match_state, break_class, object_kind, object_id, expected_amount,
                                expected_currency, actual_amount, actual_currency, description, is_new,
-                               from_candidates, by_reference, record_type)
+                               from_candidates, by_reference, record_type, dup_key, fingerprint)
     SELECT id,
            {rules.MATCH_STATE_OF_BREAK},
            break_class,
@@ -49,7 +53,8 @@ decided AS (
            is_new,
            true,
            by_reference AND break_class IS NOT DISTINCT FROM '{BreakClass.TIMING}',
-           record_type
+           record_type, dup_key,
+           CASE WHEN record_type IN ({sql_list(rules.UNCHANGED_SKIPPABLE)}) AND NOT by_merchant THEN {_FINGERPRINT} END
     FROM classified
     WHERE NOT by_reference OR break_class IS NOT NULL
 )

@@ -18,9 +18,10 @@ from collections.abc import Iterable
 from django.db.backends.utils import CursorWrapper
 
 from reconciliation.models import MatchState
-from reconciliation.record_types import RecordType, sql_list
+from reconciliation.record_types import MATCHED_ONE_BY_ONE, RecordType, sql_list
 
-from .tables import LINES, MATCHES
+from .rules import order_fingerprint
+from .tables import DECISIONS, LINES, MATCHES, ORDERS
 
 #: SQL (a subquery, ``is_new`` added): the lines of the run's files (``is_new``: no run has decided them).
 NEW_LINES = f"""SELECT line.*, true AS is_new FROM {LINES} line WHERE line.file_id = ANY(%(files)s)"""
@@ -46,16 +47,66 @@ def open_lines(*, reopened: MatchState) -> str:
 )"""
 
 
+#: SQL (a ``FROM`` list): the reopened lines' match rows (``line_match``), their decision records (``decision``) and,
+#: for a line without one, the line, probed by id (``line``).
+_REOPENED_RECORDED = f"""{MATCHES} line_match
+LEFT JOIN {DECISIONS} decision ON decision.line_id = line_match.line_id
+LEFT JOIN LATERAL (  -- a probe by id per reopened line without a decision record (OFFSET 0)
+    SELECT line.record_type, line.psp_reference FROM {LINES} line
+    WHERE decision.line_id IS NULL AND line.id = line_match.line_id OFFSET 0
+) line ON true"""
+
+
 def reopened_table_create(cursor: CursorWrapper) -> None:
     """``recon_reopened``: the lines an earlier run left a break (``reopened_lines``), their ids, record types and
-    PSP references, read once by the candidates step (a probe by id each: scattered over the history), so that the steps
-    that decide them again probe only those of their own record types (``open_lines_of``). The run writes no match
-    row before its decisions are made (``recording``), so the set is the one each step would read itself."""
+    PSP references, read once by the candidates step, so that the steps that decide them again probe only those of
+    their own record types (``open_lines_of``). The run writes no match row before its decisions are made
+    (``recording``), so the set is the one each step would read itself. A line with a decision record
+    (``LineDecision``) is not read: the record has its type and reference, the break it was left (``break_class``)
+    and its duplicate key then (``decided_key``). ``unchanged`` is set by the candidates step
+    (``reopened_unchanged_select``, read aside)."""
     cursor.execute("DROP TABLE IF EXISTS recon_reopened")
     cursor.execute(f"""
 CREATE TEMP TABLE recon_reopened ON COMMIT DROP AS
-SELECT line.id, line.record_type, line.psp_reference FROM ({reopened_lines(reopened=MatchState.BREAK)}) line""")
+SELECT line_match.line_id AS id, COALESCE(decision.record_type, line.record_type) AS record_type,
+       COALESCE(decision.psp_reference, line.psp_reference) AS psp_reference,
+       decision.break_class, decision.dup_key AS decided_key, false AS unchanged
+FROM {_REOPENED_RECORDED}
+WHERE line_match.state = '{MatchState.BREAK.value}'""")
     cursor.execute("ANALYZE recon_reopened")
+
+
+def reopened_unchanged_select(cursor: CursorWrapper, params: dict) -> tuple[list[int], list[int]]:
+    """The charge-like reopened lines to decide again, and the others: those whose record's fingerprint is the one the
+    order their references find now gives (``unchanged``); none when some charge-like one has no record. It reads
+    match rows and records (only runs write them, one at a time, and this run writes none before its decisions),
+    lines by id (never rewritten) and orders (whenever read: a change after it is the next run's): the same on a
+    second connection (``aside``)."""
+    cursor.execute(f"""
+SELECT line_match.line_id, decision.line_id IS NOT NULL, COALESCE(decision.record_type, line.record_type),
+       (decision.order_fingerprint <> '' AND decision.order_fingerprint = {_NOW_FINGERPRINT}) IS TRUE
+FROM {_REOPENED_RECORDED}
+LEFT JOIN LATERAL (  -- the order its PSP reference finds now: a probe of the orders' reference index
+    SELECT {_COLUMNS} FROM {ORDERS} probe
+    WHERE decision.order_fingerprint <> '' AND decision.psp_reference <> ''
+      AND probe.psp_reference = decision.psp_reference AND probe.psp_reference <> '' OFFSET 0
+) by_psp ON true
+LEFT JOIN LATERAL (  -- else its merchant reference (our order id)
+    SELECT {_COLUMNS} FROM {ORDERS} probe
+    WHERE by_psp.id IS NULL AND decision.order_fingerprint <> '' AND decision.merchant_reference <> ''
+      AND probe.id = decision.merchant_reference OFFSET 0
+) by_merchant ON true
+WHERE line_match.state = '{MatchState.BREAK.value}'""", params)
+    charge_like = [(line_id, decided, unchanged) for line_id, decided, record_type, unchanged in cursor.fetchall()
+                   if record_type not in MATCHED_ONE_BY_ONE]
+    skipping = all(decided for _, decided, _ in charge_like)
+    return ([line_id for line_id, _, unchanged in charge_like if not (skipping and unchanged)],
+            [line_id for line_id, _, unchanged in charge_like if skipping and unchanged])
+
+
+_COLUMNS = "probe.id, probe.amount, probe.currency, probe.state, probe.completed_at, probe.psp_reference"
+_NOW_FINGERPRINT = order_fingerprint(*(f"COALESCE(by_psp.{column}, by_merchant.{column})" for column in (
+    "id", "amount", "currency", "state", "completed_at", "psp_reference")))
 
 
 def open_lines_of(record_types: Iterable[str]) -> str:

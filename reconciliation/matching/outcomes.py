@@ -31,7 +31,9 @@ CREATE TEMP TABLE recon_outcome (
     is_new boolean,  -- true: the line has no match row yet; NULL: not known
     from_candidates boolean NOT NULL DEFAULT false,  -- a charge-like line (``candidates``)
     by_reference boolean NOT NULL DEFAULT false,  -- new, matched by PSP reference: no match row, only its timing break
-    record_type text  -- the line's, for a charge-like line (``from_candidates``); NULL: not written
+    record_type text,  -- the line's, for a charge-like line (``from_candidates``); NULL: not written
+    dup_key text,  -- a charge-like line's (``candidates``)
+    fingerprint text  -- the order it found (``rules.order_fingerprint``), when its break may be left undecided
 ) ON COMMIT DROP
 """
 
@@ -88,10 +90,13 @@ def new_candidates_decided(cursor: CursorWrapper) -> int:
     return cursor.fetchone()[0]
 
 
-def lines_by_state(cursor: CursorWrapper, *, matched_by_reference: int) -> dict[str, int]:
-    """Lines per new match state, the lines matched by reference (no outcome row) among the matched."""
+def lines_by_state(cursor: CursorWrapper, *, matched_by_reference: int, skipped: int = 0) -> dict[str, int]:
+    """Lines per new match state, the lines matched by reference (no outcome row) among the matched, the reopened
+    lines left undecided (``unchanged``: breaks as they were) among the breaks."""
     cursor.execute("SELECT match_state, count(*) FROM recon_outcome GROUP BY 1 ORDER BY 1")
     lines = dict(cursor.fetchall())
     if matched_by_reference:
         lines[MatchState.MATCHED.value] = lines.get(MatchState.MATCHED.value, 0) + matched_by_reference
+    if skipped:
+        lines[MatchState.BREAK.value] = lines.get(MatchState.BREAK.value, 0) + skipped
     return dict(sorted(lines.items()))

@@ -74,6 +74,19 @@ CHARGE_LINE_BREAK = f"""CASE
         WHEN cand.completed_at < file.settled_at - %(timing_window)s THEN '{BreakClass.TIMING}'
     END"""
 
+#: The record types whose break a run need not decide again while what it read is unchanged (``unchanged``): their
+#: rules read the line (never rewritten), the order found and the timing window, and, for a charge, its twins.
+UNCHANGED_SKIPPABLE = (CHARGE, UNKNOWN)
+
+
+def order_fingerprint(order_id: str, amount: str, currency: str, state: str, completed_at: str,
+                      psp_reference: str) -> str:
+    """SQL: what the charge rules read of the order a line found (the SQL expressions given; NULLs: no order), with
+    the timing window: a reopened line whose fingerprint is the one of its last decision decides the same."""
+    return (f"md5(ROW({order_id}, {amount}, {currency}, {state}, extract(epoch FROM {completed_at}), "
+            f"{psp_reference}, %(timing_window)s::interval)::text)")
+
+
 _RAW_TYPE = f"(SELECT line.raw_type FROM {LINES} line WHERE line.id = classified.id)"
 
 #: SQL (over ``classified``: a candidate with its ``break_class`` and its file's ``settled_at``): what

@@ -29,6 +29,7 @@ from .refund_failures import refund_failure_lines_decide
 from .refunds import refund_lines_decide
 from .scope import SYSTEM_ACTOR, RunScope, run_scope, session_prepare
 from .transfers import money_out_lines_decide, paid_payouts_unsettled_find
+from .unchanged import decisions_write
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,8 @@ def reconciliation_run(*, day: date, actor: str = SYSTEM_ACTOR) -> Reconciliatio
             money_out_unsettled = paid_payouts_unsettled_find(scope)
             booked = settlement_book(files=scope.files, payouts=decided.payouts.received)
             bank_balance_check(scope)
-            lines = lines_by_state(cursor, matched_by_reference=decided.matched_by_reference)
+            lines = lines_by_state(cursor, matched_by_reference=decided.matched_by_reference,
+                                   skipped=candidates.skipped)
         run.finished_at = timezone.now()
         run.stats = {"breaks": selectors.run_break_stats(run_id=run.pk), "lines": lines, "fees_booked": booked.fees,
                      "payouts": {"matched_amounts": booked.payouts, "count": decided.payouts.count},
@@ -89,8 +91,9 @@ def _lines_decide_and_write(cursor: CursorWrapper, scope: RunScope, run: Reconci
     payouts = payout_lines_decide(cursor, scope)
     money_out = money_out_lines_decide(cursor, scope)
     malformed_lines_decide(cursor, scope)
-    run.lines_evaluated = outcomes_count(cursor) + matched_by_reference
+    run.lines_evaluated = outcomes_count(cursor) + matched_by_reference + candidates.skipped
     matches_write(cursor, scope)
     files_mark_reconciled(cursor, scope)
     line_breaks_write(cursor, scope)
+    decisions_write(cursor, scope.params)  # and the breaks of the reopened lines left undecided seen again
     return _Decided(matched_by_reference=matched_by_reference, payouts=payouts, money_out=money_out)

@@ -61,4 +61,6 @@ def test_our_databases_backends_are_counted():
         for _ in range(50):
             cursor.execute("SELECT 1")
         after = switch_snapshot(stack)
-    assert after[OUR_DB][0] - before[OUR_DB][0] >= 50  # each round trip: the backend waits for the next one
+    # Each round trip switches the backend out once: it waits for the next query (voluntary) or, on a busy
+    # machine, was preempted after its answer and finds the query there (involuntary, no wait).
+    assert sum(after[OUR_DB]) - sum(before[OUR_DB]) >= 50

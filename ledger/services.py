@@ -122,6 +122,9 @@ class LedgerPosting:
     def open_missing(self) -> None:
         _accounts_ensure(sorted({e.account_code for e in self.entries}))
 
+    def finish(self, row: tuple) -> None:
+        """Nothing: the posting is whole in the statement."""
+
     def check(self, row: tuple) -> None:
         """Raise ``LedgerError`` if its columns say it could not be posted (never expected)."""
         transaction_id, posted_entries, accounts_missing = row

@@ -154,13 +154,14 @@ def statement_parts_run(*parts: StatementPart) -> list[tuple]:
 def _finished(row: tuple, parts: Sequence[StatementPart]) -> list[tuple]:
     """Each part's own columns of one run, once it has written what that run left to it (``finish``): the
     first run's writes stand whatever the second run finds (a key written then is not written again)."""
-    rows = _split(row, parts)
+    rows = parts_split(row, parts)
     for part, own in zip(parts, rows, strict=True):
         part.finish(own)
     return rows
 
 
-def _split(row: tuple, parts: Sequence[StatementPart]) -> list[tuple]:
+def parts_split(row: tuple, parts: Sequence[StatementPart]) -> list[tuple]:
+    """Each part's own columns of one row of the parts' statement."""
     rows, start = [], 0
     for part in parts:
         rows.append(tuple(row[start:start + part.width]))

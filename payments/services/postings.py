@@ -87,10 +87,14 @@ def capture_post(order: PaymentOrder) -> None:
 def capture_posted(order: PaymentOrder, parts: tuple[LedgerPosting, WalletMove], rows: list[tuple]) -> None:
     """After ``capture_parts`` ran in another statement (its columns ``rows``), in its transaction: what the
     parts left to write (``finish``) and, the first time the seller is paid in a currency (an account or the
-    wallet not opened yet), ``capture_post``, which opens them and writes what was not written (by the keys)."""
+    wallet not opened yet), those opened and ``capture_post``, which writes what was not written (by the keys)."""
+    missing = False
     for part, row in zip(parts, rows, strict=True):
         part.finish(row)
-    if any(part.missing(row) for part, row in zip(parts, rows, strict=True)):
+        if part.missing(row):
+            part.open_missing()
+            missing = True
+    if missing:
         capture_post(order)
         return
     parts[0].check(rows[0])

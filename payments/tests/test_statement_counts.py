@@ -59,7 +59,7 @@ def test_a_settled_order_costs_five_statements_and_one_transaction(sandbox, djan
 def test_a_new_sellers_first_order_opens_its_account_and_wallet_in_three_more(sandbox,
                                                                             django_assert_max_num_queries):
     order = PaymentOrderFactory()
-    with django_assert_max_num_queries(9) as captured:
+    with django_assert_max_num_queries(8) as captured:
         assert services.payment_order_execute(payment_order_id=order.id) == "succeeded"
     statements = [q["sql"] for q in captured.captured_queries]
     assert statements.count("COMMIT") == 1

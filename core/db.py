@@ -109,7 +109,9 @@ class StatementPart(Protocol):
     """One app's write made ready to run in a statement of several (``statement_parts_run``): its CTEs
     (``name AS (...)``, names of its own), their ``params`` in order, and the ``width`` values of ``columns``
     it answers. ``missing`` says from those values whether a row it needs did not exist yet (then it wrote
-    nothing it would not write again), and ``open_missing`` creates such rows in a statement of its own."""
+    nothing it would not write again), and ``open_missing`` creates such rows in a statement of its own.
+    ``finish`` writes, from its values, what the part left to a statement of its own (most parts: nothing), in
+    the statement's transaction."""
 
     ctes: str
     columns: str
@@ -119,6 +121,8 @@ class StatementPart(Protocol):
     def missing(self, row: tuple) -> bool: ...
 
     def open_missing(self) -> None: ...
+
+    def finish(self, row: tuple) -> None: ...
 
 
 @functools.cache
@@ -132,23 +136,32 @@ def statement_parts_run(*parts: StatementPart) -> list[tuple]:
     given; a part that must write after another says so in its own WHERE (``LedgerPosting.written``). A part
     whose rows were missing opens them, and the statement runs once more: every part must be idempotent (a
     key it wrote the first time writes nothing the second). In one transaction, so that a part written by the
-    first run never commits without the others' second."""
+    first run never commits without the others' second, nor without a part's ``finish``."""
     statement = _parts_statement(tuple(p.ctes for p in parts), tuple(p.columns for p in parts))
     params = [value for part in parts for value in part.params]
     with connection.cursor() as cur:
         cur.execute(statement, params)
-        row = cur.fetchone()
-        rows = _split(row, parts)
+        rows = _finished(cur.fetchone(), parts)
         missing = [part for part, own in zip(parts, rows, strict=True) if part.missing(own)]
         if missing:
             for part in missing:
                 part.open_missing()
             cur.execute(statement, params)
-            rows = _split(cur.fetchone(), parts)
+            rows = _finished(cur.fetchone(), parts)
     return rows
 
 
-def _split(row: tuple, parts: Sequence[StatementPart]) -> list[tuple]:
+def _finished(row: tuple, parts: Sequence[StatementPart]) -> list[tuple]:
+    """Each part's own columns of one run, once it has written what that run left to it (``finish``): the
+    first run's writes stand whatever the second run finds (a key written then is not written again)."""
+    rows = parts_split(row, parts)
+    for part, own in zip(parts, rows, strict=True):
+        part.finish(own)
+    return rows
+
+
+def parts_split(row: tuple, parts: Sequence[StatementPart]) -> list[tuple]:
+    """Each part's own columns of one row of the parts' statement."""
     rows, start = [], 0
     for part in parts:
         rows.append(tuple(row[start:start + part.width]))

@@ -83,7 +83,7 @@ entry AS (
     LEFT JOIN ledger_account account ON account.code = entry.code
 ), posted AS (
     INSERT INTO ledger_ledgertransaction (idempotency_key, description, reference, occurred_at, created_at)
-    SELECT %s, %s, %s, %s, now() WHERE NOT EXISTS (SELECT 1 FROM entry WHERE account_id IS NULL)
+    SELECT %s, %s, %s, %s, now() WHERE NOT EXISTS (SELECT 1 FROM entry WHERE account_id IS NULL){AFTER}
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id
 ), entries AS (
@@ -110,7 +110,7 @@ class LedgerPosting:
     entries: tuple[EntrySpec, ...]
     params: list
 
-    ctes: ClassVar[str] = _POST_CTES
+    ctes: str = _POST_CTES.replace("{AFTER}", "")
     columns: ClassVar[str] = _POST_COLUMNS
     width: ClassVar[int] = 3
     written: ClassVar[str] = "(SELECT count(*) FROM entries) >= 0"
@@ -121,6 +121,9 @@ class LedgerPosting:
 
     def open_missing(self) -> None:
         _accounts_ensure(sorted({e.account_code for e in self.entries}))
+
+    def finish(self, row: tuple) -> None:
+        """Nothing: the posting is whole in the statement."""
 
     def check(self, row: tuple) -> None:
         """Raise ``LedgerError`` if its columns say it could not be posted (never expected)."""
@@ -144,15 +147,17 @@ class LedgerPosting:
 
 
 def ledger_posting_prepare(*, idempotency_key: str, description: str, entries: list[EntrySpec], reference: str = "",
-                           occurred_at: datetime | None = None) -> LedgerPosting:
+                           occurred_at: datetime | None = None, after: str = "") -> LedgerPosting:
     """A posting checked (balanced per currency, non-zero int amounts) and made ready to write: see
-    ``ledger_transaction_post``, which is this and its statement."""
+    ``ledger_transaction_post``, which is this and its statement. ``after``: an SQL condition (another part's
+    of the statement) the posting is written under: when it is false nothing is."""
     clean = _validate(entries)
     occurred_at = occurred_at or timezone.now()
     params = [array_literal([e.account_code for e in clean]), array_literal([e.currency for e in clean]),
               array_literal([e.amount for e in clean]), idempotency_key, description[:300], reference, occurred_at]
     return LedgerPosting(idempotency_key=idempotency_key, description=description[:300], reference=reference,
-                         occurred_at=occurred_at, entries=tuple(clean), params=params)
+                         occurred_at=occurred_at, entries=tuple(clean), params=params,
+                         ctes=_POST_CTES.replace("{AFTER}", f" AND {after}" if after else ""))
 
 
 def ledger_transaction_post(

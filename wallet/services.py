@@ -18,6 +18,14 @@ from django.db import connection, transaction
 from core.db import statement_parts_run
 from core.money import normalize_currency
 from wallet.models import WalletMovement
+from wallet.movement_sql import (
+    FOLD_CTES,
+    MOVE_CTES,
+    ROW_MOVE_SQL,
+    SLOT_CTES,
+    WALLET_SLOTS,
+    negative_since_sql,
+)
 
 
 @dataclass(frozen=True)
@@ -37,99 +45,9 @@ def payout_hold(amount: int) -> Hold:
     return Hold(seconds=seconds, reserve_amount=amount * settings.PAYOUT_RESERVE_BPS // 10_000,
                 reserve_seconds=max(seconds, settings.PAYOUT_RESERVE_DAYS * 86_400))
 
-#: Slots opened with each wallet (``WalletSlot``): credits outside a negative episode land in the first one no
-#: concurrent credit holds, so a hot seller's captures do not queue on one row through each commit.
-WALLET_SLOTS = 8
-
-# Taking a wallet's row and then its slots, in that order (as every writer and locking reader does, so that
-# none deadlocks another; a credit into a slot takes that slot alone): ``locked`` is the caller's CTE of the rows
-# taken (``id``, ``balance`` as taken, the ``amount`` moved), ``slots`` their slots as they are once taken,
-# ``folded`` empties them into the rows (the caller's UPDATE adds ``slotted.total``) and opens them to credits
-# only when the wallet is not below zero after the movement: a credit that waited on a slot sees it closed
-# when it gets it (PostgreSQL rechecks the row) and takes the wallet's row instead, where the episode is kept.
-# Rows are taken FOR NO KEY UPDATE: a credit's movement checks its foreign key to the wallet at its commit
-# (Django's constraints are deferred) with FOR KEY SHARE, which FOR UPDATE would block while that credit holds
-# the slot the locker waits for: a deadlock.
-_FOLD_CTES = """
-slots AS MATERIALIZED (
-    SELECT s.id, s.wallet_id, s.balance, s.open FROM wallet_walletslot s
-    WHERE s.wallet_id IN (SELECT id FROM locked) ORDER BY s.id FOR NO KEY UPDATE
-), slotted AS (
-    SELECT wallet_id, SUM(balance)::bigint AS total FROM slots GROUP BY wallet_id
-), folded AS (
-    UPDATE wallet_walletslot SET balance = 0, open = after.open
-    FROM slots JOIN (SELECT l.id, l.balance + COALESCE(t.total, 0) + l.amount >= 0 AS open
-                     FROM locked l LEFT JOIN slotted t ON t.wallet_id = l.id) after ON after.id = slots.wallet_id
-    WHERE wallet_walletslot.id = slots.id AND (slots.balance <> 0 OR slots.open <> after.open)
-)"""
-
-# The movement and the balance: CTEs that run alone (``wallet_move``) or in a caller's statement after
-# other writes (``WalletMove``, ``after``). A repeated key inserts no movement, so nothing is touched.
-# A credit goes into a free open slot (``free_slot``; when every slot is held, it queues on one, ``busy_slot``);
-# anything else (a debit, a credit while the wallet is below zero and its slots closed, a wallet without slots)
-# takes the wallet's row and its slots and folds them (``locked``, ``_FOLD_CTES``,
-# ``balance``), where the negative episode is kept against the whole balance. Either lock is taken last, just
-# before the commit. The last column says whether the wallet exists: it is opened on first use, and the
-# statement run again.
-_MOVE_CTES = """
-wallet AS (
-    SELECT id FROM wallet_wallet WHERE owner_id = %s AND currency = %s
-), movement AS (
-    INSERT INTO wallet_walletmovement (wallet_id, amount, idempotency_key, reason, created_at, hold_until,
-                                       reserve_amount, reserve_until)
-    SELECT id, %s, %s, %s, now(), now() + make_interval(secs => %s::float8), %s::bigint,
-           now() + make_interval(secs => %s::float8)
-    FROM wallet{AFTER}
-    ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING id, wallet_id, amount
-), free_slot AS MATERIALIZED (
-    SELECT s.id FROM wallet_walletslot s JOIN movement ON s.wallet_id = movement.wallet_id
-    WHERE movement.amount > 0 AND s.open
-    ORDER BY s.slot LIMIT 1 FOR NO KEY UPDATE OF s SKIP LOCKED
-), busy_slot AS MATERIALIZED (
-    SELECT s.id FROM wallet_walletslot s JOIN movement ON s.wallet_id = movement.wallet_id
-    WHERE movement.amount > 0 AND s.open AND NOT EXISTS (SELECT 1 FROM free_slot)
-      AND s.slot = movement.id %% {SLOTS}
-    FOR NO KEY UPDATE OF s
-), slot AS (
-    UPDATE wallet_walletslot SET balance = wallet_walletslot.balance + movement.amount
-    FROM (SELECT id FROM free_slot UNION ALL SELECT id FROM busy_slot) picked, movement
-    WHERE wallet_walletslot.id = picked.id
-    RETURNING movement.id
-), locked AS MATERIALIZED (
-    SELECT w.id, w.balance, movement.amount FROM wallet_wallet w JOIN movement ON w.id = movement.wallet_id
-    WHERE NOT EXISTS (SELECT 1 FROM slot) FOR NO KEY UPDATE OF w
-), {FOLD}, balance AS (
-    UPDATE wallet_wallet SET balance = wallet_wallet.balance + COALESCE(slotted.total, 0) + movement.amount,
-        updated_at = now(), {NEGATIVE_SINCE}
-    FROM movement LEFT JOIN slotted ON slotted.wallet_id = movement.wallet_id
-    WHERE wallet_wallet.id = movement.wallet_id AND wallet_wallet.id IN (SELECT id FROM locked)
-    RETURNING movement.id
-)"""
-
-
-def negative_since_sql(*, wallet: str, amount: str, movement_id: str, before: str = "") -> str:
-    """The SET clauses that keep ``negative_since`` and ``negative_since_movement_id`` in step with a balance
-    moved by ``amount`` (SQL expressions, the table of wallets named ``wallet``; ``before``: the whole balance
-    before the movement, by default the row's). A negative episode starts with the movement that takes the
-    balance below zero and ends with the one that brings it back to zero or above (SET sees the row as it was)."""
-    before = before or f"{wallet}.balance"
-    after = f"{before} + {amount}"
-    return (f"negative_since = CASE WHEN {after} >= 0 THEN NULL WHEN {before} >= 0 THEN now()"
-            f" ELSE {wallet}.negative_since END,"
-            f" negative_since_movement_id = CASE WHEN {after} >= 0 THEN NULL WHEN {before} >= 0"
-            f" THEN {movement_id} ELSE {wallet}.negative_since_movement_id END")
-
-
-_MOVE_CTES = _MOVE_CTES.replace("{SLOTS}", str(WALLET_SLOTS)).replace("{FOLD}", _FOLD_CTES.strip())
-_MOVE_CTES = _MOVE_CTES.replace("{NEGATIVE_SINCE}", negative_since_sql(
-    wallet="wallet_wallet", amount="movement.amount", movement_id="movement.id",
-    before="(wallet_wallet.balance + COALESCE(slotted.total, 0))"))
-
-
 @functools.cache
-def _move_ctes(after: str) -> str:
-    return _MOVE_CTES.replace("{AFTER}", f" WHERE {after}" if after else "")
+def _move_ctes(after: str, *, credit: bool = False) -> str:
+    return (SLOT_CTES if credit else MOVE_CTES).replace("{AFTER}", f" WHERE {after}" if after else "")
 
 
 _OPEN_SQL = """
@@ -176,6 +94,27 @@ class WalletMove:
         return WalletMovement(id=row[0], amount=self.amount, idempotency_key=self.idempotency_key,
                               reason=self.reason), True
 
+    def finish(self, row: tuple) -> None:
+        """Nothing: the movement and its balance are whole in the statement."""
+
+
+@dataclass(frozen=True)
+class WalletCredit(WalletMove):
+    """A credit's part: its movement into a slot (``SLOT_CTES``), without the row's CTEs, which the common
+    credit leaves empty (a tenth of the capture's statement in PostgreSQL). A movement no slot took (the wallet
+    below zero and its slots closed, or a wallet without slots) moves the wallet's row in ``finish``: a second
+    statement, in the same transaction, under the row's lock and against the whole balance, as a debit."""
+
+    columns: ClassVar[str] = "(SELECT id FROM movement), EXISTS (SELECT 1 FROM wallet), (SELECT id FROM slot)"
+    width: ClassVar[int] = 3
+
+    def finish(self, row: tuple) -> None:
+        if row[0] is not None and row[2] is None:
+            with connection.cursor() as cur:
+                cur.execute(ROW_MOVE_SQL, [row[0]])
+                if cur.fetchone()[0] != row[0]:
+                    raise RuntimeError(f"wallet movement {row[0]} moved no balance")
+
 
 def wallet_move_prepare(*, owner_id: str, currency: str, amount: int, idempotency_key: str, reason: str,
                         hold: Hold | None = None, after: str = "") -> WalletMove:
@@ -191,8 +130,9 @@ def wallet_move_prepare(*, owner_id: str, currency: str, amount: int, idempotenc
     params = [owner_id, currency, amount, idempotency_key, reason[:200],
               None if hold is None else hold.seconds, 0 if hold is None else hold.reserve_amount,
               None if hold is None else hold.reserve_seconds]
-    return WalletMove(owner_id=owner_id, currency=currency, amount=amount, idempotency_key=idempotency_key,
-                      reason=reason[:200], ctes=_move_ctes(after), params=params)
+    part = WalletCredit if amount > 0 else WalletMove
+    return part(owner_id=owner_id, currency=currency, amount=amount, idempotency_key=idempotency_key,
+                reason=reason[:200], ctes=_move_ctes(after, credit=part is WalletCredit), params=params)
 
 
 def _run(move: WalletMove) -> tuple[WalletMovement, bool]:
@@ -234,7 +174,7 @@ def wallet_debit(*, owner_id: str, currency: str, amount: int, idempotency_key: 
                        idempotency_key=idempotency_key, reason=reason)
 
 
-# One wallet's row and then its slots locked (``_FOLD_CTES``' order), with its whole balance as ``l.balance``
+# One wallet's row and then its slots locked (``FOLD_CTES``' order), with its whole balance as ``l.balance``
 # (the slots are left as they are: the next movement folds them). A negative episode recorded on the row may
 # have ended in a slot (a credit that saw the row before the episode began): read it against the whole balance.
 _LOCK_SQL = """
@@ -347,7 +287,7 @@ WITH debit AS (  -- one JSON parameter: see ledger.services._POST_MANY_SQL
 ), locked AS MATERIALIZED (
     SELECT w.id, w.balance, m.amount FROM wallet_wallet w JOIN movement m ON w.id = m.wallet_id
     ORDER BY w.id FOR NO KEY UPDATE OF w
-), {_FOLD_CTES.strip()}, balance AS (
+), {FOLD_CTES.strip()}, balance AS (
     UPDATE wallet_wallet w SET balance = w.balance + COALESCE(t.total, 0) + m.amount, updated_at = now(),
         {negative_since_sql(wallet="w", amount="m.amount", movement_id="m.id",
                             before="(w.balance + COALESCE(t.total, 0))")}

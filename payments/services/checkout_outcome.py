@@ -15,11 +15,13 @@ refunds made retroactively).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from functools import cache
 
 from django.conf import settings
 from django.db import connection
 
+from core.db import StatementPart, parts_split
 from core.transitions import TransitionWrite, transition_apply
 from payments.models import PaymentEvent, PaymentEventState, PaymentOrder, PaymentOrderState
 from payments.services.merchant_events import OUTBOX_CTE
@@ -43,8 +45,19 @@ _DECIDE_AND_COUNT_SQL = ("WITH {transition}, "
 
 
 @cache
-def _decide_and_count_sql(transition_ctes: str) -> str:
-    return _DECIDE_AND_COUNT_SQL.format(transition=transition_ctes)
+def _decide_and_count_sql(transition_ctes: str, parts_ctes: tuple[str, ...] = (), parts_columns: tuple[str, ...] = ()
+                          ) -> str:
+    sql = _DECIDE_AND_COUNT_SQL.format(transition=transition_ctes)
+    if not parts_ctes:
+        return sql
+    head, _, select = sql.partition(" SELECT (SELECT count(*) FROM moved_audit)")
+    return (f"{head}, {', '.join(parts_ctes)} SELECT (SELECT count(*) FROM moved_audit){select.rstrip()}"
+            .replace(" FROM (SELECT 1) AS one", f", {', '.join(parts_columns)} FROM (SELECT 1) AS one"))
+
+
+#: The condition, in the statement of an order's decision, that the decision was written: the parts written with
+#: it (``payment_event_order_decided(parts=...)``) put it in their own WHERE.
+DECISION_WRITTEN = "EXISTS (SELECT 1 FROM moved_audit)"
 
 
 KEEP = "keep"
@@ -52,7 +65,9 @@ REFUND_ALL = "refund_all"
 REFUND_ALL_ACTOR = "system:refund_all"
 
 
-def payment_event_order_decided(*, order: PaymentOrder, actor: str, transition: TransitionWrite | None = None) -> str:
+def payment_event_order_decided(*, order: PaymentOrder, actor: str, transition: TransitionWrite | None = None,
+                                parts: Sequence[StatementPart] = (),
+                                then: Callable[[list[tuple]], None] | None = None) -> str:
     """Count ``order``'s decision on its event and, if it was the last undecided order, decide
     the event. Called by ``payment_order_apply_result`` inside the transaction (and under the
     order's row lock) that has just made the order succeeded or failed, which happens once per
@@ -61,7 +76,9 @@ def payment_event_order_decided(*, order: PaymentOrder, actor: str, transition: 
     ``transition``: the order's own decision, made in memory and not yet written (``transition_prepare``):
     then it is written by the same statement as the count, first (the order's row lock before the event's:
     the count's UPDATE waits on the decision's audit row), and the count only if it was written; if it was
-    not, nothing is, and ``ConcurrentTransition`` is raised (as ``transition_apply`` would).
+    not, nothing is, and ``ConcurrentTransition`` is raised (as ``transition_apply`` would). ``parts``: more
+    writes of the same statement, after the count, each under ``DECISION_WRITTEN`` (a capture's posting and
+    credit, ``postings.capture_parts``); their columns are handed to ``then`` once the decision is known written.
 
     Two statements at most: an UPDATE of the event's counters (every decided order) and, for the
     order that decides the event, one statement saving the event's transition with its audit row.
@@ -79,19 +96,7 @@ def payment_event_order_decided(*, order: PaymentOrder, actor: str, transition: 
     always the order, then its event, then (refund_all only, once every order is decided, so no
     sibling's decider can be waiting for the event) the sibling orders: no deadlock.
     """
-    succeeded = order.state == PaymentOrderState.SUCCEEDED
-    params = [int(succeeded), int(not succeeded), order.payment_event_id, order.payment_event_id,
-              f"payment_order.{order.state}", order.id]
-    with connection.cursor() as cursor:
-        # The same statement writes payments' outbox rows for the merchant's webhooks (merchant_events):
-        # payment_order.<state>, and checkout.completed when this order is the event's last undecided one.
-        if transition is None:
-            cursor.execute(_COUNT_SQL, params)
-            state, n_succeeded, n_failed, total = cursor.fetchone()
-        else:
-            cursor.execute(_decide_and_count_sql(transition.ctes), [*transition.params, *params])
-            written, state, n_succeeded, n_failed, total = cursor.fetchone()
-            transition.finish(written=bool(written))
+    state, n_succeeded, n_failed, total = _counted(order, transition, parts, then)
     if state != PaymentEventState.PROCESSING or n_succeeded + n_failed < total:
         return state
     # Loaded with the order (its claim or lock_order) or by its event's task; still processing, as the row under our
@@ -111,6 +116,31 @@ def payment_event_order_decided(*, order: PaymentOrder, actor: str, transition: 
         transition_apply(event, event.partially_succeed, actor=actor,
                          reason=f"{n_succeeded} of {total} orders succeeded, {n_failed} failed")
     logger.info("event=payment_event_decided payment_event=%s state=%s", event.id, event.state)
+
+
+def _counted(order: PaymentOrder, transition: TransitionWrite | None, parts: Sequence[StatementPart],
+             then: Callable[[list[tuple]], None] | None) -> tuple[str, int, int, int]:
+    """``payment_event_order_decided``'s statement: the count (with the decision and ``parts``, if given);
+    the event's state, its counts and its orders' total as the count left them."""
+    succeeded = order.state == PaymentOrderState.SUCCEEDED
+    params = [int(succeeded), int(not succeeded), order.payment_event_id, order.payment_event_id,
+              f"payment_order.{order.state}", order.id]
+    with connection.cursor() as cursor:
+        # The same statement writes payments' outbox rows for the merchant's webhooks (merchant_events):
+        # payment_order.<state>, and checkout.completed when this order is the event's last undecided one.
+        if transition is None:
+            cursor.execute(_COUNT_SQL, params)
+            state, n_succeeded, n_failed, total = cursor.fetchone()
+        else:
+            cursor.execute(_decide_and_count_sql(transition.ctes, tuple(p.ctes for p in parts),
+                                                 tuple(p.columns for p in parts)),
+                           [*transition.params, *params, *(value for part in parts for value in part.params)])
+            row = cursor.fetchone()
+            written, state, n_succeeded, n_failed, total = row[:5]
+            transition.finish(written=bool(written))
+            if then is not None:
+                then(parts_split(row[5:], parts))
+    return state, n_succeeded, n_failed, total
 
 
 def _refund_succeeded_orders(event: PaymentEvent) -> list[str]:

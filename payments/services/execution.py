@@ -28,10 +28,10 @@ from payments.psp.base import (
     PSPRetryableError,
     PSPUnknownOutcome,
 )
-from payments.services.checkout_outcome import payment_event_order_decided
+from payments.services.checkout_outcome import DECISION_WRITTEN, payment_event_order_decided
 from payments.services.customers import payment_event_payment_method
 from payments.services.order_rows import lock_order, order_claim
-from payments.services.postings import capture_post
+from payments.services.postings import capture_parts, capture_post, capture_posted
 
 logger = logging.getLogger(__name__)
 
@@ -263,8 +263,9 @@ def payment_order_apply_result(*, payment_order_id: str, result: PaymentResult, 
 def _decided_as_claimed(order: PaymentOrder, result: PaymentResult, *, actor: str, psp_call: dict | None) -> bool:
     """``payment_order_apply_result``'s success or failure of an order still as its claim read it, without its
     lock: False (nothing written) when the answer is another kind, does not match the claimed row, or the row
-    changed since the claim (then decided on the locked row). The order's transition and its count on the
-    event in one statement (``payment_event_order_decided(transition=...)``): two statements fewer than the
+    changed since the claim (then decided on the locked row). The order's transition, its count on the
+    event and a success's capture (posting and wallet credit, written only if the transition was) in one
+    statement (``payment_event_order_decided(transition=..., parts=...)``): three statements fewer than the
     locked path."""
     if order.state != PaymentOrderState.EXECUTING or result.status not in (PaymentStatus.SUCCEEDED,
                                                                           PaymentStatus.FAILED):
@@ -278,14 +279,14 @@ def _decided_as_claimed(order: PaymentOrder, result: PaymentResult, *, actor: st
             write = transition_prepare(order, order.fail, actor=actor, reason=f"PSP: {result.failure_code}",
                                        code=result.failure_code, message=result.failure_message,
                                        psp_reference=result.psp_reference, audit_detail=psp_call, guarded=True)
+        capture = capture_parts(order, after=DECISION_WRITTEN) if result.status is PaymentStatus.SUCCEEDED else ()
         with _own_reference(order, result.psp_reference):
-            payment_event_order_decided(order=order, actor=actor, transition=write)
+            payment_event_order_decided(order=order, actor=actor, transition=write, parts=capture,
+                                        then=(lambda rows: capture_posted(order, capture, rows)) if capture else None)
     except (PSPMismatch, ConcurrentTransition) as exc:
         if isinstance(exc.__cause__, IntegrityError):  # the statement failed: the transaction is lost
             raise
         return False
-    if result.status is PaymentStatus.SUCCEEDED:
-        capture_post(order)
     return True
 
 

@@ -8,10 +8,16 @@ from django.db.models import Q, Sum
 
 from core.db import statement_parts_run
 from ledger import accounts
-from ledger.services import EntrySpec, ledger_posting_prepare, ledger_transaction_post, ledger_transaction_reverse
+from ledger.services import (
+    EntrySpec,
+    LedgerPosting,
+    ledger_posting_prepare,
+    ledger_transaction_post,
+    ledger_transaction_reverse,
+)
 from payments.models import PaymentOrder, Refund, RefundState
 from wallet import selectors as wallet_selectors
-from wallet.services import wallet_credit, wallet_credit_prepare, wallet_debit
+from wallet.services import WalletMove, wallet_credit, wallet_credit_prepare, wallet_debit
 
 # A capture's key is payment_order:<id>:capture; a refund's, refund:<id>; its reversal (the refund failed after it
 # succeeded), refund:<id>:failed.
@@ -46,11 +52,10 @@ def refund_failed_posting_key(refund_id: str) -> str:
     return f"{REFUND_KEY_PREFIX}{refund_id}{REFUND_FAILED_KEY_SUFFIX}"
 
 
-def capture_post(order: PaymentOrder) -> None:
-    """A capture in the books: PSP receivable debited, the seller's payable and the platform's cut credited;
-    the seller's wallet credited (held for payouts) under the same key. One statement (the ledger's posting,
-    then the wallet's movement, whose row is locked last), three more the first time the seller is paid in
-    a currency (its account and wallet opened, then it again). In the caller's transaction."""
+def capture_parts(order: PaymentOrder, *, after: str = "") -> tuple[LedgerPosting, WalletMove]:
+    """A capture's posting and wallet credit made ready (``capture_post``), for a statement of their own or
+    another's: written under ``after`` (an SQL condition of that statement's, e.g. that the order's decision was
+    written), the credit after the posting."""
     commission = commission_for(order.amount)
     seller_share = order.amount - commission
     entries = [
@@ -61,12 +66,38 @@ def capture_post(order: PaymentOrder) -> None:
         entries.append(EntrySpec(accounts.PLATFORM_COMMISSION, order.currency, -commission))
     posting = ledger_posting_prepare(idempotency_key=capture_posting_key(order.id),
                                      description=f"Capture of payment order {order.id}", reference=order.id,
-                                     entries=entries)
+                                     entries=entries, after=after)
     credit = wallet_credit_prepare(owner_id=order.seller_id, currency=order.currency, amount=seller_share,
                                    idempotency_key=capture_posting_key(order.id),
-                                   reason=f"payment order {order.id} succeeded", after=posting.written)
+                                   reason=f"payment order {order.id} succeeded",
+                                   after=f"{posting.written} AND {after}" if after else posting.written)
+    return posting, credit
+
+
+def capture_post(order: PaymentOrder) -> None:
+    """A capture in the books: PSP receivable debited, the seller's payable and the platform's cut credited;
+    the seller's wallet credited (held for payouts) under the same key. One statement (the ledger's posting,
+    then the wallet's movement, whose row is locked last), three more the first time the seller is paid in
+    a currency (its account and wallet opened, then it again). In the caller's transaction."""
+    posting, credit = capture_parts(order)
     posted, _credited = statement_parts_run(posting, credit)
     posting.check(posted)
+
+
+def capture_posted(order: PaymentOrder, parts: tuple[LedgerPosting, WalletMove], rows: list[tuple]) -> None:
+    """After ``capture_parts`` ran in another statement (its columns ``rows``), in its transaction: what the
+    parts left to write (``finish``) and, the first time the seller is paid in a currency (an account or the
+    wallet not opened yet), those opened and ``capture_post``, which writes what was not written (by the keys)."""
+    missing = False
+    for part, row in zip(parts, rows, strict=True):
+        part.finish(row)
+        if part.missing(row):
+            part.open_missing()
+            missing = True
+    if missing:
+        capture_post(order)
+        return
+    parts[0].check(rows[0])
 
 
 def refund_post(order: PaymentOrder, refund: Refund) -> None:

@@ -337,9 +337,10 @@ def wait_until(epoch_seconds: float) -> None:
     time.sleep(max(0.0, epoch_seconds - time.time()))
 
 
-# The tables step (c) of a success writes before its last statement, the wallet move.
+# The tables step (c) of a success writes before the wallet move takes the seller's slot (all in one statement).
 STEP_C_WRITES = frozenset({"payments_paymentorder", "payments_paymentordertransition", "ledger_ledgertransaction",
                            "ledger_entry"})
+CAPTURE_TABLES = frozenset({"ledger_ledgertransaction", "ledger_entry", "wallet_walletmovement", "wallet_walletslot"})
 
 
 def worker_kill_at(point: str, *, worker: Worker, order: PaymentOrder, sandbox_url: str) -> float:
@@ -351,8 +352,9 @@ def worker_kill_at(point: str, *, worker: Worker, order: PaymentOrder, sandbox_u
     order's row is held, so the worker, answer in hand, waits at the start of step (c) (the order's
     transition guarded by the claimed row, with its count on the event in the same statement,
     ``payment_order_apply_result(claimed=...)``), having written nothing. ``before_commit``: the seller's
-    wallet row and slots are held, so the worker waits at step (c)'s last statement, the wallet move, with the
-    order's transition, its audit row and the ledger posting written and uncommitted."""
+    wallet row and slots are held, so the worker waits in step (c)'s statement at the wallet move (its last
+    write), with the order's transition, its audit row, the ledger posting and the movement written and
+    uncommitted."""
     if point == "psp_answered":
         send_to(worker.queue, order)
         wait_for(lambda: psp_charges(sandbox_url, order.id), message="the PSP to charge")
@@ -376,17 +378,20 @@ def worker_kill_at(point: str, *, worker: Worker, order: PaymentOrder, sandbox_u
             # Step (c)'s first statement, the order's guarded transition, waits on the row lock with nothing written.
             assert waiter.query.startswith('WITH moved AS (UPDATE "payments_paymentorder"'), waiter.query
             # The RowExclusiveLocks of that statement's own tables, taken as it started (it has no row yet): the
-            # order, its audit rows, and the event's count with its outbox row, which the same statement writes
-            # only after the order's row (payment_event_order_decided(transition=...)); no other table (the
-            # ledger, the wallet) written, and the event's row not even locked.
+            # order, its audit rows, the event's count with its outbox row, and the capture's posting and wallet
+            # credit, which the same statement writes only after the order's row (payment_event_order_decided(
+            # transition=..., parts=...), the capture under DECISION_WRITTEN); no other table, and the event's row
+            # not even locked.
             assert written <= {"payments_paymentorder", "payments_paymentordertransition", "payments_paymentevent",
-                               "payments_merchantevent"}, written
+                               "payments_merchantevent", *CAPTURE_TABLES}, written
             with connection.cursor() as cur:  # LockNotAvailable if the waiting statement had reached the event
                 cur.execute("SELECT 1 FROM payments_paymentevent WHERE id = %s FOR UPDATE NOWAIT",
                             [order.payment_event_id])
         else:
-            assert "wallet_wallet" in waiter.query, waiter.query
-            assert written >= STEP_C_WRITES, written
+            # The decision's statement, which writes the capture too (its text past the order's transition is cut
+            # by pg_stat_activity's 1 kB), waiting on the seller's slot with the rest of step (c) written.
+            assert waiter.query.startswith('WITH moved AS (UPDATE "payments_paymentorder"'), waiter.query
+            assert written >= STEP_C_WRITES | {"wallet_walletmovement"}, written
         # Step (c) runs on the PSP's answer: the charge is made and answered.
         assert [c["status"] for c in psp_charges(sandbox_url, order.id)] == ["succeeded"]
         worker.kill()

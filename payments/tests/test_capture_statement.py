@@ -2,6 +2,7 @@
 CTEs, then the wallet's, whose movement (and so the wallet row's lock) waits on the posting's entries."""
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from core.db import _parts_statement, statement_parts_run
 from ledger import accounts
@@ -9,8 +10,8 @@ from ledger.models import Entry, LedgerTransaction
 from ledger.services import EntrySpec, ledger_posting_prepare
 from payments.services.postings import capture_post
 from payments.tests.factories import PaymentOrderFactory
-from wallet.models import Wallet, WalletMovement
-from wallet.services import wallet_credit_prepare
+from wallet.models import Wallet, WalletMovement, WalletSlot
+from wallet.services import wallet_credit, wallet_credit_prepare, wallet_debit, wallet_move_prepare
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +30,7 @@ def test_the_movement_is_inserted_only_once_the_posting_ran():
     with connection.cursor() as cur:
         cur.execute("EXPLAIN " + sql, [*posting.params, *credit.params])
         plan = "\n".join(r[0] for r in cur.fetchall())
-    movement = plan[plan.index("CTE movement"):plan.index("CTE balance")]
+    movement = plan[plan.index("CTE movement"):plan.index("CTE free_slot")]
     assert "One-Time Filter" in movement and "CTE Scan on entries" in movement
 
 
@@ -73,3 +74,53 @@ def test_a_first_run_commits_nothing_when_the_second_cannot_follow():
         statement_parts_run(posting, credit)
     assert not LedgerTransaction.objects.filter(idempotency_key="k2").exists()
     assert not Wallet.objects.filter(owner_id="s2").exists()
+
+
+def test_a_credits_statement_leaves_the_wallets_row_out():
+    """The common credit lands in a slot: its part carries none of the row's CTEs (the lock, the fold, the
+    balance), which it would leave empty; a debit's still does."""
+    _posting, credit = _parts()
+    assert "free_slot" in credit.ctes and "locked" not in credit.ctes and "folded" not in credit.ctes
+    assert "UPDATE wallet_wallet SET" not in credit.ctes
+    debit = wallet_move_prepare(owner_id="s1", currency="usd", amount=-5, idempotency_key="d", reason="r")
+    assert "locked" in debit.ctes and "folded" in debit.ctes
+
+
+def _below_zero(seller: str) -> None:
+    wallet_credit(owner_id=seller, currency="usd", amount=100, idempotency_key="c0", reason="r", held=False)
+    wallet_debit(owner_id=seller, currency="usd", amount=300, idempotency_key="d0", reason="r")
+
+
+def test_a_capture_no_slot_takes_moves_the_wallets_row_in_its_transaction():
+    """Below zero the wallet's slots are closed: the capture's credit moves the row (a second statement), the
+    episode goes on against the whole balance, and ends on the row once the balance is back to zero."""
+    order = PaymentOrderFactory(amount=150, currency="usd")
+    seller = order.seller_id
+    _below_zero(seller)
+    with CaptureQueriesContext(connection) as queries:
+        capture_post(order)
+    assert len([q for q in queries if "FOR NO KEY UPDATE OF w" in q["sql"]]) == 1  # the row's own statement
+    wallet = Wallet.objects.with_total().get(owner_id=seller, currency="usd")
+    assert (wallet.balance, wallet.total) == (-50, -50) and wallet.negative_since is not None
+    assert not WalletSlot.objects.filter(wallet=wallet).exclude(balance=0).exists()
+    capture_post(PaymentOrderFactory(amount=50, currency="usd", seller=order.seller))
+    wallet.refresh_from_db()
+    assert (wallet.balance, wallet.negative_since) == (0, None)
+    assert not WalletSlot.objects.filter(wallet=wallet, open=False).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_credit_whose_row_cannot_move_commits_nothing():
+    """The row's statement runs in the statement's transaction: when it fails, neither the posting nor the
+    movement the first statement wrote is committed."""
+    _below_zero("s4")
+    posting, credit = _parts(key="k4", seller="s4")
+
+    def cannot_move(row):
+        raise RuntimeError("the wallet's row could not be moved")
+
+    object.__setattr__(credit, "finish", cannot_move)
+    with pytest.raises(RuntimeError):
+        statement_parts_run(posting, credit)
+    assert not LedgerTransaction.objects.filter(idempotency_key="k4").exists()
+    assert not WalletMovement.objects.filter(idempotency_key="k4").exists()

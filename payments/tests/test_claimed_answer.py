@@ -83,6 +83,20 @@ def test_a_late_success_for_an_order_failed_since_its_claim_is_a_suspected_doubl
     assert SuspectedDoubleCharge.objects.get().payment_order_id == order.id
 
 
+def test_a_late_success_for_an_order_failed_since_its_claim_posts_nothing_for_a_paid_seller():
+    """The capture's posting and credit share the decision's statement (account and wallet open: the seller was
+    paid before): written only if the decision was, so nothing for an order the claim no longer describes."""
+    paid = PaymentOrderFactory()
+    apply(paid.id, claim(paid), answer(PaymentStatus.SUCCEEDED, psp_reference="pi_0"))
+    order = PaymentOrderFactory(seller=paid.seller)
+    claimed = claim(order)
+    payment_order_apply_result(payment_order_id=order.id, result=answer(PaymentStatus.FAILED, psp_reference=""),
+                               actor="webhook")
+    assert apply(order.id, claimed, answer(PaymentStatus.SUCCEEDED))[0] == "failed"
+    assert books(order) == (1000, {"usd": 0})  # the paid order's alone
+    assert SuspectedDoubleCharge.objects.get().payment_order_id == order.id
+
+
 @pytest.mark.parametrize("change", ["another attempt", "next action moved"])
 def test_a_row_changed_since_the_claim_is_decided_on_the_locked_row_and_keeps_the_change(change):
     order = PaymentOrderFactory()

@@ -34,30 +34,24 @@ _COUNT_CTE = (f"ev AS (UPDATE {PaymentEvent._meta.db_table}"
               f" (SELECT count(*) FROM {PaymentOrder._meta.db_table} WHERE payment_event_id = %s) AS total),"
               f"{OUTBOX_CTE}")
 _COUNT_SQL = f"WITH {_COUNT_CTE.format(written='')} SELECT state, orders_succeeded, orders_failed, total FROM ev"
-# The order's decision (``{transition}``: its CTEs moved and moved_audit) and the count in one statement: the
-# event's UPDATE runs only once the decision's audit row is written (its condition reads it first), and the one
-# row answered says whether it was.
+#: The condition, in the statement of an order's decision, that the decision was written: the count and the parts
+#: written with it (``payment_event_order_decided(parts=...)``) put it in their own WHERE.
+DECISION_WRITTEN = "EXISTS (SELECT 1 FROM moved_audit)"
+# The order's decision (``{transition}``: its CTEs moved and moved_audit), the count and the parts' CTEs and
+# columns (``{parts}``, ``{columns}``: each after a comma, or nothing) in one statement: the event's UPDATE runs
+# only once the decision's audit row is written (its condition reads it first), and the one row answered says
+# whether it was.
 _DECIDE_AND_COUNT_SQL = ("WITH {transition}, "
-                         + _COUNT_CTE.format(written=" AND EXISTS (SELECT 1 FROM moved_audit)").replace("{", "{{")
-                         .replace("}", "}}")
-                         + " SELECT (SELECT count(*) FROM moved_audit), ev.state, ev.orders_succeeded,"
-                           " ev.orders_failed, ev.total FROM (SELECT 1) AS one LEFT JOIN ev ON true")
+                         + _COUNT_CTE.format(written=f" AND {DECISION_WRITTEN}").replace("{", "{{").replace("}", "}}")
+                         + "{parts} SELECT (SELECT count(*) FROM moved_audit), ev.state, ev.orders_succeeded,"
+                           " ev.orders_failed, ev.total{columns} FROM (SELECT 1) AS one LEFT JOIN ev ON true")
 
 
 @cache
 def _decide_and_count_sql(transition_ctes: str, parts_ctes: tuple[str, ...] = (), parts_columns: tuple[str, ...] = ()
                           ) -> str:
-    sql = _DECIDE_AND_COUNT_SQL.format(transition=transition_ctes)
-    if not parts_ctes:
-        return sql
-    head, _, select = sql.partition(" SELECT (SELECT count(*) FROM moved_audit)")
-    return (f"{head}, {', '.join(parts_ctes)} SELECT (SELECT count(*) FROM moved_audit){select.rstrip()}"
-            .replace(" FROM (SELECT 1) AS one", f", {', '.join(parts_columns)} FROM (SELECT 1) AS one"))
-
-
-#: The condition, in the statement of an order's decision, that the decision was written: the parts written with
-#: it (``payment_event_order_decided(parts=...)``) put it in their own WHERE.
-DECISION_WRITTEN = "EXISTS (SELECT 1 FROM moved_audit)"
+    return _DECIDE_AND_COUNT_SQL.format(transition=transition_ctes, parts="".join(f", {c}" for c in parts_ctes),
+                                        columns="".join(f", {c}" for c in parts_columns))
 
 
 KEEP = "keep"

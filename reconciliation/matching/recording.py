@@ -12,7 +12,7 @@ from reconciliation.models import BreakState, Resolution
 
 from . import rules
 from .scope import RunScope
-from .tables import BREAK_AUDIT, BREAKS, FILES, LINES, MATCHES
+from .tables import BREAK_AUDIT, BREAKS, FILES, LINES, MATCHES, line_break_key
 
 _INSERT_NEW_MATCHES = f"""
 INSERT INTO {MATCHES} (line_id, state, kind, object_id, run_id)
@@ -47,7 +47,7 @@ def files_mark_reconciled(cursor: CursorWrapper, scope: RunScope) -> None:
 
 _ON_SIGHT = f"outcome.break_class = '{rules.RESOLVED_ON_SIGHT}'"
 
-_KEY = "outcome.break_class || ':line:' || outcome.line_id"
+_KEY = line_break_key("outcome.break_class", "outcome.line_id")
 
 _UPSERT_LINE_BREAKS = f"""
 WITH seen AS (  -- a break seen again: only its last_seen_run (no line read, nothing else of its row rebuilt)
@@ -90,7 +90,7 @@ WITH cleared AS (
            resolved_by = %(actor)s, resolved_at = %(now)s, reason = {rules.CLEARED_REASON}
     FROM recon_outcome outcome
     WHERE brk.line_id = outcome.line_id AND brk.state = '{BreakState.OPEN}'
-      AND brk.key <> COALESCE(outcome.break_class || ':line:' || outcome.line_id, '')
+      AND brk.key <> COALESCE({_KEY}, '')
     RETURNING brk.id, brk.reason
 )
 INSERT INTO {BREAK_AUDIT} (brk_id, from_state, to_state, resolution, reason, actor, created_at)

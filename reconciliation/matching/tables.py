@@ -25,3 +25,8 @@ BREAK_AUDIT = BreakResolution._meta.db_table
 DECISIONS = LineDecision._meta.db_table
 #: Payments' read-only view of its orders (``payments.models.SettleableOrder``).
 ORDERS = payment_selectors.settleable_order_view()
+
+
+def line_break_key(break_class: str, line_id: str) -> str:
+    """The SQL of a line break's key (``<class>:line:<line id>``, ``Break.key``) from two SQL expressions."""
+    return f"{break_class} || ':line:' || {line_id}"

@@ -32,7 +32,7 @@ from django.db.backends.utils import CursorWrapper
 
 from reconciliation.models import MatchState
 
-from .tables import BREAKS, DECISIONS, LINES
+from .tables import BREAKS, DECISIONS, LINES, line_break_key
 
 
 def skipped_table_create(cursor: CursorWrapper, unchanged: list[int]) -> None:
@@ -68,7 +68,7 @@ def skipped_count(cursor: CursorWrapper) -> int:
 
 _SKIPPED_SEEN = f"""
 UPDATE {BREAKS} brk SET last_seen_run_id = %(run)s FROM recon_skipped skipped
-WHERE brk.key = skipped.break_class || ':line:' || skipped.id
+WHERE brk.key = {line_break_key("skipped.break_class", "skipped.id")}
 """
 
 _DECISIONS_GONE = f"""

@@ -6,6 +6,7 @@ pytest-django created, on a queue of its own so no other worker steals its tasks
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -140,3 +141,52 @@ def api(live_server, celery_worker, sandbox):
     _, key = api_client_create(name="storefront")
     with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
         yield client
+
+
+# --- the API fuzz, beside the suite ------------------------------------------------------------------------------
+
+API_FUZZ_TEST = "core/tests/test_schemathesis.py::test_api_keeps_its_schema"
+API_FUZZ = pytest.StashKey[tuple]()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The fuzz's test waits for the fuzz: run it last, so the other tests run while the fuzz does."""
+    items.sort(key=lambda item: item.nodeid == API_FUZZ_TEST)  # stable: the others keep their order
+
+
+def pytest_collection_finish(session):
+    """Start ``core/tests/api_fuzz.py`` (a pytest process and a stack of its own) when its test is selected:
+    minutes of one core's Hypothesis work that the other tests, which mostly wait on round trips, run beside."""
+    if session.config.option.collectonly or not any(item.nodeid == API_FUZZ_TEST for item in session.items):
+        return
+    import tempfile
+
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    workdir = Path(tempfile.mkdtemp(prefix="api-fuzz-"))
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test",
+           "API_FUZZ_OUT": str(workdir / "outcome.json"),
+           "API_FUZZ_DATABASE_URL": f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+    with open(workdir / "api_fuzz.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:django", "-p", "no:cacheprovider",
+                                 "core/tests/api_fuzz.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    session.config.stash[API_FUZZ] = (proc, workdir)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    proc, workdir = session.config.stash.get(API_FUZZ, (None, None))
+    if proc is None:
+        return
+    if proc.poll() is None:  # the session ended first (interrupted, -x): let it clean up
+        proc.send_signal(signal.SIGINT)  # its stack stops its processes and drops its database
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if exitstatus == 0:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)  # else kept: its logs are named in the failure

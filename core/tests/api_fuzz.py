@@ -25,9 +25,10 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
 import psycopg
 from psycopg import sql
+
+from conftest import _answers, _stop, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -146,26 +147,9 @@ def fuzz(url: str, key: str) -> dict:
     return outcome
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait(url: str, proc: subprocess.Popen, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited at start ({proc.returncode})")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} did not answer {url} within {timeout} s")
+def _wait(url: str, proc: subprocess.Popen, what: str) -> None:
+    wait_for(lambda: proc.poll() is not None or _answers(url), timeout=60, message=what)
+    assert proc.poll() is None, f"{what} exited at start ({proc.returncode})"
 
 
 class FuzzStack:
@@ -209,7 +193,7 @@ class FuzzStack:
             self.created = True
             subprocess.run([sys.executable, "manage.py", "migrate", "--no-input"], cwd=ROOT, env=self.env,
                            check=True, capture_output=True)
-            psp_port, web_port = _free_port(), _free_port()
+            psp_port, web_port = free_port(), free_port()
             psp = self._start([sys.executable, "-m", "psp_sandbox", "--host", "127.0.0.1", "--port", str(psp_port),
                                "--db", str(self.workdir / "sandbox.sqlite3")], "psp.log")
             self.env["PSP_API_BASE"] = f"http://127.0.0.1:{psp_port}"
@@ -230,13 +214,7 @@ class FuzzStack:
 
     def __exit__(self, *exc) -> None:
         for proc in self.procs:
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _stop(proc)
         if self.created:
             with self._admin() as conn:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name)))

@@ -57,6 +57,19 @@ def test_a_capture_posts_and_credits_once():
     assert Wallet.objects.with_total().get(owner_id=order.seller_id, currency="usd").total == 1234
 
 
+def _run_with_the_credit_failing(*, key: str, seller: str, step: str) -> None:
+    """The capture's posting and credit in one ``statement_parts_run``, the credit's ``step`` (``open_missing``,
+    ``finish``) raising: the run raises."""
+    posting, credit = _parts(key=key, seller=seller)
+
+    def fails(*args):
+        raise RuntimeError(f"the credit's {step} failed")
+
+    object.__setattr__(credit, step, fails)
+    with pytest.raises(RuntimeError):
+        statement_parts_run(posting, credit)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_first_run_commits_nothing_when_the_second_cannot_follow():
     """Outside a caller's transaction, the run that found the wallet missing (its posting written) and the run
@@ -64,14 +77,7 @@ def test_a_first_run_commits_nothing_when_the_second_cannot_follow():
     from ledger.services import _accounts_ensure
 
     _accounts_ensure([accounts.PSP_RECEIVABLE, accounts.seller_payable("s2")])  # the posting's first run writes
-    posting, credit = _parts(key="k2", seller="s2")
-
-    def cannot_open():
-        raise RuntimeError("the wallet could not be opened")
-
-    object.__setattr__(credit, "open_missing", cannot_open)
-    with pytest.raises(RuntimeError):
-        statement_parts_run(posting, credit)
+    _run_with_the_credit_failing(key="k2", seller="s2", step="open_missing")
     assert not LedgerTransaction.objects.filter(idempotency_key="k2").exists()
     assert not Wallet.objects.filter(owner_id="s2").exists()
 
@@ -114,13 +120,6 @@ def test_a_credit_whose_row_cannot_move_commits_nothing():
     """The row's statement runs in the statement's transaction: when it fails, neither the posting nor the
     movement the first statement wrote is committed."""
     _below_zero("s4")
-    posting, credit = _parts(key="k4", seller="s4")
-
-    def cannot_move(row):
-        raise RuntimeError("the wallet's row could not be moved")
-
-    object.__setattr__(credit, "finish", cannot_move)
-    with pytest.raises(RuntimeError):
-        statement_parts_run(posting, credit)
+    _run_with_the_credit_failing(key="k4", seller="s4", step="finish")
     assert not LedgerTransaction.objects.filter(idempotency_key="k4").exists()
     assert not WalletMovement.objects.filter(idempotency_key="k4").exists()

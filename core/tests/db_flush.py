@@ -18,13 +18,16 @@ rollback, another database vendor), Django's flush runs as it did.
 """
 from __future__ import annotations
 
-from django.db import connections, transaction
+from django.db import OperationalError, connections, transaction
 from django.test import TransactionTestCase
+from psycopg.errors import DeadlockDetected
 
 # Kept across tests: what post_migrate makes (core.tests.db_flush.snapshot() records them).
 STATIC_TABLES = ("django_content_type", "auth_permission")
 # A table with this many rows or more is TRUNCATEd rather than DELETEd from (no dead rows left behind).
 TRUNCATE_FROM_ROWS = 1000
+# Tries of the flush that PostgreSQL aborts to end a deadlock with another transaction (``_empty``).
+DEADLOCK_ATTEMPTS = 5
 
 _django_fixture_teardown = TransactionTestCase._fixture_teardown
 _static: dict[str, str] = {}  # alias -> md5 of the static tables' rows, as the last full flush left them
@@ -61,7 +64,23 @@ def _row_counts(connection, cursor, tables: list[str]) -> dict[str, int]:
 
 
 def _empty(alias: str) -> bool:
-    """Empty the database as flush would; False (nothing done) where the static tables changed."""
+    """Empty the database as flush would; False (nothing done) where the static tables changed.
+
+    ``LOCK TABLE`` takes the tables one after another: a worker's or live server's transaction still running
+    that holds one of the later tables and then asks for one already taken deadlocks with it. When PostgreSQL
+    picks the flush as the one to abort, the flush is rolled back whole and tried again: the other
+    transaction goes on meanwhile, and the next try waits for it (as Django's TRUNCATE would have to)."""
+    attempt = 1
+    while True:
+        try:
+            return _empty_once(alias)
+        except OperationalError as exc:
+            if not isinstance(exc.__cause__, DeadlockDetected) or attempt == DEADLOCK_ATTEMPTS:
+                raise
+            attempt += 1
+
+
+def _empty_once(alias: str) -> bool:
     connection = connections[alias]
     tables = connection.introspection.django_table_names(only_existing=True, include_views=False)
     with transaction.atomic(using=alias), connection.cursor() as cursor:

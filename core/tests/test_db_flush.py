@@ -117,3 +117,40 @@ def test_a_writer_still_running_is_waited_for_and_its_rows_are_emptied_too():
         flusher.join(timeout=10)
     assert not flusher.is_alive()
     assert not ApiClient.objects.exists()
+
+
+def test_a_transaction_that_deadlocks_with_the_flush_goes_on_and_the_flush_is_tried_again():
+    """A worker's transaction holds the last table the flush locks and then asks for the first: PostgreSQL aborts
+    the flush (it waited first), which is tried again once that transaction has committed."""
+    tables = connection.introspection.django_table_names(only_existing=True, include_views=False)
+    first, last = tables[0], tables[-1]
+    ApiClient.objects.create(name="kept until the flush", key_prefix="mk", key_hash="h")
+    db = settings.DATABASES["default"]
+    with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"] or None,
+                         dbname=db["NAME"]) as worker:
+        worker.execute(f'SELECT count(*) FROM "{last}"')  # holds ACCESS SHARE on the last table, uncommitted
+        failures: list[BaseException] = []
+
+        def flush() -> None:
+            try:
+                db_flush._empty("default")
+            except BaseException as exc:  # noqa: BLE001  (asserted below)
+                failures.append(exc)
+            finally:
+                connections.close_all()
+
+        flusher = threading.Thread(target=flush)
+        flusher.start()
+        with connection.cursor() as cursor:
+            def blocked() -> bool:
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                               [worker.info.backend_pid])
+                return cursor.fetchone()[0] == 1
+
+            wait_for(blocked, timeout=10, message="the flush to wait for the worker's table")
+        worker.execute(f'SELECT count(*) FROM "{first}"')  # waits on the flush: a deadlock, the flush aborted
+        worker.commit()
+        flusher.join(timeout=30)
+    assert not flusher.is_alive()
+    assert failures == []
+    assert not ApiClient.objects.exists()

@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.tests import loopback
+
 ROOT = Path(__file__).resolve().parent
 
 
@@ -40,7 +42,7 @@ def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.1, message
 
 def _answers(url: str) -> bool:
     try:
-        return httpx.get(url, timeout=1).status_code < 500
+        return loopback.get(url, timeout=1).status_code < 500
     except httpx.HTTPError:
         return False
 
@@ -92,7 +94,7 @@ def psp_sandbox(tmp_path_factory):
 @pytest.fixture
 def sandbox(psp_sandbox):
     """A sandbox reset to its defaults for this test."""
-    httpx.post(f"{psp_sandbox}/_sandbox/reset", timeout=5).raise_for_status()
+    loopback.post(f"{psp_sandbox}/_sandbox/reset", timeout=5).raise_for_status()
     return psp_sandbox
 
 
@@ -139,7 +141,7 @@ def api(live_server, celery_worker, sandbox):
     from core.services import api_client_create
 
     _, key = api_client_create(name="storefront")
-    with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+    with loopback.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
         yield client
 
 

@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from conftest import API_FUZZ, ROOT, _stop, free_port, wait_for
+from core.tests import loopback
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +64,7 @@ def gunicorn_url(django_db_setup, psp_sandbox, tmp_path_factory):
 
     def up() -> bool:
         try:
-            return httpx.get(f"{url}/health", timeout=1).status_code == 200
+            return loopback.get(f"{url}/health", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -117,12 +118,12 @@ def test_a_request_line_over_the_limit_is_a_414_every_operation_documents(gunico
     """A query long enough (the fuzzer once sent ``limit`` repeated past 4 KB) is refused by gunicorn before the API
     runs: 414, which every operation of the schema lists (with 431 for headers), so a client knows it can come."""
     url, _ = gunicorn_url
-    schema = httpx.get(f"{url}/api/schema/", headers={"Accept": "application/json"}, timeout=10).json()
+    schema = loopback.get(f"{url}/api/schema/", headers={"Accept": "application/json"}, timeout=10).json()
     operations = [(path, method, operation) for path, item in schema["paths"].items()
                   for method, operation in item.items() if method in {"get", "post", "put", "patch", "delete"}]
     assert operations
     undocumented = [f"{method} {path}" for path, method, operation in operations
                     if not {"414", "431"} <= set(operation["responses"])]
     assert undocumented == []
-    answer = httpx.get(f"{url}/api/v1/checkouts", params=[("limit", "x" * 100)] * 50, timeout=10)
+    answer = loopback.get(f"{url}/api/v1/checkouts", params=[("limit", "x" * 100)] * 50, timeout=10)
     assert answer.status_code == 414

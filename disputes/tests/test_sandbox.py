@@ -3,12 +3,12 @@ is disputed and won; a dispute opened with ``POST /_sandbox/disputes`` is accept
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
 from conftest import wait_for
+from core.tests import loopback
 from disputes.models import Dispute, DisputeState
 from payments.models import PaymentOrder
 from payments.services.postings import commission_for
@@ -47,22 +47,22 @@ def test_the_dispute_test_card_is_disputed_then_won(api, sandbox, live_server, c
     dispute = wait_dispute(DisputeState.NEEDS_RESPONSE, payment_order=order)
     assert dispute.booked and dispute.fee == 1500 and dispute.psp_dispute_id.startswith("dp_")
     assert payable(seller) == wallet(seller) == share - 11_500
-    psp = httpx.get(f"{sandbox}/v1/disputes/{dispute.psp_dispute_id}", headers=PSP_AUTH).json()
+    psp = loopback.get(f"{sandbox}/v1/disputes/{dispute.psp_dispute_id}", headers=PSP_AUTH).json()
     assert psp["object"] == "dispute" and psp["payment_intent"] == order.psp_reference
     assert psp["balance_transactions"][0]["fee"] == 1500 and psp["evidence_details"]["due_by"]
-    assert httpx.get(f"{sandbox}/v1/charges/{psp['charge']}", headers=PSP_AUTH).json()["disputed"] is True
-    submitted = httpx.post(f"{sandbox}/v1/disputes/{dispute.psp_dispute_id}", headers=PSP_AUTH,
-                           data={"evidence[uncategorized_text]": "delivered, signed for", "submit": "true"})
+    assert loopback.get(f"{sandbox}/v1/charges/{psp['charge']}", headers=PSP_AUTH).json()["disputed"] is True
+    submitted = loopback.post(f"{sandbox}/v1/disputes/{dispute.psp_dispute_id}", headers=PSP_AUTH,
+                              data={"evidence[uncategorized_text]": "delivered, signed for", "submit": "true"})
     assert submitted.status_code == 200 and submitted.json()["status"] == "under_review"
     wait_dispute(DisputeState.UNDER_REVIEW, pk=dispute.pk)
-    outcome = httpx.post(f"{sandbox}/_sandbox/disputes/{dispute.psp_dispute_id}/outcome", json={"outcome": "won"})
+    outcome = loopback.post(f"{sandbox}/_sandbox/disputes/{dispute.psp_dispute_id}/outcome", json={"outcome": "won"})
     assert outcome.status_code == 200, outcome.text
     won = wait_dispute(DisputeState.WON, pk=dispute.pk)
     assert won.reinstated_at is not None
     assert payable(seller) == wallet(seller) == share
     # The day's settlement report carries the dispute's withdrawal and reinstatement: both match the dispute.
     day = timezone.now().date()
-    files = httpx.post(f"{sandbox}/_sandbox/settlements", json={"date": day.isoformat(),
+    files = loopback.post(f"{sandbox}/_sandbox/settlements", json={"date": day.isoformat(),
                                                                  "directory": str(tmp_path)}).json()
     settlement_file_import(path=Path(files["settlement_report"]), actor="test")
     reconciliation_run(day=day, actor="test")
@@ -79,11 +79,11 @@ def test_a_dispute_opened_by_hand_and_accepted_is_lost(api, sandbox, live_server
     sandbox_config(sandbox, webhook_url=f"{live_server.url}/webhooks/psp")
     seller = onboard(api)
     order = checkout(api, seller, 8_000, "pm_card_visa")
-    opened = httpx.post(f"{sandbox}/_sandbox/disputes", json={"payment_intent": order.psp_reference,
-                                                              "amount": 3_000, "reason": "product_not_received"})
+    opened = loopback.post(f"{sandbox}/_sandbox/disputes", json={"payment_intent": order.psp_reference,
+                                                                 "amount": 3_000, "reason": "product_not_received"})
     assert opened.status_code == 200, opened.text
     dispute_id = opened.json()["id"]
-    again = httpx.post(f"{sandbox}/_sandbox/disputes", json={"payment_intent": order.psp_reference})
+    again = loopback.post(f"{sandbox}/_sandbox/disputes", json={"payment_intent": order.psp_reference})
     assert again.status_code == 400 and again.json()["error"]["code"] == "charge_already_disputed"
     wait_dispute(DisputeState.NEEDS_RESPONSE, psp_dispute_id=dispute_id)
     # A disputed charge cannot be refunded as well (Stripe's charge_disputed): the seller is not debited twice.
@@ -93,12 +93,12 @@ def test_a_dispute_opened_by_hand_and_accepted_is_lost(api, sandbox, live_server
     refused = wait_for(lambda: (r := api.get(f"/api/v1/refunds/{refund.json()['id']}").json())["state"] != "pending"
                        and r, message="the refund's answer")
     assert (refused["state"], refused["failure_code"]) == ("failed", "charge_disputed")
-    closed = httpx.post(f"{sandbox}/v1/disputes/{dispute_id}/close", headers=PSP_AUTH)
+    closed = loopback.post(f"{sandbox}/v1/disputes/{dispute_id}/close", headers=PSP_AUTH)
     assert closed.status_code == 200 and closed.json()["status"] == "lost"
     lost = wait_dispute(DisputeState.LOST, psp_dispute_id=dispute_id)
     assert lost.amount == 3_000 and lost.reason == "product_not_received" and lost.reinstated_at is None
     assert payable(seller) == 8_000 - commission_for(8_000) - 4_500
-    late = httpx.post(f"{sandbox}/_sandbox/disputes/{dispute_id}/outcome", json={"outcome": "won"})
+    late = loopback.post(f"{sandbox}/_sandbox/disputes/{dispute_id}/outcome", json={"outcome": "won"})
     assert late.status_code == 400
 
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 from django.conf import settings
 from django.core.management import call_command
@@ -30,6 +29,7 @@ from django.db import connection
 
 from config.celery_app import app
 from conftest import wait_for
+from core.tests import loopback
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from payments.models import PaymentEventState, PaymentOrder, SuspectedDoubleCharge
@@ -97,11 +97,11 @@ assert {f.path for f in SCHEDULE.values()} == RECOVERY_PATHS, "every recovery pa
 def sandbox_configure(sandbox_url: str, fault: Fault, *, webhook_url: str = "") -> None:
     """Set the sandbox up for one line of the schedule (on top of the reset the fixture did)."""
     config = {"seed": SEED, **fault.sandbox, "webhook_url": webhook_url if fault.webhooks else ""}
-    httpx.post(f"{sandbox_url}/_sandbox/config", json=config, timeout=5).raise_for_status()
+    loopback.post(f"{sandbox_url}/_sandbox/config", json=config, timeout=5).raise_for_status()
 
 
 def sandbox_set(sandbox_url: str, **config: Any) -> None:
-    httpx.post(f"{sandbox_url}/_sandbox/config", json=config, timeout=5).raise_for_status()
+    loopback.post(f"{sandbox_url}/_sandbox/config", json=config, timeout=5).raise_for_status()
 
 
 def psp_charges(sandbox_url: str, order_id: str) -> list[dict[str, Any]]:

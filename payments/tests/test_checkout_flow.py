@@ -2,11 +2,11 @@
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import pytest
 from django.core.management import call_command
 
 from conftest import wait_for
+from core.tests import loopback
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from payments.models import PaymentEvent, PaymentOrder, PaymentOrderTransition
@@ -36,7 +36,7 @@ def wait_terminal(api, event_id, timeout=30):
 
 
 def sandbox_money(sandbox_url):
-    return httpx.get(f"{sandbox_url}/_sandbox/charges", timeout=10).json()
+    return loopback.get(f"{sandbox_url}/_sandbox/charges", timeout=10).json()
 
 
 def assert_audit_clean():

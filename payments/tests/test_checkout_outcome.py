@@ -2,7 +2,6 @@
 transaction of the order that decides it; and CHECKOUT_ON_PARTIAL_FAILURE=refund_all."""
 import threading
 
-import httpx
 import pytest
 from django.core.management import call_command
 from django.db import connection
@@ -12,6 +11,7 @@ from rest_framework.test import APIClient
 
 from conftest import wait_for
 from core.services import api_client_create
+from core.tests import loopback
 from payments.models import (
     PaymentEvent,
     PaymentEventState,
@@ -250,7 +250,7 @@ def test_refund_all_refunds_only_the_succeeded_orders_once(settings, celery_work
         "system:refund_all"}
     for seller in sellers:
         assert wallet_selectors.wallet_balance(owner_id=seller.id, currency="usd") == 0
-    money = httpx.get(f"{sandbox}/_sandbox/charges", timeout=10).json()
+    money = loopback.get(f"{sandbox}/_sandbox/charges", timeout=10).json()
     succeeded_refunds = [r for r in money["refunds"] if r["status"] == "succeeded"]
     assert sorted(r["payment_order_id"] for r in succeeded_refunds) == sorted(o.id for o in paid)
     assert money["totals"]["usd"] == {"captured": 3000, "refunded": 3000, "count": 2}

@@ -6,12 +6,12 @@ import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from django.db import connection
 from django.utils import timezone
 
 from conftest import wait_for
+from core.tests import loopback
 from payments.models import CheckoutSession, PaymentEvent, PaymentOrder
 from payments.tests.test_checkout_flow import assert_audit_clean, onboard, sandbox_money
 from payments.tests.test_psp_faults import configure
@@ -35,8 +35,8 @@ def create_session(api, sellers, *, key="cs-1", success_url=SUCCESS, cancel_url=
 
 def tokenise(sandbox_url, number="4242424242424242"):
     """What the PSP's card field does in its iframe: the number goes to the PSP, never to us."""
-    response = httpx.post(f"{sandbox_url}/v1/payment_methods", headers={"Authorization": "Bearer pk_test_sandbox"},
-                          data={"type": "card", "card[number]": number, "card[exp_month]": "12",
+    response = loopback.post(f"{sandbox_url}/v1/payment_methods", headers={"Authorization": "Bearer pk_test_sandbox"},
+                             data={"type": "card", "card[number]": number, "card[exp_month]": "12",
                                 "card[exp_year]": "34", "card[cvc]": "123"}, timeout=5)
     assert response.status_code == 200, response.text
     return response.json()["id"]
@@ -47,7 +47,7 @@ class Browser:
 
     def __init__(self, url):
         self.url = url
-        self.http = httpx.Client(timeout=30)
+        self.http = loopback.Client(timeout=30)
         self.page = self.http.get(url)
 
     @property
@@ -82,7 +82,7 @@ def test_a_two_seller_cart_paid_on_the_hosted_page(api, sandbox):
     for text in ("Mugs &amp; Co", "Tea House", "Blue mug × 2", "24.00 EUR", "15.00 EUR", "Pay 39.00 EUR",
                  f"{sandbox}/js/v1/sandbox.js", 'data-publishable-key="pk_test_sandbox"'):
         assert text in page.text, text
-    assert httpx.get(f"{sandbox}/js/v1/sandbox.js").headers["content-type"].startswith("application/javascript")
+    assert loopback.get(f"{sandbox}/js/v1/sandbox.js").headers["content-type"].startswith("application/javascript")
 
     token = tokenise(sandbox)
     other_tab = Browser(session["url"])  # a second tab, its card form ready too
@@ -198,7 +198,7 @@ def test_bad_input_is_a_400_in_the_error_shape(api, sandbox, change, param, code
 
 
 def test_an_unknown_session_is_a_clear_page(live_server):
-    response = httpx.get(f"{live_server.url}/pay/cs_00000000000000000000000000", timeout=5)
+    response = loopback.get(f"{live_server.url}/pay/cs_00000000000000000000000000", timeout=5)
     assert response.status_code == 404 and "not valid" in response.text
     assert urlsplit(live_server.url).scheme == "http"
 

@@ -1,9 +1,9 @@
 """One task per checkout of several orders: the buyer's card readied once (one PSP call for a new buyer), then
 the orders executed in the event's task, each as its own task would (its key, its claim, its transaction), and
 handed to a task of its own when its attempt ends retryable."""
-import httpx
 import pytest
 
+from core.tests import loopback
 from payments import services
 from payments.models import PaymentEvent, PaymentOrder, PaymentOrderState, PSPCustomer
 from payments.psp import get_psp
@@ -21,15 +21,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 def psp_calls(sandbox) -> dict[str, list[str]]:
     """The sandbox's events by the idempotency key of the request that made them."""
     calls: dict[str, list[str]] = {}
-    for stored in httpx.get(f"{sandbox}/_sandbox/events", timeout=5).json()["events"]:
+    for stored in loopback.get(f"{sandbox}/_sandbox/events", timeout=5).json()["events"]:
         event = stored["event"]
         calls.setdefault(event["request"]["idempotency_key"], []).append(event["type"])
     return calls
 
 
 def charged_customer(sandbox, order: PaymentOrder) -> str:
-    return httpx.get(f"{sandbox}/v1/payment_intents/{order.psp_reference}", auth=("sk_test_sandbox", ""),
-                     timeout=5).json()["customer"]
+    return loopback.get(f"{sandbox}/v1/payment_intents/{order.psp_reference}", auth=("sk_test_sandbox", ""),
+                        timeout=5).json()["customer"]
 
 
 def event_of(n: int, **fields) -> tuple[PaymentEvent, list[PaymentOrder]]:

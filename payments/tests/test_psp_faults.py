@@ -2,12 +2,12 @@
 unknown outcomes, lost tasks, refunds."""
 from datetime import timedelta
 
-import httpx
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from conftest import wait_for
+from core.tests import loopback
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from payments import services
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def configure(sandbox_url, **config):
-    httpx.post(f"{sandbox_url}/_sandbox/config", json=config, timeout=5).raise_for_status()
+    loopback.post(f"{sandbox_url}/_sandbox/config", json=config, timeout=5).raise_for_status()
 
 
 def one_order(api, *, payment_method="pm_card_visa", amount=1000, key="k1"):

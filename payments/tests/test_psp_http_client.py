@@ -12,11 +12,11 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpx
 import pytest
 import stripe
 
 from conftest import ROOT, _answers, _stop, free_port, wait_for
+from core.tests import loopback
 from payments.psp import http_client as http_client_module
 from payments.psp.base import PaymentRequest, PaymentStatus, PSPRetryableError, PSPUnknownOutcome
 from payments.psp.http_client import PSPHttpClient
@@ -29,7 +29,7 @@ SEARCH = "metadata['payment_order_id']:'nothing'"
 
 
 def configure(url, **config):
-    httpx.post(f"{url}/_sandbox/config", json=config, timeout=5).raise_for_status()
+    loopback.post(f"{url}/_sandbox/config", json=config, timeout=5).raise_for_status()
 
 
 def adapter(url, *, timeout=5.0):
@@ -249,7 +249,7 @@ class _ForwardingProxy(BaseHTTPRequestHandler):
     def _forward(self):
         self.seen.append((self.path, self.headers.get("Proxy-Authorization", "")))
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        with httpx.Client(timeout=5, trust_env=False) as upstream:
+        with loopback.Client(timeout=5, trust_env=False) as upstream:
             headers = {k: v for k, v in self.headers.items()
                        if k.lower() not in ("proxy-authorization", "host", "content-length")}
             answer = upstream.request(self.command, self.path, content=body, headers=headers)

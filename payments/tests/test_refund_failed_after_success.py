@@ -2,11 +2,11 @@
 bank sent the money back): the refund goes ``succeeded -> failed`` with an audit row naming the PSP's reason, its
 posting is reversed once (``refund:<id>:failed``), the seller's wallet gets back what the refund took, and its
 amount can be refunded again. Duplicated and out-of-order webhooks move money once."""
-import httpx
 import pytest
 from django.test import Client
 
 from conftest import wait_for
+from core.tests import loopback
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from ledger.models import LedgerTransaction
@@ -187,8 +187,8 @@ def test_the_psp_failing_a_paid_refund_reaches_us_by_webhook(api, sandbox, live_
     row.refresh_from_db()
     assert money(order) == {"wallet": 0, "payable": 0, "receivable": 0, "commission": 0}
 
-    httpx.post(f"{sandbox}/_sandbox/refunds/{row.psp_reference}/fail", json={"failure_reason": "lost_or_stolen_card"},
-               timeout=5).raise_for_status()
+    loopback.post(f"{sandbox}/_sandbox/refunds/{row.psp_reference}/fail",
+                  json={"failure_reason": "lost_or_stolen_card"}, timeout=5).raise_for_status()
 
     def processed() -> set[str]:
         return set(WebhookEvent.objects.filter(object_id=row.psp_reference, status=WebhookEvent.Status.PROCESSED,
@@ -204,8 +204,8 @@ def test_the_psp_failing_a_paid_refund_reaches_us_by_webhook(api, sandbox, live_
     assert api.get(f"/api/v1/refunds/{row.id}").json()["state"] == "failed"
     movements = WalletMovement.objects.count()
 
-    sent = httpx.get(f"{sandbox}/_sandbox/events", params={"type": "refund.failed"}, timeout=5).json()["events"]
-    httpx.post(f"{sandbox}/_sandbox/events/{sent[0]['id']}/resend", timeout=5).raise_for_status()
+    sent = loopback.get(f"{sandbox}/_sandbox/events", params={"type": "refund.failed"}, timeout=5).json()["events"]
+    loopback.post(f"{sandbox}/_sandbox/events/{sent[0]['id']}/resend", timeout=5).raise_for_status()
     wait_for(lambda: WebhookEvent.objects.get(pk=sent[0]["id"]).deliveries == 2, message="the resent event")
     assert WalletMovement.objects.count() == movements
     assert money(order) == {"wallet": 1000, "payable": -1000, "receivable": 1000, "commission": 0}
@@ -227,7 +227,7 @@ def test_an_operator_asks_the_psp_and_a_refund_failed_there_is_reversed(api, san
     row = Refund.objects.get(pk=created.json()["id"])
     wait_for(lambda: Refund.objects.get(pk=row.pk).state == RefundState.SUCCEEDED, message="the refund")
     row.refresh_from_db()
-    httpx.post(f"{sandbox}/_sandbox/refunds/{row.psp_reference}/fail", json={}, timeout=5).raise_for_status()
+    loopback.post(f"{sandbox}/_sandbox/refunds/{row.psp_reference}/fail", json={}, timeout=5).raise_for_status()
     assert Refund.objects.get(pk=row.pk).state == RefundState.SUCCEEDED  # we have not heard
     operator = _login("pat", "Payment operators")
 

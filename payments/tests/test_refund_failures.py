@@ -3,11 +3,11 @@ through ``refund.updated``/``refund.failed``): its reservation on the order is r
 is posted, the refund ends ``failed`` with the PSP's code, and the amount can be refunded again."""
 from datetime import timedelta
 
-import httpx
 import pytest
 from django.utils import timezone
 
 from conftest import wait_for
+from core.tests import loopback
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from ledger.models import LedgerTransaction
@@ -163,8 +163,8 @@ def test_a_refund_left_pending_is_resolved_without_its_webhook(api, sandbox):
 def httpx_refund_status(sandbox_url, refund) -> str:
     refund.refresh_from_db()
     if not refund.psp_reference:
-        found = httpx.get(f"{sandbox_url}/v1/refunds", params={"payment_intent": refund.payment_order.psp_reference},
-                          auth=("sk_test_sandbox", ""), timeout=5).json()["data"]
+        found = loopback.get(f"{sandbox_url}/v1/refunds", params={"payment_intent": refund.payment_order.psp_reference},
+                             auth=("sk_test_sandbox", ""), timeout=5).json()["data"]
         return found[0]["status"] if found else ""
-    return httpx.get(f"{sandbox_url}/v1/refunds/{refund.psp_reference}", auth=("sk_test_sandbox", ""),
-                     timeout=5).json()["status"]
+    return loopback.get(f"{sandbox_url}/v1/refunds/{refund.psp_reference}", auth=("sk_test_sandbox", ""),
+                        timeout=5).json()["status"]

@@ -1,9 +1,9 @@
 """A merchant learns a refund's outcome through the API alone."""
-import httpx
 import pytest
 
 from conftest import wait_for
 from core.services import api_client_create
+from core.tests import loopback
 from payments.tests.test_psp_faults import one_order, wait_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -33,7 +33,7 @@ def test_refunds_can_be_read_back_by_id_by_order_and_on_the_order(api, sandbox, 
 
     # Another client sees none of it.
     _, other_key = api_client_create(name="other shop")
-    with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {other_key}"}) as other:
+    with loopback.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {other_key}"}) as other:
         assert other.get(f"/api/v1/refunds/{created[0]['id']}").status_code == 404
         missing = other.get(f"/api/v1/payment-orders/{order.id}/refunds")
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "resource_missing"

@@ -1,5 +1,4 @@
 """Refunds that can't loop forever, can't be trusted blindly, and can't round the seller below zero."""
-import httpx
 import pytest
 from django.contrib.auth.models import Permission
 from django.db import transaction
@@ -8,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import wait_for
+from core.tests import loopback
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from payments.models import PaymentOrder, PaymentOrderState, Refund, RefundState
@@ -116,9 +116,9 @@ def test_refunds_dead_letter_after_their_attempts_and_a_replay_asks_the_psp_firs
         second = refund_create(client=order.payment_event.client, payment_order_id=order.id, amount=200,
                                reason="", actor="t")
         Refund.objects.filter(pk=second.pk).update(state=RefundState.DEAD_LETTER, attempts=F("attempts") + 6)
-    httpx.post(f"{sandbox}/v1/refunds", auth=("sk_test_sandbox", ""), timeout=5,
-               headers={"Idempotency-Key": "made-at-the-psp"},
-               data={"payment_intent": order.psp_reference, "amount": 200,
+    loopback.post(f"{sandbox}/v1/refunds", auth=("sk_test_sandbox", ""), timeout=5,
+                  headers={"Idempotency-Key": "made-at-the-psp"},
+                  data={"payment_intent": order.psp_reference, "amount": 200,
                      "metadata[refund_id]": second.id}).raise_for_status()
     assert refund_replay_dead_letter(refund_id=second.id, operator="alice", reason="ticket 12") == "succeeded"
     money = sandbox_money(sandbox)

@@ -3,11 +3,11 @@ single-use tokens, unknown payment methods and cards that want 3-D Secure."""
 import time
 from datetime import timedelta
 
-import httpx
 import pytest
 from django.utils import timezone
 
 from conftest import wait_for
+from core.tests import loopback
 from payments import services
 from payments.models import PaymentEvent, PaymentOrder, PaymentOrderState, PSPCustomer, Refund
 from payments.tests.factories import PaymentEventFactory, PaymentOrderFactory
@@ -20,8 +20,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 def tokenise(sandbox_url, number="4242424242424242"):
     """A buyer's card turned into a PaymentMethod, as Stripe.js would (a token, not a magic test id)."""
-    response = httpx.post(f"{sandbox_url}/v1/payment_methods", auth=("sk_test_sandbox", ""), timeout=5,
-                          data={"type": "card", "card[number]": number, "card[exp_month]": "12",
+    response = loopback.post(f"{sandbox_url}/v1/payment_methods", auth=("sk_test_sandbox", ""), timeout=5,
+                             data={"type": "card", "card[number]": number, "card[exp_month]": "12",
                                 "card[exp_year]": "2034", "card[cvc]": "123"})
     assert response.status_code == 200, response.text
     return response.json()["id"]
@@ -46,8 +46,8 @@ def test_one_token_pays_every_seller_through_the_buyers_customer(api, sandbox):
     money = sandbox_money(sandbox)
     assert money["totals"]["usd"]["count"] == 3 and money["double_charges"] == []
     for order in final["orders"]:
-        intent = httpx.get(f"{sandbox}/v1/payment_intents/{order['psp_reference']}", auth=("sk_test_sandbox", ""),
-                           timeout=5).json()
+        intent = loopback.get(f"{sandbox}/v1/payment_intents/{order['psp_reference']}", auth=("sk_test_sandbox", ""),
+                              timeout=5).json()
         assert intent["customer"] == customer.psp_customer_id and intent["payment_method"] == token
 
     # The same buyer's next checkout reuses their customer at the PSP.
@@ -124,9 +124,9 @@ def test_dead_letter_replay_asks_the_psp_first(api, sandbox):
     assert order.state == PaymentOrderState.DEAD_LETTER
     configure(sandbox, transient_error_rate=0.0)
     # Meanwhile the PSP did charge it (as a retry that went through would have).
-    httpx.post(f"{sandbox}/v1/payment_intents", auth=("sk_test_sandbox", ""), timeout=5,
-               headers={"Idempotency-Key": order.id},
-               data={"amount": 1000, "currency": "usd", "payment_method": "pm_card_visa", "confirm": "true",
+    loopback.post(f"{sandbox}/v1/payment_intents", auth=("sk_test_sandbox", ""), timeout=5,
+                  headers={"Idempotency-Key": order.id},
+                  data={"amount": 1000, "currency": "usd", "payment_method": "pm_card_visa", "confirm": "true",
                      "off_session": "true", "allowed_payment_method_types[0]": "card",
                      "metadata[payment_order_id]": order.id}).raise_for_status()
     configure(sandbox, search_lag_s=0)

@@ -4,11 +4,11 @@ code, an abandoned one is cancelled at the PSP and expires. Real HTTP, worker an
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
 from django.utils import timezone
 
 from conftest import wait_for
+from core.tests import loopback
 from ledger import selectors as ledger_selectors
 from payments import services
 from payments.models import PaymentEvent, PaymentOrder, PaymentOrderState, PaymentOrderTransition, WebhookEvent
@@ -43,16 +43,16 @@ def wait_all(event_id, *states):
 
 def answer_challenge(challenge_url, outcome):
     """The buyer on the sandbox's challenge page: its form posts the outcome, the sandbox redirects back."""
-    page = httpx.get(challenge_url, timeout=5)
+    page = loopback.get(challenge_url, timeout=5)
     assert page.status_code == 200 and "3D Secure" in page.text
-    response = httpx.post(challenge_url, data={"outcome": outcome}, timeout=5)
+    response = loopback.post(challenge_url, data={"outcome": outcome}, timeout=5)
     assert response.status_code == 302, response.text
     return response.headers["location"]
 
 
 def follow_return(url):
     """The buyer's browser arriving on our return URL: where do we send them?"""
-    response = httpx.get(url, timeout=30)
+    response = loopback.get(url, timeout=30)
     assert response.status_code == 302, response.text
     return response.headers["location"]
 
@@ -169,12 +169,12 @@ def test_an_abandoned_challenge_is_cancelled_at_the_psp_and_expires(api, sandbox
 
     order.refresh_from_db()
     assert order.state == PaymentOrderState.FAILED and order.failure_code == "authentication_expired"
-    intent = httpx.get(f"{sandbox}/v1/payment_intents/{order.psp_reference}", auth=("sk_test_sandbox", ""),
-                       timeout=5).json()
+    intent = loopback.get(f"{sandbox}/v1/payment_intents/{order.psp_reference}", auth=("sk_test_sandbox", ""),
+                          timeout=5).json()
     assert intent["status"] == "canceled" and intent["cancellation_reason"] == "abandoned"
     # The buyer coming back later can no longer pay: the challenge is gone and nothing is charged.
     assert order.next_action_url == ""
-    late = httpx.post(f"{sandbox}/_sandbox/3ds/{order.psp_reference}", data={"outcome": "succeed"}, timeout=5)
+    late = loopback.post(f"{sandbox}/_sandbox/3ds/{order.psp_reference}", data={"outcome": "succeed"}, timeout=5)
     assert late.status_code == 400
     event = PaymentEvent.objects.get(pk=created["id"])
     assert follow_return(event.psp_return_url).startswith("https://shop.example/")
@@ -200,9 +200,9 @@ def test_the_janitor_applies_a_challenge_answered_but_never_reported(api, sandbo
 
 
 def test_a_return_for_an_unknown_checkout_is_a_clear_page(live_server):
-    response = httpx.get(f"{live_server.url}/pay/return/pe_00000000000000000000000000", timeout=5)
+    response = loopback.get(f"{live_server.url}/pay/return/pe_00000000000000000000000000", timeout=5)
     assert response.status_code == 404 and "not valid" in response.text
-    assert httpx.post(f"{live_server.url}/pay/return/pe_00000000000000000000000000", timeout=5).status_code == 405
+    assert loopback.post(f"{live_server.url}/pay/return/pe_00000000000000000000000000", timeout=5).status_code == 405
 
 
 @pytest.mark.parametrize("return_url", ["ftp://shop.example/back", "javascript:alert(1)", "/relative/path",

@@ -2,11 +2,11 @@
 worker and PSP sandbox."""
 from __future__ import annotations
 
-import httpx
 from django.db import connection
 from django.utils import timezone
 
 from conftest import wait_for
+from core.tests import loopback
 from payouts.models import Payout
 
 PSP_AUTH = {"Authorization": "Bearer sk_test_sandbox"}
@@ -56,7 +56,7 @@ def age_holds(*seller_ids):
 
 def connect_webhooks(sandbox, live_server, settings):
     """The Connect endpoint at the sandbox, pointing at our /webhooks/psp/connect, and its secret ours."""
-    response = httpx.post(f"{sandbox}/v1/webhook_endpoints", headers=PSP_AUTH, data={
+    response = loopback.post(f"{sandbox}/v1/webhook_endpoints", headers=PSP_AUTH, data={
         "url": f"{live_server.url}/webhooks/psp/connect", "enabled_events[]": "*", "connect": "true"})
     assert response.status_code == 200, response.text
     settings.PSP_CONNECT_WEBHOOK_SECRET = response.json()["secret"]
@@ -64,18 +64,18 @@ def connect_webhooks(sandbox, live_server, settings):
 
 
 def sandbox_config(sandbox, **config):
-    httpx.post(f"{sandbox}/_sandbox/config", json=config, timeout=5).raise_for_status()
+    loopback.post(f"{sandbox}/_sandbox/config", json=config, timeout=5).raise_for_status()
 
 
 def psp_payouts(sandbox, bank_account):
-    response = httpx.get(f"{sandbox}/v1/payouts", params={"destination": bank_account, "limit": 100},
-                         headers=PSP_AUTH)
+    response = loopback.get(f"{sandbox}/v1/payouts", params={"destination": bank_account, "limit": 100},
+                            headers=PSP_AUTH)
     assert response.status_code == 200, response.text
     return response.json()["data"]
 
 
 def psp_transfers(sandbox, account):
-    response = httpx.get(f"{sandbox}/v1/transfers", params={"destination": account, "limit": 100}, headers=PSP_AUTH)
+    response = loopback.get(f"{sandbox}/v1/transfers", params={"destination": account, "limit": 100}, headers=PSP_AUTH)
     assert response.status_code == 200, response.text
     return response.json()["data"]
 

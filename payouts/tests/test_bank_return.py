@@ -6,12 +6,12 @@ from __future__ import annotations
 from io import StringIO
 from pathlib import Path
 
-import httpx
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
 from conftest import wait_for
+from core.tests import loopback
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from payouts.models import Payout, PayoutState, PayoutTransition
@@ -50,8 +50,8 @@ def postings(payout_id):
 
 
 def bank_returns(sandbox, psp_payout_id, code="account_closed"):
-    response = httpx.post(f"{sandbox}/_sandbox/payouts/{psp_payout_id}/return", json={"failure_code": code},
-                          timeout=10)
+    response = loopback.post(f"{sandbox}/_sandbox/payouts/{psp_payout_id}/return", json={"failure_code": code},
+                             timeout=10)
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "failed"
 
@@ -90,7 +90,7 @@ def test_a_paid_payout_the_bank_sends_back_gives_the_money_back(api, sandbox, li
     again = psp.retrieve_payout(paid.psp_payout_id, psp_account=paid.psp_account_id)
     assert again.status == "failed"
     assert payout_apply_result(payout_id=payout.id, result=again, actor="test") == PayoutState.FAILED
-    for event in httpx.get(f"{sandbox}/_sandbox/events", timeout=10).json()["events"]:
+    for event in loopback.get(f"{sandbox}/_sandbox/events", timeout=10).json()["events"]:
         if event["type"].startswith("payout.") and event["event"]["data"]["object"]["id"] == paid.psp_payout_id:
             payload = {**event["event"], "id": event["id"] + "_again"}  # another delivery, another event id
             payout_webhook_receive(event=payload)
@@ -130,7 +130,7 @@ def test_returned_payout_webhooks_out_of_order_and_the_report_before_our_books(
     assert (brk.break_class, brk.object_id, brk.state) == ("payout_failed_at_psp", payout.id, "open")
     assert "in_transit in our books" in brk.description
 
-    events = [e for e in httpx.get(f"{sandbox}/_sandbox/events", timeout=10).json()["events"]
+    events = [e for e in loopback.get(f"{sandbox}/_sandbox/events", timeout=10).json()["events"]
               if e["type"] in ("payout.paid", "payout.failed")
               and e["event"]["data"]["object"]["id"] == sent.psp_payout_id]
     assert [e["type"] for e in events] == ["payout.paid", "payout.failed"]

@@ -3,12 +3,12 @@ paid), and a bank account that refused a payout for good: not paid to again unti
 from datetime import timedelta
 from io import StringIO
 
-import httpx
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
 from conftest import wait_for
+from core.tests import loopback
 from payouts.models import Payout, PayoutAccount, PayoutAccountChange, PayoutRunItem, PayoutState
 from payouts.services import payouts_recover, payouts_run
 from payouts.tests import helpers as h
@@ -44,8 +44,8 @@ def test_every_webhook_lost_paid_failed_and_returned_are_found_by_the_recovery_r
     assert failed.failure_code == "no_account" and available(sellers["btok_us_verified_noAccount"]) == 2500
 
     back = recovered(payouts[returned_seller].id, PayoutState.PAID)
-    response = httpx.post(f"{sandbox}/_sandbox/payouts/{back.psp_payout_id}/return",
-                          json={"failure_code": "account_closed"}, timeout=10)
+    response = loopback.post(f"{sandbox}/_sandbox/payouts/{back.psp_payout_id}/return",
+                             json={"failure_code": "account_closed"}, timeout=10)
     assert response.status_code == 200, response.text
     back = recovered(back.id, PayoutState.FAILED)  # found by asking the PSP about a lately paid payout
     assert (back.failure_code, back.returned_at is not None) == ("account_closed", True)

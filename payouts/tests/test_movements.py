@@ -2,11 +2,11 @@
 naming the order, refund or payout behind it; a real worker and PSP sandbox."""
 from datetime import date
 
-import httpx
 import pytest
 
 from conftest import wait_for
 from core.services import api_client_create
+from core.tests import loopback
 from payments.services.postings import capture_posting_key, refund_posting_key
 from payouts.models import PayoutState
 from payouts.selectors import movement_source
@@ -60,7 +60,7 @@ def test_movements_name_what_is_behind_them_newest_first(api, sandbox, live_serv
     missing = api.get("/api/v1/sellers/sel_nope/movements")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "resource_missing"
     _, other_key = api_client_create(name="other shop")
-    with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {other_key}"}) as other:
+    with loopback.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {other_key}"}) as other:
         hidden = other.get(f"/api/v1/sellers/{seller}/movements")
         assert hidden.status_code == 404 and hidden.json()["error"]["code"] == "resource_missing"
 

@@ -1,7 +1,7 @@
 """Payout accounts through the HTTP API against the real PSP sandbox: only PSP ids and last4 kept."""
-import httpx
 import pytest
 
+from core.tests import loopback
 from payouts.models import PayoutAccount, PayoutAccountChange
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -19,7 +19,7 @@ def set_account(api, seller, key, **body):
 
 
 def psp_account(sandbox, account_id):
-    response = httpx.get(f"{sandbox}/v1/accounts/{account_id}", headers={"Authorization": "Bearer sk_test_x"})
+    response = loopback.get(f"{sandbox}/v1/accounts/{account_id}", headers={"Authorization": "Bearer sk_test_x"})
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -88,7 +88,7 @@ def test_unknown_or_foreign_seller_and_missing_key(api, sandbox, live_server):
     from core.services import api_client_create
 
     _, other_key = api_client_create(name="other shop")
-    with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {other_key}"}) as other:
+    with loopback.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {other_key}"}) as other:
         foreign = other.post("/api/v1/sellers", json={"name": "not yours"}).json()["id"]
     for seller in (foreign, "sel_nope"):
         response = set_account(api, seller, f"k-{seller}")

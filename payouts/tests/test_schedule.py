@@ -3,6 +3,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from core.tests import loopback
 from payouts.models import PayoutRun
 from payouts.tasks import payouts_recover_task, payouts_run_daily_task
 
@@ -28,7 +29,6 @@ def test_the_daily_task_makes_todays_run():
 def test_the_connect_endpoint_is_registered_at_the_psp(sandbox):
     from io import StringIO
 
-    import httpx
     from django.core.management import call_command
     from django.core.management.base import CommandError
 
@@ -36,8 +36,8 @@ def test_the_connect_endpoint_is_registered_at_the_psp(sandbox):
     call_command("psp_connect_endpoint", "http://127.0.0.1:9/webhooks/psp/connect", stdout=out)
     endpoint_id = out.getvalue().split()[2]
     assert "PSP_CONNECT_WEBHOOK_SECRET=whsec_" in out.getvalue()
-    at_psp = httpx.get(f"{sandbox}/v1/webhook_endpoints/{endpoint_id}",
-                       headers={"Authorization": "Bearer sk_test_sandbox"}).json()
+    at_psp = loopback.get(f"{sandbox}/v1/webhook_endpoints/{endpoint_id}",
+                          headers={"Authorization": "Bearer sk_test_sandbox"}).json()
     assert (at_psp["connect"], at_psp["url"], "secret" in at_psp) == (True, "http://127.0.0.1:9/webhooks/psp/connect",
                                                                       False)
     with pytest.raises(CommandError, match="https://"):

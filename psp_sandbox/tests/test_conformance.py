@@ -35,6 +35,7 @@ from stripe._object_classes import OBJECT_CLASSES
 from stripe._search_result_object import SearchResultObject
 from stripe._stripe_object import StripeObject, UntypedStripeObject
 
+from core.tests import loopback
 from psp_sandbox import objects
 
 API_KEY = "sk_test_conformance"
@@ -250,7 +251,7 @@ class Api:
     """Raw HTTP to the sandbox, as Stripe's wire format (form bodies, JSON answers)."""
 
     def __init__(self, url: str) -> None:
-        self.http = httpx.Client(
+        self.http = loopback.Client(
             base_url=url,
             timeout=10,
             headers={"Authorization": f"Bearer {API_KEY}", "Stripe-Version": stripe.api_version},

@@ -3,9 +3,9 @@ call, as on Stripe; a token Stripe would refuse to attach is refused the same wa
 
 from __future__ import annotations
 
-import httpx
 import stripe
 
+from core.tests import loopback
 from psp_sandbox.tests.test_sandbox import sb_call
 from psp_sandbox.tests.test_stripe_rules import _create_pm, events, pay, refused
 
@@ -62,6 +62,6 @@ def test_what_attaching_refuses_creating_with_it_refuses_and_no_customer_is_made
     made = _customers(url)
     assert made[0] == first.id and len(made) == 2  # the refused creates made none (the second is attach's own)
     assert [e["data"]["object"]["id"] for e in events(url, "payment_method.attached")] == [token]
-    r = httpx.get(f"{url}/v1/payment_methods/{token}", auth=("sk_test_x", ""))
+    r = loopback.get(f"{url}/v1/payment_methods/{token}", auth=("sk_test_x", ""))
     assert r.json()["customer"] == first.id
     assert sb_call(url, "/_sandbox/charges")["double_charges"] == []

@@ -10,6 +10,7 @@ import httpx
 import pytest
 import stripe
 
+from core.tests import loopback
 from psp_sandbox.tests.test_sandbox import make_client, sb_call, wait_for
 
 ADAPTER = {"allowed_payment_method_types": ["card"], "confirm": True, "off_session": True}
@@ -83,7 +84,7 @@ def _create_pm(url: str, number: str | None = None, **card: str) -> httpx.Respon
     if number:
         data["card[number]"] = number
     data.update({f"card[{k}]": v for k, v in card.items()})
-    return httpx.post(f"{url}/v1/payment_methods", data=data, headers={"Authorization": "Bearer pk_test_abc"})
+    return loopback.post(f"{url}/v1/payment_methods", data=data, headers={"Authorization": "Bearer pk_test_abc"})
 
 
 @pytest.mark.parametrize(
@@ -125,7 +126,7 @@ def test_card_numbers_refused(url: str, client: stripe.StripeClient) -> None:
     pm = _create_pm(url, "4000056655665556").json()
     assert pm["card"]["funding"] == "debit"
     # a publishable key serves only this endpoint
-    r = httpx.get(f"{url}/v1/payment_methods/{pm['id']}", headers={"Authorization": "Bearer pk_test_abc"})
+    r = loopback.get(f"{url}/v1/payment_methods/{pm['id']}", headers={"Authorization": "Bearer pk_test_abc"})
     assert r.status_code == 401
 
 
@@ -197,7 +198,7 @@ def test_payment_method_types_by_api_version(url: str, client: stripe.StripeClie
     def legacy(**form: str) -> httpx.Response:
         data = {"amount": "1000", "currency": "usd", "payment_method": "pm_card_visa", "confirm": "true", **form}
         headers = {"Authorization": "Bearer sk_test_x", "Stripe-Version": "2024-06-20"}
-        return httpx.post(f"{url}/v1/payment_intents", data=data, headers=headers)
+        return loopback.post(f"{url}/v1/payment_intents", data=data, headers=headers)
 
     assert legacy(**{"payment_method_types[0]": "card"}).json()["status"] == "succeeded"
     refused_old = legacy(**{"allowed_payment_method_types[0]": "card"}).json()["error"]
@@ -275,9 +276,9 @@ def test_three_d_secure_challenge(url: str, client: stripe.StripeClient) -> None
     pi = pay(client, payment_method="pm_card_threeDSecureRequired", off_session=None, return_url="https://shop.test/r?a=1")
     assert pi.status == "requires_action" and pi.next_action.type == "redirect_to_url"
     assert pi.next_action.redirect_to_url.return_url == "https://shop.test/r?a=1" and pi.latest_charge is None
-    page = httpx.get(pi.next_action.redirect_to_url.url)
+    page = loopback.get(pi.next_action.redirect_to_url.url)
     assert page.status_code == 200 and 'value="succeed"' in page.text and 'value="fail"' in page.text
-    done = httpx.post(pi.next_action.redirect_to_url.url, data={"outcome": "succeed"})
+    done = loopback.post(pi.next_action.redirect_to_url.url, data={"outcome": "succeed"})
     assert done.status_code == 302
     location = done.headers["location"]
     assert location.startswith("https://shop.test/r?a=1&payment_intent=" + pi.id)
@@ -292,7 +293,7 @@ def test_three_d_secure_challenge(url: str, client: stripe.StripeClient) -> None
 def test_three_d_secure_failed_and_cancel(url: str, client: stripe.StripeClient) -> None:
     sdk = pay(client, payment_method="pm_card_threeDSecure2Required", off_session=None)
     assert sdk.status == "requires_action" and sdk.next_action.type == "use_stripe_sdk"
-    answer = httpx.post(f"{url}/_sandbox/3ds/{sdk.id}", data={"outcome": "fail"})
+    answer = loopback.post(f"{url}/_sandbox/3ds/{sdk.id}", data={"outcome": "fail"})
     assert answer.status_code == 200 and answer.json()["payment_intent"]["status"] == "requires_payment_method"
     failed = client.v1.payment_intents.retrieve(sdk.id)
     assert failed.last_payment_error.code == "payment_intent_authentication_failure"
@@ -323,13 +324,13 @@ def test_request_ids_and_api_version(url: str) -> None:
     for event in events(url):
         assert event["request"] == {"id": req_id, "idempotency_key": "k-req"}
         assert event["api_version"] == stripe.api_version
-    r = httpx.post(
+    r = loopback.post(
         f"{url}/v1/customers",
         headers={"Authorization": "Bearer sk_test_x", "Stripe-Version": "2024-06-20"},
     )
     assert r.headers["Stripe-Version"] == "2024-06-20"
     assert events(url, "customer.created")[0]["api_version"] == "2024-06-20"
-    r = httpx.post(f"{url}/v1/customers", headers={"Authorization": "Bearer sk_test_x", "Stripe-Version": "latest!"})
+    r = loopback.post(f"{url}/v1/customers", headers={"Authorization": "Bearer sk_test_x", "Stripe-Version": "latest!"})
     assert r.status_code == 400
 
 
@@ -380,7 +381,7 @@ def test_config_changes_while_payments_flow_never_deadlock(url: str, client: str
 
     def configure(n: int) -> int:
         lag = 0.0 if n % 2 else 2.0
-        return httpx.post(f"{url}/_sandbox/config", json={"search_lag_s": lag}, timeout=10).status_code
+        return loopback.post(f"{url}/_sandbox/config", json={"search_lag_s": lag}, timeout=10).status_code
 
     def charge(_: int) -> str:
         return pay(client).status

@@ -9,12 +9,12 @@ from __future__ import annotations
 from io import StringIO
 from pathlib import Path
 
-import httpx
 import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from conftest import wait_for
+from core.tests import loopback
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from payouts.audit import payout_settlement_problems
@@ -32,8 +32,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def settle(sandbox, day, directory) -> dict:
-    response = httpx.post(f"{sandbox}/_sandbox/settlements", json={"date": day.isoformat(),
-                                                                   "directory": str(directory)}, timeout=10)
+    response = loopback.post(f"{sandbox}/_sandbox/settlements", json={"date": day.isoformat(),
+                                                                      "directory": str(directory)}, timeout=10)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -45,7 +45,7 @@ def import_all(written: dict) -> None:
 
 
 def psp_holds(sandbox, day) -> dict[str, int]:
-    response = httpx.get(f"{sandbox}/_sandbox/balance", params={"paid_out_through": day.isoformat()}, timeout=10)
+    response = loopback.get(f"{sandbox}/_sandbox/balance", params={"paid_out_through": day.isoformat()}, timeout=10)
     assert response.status_code == 200, response.text
     return {currency: held["total"] for currency, held in response.json()["currencies"].items()}
 

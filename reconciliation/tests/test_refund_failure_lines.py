@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
 from conftest import wait_for
+from core.tests import loopback
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from payments.models import Refund, RefundState
@@ -45,11 +45,11 @@ def test_a_refund_failure_line_breaks_until_the_refund_is_reversed_then_matches(
 
     assert wallet() == 600
     # The buyer's bank sends it back. No webhook reaches us (none is configured): only the settlement says so.
-    httpx.post(f"{sandbox}/_sandbox/refunds/{refund.psp_reference}/fail", json={}, timeout=5).raise_for_status()
+    loopback.post(f"{sandbox}/_sandbox/refunds/{refund.psp_reference}/fail", json={}, timeout=5).raise_for_status()
 
     day = timezone.now().date()
-    written = httpx.post(f"{sandbox}/_sandbox/settlements", json={"date": day.isoformat(),
-                                                                  "directory": str(tmp_path)}, timeout=10).json()
+    written = loopback.post(f"{sandbox}/_sandbox/settlements", json={"date": day.isoformat(),
+                                                                     "directory": str(tmp_path)}, timeout=10).json()
     for key in ("settlement_report", "bank_statement"):
         assert settlement_file_import(path=Path(written[key]), actor="test").malformed == 0
     assert SettlementLine.objects.get(record_type="refund_failure").source_reference == refund.psp_reference

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
 from conftest import wait_for
+from core.tests import loopback
 from ledger import accounts
 from ledger import selectors as ledger_selectors
 from payments.models import PaymentOrder
@@ -41,8 +41,8 @@ def test_a_sandbox_day_reconciles_with_no_breaks(api, sandbox, tmp_path):
     assert PaymentOrder.objects.filter(state="succeeded").count() == 4
 
     day = timezone.now().date()
-    response = httpx.post(f"{sandbox}/_sandbox/settlements",
-                          json={"date": day.isoformat(), "directory": str(tmp_path)}, timeout=10)
+    response = loopback.post(f"{sandbox}/_sandbox/settlements",
+                             json={"date": day.isoformat(), "directory": str(tmp_path)}, timeout=10)
     assert response.status_code == 200, response.text
     written = response.json()
     assert {p["currency"] for p in written["payouts"]} == {"usd", "eur"}

@@ -47,13 +47,21 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
+def _stop(proc: subprocess.Popen, *, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+    """Send ``sig`` and wait; killed if it has not ended within ``timeout``."""
+    proc.send_signal(sig)
     try:
-        proc.wait(timeout=20)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def _interrupt(proc: subprocess.Popen) -> None:
+    """A run of our own stack (the fuzz, a chaos run) still going: a KeyboardInterrupt in it stops its processes
+    and drops its database, given a minute."""
+    if proc.poll() is None:
+        _stop(proc, sig=signal.SIGINT, timeout=60)
 
 
 @pytest.fixture(scope="session")
@@ -181,13 +189,7 @@ def pytest_sessionfinish(session, exitstatus):
     proc, workdir = session.config.stash.get(API_FUZZ, (None, None))
     if proc is None:
         return
-    if proc.poll() is None:  # the session ended first (interrupted, -x): let it clean up
-        proc.send_signal(signal.SIGINT)  # its stack stops its processes and drops its database
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    _interrupt(proc)  # the session ended first (interrupted, -x)
     if exitstatus == 0:
         import shutil
 

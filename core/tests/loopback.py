@@ -7,12 +7,9 @@ calls are httpx's own in everything else.
 """
 from __future__ import annotations
 
-import ssl
-
-import certifi
 import httpx
 
-TLS = ssl.create_default_context(cafile=certifi.where())  # what httpx makes for verify=True
+TLS = httpx.create_ssl_context()  # what httpx makes for each client with verify=True
 
 
 def get(url: str, **kwargs) -> httpx.Response:

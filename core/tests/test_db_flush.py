@@ -91,31 +91,47 @@ def test_permissions_changed_by_a_test_get_djangos_flush_which_makes_them_again(
     assert db_flush._empty("default")  # the permissions as Django's flush made them are the snapshot now
 
 
-def test_a_writer_still_running_is_waited_for_and_its_rows_are_emptied_too():
+def _other_connection() -> psycopg.Connection:
+    """A connection of its own to the test database: a worker's or a live server's transaction."""
     db = settings.DATABASES["default"]
-    with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"] or None,
-                         dbname=db["NAME"]) as writer:
+    return psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"] or None,
+                           dbname=db["NAME"])
+
+
+def _flush_waiting_for(other: psycopg.Connection) -> tuple[threading.Thread, list[BaseException]]:
+    """The flush started in a thread, returned once it waits on ``other``'s transaction; what it raised is
+    collected in the list."""
+    failures: list[BaseException] = []
+
+    def flush() -> None:
+        try:
+            db_flush._empty("default")
+        except BaseException as exc:  # noqa: BLE001  (the caller asserts the list)
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    flusher = threading.Thread(target=flush)
+    flusher.start()
+    with connection.cursor() as cursor:
+        def blocked() -> bool:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                           [other.info.backend_pid])
+            return cursor.fetchone()[0] == 1
+
+        wait_for(blocked, timeout=10, message="the flush to wait for the other transaction")
+    return flusher, failures
+
+
+def test_a_writer_still_running_is_waited_for_and_its_rows_are_emptied_too():
+    with _other_connection() as writer:
         writer.execute("INSERT INTO core_apiclient (id, name, key_prefix, key_hash, is_active, created_at) "
                        "VALUES ('cli_late', 'late', 'mk', 'late', true, now())")  # not committed yet
-
-        def flush() -> None:
-            try:
-                db_flush._empty("default")
-            finally:
-                connections.close_all()
-
-        flusher = threading.Thread(target=flush)
-        flusher.start()
-        with connection.cursor() as cursor:
-            def blocked() -> bool:
-                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
-                               [writer.info.backend_pid])
-                return cursor.fetchone()[0] == 1
-
-            wait_for(blocked, timeout=10, message="the flush to wait for the writer")
+        flusher, failures = _flush_waiting_for(writer)
         writer.commit()
         flusher.join(timeout=10)
     assert not flusher.is_alive()
+    assert failures == []
     assert not ApiClient.objects.exists()
 
 
@@ -125,29 +141,9 @@ def test_a_transaction_that_deadlocks_with_the_flush_goes_on_and_the_flush_is_tr
     tables = connection.introspection.django_table_names(only_existing=True, include_views=False)
     first, last = tables[0], tables[-1]
     ApiClient.objects.create(name="kept until the flush", key_prefix="mk", key_hash="h")
-    db = settings.DATABASES["default"]
-    with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"] or None,
-                         dbname=db["NAME"]) as worker:
+    with _other_connection() as worker:
         worker.execute(f'SELECT count(*) FROM "{last}"')  # holds ACCESS SHARE on the last table, uncommitted
-        failures: list[BaseException] = []
-
-        def flush() -> None:
-            try:
-                db_flush._empty("default")
-            except BaseException as exc:  # noqa: BLE001  (asserted below)
-                failures.append(exc)
-            finally:
-                connections.close_all()
-
-        flusher = threading.Thread(target=flush)
-        flusher.start()
-        with connection.cursor() as cursor:
-            def blocked() -> bool:
-                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
-                               [worker.info.backend_pid])
-                return cursor.fetchone()[0] == 1
-
-            wait_for(blocked, timeout=10, message="the flush to wait for the worker's table")
+        flusher, failures = _flush_waiting_for(worker)
         worker.execute(f'SELECT count(*) FROM "{first}"')  # waits on the flush: a deadlock, the flush aborted
         worker.commit()
         flusher.join(timeout=30)

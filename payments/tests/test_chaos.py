@@ -6,14 +6,12 @@ test reads its own run's outcome.
 """
 import json
 import os
-import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from conftest import ROOT, _interrupt
 
 # bench/chaos.py's arguments and Redis databases (broker, rate limiter), by the test that reads the run. A broker
 # database each: a restarted worker restores the expired unacknowledged messages of its whole database (kombu's
@@ -44,13 +42,7 @@ def chaos_runs(request, tmp_path_factory):
                                            stdout=stdout, stderr=stderr), out, err)
     yield runs
     for proc, _, _ in runs.values():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)  # a KeyboardInterrupt: chaos.py's stack stops its processes, drops its db
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _interrupt(proc)
 
 
 def outcome(chaos_runs, name: str) -> dict:
